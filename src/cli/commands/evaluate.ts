@@ -1,0 +1,65 @@
+import { writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { Classifier, DEFAULT_MODEL_PATH } from '../../model/classifier.js';
+import { evaluateModel } from '../../training/evaluate.js';
+import { renderReportHtml } from '../../training/report.js';
+import { pct, progressBar, table } from '../progress.js';
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+export function registerEvaluate(program: Command): void {
+  program
+    .command('evaluate')
+    .description('Score a model on labelled folders: accuracy, precision/recall/F1, confusion matrix, calibration')
+    .requiredOption('--data <dir>', 'a labelled dataset folder; repeatable', collect, [])
+    .option('--model <file>', 'model.onnx (default: the bundled model)', DEFAULT_MODEL_PATH)
+    .option('--json', 'print one JSON object on stdout')
+    .option('--report <file.html>', 'also write an HTML report with the confusion matrix and a reliability diagram')
+    .action(async (o: { data: string[]; model: string; json?: boolean; report?: string }) => {
+      const classifier = await Classifier.load(o.model);
+      const bar = progressBar('Evaluating');
+      const r = await evaluateModel(classifier, o.data, { onProgress: (d, t) => bar.update(d, t) });
+      bar.stop();
+      await classifier.close();
+      if (o.report) {
+        writeFileSync(
+          o.report,
+          renderReportHtml(r, r.bins, {
+            title: `HematoVision evaluation — ${o.data.join(', ')}`,
+            model: `${classifier.card.name} ${classifier.card.version}`,
+            data: o.data.join(', '),
+            imagesPerSecond: r.imagesPerSecond,
+          }),
+        );
+      }
+      if (o.json) {
+        const { accuracy, macroF1, ece, n, classes, perClass, confusionMatrix, skipped, noCell, imagesPerSecond } = r;
+        const unreadable = r.unreadable.length;
+        console.log(
+          JSON.stringify({ accuracy, macroF1, ece, n, classes, perClass, confusionMatrix, skipped, noCell, unreadable, imagesPerSecond }),
+        );
+        return;
+      }
+      console.log(
+        table(
+          ['class', 'precision', 'recall', 'F1', 'support'],
+          r.classes.map((c) => {
+            const p = r.perClass[c];
+            return [c, pct(p.precision), pct(p.recall), pct(p.f1), p.support];
+          }),
+        ),
+      );
+      console.log('\nConfusion matrix (rows true, columns predicted):');
+      console.log(table(['', ...r.classes], r.classes.map((c, i) => [c, ...r.confusionMatrix[i]])));
+      console.log(
+        `\nn ${r.n}  accuracy ${pct(r.accuracy)}  macro-F1 ${pct(r.macroF1)}  ECE ${r.ece.toFixed(3)}  ` +
+          `${r.imagesPerSecond.toFixed(0)} images/s`,
+      );
+      if (r.noCell) console.log(`${r.noCell} image(s) with no white cell found, counted as errors.`);
+      const unknown = Object.entries(r.skipped.unknownClass);
+      if (unknown.length) console.log(`Skipped classes the model does not know: ${unknown.map(([c, n]) => `${c} (${n})`).join(', ')}`);
+      if (r.skipped.nonImage) console.log(`Skipped ${r.skipped.nonImage} non-image file(s).`);
+      for (const u of r.unreadable) console.error(`unreadable: ${u.path}: ${u.reason}`);
+      if (o.report) console.log(`Report: ${o.report}`);
+    });
+}

@@ -1,0 +1,94 @@
+import { readdirSync, statSync } from 'node:fs';
+import { extname, join } from 'node:path';
+import type { Command } from 'commander';
+import { DatasetError, HematoError } from '../../errors.js';
+import { DEFAULT_MODEL_PATH } from '../../model/classifier.js';
+import { pipeline, type ImageAnalysis } from '../../pipeline.js';
+import { pct, progressBar } from '../progress.js';
+
+const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png', '.tif', '.tiff', '.webp', '.bmp']);
+
+/** Files named, and image files inside folders named (recursively, sorted). */
+function expand(paths: string[]): string[] {
+  const out: string[] = [];
+  for (const p of paths) {
+    let st;
+    try {
+      st = statSync(p);
+    } catch {
+      throw new DatasetError(`No such file or folder: ${p}`);
+    }
+    if (st.isDirectory()) {
+      const walk = (dir: string) => {
+        for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+          if (e.name.startsWith('.')) continue;
+          const f = join(dir, e.name);
+          if (e.isDirectory()) walk(f);
+          else if (IMAGE_EXT.has(extname(e.name).toLowerCase())) out.push(f);
+        }
+      };
+      walk(p);
+    } else out.push(p);
+  }
+  if (out.length === 0) throw new DatasetError(`No images found in ${paths.join(', ')}.`);
+  return out;
+}
+
+type Row = { file: string } & (Omit<ImageAnalysis, 'heatmapPng'> | { error: string; message: string });
+
+export function registerPredict(program: Command): void {
+  program
+    .command('predict')
+    .description('Classify images (files or folders): label, confidence, every class probability, needs-review flag')
+    .argument('<paths...>', 'image files or folders')
+    .option('--model <file>', 'model.onnx (default: the bundled model)', DEFAULT_MODEL_PATH)
+    .option('--json', 'print a JSON array on stdout')
+    .option('--csv', 'print CSV on stdout')
+    .action(async (paths: string[], o: { model: string; json?: boolean; csv?: boolean }) => {
+      const files = expand(paths);
+      const vision = await pipeline({ model: o.model });
+      const classes = vision.card.classes;
+      const rows: Row[] = [];
+      const bar = progressBar('Predicting');
+      for (const [i, file] of files.entries()) {
+        try {
+          const { heatmapPng: _h, ...r } = await vision.analyze(file);
+          rows.push({ file, ...r });
+        } catch (e) {
+          if (!(e instanceof HematoError)) throw e;
+          // One bad image never stops the batch.
+          rows.push({ file, error: e.code, message: e.message });
+        }
+        bar.update(i + 1, files.length);
+      }
+      bar.stop();
+      await vision.close();
+      const failed = rows.filter((r) => 'error' in r).length;
+      if (o.json) console.log(JSON.stringify(rows, null, 2));
+      else if (o.csv) {
+        const q = (s: string) => (/[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
+        console.log(['file', 'label', 'confidence', 'needsReview', 'cells', ...classes, 'error'].join(','));
+        for (const r of rows) {
+          if ('error' in r) console.log([q(r.file), '', '', '', '', ...classes.map(() => ''), q(r.message)].join(','));
+          else
+            console.log(
+              [q(r.file), r.label ?? '', r.confidence.toFixed(4), r.needsReview, r.cells.length, ...classes.map((c) => (r.probabilities[c] ?? 0).toFixed(4)), ''].join(','),
+            );
+        }
+      } else {
+        for (const r of rows) {
+          if ('error' in r) console.log(`${r.file}: ERROR ${r.message}`);
+          else if (r.label === null) console.log(`${r.file}: ${r.message ?? 'no answer'}`);
+          else {
+            const probs = classes.map((c) => `${c} ${pct(r.probabilities[c])}`).join(', ');
+            const cells = r.cells.length > 1 ? ` [${r.cells.length} cells: ${r.cells.map((c) => c.label).join(', ')}]` : '';
+            console.log(`${r.file}: ${r.label} ${pct(r.confidence)}${r.needsReview ? ' (needs review)' : ''} — ${probs}${cells}`);
+          }
+        }
+      }
+      if (failed > 0) {
+        console.error(`${failed} of ${rows.length} image(s) could not be read.`);
+        process.exitCode = 1;
+      }
+    });
+}

@@ -1,0 +1,41 @@
+import cliProgress from 'cli-progress';
+
+/** A progress bar on stderr (stdout stays clean for --json/--csv); silent when stderr is not a terminal. */
+export function progressBar(label: string): { update(done: number, total: number, info?: string): void; stop(): void } {
+  if (!process.stderr.isTTY) {
+    return { update: () => {}, stop: () => {} };
+  }
+  const bar = new cliProgress.SingleBar(
+    {
+      format: `${label.padEnd(22)} {bar} {percentage}% | {value}/{total} | {eta_formatted} left {info}`,
+      stream: process.stderr,
+      hideCursor: true,
+      clearOnComplete: false,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  return {
+    update(done, total, info = '') {
+      if (!started) {
+        bar.start(total, 0, { info });
+        started = true;
+      }
+      bar.setTotal(total);
+      bar.update(done, { info });
+    },
+    stop() {
+      if (started) bar.stop();
+    },
+  };
+}
+
+/** Formats rows as an aligned plain-text table. */
+export function table(header: string[], rows: (string | number)[][]): string {
+  const cells = [header, ...rows.map((r) => r.map(String))];
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [line(cells[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
+}
+
+export const pct = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : '–');

@@ -1,0 +1,94 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { hasShared, SHARED, skipNote, TFLITE } from '../testing/shared.js';
+import { buildBackboneModel, DEFAULT_FEATURE_BLOCKS, loadTfliteBackbone } from './backbone.js';
+import { readMetadata } from './onnx/graph-builder.js';
+import { OnnxSession } from './onnx/runtime.js';
+
+if (!hasShared) skipNote('backbone import tests', `${TFLITE}`);
+const python = '/usr/bin/python3';
+const hasChecker = existsSync(python) && (() => {
+  try {
+    execFileSync(python, ['-c', 'import onnx'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+if (!hasChecker) skipNote('onnx.checker test', "Debian's python3-onnx");
+
+describe.skipIf(!hasShared)('MobileNetV2 import from TFLite', () => {
+  const tflite = hasShared ? readFileSync(TFLITE) : Buffer.alloc(0);
+
+  it('parses the flatbuffer: 66 operators, uint8 input quantised as (q − 128)/128', () => {
+    const g = loadTfliteBackbone(tflite);
+    expect(g.ops).toHaveLength(66);
+    const input = g.tensors[g.inputs[0]];
+    expect(input.shape).toEqual([1, 224, 224, 3]);
+    expect(input.scale).toBeCloseTo(1 / 128, 6);
+    expect(input.zeroPoint).toBe(128);
+  });
+
+  it('rejects a file with another sha256 and a file that is not TFLite', () => {
+    const changed = Buffer.from(tflite);
+    changed[changed.length - 1] ^= 1;
+    expect(() => loadTfliteBackbone(changed)).toThrow(/sha256/);
+    expect(() => loadTfliteBackbone(Buffer.from('not a model at all'))).toThrow(/TFL3/);
+  });
+
+  it('classifies the cat photo as a cat with the full ImageNet network', async () => {
+    const onnx = buildBackboneModel(tflite, { includeImagenetHead: true });
+    const session = await OnnxSession.create(onnx);
+    const { data } = await sharp(join(SHARED, 'weights/cat_720p.jpg'))
+      .resize(224, 224, { fit: 'fill' })
+      .removeAlpha()
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    const x = new Float32Array(3 * 224 * 224);
+    for (let i = 0; i < 224 * 224; i++) for (let c = 0; c < 3; c++) x[c * 224 * 224 + i] = (data[i * 3 + c] - 128) / 128;
+    const out = await session.run({ input: { data: x, dims: [1, 3, 224, 224] } }, [
+      'imagenet_probabilities',
+      'features',
+      'feature_map',
+    ]);
+    const p = out.imagenet_probabilities.data;
+    const top = p.indexOf(Math.max(...p));
+    const labels = readFileSync(join(SHARED, 'weights/imagenet_labels.txt'), 'utf8').split('\n');
+    expect(labels[top]).toMatch(/cat/i);
+    expect(p.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 3);
+    expect(out.features.dims).toEqual([1, 144 + 192 + 576 + 1280]);
+    expect(out.feature_map.dims).toEqual([1, 1280, 7, 7]);
+    // The last 1280 features are the pooled feature map.
+    const fm = out.feature_map.data;
+    const f = out.features.data;
+    for (const c of [0, 100, 1279]) {
+      let mean = 0;
+      for (let j = 0; j < 49; j++) mean += fm[c * 49 + j] / 49;
+      expect(f[144 + 192 + 576 + c]).toBeCloseTo(mean, 4);
+    }
+    await session.close();
+  });
+
+  it('records the backbone identity in the model metadata', () => {
+    const meta = readMetadata(buildBackboneModel(tflite));
+    expect(meta['hematovision.feature_blocks']).toBe(DEFAULT_FEATURE_BLOCKS.join(','));
+    expect(meta['hematovision.feature_dims']).toBe('144,192,576,1280');
+    expect(meta['hematovision.backbone_id']).toContain('7aad0c74c5e3c06e');
+  });
+
+  it.skipIf(!hasChecker)('writes a graph that passes onnx.checker (full check)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hv-onnx-'));
+    const file = join(dir, 'backbone.onnx');
+    writeFileSync(file, buildBackboneModel(tflite, { includeImagenetHead: true }));
+    const out = execFileSync(python, [
+      '-c',
+      'import onnx,sys; m=onnx.load(sys.argv[1]); onnx.checker.check_model(m, full_check=True); print("ok")',
+      file,
+    ]).toString();
+    expect(out.trim()).toBe('ok');
+  });
+});

@@ -1,0 +1,91 @@
+import sharp from 'sharp';
+import { augment, type AugmentOptions } from '../imaging/augment.js';
+import { decodeImage } from '../imaging/decode.js';
+import { locateCells, primaryCell } from '../imaging/locate.js';
+import { cropSquare, resizeRgb, loadResizedRgb } from '../imaging/preprocess.js';
+import { createRng } from '../imaging/random.js';
+import type { Box, RgbImage } from '../imaging/types.js';
+import type { ModelCard } from './types.js';
+
+export type Preprocessing = ModelCard['preprocessing'];
+
+/** One square region of an image as the network sees it. */
+export interface Region {
+  /** null for the whole image */
+  box: Box | null;
+  /** The square that was cropped (image pixels; may extend past the edges, which repeat). */
+  square: { x: number; y: number; size: number };
+  /** size × size RGB */
+  pixels: RgbImage;
+}
+
+export interface PreparedImage {
+  width: number;
+  height: number;
+  /** Kept only when asked for (heat maps need it). */
+  image?: RgbImage;
+  regions: Region[];
+}
+
+/**
+ * The one path from an encoded image to network-sized pixels, shared by training and serving so both
+ * see identical pixels. 'whole' resizes the whole image; 'cell' crops a square around located white cells
+ * (every cell, or only the most likely one when `primaryOnly`).
+ */
+export async function prepareImage(
+  input: Buffer | string,
+  prep: Preprocessing,
+  options: { keepImage?: boolean; primaryOnly?: boolean } = {},
+): Promise<PreparedImage> {
+  const size = prep.inputSize;
+  if (prep.crop === 'whole' && !options.keepImage) {
+    const [pixels, meta] = await Promise.all([loadResizedRgb(input, size), sharp(input).metadata()]);
+    const { width, height } = meta.autoOrient ?? meta;
+    return { width, height, regions: [{ box: null, square: { x: 0, y: 0, size: Math.max(width, height) }, pixels }] };
+  }
+  const image = await decodeImage(input);
+  const base = { width: image.width, height: image.height, image: options.keepImage ? image : undefined };
+  if (prep.crop === 'whole') {
+    const pixels = await resizeRgb(image, size, size);
+    const side = Math.max(image.width, image.height);
+    return { ...base, regions: [{ box: null, square: { x: 0, y: 0, size: side }, pixels }] };
+  }
+  const boxes = options.primaryOnly ? [primaryCell(image)].filter((b): b is Box => b !== null) : locateCells(image);
+  const regions = await Promise.all(
+    boxes.map(async (box) => {
+      const crop = cropSquare(image, box, prep.cropPadding);
+      const side = crop.width;
+      const square = {
+        x: Math.round(box.x + box.width / 2 - side / 2),
+        y: Math.round(box.y + box.height / 2 - side / 2),
+        size: side,
+      };
+      return { box, square, pixels: await resizeRgb(crop, size, size) };
+    }),
+  );
+  return { ...base, regions };
+}
+
+/** Deterministic augmented views of network-sized pixels: view 0 is the original. */
+export function augmentedViews(
+  pixels: RgbImage,
+  views: number,
+  seed: number,
+  options?: Partial<AugmentOptions>,
+): RgbImage[] {
+  const out: RgbImage[] = [pixels];
+  for (let v = 1; v < views; v++) out.push(augment(pixels, createRng((seed * 7919 + v * 104729) >>> 0), options));
+  return out;
+}
+
+/** Writes pixels as (p − 128)/128 NCHW into `out` at image slot `slot`. */
+export function writeInput(pixels: RgbImage, out: Float32Array, slot: number): void {
+  const hw = pixels.width * pixels.height;
+  const base = slot * 3 * hw;
+  const d = pixels.data;
+  for (let i = 0; i < hw; i++) {
+    out[base + i] = (d[i * 3] - 128) / 128;
+    out[base + hw + i] = (d[i * 3 + 1] - 128) / 128;
+    out[base + 2 * hw + i] = (d[i * 3 + 2] - 128) / 128;
+  }
+}

@@ -1,0 +1,189 @@
+import onnxProto from 'onnx-proto';
+
+const { onnx } = onnxProto;
+
+/** ONNX element types this project writes. */
+export const DType = { float: 1, uint8: 2, int32: 6, int64: 7, bool: 9 } as const;
+export type DTypeName = keyof typeof DType;
+
+/** Marks a number attribute as FLOAT even when it happens to be whole (e.g. alpha = 1). */
+export class FloatAttr {
+  constructor(readonly value: number) {}
+}
+export const float = (v: number): FloatAttr => new FloatAttr(v);
+
+export type AttrValue = number | number[] | string | FloatAttr | FloatAttr[];
+export type Dim = number | string;
+
+type TypedData = Float32Array | Int32Array | BigInt64Array | Uint8Array;
+
+/**
+ * Builds an ONNX graph node by node. Shared by the backbone importer, the classifier export and the
+ * training-graph builder, so every graph we ship is written one way.
+ */
+export class GraphBuilder {
+  private readonly nodes: InstanceType<typeof onnx.NodeProto>[] = [];
+  private readonly inits: InstanceType<typeof onnx.TensorProto>[] = [];
+  private readonly inputs: InstanceType<typeof onnx.ValueInfoProto>[] = [];
+  private readonly outputs: InstanceType<typeof onnx.ValueInfoProto>[] = [];
+  private readonly used = new Set<string>();
+  private counter = 0;
+
+  constructor(
+    readonly name: string,
+    readonly opset = 13,
+    /** Prepended to every generated name, so a sub-graph merged into another model can be found again. */
+    readonly namePrefix = '',
+  ) {}
+
+  /** A fresh tensor name with the given prefix. */
+  fresh(prefix: string): string {
+    prefix = this.namePrefix + prefix;
+    let n = prefix;
+    while (this.used.has(n)) n = `${prefix}_${++this.counter}`;
+    this.used.add(n);
+    return n;
+  }
+
+  input(name: string, dims: Dim[], type: DTypeName = 'float'): string {
+    this.used.add(name);
+    this.inputs.push(valueInfo(name, dims, type));
+    return name;
+  }
+
+  output(name: string, dims: Dim[], type: DTypeName = 'float'): string {
+    this.outputs.push(valueInfo(name, dims, type));
+    return name;
+  }
+
+  /** A constant tensor stored in the graph. */
+  constant(prefix: string, data: TypedData, dims: number[]): string {
+    const name = this.fresh(prefix);
+    this.inits.push(tensorProto(name, data, dims));
+    return name;
+  }
+
+  /** A 1-D int64 constant, as ONNX wants for shapes, axes and slice bounds. */
+  int64s(prefix: string, values: number[]): string {
+    return this.constant(prefix, BigInt64Array.from(values.map((v) => BigInt(v))), [values.length]);
+  }
+
+  scalar(prefix: string, value: number): string {
+    return this.constant(prefix, Float32Array.of(value), []);
+  }
+
+  /** Adds a node and returns its output names (fresh ones unless `outputs` are given). */
+  node(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}, outputs: string[] | number = 1): string[] {
+    const outs =
+      typeof outputs === 'number'
+        ? Array.from({ length: outputs }, () => this.fresh(opType.toLowerCase()))
+        : outputs.map((o) => (this.used.add(o), o));
+    this.nodes.push(
+      onnx.NodeProto.create({
+        opType,
+        input: inputs,
+        output: outs,
+        name: this.fresh(`node_${opType}`),
+        attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
+      }),
+    );
+    return outs;
+  }
+
+  /** One-output shorthand for `node`. */
+  op(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}, output?: string): string {
+    return this.node(opType, inputs, attrs, output ? [output] : 1)[0];
+  }
+
+  /** Serialises the model; `metadata` lands in metadata_props. */
+  toBytes(options: { producer?: string; doc?: string; metadata?: Record<string, string> } = {}): Uint8Array {
+    const model = onnx.ModelProto.create({
+      irVersion: 8,
+      producerName: options.producer ?? 'hematovision',
+      docString: options.doc ?? '',
+      opsetImport: [{ domain: '', version: this.opset }],
+      metadataProps: Object.entries(options.metadata ?? {}).map(([key, value]) => ({ key, value })),
+      graph: onnx.GraphProto.create({
+        name: this.name,
+        node: this.nodes,
+        initializer: this.inits,
+        input: this.inputs,
+        output: this.outputs,
+      }),
+    });
+    return onnx.ModelProto.encode(model).finish();
+  }
+
+  /**
+   * Appends this builder's nodes, constants and outputs to an existing model. Nodes and constants of the base
+   * whose names start with this builder's prefix are removed first (replacing an earlier head), and only the
+   * base outputs named in `keepOutputs` stay.
+   */
+  mergeInto(base: Uint8Array, options: { keepOutputs: string[]; metadata?: Record<string, string>; doc?: string }): Uint8Array {
+    const model = onnx.ModelProto.decode(base);
+    const graph = model.graph!;
+    const prefix = this.namePrefix;
+    const mine = (n: string | null | undefined) => prefix !== '' && (n ?? '').startsWith(prefix);
+    graph.node = (graph.node ?? []).filter((n) => !mine(n.name) && !(n.output ?? []).some(mine));
+    graph.initializer = (graph.initializer ?? []).filter((t) => !mine(t.name));
+    graph.output = (graph.output ?? []).filter((o) => options.keepOutputs.includes(o.name ?? ''));
+    graph.node.push(...this.nodes);
+    graph.initializer.push(...this.inits);
+    graph.output.push(...this.outputs);
+    const meta = new Map((model.metadataProps ?? []).map((p) => [p.key ?? '', p.value ?? '']));
+    for (const [k, v] of Object.entries(options.metadata ?? {})) meta.set(k, v);
+    model.metadataProps = [...meta].map(([key, value]) => onnx.StringStringEntryProto.create({ key, value }));
+    if (options.doc !== undefined) model.docString = options.doc;
+    return onnx.ModelProto.encode(model).finish();
+  }
+}
+
+/** metadata_props of an ONNX model, without loading it into a runtime. */
+export function readMetadata(bytes: Uint8Array): Record<string, string> {
+  const model = onnx.ModelProto.decode(bytes);
+  return Object.fromEntries((model.metadataProps ?? []).map((p) => [p.key ?? '', p.value ?? '']));
+}
+
+function valueInfo(name: string, dims: Dim[], type: DTypeName) {
+  return onnx.ValueInfoProto.create({
+    name,
+    type: {
+      tensorType: {
+        elemType: DType[type],
+        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  });
+}
+
+function tensorProto(name: string, data: TypedData, dims: number[]) {
+  const dataType =
+    data instanceof Float32Array
+      ? DType.float
+      : data instanceof Int32Array
+        ? DType.int32
+        : data instanceof BigInt64Array
+          ? DType.int64
+          : DType.uint8;
+  // raw_data is little-endian, which is what typed arrays are on every platform Node supports.
+  const rawData = new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
+  return onnx.TensorProto.create({ name, dims, dataType, rawData });
+}
+
+function attribute(name: string, v: AttrValue) {
+  const A = onnx.AttributeProto.AttributeType;
+  if (v instanceof FloatAttr) return onnx.AttributeProto.create({ name, type: A.FLOAT, f: v.value });
+  if (typeof v === 'string') return onnx.AttributeProto.create({ name, type: A.STRING, s: new TextEncoder().encode(v) });
+  if (typeof v === 'number') {
+    return Number.isInteger(v)
+      ? onnx.AttributeProto.create({ name, type: A.INT, i: v })
+      : onnx.AttributeProto.create({ name, type: A.FLOAT, f: v });
+  }
+  if (v.length > 0 && v[0] instanceof FloatAttr) {
+    return onnx.AttributeProto.create({ name, type: A.FLOATS, floats: (v as FloatAttr[]).map((x) => x.value) });
+  }
+  const nums = v as number[];
+  return nums.every(Number.isInteger)
+    ? onnx.AttributeProto.create({ name, type: A.INTS, ints: nums })
+    : onnx.AttributeProto.create({ name, type: A.FLOATS, floats: nums });
+}

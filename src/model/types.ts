@@ -1,0 +1,75 @@
+import type { Box } from '../imaging/types.js';
+
+/** Class probabilities and the decision drawn from them for one image or one cell. */
+export interface Prediction {
+  label: string;
+  confidence: number;
+  /** Calibrated probability of every class the model knows, in the model card's class order. */
+  probabilities: Record<string, number>;
+  /** True when confidence is below the model card's review threshold. */
+  needsReview: boolean;
+}
+
+/** One located white cell and what the model says of it. */
+export interface CellPrediction extends Prediction {
+  box: Box;
+}
+
+/**
+ * What the model says of one image. For a field of view, `cells` holds every located white cell and the
+ * image-level fields repeat the most confident cell. When the model crops to cells and none is found,
+ * `label` is null, `probabilities` is empty and `message` says so: no guess is made.
+ */
+export interface ImagePrediction {
+  label: string | null;
+  confidence: number;
+  probabilities: Record<string, number>;
+  needsReview: boolean;
+  cells: CellPrediction[];
+  message?: string;
+}
+
+/** The model card written beside model.onnx (model.json). */
+export interface ModelCard {
+  name: string;
+  version: string;
+  classes: string[];
+  createdAt: string;
+  software: { name: string; version: string };
+  modelFile: string;
+  modelSha256: string;
+  backbone: {
+    name: string;
+    sha256: string;
+    featureBlocks: string[];
+    featureDim: number;
+    attribution: string;
+  };
+  preprocessing: {
+    version: number;
+    inputSize: number;
+    /** 'whole' resizes the whole image; 'cell' crops a square around each located white cell first. */
+    crop: 'whole' | 'cell';
+    cropPadding: number;
+    resize: string;
+    normalization: string;
+  };
+  temperature: number;
+  reviewThreshold: number;
+  head: { kind: string; l2: number; epochs: number };
+  training: {
+    counts: Record<string, Record<string, number>>;
+    augmentedViews: number;
+    seed: number;
+    sources: { name: string; path: string; weight: number }[];
+  };
+  validation: {
+    n: number;
+    accuracy: number;
+    macroF1: number;
+    ece: number;
+    perSource: Record<string, { n: number; accuracy: number }>;
+  };
+  license: string;
+  intendedUse: string;
+}

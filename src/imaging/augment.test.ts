@@ -1,0 +1,165 @@
+import { describe, expect, it } from 'vitest';
+import { augment, DEFAULT_AUGMENT_OPTIONS, NO_AUGMENT_OPTIONS, type AugmentOptions } from './augment.js';
+import { createRng } from './random.js';
+import { gradient, makeImage, maxAbsDiff, pixel } from './testing.js';
+import type { RgbImage } from './types.js';
+
+const img = gradient(48, 48);
+const wide = gradient(40, 24);
+
+function only(options: Partial<AugmentOptions>): AugmentOptions {
+  return { ...NO_AUGMENT_OPTIONS, ...options };
+}
+
+function same(a: RgbImage, b: RgbImage): boolean {
+  return a.width === b.width && a.height === b.height && maxAbsDiff(a.data, b.data) === 0;
+}
+
+function channel(src: RgbImage, c: number): number[] {
+  return Array.from(src.data.filter((_, i) => i % 3 === c));
+}
+
+/** Exact geometric references. */
+function mirror(src: RgbImage): RgbImage {
+  return makeImage(src.width, src.height, (x, y) => pixel(src, src.width - 1 - x, y));
+}
+function turn(src: RgbImage, quarterTurns: number): RgbImage {
+  let out = src;
+  for (let k = 0; k < quarterTurns; k++) {
+    const s = out;
+    out = makeImage(s.height, s.width, (x, y) => pixel(s, y, s.height - 1 - x));
+  }
+  return out;
+}
+
+describe('createRng', () => {
+  it('is reproducible, seed-dependent and in [0, 1)', () => {
+    const a = createRng(42);
+    const b = createRng(42);
+    const c = createRng(43);
+    const xs = Array.from({ length: 1000 }, () => a());
+    expect(Array.from({ length: 1000 }, () => b())).toEqual(xs);
+    expect(Array.from({ length: 1000 }, () => c())).not.toEqual(xs);
+    expect(Math.min(...xs)).toBeGreaterThanOrEqual(0);
+    expect(Math.max(...xs)).toBeLessThan(1);
+    const mean = xs.reduce((s, x) => s + x, 0) / xs.length;
+    expect(mean).toBeGreaterThan(0.45);
+    expect(mean).toBeLessThan(0.55);
+  });
+});
+
+describe('augment', () => {
+  it('same seed → identical output; different seeds differ; input untouched', () => {
+    const before = Uint8Array.from(img.data);
+    const a = augment(img, createRng(7));
+    const b = augment(img, createRng(7));
+    const c = augment(img, createRng(8));
+    expect(same(a, b)).toBe(true);
+    expect(same(a, c)).toBe(false);
+    expect(Array.from(img.data)).toEqual(Array.from(before));
+    expect([a.width, a.height]).toEqual([48, 48]);
+  });
+
+  it('returns an identical copy when every step is off', () => {
+    for (const src of [img, wide]) {
+      const out = augment(src, createRng(1), NO_AUGMENT_OPTIONS);
+      expect(out.data).not.toBe(src.data);
+      expect(same(out, src)).toBe(true);
+    }
+  });
+
+  it('keeps the size of non-square images with every step on', () => {
+    const out = augment(wide, createRng(3), DEFAULT_AUGMENT_OPTIONS);
+    expect([out.width, out.height, out.data.length]).toEqual([40, 24, 40 * 24 * 3]);
+  });
+
+  it('flips and quarter turns are exact pixel permutations', () => {
+    const seen = new Set<number>();
+    for (let seed = 0; seed < 40; seed++) {
+      const out = augment(img, createRng(seed), only({ flipHorizontal: true, rotate90: true }));
+      const candidates = [0, 1, 2, 3].flatMap((k) => [turn(img, k), turn(mirror(img), k)]);
+      const match = candidates.findIndex((c) => same(c, out));
+      expect(match, `seed ${seed}`).toBeGreaterThanOrEqual(0);
+      seen.add(match);
+    }
+    expect(seen.size).toBe(8); // all four turns, mirrored and not, occur
+    for (let seed = 0; seed < 10; seed++) {
+      // non-square: only 0° or 180°, so nothing is cropped
+      const out = augment(wide, createRng(seed), only({ rotate90: true }));
+      expect(same(out, wide) || same(out, turn(wide, 2))).toBe(true);
+    }
+  });
+
+  it('small rotation, shift and zoom warp smoothly with edge replication (no black fill)', () => {
+    const light = makeImage(64, 64, (x, y) => [150 + (x % 50), 120 + (y % 60), 200]);
+    for (let seed = 0; seed < 5; seed++) {
+      const out = augment(light, createRng(seed), only({ rotationDegrees: 15, shift: 0.08, zoom: 0.1 }));
+      expect(same(out, light)).toBe(false);
+      const [minR, minG, blues] = [channel(out, 0), channel(out, 1), channel(out, 2)];
+      expect(Math.min(...minR)).toBeGreaterThanOrEqual(150);
+      expect(Math.min(...minG)).toBeGreaterThanOrEqual(120);
+      expect(new Set(blues)).toEqual(new Set([200]));
+    }
+  });
+
+  it('colour jitter keeps greys grey under hue and saturation changes', () => {
+    const grey = makeImage(16, 16, (x, y) => [x * 8 + y, x * 8 + y, x * 8 + y]);
+    const out = augment(grey, createRng(5), only({ hueDegrees: 8, saturation: 0.2 }));
+    expect(maxAbsDiff(out.data, grey.data)).toBeLessThanOrEqual(1);
+    expect(maxAbsDiff(channel(out, 0), channel(out, 1))).toBeLessThanOrEqual(1);
+    expect(maxAbsDiff(channel(out, 0), channel(out, 2))).toBeLessThanOrEqual(1);
+  });
+
+  it('brightness scales every pixel by one factor', () => {
+    const out = augment(img, createRng(11), only({ brightness: 0.15 }));
+    const ratios: number[] = [];
+    for (let i = 0; i < img.data.length; i++) if (img.data[i] > 100) ratios.push(out.data[i] / img.data[i]);
+    const lo = Math.min(...ratios);
+    const hi = Math.max(...ratios);
+    expect(hi - lo).toBeLessThan(0.02);
+    expect(lo).toBeGreaterThan(0.84);
+    expect(hi).toBeLessThan(1.16);
+  });
+
+  it('stain jitter stays in range, changes colours mildly and leaves white alone without shift', () => {
+    // A smear-like image: white background, pink cells, purple nuclei, a black and a magenta column.
+    const smear = makeImage(64, 64, (x, y) => {
+      const d = Math.hypot(x - 32, y - 32);
+      if (x === 0) return [0, 0, 0];
+      if (x === 1) return [255, 0, 255];
+      return d < 8 ? [90, 40, 140] : d < 20 ? [230, 150, 170] : [255, 255, 255];
+    });
+    const diffs: number[] = [];
+    for (let seed = 0; seed < 20; seed++) {
+      const out = augment(smear, createRng(seed), only({ stainScale: 0.1, stainShift: 0.05 }));
+      let sum = 0;
+      for (let i = 0; i < out.data.length; i++) sum += Math.abs(out.data[i] - smear.data[i]);
+      diffs.push(sum / out.data.length);
+      // No NaN/overflow (which a Uint8Array would silently turn into 0 or wrap): extremes stay extremes.
+      expect(Math.max(...pixel(out, 0, 9))).toBeLessThan(10);
+      const [r, g, b] = pixel(out, 1, 9);
+      expect(Math.min(r, b)).toBeGreaterThan(200);
+      expect(g).toBeLessThan(10);
+      // The nucleus stays purple, the background stays light.
+      const [nr, ng, nb] = pixel(out, 32, 32);
+      expect(nb > nr && nr > ng).toBe(true);
+      expect(Math.min(...pixel(out, 5, 5))).toBeGreaterThan(200);
+    }
+    expect(Math.min(...diffs)).toBeGreaterThan(0.5);
+    expect(Math.max(...diffs)).toBeLessThan(30);
+
+    const scaledOnly = augment(smear, createRng(2), only({ stainScale: 0.1 }));
+    expect(pixel(scaledOnly, 5, 5)).toEqual([255, 255, 255]);
+    expect(same(scaledOnly, smear)).toBe(false);
+  });
+
+  it('default options change the image but keep it recognisable', () => {
+    const out = augment(img, createRng(123));
+    expect(same(out, img)).toBe(false);
+    let sum = 0;
+    for (let i = 0; i < out.data.length; i++) sum += out.data[i];
+    let sumIn = 0;
+    for (let i = 0; i < img.data.length; i++) sumIn += img.data[i];
+    expect(Math.abs(sum - sumIn) / sumIn).toBeLessThan(0.35);
+  });
+});

@@ -1,0 +1,156 @@
+import sharp from 'sharp';
+import type { ResizeOptions } from 'sharp';
+import { InvalidImageError } from '../errors.js';
+import { decodeBmp } from './bmp.js';
+import {
+  checkInput,
+  decodeImage,
+  DEFAULT_MAX_PIXELS,
+  sharpRgb,
+  toInvalidImageError,
+  wrapRaw,
+  type DecodeOptions,
+} from './decode.js';
+import type { RgbImage } from './types.js';
+
+/**
+ * Bump whenever the pixels fed to the model change (kernel, normalisation, crop rule); the feature cache
+ * keys on it so stale backbone features are never reused.
+ */
+export const PREPROCESSING_VERSION = 1;
+
+/** The model's input side; MobileNetV2 was trained at 224. */
+export const MODEL_INPUT_SIZE = 224;
+
+/**
+ * The one resize kernel for training and serving. libvips' 'linear' is bilinear when enlarging and a
+ * triangle (tent) filter widened by the shrink factor when reducing, so downsizing does not alias.
+ * fastShrinkOnLoad is off so resizing straight from a JPEG gives the same pixels as decoding first.
+ */
+const RESIZE: ResizeOptions = { fit: 'fill', kernel: 'linear', fastShrinkOnLoad: false };
+
+/** Resizes (stretching, no crop) to exactly width × height. Returns the input itself if already that size. */
+export async function resizeRgb(img: RgbImage, width: number, height: number): Promise<RgbImage> {
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw new RangeError(`resizeRgb: bad target size ${width}x${height}`);
+  }
+  if (img.width === width && img.height === height) return img;
+  const { data, info } = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
+    .resize(width, height, RESIZE)
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  return wrapRaw(data, info);
+}
+
+// (p - 128) / 128: the backbone's uint8 input quantization (scale 1/128, zero point 128).
+const NORMALISE = Float32Array.from({ length: 256 }, (_, p) => (p - 128) / 128);
+
+/** Writes one size × size image as planar R, G, B floats at `offset`. */
+function writeNchw(img: RgbImage, out: Float32Array, offset: number): void {
+  const plane = img.width * img.height;
+  const { data } = img;
+  for (let i = 0, j = 0; i < plane; i++, j += 3) {
+    out[offset + i] = NORMALISE[data[j]];
+    out[offset + plane + i] = NORMALISE[data[j + 1]];
+    out[offset + 2 * plane + i] = NORMALISE[data[j + 2]];
+  }
+}
+
+/** Resizes to size × size and returns NCHW float32 [1, 3, size, size] with values (p - 128) / 128. */
+export async function toModelInput(img: RgbImage, size = MODEL_INPUT_SIZE): Promise<Float32Array> {
+  const resized = await resizeRgb(img, size, size);
+  const out = new Float32Array(3 * size * size);
+  writeNchw(resized, out, 0);
+  return out;
+}
+
+/** Like toModelInput for several images: NCHW float32 [n, 3, size, size] in input order. */
+export async function toModelInputBatch(
+  imgs: readonly RgbImage[],
+  size = MODEL_INPUT_SIZE,
+): Promise<Float32Array> {
+  const per = 3 * size * size;
+  const out = new Float32Array(imgs.length * per);
+  const resized = await Promise.all(imgs.map((img) => resizeRgb(img, size, size)));
+  resized.forEach((img, i) => writeNchw(img, out, i * per));
+  return out;
+}
+
+/**
+ * Decodes and resizes to size × size in one sharp pipeline (no full-size RGB copy in JS). Same checks and
+ * errors as decodeImage, and exactly the pixels of decodeImage → resizeRgb (tested). EXIF-rotated, alpha and
+ * 16-bit files take the two-step path: in one pipeline sharp would resize before rotating, premultiplied by
+ * alpha or at 16 bits, which rounds differently (off by a few levels).
+ */
+export async function loadResizedRgb(
+  input: Buffer | string,
+  size = MODEL_INPUT_SIZE,
+  options: DecodeOptions = {},
+): Promise<RgbImage> {
+  const checked = await checkInput(input, options);
+  if (checked.format === 'bmp') return resizeRgb(decodeBmp(checked.buffer), size, size);
+  if (checked.orientation > 1 || checked.hasAlpha || checked.depth !== 'uchar') {
+    return resizeRgb(await decodeImage(checked.buffer, options), size, size);
+  }
+  try {
+    const { data, info } = await sharpRgb(checked, options.maxPixels ?? DEFAULT_MAX_PIXELS)
+      .resize(size, size, RESIZE)
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    return wrapRaw(data, info);
+  } catch (err) {
+    throw toInvalidImageError(err);
+  }
+}
+
+/** Encoded image (buffer or path) → NCHW float32 [1, 3, size, size], the fast path when no crop is needed. */
+export async function loadModelInput(
+  input: Buffer | string,
+  size = MODEL_INPUT_SIZE,
+  options: DecodeOptions = {},
+): Promise<Float32Array> {
+  const img = await loadResizedRgb(input, size, options);
+  const out = new Float32Array(3 * size * size);
+  writeNchw(img, out, 0);
+  return out;
+}
+
+export interface CropBox {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/**
+ * Square crop centred on the box, side = max(w, h) × (1 + 2 × padding) rounded to whole pixels (at least 1).
+ * Parts outside the image repeat the nearest edge pixel: black fill would read as a dark stain to the model.
+ */
+export function cropSquare(img: RgbImage, box: CropBox, padding: number): RgbImage {
+  const values = [box.x, box.y, box.width, box.height, padding];
+  if (!values.every(Number.isFinite) || box.width < 0 || box.height < 0 || padding < 0) {
+    throw new RangeError(`cropSquare: bad box ${JSON.stringify(box)} or padding ${padding}`);
+  }
+  if (img.width < 1 || img.height < 1) {
+    throw new InvalidImageError('Cannot crop an empty image.', 'corrupt_image', 400);
+  }
+  const side = Math.max(1, Math.round(Math.max(box.width, box.height) * (1 + 2 * padding)));
+  const left = Math.round(box.x + box.width / 2 - side / 2);
+  const top = Math.round(box.y + box.height / 2 - side / 2);
+  const { width: w, height: h, data: src } = img;
+  const out = new Uint8Array(side * side * 3);
+  const colOffsets = new Int32Array(side);
+  for (let i = 0; i < side; i++) colOffsets[i] = Math.min(w - 1, Math.max(0, left + i)) * 3;
+  for (let row = 0; row < side; row++) {
+    const sy = Math.min(h - 1, Math.max(0, top + row));
+    const srcRow = sy * w * 3;
+    let o = row * side * 3;
+    for (let i = 0; i < side; i++, o += 3) {
+      const s = srcRow + colOffsets[i];
+      out[o] = src[s];
+      out[o + 1] = src[s + 1];
+      out[o + 2] = src[s + 2];
+    }
+  }
+  return { width: side, height: side, data: out };
+}

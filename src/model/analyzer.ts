@@ -1,6 +1,7 @@
+import { HematoError } from '../errors.js';
 import type { Classifier } from './classifier.js';
 import { renderHeatmapPng, type CamRegion } from './heatmap.js';
-import { prepareImage, writeInput } from './inputs.js';
+import { prepareImage, writeInput, type PreparedImage } from './inputs.js';
 import type { CellPrediction, ImagePrediction } from './types.js';
 
 export interface AnalyzeOptions {
@@ -16,50 +17,106 @@ export interface ImageAnalysis extends ImagePrediction {
   heatmapPng?: Buffer;
 }
 
-/** Image → located cells → one batched network run → predictions (and a heat map on request). */
+/** One image of a batch: its analysis, or why it could not be read. */
+export type BatchItem = { ok: true; analysis: ImageAnalysis } | { ok: false; error: HematoError };
+
+/** Image → located cells → one network run → predictions (and a heat map on request). */
 export async function analyzeImage(
   classifier: Classifier,
   input: Buffer | string,
   options: AnalyzeOptions = {},
 ): Promise<ImageAnalysis> {
+  const prepared = await prepareImage(input, classifier.card.preprocessing, { keepImage: options.heatmap === true });
+  return (await runPrepared(classifier, [prepared], options))[0];
+}
+
+/**
+ * Many images at once: decoding overlaps across images and all their cells go through the network in
+ * batches, which is what makes batch throughput higher than one-by-one. A bad image fails alone.
+ */
+export async function analyzeBatch(
+  classifier: Classifier,
+  inputs: (Buffer | string)[],
+  options: AnalyzeOptions & { batchSize?: number } = {},
+): Promise<BatchItem[]> {
   const prep = classifier.card.preprocessing;
-  const heat = options.heatmap === true;
-  const prepared = await prepareImage(input, prep, { keepImage: heat });
-  const n = prepared.regions.length;
-  const size = { width: prepared.width, height: prepared.height };
-  if (n === 0) {
-    return {
-      ...size,
-      label: null,
-      confidence: 0,
-      probabilities: {},
-      needsReview: true,
-      cells: [],
-      message: 'No white blood cell was found in this image.',
-      heatmapPng: heat && prepared.image ? await renderHeatmapPng(prepared.image, []) : undefined,
-    };
-  }
-  const s = prep.inputSize;
-  const batch = new Float32Array(n * 3 * s * s);
-  prepared.regions.forEach((r, i) => writeInput(r.pixels, batch, i));
-  const out = await classifier.run(batch, n, heat);
-  const k = classifier.classes.length;
-  const cells: CellPrediction[] = [];
-  const cams: CamRegion[] = [];
-  prepared.regions.forEach((r, i) => {
-    const p = classifier.toPrediction(out.probabilities, i);
-    if (r.box) cells.push({ ...p, box: r.box });
-    if (out.cam) {
-      const c = classifier.classes.indexOf(p.label);
-      const cam = out.cam.slice((i * k + c) * 49, (i * k + c + 1) * 49);
-      cams.push({ cam, ...r.square, box: r.box ?? undefined, label: p.label });
-    }
+  const settled = await Promise.allSettled(
+    inputs.map((input) => prepareImage(input, prep, { keepImage: options.heatmap === true })),
+  );
+  const out: BatchItem[] = new Array(inputs.length);
+  const good: { index: number; prepared: PreparedImage }[] = [];
+  settled.forEach((s, index) => {
+    if (s.status === 'fulfilled') good.push({ index, prepared: s.value });
+    else if (s.reason instanceof HematoError) out[index] = { ok: false, error: s.reason };
+    else throw s.reason;
   });
-  const first = classifier.toPrediction(out.probabilities, 0);
-  return {
-    ...size,
-    ...first,
-    cells,
-    heatmapPng: heat && prepared.image ? await renderHeatmapPng(prepared.image, cams) : undefined,
-  };
+  const batchSize = options.batchSize ?? 16;
+  for (let start = 0; start < good.length; ) {
+    // Fill a batch by cells, not images: a field can hold several.
+    let cells = 0;
+    let end = start;
+    while (end < good.length && (end === start || cells + good[end].prepared.regions.length <= batchSize)) {
+      cells += good[end].prepared.regions.length;
+      end++;
+    }
+    const chunk = good.slice(start, end);
+    const results = await runPrepared(
+      classifier,
+      chunk.map((c) => c.prepared),
+      options,
+    );
+    chunk.forEach((c, j) => (out[c.index] = { ok: true, analysis: results[j] }));
+    start = end;
+  }
+  return out;
+}
+
+async function runPrepared(
+  classifier: Classifier,
+  images: PreparedImage[],
+  options: AnalyzeOptions,
+): Promise<ImageAnalysis[]> {
+  const heat = options.heatmap === true;
+  const s = classifier.card.preprocessing.inputSize;
+  const total = images.reduce((a, p) => a + p.regions.length, 0);
+  const batch = new Float32Array(total * 3 * s * s);
+  let slot = 0;
+  for (const p of images) for (const r of p.regions) writeInput(r.pixels, batch, slot++);
+  const out = total > 0 ? await classifier.run(batch, total, heat) : { probabilities: new Float32Array(0) };
+  const k = classifier.classes.length;
+
+  let row = 0;
+  return Promise.all(
+    images.map(async (prepared) => {
+      const size = { width: prepared.width, height: prepared.height };
+      const first = row;
+      const cells: CellPrediction[] = [];
+      const cams: CamRegion[] = [];
+      for (const r of prepared.regions) {
+        const p = classifier.toPrediction(out.probabilities, row);
+        if (r.box) cells.push({ ...p, box: r.box });
+        if ('cam' in out && out.cam) {
+          const c = classifier.classes.indexOf(p.label);
+          const cam = out.cam.slice((row * k + c) * 49, (row * k + c + 1) * 49);
+          cams.push({ cam, ...r.square, box: r.box ?? undefined, label: p.label });
+        }
+        row++;
+      }
+      const heatmapPng = heat && prepared.image ? await renderHeatmapPng(prepared.image, cams) : undefined;
+      if (prepared.regions.length === 0) {
+        return {
+          ...size,
+          label: null,
+          confidence: 0,
+          probabilities: {},
+          needsReview: true,
+          cells: [],
+          message: 'No white blood cell was found in this image.',
+          heatmapPng,
+        };
+      }
+      // The image-level answer is the locator's most likely cell (regions come best first).
+      return { ...size, ...classifier.toPrediction(out.probabilities, first), cells, heatmapPng };
+    }),
+  );
 }

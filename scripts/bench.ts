@@ -1,0 +1,249 @@
+/**
+ * Benchmarks, written to BENCHMARKS.md with the machine and date. Ratios compare numbers measured side by
+ * side in this one run; absolute numbers on a shared 2-core machine are noisy.
+ *
+ *   npm run bench                 everything, including two full trainings (~15 min)
+ *   npm run bench -- --quick      inference, locating and HTTP only
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import sharp from 'sharp';
+import { decodeImage } from '../src/imaging/decode.js';
+import { locateCells } from '../src/imaging/locate.js';
+import { analyzeBatch, analyzeImage } from '../src/model/analyzer.js';
+import { Classifier, DEFAULT_MODEL_PATH } from '../src/model/classifier.js';
+import { FeatureExtractor, resolveBackbonePath } from '../src/model/feature-extractor.js';
+import { prepareImage, writeInput } from '../src/model/inputs.js';
+import { computeFeatures } from '../src/training/feature-cache.js';
+import { SHARED } from '../src/testing/shared.js';
+
+const quick = process.argv.includes('--quick');
+const lines: string[] = [];
+const log = (s = '') => {
+  console.log(s);
+  lines.push(s);
+};
+const q = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p * s.length))];
+};
+const ms = (x: number) => `${x.toFixed(1)} ms`;
+
+function listImages(dir: string, limit: number): string[] {
+  const out: string[] = [];
+  for (const c of readdirSync(dir).sort()) {
+    const sub = join(dir, c);
+    for (const f of readdirSync(sub).sort()) if (/\.(jpe?g|png)$/i.test(f)) out.push(join(sub, f));
+  }
+  // Interleave classes deterministically.
+  const step = Math.max(1, Math.floor(out.length / limit));
+  return out.filter((_, i) => i % step === 0).slice(0, limit);
+}
+
+async function syntheticImages(n: number): Promise<Buffer[]> {
+  return Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      sharp({ create: { width: 320, height: 240, channels: 3, background: { r: 230, g: 180 + (i % 20), b: 190 } } })
+        .composite([
+          {
+            input: Buffer.from(
+              `<svg width="320" height="240"><circle cx="${150 + (i % 20)}" cy="120" r="35" fill="#5b2a86"/></svg>`,
+            ),
+          },
+        ])
+        .jpeg()
+        .toBuffer(),
+    ),
+  );
+}
+
+async function main(): Promise<void> {
+  const kaggleTest = join(SHARED, 'data/kaggle-blood-cells/TEST');
+  const haveShared = existsSync(kaggleTest);
+  const files: (string | Buffer)[] = haveShared ? listImages(kaggleTest, 200) : await syntheticImages(200);
+  const buffers = await Promise.all(files.map(async (f) => (typeof f === 'string' ? readFileSync(f) : f)));
+
+  log('# HematoVision benchmarks');
+  log();
+  log(`- date: ${new Date().toISOString()}`);
+  log(`- machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
+  log(`- images: ${haveShared ? '200 Kaggle TEST JPEGs (320×240)' : '200 synthetic 320×240 JPEGs (../shared absent)'}`);
+  log(`- command: \`npm run bench${quick ? ' -- --quick' : ''}\``);
+  log();
+
+  const classifier = await Classifier.load(DEFAULT_MODEL_PATH);
+  const prep = classifier.card.preprocessing;
+  log(`Model: ${classifier.card.name} ${classifier.card.version} (crop: ${prep.crop})`);
+  log();
+
+  // Warm up both paths.
+  for (const b of buffers.slice(0, 10)) await analyzeImage(classifier, b);
+
+  // Single image, file to result, and in the same run its parts: decode alone and ORT on a ready tensor.
+  const full: number[] = [];
+  const decode: number[] = [];
+  const ort: number[] = [];
+  const s = prep.inputSize;
+  for (let i = 0; i < files.length; i++) {
+    let t = performance.now();
+    await analyzeImage(classifier, files[i]);
+    full.push(performance.now() - t);
+    t = performance.now();
+    await decodeImage(files[i]);
+    decode.push(performance.now() - t);
+    const prepared = await prepareImage(buffers[i], prep);
+    const n = Math.max(1, prepared.regions.length);
+    const x = new Float32Array(n * 3 * s * s);
+    prepared.regions.forEach((r, j) => writeInput(r.pixels, x, j));
+    t = performance.now();
+    await classifier.run(x, n);
+    ort.push(performance.now() - t);
+  }
+  const base = q(decode, 0.5) + q(ort, 0.5);
+  log('## Single-image predict (file → result), sequential');
+  log();
+  log('| measure | p50 | p95 |');
+  log('| --- | --- | --- |');
+  log(`| predict, file to result | ${ms(q(full, 0.5))} | ${ms(q(full, 0.95))} |`);
+  log(`| decode only (sharp, full size) | ${ms(q(decode, 0.5))} | ${ms(q(decode, 0.95))} |`);
+  log(`| ORT on a ready tensor | ${ms(q(ort, 0.5))} | ${ms(q(ort, 0.95))} |`);
+  log();
+  log(`Ratio predict p50 / (decode p50 + ORT p50) = **${(q(full, 0.5) / base).toFixed(2)}×** (target ≤ 1.5×; predict p50 target ≤ 20 ms).`);
+  log();
+
+  // Batch throughput: analyzeBatch over chunks of 32 images.
+  let t = performance.now();
+  for (let i = 0; i < buffers.length; i += 32) await analyzeBatch(classifier, buffers.slice(i, i + 32));
+  const batchRate = buffers.length / ((performance.now() - t) / 1000);
+  t = performance.now();
+  for (const b of buffers) await analyzeImage(classifier, b);
+  const seqRate = buffers.length / ((performance.now() - t) / 1000);
+  log('## Batch throughput');
+  log();
+  log(`- analyzeBatch, 32 images a call: **${batchRate.toFixed(0)} images/s** (target ≥ 120)`);
+  log(`- one by one, same run: ${seqRate.toFixed(0)} images/s (batch/sequential = ${(batchRate / seqRate).toFixed(2)}×)`);
+  log();
+
+  // Locating.
+  const bccd = join(SHARED, 'data/bccd/JPEGImages');
+  if (existsSync(bccd)) {
+    const photos = readdirSync(bccd).sort().slice(0, 60);
+    const imgs = await Promise.all(photos.map((p) => decodeImage(join(bccd, p))));
+    for (const im of imgs.slice(0, 5)) locateCells(im);
+    const times: number[] = [];
+    for (let r = 0; r < 3; r++)
+      for (const im of imgs) {
+        const t0 = performance.now();
+        locateCells(im);
+        times.push(performance.now() - t0);
+      }
+    log('## Locating white cells (640×480 BCCD photos, decoded)');
+    log();
+    log(`- locateCells p50 ${ms(q(times, 0.5))}, p95 ${ms(q(times, 0.95))} (target ≤ 10 ms)`);
+    log();
+  }
+
+  // Feature extraction from images (fresh cache) — what training spends most time on.
+  if (haveShared) {
+    const ex = await FeatureExtractor.load(resolveBackbonePath());
+    const dir = mkdtempSync(join(tmpdir(), 'hv-bench-'));
+    const items = (files as string[]).map((path) => ({ path }));
+    for (const views of [1, 3]) {
+      const t0 = performance.now();
+      const f = await computeFeatures(items, ex, prep, { views, seed: 1, cacheDir: dir });
+      const sec = (performance.now() - t0) / 1000;
+      log(`- feature extraction, ${views} view(s) per image: ${(items.length / sec).toFixed(0)} images/s, ${(f.n / sec).toFixed(0)} rows/s`);
+    }
+    const t0 = performance.now();
+    await computeFeatures(items, ex, prep, { views: 3, seed: 1, cacheDir: dir });
+    log(`- the same, read from cache: ${(items.length / ((performance.now() - t0) / 1000)).toFixed(0)} images/s`);
+    log();
+    rmSync(dir, { recursive: true, force: true });
+    await ex.close();
+  }
+  await classifier.close();
+
+  await httpBench(buffers);
+
+  if (!quick && haveShared) trainingBench();
+
+  writeFileSync(resolve('BENCHMARKS.md'), lines.join('\n') + '\n');
+  console.log('\nWrote BENCHMARKS.md');
+}
+
+async function httpBench(buffers: Buffer[]): Promise<void> {
+  const { buildApp } = await import('../src/server/app.js');
+  const { pipeline } = await import('../src/pipeline.js');
+  const dataDir = mkdtempSync(join(tmpdir(), 'hv-bench-http-'));
+  const vision = await pipeline();
+  const app = await buildApp({ vision, dataDir, logger: false });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  const url = `http://127.0.0.1:${port}/api/v1/predict`;
+  const post = async (i: number) => {
+    const form = new FormData();
+    form.append('images', new Blob([new Uint8Array(buffers[i % buffers.length])], { type: 'image/jpeg' }), `img${i}.jpg`);
+    const t0 = performance.now();
+    const r = await fetch(url, { method: 'POST', body: form });
+    await r.arrayBuffer();
+    if (!r.ok) throw new Error(`HTTP ${r.status}`);
+    return performance.now() - t0;
+  };
+  for (let i = 0; i < 16; i++) await post(i);
+  const total = 480;
+  const clients = 16;
+  const latencies: number[] = [];
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (next < total) latencies.push(await post(next++));
+    }),
+  );
+  const sec = (performance.now() - t0) / 1000;
+  log('## HTTP predict on loopback (16 concurrent clients, one image per request, heat map stored)');
+  log();
+  log(`- ${total} requests: **${(total / sec).toFixed(0)} requests/s**, p50 ${ms(q(latencies, 0.5))}, p99 **${ms(q(latencies, 0.99))}** (targets ≥ 80 req/s, p99 ≤ 200 ms)`);
+  log();
+  await app.close();
+  await vision.close();
+  rmSync(dataDir, { recursive: true, force: true });
+}
+
+function trainingBench(): void {
+  const cache = mkdtempSync(join(tmpdir(), 'hv-bench-train-'));
+  const out = mkdtempSync(join(tmpdir(), 'hv-bench-model-'));
+  const args = [
+    'bin/hematovision.js',
+    'train',
+    '--data',
+    join(SHARED, 'data/kaggle-blood-cells/TRAIN'),
+    '--data',
+    join(SHARED, 'data/pbc'),
+    '--classes',
+    'eosinophil,lymphocyte,monocyte,neutrophil',
+    '--out',
+    out,
+    '--cache',
+    cache,
+  ];
+  const run = () => {
+    const t0 = performance.now();
+    execFileSync('node', args, { stdio: ['ignore', 'ignore', 'inherit'] });
+    return (performance.now() - t0) / 1000;
+  };
+  const cold = run();
+  const warm = run();
+  log('## Training the default model (Kaggle TRAIN + PBC, 4 classes, default options)');
+  log();
+  log(`- from images (empty feature cache): **${(cold / 60).toFixed(1)} min** (target ≤ 10 min)`);
+  log(`- from the feature cache: **${warm.toFixed(0)} s** (target ≤ 30 s)`);
+  log();
+  rmSync(cache, { recursive: true, force: true });
+  rmSync(out, { recursive: true, force: true });
+}
+
+await main();

@@ -1,8 +1,8 @@
 import { Classifier, DEFAULT_MODEL_PATH } from './model/classifier.js';
-import { analyzeImage, type AnalyzeOptions, type ImageAnalysis } from './model/analyzer.js';
+import { analyzeBatch, analyzeImage, type AnalyzeOptions, type BatchItem, type ImageAnalysis } from './model/analyzer.js';
 import type { ModelCard } from './model/types.js';
 
-export type { AnalyzeOptions, ImageAnalysis };
+export type { AnalyzeOptions, BatchItem, ImageAnalysis };
 export type { CellPrediction, ImagePrediction, ModelCard, Prediction } from './model/types.js';
 
 /** The one entry point: load a model, analyse images. Tensors never leave it. */
@@ -10,6 +10,8 @@ export interface HematoVision {
   readonly card: ModelCard;
   /** Throws InvalidImageError (src/errors.ts) for anything that is not a decodable image. */
   analyze(input: Buffer | string, options?: AnalyzeOptions): Promise<ImageAnalysis>;
+  /** Several images in one go (faster): each item is its analysis or its own error; one bad image fails alone. */
+  analyzeBatch(inputs: (Buffer | string)[], options?: AnalyzeOptions): Promise<BatchItem[]>;
   close(): Promise<void>;
 }
 
@@ -24,6 +26,7 @@ export async function pipeline(options: PipelineOptions = {}): Promise<HematoVis
   return {
     card: classifier.card,
     analyze: (input, opts) => analyzeImage(classifier, input, opts),
+    analyzeBatch: (inputs, opts) => analyzeBatch(classifier, inputs, opts),
     close: () => classifier.close(),
   };
 }

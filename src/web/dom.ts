@@ -1,0 +1,49 @@
+/** A few lines of DOM building so views stay declarative without a framework. */
+
+export type Child = Node | string | number | null | undefined | false | Child[];
+type AttrValue = string | number | boolean | null | undefined;
+export type Attrs = { [key: string]: AttrValue | ((event: Event) => void) };
+
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs?: Attrs | null,
+  ...children: Child[]
+): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  if (attrs) {
+    for (const [key, value] of Object.entries(attrs)) {
+      if (typeof value === 'function') {
+        el.addEventListener(key.replace(/^on/, '').toLowerCase(), value);
+      } else if (value === true) {
+        el.setAttribute(key, '');
+      } else if (value !== false && value !== null && value !== undefined) {
+        el.setAttribute(key === 'className' ? 'class' : key, String(value));
+      }
+    }
+  }
+  append(el, children);
+  return el;
+}
+
+export function append(parent: Node, children: Child[]): void {
+  for (const child of children) {
+    if (Array.isArray(child)) append(parent, child);
+    else if (child instanceof Node) parent.appendChild(child);
+    else if (child !== null && child !== undefined && child !== false) {
+      parent.appendChild(document.createTextNode(String(child)));
+    }
+  }
+}
+
+/** Replace every child of `parent`. */
+export function replaceChildren(parent: Element, ...children: Child[]): void {
+  parent.replaceChildren();
+  append(parent, children);
+}
+
+let idCounter = 0;
+/** A document-unique id for label/aria wiring. */
+export function uid(prefix: string): string {
+  idCounter += 1;
+  return `${prefix}-${idCounter}`;
+}

@@ -1,0 +1,342 @@
+/**
+ * End to end in real Chromium: the built UI, served by the real app with the real model, driven like a user.
+ * Writes full-page screenshots to test-results/screenshots/.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import { chromium, type Browser, type Page, type Response } from 'playwright-core';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_MODEL_PATH } from '../model/classifier.js';
+import { pipeline, type HematoVision } from '../pipeline.js';
+import { buildApp } from '../server/app.js';
+import type { CaseResult, PredictResponse } from './api.js';
+import { displayLabel, formatPercent } from './format.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const sharedDir = path.resolve(repoRoot, '../shared');
+const shotDir = path.join(repoRoot, 'test-results/screenshots');
+const TEST_DIR = path.join(sharedDir, 'data/kaggle-blood-cells/TEST');
+const SHARED_IMAGES = ['NEUTROPHIL/_0_1469.jpeg', 'EOSINOPHIL/_0_1616.jpeg', 'LYMPHOCYTE/_0_1022.jpeg'];
+
+const haveChromium = existsSync(CHROMIUM);
+const haveModel = existsSync(DEFAULT_MODEL_PATH);
+if (!haveChromium) {
+  console.warn(`[e2e] skipped: no Chromium at ${CHROMIUM} (Debian: apt-get install -y chromium).`);
+} else if (!haveModel) {
+  console.warn(`[e2e] skipped: no bundled model at ${DEFAULT_MODEL_PATH} (train it: npm run train:default).`);
+}
+
+interface Upload {
+  name: string;
+  mimeType: string;
+  buffer: Buffer;
+}
+
+/** A 320×240 pink field with a purple blob: a stand-in smear when ../shared is absent. */
+async function syntheticSmear(name: string, cx: number, cy: number): Promise<Upload> {
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="320" height="240">
+    <rect width="320" height="240" fill="#e9c9c9"/>
+    <circle cx="60" cy="50" r="28" fill="#d99a9a"/><circle cx="250" cy="190" r="30" fill="#d99a9a"/>
+    <circle cx="${cx}" cy="${cy}" r="30" fill="#6a3d9a"/><circle cx="${cx + 8}" cy="${cy - 6}" r="12" fill="#3f1f66"/>
+  </svg>`;
+  return {
+    name,
+    mimeType: 'image/jpeg',
+    buffer: await sharp(Buffer.from(svg)).jpeg({ quality: 90 }).toBuffer(),
+  };
+}
+
+async function testImages(): Promise<Upload[]> {
+  if (SHARED_IMAGES.every((f) => existsSync(path.join(TEST_DIR, f)))) {
+    return SHARED_IMAGES.map((f) => ({
+      name: path.basename(f),
+      mimeType: 'image/jpeg',
+      buffer: readFileSync(path.join(TEST_DIR, f)),
+    }));
+  }
+  console.warn(`[e2e] ${TEST_DIR} absent: uploading synthetic images instead.`);
+  return Promise.all([
+    syntheticSmear('synthetic-1.jpg', 160, 120),
+    syntheticSmear('synthetic-2.jpg', 120, 100),
+    syntheticSmear('synthetic-3.jpg', 200, 140),
+  ]);
+}
+
+const isPredict = (r: Response) => r.url().endsWith('/api/v1/predict') && r.request().method() === 'POST';
+
+describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () => {
+  let tmp: string;
+  let vision: HematoVision;
+  let app: FastifyInstance;
+  let browser: Browser;
+  let page: Page;
+  let base: string;
+  let images: Upload[];
+  const consoleErrors: string[] = [];
+  let reviewedCase: CaseResult;
+
+  beforeAll(async () => {
+    tmp = mkdtempSync(path.join(tmpdir(), 'hv-e2e-'));
+    const webDir = path.join(tmp, 'web');
+    const { build } = await import('vite');
+    await build({
+      configFile: path.join(repoRoot, 'vite.config.ts'),
+      logLevel: 'warn',
+      build: { outDir: webDir, emptyOutDir: true },
+    });
+    images = await testImages();
+    vision = await pipeline();
+    app = await buildApp({ vision, dataDir: path.join(tmp, 'data'), webDir });
+    base = await app.listen({ port: 0, host: '127.0.0.1' });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-sync',
+      ],
+    });
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.setDefaultTimeout(60_000);
+    page.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(m.text());
+    });
+    page.on('pageerror', (e) => consoleErrors.push(e.message));
+    mkdirSync(shotDir, { recursive: true });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await app?.close();
+    await vision?.close();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  /** The card of one predict result agrees with the server's answer, bars and numbers included. */
+  async function expectCard(c: CaseResult): Promise<void> {
+    const card = page.locator(`article[data-case-id="${c.id}"]`);
+    await expect.poll(() => card.locator('.prediction__label').textContent()).toBe(displayLabel(c.label));
+    const rows = card.locator('table.probs tbody tr');
+    const probs = Object.entries(c.probabilities);
+    expect(await rows.count()).toBe(probs.length);
+    for (const [cls, p] of probs) {
+      const row = card.locator(`table.probs tr[data-class="${cls}"]`);
+      expect(await row.locator('th').textContent()).toBe(displayLabel(cls));
+      expect(await row.locator('.probs__value').textContent()).toBe(formatPercent(p));
+    }
+    if (c.label !== null) {
+      expect(await card.textContent()).toContain(formatPercent(c.confidence));
+      expect(await card.locator('.badge--review').count()).toBe(c.needsReview ? 1 : 0);
+    }
+    // One outline per located cell, drawn over the loaded image.
+    await expect.poll(() => card.locator('.cell-box').count()).toBe(c.cells.length);
+  }
+
+  it('shows the model and analyses one image into a result card', async () => {
+    await page.goto(base);
+    await expect
+      .poll(() => page.locator('#model-info').textContent())
+      .toBe(`Model: ${vision.card.name} ${vision.card.version}`);
+    expect(await page.locator('.disclaimer').textContent()).toContain(
+      'Decision support for research and teaching — not a certified medical device.',
+    );
+
+    // The picker is a labelled, focusable file input.
+    const input = page.getByLabel('Choose images…');
+    await input.focus();
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('file-input');
+
+    // ...and opens the file chooser from the keyboard.
+    const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.keyboard.press('Space')]);
+    expect(chooser.isMultiple()).toBe(true);
+    const [response] = await Promise.all([page.waitForResponse(isPredict), chooser.setFiles([images[0]])]);
+    expect(response.status()).toBe(200);
+    const body = (await response.json()) as PredictResponse;
+    expect(body.cases).toHaveLength(1);
+    const c = body.cases[0] as CaseResult;
+    expect(c.id).toBeTruthy();
+    await expectCard(c);
+    expect(await page.locator('.differential').count()).toBe(0);
+    expect(await page.locator('#status').textContent()).toBe('Analysed 1 of 1 image.');
+
+    // The heat-map toggle swaps the thumbnail for the server's heat map.
+    const toggle = page.locator(`article[data-case-id="${c.id}"] button[aria-pressed]`);
+    if (c.heatmapUrl) {
+      await toggle.click();
+      expect(await toggle.getAttribute('aria-pressed')).toBe('true');
+      const img = page.locator(`article[data-case-id="${c.id}"] img.specimen__img`);
+      expect(await img.getAttribute('src')).toBe(c.heatmapUrl);
+      await expect
+        .poll(() => img.evaluate((el: HTMLImageElement) => el.complete && el.naturalWidth > 0))
+        .toBe(true);
+      await toggle.click();
+      expect(await img.getAttribute('src')).toBe(c.imageUrl);
+    } else {
+      expect(await toggle.isDisabled()).toBe(true);
+    }
+    await page.screenshot({ path: path.join(shotDir, 'result.png'), fullPage: true });
+  });
+
+  it('analyses a batch and shows its differential count', async () => {
+    // Dropped onto the drop zone this time, as a user dragging files from the desktop would.
+    const dataTransfer = await page.evaluateHandle(
+      (files) => {
+        const dt = new DataTransfer();
+        for (const f of files) {
+          const bytes = Uint8Array.from(atob(f.b64), (ch) => ch.charCodeAt(0));
+          dt.items.add(new File([bytes], f.name, { type: f.mimeType }));
+        }
+        return dt;
+      },
+      images.map((i) => ({ name: i.name, mimeType: i.mimeType, b64: i.buffer.toString('base64') })),
+    );
+    await page.dispatchEvent('#dropzone', 'dragover', { dataTransfer });
+    expect(await page.locator('#dropzone').getAttribute('class')).toContain('dropzone--over');
+    const [response] = await Promise.all([
+      page.waitForResponse(isPredict),
+      page.dispatchEvent('#dropzone', 'drop', { dataTransfer }),
+    ]);
+    const body = (await response.json()) as PredictResponse;
+    expect(body.cases).toHaveLength(images.length);
+    for (const c of body.cases) await expectCard(c as CaseResult);
+
+    const table = page.locator('.differential__table');
+    await table.waitFor();
+    for (const [cls, n] of Object.entries(body.differential.counts)) {
+      const row = table.locator(`tbody tr[data-class="${cls}"]`);
+      expect(await row.locator('th').textContent()).toBe(displayLabel(cls));
+      expect(await row.locator('td').first().textContent()).toBe(String(n));
+    }
+    expect(await table.locator('tfoot td').first().textContent()).toBe(String(body.differential.total));
+    // chart.js drew into its canvas (a blank canvas has no non-transparent pixel).
+    const drawn = await page.locator('.differential canvas').evaluate((el: HTMLCanvasElement) =>
+      el
+        .getContext('2d')!
+        .getImageData(0, 0, el.width, el.height)
+        .data.some((v, i) => i % 4 === 3 && v > 0),
+    );
+    expect(drawn).toBe(true);
+    await page.screenshot({ path: path.join(shotDir, 'differential.png'), fullPage: true });
+  });
+
+  it('lists every case in the history, with a CSV export', async () => {
+    await page.getByRole('link', { name: 'History', exact: true }).click();
+    await page.locator('.cases-table').waitFor();
+    const total = 1 + images.length;
+    expect(await page.locator('.cases-table tbody tr').count()).toBe(total);
+    expect(await page.locator('.pager__range').textContent()).toBe(`1–${total} of ${total}`);
+    expect(await page.locator('.cases-table tbody tr').first().textContent()).toContain(images.at(-1)!.name);
+
+    const csvHref = await page.getByRole('link', { name: 'Download CSV' }).getAttribute('href');
+    const csv = await page.request.get(new URL(csvHref!, base).toString());
+    expect(csv.status()).toBe(200);
+    expect((await csv.text()).trim().split('\n')).toHaveLength(total + 1);
+    await page.screenshot({ path: path.join(shotDir, 'history.png'), fullPage: true });
+  });
+
+  it('records a corrected review beside the prediction, and keeps it after a reload', async () => {
+    const firstName = images[0].name;
+    await page.locator('.cases-table tbody a', { hasText: firstName }).first().click();
+    await page.locator('.review-form').waitFor();
+    const id = decodeURIComponent(new URL(page.url()).hash.replace('#/cases/', ''));
+    const c = (await (await page.request.get(`${base}/api/v1/cases/${id}`)).json()) as CaseResult;
+    expect(await page.locator('h1').textContent()).toBe(c.file);
+    expect(await page.locator('.case-prediction .prediction__label').textContent()).toBe(
+      displayLabel(c.label),
+    );
+    expect(await page.locator('#review-current').textContent()).toContain('Not reviewed yet');
+
+    const corrected = vision.card.classes.find((k) => k !== c.label)!;
+    await page.getByLabel('Reviewer').fill('Dr E. Tester');
+    await page.getByLabel('Cell type').selectOption(corrected);
+    await page.getByLabel('Note').fill('Lobulated nucleus: corrected in the e2e test.');
+    await page.getByRole('button', { name: 'Save review' }).click();
+    await expect
+      .poll(() => page.locator('.review-current__label').textContent())
+      .toBe(displayLabel(corrected));
+
+    const checkReview = async () => {
+      expect(await page.locator('.review-current__head').textContent()).toBe('Corrected to');
+      expect(await page.locator('.review-current__reviewer').textContent()).toBe('Dr E. Tester');
+      expect(await page.locator('.review-current__note').textContent()).toContain(
+        'corrected in the e2e test',
+      );
+      // The review sits beside the model's prediction, not below it.
+      const pred = (await page.locator('.case-prediction').boundingBox())!;
+      const review = (await page.locator('.case-review').boundingBox())!;
+      expect(review.x).toBeGreaterThanOrEqual(pred.x + pred.width);
+      expect(Math.abs(review.y - pred.y)).toBeLessThan(5);
+    };
+    await checkReview();
+    await page.screenshot({ path: path.join(shotDir, 'case.png'), fullPage: true });
+
+    await page.reload();
+    await page.locator('.review-current__label').waitFor();
+    expect(await page.locator('.review-current__label').textContent()).toBe(displayLabel(corrected));
+    await checkReview();
+    const stored = (await (await page.request.get(`${base}/api/v1/cases/${id}`)).json()) as CaseResult;
+    expect(stored.review).toMatchObject({ label: corrected, reviewer: 'Dr E. Tester' });
+    reviewedCase = stored;
+  });
+
+  it('filters the history by review status and deletes a case after confirmation', async () => {
+    await page.goto(`${base}/#/history`);
+    await page.getByLabel('Review status').selectOption('true');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await expect.poll(() => page.locator('.pager__range').textContent()).toBe('1–1 of 1');
+    expect(await page.locator('.cases-table tbody tr').getAttribute('data-case-id')).toBe(reviewedCase.id);
+    expect(await page.locator('.cases-table tbody tr').textContent()).toContain('Corrected');
+
+    await page.locator('.cases-table tbody a').click();
+    await page.getByRole('button', { name: 'Delete case…' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Delete this case?' });
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    expect((await page.request.get(`${base}/api/v1/cases/${reviewedCase.id}`)).status()).toBe(200);
+
+    await page.getByRole('button', { name: 'Delete case…' }).click();
+    await dialog.getByRole('button', { name: 'Delete case' }).click();
+    await page.waitForURL(/#\/history$/);
+    const total = images.length; // 1 + batch, minus the deleted case
+    await expect.poll(() => page.locator('.pager__range').textContent()).toBe(`1–${total} of ${total}`);
+    expect((await page.request.get(`${base}/api/v1/cases/${reviewedCase.id}`)).status()).toBe(404);
+  });
+
+  it('can be driven from the keyboard, with a visible focus ring', async () => {
+    await page.goto(`${base}/#/history`);
+    await page.reload();
+    await page.locator('.cases-table').waitFor();
+    const active = () =>
+      page.evaluate(() => ({
+        id: document.activeElement?.id,
+        text: document.activeElement?.textContent?.trim(),
+        outline: getComputedStyle(document.activeElement!).outlineStyle,
+      }));
+    await page.keyboard.press('Tab');
+    expect((await active()).text).toBe('Skip to main content');
+    await page.keyboard.press('Enter');
+    expect((await active()).id).toBe('main');
+    expect(new URL(page.url()).hash).toBe('#/history');
+    await page.keyboard.press('Tab');
+    expect(await active()).toMatchObject({ text: 'Download CSV', outline: 'solid' });
+    // Open the first case from the keyboard.
+    for (let i = 0; i < 10 && (await active()).text !== images.at(-1)!.name; i++)
+      await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter');
+    await page.locator('.review-form').waitFor();
+    expect((await active()).id).toBe('page-heading');
+  });
+
+  it('logged no browser error (CSP violations included)', () => {
+    expect(consoleErrors).toEqual([]);
+  });
+});

@@ -1,0 +1,31 @@
+/** Hash routes, so the UI works from any static mount without server-side fallbacks. */
+
+export type Route =
+  | { name: 'analyse' }
+  | { name: 'history'; query: URLSearchParams }
+  | { name: 'case'; id: string }
+  | { name: 'notFound'; path: string };
+
+export function parseHash(hash: string): Route {
+  const raw = hash.replace(/^#/, '') || '/';
+  const [path, search = ''] = raw.split('?', 2);
+  const query = new URLSearchParams(search);
+  if (path === '/' || path === '') return { name: 'analyse' };
+  if (path === '/history') return { name: 'history', query };
+  const caseMatch = /^\/cases\/([^/]+)$/.exec(path);
+  if (caseMatch) return { name: 'case', id: decodeURIComponent(caseMatch[1]) };
+  return { name: 'notFound', path };
+}
+
+export function historyHref(params: Record<string, string | number | undefined>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== undefined && v !== '' && !(k === 'offset' && Number(v) === 0)) q.set(k, String(v));
+  }
+  const s = q.toString();
+  return s ? `#/history?${s}` : '#/history';
+}
+
+export function caseHref(id: string): string {
+  return `#/cases/${encodeURIComponent(id)}`;
+}

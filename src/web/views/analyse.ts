@@ -1,0 +1,238 @@
+/** Analyse page: choose or drop images, POST them, show one result card per image and the differential. */
+import {
+  api,
+  ApiError,
+  isCaseError,
+  MAX_FILES,
+  type CaseError,
+  type CaseResult,
+  type PredictResponse,
+} from '../api.js';
+import { differentialSection } from '../components/differential.js';
+import { probabilityTable } from '../components/probabilities.js';
+import { specimen } from '../components/specimen.js';
+import type { AppContext, ViewHandle } from '../context.js';
+import { h, replaceChildren } from '../dom.js';
+import { displayLabel, formatPercent } from '../format.js';
+import { caseHref } from '../router.js';
+import { announce, errorMessage } from '../status.js';
+
+// The last batch survives navigation so "back" from a case page returns to the results.
+let lastResult: { response: PredictResponse; submitted: number } | null = null;
+
+function resultCard(c: CaseResult, classes: string[]): HTMLElement {
+  const { root: figure, toggle } = specimen(c, 'card');
+  const headingId = `result-${c.id}`;
+  const found = c.label !== null;
+  return h(
+    'article',
+    { class: 'card result-card', 'aria-labelledby': headingId, 'data-case-id': c.id },
+    h('h3', { class: 'result-card__file', id: headingId }, c.file),
+    h(
+      'div',
+      { class: 'result-card__body' },
+      h('div', { class: 'result-card__media' }, figure, h('div', { class: 'result-card__tools' }, toggle)),
+      h(
+        'div',
+        { class: 'result-card__summary' },
+        h(
+          'p',
+          { class: 'prediction' },
+          h('span', { class: 'prediction__caption' }, found ? 'Predicted type' : 'Result'),
+          h(
+            'span',
+            { class: `prediction__label${found ? '' : ' prediction__label--none'}` },
+            displayLabel(c.label),
+          ),
+        ),
+        found
+          ? h(
+              'p',
+              { class: 'prediction__meta' },
+              h('span', null, 'Confidence ', h('strong', { class: 'num' }, formatPercent(c.confidence))),
+              c.needsReview ? h('span', { class: 'badge badge--review' }, 'Needs review') : null,
+            )
+          : null,
+        c.message ? h('p', { class: 'notice' }, c.message) : null,
+        !found && !c.message ? h('p', { class: 'notice' }, 'No white cell was found in this image.') : null,
+        c.cells.length > 1
+          ? h(
+              'p',
+              { class: 'muted' },
+              `${c.cells.length} white cells located: `,
+              c.cells
+                .map(
+                  (cell, i) => `${i + 1}. ${displayLabel(cell.label)} ${formatPercent(cell.confidence, 0)}`,
+                )
+                .join(' · '),
+            )
+          : null,
+        Object.keys(c.probabilities).length ? probabilityTable(c.probabilities, classes, c.label) : null,
+        h('p', { class: 'result-card__link' }, h('a', { href: caseHref(c.id) }, 'Open case and review')),
+      ),
+    ),
+  );
+}
+
+function errorCard(e: CaseError): HTMLElement {
+  return h(
+    'article',
+    { class: 'card result-card result-card--error', 'data-error': e.error },
+    h('h3', { class: 'result-card__file' }, e.file),
+    h('p', { class: 'error-text' }, h('strong', null, 'Not analysed: '), e.message),
+  );
+}
+
+export function renderAnalyse(main: HTMLElement, ctx: AppContext): ViewHandle {
+  let destroyChart: (() => void) | null = null;
+  let busy = false;
+
+  const input = h('input', {
+    type: 'file',
+    id: 'file-input',
+    class: 'visually-hidden',
+    multiple: true,
+    accept: 'image/*',
+    'aria-describedby': 'drop-hint',
+  });
+  const chooseLabel = h(
+    'label',
+    { for: 'file-input', class: 'btn btn--primary file-button' },
+    'Choose images…',
+  );
+  const drop = h(
+    'div',
+    { class: 'dropzone', id: 'dropzone' },
+    h('p', { class: 'dropzone__title' }, 'Drop blood-smear images here'),
+    h('p', { class: 'dropzone__or' }, 'or'),
+    input,
+    chooseLabel,
+    h(
+      'p',
+      { class: 'muted', id: 'drop-hint' },
+      `JPEG, PNG, BMP or TIFF; up to ${MAX_FILES} images per batch. Each image is analysed and stored as a case.`,
+    ),
+  );
+  const results = h('div', { class: 'results', id: 'results', 'aria-busy': 'false' });
+
+  const headingId = 'page-heading';
+  replaceChildren(
+    main,
+    h('h1', { id: headingId, tabindex: '-1' }, 'Analyse images'),
+    h(
+      'p',
+      { class: 'lede' },
+      'The model classifies each located white blood cell. Treat every result as a suggestion for a trained reviewer.',
+    ),
+    h('section', { 'aria-label': 'Upload images' }, drop),
+    results,
+  );
+
+  function showResults(response: PredictResponse, submitted: number): void {
+    destroyChart?.();
+    destroyChart = null;
+    const ok = response.cases.filter((c): c is CaseResult => !isCaseError(c));
+    const failed = response.cases.filter(isCaseError);
+    const noCell = ok.filter((c) => c.label === null).length;
+    const parts: HTMLElement[] = [];
+    if (submitted > 1) {
+      const diff = differentialSection(response.differential, ctx.classes, {
+        images: submitted,
+        noCell,
+        rejected: failed.length,
+      });
+      destroyChart = diff.destroy;
+      parts.push(diff.root);
+    }
+    replaceChildren(
+      results,
+      h('h2', { class: 'results__heading' }, submitted > 1 ? `Results for ${submitted} images` : 'Result'),
+      parts,
+      h(
+        'div',
+        { class: 'result-grid' },
+        response.cases.map((c) => (isCaseError(c) ? errorCard(c) : resultCard(c, ctx.classes))),
+      ),
+    );
+  }
+
+  async function analyse(files: File[]): Promise<void> {
+    if (files.length === 0) return;
+    if (files.length > MAX_FILES) {
+      announce(
+        `At most ${MAX_FILES} images per batch; ${files.length} were chosen. Split them into smaller batches.`,
+        'error',
+      );
+      return;
+    }
+    if (busy) {
+      announce('The current batch is still being analysed; choose the next images when it is done.', 'error');
+      return;
+    }
+    // A flag, not input.disabled: disabling the focused input would drop keyboard focus to the page body.
+    busy = true;
+    drop.classList.add('dropzone--busy');
+    results.setAttribute('aria-busy', 'true');
+    announce(`Analysing ${files.length} image${files.length > 1 ? 's' : ''}…`, 'busy');
+    try {
+      const response = await api.predict(files);
+      lastResult = { response, submitted: files.length };
+      if (results.isConnected) showResults(response, files.length);
+      const failed = response.cases.filter(isCaseError).length;
+      const done = response.cases.length - failed;
+      announce(
+        `Analysed ${done} of ${files.length} image${files.length > 1 ? 's' : ''}${failed ? `; ${failed} could not be read` : ''}.`,
+        failed ? 'error' : 'success',
+      );
+    } catch (err) {
+      lastResult = null;
+      // The server answers 4xx with no cases when no file of the batch could be read: show that as a card.
+      if (results.isConnected) {
+        replaceChildren(
+          results,
+          h('h2', { class: 'results__heading' }, 'Result'),
+          h(
+            'div',
+            { class: 'result-grid' },
+            errorCard({
+              file: files.length === 1 ? files[0].name : `${files.length} files`,
+              error: err instanceof ApiError ? err.code : 'error',
+              message: errorMessage(err),
+            }),
+          ),
+        );
+      }
+      announce(`Analysis failed: ${errorMessage(err)}`, 'error');
+    } finally {
+      busy = false;
+      input.value = '';
+      drop.classList.remove('dropzone--busy');
+      results.setAttribute('aria-busy', 'false');
+    }
+  }
+
+  input.addEventListener('change', () => void analyse([...(input.files ?? [])]));
+  drop.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    if (e.dataTransfer) e.dataTransfer.dropEffect = 'copy';
+    drop.classList.add('dropzone--over');
+  });
+  drop.addEventListener('dragleave', (e) => {
+    if (!drop.contains(e.relatedTarget as Node | null)) drop.classList.remove('dropzone--over');
+  });
+  drop.addEventListener('drop', (e) => {
+    e.preventDefault();
+    drop.classList.remove('dropzone--over');
+    void analyse([...(e.dataTransfer?.files ?? [])]);
+  });
+
+  if (lastResult) showResults(lastResult.response, lastResult.submitted);
+
+  // A running upload is not aborted on navigation: the server stores its cases anyway, and the results
+  // are shown when the user comes back.
+  return {
+    destroy() {
+      destroyChart?.();
+    },
+  };
+}

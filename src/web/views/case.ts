@@ -1,0 +1,353 @@
+/** Case page: the image and the model's prediction, with the reviewer's form beside it. */
+import { api, ApiError, EXTRA_REVIEW_LABELS, type CaseResult, type Review } from '../api.js';
+import { probabilityTable } from '../components/probabilities.js';
+import { specimen } from '../components/specimen.js';
+import type { AppContext, ViewHandle } from '../context.js';
+import { h, replaceChildren } from '../dom.js';
+import { displayLabel, formatDateTime, formatPercent } from '../format.js';
+import { announce, errorMessage } from '../status.js';
+
+const REVIEWER_KEY = 'hematovision.reviewer';
+
+function rememberedReviewer(): string {
+  try {
+    return localStorage.getItem(REVIEWER_KEY) ?? '';
+  } catch {
+    return '';
+  }
+}
+
+function rememberReviewer(name: string): void {
+  try {
+    localStorage.setItem(REVIEWER_KEY, name);
+  } catch {
+    // Private mode or storage disabled: the name simply is not prefilled next time.
+  }
+}
+
+function cellsTable(c: CaseResult): HTMLElement | null {
+  if (c.cells.length < 2) return null;
+  return h(
+    'table',
+    { class: 'data-table' },
+    h('caption', null, `${c.cells.length} located white cells`),
+    h(
+      'thead',
+      null,
+      h(
+        'tr',
+        null,
+        h('th', { scope: 'col', class: 'num' }, '#'),
+        h('th', { scope: 'col' }, 'Type'),
+        h('th', { scope: 'col', class: 'num' }, 'Confidence'),
+      ),
+    ),
+    h(
+      'tbody',
+      null,
+      c.cells.map((cell, i) =>
+        h(
+          'tr',
+          null,
+          h('td', { class: 'num' }, String(i + 1)),
+          h(
+            'td',
+            null,
+            displayLabel(cell.label),
+            cell.needsReview ? [' ', h('span', { class: 'badge badge--review' }, 'Needs review')] : null,
+          ),
+          h('td', { class: 'num' }, formatPercent(cell.confidence)),
+        ),
+      ),
+    ),
+  );
+}
+
+function reviewHistory(reviews: Review[] | undefined): HTMLElement | null {
+  if (!reviews || reviews.length < 2) return null;
+  return h(
+    'details',
+    { class: 'review-history' },
+    h('summary', null, `Review history (${reviews.length})`),
+    h(
+      'ol',
+      { reversed: true },
+      [...reviews]
+        .reverse()
+        .map((r) =>
+          h(
+            'li',
+            null,
+            h('strong', null, displayLabel(r.label)),
+            ` by ${r.reviewer} on `,
+            h('time', { datetime: r.reviewedAt }, formatDateTime(r.reviewedAt)),
+            r.note ? h('span', { class: 'muted' }, ` — ${r.note}`) : null,
+          ),
+        ),
+    ),
+  );
+}
+
+function reviewSummary(review: Review | null | undefined, predicted: string | null): HTMLElement {
+  if (!review) {
+    return h(
+      'div',
+      { class: 'review-current review-current--none', id: 'review-current' },
+      h('p', null, h('strong', null, 'Not reviewed yet.')),
+      h(
+        'p',
+        { class: 'muted' },
+        'The prediction stays a suggestion until a reviewer confirms or corrects it.',
+      ),
+    );
+  }
+  const corrected = review.label !== predicted;
+  return h(
+    'div',
+    { class: `review-current${corrected ? ' review-current--corrected' : ''}`, id: 'review-current' },
+    h('p', { class: 'review-current__head' }, corrected ? 'Corrected to' : 'Confirmed as'),
+    h('p', { class: 'review-current__label', 'data-label': review.label }, displayLabel(review.label)),
+    h(
+      'p',
+      { class: 'review-current__by' },
+      'by ',
+      h('strong', { class: 'review-current__reviewer' }, review.reviewer),
+      ' on ',
+      h('time', { datetime: review.reviewedAt }, formatDateTime(review.reviewedAt)),
+    ),
+    review.note
+      ? h(
+          'p',
+          { class: 'review-current__note' },
+          h('span', { class: 'visually-hidden' }, 'Note: '),
+          review.note,
+        )
+      : null,
+    corrected && predicted ? h('p', { class: 'muted' }, `Model predicted ${displayLabel(predicted)}.`) : null,
+  );
+}
+
+export function renderCase(main: HTMLElement, ctx: AppContext, id: string): ViewHandle {
+  let cancelled = false;
+  replaceChildren(
+    main,
+    h('p', null, h('a', { href: '#/history' }, '‹ Case history')),
+    h('h1', { id: 'page-heading', tabindex: '-1' }, 'Case'),
+    h('p', { class: 'muted', 'aria-busy': 'true' }, 'Loading case…'),
+  );
+
+  function render(c: CaseResult): void {
+    const { root: figure, toggle } = specimen(c, 'large');
+    const classes = ctx.classes.length ? ctx.classes : Object.keys(c.probabilities);
+    const reviewArea = h('div', null, reviewSummary(c.review, c.label), reviewHistory(c.reviews));
+
+    const reviewer = h('input', {
+      id: 'review-reviewer',
+      name: 'reviewer',
+      type: 'text',
+      required: true,
+      autocomplete: 'name',
+      maxlength: '100',
+      value: rememberedReviewer(),
+    });
+    const selected = c.review?.label ?? c.label;
+    const option = (k: string) => h('option', { value: k, selected: k === selected }, displayLabel(k));
+    const labelSelect = h(
+      'select',
+      { id: 'review-label', name: 'reviewLabel', required: true },
+      selected === null ? h('option', { value: '', selected: true }, 'Choose…') : null,
+      h('optgroup', { label: 'Model classes' }, classes.map(option)),
+      h('optgroup', { label: 'Outside the model' }, EXTRA_REVIEW_LABELS.map(option)),
+    );
+    const note = h('textarea', { id: 'review-note', name: 'note', rows: '3', maxlength: '2000' });
+    const saveBtn = h('button', { type: 'submit', class: 'btn btn--primary' }, 'Save review');
+    const confirmBtn = h(
+      'button',
+      {
+        type: 'button',
+        class: 'btn btn--secondary',
+        disabled: c.label === null,
+        title: c.label ? `Record ${displayLabel(c.label)} as reviewed` : 'No prediction to confirm',
+      },
+      c.label ? `Confirm ${displayLabel(c.label)}` : 'Confirm prediction',
+    );
+    const form = h(
+      'form',
+      { class: 'review-form', 'aria-labelledby': 'review-form-heading', novalidate: false },
+      h('h3', { id: 'review-form-heading' }, c.review ? 'Change review' : 'Record review'),
+      h('div', { class: 'field' }, h('label', { for: 'review-reviewer' }, 'Reviewer'), reviewer),
+      h('div', { class: 'field' }, h('label', { for: 'review-label' }, 'Cell type'), labelSelect),
+      h(
+        'div',
+        { class: 'field' },
+        h('label', { for: 'review-note' }, 'Note ', h('span', { class: 'muted' }, '(optional)')),
+        note,
+      ),
+      h('div', { class: 'form-actions' }, saveBtn, confirmBtn),
+    );
+
+    async function submit(reviewLabel: string): Promise<void> {
+      reviewer.value = reviewer.value.trim();
+      if (!form.reportValidity()) return;
+      saveBtn.disabled = confirmBtn.disabled = true;
+      announce('Saving review…', 'busy');
+      try {
+        await api.reviewCase(c.id, { reviewLabel, reviewer: reviewer.value, note: note.value.trim() });
+        rememberReviewer(reviewer.value);
+        // Reload rather than trusting the PATCH body shape: the page then shows exactly what is stored.
+        const fresh = await api.getCase(c.id);
+        if (cancelled) return;
+        render(fresh);
+        announce(`Review saved: ${displayLabel(fresh.review?.label ?? reviewLabel)}.`, 'success');
+        document.getElementById('review-current')?.focus();
+      } catch (err) {
+        announce(`Review not saved: ${errorMessage(err)}`, 'error');
+        saveBtn.disabled = false;
+        confirmBtn.disabled = c.label === null;
+      }
+    }
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      void submit(labelSelect.value);
+    });
+    confirmBtn.addEventListener('click', () => {
+      if (c.label) {
+        labelSelect.value = c.label;
+        void submit(c.label);
+      }
+    });
+
+    const dialog = h(
+      'dialog',
+      { class: 'confirm-dialog', 'aria-labelledby': 'delete-title', 'aria-describedby': 'delete-desc' },
+      h(
+        'form',
+        { method: 'dialog' },
+        h('h2', { id: 'delete-title' }, 'Delete this case?'),
+        h(
+          'p',
+          { id: 'delete-desc' },
+          `${c.file}: the image, heat map, prediction and review are removed permanently.`,
+        ),
+        h(
+          'div',
+          { class: 'form-actions' },
+          h('button', { value: 'cancel', class: 'btn btn--secondary', autofocus: true }, 'Cancel'),
+          h('button', { value: 'delete', class: 'btn btn--danger' }, 'Delete case'),
+        ),
+      ),
+    );
+    dialog.addEventListener('close', () => {
+      if (dialog.returnValue !== 'delete') return;
+      void (async () => {
+        announce('Deleting case…', 'busy');
+        try {
+          await api.deleteCase(c.id);
+          announce(`Case ${c.file} deleted.`, 'success');
+          location.hash = '#/history';
+        } catch (err) {
+          announce(`Case not deleted: ${errorMessage(err)}`, 'error');
+        }
+      })();
+    });
+    const deleteBtn = h('button', { type: 'button', class: 'btn btn--danger-outline' }, 'Delete case…');
+    deleteBtn.addEventListener('click', () => {
+      dialog.returnValue = '';
+      dialog.showModal();
+    });
+
+    const found = c.label !== null;
+    replaceChildren(
+      main,
+      h('p', { class: 'breadcrumb' }, h('a', { href: '#/history' }, '‹ Case history')),
+      h(
+        'div',
+        { class: 'page-head' },
+        h('h1', { id: 'page-heading', tabindex: '-1' }, c.file),
+        h(
+          'p',
+          { class: 'muted' },
+          `Analysed ${formatDateTime(c.createdAt)}`,
+          c.model ? ` by ${c.model.name} ${c.model.version}` : '',
+          ' · case ',
+          h('code', null, c.id),
+        ),
+      ),
+      h(
+        'div',
+        { class: 'case-layout' },
+        h(
+          'section',
+          { class: 'panel case-image', 'aria-label': 'Image' },
+          figure,
+          h('div', { class: 'result-card__tools' }, toggle),
+        ),
+        h(
+          'section',
+          { class: 'panel case-prediction', 'aria-labelledby': 'prediction-heading' },
+          h('h2', { id: 'prediction-heading' }, 'Model prediction'),
+          h(
+            'p',
+            { class: 'prediction' },
+            h(
+              'span',
+              { class: `prediction__label${found ? '' : ' prediction__label--none'}` },
+              displayLabel(c.label),
+            ),
+          ),
+          found
+            ? h(
+                'p',
+                { class: 'prediction__meta' },
+                h('span', null, 'Confidence ', h('strong', { class: 'num' }, formatPercent(c.confidence))),
+                c.needsReview ? h('span', { class: 'badge badge--review' }, 'Needs review') : null,
+              )
+            : null,
+          c.message ? h('p', { class: 'notice' }, c.message) : null,
+          Object.keys(c.probabilities).length ? probabilityTable(c.probabilities, classes, c.label) : null,
+          cellsTable(c),
+        ),
+        h(
+          'section',
+          { class: 'panel case-review', 'aria-labelledby': 'review-heading' },
+          h('h2', { id: 'review-heading' }, 'Review'),
+          reviewArea,
+          form,
+        ),
+      ),
+      h('div', { class: 'danger-zone' }, deleteBtn, dialog),
+    );
+    document.getElementById('review-current')?.setAttribute('tabindex', '-1');
+    // Re-rendering removed the focused element; keep keyboard users at the top of the page, not lost.
+    if (document.activeElement === document.body) document.getElementById('page-heading')?.focus();
+  }
+
+  void (async () => {
+    try {
+      const c = await api.getCase(id);
+      if (cancelled) return;
+      render(c);
+      document.title = `${c.file} — HematoVision`;
+    } catch (err) {
+      if (cancelled) return;
+      const notFound = err instanceof ApiError && err.status === 404;
+      replaceChildren(
+        main,
+        h('p', null, h('a', { href: '#/history' }, '‹ Case history')),
+        h(
+          'h1',
+          { id: 'page-heading', tabindex: '-1' },
+          notFound ? 'Case not found' : 'Case could not be loaded',
+        ),
+        h('p', { class: 'error-text' }, notFound ? 'It may have been deleted.' : errorMessage(err)),
+      );
+      if (!notFound) announce(`Case could not be loaded: ${errorMessage(err)}`, 'error');
+    }
+  })();
+
+  return {
+    destroy() {
+      cancelled = true;
+    },
+  };
+}

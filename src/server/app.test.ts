@@ -1,0 +1,684 @@
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ModelError } from '../errors.js';
+import { buildApp, pixelChunks, type AppOptions } from './app.js';
+import { EXTRA_REVIEW_LABELS } from './schemas.js';
+import { CaseStore } from './store.js';
+import {
+  FAKE_CARD,
+  FAKE_CLASSES,
+  fakeVision,
+  multipart,
+  noisyJpeg,
+  parseCsv,
+  solidJpeg,
+  solidPng,
+  type UploadFile,
+} from './test-helpers.js';
+
+const API = '/api/v1';
+
+interface CaseBody {
+  id: string;
+  file: string;
+  label: string | null;
+  confidence: number;
+  probabilities: Record<string, number>;
+  needsReview: boolean;
+  heatmapUrl: string | null;
+  imageUrl: string;
+  cells: { label: string; box: { x: number } }[];
+  message?: string;
+  createdAt: string;
+  width: number;
+  height: number;
+  model: { name: string; version: string };
+  review: { label: string; reviewer: string; note: string; reviewedAt: string } | null;
+  reviews?: { label: string; reviewer: string; note: string; reviewedAt: string }[];
+}
+
+let dataDir: string;
+let app: FastifyInstance;
+
+async function start(opts: Partial<AppOptions> = {}): Promise<FastifyInstance> {
+  app = await buildApp({ vision: fakeVision(), dataDir, webDir: join(dataDir, 'no-web'), ...opts });
+  return app;
+}
+
+async function predict(files: UploadFile[], target = app) {
+  return target.inject({ method: 'POST', url: `${API}/predict`, ...(await multipart(files)) });
+}
+
+/** Upload temp files are removed in onResponse, which may run just after inject() resolves. */
+async function tmpFilesAfterReply(): Promise<string[]> {
+  const dir = join(dataDir, 'tmp');
+  for (let i = 0; i < 50 && readdirSync(dir).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+  return readdirSync(dir);
+}
+
+function errorOf(res: { statusCode: number; json: () => unknown }) {
+  return res.json() as { error: string; message: string };
+}
+
+beforeEach(() => {
+  dataDir = mkdtempSync(join(tmpdir(), 'hv-server-'));
+});
+
+afterEach(async () => {
+  await app?.close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('service routes', () => {
+  it('reports health and the model card', async () => {
+    await start();
+    const health = await app.inject(`${API}/health`);
+    expect(health.statusCode).toBe(200);
+    expect(health.json()).toEqual({
+      status: 'ok',
+      model: { name: 'fake-wbc', version: '0.0.1-test', classes: FAKE_CLASSES },
+    });
+    const model = await app.inject(`${API}/model`);
+    expect(model.statusCode).toBe(200);
+    expect(model.json()).toEqual(FAKE_CARD);
+  });
+
+  it('serves an OpenAPI 3 document listing every route', async () => {
+    await start();
+    const res = await app.inject(`${API}/openapi.json`);
+    expect(res.statusCode).toBe(200);
+    const doc = res.json() as {
+      openapi: string;
+      paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
+      components: { schemas: Record<string, unknown> };
+    };
+    expect(doc.openapi).toMatch(/^3\./);
+    const routes = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m} ${p}`));
+    expect(routes.sort()).toEqual(
+      [
+        'get /api/v1/health',
+        'get /api/v1/model',
+        'get /api/v1/openapi.json',
+        'post /api/v1/predict',
+        'get /api/v1/cases',
+        'get /api/v1/cases.csv',
+        'get /api/v1/cases/{id}',
+        'patch /api/v1/cases/{id}',
+        'delete /api/v1/cases/{id}',
+        'get /api/v1/cases/{id}/image',
+        'get /api/v1/cases/{id}/heatmap.png',
+      ].sort(),
+    );
+    expect(Object.keys(doc.components.schemas)).toEqual(
+      expect.arrayContaining(['Error', 'Case', 'Cell', 'Review', 'FileError', 'Differential']),
+    );
+    expect(doc.paths['/api/v1/predict'].post).toMatchObject({
+      requestBody: {
+        content: { 'multipart/form-data': { schema: { properties: { images: { type: 'array' } } } } },
+      },
+    });
+    expect(doc.paths['/api/v1/cases/{id}'].get.responses).toHaveProperty('4XX');
+  });
+
+  it('sends security headers and no CORS headers', async () => {
+    await start();
+    const res = await app.inject({ url: `${API}/health`, headers: { origin: 'https://evil.example' } });
+    const csp = String(res.headers['content-security-policy']);
+    expect(csp).toContain("default-src 'self'");
+    expect(csp).toContain("img-src 'self' blob: data:");
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toContain('unsafe-inline');
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+    expect(res.headers['x-frame-options']).toBe('SAMEORIGIN');
+    expect(res.headers['access-control-allow-origin']).toBeUndefined();
+    const preflight = await app.inject({
+      method: 'OPTIONS',
+      url: `${API}/predict`,
+      headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' },
+    });
+    expect(preflight.statusCode).toBe(404);
+    expect(preflight.headers['access-control-allow-origin']).toBeUndefined();
+    // Errors carry the same headers.
+    const missing = await app.inject(`${API}/nothing`);
+    expect(missing.statusCode).toBe(404);
+    expect(missing.json()).toEqual({
+      error: 'not_found',
+      message: expect.stringContaining('/api/v1/nothing'),
+    });
+    expect(missing.headers['x-content-type-options']).toBe('nosniff');
+  });
+
+  it('says how to build the UI when dist/web is missing, and serves it when present', async () => {
+    await start();
+    const page = await app.inject('/');
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-type']).toMatch(/^text\/html/);
+    expect(page.body).toContain('npm run build:web');
+    await app.close();
+
+    const webDir = join(dataDir, 'web');
+    mkdirSync(join(webDir, 'assets'), { recursive: true });
+    writeFileSync(
+      join(webDir, 'index.html'),
+      '<!doctype html><title>UI</title><script src="./assets/app.js"></script>',
+    );
+    writeFileSync(join(webDir, 'assets', 'app.js'), 'console.log(1)');
+    await start({ webDir });
+    const index = await app.inject('/');
+    expect(index.statusCode).toBe(200);
+    expect(index.body).toContain('<title>UI</title>');
+    expect(index.headers['content-security-policy']).toContain("script-src 'self'");
+    const js = await app.inject('/assets/app.js');
+    expect(js.statusCode).toBe(200);
+    expect(js.headers['content-type']).toMatch(/javascript/);
+    expect((await app.inject(`${API}/health`)).statusCode).toBe(200);
+    const missing = await app.inject('/assets/none.js');
+    expect(missing.statusCode).toBe(404);
+    expect(errorOf(missing).error).toBe('not_found');
+  });
+});
+
+describe('POST /predict', () => {
+  it('analyses every image, stores it as a case and returns the differential', async () => {
+    await start();
+    const red = await solidJpeg(64, 64, [210, 40, 40]); // whole-image neutrophil, no cells
+    const grey = await solidPng(120, 80, [150, 150, 150]); // field: eosinophil cell + lymphocyte cell
+    const black = await solidJpeg(64, 64, [0, 0, 0]); // no white cell
+    const res = await predict([
+      { name: 'red.jpg', bytes: red },
+      { name: 'field.png', bytes: grey, type: 'image/png' },
+      { name: 'empty.jpg', bytes: black },
+    ]);
+    expect(res.statusCode).toBe(200);
+    const body = res.json() as {
+      cases: CaseBody[];
+      differential: { counts: Record<string, number>; percentages: Record<string, number>; total: number };
+    };
+    expect(body.cases.map((c) => [c.file, c.label])).toEqual([
+      ['red.jpg', 'neutrophil'],
+      ['field.png', 'eosinophil'],
+      ['empty.jpg', null],
+    ]);
+    const [r, f, e] = body.cases;
+    expect(r.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(new Set(body.cases.map((c) => c.id)).size).toBe(3);
+    expect(r).toMatchObject({
+      confidence: 0.9,
+      needsReview: false,
+      cells: [],
+      width: 64,
+      height: 64,
+      model: { name: 'fake-wbc', version: '0.0.1-test' },
+      review: null,
+      imageUrl: `${API}/cases/${r.id}/image`,
+      heatmapUrl: `${API}/cases/${r.id}/heatmap.png`,
+    });
+    expect(Object.keys(r.probabilities)).toEqual(FAKE_CLASSES);
+    expect(Date.parse(r.createdAt)).toBeGreaterThan(Date.now() - 60_000);
+    expect(f.needsReview).toBe(true); // grey → low confidence in the fake
+    expect(f.cells.map((c) => c.label)).toEqual(['eosinophil', 'lymphocyte']);
+    expect(f.cells[1].box.x).toBe(50);
+    expect(e).toMatchObject({ label: null, heatmapUrl: null, message: 'No white cell found in this image.' });
+
+    // Cells of the field, plus the whole-image label once; the image with no cell counts nothing.
+    expect(body.differential.counts).toEqual({ eosinophil: 1, lymphocyte: 1, monocyte: 0, neutrophil: 1 });
+    expect(body.differential.total).toBe(3);
+    expect(Object.keys(body.differential.percentages)).toEqual(FAKE_CLASSES);
+    expect(body.differential.percentages.neutrophil).toBeCloseTo(100 / 3, 10);
+    expect(Object.values(body.differential.percentages).reduce((a, b) => a + b, 0)).toBeCloseTo(100, 10);
+
+    // Stored: retrievable, original bytes back with the sniffed content type.
+    const img = await app.inject(r.imageUrl);
+    expect(img.statusCode).toBe(200);
+    expect(img.headers['content-type']).toBe('image/jpeg');
+    expect(img.rawPayload.equals(red)).toBe(true);
+    const png = await app.inject(`${API}/cases/${f.id}/image`);
+    expect(png.headers['content-type']).toBe('image/png');
+    expect(png.rawPayload.equals(grey)).toBe(true);
+    const heat = await app.inject(r.heatmapUrl as string);
+    expect(heat.statusCode).toBe(200);
+    expect(heat.headers['content-type']).toBe('image/png');
+    expect(heat.rawPayload.subarray(1, 4).toString()).toBe('PNG');
+    const noHeat = await app.inject(`${API}/cases/${e.id}/heatmap.png`);
+    expect(noHeat.statusCode).toBe(404);
+    expect(errorOf(noHeat)).toEqual({
+      error: 'not_found',
+      message: expect.stringContaining('No white cell'),
+    });
+
+    const one = await app.inject(`${API}/cases/${f.id}`);
+    expect(one.statusCode).toBe(200);
+    expect(one.json()).toMatchObject({ ...f, reviews: [] });
+    // Upload temp files are removed once the reply is sent.
+    expect(await tmpFilesAfterReply()).toEqual([]);
+  });
+
+  it('reports a corrupt file inside a batch and processes the rest', async () => {
+    await start();
+    const good = await solidJpeg(64, 64, [40, 40, 210]);
+    const res = await predict([
+      { name: 'good.jpg', bytes: good },
+      { name: 'notes.txt', bytes: Buffer.from('not an image at all'), type: 'text/plain' },
+      { name: 'cut.jpg', bytes: (await noisyJpeg(64, 64)).subarray(0, 600) },
+    ]);
+    expect(res.statusCode).toBe(200);
+    const body = res.json() as { cases: (CaseBody | { file: string; error: string; message: string })[] };
+    expect(body.cases).toHaveLength(3);
+    expect(body.cases[0]).toMatchObject({ file: 'good.jpg', label: 'monocyte' });
+    expect(body.cases[1]).toEqual({
+      file: 'notes.txt',
+      error: 'unsupported_format',
+      message: expect.any(String),
+    });
+    expect(body.cases[2]).toEqual({ file: 'cut.jpg', error: 'corrupt_image', message: expect.any(String) });
+    expect(res.json().differential).toMatchObject({ total: 1, counts: { monocyte: 1 } });
+    const list = await app.inject(`${API}/cases`);
+    expect(list.json().total).toBe(1);
+  });
+
+  it('rejects every kind of bad upload with {error, message} and keeps serving', async () => {
+    await start({ maxFiles: 3 });
+    const ok = await solidJpeg(16, 16, [200, 0, 0]);
+    const cases: [string, Promise<UploadFile[]>, number, string][] = [
+      [
+        'not an image',
+        Promise.resolve([{ name: 'a.jpg', bytes: Buffer.from('hello') }]),
+        415,
+        'unsupported_format',
+      ],
+      ['0 bytes', Promise.resolve([{ name: 'a.jpg', bytes: Buffer.alloc(0) }]), 400, 'empty_file'],
+      [
+        'truncated JPEG',
+        noisyJpeg(64, 64).then((b) => [{ name: 'a.jpg', bytes: b.subarray(0, Math.floor(b.length / 2)) }]),
+        400,
+        'corrupt_image',
+      ],
+      [
+        '> 50 megapixels',
+        solidPng(8000, 7000, [200, 0, 0]).then((b) => [{ name: 'huge.png', bytes: b, type: 'image/png' }]),
+        413,
+        'too_many_pixels',
+      ],
+      [
+        'too many files',
+        Promise.resolve([1, 2, 3, 4].map((i) => ({ name: `${i}.jpg`, bytes: ok }))),
+        413,
+        'too_many_files',
+      ],
+      ['wrong field', Promise.resolve([{ field: 'image', name: 'a.jpg', bytes: ok }]), 400, 'wrong_field'],
+      ['no file', Promise.resolve([]), 400, 'no_images'],
+      [
+        'all files bad',
+        Promise.resolve([
+          { name: 'x.jpg', bytes: Buffer.from('x') },
+          { name: 'y.jpg', bytes: Buffer.alloc(0) },
+        ]),
+        400,
+        'no_valid_images',
+      ],
+    ];
+    for (const [what, files, status, code] of cases) {
+      const res = await predict(await files);
+      expect({ what, status: res.statusCode, error: errorOf(res).error }).toEqual({
+        what,
+        status,
+        error: code,
+      });
+      const body = errorOf(res);
+      expect(Object.keys(body).sort()).toEqual(['error', 'message']);
+      expect(body.message).not.toMatch(/\n\s+at /); // no stack trace
+      if (code === 'wrong_field' || code === 'no_images') expect(body.message).toContain('"images"');
+    }
+    const json = await app.inject({ method: 'POST', url: `${API}/predict`, payload: { images: [] } });
+    expect(json.statusCode).toBe(415);
+    expect(errorOf(json).message).toContain('multipart/form-data');
+
+    const noBoundary = await app.inject({
+      method: 'POST',
+      url: `${API}/predict`,
+      headers: { 'content-type': 'multipart/form-data' },
+      payload: 'abc',
+    });
+    expect(noBoundary.statusCode).toBe(400);
+    expect(errorOf(noBoundary).error).toBe('invalid_multipart');
+
+    expect((await app.inject(`${API}/cases`)).json().total).toBe(0);
+    const after = await predict([{ name: 'fine.jpg', bytes: ok }]);
+    expect(after.statusCode).toBe(200);
+    expect((await app.inject(`${API}/health`)).statusCode).toBe(200);
+    expect(await tmpFilesAfterReply()).toEqual([]);
+  });
+
+  it('limits the file size (small limit) and the default 50-file limit', async () => {
+    await start({ maxFileBytes: 2000 });
+    const res = await predict([{ name: 'big.jpg', bytes: await noisyJpeg(64, 64) }]);
+    expect(res.statusCode).toBe(413);
+    expect(errorOf(res)).toEqual({ error: 'file_too_large', message: expect.stringContaining('at most') });
+    await app.close();
+
+    await start();
+    const tiny = await solidJpeg(8, 8, [0, 200, 0]);
+    const many = await predict(Array.from({ length: 51 }, (_, i) => ({ name: `${i}.jpg`, bytes: tiny })));
+    expect(many.statusCode).toBe(413);
+    expect(errorOf(many)).toEqual({ error: 'too_many_files', message: 'At most 50 images per request.' });
+  });
+
+  it('analyses in batches bounded by decoded pixels, keeping upload order', async () => {
+    const vision = fakeVision();
+    await start({ vision, batchPixels: 3200 });
+    const colours: [number, number, number][] = [
+      [220, 30, 30],
+      [30, 220, 30],
+      [30, 30, 220],
+      [220, 30, 30],
+    ];
+    // 40×40 = 1600 px each: two per batch of 3200 px; the text file is refused by the header check.
+    const files: UploadFile[] = await Promise.all(
+      colours.map(async (c, i) => ({ name: `${i}.jpg`, bytes: await solidJpeg(40, 40, c) })),
+    );
+    files.splice(2, 0, { name: 'bad.jpg', bytes: Buffer.from('nope') });
+    const res = await predict(files);
+    expect(res.statusCode).toBe(200);
+    const items = res.json().cases as { file: string; label?: string; error?: string }[];
+    expect(items.map((c) => [c.file, c.label ?? c.error])).toEqual([
+      ['0.jpg', 'neutrophil'],
+      ['1.jpg', 'lymphocyte'],
+      ['bad.jpg', 'unsupported_format'],
+      ['2.jpg', 'monocyte'],
+      ['3.jpg', 'neutrophil'],
+    ]);
+    expect(vision.batches).toEqual([2, 2]);
+    expect(pixelChunks([{ pixels: 5 }, { pixels: 5 }, { pixels: 20 }, { pixels: 1 }], 10, 16)).toEqual([
+      [{ pixels: 5 }, { pixels: 5 }],
+      [{ pixels: 20 }],
+      [{ pixels: 1 }],
+    ]);
+    expect(pixelChunks([{ pixels: 1 }, { pixels: 1 }, { pixels: 1 }], 100, 2).map((c) => c.length)).toEqual([
+      2, 1,
+    ]);
+  });
+
+  it('refuses a real file over 20 MB with the default limit', async () => {
+    await start();
+    const res = await predict([{ name: 'huge.jpg', bytes: Buffer.alloc(21 * 1024 * 1024, 7) }]);
+    expect(res.statusCode).toBe(413);
+    expect(errorOf(res)).toEqual({ error: 'file_too_large', message: 'Each image must be at most 20 MB.' });
+    expect((await app.inject(`${API}/health`)).statusCode).toBe(200);
+  });
+
+  it('never leaks internal errors and stores nothing from a request that failed on the server', async () => {
+    const vision = fakeVision();
+    let calls = 0;
+    const analyze = vision.analyze.bind(vision);
+    vision.analyze = async (input, options) => {
+      if (++calls === 2) throw new Error('ENOENT /secret/path/model.onnx');
+      return analyze(input, options);
+    };
+    await start({ vision, batchPixels: 1 }); // one image per batch: the first is stored before the failure
+    const img = await solidJpeg(16, 16, [200, 0, 0]);
+    const res = await predict([
+      { name: 'a.jpg', bytes: img },
+      { name: 'b.jpg', bytes: img },
+    ]);
+    expect(res.statusCode).toBe(500);
+    expect(res.json()).toEqual({ error: 'internal_error', message: expect.any(String) });
+    expect(res.body).not.toContain('secret');
+    expect((await app.inject(`${API}/cases`)).json().total).toBe(0);
+    expect(
+      readdirSync(join(dataDir, 'images'), { recursive: true, withFileTypes: true }).filter((e) =>
+        e.isFile(),
+      ),
+    ).toEqual([]);
+
+    vision.analyze = async () => {
+      throw new ModelError('The model file was changed after it was trained (checksum mismatch).');
+    };
+    const model = await predict([{ name: 'a.jpg', bytes: img }]);
+    expect(model.statusCode).toBe(500);
+    expect(model.json()).toEqual({ error: 'model_error', message: expect.stringContaining('checksum') });
+  });
+});
+
+describe('cases', () => {
+  async function seed(): Promise<CaseBody[]> {
+    const files = [
+      { name: 'n1.jpg', bytes: await solidJpeg(16, 16, [220, 30, 30]) },
+      { name: 'm1.jpg', bytes: await solidJpeg(16, 16, [30, 30, 220]) },
+      { name: 'n2.jpg', bytes: await solidJpeg(18, 16, [220, 30, 30]) },
+    ];
+    const out: CaseBody[] = [];
+    // One request per image so createdAt differs and the order is testable.
+    for (const f of files) out.push(((await predict([f])).json() as { cases: CaseBody[] }).cases[0]);
+    return out;
+  }
+
+  it('lists newest first with label, reviewed, limit and offset', async () => {
+    await start();
+    const [n1, m1, n2] = await seed();
+    const all = (await app.inject(`${API}/cases`)).json() as { cases: CaseBody[]; total: number };
+    expect(all.total).toBe(3);
+    expect(all.cases.map((c) => c.id)).toEqual([n2.id, m1.id, n1.id]);
+    const neut = (await app.inject(`${API}/cases?label=neutrophil`)).json() as {
+      cases: CaseBody[];
+      total: number;
+    };
+    expect(neut.cases.map((c) => c.id)).toEqual([n2.id, n1.id]);
+    const page = (await app.inject(`${API}/cases?limit=1&offset=1`)).json() as {
+      cases: CaseBody[];
+      total: number;
+    };
+    expect(page).toMatchObject({ total: 3, cases: [{ id: m1.id }] });
+
+    await app.inject({
+      method: 'PATCH',
+      url: `${API}/cases/${m1.id}`,
+      payload: { reviewLabel: 'monocyte', reviewer: 'ana' },
+    });
+    const reviewed = (await app.inject(`${API}/cases?reviewed=true`)).json() as {
+      cases: CaseBody[];
+      total: number;
+    };
+    expect(reviewed.cases.map((c) => c.id)).toEqual([m1.id]);
+    expect(reviewed.cases[0].review?.label).toBe('monocyte');
+    const unreviewed = (await app.inject(`${API}/cases?reviewed=false`)).json() as { total: number };
+    expect(unreviewed.total).toBe(2);
+
+    for (const q of ['limit=0', 'limit=201', 'offset=-1', 'reviewed=maybe', 'limit=abc']) {
+      const res = await app.inject(`${API}/cases?${q}`);
+      expect([q, res.statusCode, errorOf(res).error]).toEqual([q, 400, 'invalid_request']);
+    }
+  });
+
+  it('keeps the review beside the prediction, with its history', async () => {
+    await start();
+    const [n1] = await seed();
+    const url = `${API}/cases/${n1.id}`;
+    const first = await app.inject({
+      method: 'PATCH',
+      url,
+      payload: { reviewLabel: 'lymphocyte', reviewer: '  Dr Ana  ', note: 'small, round nucleus' },
+    });
+    expect(first.statusCode).toBe(200);
+    const reviewed = first.json() as CaseBody;
+    // The model's output is untouched.
+    expect(reviewed).toMatchObject({
+      label: 'neutrophil',
+      confidence: n1.confidence,
+      probabilities: n1.probabilities,
+      review: { label: 'lymphocyte', reviewer: 'Dr Ana', note: 'small, round nucleus' },
+    });
+    expect(Date.parse(reviewed.review?.reviewedAt ?? '')).toBeGreaterThan(0);
+
+    const second = await app.inject({
+      method: 'PATCH',
+      url,
+      payload: { reviewLabel: EXTRA_REVIEW_LABELS[1], reviewer: 'Dr Bo' },
+    });
+    expect(second.statusCode).toBe(200);
+    expect((second.json() as CaseBody).review).toMatchObject({
+      label: 'not_a_white_cell',
+      reviewer: 'Dr Bo',
+      note: '',
+    });
+    const full = (await app.inject(url)).json() as CaseBody;
+    expect(full.label).toBe('neutrophil');
+    expect(full.reviews?.map((r) => [r.label, r.reviewer])).toEqual([
+      ['lymphocyte', 'Dr Ana'],
+      ['not_a_white_cell', 'Dr Bo'],
+    ]);
+    expect(full.review?.label).toBe('not_a_white_cell');
+
+    const bad = await app.inject({
+      method: 'PATCH',
+      url,
+      payload: { reviewLabel: 'basophil', reviewer: 'x' },
+    });
+    expect(bad.statusCode).toBe(400);
+    expect(errorOf(bad).message).toContain('neutrophil');
+    expect(errorOf(bad).message).toContain('other');
+    for (const payload of [{ reviewLabel: 'monocyte' }, { reviewLabel: 'monocyte', reviewer: '   ' }, {}]) {
+      const res = await app.inject({ method: 'PATCH', url, payload });
+      expect(res.statusCode).toBe(400);
+      expect(errorOf(res).error).toBe('invalid_request');
+    }
+    const unknown = await app.inject({
+      method: 'PATCH',
+      url: `${API}/cases/00000000-0000-4000-8000-000000000000`,
+      payload: { reviewLabel: 'monocyte', reviewer: 'x' },
+    });
+    expect(unknown.statusCode).toBe(404);
+  });
+
+  it('answers 404 for an unknown id and 400 for a malformed one on every case route', async () => {
+    await start();
+    const unknown = '00000000-0000-4000-8000-000000000000';
+    for (const [method, suffix] of [
+      ['GET', ''],
+      ['GET', '/image'],
+      ['GET', '/heatmap.png'],
+      ['DELETE', ''],
+    ] as const) {
+      const res = await app.inject({ method, url: `${API}/cases/${unknown}${suffix}` });
+      expect(res.statusCode).toBe(404);
+      expect(res.json()).toEqual({ error: 'not_found', message: `No case with id ${unknown}.` });
+      const bad = await app.inject({ method, url: `${API}/cases/not-a-uuid${suffix}` });
+      expect(bad.statusCode).toBe(400);
+      expect(errorOf(bad).error).toBe('invalid_id');
+    }
+  });
+
+  it('deletes a case, and its image only when no other case uses the same bytes', async () => {
+    await start();
+    const bytes = await solidJpeg(16, 16, [30, 220, 30]);
+    const a = ((await predict([{ name: 'a.jpg', bytes }])).json() as { cases: CaseBody[] }).cases[0];
+    const b = ((await predict([{ name: 'b.jpg', bytes }])).json() as { cases: CaseBody[] }).cases[0];
+    const store = app.caseStore;
+    const sha = store.get(a.id)?.imageSha256 as string;
+    expect(store.get(b.id)?.imageSha256).toBe(sha);
+    expect(readdirSync(join(dataDir, 'images', sha.slice(0, 2)))).toEqual([sha]); // stored once
+
+    const del = await app.inject({ method: 'DELETE', url: `${API}/cases/${a.id}` });
+    expect(del.statusCode).toBe(204);
+    expect(del.body).toBe('');
+    expect((await app.inject(`${API}/cases/${a.id}`)).statusCode).toBe(404);
+    expect(existsSync(store.imagePath(sha))).toBe(true);
+    expect((await app.inject(`${API}/cases/${b.id}/image`)).rawPayload.equals(bytes)).toBe(true);
+
+    expect((await app.inject({ method: 'DELETE', url: `${API}/cases/${b.id}` })).statusCode).toBe(204);
+    expect(existsSync(store.imagePath(sha))).toBe(false);
+    expect((await app.inject({ method: 'DELETE', url: `${API}/cases/${b.id}` })).statusCode).toBe(404);
+  });
+
+  it('exports CSV with proper quoting and one column per class', async () => {
+    await start();
+    const bytes = await solidJpeg(16, 16, [220, 30, 30]);
+    const c = ((await predict([{ name: 'smear, "left".jpg', bytes }])).json() as { cases: CaseBody[] })
+      .cases[0];
+    const d = (
+      (await predict([{ name: '=cmd.jpg', bytes: await solidJpeg(16, 16, [30, 30, 220]) }])).json() as {
+        cases: CaseBody[];
+      }
+    ).cases[0];
+    await app.inject({
+      method: 'PATCH',
+      url: `${API}/cases/${c.id}`,
+      payload: { reviewLabel: 'monocyte', reviewer: 'Ana, MD', note: 'says "maybe"\nsecond line' },
+    });
+    const res = await app.inject(`${API}/cases.csv`);
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('text/csv; charset=utf-8');
+    expect(res.headers['content-disposition']).toContain('attachment');
+    const rows = parseCsv(res.body);
+    expect(rows[0]).toEqual([
+      'id',
+      'file',
+      'createdAt',
+      'label',
+      'confidence',
+      'needsReview',
+      'p_eosinophil',
+      'p_lymphocyte',
+      'p_monocyte',
+      'p_neutrophil',
+      'reviewLabel',
+      'reviewer',
+      'reviewedAt',
+      'note',
+      'modelName',
+      'modelVersion',
+    ]);
+    expect(rows).toHaveLength(3);
+    const byId = Object.fromEntries(
+      rows.slice(1).map((r) => [r[0], Object.fromEntries(rows[0].map((h, i) => [h, r[i]]))]),
+    );
+    expect(byId[c.id]).toMatchObject({
+      file: c.file,
+      label: 'neutrophil',
+      confidence: '0.9',
+      needsReview: 'false',
+      p_neutrophil: '0.9',
+      reviewLabel: 'monocyte',
+      reviewer: 'Ana, MD',
+      note: 'says "maybe"\nsecond line',
+      modelName: 'fake-wbc',
+    });
+    expect(c.file).toContain(','); // the name really needed quoting
+    expect(byId[d.id]).toMatchObject({ file: "'=cmd.jpg", label: 'monocyte', reviewLabel: '', reviewer: '' });
+    const filtered = parseCsv((await app.inject(`${API}/cases.csv?reviewed=true`)).body);
+    expect(filtered.slice(1).map((r) => r[0])).toEqual([c.id]);
+  });
+
+  it('keeps cases and reviews across a restart', async () => {
+    await start();
+    const bytes = await solidJpeg(16, 16, [220, 30, 30]);
+    const c = ((await predict([{ name: 'keep.jpg', bytes }])).json() as { cases: CaseBody[] }).cases[0];
+    await app.inject({
+      method: 'PATCH',
+      url: `${API}/cases/${c.id}`,
+      payload: { reviewLabel: 'eosinophil', reviewer: 'ana' },
+    });
+    await app.close();
+
+    const store = CaseStore.open(dataDir);
+    try {
+      const again = store.get(c.id);
+      expect(again).toMatchObject({
+        file: 'keep.jpg',
+        label: 'neutrophil',
+        review: { label: 'eosinophil', reviewer: 'ana' },
+      });
+      expect(store.migrations().map((m) => m.version)).toEqual([1]);
+    } finally {
+      store.close();
+    }
+
+    await start();
+    const res = await app.inject(`${API}/cases/${c.id}`);
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ id: c.id, label: 'neutrophil', review: { label: 'eosinophil' } });
+    expect((await app.inject(`${API}/cases/${c.id}/image`)).rawPayload.equals(bytes)).toBe(true);
+  });
+});

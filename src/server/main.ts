@@ -1,0 +1,60 @@
+/**
+ * Starts the HematoVision server.
+ * HOST (default 127.0.0.1), PORT (3000), DATA_DIR (./data), MODEL (path to model.onnx; default the bundled model).
+ */
+import { resolve } from 'node:path';
+import { HematoError } from '../errors.js';
+import { pipeline } from '../pipeline.js';
+import { buildApp } from './app.js';
+
+async function main(): Promise<void> {
+  const host = process.env.HOST || '127.0.0.1';
+  const port = Number(process.env.PORT || 3000);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new HematoError(
+      `PORT must be an integer from 0 to 65535, not "${process.env.PORT}".`,
+      'bad_config',
+    );
+  }
+  const dataDir = resolve(process.env.DATA_DIR || 'data');
+
+  const vision = await pipeline({ model: process.env.MODEL || undefined });
+  let app;
+  try {
+    app = await buildApp({ vision, dataDir, logger: true });
+  } catch (err) {
+    await vision.close();
+    throw err;
+  }
+
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    app.log.info(`${signal}: shutting down`);
+    try {
+      // Waits for requests in flight, then the onClose hook closes the case database.
+      await app.close();
+      await vision.close();
+      process.exit(0);
+    } catch (err) {
+      app.log.error({ err }, 'shutdown failed');
+      process.exit(1);
+    }
+  };
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+
+  await app.listen({ host, port });
+  const address = app.server.address();
+  const actualPort = typeof address === 'object' && address ? address.port : port;
+  const shownHost = host.includes(':') ? `[${host}]` : host;
+  console.log(
+    `HematoVision ${vision.card.name} ${vision.card.version} at http://${shownHost}:${actualPort}/ (data in ${dataDir})`,
+  );
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof HematoError ? `Error: ${err.message}` : err);
+  process.exit(1);
+});

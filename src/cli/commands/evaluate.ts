@@ -24,7 +24,7 @@ export function registerEvaluate(program: Command): void {
       if (o.report) {
         writeFileSync(
           o.report,
-          renderReportHtml(r, r.bins, {
+          await renderReportHtml(r, r.bins, {
             title: `HematoVision evaluation — ${o.data.join(', ')}`,
             model: `${classifier.card.name} ${classifier.card.version}`,
             data: o.data.join(', '),

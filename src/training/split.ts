@@ -1,0 +1,120 @@
+/** What a split needs to know of an item. */
+export interface SplitItem {
+  labelIndex: number;
+  group: string;
+  source: number;
+}
+
+export interface Split {
+  /** Item indices, ascending. */
+  train: number[];
+  val: number[];
+}
+
+/** mulberry32: small, fast, good enough to shuffle; the same seed gives the same split everywhere. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function shuffle<T>(xs: T[], rand: () => number): T[] {
+  for (let i = xs.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [xs[i], xs[j]] = [xs[j], xs[i]];
+  }
+  return xs;
+}
+
+interface Strata {
+  /** stratum key → its group names, sorted (so the input order of items does not matter). */
+  strata: Map<string, string[]>;
+  members: Map<string, number[]>;
+}
+
+/**
+ * Puts each group in one (source, class) stratum. A group whose items span strata (e.g. one field
+ * photographed for two sources) goes where most of its items are; ties go to the first key.
+ */
+function stratify(items: SplitItem[]): Strata {
+  const members = new Map<string, number[]>();
+  const votes = new Map<string, Map<string, number>>();
+  items.forEach((it, i) => {
+    let m = members.get(it.group);
+    if (!m) members.set(it.group, (m = []));
+    m.push(i);
+    const key = `${it.source}:${it.labelIndex}`;
+    let v = votes.get(it.group);
+    if (!v) votes.set(it.group, (v = new Map()));
+    v.set(key, (v.get(key) ?? 0) + 1);
+  });
+  const strata = new Map<string, string[]>();
+  for (const [group, v] of votes) {
+    let best = '';
+    let bestN = -1;
+    for (const [key, n] of [...v].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      if (n > bestN) [best, bestN] = [key, n];
+    }
+    let s = strata.get(best);
+    if (!s) strata.set(best, (s = []));
+    s.push(group);
+  }
+  for (const s of strata.values()) s.sort();
+  return { strata: new Map([...strata].sort(([a], [b]) => (a < b ? -1 : 1))), members };
+}
+
+/**
+ * Train/validation split that never cuts a group (copies of one cell) and takes about `valFraction` of the
+ * groups of every (source, class): at least one when that cell has two or more groups, never all of them
+ * (a class with a single group stays in training).
+ */
+export function groupedStratifiedSplit(
+  items: SplitItem[],
+  options: { valFraction: number; seed: number },
+): Split {
+  const { valFraction, seed } = options;
+  if (!(valFraction >= 0 && valFraction < 1)) throw new RangeError('valFraction must be in [0, 1).');
+  const { strata, members } = stratify(items);
+  const rand = seededRandom(seed);
+  const isVal = new Uint8Array(items.length);
+  for (const groups of strata.values()) {
+    const n = groups.length;
+    if (n < 2 || valFraction === 0) continue;
+    const nVal = Math.min(n - 1, Math.max(1, Math.round(valFraction * n)));
+    for (const g of shuffle([...groups], rand).slice(0, nVal)) for (const i of members.get(g)!) isVal[i] = 1;
+  }
+  const train: number[] = [];
+  const val: number[] = [];
+  for (let i = 0; i < items.length; i++) (isVal[i] ? val : train).push(i);
+  return { train, val };
+}
+
+/**
+ * k folds for cross-validation: every group lands in exactly one fold's validation side, and each
+ * (source, class) deals its shuffled groups round-robin from a random start, so folds stay balanced
+ * per class. A stratum with fewer than k groups leaves some folds without it.
+ */
+export function kFoldGroups(items: SplitItem[], options: { k: number; seed: number }): Split[] {
+  const { k, seed } = options;
+  if (!Number.isInteger(k) || k < 2) throw new RangeError('k must be an integer ≥ 2.');
+  const { strata, members } = stratify(items);
+  const rand = seededRandom(seed);
+  const fold = new Int32Array(items.length);
+  for (const groups of strata.values()) {
+    const start = Math.floor(rand() * k);
+    shuffle([...groups], rand).forEach((g, j) => {
+      for (const i of members.get(g)!) fold[i] = (start + j) % k;
+    });
+  }
+  return Array.from({ length: k }, (_, f) => {
+    const train: number[] = [];
+    const val: number[] = [];
+    for (let i = 0; i < items.length; i++) (fold[i] === f ? val : train).push(i);
+    return { train, val };
+  });
+}

@@ -1,0 +1,237 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { DatasetError } from '../errors.js';
+import { PREPROCESSING_VERSION } from '../imaging/preprocess.js';
+import { BACKBONE_ATTRIBUTION } from '../model/backbone.js';
+import { buildClassifierModel } from '../model/classifier-graph.js';
+import { FeatureExtractor, resolveBackbonePath } from '../model/feature-extractor.js';
+import type { Preprocessing } from '../model/inputs.js';
+import type { ModelCard } from '../model/types.js';
+import { fitTemperature, softmax } from './calibration.js';
+import { scanDatasets, type Dataset } from './dataset.js';
+import { computeFeatures, type FeatureSet } from './feature-cache.js';
+import { fitSoftmaxHead, foldStandardisation, headLogits, selectL2, type L2Score } from './head.js';
+import { evaluatePredictions, type Metrics } from './metrics.js';
+import { groupedStratifiedSplit } from './split.js';
+import { balanceWeights } from './weights.js';
+
+export const SOFTWARE_VERSION: string = JSON.parse(
+  readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+).version;
+
+export interface TrainOptions {
+  data: string[];
+  out: string;
+  classes?: string[];
+  backbone?: string;
+  crop: 'whole' | 'cell';
+  cropPadding: number;
+  views: number;
+  seed: number;
+  valFraction: number;
+  l2Grid?: number[];
+  /** Relative weight of each source (by source name) in the loss; default equal. */
+  sourceWeights?: Record<string, number>;
+  /** Accuracy wanted among predictions NOT flagged for review; sets the review threshold on validation. */
+  reviewTargetAccuracy: number;
+  cacheDir: string;
+  name: string;
+  /** Refit the head on training + validation rows with the chosen l2 before export. */
+  refit: boolean;
+  onStage?: (stage: string) => void;
+  onFeatures?: (done: number, total: number, cached: number) => void;
+}
+
+export interface TrainResult {
+  card: ModelCard;
+  modelPath: string;
+  cardPath: string;
+  validation: Metrics;
+  l2Table: L2Score[];
+  dataset: Dataset;
+  failed: FeatureSet['failed'];
+  seconds: { features: number; head: number; total: number };
+}
+
+/** Datasets → cached backbone features → head (l2 chosen on grouped validation) → calibration → one-file model. */
+export async function trainModel(o: TrainOptions): Promise<TrainResult> {
+  const t0 = performance.now();
+  const stage = o.onStage ?? (() => {});
+  stage('Scanning data');
+  const ds = await scanDatasets(o.data, { classes: o.classes });
+  const k = ds.classes.length;
+  if (k < 2) throw new DatasetError('Training needs at least two classes.');
+  const { train, val } = groupedStratifiedSplit(ds.items, { valFraction: o.valFraction, seed: o.seed });
+  if (val.length === 0) throw new DatasetError('The validation split is empty: add images (or groups) per class.');
+
+  const extractor = await FeatureExtractor.load(resolveBackbonePath(o.backbone));
+  const prep: Preprocessing = {
+    version: PREPROCESSING_VERSION,
+    inputSize: 224,
+    crop: o.crop,
+    cropPadding: o.cropPadding,
+    resize: 'sharp bilinear, fit=fill, to 224×224 (the same call in training and serving)',
+    normalization: '(pixel − 128) / 128 per RGB channel, NCHW',
+  };
+  stage(`Backbone features (${o.views} view${o.views > 1 ? 's' : ''} per image)`);
+  const tf = performance.now();
+  const feats = await computeFeatures(ds.items, extractor, prep, {
+    views: o.views,
+    seed: o.seed,
+    cacheDir: o.cacheDir,
+    onProgress: o.onFeatures,
+  });
+  await extractor.close();
+  const featureSeconds = (performance.now() - tf) / 1000;
+
+  const itemWeights = balanceWeights(ds.items, { sourceWeights: o.sourceWeights });
+  const isVal = new Uint8Array(ds.items.length);
+  for (const i of val) isVal[i] = 1;
+  const pick = (keep: (r: number) => boolean) => {
+    const rows: number[] = [];
+    for (let r = 0; r < feats.n; r++) if (keep(r)) rows.push(r);
+    const x = new Float32Array(rows.length * feats.d);
+    const y = new Int32Array(rows.length);
+    const w = new Float32Array(rows.length);
+    rows.forEach((r, j) => {
+      x.set(feats.x.subarray(r * feats.d, (r + 1) * feats.d), j * feats.d);
+      const it = feats.item[r];
+      y[j] = ds.items[it].labelIndex;
+      // Views share their image's weight, so augmentation adds variety, not weight.
+      w[j] = itemWeights[it] / o.views;
+    });
+    return { x, n: rows.length, y, sampleWeights: w, rows };
+  };
+  const trainSet = pick((r) => !isVal[feats.item[r]]);
+  // Validation sees each image once, unaugmented, as a user's image would be seen.
+  const valSet = pick((r) => isVal[feats.item[r]] === 1 && feats.view[r] === 0);
+  if (trainSet.n === 0 || valSet.n === 0) throw new DatasetError('No usable images on one side of the split.');
+
+  stage('Training the head (choosing l2 on validation)');
+  const th = performance.now();
+  const sel = selectL2(trainSet, valSet, feats.d, k, { grid: o.l2Grid });
+  const valLogits = headLogits(sel.head, valSet.x, valSet.n);
+  const temperature = fitTemperature(valLogits, valSet.y, k);
+  const valProbs = softmax(valLogits, k, temperature);
+  const validation = evaluatePredictions(valSet.y, valProbs, ds.classes);
+  const reviewThreshold = chooseReviewThreshold(valProbs, valSet.y, k, o.reviewTargetAccuracy);
+  const perSource: Record<string, { n: number; accuracy: number }> = {};
+  ds.sources.forEach((s, si) => {
+    let n = 0;
+    let ok = 0;
+    valSet.rows.forEach((r, j) => {
+      if (ds.items[feats.item[r]].source !== si) return;
+      n++;
+      if (argmax(valProbs, j, k) === valSet.y[j]) ok++;
+    });
+    perSource[s.name] = { n, accuracy: n ? ok / n : NaN };
+  });
+
+  let head = sel.head;
+  if (o.refit) {
+    stage('Refitting the head on training + validation images');
+    const all = pick(() => true);
+    head = fitSoftmaxHead(all.x, all.n, feats.d, all.y, k, {
+      l2: sel.l2,
+      sampleWeights: all.sampleWeights,
+      init: { weight: sel.head.weight, bias: sel.head.bias },
+    }).head;
+  }
+  const headSeconds = (performance.now() - th) / 1000;
+
+  stage('Writing the model');
+  const folded = foldStandardisation(head);
+  const onnx = buildClassifierModel(
+    readFileSync(extractor.path),
+    { weight: folded.weight, bias: folded.bias, k, d: feats.d },
+    { temperature, classes: ds.classes, metadata: { 'hematovision.name': o.name } },
+  );
+  const outDir = resolve(o.out);
+  mkdirSync(outDir, { recursive: true });
+  const modelPath = join(outDir, 'model.onnx');
+  const cardPath = join(outDir, 'model.json');
+  const counts: Record<string, Record<string, number>> = {};
+  for (const s of ds.sources) counts[s.name] = s.counts;
+  const card: ModelCard = {
+    name: o.name,
+    version: new Date().toISOString().slice(0, 10).replaceAll('-', '.'),
+    classes: ds.classes,
+    createdAt: new Date().toISOString(),
+    software: { name: 'hematovision', version: SOFTWARE_VERSION },
+    modelFile: 'model.onnx',
+    modelSha256: createHash('sha256').update(onnx).digest('hex'),
+    backbone: {
+      name: 'MobileNetV2 1.0 224 (ImageNet), float32 from the uint8 TFLite model, BatchNorm folded',
+      sha256: extractor.metadata['hematovision.backbone_sha256'],
+      featureBlocks: extractor.metadata['hematovision.feature_blocks'].split(','),
+      featureDim: feats.d,
+      attribution: BACKBONE_ATTRIBUTION,
+    },
+    preprocessing: prep,
+    temperature,
+    reviewThreshold,
+    head: { kind: 'softmax regression on standardised pooled features (folded into one Gemm)', l2: sel.l2, epochs: 0 },
+    training: {
+      counts,
+      augmentedViews: o.views,
+      seed: o.seed,
+      sources: ds.sources.map((s) => ({ name: s.name, path: s.path, weight: o.sourceWeights?.[s.name] ?? 1 })),
+    },
+    validation: {
+      n: validation.n,
+      accuracy: validation.accuracy,
+      macroF1: validation.macroF1,
+      ece: validation.ece,
+      perSource,
+    },
+    license: 'Apache-2.0 (model weights derived from the Apache-2.0 MobileNetV2 checkpoint; see NOTICE)',
+    intendedUse:
+      'Decision support for research and teaching: suggests a white-blood-cell type with a calibrated probability. ' +
+      'Not a certified medical device; every result used for patient care must be confirmed by a qualified person.',
+  };
+  // Write the model first, then the card: a card never points at a half-written model.
+  writeAtomic(modelPath, onnx);
+  writeAtomic(cardPath, Buffer.from(JSON.stringify(card, null, 2) + '\n'));
+  return {
+    card,
+    modelPath,
+    cardPath,
+    validation,
+    l2Table: sel.table,
+    dataset: ds,
+    failed: feats.failed,
+    seconds: { features: featureSeconds, head: headSeconds, total: (performance.now() - t0) / 1000 },
+  };
+}
+
+/**
+ * The lowest confidence at or above which validation predictions reach the target accuracy. Predictions
+ * below it are flagged for review; never below 0.5, so a coin-flip is always flagged.
+ */
+export function chooseReviewThreshold(probs: Float32Array, y: Int32Array, k: number, target: number): number {
+  const n = y.length;
+  const pairs = Array.from({ length: n }, (_, i) => {
+    const c = argmax(probs, i, k);
+    return { conf: probs[i * k + c], ok: c === y[i] ? 1 : 0 };
+  }).sort((a, b) => b.conf - a.conf);
+  let ok = 0;
+  let threshold = 1;
+  pairs.forEach((p, i) => {
+    ok += p.ok;
+    if (ok / (i + 1) >= target) threshold = p.conf;
+  });
+  return Math.max(0.5, Math.min(0.99, threshold));
+}
+
+function argmax(p: Float32Array, i: number, k: number): number {
+  let best = 0;
+  for (let c = 1; c < k; c++) if (p[i * k + c] > p[i * k + best]) best = c;
+  return best;
+}
+
+function writeAtomic(path: string, data: Uint8Array): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, path);
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Rebuilds the bundled model (models/) from ../shared: Kaggle TRAIN + PBC, the product's four classes.
+# Kaggle TEST is never read here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SHARED=${SHARED:-../shared}
+if [ ! -f "$SHARED/weights/mobilenet_v2_1.0_224_quant.tflite" ]; then
+  echo "train:default needs $SHARED (weights and data); it is not in the repository." >&2
+  exit 1
+fi
+node bin/hematovision.js import-backbone --tflite "$SHARED/weights/mobilenet_v2_1.0_224_quant.tflite" --out .cache/backbone.onnx
+node bin/hematovision.js train \
+  --data "$SHARED/data/kaggle-blood-cells/TRAIN" \
+  --data "$SHARED/data/pbc" \
+  --classes eosinophil,lymphocyte,monocyte,neutrophil \
+  --backbone .cache/backbone.onnx \
+  --name hematovision-wbc4 \
+  --out models "$@"

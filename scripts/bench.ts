@@ -45,7 +45,9 @@ function listImages(dir: string, limit: number): string[] {
 async function syntheticImages(n: number): Promise<Buffer[]> {
   return Promise.all(
     Array.from({ length: n }, (_, i) =>
-      sharp({ create: { width: 320, height: 240, channels: 3, background: { r: 230, g: 180 + (i % 20), b: 190 } } })
+      sharp({
+        create: { width: 320, height: 240, channels: 3, background: { r: 230, g: 180 + (i % 20), b: 190 } },
+      })
         .composite([
           {
             input: Buffer.from(
@@ -68,8 +70,12 @@ async function main(): Promise<void> {
   log('# HematoVision benchmarks');
   log();
   log(`- date: ${new Date().toISOString()}`);
-  log(`- machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
-  log(`- images: ${haveShared ? '200 Kaggle TEST JPEGs (320×240)' : '200 synthetic 320×240 JPEGs (../shared absent)'}`);
+  log(
+    `- machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
+  );
+  log(
+    `- images: ${haveShared ? '200 Kaggle TEST JPEGs (320×240)' : '200 synthetic 320×240 JPEGs (../shared absent)'}`,
+  );
   log(`- command: \`npm run bench${quick ? ' -- --quick' : ''}\``);
   log();
 
@@ -110,7 +116,9 @@ async function main(): Promise<void> {
   log(`| decode only (sharp, full size) | ${ms(q(decode, 0.5))} | ${ms(q(decode, 0.95))} |`);
   log(`| ORT on a ready tensor | ${ms(q(ort, 0.5))} | ${ms(q(ort, 0.95))} |`);
   log();
-  log(`Ratio predict p50 / (decode p50 + ORT p50) = **${(q(full, 0.5) / base).toFixed(2)}×** (target ≤ 1.5×; predict p50 target ≤ 20 ms).`);
+  log(
+    `Ratio predict p50 / (decode p50 + ORT p50) = **${(q(full, 0.5) / base).toFixed(2)}×** (target ≤ 1.5×; predict p50 target ≤ 20 ms).`,
+  );
   log();
 
   // Batch throughput: analyzeBatch over chunks of 32 images.
@@ -123,7 +131,9 @@ async function main(): Promise<void> {
   log('## Batch throughput');
   log();
   log(`- analyzeBatch, 32 images a call: **${batchRate.toFixed(0)} images/s** (target ≥ 120)`);
-  log(`- one by one, same run: ${seqRate.toFixed(0)} images/s (batch/sequential = ${(batchRate / seqRate).toFixed(2)}×)`);
+  log(
+    `- one by one, same run: ${seqRate.toFixed(0)} images/s (batch/sequential = ${(batchRate / seqRate).toFixed(2)}×)`,
+  );
   log();
 
   // Locating.
@@ -154,11 +164,15 @@ async function main(): Promise<void> {
       const t0 = performance.now();
       const f = await computeFeatures(items, ex, prep, { views, seed: 1, cacheDir: dir });
       const sec = (performance.now() - t0) / 1000;
-      log(`- feature extraction, ${views} view(s) per image: ${(items.length / sec).toFixed(0)} images/s, ${(f.n / sec).toFixed(0)} rows/s`);
+      log(
+        `- feature extraction, ${views} view(s) per image: ${(items.length / sec).toFixed(0)} images/s, ${(f.n / sec).toFixed(0)} rows/s`,
+      );
     }
     const t0 = performance.now();
     await computeFeatures(items, ex, prep, { views: 3, seed: 1, cacheDir: dir });
-    log(`- the same, read from cache: ${(items.length / ((performance.now() - t0) / 1000)).toFixed(0)} images/s`);
+    log(
+      `- the same, read from cache: ${(items.length / ((performance.now() - t0) / 1000)).toFixed(0)} images/s`,
+    );
     log();
     rmSync(dir, { recursive: true, force: true });
     await ex.close();
@@ -185,7 +199,11 @@ async function httpBench(buffers: Buffer[]): Promise<void> {
   const url = `http://127.0.0.1:${port}/api/v1/predict`;
   const post = async (i: number) => {
     const form = new FormData();
-    form.append('images', new Blob([new Uint8Array(buffers[i % buffers.length])], { type: 'image/jpeg' }), `img${i}.jpg`);
+    form.append(
+      'images',
+      new Blob([new Uint8Array(buffers[i % buffers.length])], { type: 'image/jpeg' }),
+      `img${i}.jpg`,
+    );
     const t0 = performance.now();
     const r = await fetch(url, { method: 'POST', body: form });
     await r.arrayBuffer();
@@ -206,7 +224,9 @@ async function httpBench(buffers: Buffer[]): Promise<void> {
   const sec = (performance.now() - t0) / 1000;
   log('## HTTP predict on loopback (16 concurrent clients, one image per request, heat map stored)');
   log();
-  log(`- ${total} requests: **${(total / sec).toFixed(0)} requests/s**, p50 ${ms(q(latencies, 0.5))}, p99 **${ms(q(latencies, 0.99))}** (targets ≥ 80 req/s, p99 ≤ 200 ms)`);
+  log(
+    `- ${total} requests: **${(total / sec).toFixed(0)} requests/s**, p50 ${ms(q(latencies, 0.5))}, p99 **${ms(q(latencies, 0.99))}** (targets ≥ 80 req/s, p99 ≤ 200 ms)`,
+  );
   log();
   await app.close();
   await vision.close();

@@ -1,5 +1,11 @@
 import { Classifier, DEFAULT_MODEL_PATH } from './model/classifier.js';
-import { analyzeBatch, analyzeImage, type AnalyzeOptions, type BatchItem, type ImageAnalysis } from './model/analyzer.js';
+import {
+  analyzeBatch,
+  analyzeImage,
+  type AnalyzeOptions,
+  type BatchItem,
+  type ImageAnalysis,
+} from './model/analyzer.js';
 import type { ModelCard } from './model/types.js';
 
 export type { AnalyzeOptions, BatchItem, ImageAnalysis };
@@ -30,4 +36,3 @@ export async function pipeline(options: PipelineOptions = {}): Promise<HematoVis
     close: () => classifier.close(),
   };
 }
-

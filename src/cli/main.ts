@@ -8,7 +8,9 @@ import { registerTrain } from './commands/train.js';
 
 const program = new Command()
   .name('hematovision')
-  .description('White-blood-cell classification: train, evaluate, predict (decision support, not a medical device)')
+  .description(
+    'White-blood-cell classification: train, evaluate, predict (decision support, not a medical device)',
+  )
   .showHelpAfterError();
 
 registerImportBackbone(program);
@@ -21,7 +23,9 @@ try {
   await program.parseAsync(process.argv);
 } catch (e) {
   // Errors meant for people get their message and exit 1; anything else is a bug and keeps its stack.
-  if (e instanceof HematoError) {
+  // A file the user named that cannot be read or written (ENOENT, EACCES, EISDIR…) is theirs to fix too.
+  const fsError = e instanceof Error && 'syscall' in e && 'path' in e;
+  if (e instanceof HematoError || fsError) {
     console.error(`error: ${e.message}`);
     process.exitCode = 1;
   } else {

@@ -1,7 +1,10 @@
 import cliProgress from 'cli-progress';
 
 /** A progress bar on stderr (stdout stays clean for --json/--csv); silent when stderr is not a terminal. */
-export function progressBar(label: string): { update(done: number, total: number, info?: string): void; stop(): void } {
+export function progressBar(label: string): {
+  update(done: number, total: number, info?: string): void;
+  stop(): void;
+} {
   if (!process.stderr.isTTY) {
     return { update: () => {}, stop: () => {} };
   }
@@ -34,8 +37,11 @@ export function progressBar(label: string): { update(done: number, total: number
 export function table(header: string[], rows: (string | number)[][]): string {
   const cells = [header, ...rows.map((r) => r.map(String))];
   const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  return [line(cells[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
+  const line = (r: string[]) =>
+    r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [line(cells[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join(
+    '\n',
+  );
 }
 
 export const pct = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : '–');

@@ -26,7 +26,9 @@ export async function analyzeImage(
   input: Buffer | string,
   options: AnalyzeOptions = {},
 ): Promise<ImageAnalysis> {
-  const prepared = await prepareImage(input, classifier.card.preprocessing, { keepImage: options.heatmap === true });
+  const prepared = await prepareImage(input, classifier.card.preprocessing, {
+    keepImage: options.heatmap === true,
+  });
   return (await runPrepared(classifier, [prepared], options))[0];
 }
 
@@ -51,7 +53,7 @@ export async function analyzeBatch(
     else throw s.reason;
   });
   const batchSize = options.batchSize ?? 16;
-  for (let start = 0; start < good.length; ) {
+  for (let start = 0; start < good.length;) {
     // Fill a batch by cells, not images: a field can hold several.
     let cells = 0;
     let end = start;

@@ -11,14 +11,16 @@ import { OnnxSession } from './onnx/runtime.js';
 
 if (!hasShared) skipNote('backbone import tests', `${TFLITE}`);
 const python = '/usr/bin/python3';
-const hasChecker = existsSync(python) && (() => {
-  try {
-    execFileSync(python, ['-c', 'import onnx'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const hasChecker =
+  existsSync(python) &&
+  (() => {
+    try {
+      execFileSync(python, ['-c', 'import onnx'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  })();
 if (!hasChecker) skipNote('onnx.checker test', "Debian's python3-onnx");
 
 describe.skipIf(!hasShared)('MobileNetV2 import from TFLite', () => {
@@ -49,7 +51,8 @@ describe.skipIf(!hasShared)('MobileNetV2 import from TFLite', () => {
       .raw()
       .toBuffer({ resolveWithObject: true });
     const x = new Float32Array(3 * 224 * 224);
-    for (let i = 0; i < 224 * 224; i++) for (let c = 0; c < 3; c++) x[c * 224 * 224 + i] = (data[i * 3 + c] - 128) / 128;
+    for (let i = 0; i < 224 * 224; i++)
+      for (let c = 0; c < 3; c++) x[c * 224 * 224 + i] = (data[i * 3 + c] - 128) / 128;
     const out = await session.run({ input: { data: x, dims: [1, 3, 224, 224] } }, [
       'imagenet_probabilities',
       'features',

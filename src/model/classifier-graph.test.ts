@@ -31,7 +31,11 @@ describe('classifier graph', () => {
   const input = Float32Array.from({ length: 2 * 3 * 224 * 224 }, (_, i) => Math.cos(i * 0.001));
 
   it('computes logits = features·Wᵀ + b, probabilities = softmax(logits / T), CAM = last block share', async () => {
-    const model = buildClassifierModel(tinyBackbone(), { weight, bias, k, d }, { temperature, classes: ['a', 'b', 'c'] });
+    const model = buildClassifierModel(
+      tinyBackbone(),
+      { weight, bias, k, d },
+      { temperature, classes: ['a', 'b', 'c'] },
+    );
     const s = await OnnxSession.create(model);
     const out = await s.run({ input: { data: input, dims: [2, 3, 224, 224] } }, [
       OUTPUTS.features,
@@ -41,7 +45,9 @@ describe('classifier graph', () => {
     ]);
     const f = out.features.data;
     for (let n = 0; n < 2; n++) {
-      const z = [0, 1, 2].map((c) => bias[c] + [...Array(d).keys()].reduce((a, j) => a + f[n * d + j] * weight[c * d + j], 0));
+      const z = [0, 1, 2].map(
+        (c) => bias[c] + [...Array(d).keys()].reduce((a, j) => a + f[n * d + j] * weight[c * d + j], 0),
+      );
       z.forEach((v, c) => expect(out.logits.data[n * k + c]).toBeCloseTo(v, 4));
       const e = z.map((v) => Math.exp(v / temperature));
       const sum = e.reduce((a, b) => a + b, 0);
@@ -58,9 +64,17 @@ describe('classifier graph', () => {
   });
 
   it('replaces an earlier head instead of stacking a second one', async () => {
-    const first = buildClassifierModel(tinyBackbone(), { weight, bias, k, d }, { temperature: 1, classes: ['a', 'b', 'c'] });
+    const first = buildClassifierModel(
+      tinyBackbone(),
+      { weight, bias, k, d },
+      { temperature: 1, classes: ['a', 'b', 'c'] },
+    );
     const bias2 = Float32Array.from([5, 0, 0]);
-    const second = buildClassifierModel(first, { weight, bias: bias2, k, d }, { temperature: 1, classes: ['x', 'y', 'z'] });
+    const second = buildClassifierModel(
+      first,
+      { weight, bias: bias2, k, d },
+      { temperature: 1, classes: ['x', 'y', 'z'] },
+    );
     expect(readMetadata(second)['hematovision.classes']).toBe('x,y,z');
     const s = await OnnxSession.create(second);
     const out = await s.run({ input: { data: input.subarray(0, 3 * 224 * 224), dims: [1, 3, 224, 224] } }, [
@@ -78,7 +92,11 @@ describe('classifier graph', () => {
 
   it('refuses a head whose size does not match the backbone features', () => {
     expect(() =>
-      buildClassifierModel(tinyBackbone(), { weight, bias, k, d: 5 }, { temperature: 1, classes: ['a', 'b', 'c'] }),
+      buildClassifierModel(
+        tinyBackbone(),
+        { weight, bias, k, d: 5 },
+        { temperature: 1, classes: ['a', 'b', 'c'] },
+      ),
     ).toThrow(/do not match/);
   });
 });

@@ -35,7 +35,8 @@ export function buildClassifierModel(
   if (!meta['hematovision.backbone_id'] || d !== head.d) {
     throw new ModelError(`The backbone's features (${d}) do not match the head (${head.d}).`, 'bad_model');
   }
-  if (options.classes.length !== head.k) throw new ModelError('Class count does not match the head.', 'bad_model');
+  if (options.classes.length !== head.k)
+    throw new ModelError('Class count does not match the head.', 'bad_model');
   const g = new GraphBuilder('hematovision_head', 13, 'head/');
   const w = g.constant('W', head.weight, [head.k, head.d]);
   const b = g.constant('b', head.bias, [head.k]);
@@ -48,7 +49,12 @@ export function buildClassifierModel(
   const offset = d - last;
   const camW = new Float32Array(head.k * last);
   for (let c = 0; c < head.k; c++) camW.set(head.weight.subarray(c * d + offset, (c + 1) * d), c * last);
-  g.op('Conv', [OUTPUTS.featureMap, g.constant('camW', camW, [head.k, last, 1, 1])], { kernel_shape: [1, 1] }, OUTPUTS.cam);
+  g.op(
+    'Conv',
+    [OUTPUTS.featureMap, g.constant('camW', camW, [head.k, last, 1, 1])],
+    { kernel_shape: [1, 1] },
+    OUTPUTS.cam,
+  );
 
   g.output(OUTPUTS.probabilities, ['N', head.k]);
   g.output(OUTPUTS.logits, ['N', head.k]);

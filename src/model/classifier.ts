@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ModelError } from '../errors.js';
@@ -13,7 +13,8 @@ export const DEFAULT_MODEL_PATH = resolve(dirname(fileURLToPath(import.meta.url)
 /** model.json beside model.onnx (or `<name>.json` beside `<name>.onnx`). */
 export function cardPathFor(modelPath: string): string {
   const sibling = modelPath.replace(/\.onnx$/i, '.json');
-  return existsSync(sibling) ? sibling : join(dirname(modelPath), 'model.json');
+  // A name not ending in .onnx has no sibling: never read the model itself as its card.
+  return sibling !== modelPath && existsSync(sibling) ? sibling : join(dirname(modelPath), 'model.json');
 }
 
 export interface BatchOutput {
@@ -32,7 +33,9 @@ export class Classifier {
   ) {}
 
   static async load(modelPath: string = DEFAULT_MODEL_PATH): Promise<Classifier> {
-    const path = resolve(modelPath);
+    let path = resolve(modelPath);
+    // A model folder (as `train --out` writes) means the model.onnx inside it.
+    if (existsSync(path) && statSync(path).isDirectory()) path = join(path, 'model.onnx');
     if (!existsSync(path)) {
       throw new ModelError(
         `Model file not found: ${path}. Pass --model with a model.onnx written by 'hematovision train'.`,
@@ -41,7 +44,10 @@ export class Classifier {
     }
     const cardPath = cardPathFor(path);
     if (!existsSync(cardPath)) {
-      throw new ModelError(`Model card not found: ${cardPath} (model.json belongs beside model.onnx).`, 'card_not_found');
+      throw new ModelError(
+        `Model card not found: ${cardPath} (model.json belongs beside model.onnx).`,
+        'card_not_found',
+      );
     }
     let card: ModelCard;
     try {

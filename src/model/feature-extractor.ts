@@ -43,7 +43,9 @@ export class FeatureExtractor {
 
   /** n preprocessed images (NCHW float32, 224²) → n×featureDim. */
   async extract(input: Float32Array, n: number, size = 224): Promise<Float32Array> {
-    const r = await this.session.run({ input: { data: input, dims: [n, 3, size, size] } }, [OUTPUTS.features]);
+    const r = await this.session.run({ input: { data: input, dims: [n, 3, size, size] } }, [
+      OUTPUTS.features,
+    ]);
     return r[OUTPUTS.features].data;
   }
 

@@ -37,7 +37,9 @@ export async function renderHeatmapPng(img: RgbImage, regions: CamRegion[], maxS
     out[i * 3 + 2] = Math.round(base[i * 3 + 2] * (1 - a) + cb * a);
   }
   for (const r of regions) if (r.box) outline(out, w, h, r.box, scale);
-  return sharp(out, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
+  return sharp(out, { raw: { width: w, height: h, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 function paintCam(heat: Float32Array, w: number, h: number, r: CamRegion, scale: number): void {

@@ -41,7 +41,11 @@ export async function prepareImage(
   if (prep.crop === 'whole' && !options.keepImage) {
     const [pixels, meta] = await Promise.all([loadResizedRgb(input, size), sharp(input).metadata()]);
     const { width, height } = meta.autoOrient ?? meta;
-    return { width, height, regions: [{ box: null, square: { x: 0, y: 0, size: Math.max(width, height) }, pixels }] };
+    return {
+      width,
+      height,
+      regions: [{ box: null, square: { x: 0, y: 0, size: Math.max(width, height) }, pixels }],
+    };
   }
   const image = await decodeImage(input);
   const base = { width: image.width, height: image.height, image: options.keepImage ? image : undefined };
@@ -50,7 +54,9 @@ export async function prepareImage(
     const side = Math.max(image.width, image.height);
     return { ...base, regions: [{ box: null, square: { x: 0, y: 0, size: side }, pixels }] };
   }
-  const boxes = options.primaryOnly ? [primaryCell(image)].filter((b): b is Box => b !== null) : locateCells(image);
+  const boxes = options.primaryOnly
+    ? [primaryCell(image)].filter((b): b is Box => b !== null)
+    : locateCells(image);
   const regions = await Promise.all(
     boxes.map(async (box) => {
       const crop = cropSquare(image, box, prep.cropPadding);
@@ -74,7 +80,8 @@ export function augmentedViews(
   options?: Partial<AugmentOptions>,
 ): RgbImage[] {
   const out: RgbImage[] = [pixels];
-  for (let v = 1; v < views; v++) out.push(augment(pixels, createRng((seed * 7919 + v * 104729) >>> 0), options));
+  for (let v = 1; v < views; v++)
+    out.push(augment(pixels, createRng((seed * 7919 + v * 104729) >>> 0), options));
   return out;
 }
 

@@ -53,7 +53,7 @@ export async function computeFeatures(
   const rows: Float32Array[] = new Array(items.length);
   const failed: FeatureSet['failed'] = [];
   let cached = 0;
-  let done = 0;
+
   const s = prep.inputSize;
   const chunk = Math.max(1, Math.floor((options.batchSize ?? 32) / views));
 
@@ -86,7 +86,9 @@ export async function computeFeatures(
     }
   };
   const prepareChunk = (start: number) =>
-    Promise.all(Array.from({ length: Math.min(chunk, items.length - start) }, (_, i) => prepareOne(start + i)));
+    Promise.all(
+      Array.from({ length: Math.min(chunk, items.length - start) }, (_, i) => prepareOne(start + i)),
+    );
 
   let next = items.length > 0 ? prepareChunk(0) : Promise.resolve([] as Pending[]);
   for (let start = 0; start < items.length; start += chunk) {
@@ -113,7 +115,7 @@ export async function computeFeatures(
         renameSync(tmp, p.file);
       }
     }
-    done = Math.min(items.length, start + chunk);
+    const done = Math.min(items.length, start + chunk);
     options.onProgress?.(done, items.length, cached);
   }
 

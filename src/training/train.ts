@@ -20,6 +20,9 @@ export const SOFTWARE_VERSION: string = JSON.parse(
   readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
 ).version;
 
+/** Wider than the head's default: with few source photos per class, strong regularisation often wins. */
+export const DEFAULT_L2_GRID = [1, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001];
+
 export interface TrainOptions {
   data: string[];
   out: string;
@@ -63,7 +66,10 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   const k = ds.classes.length;
   if (k < 2) throw new DatasetError('Training needs at least two classes.');
   const { train, val } = groupedStratifiedSplit(ds.items, { valFraction: o.valFraction, seed: o.seed });
-  if (val.length === 0) throw new DatasetError('The validation split is empty: add images (or groups) per class.');
+  if (train.length === 0)
+    throw new DatasetError('The training split is empty: add images (or groups) per class.');
+  if (val.length === 0)
+    throw new DatasetError('The validation split is empty: add images (or groups) per class.');
 
   const extractor = await FeatureExtractor.load(resolveBackbonePath(o.backbone));
   const prep: Preprocessing = {
@@ -106,11 +112,12 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   const trainSet = pick((r) => !isVal[feats.item[r]]);
   // Validation sees each image once, unaugmented, as a user's image would be seen.
   const valSet = pick((r) => isVal[feats.item[r]] === 1 && feats.view[r] === 0);
-  if (trainSet.n === 0 || valSet.n === 0) throw new DatasetError('No usable images on one side of the split.');
+  if (trainSet.n === 0 || valSet.n === 0)
+    throw new DatasetError('No usable images on one side of the split.');
 
   stage('Training the head (choosing l2 on validation)');
   const th = performance.now();
-  const sel = selectL2(trainSet, valSet, feats.d, k, { grid: o.l2Grid });
+  const sel = selectL2(trainSet, valSet, feats.d, k, { grid: o.l2Grid ?? DEFAULT_L2_GRID });
   const valLogits = headLogits(sel.head, valSet.x, valSet.n);
   const temperature = fitTemperature(valLogits, valSet.y, k);
   const valProbs = softmax(valLogits, k, temperature);
@@ -171,12 +178,20 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     preprocessing: prep,
     temperature,
     reviewThreshold,
-    head: { kind: 'softmax regression on standardised pooled features (folded into one Gemm)', l2: sel.l2, epochs: 0 },
+    head: {
+      kind: 'softmax regression on standardised pooled features (folded into one Gemm)',
+      l2: sel.l2,
+      epochs: 0,
+    },
     training: {
       counts,
       augmentedViews: o.views,
       seed: o.seed,
-      sources: ds.sources.map((s) => ({ name: s.name, path: s.path, weight: o.sourceWeights?.[s.name] ?? 1 })),
+      sources: ds.sources.map((s) => ({
+        name: s.name,
+        path: s.path,
+        weight: o.sourceWeights?.[s.name] ?? 1,
+      })),
     },
     validation: {
       n: validation.n,
@@ -219,6 +234,8 @@ export function chooseReviewThreshold(probs: Float32Array, y: Int32Array, k: num
   let threshold = 1;
   pairs.forEach((p, i) => {
     ok += p.ok;
+    // A threshold keeps every result at its confidence: judge ties together, at the last of them.
+    if (i + 1 < n && pairs[i + 1].conf === p.conf) return;
     if (ok / (i + 1) >= target) threshold = p.conf;
   });
   return Math.max(0.5, Math.min(0.99, threshold));

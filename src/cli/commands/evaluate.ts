@@ -1,5 +1,7 @@
-import { writeFileSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { HematoError } from '../../errors.js';
 import { Classifier, DEFAULT_MODEL_PATH } from '../../model/classifier.js';
 import { evaluateModel } from '../../training/evaluate.js';
 import { renderReportHtml } from '../../training/report.js';
@@ -10,12 +12,25 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 export function registerEvaluate(program: Command): void {
   program
     .command('evaluate')
-    .description('Score a model on labelled folders: accuracy, precision/recall/F1, confusion matrix, calibration')
+    .description(
+      'Score a model on labelled folders: accuracy, precision/recall/F1, confusion matrix, calibration',
+    )
     .requiredOption('--data <dir>', 'a labelled dataset folder; repeatable', collect, [])
     .option('--model <file>', 'model.onnx (default: the bundled model)', DEFAULT_MODEL_PATH)
     .option('--json', 'print one JSON object on stdout')
-    .option('--report <file.html>', 'also write an HTML report with the confusion matrix and a reliability diagram')
+    .option(
+      '--report <file.html>',
+      'also write an HTML report with the confusion matrix and a reliability diagram',
+    )
     .action(async (o: { data: string[]; model: string; json?: boolean; report?: string }) => {
+      // Check where the report goes before a long evaluation, not after it.
+      const reportDir = o.report ? dirname(resolve(o.report)) : null;
+      if (reportDir && !(existsSync(reportDir) && statSync(reportDir).isDirectory())) {
+        throw new HematoError(
+          `Cannot write the report ${o.report}: folder ${reportDir} does not exist.`,
+          'bad_output',
+        );
+      }
       const classifier = await Classifier.load(o.model);
       const bar = progressBar('Evaluating');
       const r = await evaluateModel(classifier, o.data, { onProgress: (d, t) => bar.update(d, t) });
@@ -33,10 +48,33 @@ export function registerEvaluate(program: Command): void {
         );
       }
       if (o.json) {
-        const { accuracy, macroF1, ece, n, classes, perClass, confusionMatrix, skipped, noCell, imagesPerSecond } = r;
+        const {
+          accuracy,
+          macroF1,
+          ece,
+          n,
+          classes,
+          perClass,
+          confusionMatrix,
+          skipped,
+          noCell,
+          imagesPerSecond,
+        } = r;
         const unreadable = r.unreadable.length;
         console.log(
-          JSON.stringify({ accuracy, macroF1, ece, n, classes, perClass, confusionMatrix, skipped, noCell, unreadable, imagesPerSecond }),
+          JSON.stringify({
+            accuracy,
+            macroF1,
+            ece,
+            n,
+            classes,
+            perClass,
+            confusionMatrix,
+            skipped,
+            noCell,
+            unreadable,
+            imagesPerSecond,
+          }),
         );
         return;
       }
@@ -50,14 +88,22 @@ export function registerEvaluate(program: Command): void {
         ),
       );
       console.log('\nConfusion matrix (rows true, columns predicted):');
-      console.log(table(['', ...r.classes], r.classes.map((c, i) => [c, ...r.confusionMatrix[i]])));
+      console.log(
+        table(
+          ['', ...r.classes],
+          r.classes.map((c, i) => [c, ...r.confusionMatrix[i]]),
+        ),
+      );
       console.log(
         `\nn ${r.n}  accuracy ${pct(r.accuracy)}  macro-F1 ${pct(r.macroF1)}  ECE ${r.ece.toFixed(3)}  ` +
           `${r.imagesPerSecond.toFixed(0)} images/s`,
       );
       if (r.noCell) console.log(`${r.noCell} image(s) with no white cell found, counted as errors.`);
       const unknown = Object.entries(r.skipped.unknownClass);
-      if (unknown.length) console.log(`Skipped classes the model does not know: ${unknown.map(([c, n]) => `${c} (${n})`).join(', ')}`);
+      if (unknown.length)
+        console.log(
+          `Skipped classes the model does not know: ${unknown.map(([c, n]) => `${c} (${n})`).join(', ')}`,
+        );
       if (r.skipped.nonImage) console.log(`Skipped ${r.skipped.nonImage} non-image file(s).`);
       for (const u of r.unreadable) console.error(`unreadable: ${u.path}: ${u.reason}`);
       if (o.report) console.log(`Report: ${o.report}`);

@@ -20,7 +20,9 @@ function expand(paths: string[]): string[] {
     }
     if (st.isDirectory()) {
       const walk = (dir: string) => {
-        for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+        for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) =>
+          a.name.localeCompare(b.name),
+        )) {
           if (e.name.startsWith('.')) continue;
           const f = join(dir, e.name);
           if (e.isDirectory()) walk(f);
@@ -39,7 +41,9 @@ type Row = { file: string } & (Omit<ImageAnalysis, 'heatmapPng'> | { error: stri
 export function registerPredict(program: Command): void {
   program
     .command('predict')
-    .description('Classify images (files or folders): label, confidence, every class probability, needs-review flag')
+    .description(
+      'Classify images (files or folders): label, confidence, every class probability, needs-review flag',
+    )
     .argument('<paths...>', 'image files or folders')
     .option('--model <file>', 'model.onnx (default: the bundled model)', DEFAULT_MODEL_PATH)
     .option('--json', 'print a JSON array on stdout')
@@ -69,10 +73,19 @@ export function registerPredict(program: Command): void {
         const q = (s: string) => (/[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
         console.log(['file', 'label', 'confidence', 'needsReview', 'cells', ...classes, 'error'].join(','));
         for (const r of rows) {
-          if ('error' in r) console.log([q(r.file), '', '', '', '', ...classes.map(() => ''), q(r.message)].join(','));
+          if ('error' in r)
+            console.log([q(r.file), '', '', '', '', ...classes.map(() => ''), q(r.message)].join(','));
           else
             console.log(
-              [q(r.file), r.label ?? '', r.confidence.toFixed(4), r.needsReview, r.cells.length, ...classes.map((c) => (r.probabilities[c] ?? 0).toFixed(4)), ''].join(','),
+              [
+                q(r.file),
+                r.label ?? '',
+                r.confidence.toFixed(4),
+                r.needsReview,
+                r.cells.length,
+                ...classes.map((c) => (r.probabilities[c] ?? 0).toFixed(4)),
+                '',
+              ].join(','),
             );
         }
       } else {
@@ -81,12 +94,18 @@ export function registerPredict(program: Command): void {
           else if (r.label === null) console.log(`${r.file}: ${r.message ?? 'no answer'}`);
           else {
             const probs = classes.map((c) => `${c} ${pct(r.probabilities[c])}`).join(', ');
-            const cells = r.cells.length > 1 ? ` [${r.cells.length} cells: ${r.cells.map((c) => c.label).join(', ')}]` : '';
-            console.log(`${r.file}: ${r.label} ${pct(r.confidence)}${r.needsReview ? ' (needs review)' : ''} — ${probs}${cells}`);
+            const cells =
+              r.cells.length > 1
+                ? ` [${r.cells.length} cells: ${r.cells.map((c) => c.label).join(', ')}]`
+                : '';
+            console.log(
+              `${r.file}: ${r.label} ${pct(r.confidence)}${r.needsReview ? ' (needs review)' : ''} — ${probs}${cells}`,
+            );
           }
         }
       }
       if (failed > 0) {
+        for (const r of rows) if ('error' in r) console.error(`${r.file}: ${r.message}`);
         console.error(`${failed} of ${rows.length} image(s) could not be read.`);
         process.exitCode = 1;
       }

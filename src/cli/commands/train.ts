@@ -8,13 +8,19 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 export function registerTrain(program: Command): void {
   program
     .command('train')
-    .description('Train a classifier head on labelled folders (one sub-folder per class) and write model.onnx + model.json')
+    .description(
+      'Train a classifier head on labelled folders (one sub-folder per class) and write model.onnx + model.json',
+    )
     .requiredOption('--data <dir>', 'a dataset folder; repeat to merge several sources', collect, [])
     .requiredOption('--out <dir>', 'output folder for model.onnx and model.json')
     .option('--classes <list>', 'comma-separated classes to train on (default: every class folder)')
     .option('--backbone <file>', 'backbone ONNX (default: .cache/backbone.onnx, else the bundled model)')
-    .option('--crop <mode>', "'cell' crops to the located white cell, 'whole' resizes the whole image", 'cell')
-    .option('--crop-padding <f>', 'padding around the cell box, as a fraction of its side', '0.1')
+    .option(
+      '--crop <mode>',
+      "'cell' crops to the located white cell, 'whole' resizes the whole image",
+      'cell',
+    )
+    .option('--crop-padding <f>', 'padding around the cell box, as a fraction of its side', '0')
     .option('--views <n>', 'views per training image (1 = no augmentation)', '3')
     .option('--val-fraction <f>', 'share of each class (grouped) held out for validation', '0.2')
     .option('--seed <n>', 'seed for the split and augmentation', '42')
@@ -26,10 +32,12 @@ export function registerTrain(program: Command): void {
     .action(async (o) => {
       const num = (v: string, name: string, lo: number, hi: number) => {
         const x = Number(v);
-        if (!Number.isFinite(x) || x < lo || x > hi) throw new DatasetError(`--${name} must be a number in [${lo}, ${hi}], got '${v}'.`);
+        if (!Number.isFinite(x) || x < lo || x > hi)
+          throw new DatasetError(`--${name} must be a number in [${lo}, ${hi}], got '${v}'.`);
         return x;
       };
-      if (o.crop !== 'cell' && o.crop !== 'whole') throw new DatasetError(`--crop must be 'cell' or 'whole', got '${o.crop}'.`);
+      if (o.crop !== 'cell' && o.crop !== 'whole')
+        throw new DatasetError(`--crop must be 'cell' or 'whole', got '${o.crop}'.`);
       const sourceWeights: Record<string, number> = {};
       for (const s of o.sourceWeight as string[]) {
         const [k, v] = s.split('=');
@@ -40,7 +48,11 @@ export function registerTrain(program: Command): void {
       const r = await trainModel({
         data: o.data,
         out: o.out,
-        classes: o.classes ? String(o.classes).split(',').map((c: string) => c.trim()) : undefined,
+        classes: o.classes
+          ? String(o.classes)
+              .split(',')
+              .map((c: string) => c.trim())
+          : undefined,
         backbone: o.backbone,
         crop: o.crop,
         cropPadding: num(o.cropPadding, 'crop-padding', 0, 2),
@@ -62,9 +74,19 @@ export function registerTrain(program: Command): void {
           (r.failed.length ? `; ${r.failed.length} not used (unreadable or no cell found)` : '') +
           (r.dataset.skipped.nonImage ? `; ${r.dataset.skipped.nonImage} non-image files skipped` : ''),
       );
-      console.log(table(['source', ...c.classes], r.dataset.sources.map((s) => [s.name, ...c.classes.map((k) => s.counts[k] ?? 0)])));
+      console.log(
+        table(
+          ['source', ...c.classes],
+          r.dataset.sources.map((s) => [s.name, ...c.classes.map((k) => s.counts[k] ?? 0)]),
+        ),
+      );
       console.log('\nl2 chosen on validation:');
-      console.log(table(['l2', 'val NLL', 'val accuracy', 'seconds'], r.l2Table.map((t) => [t.l2, t.nll.toFixed(4), pct(t.accuracy), t.seconds.toFixed(1)])));
+      console.log(
+        table(
+          ['l2', 'val NLL', 'val accuracy', 'seconds'],
+          r.l2Table.map((t) => [t.l2, t.nll.toFixed(4), pct(t.accuracy), t.seconds.toFixed(1)]),
+        ),
+      );
       console.log(`\nValidation (grouped, unaugmented; temperature ${c.temperature.toFixed(3)}):`);
       console.log(
         table(
@@ -79,7 +101,8 @@ export function registerTrain(program: Command): void {
         `accuracy ${pct(r.validation.accuracy)}  macro-F1 ${pct(r.validation.macroF1)}  ECE ${r.validation.ece.toFixed(3)}  ` +
           `review below ${c.reviewThreshold.toFixed(2)}`,
       );
-      for (const [s, v] of Object.entries(c.validation.perSource)) console.log(`  ${s}: ${pct(v.accuracy)} of ${v.n}`);
+      for (const [s, v] of Object.entries(c.validation.perSource))
+        console.log(`  ${s}: ${pct(v.accuracy)} of ${v.n}`);
       console.log(
         `\nTime: features ${r.seconds.features.toFixed(0)} s, head ${r.seconds.head.toFixed(0)} s, total ${r.seconds.total.toFixed(0)} s`,
       );

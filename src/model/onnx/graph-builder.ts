@@ -28,6 +28,8 @@ export class GraphBuilder {
   private readonly outputs: InstanceType<typeof onnx.ValueInfoProto>[] = [];
   private readonly used = new Set<string>();
   private counter = 0;
+  /** Prepended to node names (not tensor names) while set, so a profile can tell which part a node belongs to. */
+  nodeScope = '';
 
   constructor(
     readonly name: string,
@@ -73,7 +75,12 @@ export class GraphBuilder {
   }
 
   /** Adds a node and returns its output names (fresh ones unless `outputs` are given). */
-  node(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}, outputs: string[] | number = 1): string[] {
+  node(
+    opType: string,
+    inputs: string[],
+    attrs: Record<string, AttrValue> = {},
+    outputs: string[] | number = 1,
+  ): string[] {
     const outs =
       typeof outputs === 'number'
         ? Array.from({ length: outputs }, () => this.fresh(opType.toLowerCase()))
@@ -83,7 +90,7 @@ export class GraphBuilder {
         opType,
         input: inputs,
         output: outs,
-        name: this.fresh(`node_${opType}`),
+        name: this.fresh(`${this.nodeScope}node_${opType}`),
         attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
       }),
     );
@@ -119,7 +126,10 @@ export class GraphBuilder {
    * whose names start with this builder's prefix are removed first (replacing an earlier head), and only the
    * base outputs named in `keepOutputs` stay.
    */
-  mergeInto(base: Uint8Array, options: { keepOutputs: string[]; metadata?: Record<string, string>; doc?: string }): Uint8Array {
+  mergeInto(
+    base: Uint8Array,
+    options: { keepOutputs: string[]; metadata?: Record<string, string>; doc?: string },
+  ): Uint8Array {
     const model = onnx.ModelProto.decode(base);
     const graph = model.graph!;
     const prefix = this.namePrefix;
@@ -173,14 +183,19 @@ function tensorProto(name: string, data: TypedData, dims: number[]) {
 function attribute(name: string, v: AttrValue) {
   const A = onnx.AttributeProto.AttributeType;
   if (v instanceof FloatAttr) return onnx.AttributeProto.create({ name, type: A.FLOAT, f: v.value });
-  if (typeof v === 'string') return onnx.AttributeProto.create({ name, type: A.STRING, s: new TextEncoder().encode(v) });
+  if (typeof v === 'string')
+    return onnx.AttributeProto.create({ name, type: A.STRING, s: new TextEncoder().encode(v) });
   if (typeof v === 'number') {
     return Number.isInteger(v)
       ? onnx.AttributeProto.create({ name, type: A.INT, i: v })
       : onnx.AttributeProto.create({ name, type: A.FLOAT, f: v });
   }
   if (v.length > 0 && v[0] instanceof FloatAttr) {
-    return onnx.AttributeProto.create({ name, type: A.FLOATS, floats: (v as FloatAttr[]).map((x) => x.value) });
+    return onnx.AttributeProto.create({
+      name,
+      type: A.FLOATS,
+      floats: (v as FloatAttr[]).map((x) => x.value),
+    });
   }
   const nums = v as number[];
   return nums.every(Number.isInteger)

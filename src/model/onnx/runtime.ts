@@ -14,13 +14,22 @@ export interface FloatTensor {
 export class OnnxSession {
   private constructor(private readonly session: ort.InferenceSession) {}
 
-  static async create(model: string | Uint8Array, threads = 2): Promise<OnnxSession> {
+  /**
+   * `spin: false` stops idle worker threads from spinning after a run: needed when two sessions (a frozen
+   * prefix and a training graph) or JS work alternate on the same two cores.
+   */
+  static async create(
+    model: string | Uint8Array,
+    threads = 2,
+    tuning: { spin?: boolean } = {},
+  ): Promise<OnnxSession> {
     const options: ort.InferenceSession.SessionOptions = {
       intraOpNumThreads: threads,
       interOpNumThreads: 1,
       graphOptimizationLevel: 'all',
       executionProviders: ['cpu'],
     };
+    if (tuning.spin === false) options.extra = { session: { intra_op: { allow_spinning: '0' } } };
     try {
       const session =
         typeof model === 'string'

@@ -11,7 +11,14 @@ import { Pool2DOptions } from './generated/tflite/pool2doptions.js';
 import { TensorType } from './generated/tflite/tensor-type.js';
 
 /** Upstream BuiltinOperator codes of the ops MobileNetV2 uses. */
-export const Op = { ADD: 0, AVERAGE_POOL_2D: 1, CONV_2D: 3, DEPTHWISE_CONV_2D: 4, RESHAPE: 22, SOFTMAX: 25 } as const;
+export const Op = {
+  ADD: 0,
+  AVERAGE_POOL_2D: 1,
+  CONV_2D: 3,
+  DEPTHWISE_CONV_2D: 4,
+  RESHAPE: 22,
+  SOFTMAX: 25,
+} as const;
 
 export interface TfliteTensor {
   index: number;
@@ -131,7 +138,10 @@ function convParams(type: BuiltinOptions, get: (t: object) => unknown): ConvPara
 
 function relu6(a: ActivationFunctionType): boolean {
   if (a !== ActivationFunctionType.NONE && a !== ActivationFunctionType.RELU6) {
-    throw new ModelError(`Unsupported fused activation ${ActivationFunctionType[a]} in the TFLite model.`, 'unsupported_op');
+    throw new ModelError(
+      `Unsupported fused activation ${ActivationFunctionType[a]} in the TFLite model.`,
+      'unsupported_op',
+    );
   }
   return a === ActivationFunctionType.RELU6;
 }

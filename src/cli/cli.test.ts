@@ -1,0 +1,343 @@
+/**
+ * The real `hematovision` command, run as a child process: bad input must end in one clear line on stderr,
+ * a non-zero exit and no stack trace; machine-readable output (--json, --csv) must stay parseable.
+ */
+import { execFile } from 'node:child_process';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FOUR_CLASSES, discJpeg, hasPbc, PBC, truncatedJpeg, writeLabelledFolder } from '../testing/cells.js';
+import { REPO_ROOT } from '../testing/shared.js';
+
+const BIN = join(REPO_ROOT, 'bin', 'hematovision.js');
+const MODEL_DIR = join(REPO_ROOT, 'models');
+const hasModel = existsSync(join(MODEL_DIR, 'model.onnx')) && existsSync(join(MODEL_DIR, 'model.json'));
+
+if (!hasPbc) console.warn(`[cli] ${PBC} absent: using synthetic disc images instead of PBC cells`);
+if (!hasModel)
+  console.warn(`[cli] SKIPPED the tests that run a model: ${MODEL_DIR}/model.onnx + model.json absent`);
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+// Two commands at a time (the tests run concurrently): the machine has two cores and other users.
+let running = 0;
+const waiting: (() => void)[] = [];
+async function slot<T>(f: () => Promise<T>): Promise<T> {
+  if (running >= 2) await new Promise<void>((r) => waiting.push(r));
+  running++;
+  try {
+    return await f();
+  } finally {
+    running--;
+    waiting.shift()?.();
+  }
+}
+
+/** `node bin/hematovision.js …` from the repository root; never rejects, so failures can be asserted on. */
+function hv(args: string[], timeout = 60_000): Promise<Run> {
+  return slot(() => run(args, timeout));
+}
+
+function run(args: string[], timeout: number): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { cwd: REPO_ROOT, timeout, maxBuffer: 64 << 20 },
+      (err, stdout, stderr) => {
+        // A timeout kills the child: code is then null, reported as -1 with the signal in stderr.
+        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+        resolve({ code, stdout, stderr: err?.signal ? `${stderr}\n[killed by ${err.signal}]` : stderr });
+      },
+    );
+  });
+}
+
+/** A failure meant for a person: non-zero exit, the message on stderr, no stack trace. */
+function expectCleanFailure(r: Run, message: RegExp): void {
+  expect(r.code, `stdout: ${r.stdout}\nstderr: ${r.stderr}`).not.toBe(0);
+  expect(r.code).toBeGreaterThan(0);
+  expect(r.stderr).toMatch(message);
+  expect(r.stderr).not.toContain('    at ');
+}
+
+let tmp: string;
+let labelled: string; // 4 known classes ×3, a basophil folder, a .txt, a corrupt JPEG
+let batch: string; // 3 good images + 1 corrupt JPEG, no class folders
+const goodInBatch: string[] = [];
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'hv-cli-'));
+  labelled = join(tmp, 'labelled');
+  const images = await writeLabelledFolder(labelled, FOUR_CLASSES, 3);
+  await writeLabelledFolder(labelled, ['basophil'], 2);
+  writeFileSync(join(labelled, 'neutrophil', 'notes.txt'), 'not an image\n');
+  writeFileSync(join(labelled, 'eosinophil', 'zz-corrupt.jpg'), truncatedJpeg(images[0]));
+
+  batch = join(tmp, 'batch');
+  mkdirSync(batch);
+  for (const src of [images[0], images[3], images[6]]) {
+    const dest = join(batch, `good-${goodInBatch.length}.jpg`);
+    copyFileSync(src, dest);
+    goodInBatch.push(dest);
+  }
+  writeFileSync(join(batch, 'bad.jpg'), truncatedJpeg(images[0]));
+
+  mkdirSync(join(tmp, 'empty'));
+  mkdirSync(join(tmp, 'flat'));
+  writeFileSync(join(tmp, 'flat', 'cell.jpg'), await discJpeg(1));
+  writeFileSync(join(tmp, 'notes.txt'), 'hello\n');
+});
+
+afterAll(() => {
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+describe.concurrent('hematovision: bad data folders', () => {
+  it('no --data at all', async () => {
+    expectCleanFailure(await hv(['evaluate']), /No dataset folder given/);
+  });
+
+  it('a --data folder that does not exist', async () => {
+    const missing = join(tmp, 'no-such-folder');
+    expectCleanFailure(await hv(['train', '--data', missing, '--out', join(tmp, 'out')]), /does not exist/);
+    expect(existsSync(join(tmp, 'out'))).toBe(false);
+  });
+
+  it.skipIf(!hasModel)('evaluate on an empty folder', async () => {
+    expectCleanFailure(await hv(['evaluate', '--data', join(tmp, 'empty')]), /no class sub-folders/);
+  });
+
+  it.skipIf(!hasModel)('evaluate on a folder of images without class sub-folders', async () => {
+    const r = await hv(['evaluate', '--data', join(tmp, 'flat')]);
+    expectCleanFailure(r, /no class sub-folders; expected one folder per class/);
+  });
+
+  it('an unknown class in --classes names the classes that exist', async () => {
+    const r = await hv([
+      'train',
+      '--data',
+      labelled,
+      '--classes',
+      'eosinophil,blast',
+      '--out',
+      join(tmp, 'out'),
+    ]);
+    expectCleanFailure(r, /Unknown class blast/);
+    for (const c of ['basophil', ...FOUR_CLASSES]) expect(r.stderr).toContain(c);
+  });
+});
+
+describe.concurrent('hematovision: bad options', () => {
+  it.each([
+    [['--views', 'abc'], /--views must be a number/],
+    [['--val-fraction', '2'], /--val-fraction must be a number in \[0.05, 0.5\], got '2'/],
+    [['--crop', 'middle'], /--crop must be 'cell' or 'whole'/],
+  ])('train %j', async (extra, message) => {
+    const out = join(tmp, 'out-bad-option');
+    expectCleanFailure(await hv(['train', '--data', labelled, '--out', out, ...extra]), message);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it.skipIf(!hasModel)(
+    'evaluate --report into a folder that does not exist fails before evaluating',
+    async () => {
+      const r = await hv(['evaluate', '--data', labelled, '--report', join(tmp, 'no-dir', 'r.html')]);
+      expectCleanFailure(r, /Cannot write the report .*does not exist/);
+    },
+  );
+});
+
+describe.concurrent('hematovision: bad model files', () => {
+  it('predict --model nope.onnx', async () => {
+    expectCleanFailure(
+      await hv(['predict', '--model', 'nope.onnx', goodInBatch[0] ?? 'x.jpg']),
+      /Model file not found/,
+    );
+  });
+
+  it('evaluate --model nope.onnx', async () => {
+    expectCleanFailure(
+      await hv(['evaluate', '--data', labelled, '--model', 'nope.onnx']),
+      /Model file not found/,
+    );
+  });
+
+  it.skipIf(!hasModel)('a model whose bytes no longer match its card (sha256) is refused', async () => {
+    const dir = join(tmp, 'tampered');
+    mkdirSync(dir);
+    copyFileSync(join(MODEL_DIR, 'model.json'), join(dir, 'model.json'));
+    const bytes = readFileSync(join(MODEL_DIR, 'model.onnx'));
+    bytes[bytes.length >> 1] ^= 0x01;
+    writeFileSync(join(dir, 'model.onnx'), bytes);
+    const r = await hv(['predict', '--model', join(dir, 'model.onnx'), goodInBatch[0]]);
+    expectCleanFailure(r, /does not match its card \(sha256 .*Refusing to run it/);
+    expect(r.stdout).toBe('');
+  });
+
+  it.skipIf(!hasModel)('a model.json that is not JSON', async () => {
+    const dir = join(tmp, 'bad-card');
+    mkdirSync(dir);
+    copyFileSync(join(MODEL_DIR, 'model.onnx'), join(dir, 'model.onnx'));
+    writeFileSync(join(dir, 'model.json'), '{ "classes": [ this is not JSON');
+    const r = await hv(['evaluate', '--data', labelled, '--model', join(dir, 'model.onnx')]);
+    expectCleanFailure(r, /model\.json is not valid JSON/);
+  });
+
+  it.skipIf(!hasModel)('--model may name the model folder', async () => {
+    const r = await hv(['predict', '--model', MODEL_DIR, '--json', goodInBatch[0]]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toHaveLength(1);
+  });
+});
+
+describe.skipIf(!hasModel)('hematovision predict', { concurrent: true }, () => {
+  it('a file that is not an image: reported, exit 1, no stack trace', async () => {
+    const notes = join(tmp, 'notes.txt');
+    const r = await hv(['predict', notes]);
+    expectCleanFailure(r, /1 of 1 image\(s\) could not be read/);
+    expect(r.stdout).toContain(`${notes}: ERROR`);
+    expect(r.stdout).toMatch(/not a JPEG, PNG, TIFF, WebP or BMP image/);
+  });
+
+  it('a path that does not exist', async () => {
+    expectCleanFailure(await hv(['predict', join(tmp, 'nope.jpg')]), /No such file or folder/);
+  });
+
+  it('a folder with a corrupt JPEG among good ones: the good ones are still predicted', async () => {
+    const r = await hv(['predict', '--json', batch]);
+    expectCleanFailure(r, /1 of 4 image\(s\) could not be read/);
+    const rows = JSON.parse(r.stdout) as {
+      file: string;
+      label?: string | null;
+      error?: string;
+      message?: string;
+    }[];
+    expect(rows).toHaveLength(4);
+    const bad = rows.find((row) => row.file.endsWith('bad.jpg'));
+    expect(bad?.error).toBe('corrupt_image');
+    expect(bad?.message).toMatch(/corrupt or truncated/);
+    for (const f of goodInBatch) {
+      const row = rows.find((x) => x.file === f);
+      expect(row?.error).toBeUndefined();
+      expect(row && 'label' in row).toBe(true);
+    }
+  });
+
+  it('--json prints one JSON array of {file, label, confidence, probabilities, needsReview, cells}', async () => {
+    const r = await hv(['predict', '--json', ...goodInBatch]);
+    expect(r.code, r.stderr).toBe(0);
+    const card = JSON.parse(readFileSync(join(MODEL_DIR, 'model.json'), 'utf8')) as { classes: string[] };
+    const rows = JSON.parse(r.stdout) as Record<string, unknown>[];
+    expect(rows.map((x) => x.file)).toEqual(goodInBatch);
+    for (const row of rows) {
+      for (const key of ['file', 'label', 'confidence', 'probabilities', 'needsReview', 'cells']) {
+        expect(row).toHaveProperty(key);
+      }
+      expect(typeof row.needsReview).toBe('boolean');
+      expect(Array.isArray(row.cells)).toBe(true);
+      if (row.label === null) continue; // no cell found: said so, never guessed
+      const probs = row.probabilities as Record<string, number>;
+      expect(Object.keys(probs).sort()).toEqual([...card.classes].sort());
+      const sum = Object.values(probs).reduce((a, b) => a + b, 0);
+      expect(sum).toBeCloseTo(1, 4);
+      expect(card.classes).toContain(row.label);
+      expect(row.confidence).toBeCloseTo(Math.max(...Object.values(probs)), 6);
+    }
+    if (hasPbc) expect(rows.every((x) => x.label !== null)).toBe(true);
+  });
+
+  it('--csv prints a header with every class, then one row per image', async () => {
+    const r = await hv(['predict', '--csv', batch]);
+    expect(r.code).toBe(1); // the corrupt image
+    const card = JSON.parse(readFileSync(join(MODEL_DIR, 'model.json'), 'utf8')) as { classes: string[] };
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines[0]).toBe(
+      ['file', 'label', 'confidence', 'needsReview', 'cells', ...card.classes, 'error'].join(','),
+    );
+    expect(lines).toHaveLength(5);
+    const width = lines[0].split(',').length;
+    for (const line of lines.slice(1)) expect(line.split(',')).toHaveLength(width);
+    expect(lines.find((l) => l.includes('bad.jpg'))).toMatch(/corrupt or truncated/);
+  });
+});
+
+describe.skipIf(!hasModel)('hematovision evaluate', { concurrent: true }, () => {
+  it('--json prints exactly one JSON object; --report writes an HTML file with its charts', async () => {
+    const report = join(tmp, 'report.html');
+    const r = await hv(['evaluate', '--data', labelled, '--json', '--report', report]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).not.toContain('    at ');
+    // Exactly one JSON value on stdout: progress and notes go elsewhere.
+    expect(r.stdout.trimEnd().split('\n')).toHaveLength(1);
+    const out = JSON.parse(r.stdout) as {
+      accuracy: number;
+      macroF1: number;
+      ece: number;
+      n: number;
+      classes: string[];
+      perClass: Record<string, { precision: number; recall: number; f1: number; support: number }>;
+      confusionMatrix: number[][];
+      skipped: { nonImage: number; unknownClass: Record<string, number> };
+      noCell: number;
+      unreadable: number;
+    };
+    expect(Array.isArray(out)).toBe(false);
+    expect(Object.keys(out)).toEqual(
+      expect.arrayContaining([
+        'accuracy',
+        'macroF1',
+        'ece',
+        'n',
+        'classes',
+        'perClass',
+        'confusionMatrix',
+        'skipped',
+      ]),
+    );
+    const card = JSON.parse(readFileSync(join(MODEL_DIR, 'model.json'), 'utf8')) as { classes: string[] };
+    expect(out.classes).toEqual(card.classes);
+    // 12 good images; the corrupt one is unreadable, basophils and the .txt are skipped.
+    expect(out.n).toBe(12);
+    expect(out.unreadable).toBe(1);
+    expect(out.skipped).toEqual({ nonImage: 1, unknownClass: { basophil: 2 } });
+    for (const m of [out.accuracy, out.macroF1, out.ece]) {
+      expect(m).toBeGreaterThanOrEqual(0);
+      expect(m).toBeLessThanOrEqual(1);
+    }
+    const k = card.classes.length;
+    expect(out.confusionMatrix).toHaveLength(k);
+    const answered = out.confusionMatrix.flat().reduce((a, b) => a + b, 0);
+    expect(answered).toBe(out.n - out.noCell);
+    const correct = out.confusionMatrix.reduce((a, row, i) => a + row[i], 0);
+    expect(out.accuracy).toBeCloseTo(correct / out.n, 9);
+    expect(Object.values(out.perClass).reduce((a, p) => a + p.support, 0)).toBe(out.n);
+    for (const c of FOUR_CLASSES) expect(out.perClass[c].support).toBe(3);
+
+    const html = readFileSync(report, 'utf8');
+    expect(html).toMatch(/^<!doctype html>/i);
+    expect((html.match(/<svg[\s>]/g) ?? []).length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('the text output says what was skipped and which file was unreadable', async () => {
+    const r = await hv(['evaluate', '--data', labelled]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/Confusion matrix/);
+    expect(r.stdout).toMatch(/basophil \(2\)/);
+    expect(r.stdout).toMatch(/Skipped 1 non-image file/);
+    expect(r.stderr).toMatch(/unreadable: .*zz-corrupt\.jpg/);
+  });
+});

@@ -17,6 +17,17 @@ export function cardPathFor(modelPath: string): string {
   return sibling !== modelPath && existsSync(sibling) ? sibling : join(dirname(modelPath), 'model.json');
 }
 
+/** Largest number of images coalesced into one network run. */
+const MAX_BATCH = 32;
+
+interface Pending {
+  input: Float32Array;
+  n: number;
+  withCam: boolean;
+  resolve: (out: BatchOutput) => void;
+  reject: (e: unknown) => void;
+}
+
 export interface BatchOutput {
   /** n×k calibrated probabilities */
   probabilities: Float32Array;
@@ -85,12 +96,61 @@ export class Classifier {
   }
 
   /** Runs `n` preprocessed images (NCHW float32) through the model. */
-  async run(input: Float32Array, n: number, withCam = false): Promise<BatchOutput> {
-    const s = this.inputSize;
-    const outputs: string[] = [OUTPUTS.probabilities];
-    if (withCam) outputs.push(OUTPUTS.cam);
-    const r = await this.session.run({ input: { data: input, dims: [n, 3, s, s] } }, outputs);
-    return { probabilities: r[OUTPUTS.probabilities].data, cam: withCam ? r[OUTPUTS.cam].data : undefined };
+  /**
+   * Runs `n` preprocessed images (NCHW float32) through the model. Calls that arrive while the network is
+   * busy are queued and then run together as one batch: concurrent requests share a run instead of
+   * queueing one by one, and an idle server adds no wait.
+   */
+  run(input: Float32Array, n: number, withCam = false): Promise<BatchOutput> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ input, n, withCam, resolve, reject });
+      if (!this.busy) void this.drain();
+    });
+  }
+
+  private readonly queue: Pending[] = [];
+  private busy = false;
+
+  private async drain(): Promise<void> {
+    this.busy = true;
+    while (this.queue.length > 0) {
+      const batch: Pending[] = [];
+      let rows = 0;
+      while (this.queue.length > 0 && (batch.length === 0 || rows + this.queue[0].n <= MAX_BATCH)) {
+        const p = this.queue.shift()!;
+        batch.push(p);
+        rows += p.n;
+      }
+      try {
+        const s = this.inputSize;
+        const withCam = batch.some((p) => p.withCam);
+        const input = batch.length === 1 ? batch[0].input : new Float32Array(rows * 3 * s * s);
+        if (batch.length > 1) {
+          let off = 0;
+          for (const p of batch) {
+            input.set(p.input.subarray(0, p.n * 3 * s * s), off);
+            off += p.n * 3 * s * s;
+          }
+        }
+        const outputs: string[] = [OUTPUTS.probabilities];
+        if (withCam) outputs.push(OUTPUTS.cam);
+        const r = await this.session.run({ input: { data: input, dims: [rows, 3, s, s] } }, outputs);
+        const k = this.classes.length;
+        const probs = r[OUTPUTS.probabilities].data;
+        const cam = withCam ? r[OUTPUTS.cam].data : undefined;
+        let row = 0;
+        for (const p of batch) {
+          p.resolve({
+            probabilities: probs.slice(row * k, (row + p.n) * k),
+            cam: p.withCam && cam ? cam.slice(row * k * 49, (row + p.n) * k * 49) : undefined,
+          });
+          row += p.n;
+        }
+      } catch (e) {
+        for (const p of batch) p.reject(e);
+      }
+    }
+    this.busy = false;
   }
 
   /** Row `i` of a probability matrix as a Prediction. */

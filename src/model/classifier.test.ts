@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { skipNote } from '../testing/shared.js';
-import { Classifier, DEFAULT_MODEL_PATH } from './classifier.js';
+import { Classifier, DEFAULT_MODEL_PATH, type BatchOutput } from './classifier.js';
 
 const hasModel = existsSync(DEFAULT_MODEL_PATH);
 if (!hasModel) skipNote('classifier batching test', DEFAULT_MODEL_PATH);
@@ -14,7 +14,7 @@ describe.skipIf(!hasModel)('Classifier.run', () => {
       Float32Array.from({ length: n * one }, (_, i) => Math.sin(i * 0.01 + j)),
     );
     const counts = [1, 2, 1, 3];
-    const alone = [];
+    const alone: BatchOutput[] = [];
     for (let j = 0; j < inputs.length; j++) alone.push(await c.run(inputs[j], counts[j], j % 2 === 0));
     const together = await Promise.all(inputs.map((x, j) => c.run(x, counts[j], j % 2 === 0)));
     const k = c.classes.length;

@@ -56,7 +56,7 @@ export interface ModelCard {
   };
   temperature: number;
   reviewThreshold: number;
-  head: { kind: string; l2: number; epochs: number };
+  head: { kind: string; l2: number; optimizer: string; iterations: number; l2Grid: number[] };
   training: {
     counts: Record<string, Record<string, number>>;
     augmentedViews: number;

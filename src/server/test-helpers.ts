@@ -32,7 +32,7 @@ export const FAKE_CARD: ModelCard = {
   },
   temperature: 1,
   reviewThreshold: 0.6,
-  head: { kind: 'none', l2: 0, epochs: 0 },
+  head: { kind: 'none', l2: 0, optimizer: 'none', iterations: 0, l2Grid: [] },
   training: { counts: {}, augmentedViews: 0, seed: 0, sources: [] },
   validation: { n: 0, accuracy: 0, macroF1: 0, ece: 0, perSource: {} },
   license: 'Apache-2.0',

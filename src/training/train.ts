@@ -136,14 +136,17 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   });
 
   let head = sel.head;
+  let iterations = sel.table.find((t) => t.l2 === sel.l2)?.iterations ?? 0;
   if (o.refit) {
     stage('Refitting the head on training + validation images');
     const all = pick(() => true);
-    head = fitSoftmaxHead(all.x, all.n, feats.d, all.y, k, {
+    const fit = fitSoftmaxHead(all.x, all.n, feats.d, all.y, k, {
       l2: sel.l2,
       sampleWeights: all.sampleWeights,
       init: { weight: sel.head.weight, bias: sel.head.bias },
-    }).head;
+    });
+    head = fit.head;
+    iterations = fit.iterations;
   }
   const headSeconds = (performance.now() - th) / 1000;
 
@@ -181,7 +184,11 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     head: {
       kind: 'softmax regression on standardised pooled features (folded into one Gemm)',
       l2: sel.l2,
-      epochs: 0,
+      optimizer: o.refit
+        ? 'L-BFGS, full batch; refit on training + validation rows with the l2 chosen on validation'
+        : 'L-BFGS, full batch',
+      iterations,
+      l2Grid: o.l2Grid ?? DEFAULT_L2_GRID,
     },
     training: {
       counts,

@@ -4,6 +4,7 @@
  *
  *   npm run bench                 everything, including two full trainings (~15 min)
  *   npm run bench -- --quick      inference, locating and HTTP only
+ *   npm run bench -- --compare M  also score another model (e.g. a whole-image one) on Kaggle TEST
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,6 +17,7 @@ import { analyzeBatch, analyzeImage } from '../src/model/analyzer.js';
 import { Classifier, DEFAULT_MODEL_PATH } from '../src/model/classifier.js';
 import { FeatureExtractor, resolveBackbonePath } from '../src/model/feature-extractor.js';
 import { prepareImage, writeInput } from '../src/model/inputs.js';
+import { evaluateModel } from '../src/training/evaluate.js';
 import { computeFeatures } from '../src/training/feature-cache.js';
 import { SHARED } from '../src/testing/shared.js';
 
@@ -181,6 +183,8 @@ async function main(): Promise<void> {
 
   await httpBench(buffers);
 
+  if (haveShared) await accuracySection(kaggleTest);
+
   if (!quick && haveShared) trainingBench();
 
   writeFileSync(resolve('BENCHMARKS.md'), lines.join('\n') + '\n');
@@ -231,6 +235,31 @@ async function httpBench(buffers: Buffer[]): Promise<void> {
   await app.close();
   await vision.close();
   rmSync(dataDir, { recursive: true, force: true });
+}
+
+/** Kaggle TEST is read here, for the final report only: nothing is trained, tuned or chosen on it. */
+async function accuracySection(kaggleTest: string): Promise<void> {
+  const models = [DEFAULT_MODEL_PATH];
+  process.argv.forEach((a, i) => {
+    if (a === '--compare' && process.argv[i + 1]) models.push(resolve(process.argv[i + 1]));
+  });
+  log('## Accuracy on the Kaggle TEST folder (final report only)');
+  log();
+  log('TEST is 2487 augmented copies of 71 photos; 3 of those photos show the same cell as a TRAIN photo.');
+  log('Validation (grouped by source photo) chose every setting; TEST was scored once per shipped configuration.');
+  log();
+  log('| model | crop | accuracy | macro-F1 | ECE | no cell found | images/s |');
+  log('| --- | --- | --- | --- | --- | --- | --- |');
+  for (const m of models) {
+    const c = await Classifier.load(m);
+    const r = await evaluateModel(c, [kaggleTest]);
+    const name = m === DEFAULT_MODEL_PATH ? `bundled (${c.card.name})` : c.card.name;
+    log(
+      `| ${name} | ${c.card.preprocessing.crop} | ${r.accuracy.toFixed(3)} | ${r.macroF1.toFixed(3)} | ${r.ece.toFixed(3)} | ${r.noCell} | ${r.imagesPerSecond.toFixed(0)} |`,
+    );
+    await c.close();
+  }
+  log();
 }
 
 function trainingBench(): void {

@@ -77,7 +77,11 @@ export function addMobileNetV2(
 
   const nameOf = (i: number) => {
     const n = names.get(i);
-    if (!n) throw new ModelError(`TFLite tensor ${tfl.tensors[i].name} is used before it is produced.`, 'bad_tflite');
+    if (!n)
+      throw new ModelError(
+        `TFLite tensor ${tfl.tensors[i].name} is used before it is produced.`,
+        'bad_tflite',
+      );
     return n;
   };
 
@@ -94,14 +98,20 @@ export function addMobileNetV2(
         const b = tfl.tensors[op.inputs[2]];
         const depthwise = op.code === Op.DEPTHWISE_CONV_2D;
         const [a, kh, kw, c] = w.shape; // conv: [O,H,W,I]; depthwise: [1,H,W,C]
-        const wData = depthwise ? hwcToChw(dequantize(w), kh, kw, c) : ohwiToOihw(dequantize(w), a, kh, kw, c);
+        const wData = depthwise
+          ? hwcToChw(dequantize(w), kh, kw, c)
+          : ohwiToOihw(dequantize(w), a, kh, kw, c);
         const wDims = depthwise ? [c, 1, kh, kw] : [a, c, kh, kw];
         const p = op.conv!;
         const [pt, pb] = samePads(x.shape[1], kh, p.strideH, p.padding);
         const [pl, pr] = samePads(x.shape[2], kw, p.strideW, p.padding);
         y = g.op(
           'Conv',
-          [nameOf(op.inputs[0]), g.constant(`${short}/W`, wData, wDims), g.constant(`${short}/B`, dequantize(b), [b.shape[0]])],
+          [
+            nameOf(op.inputs[0]),
+            g.constant(`${short}/W`, wData, wDims),
+            g.constant(`${short}/B`, dequantize(b), [b.shape[0]]),
+          ],
           {
             kernel_shape: [kh, kw],
             strides: [p.strideH, p.strideW],
@@ -110,7 +120,8 @@ export function addMobileNetV2(
             group: depthwise ? c : 1,
           },
         );
-        if (p.relu6) y = g.op('Clip', [y, g.scalar('zero', 0), g.scalar('six', 6)], {}, g.fresh(`${short}/relu6`));
+        if (p.relu6)
+          y = g.op('Clip', [y, g.scalar('zero', 0), g.scalar('six', 6)], {}, g.fresh(`${short}/relu6`));
         break;
       }
       case Op.ADD:
@@ -147,10 +158,20 @@ export function addMobileNetV2(
 
   const missing = blocks.filter((b) => !pooled.has(b));
   if (missing.length > 0 || !featureMap) {
-    throw new ModelError(`Feature blocks not found in the backbone: ${missing.join(', ') || 'Conv_1'}.`, 'bad_tflite');
+    throw new ModelError(
+      `Feature blocks not found in the backbone: ${missing.join(', ') || 'Conv_1'}.`,
+      'bad_tflite',
+    );
   }
   const parts = blocks.map((b) => pooled.get(b)!);
-  const features = parts.length === 1 ? parts[0].name : g.op('Concat', parts.map((p) => p.name), { axis: 1 });
+  const features =
+    parts.length === 1
+      ? parts[0].name
+      : g.op(
+          'Concat',
+          parts.map((p) => p.name),
+          { axis: 1 },
+        );
   return { features, featureMap, blockDims: parts.map((p) => p.dim), imagenetProbabilities: imagenet };
 }
 
@@ -187,14 +208,19 @@ export function backboneMetadata(sha256: string, blocks: string[], dims: number[
 }
 
 /** TFLite/TensorFlow SAME padding: the odd pixel goes after, unlike a symmetric ONNX auto_pad guess. */
-function samePads(size: number, k: number, stride: number, padding: 'same' | 'valid'): [number, number] {
+export function samePads(
+  size: number,
+  k: number,
+  stride: number,
+  padding: 'same' | 'valid',
+): [number, number] {
   if (padding === 'valid') return [0, 0];
   const out = Math.ceil(size / stride);
   const total = Math.max((out - 1) * stride + k - size, 0);
   return [Math.floor(total / 2), total - Math.floor(total / 2)];
 }
 
-function ohwiToOihw(w: Float32Array, o: number, h: number, wd: number, i: number): Float32Array {
+export function ohwiToOihw(w: Float32Array, o: number, h: number, wd: number, i: number): Float32Array {
   const out = new Float32Array(w.length);
   for (let a = 0; a < o; a++)
     for (let y = 0; y < h; y++)
@@ -203,9 +229,10 @@ function ohwiToOihw(w: Float32Array, o: number, h: number, wd: number, i: number
   return out;
 }
 
-function hwcToChw(w: Float32Array, h: number, wd: number, c: number): Float32Array {
+export function hwcToChw(w: Float32Array, h: number, wd: number, c: number): Float32Array {
   const out = new Float32Array(w.length);
   for (let y = 0; y < h; y++)
-    for (let x = 0; x < wd; x++) for (let k = 0; k < c; k++) out[(k * h + y) * wd + x] = w[(y * wd + x) * c + k];
+    for (let x = 0; x < wd; x++)
+      for (let k = 0; k < c; k++) out[(k * h + y) * wd + x] = w[(y * wd + x) * c + k];
   return out;
 }

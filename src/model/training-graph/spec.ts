@@ -1,0 +1,260 @@
+import { ModelError } from '../../errors.js';
+import { DEFAULT_FEATURE_BLOCKS, hwcToChw, INPUT_SIZE, ohwiToOihw, samePads } from '../backbone.js';
+import { dequantize, Op, type TfliteGraph } from '../tflite/read.js';
+
+/**
+ * A network as data: the one description that the inference graph, the training graph and the float64
+ * reference are all generated from, so they cannot drift apart.
+ */
+export interface ConvLayer {
+  kind: 'conv';
+  /** Also the name of its output tensor; parameters are `${name}/W` and `${name}/B`. */
+  name: string;
+  input: string;
+  /** [outChannels, inChannels/group, kh, kw], row-major (ONNX OIHW). */
+  weight: Float32Array;
+  bias: Float32Array;
+  outChannels: number;
+  inChannels: number;
+  kernel: [number, number];
+  stride: [number, number];
+  /** ONNX order [top, left, bottom, right]; TFLite SAME puts the odd pixel after. */
+  pads: [number, number, number, number];
+  group: number;
+  relu6: boolean;
+  /** Freezing unit: layers with block < trainFromBlock are frozen. */
+  block: number;
+}
+
+export interface AddLayer {
+  kind: 'add';
+  name: string;
+  inputs: [string, string];
+  block: number;
+}
+
+export type Layer = ConvLayer | AddLayer;
+
+/** Gemm on the concatenated global-average-pooled `features`: logits = f·Wᵀ + b. */
+export interface HeadSpec {
+  /** k×d, row-major */
+  weight: Float32Array;
+  bias: Float32Array;
+  classes: number;
+}
+
+export interface NetSpec {
+  name: string;
+  /** The image tensor [N, channels, height, width]. */
+  input: { name: string; channels: number; height: number; width: number };
+  /** In topological order. */
+  layers: Layer[];
+  /** Layers whose pooled outputs are concatenated (in this order) into the head's input. */
+  features: string[];
+  head: HeadSpec;
+}
+
+export type ParamKind = 'conv' | 'depthwise' | 'bias' | 'head_weight';
+
+/** One weight tensor of a spec, as the training graph and the optimizer see it. */
+export interface ParamInfo {
+  name: string;
+  dims: number[];
+  kind: ParamKind;
+  block: number;
+  /** The live array inside the spec (not a copy). */
+  data: Float32Array;
+}
+
+/** Block number of the head: past every layer, so trainFromBlock = HEAD_BLOCK trains the head only. */
+export const HEAD_BLOCK = 1000;
+
+/** [channels, height, width] of every tensor in the spec, checking the layers fit together. */
+export function inferShapes(spec: NetSpec): Map<string, [number, number, number]> {
+  const shapes = new Map<string, [number, number, number]>([
+    [spec.input.name, [spec.input.channels, spec.input.height, spec.input.width]],
+  ]);
+  const get = (name: string, by: string) => {
+    const s = shapes.get(name);
+    if (!s) throw new ModelError(`Layer ${by} reads ${name}, which no earlier layer produces.`, 'bad_spec');
+    return s;
+  };
+  for (const l of spec.layers) {
+    if (shapes.has(l.name)) throw new ModelError(`Two tensors are named ${l.name}.`, 'bad_spec');
+    if (l.kind === 'add') {
+      const [a, b] = l.inputs.map((i) => get(i, l.name));
+      if (a.join() !== b.join()) throw new ModelError(`Add ${l.name} joins [${a}] and [${b}].`, 'bad_spec');
+      shapes.set(l.name, a);
+      continue;
+    }
+    const [c, h, w] = get(l.input, l.name);
+    const [kh, kw] = l.kernel;
+    if (c !== l.inChannels || l.inChannels % l.group !== 0 || l.outChannels % l.group !== 0) {
+      throw new ModelError(`Conv ${l.name}: ${c} input channels do not fit its weights.`, 'bad_spec');
+    }
+    if (
+      l.weight.length !== (l.outChannels * l.inChannels * kh * kw) / l.group ||
+      l.bias.length !== l.outChannels
+    ) {
+      throw new ModelError(`Conv ${l.name}: weight or bias has the wrong length.`, 'bad_spec');
+    }
+    const ho = Math.floor((h + l.pads[0] + l.pads[2] - kh) / l.stride[0]) + 1;
+    const wo = Math.floor((w + l.pads[1] + l.pads[3] - kw) / l.stride[1]) + 1;
+    if (ho < 1 || wo < 1) throw new ModelError(`Conv ${l.name} has an empty output.`, 'bad_spec');
+    shapes.set(l.name, [l.outChannels, ho, wo]);
+  }
+  for (const f of spec.features) get(f, 'features');
+  const d = featureDim(spec, shapes);
+  if (spec.head.weight.length !== spec.head.classes * d || spec.head.bias.length !== spec.head.classes) {
+    throw new ModelError(`The head must be ${spec.head.classes}×${d}.`, 'bad_spec');
+  }
+  return shapes;
+}
+
+export function featureDim(spec: NetSpec, shapes = inferShapes(spec)): number {
+  return spec.features.reduce((a, f) => a + shapes.get(f)![0], 0);
+}
+
+/** Every weight tensor of the spec, layers first, head last. */
+export function specParams(spec: NetSpec): ParamInfo[] {
+  const out: ParamInfo[] = [];
+  for (const l of spec.layers) {
+    if (l.kind !== 'conv') continue;
+    const depthwise = l.group > 1 && l.group === l.inChannels && l.group === l.outChannels;
+    out.push({
+      name: `${l.name}/W`,
+      dims: [l.outChannels, l.inChannels / l.group, ...l.kernel],
+      kind: depthwise ? 'depthwise' : 'conv',
+      block: l.block,
+      data: l.weight,
+    });
+    out.push({ name: `${l.name}/B`, dims: [l.outChannels], kind: 'bias', block: l.block, data: l.bias });
+  }
+  const { weight, bias, classes } = spec.head;
+  out.push({
+    name: 'head/W',
+    dims: [classes, weight.length / classes],
+    kind: 'head_weight',
+    block: HEAD_BLOCK,
+    data: weight,
+  });
+  out.push({ name: 'head/B', dims: [classes], kind: 'bias', block: HEAD_BLOCK, data: bias });
+  return out;
+}
+
+/** A deep copy, e.g. to keep the pretrained weights while a copy is fine-tuned. */
+export function cloneSpec(spec: NetSpec): NetSpec {
+  return {
+    ...spec,
+    input: { ...spec.input },
+    layers: spec.layers.map((l) =>
+      l.kind === 'conv'
+        ? { ...l, weight: l.weight.slice(), bias: l.bias.slice() }
+        : { ...l, inputs: [...l.inputs] },
+    ),
+    features: [...spec.features],
+    head: { ...spec.head, weight: spec.head.weight.slice(), bias: spec.head.bias.slice() },
+  };
+}
+
+/**
+ * MobileNetV2 block number from a TFLite layer name: the stem `Conv` and `expanded_conv` are 0,
+ * `expanded_conv_K` is K, the last 1×1 `Conv_1` is 17.
+ */
+export function mobileNetV2Block(name: string): number {
+  if (name === 'Conv' || name.startsWith('Conv/')) return 0;
+  if (name === 'Conv_1' || name.startsWith('Conv_1/')) return 17;
+  const m = /^expanded_conv(?:_(\d+))?(?:\/|$)/.exec(name);
+  if (!m) throw new ModelError(`Cannot tell the MobileNetV2 block of layer ${name}.`, 'bad_tflite');
+  return m[1] ? Number(m[1]) : 0;
+}
+
+export interface MobileNetV2SpecOptions {
+  /**
+   * Pooled blocks feeding the head; DEFAULT_FEATURE_BLOCKS (2192 features) unless given. Keeping the shipped
+   * layout means the trained RawLinearHead (standardisation folded in) can seed `head`, and a fine-tuned
+   * backbone goes through buildClassifierModel unchanged. Frozen taps cost nothing in the backward pass.
+   */
+  featureBlocks?: string[];
+  /** Head to start from (k×d, e.g. the shipped RawLinearHead's weight and bias); otherwise zeros. */
+  head?: HeadSpec;
+  classes?: number;
+}
+
+/**
+ * Reads the float32 MobileNetV2 layers out of the (already verified) TFLite graph, exactly as addMobileNetV2
+ * writes them: same weight layout, same asymmetric SAME pads, BatchNorm already folded. Stops before the
+ * ImageNet head.
+ */
+export function mobileNetV2Spec(tfl: TfliteGraph, options: MobileNetV2SpecOptions = {}): NetSpec {
+  const layers: Layer[] = [];
+  const names = new Map<number, string>([[tfl.inputs[0], 'input']]);
+  const nameOf = (i: number) => {
+    const n = names.get(i);
+    if (!n)
+      throw new ModelError(
+        `TFLite tensor ${tfl.tensors[i].name} is used before it is produced.`,
+        'bad_tflite',
+      );
+    return n;
+  };
+  for (const op of tfl.ops) {
+    const out = tfl.tensors[op.outputs[0]];
+    const short = out.name.replace(/^MobilenetV2\//, '').replace(/\/(Relu6|add_fold|BiasAdd|Conv2D.*)$/, '');
+    if (op.code === Op.AVERAGE_POOL_2D || short.startsWith('Logits')) break;
+    if (op.code === Op.CONV_2D || op.code === Op.DEPTHWISE_CONV_2D) {
+      const x = tfl.tensors[op.inputs[0]];
+      const w = tfl.tensors[op.inputs[1]];
+      const depthwise = op.code === Op.DEPTHWISE_CONV_2D;
+      const [a, kh, kw, c] = w.shape; // conv: [O,H,W,I]; depthwise: [1,H,W,C]
+      const p = op.conv!;
+      if (p.dilationH !== 1 || p.dilationW !== 1)
+        throw new ModelError('Dilated convolutions are not supported.', 'unsupported_op');
+      const [pt, pb] = samePads(x.shape[1], kh, p.strideH, p.padding);
+      const [pl, pr] = samePads(x.shape[2], kw, p.strideW, p.padding);
+      layers.push({
+        kind: 'conv',
+        name: short,
+        input: nameOf(op.inputs[0]),
+        weight: depthwise ? hwcToChw(dequantize(w), kh, kw, c) : ohwiToOihw(dequantize(w), a, kh, kw, c),
+        bias: dequantize(tfl.tensors[op.inputs[2]]),
+        outChannels: depthwise ? c : a,
+        inChannels: x.shape[3],
+        kernel: [kh, kw],
+        stride: [p.strideH, p.strideW],
+        pads: [pt, pl, pb, pr],
+        group: depthwise ? c : 1,
+        relu6: p.relu6,
+        block: mobileNetV2Block(short),
+      });
+    } else if (op.code === Op.ADD) {
+      layers.push({
+        kind: 'add',
+        name: short,
+        inputs: [nameOf(op.inputs[0]), nameOf(op.inputs[1])],
+        block: mobileNetV2Block(short),
+      });
+    } else {
+      throw new ModelError(`Unsupported TFLite operator code ${op.code} in the backbone.`, 'unsupported_op');
+    }
+    names.set(op.outputs[0], short);
+  }
+  const features = options.featureBlocks ?? DEFAULT_FEATURE_BLOCKS;
+  const partial: NetSpec = {
+    name: 'mobilenet_v2',
+    input: { name: 'input', channels: 3, height: INPUT_SIZE, width: INPUT_SIZE },
+    layers,
+    features,
+    head: { weight: new Float32Array(0), bias: new Float32Array(0), classes: 0 },
+  };
+  const missing = features.filter((f) => !layers.some((l) => l.name === f));
+  if (missing.length > 0)
+    throw new ModelError(`Feature blocks not found in the backbone: ${missing.join(', ')}.`, 'bad_tflite');
+  const shapes = new Map<string, number>(layers.map((l) => [l.name, l.kind === 'conv' ? l.outChannels : 0]));
+  const d = features.reduce((s, f) => s + shapes.get(f)!, 0);
+  const k = options.head?.classes ?? options.classes ?? 0;
+  partial.head = options.head ?? { weight: new Float32Array(k * d), bias: new Float32Array(k), classes: k };
+  if (k < 1) throw new ModelError('Give the head or the number of classes.', 'bad_spec');
+  inferShapes(partial);
+  return partial;
+}

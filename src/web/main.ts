@@ -7,6 +7,7 @@ import { h, replaceChildren } from './dom.js';
 import { renderAnalyse } from './views/analyse.js';
 import { renderCase } from './views/case.js';
 import { renderHistory } from './views/history.js';
+import { renderPractice } from './views/practice.js';
 
 const main = document.getElementById('main') as HTMLElement;
 const modelInfo = document.getElementById('model-info') as HTMLElement;
@@ -20,6 +21,7 @@ const TITLES: Record<Route['name'], string> = {
   analyse: 'Analyse',
   history: 'Case history',
   case: 'Case',
+  practice: 'Practice',
   notFound: 'Page not found',
 };
 
@@ -44,6 +46,9 @@ function render(): void {
       break;
     case 'case':
       current = renderCase(main, ctx, route.id);
+      break;
+    case 'practice':
+      current = renderPractice(main, ctx);
       break;
     default:
       replaceChildren(

@@ -4,6 +4,7 @@ export type Route =
   | { name: 'analyse' }
   | { name: 'history'; query: URLSearchParams }
   | { name: 'case'; id: string }
+  | { name: 'practice' }
   | { name: 'notFound'; path: string };
 
 export function parseHash(hash: string): Route {
@@ -12,6 +13,7 @@ export function parseHash(hash: string): Route {
   const query = new URLSearchParams(search);
   if (path === '/' || path === '') return { name: 'analyse' };
   if (path === '/history') return { name: 'history', query };
+  if (path === '/practice') return { name: 'practice' };
   const caseMatch = /^\/cases\/([^/]+)$/.exec(path);
   if (caseMatch) return { name: 'case', id: decodeURIComponent(caseMatch[1]) };
   return { name: 'notFound', path };

@@ -1,5 +1,5 @@
 /** The smear image with located cells outlined, and a toggle to its class-activation heat map. */
-import { api, type CaseResult } from '../api.js';
+import { api, type CaseResult, type CellResult } from '../api.js';
 import { h } from '../dom.js';
 import { displayLabel, formatPercent } from '../format.js';
 
@@ -8,16 +8,31 @@ export interface Specimen {
   toggle: HTMLButtonElement;
 }
 
+export interface SpecimenOptions {
+  /** Outline only these cells (default: every located cell). */
+  cells?: CellResult[];
+  /** Hide the model's output on the image (labels, needs-review dashes): for practice questions. */
+  blind?: boolean;
+  /** Alternative text of the original image (default: names the file, which may give the answer away). */
+  alt?: string;
+}
+
 /**
  * Boxes are positioned in percent of the image's own pixel size, so they follow the image at any displayed
  * size without re-measuring on resize.
  */
-function drawBoxes(layer: HTMLElement, c: CaseResult, width: number, height: number): void {
+function drawBoxes(
+  layer: HTMLElement,
+  cells: CellResult[],
+  blind: boolean,
+  width: number,
+  height: number,
+): void {
   layer.replaceChildren();
   if (!width || !height) return;
-  c.cells.forEach((cell, i) => {
+  cells.forEach((cell, i) => {
     const { x, y, width: w, height: bh } = cell.box;
-    const number = c.cells.length > 1 ? `${i + 1}` : '';
+    const number = cells.length > 1 ? `${i + 1}` : '';
     const full = `${number ? `${number}. ` : ''}${displayLabel(cell.label)} ${formatPercent(cell.confidence, 0)}`;
     const placement = [
       y / height < 0.12 ? 'cell-box__label--inside' : '',
@@ -28,7 +43,9 @@ function drawBoxes(layer: HTMLElement, c: CaseResult, width: number, height: num
       { class: `cell-box__label ${placement}`, 'data-full': full, 'data-short': number },
       full,
     );
-    const box = h('div', { class: `cell-box${cell.needsReview ? ' cell-box--review' : ''}` }, label);
+    const box = blind
+      ? h('div', { class: 'cell-box' })
+      : h('div', { class: `cell-box${cell.needsReview ? ' cell-box--review' : ''}` }, label);
     // CSSOM, not a style attribute: the server's CSP (style-src 'self') blocks inline style attributes.
     Object.assign(box.style, {
       left: `${(x / width) * 100}%`,
@@ -56,8 +73,12 @@ function declutter(layer: HTMLElement): void {
   });
 }
 
-export function specimen(c: CaseResult, size: 'card' | 'large'): Specimen {
-  const originalAlt = `Blood smear image ${c.file}${c.cells.length ? `, ${c.cells.length} located white cell${c.cells.length > 1 ? 's' : ''} outlined` : ''}`;
+export function specimen(c: CaseResult, size: 'card' | 'large', options: SpecimenOptions = {}): Specimen {
+  const cells = options.cells ?? c.cells;
+  const blind = options.blind ?? false;
+  const originalAlt =
+    options.alt ??
+    `Blood smear image ${c.file}${cells.length ? `, ${cells.length} located white cell${cells.length > 1 ? 's' : ''} outlined` : ''}`;
   const img = h('img', {
     src: api.imageUrl(c),
     alt: originalAlt,
@@ -70,10 +91,10 @@ export function specimen(c: CaseResult, size: 'card' | 'large'): Specimen {
   let showingHeatmap = false;
   let natural = { width: c.width ?? 0, height: c.height ?? 0 };
   const redraw = () => {
-    drawBoxes(layer, c, natural.width, natural.height);
-    if (c.cells.length > 1) requestAnimationFrame(() => declutter(layer));
+    drawBoxes(layer, cells, blind, natural.width, natural.height);
+    if (cells.length > 1 && !blind) requestAnimationFrame(() => declutter(layer));
   };
-  if (c.cells.length > 1 && typeof ResizeObserver !== 'undefined') {
+  if (cells.length > 1 && !blind && typeof ResizeObserver !== 'undefined') {
     new ResizeObserver(() => declutter(layer)).observe(frame);
   }
   img.addEventListener('load', () => {

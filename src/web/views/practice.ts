@@ -1,0 +1,567 @@
+/**
+ * Practice page: students name the cell in reviewed cases, then see the reviewer's label (the answer key)
+ * and only then the model's prediction, to compare their eye with the model's.
+ */
+import { api, type CaseResult } from '../api.js';
+import { probabilityTable } from '../components/probabilities.js';
+import { specimen } from '../components/specimen.js';
+import type { AppContext, ViewHandle } from '../context.js';
+import { h, replaceChildren } from '../dom.js';
+import { displayLabel, formatDateTime, formatPercent } from '../format.js';
+import {
+  answerClasses,
+  buildPool,
+  fetchReviewed,
+  planRound,
+  questionCell,
+  scoreSummary,
+  scoreText,
+  type Answer,
+  type Pool,
+  type SessionOrder,
+} from '../practice.js';
+import { caseHref } from '../router.js';
+import { announce, errorMessage } from '../status.js';
+
+const ORDER_KEY = 'hematovision.practice.order';
+
+interface Round {
+  questions: CaseResult[];
+  answers: Answer[];
+  /** Index of the question on screen; questions.length once the summary is shown. */
+  index: number;
+  classes: string[];
+}
+
+// Module state, like the analyse page's last batch: leaving for a case page and coming back resumes the round.
+let round: Round | null = null;
+let pool: Pool | null = null;
+const session = { answered: 0, correct: 0 };
+
+function newSeed(): number {
+  return crypto.getRandomValues(new Uint32Array(1))[0];
+}
+
+/** The session's order lives in sessionStorage, so a reload does not ask the same cells again. */
+function loadOrder(): SessionOrder {
+  try {
+    const raw = JSON.parse(sessionStorage.getItem(ORDER_KEY) ?? 'null') as SessionOrder | null;
+    if (raw && Number.isInteger(raw.seed) && Array.isArray(raw.seen)) return raw;
+  } catch {
+    // Storage disabled or a damaged value: start a fresh order.
+  }
+  return { seed: newSeed(), seen: [] };
+}
+
+function saveOrder(order: SessionOrder): void {
+  try {
+    sessionStorage.setItem(ORDER_KEY, JSON.stringify(order));
+  } catch {
+    // Private mode: questions may repeat after a reload, nothing worse.
+  }
+}
+
+function percentOf(n: number, d: number): string {
+  return d > 0 ? formatPercent(n / d, 0) : '—';
+}
+
+function emptyPool(pool: Pool): HTMLElement {
+  return h(
+    'section',
+    { class: 'empty practice-empty', 'aria-labelledby': 'practice-empty-heading' },
+    h('h2', { id: 'practice-empty-heading' }, 'No reviewed cases to practise on yet'),
+    h(
+      'p',
+      null,
+      'Questions come from cases a person has reviewed: the reviewer’s label is the answer key. To add some:',
+    ),
+    h(
+      'ol',
+      { class: 'practice-empty__steps' },
+      h('li', null, h('a', { href: '#/' }, 'Analyse'), ' blood-smear images; each one is stored as a case.'),
+      h(
+        'li',
+        null,
+        'Open each case from the ',
+        h('a', { href: '#/history?reviewed=false' }, 'case history'),
+        ' and confirm or correct its label.',
+      ),
+      h('li', null, 'Come back here: every reviewed case becomes a question.'),
+    ),
+    pool.excluded
+      ? h(
+          'p',
+          { class: 'muted' },
+          `${pool.excluded} reviewed case${pool.excluded === 1 ? ' is' : 's are'} left out: reviewed as ` +
+            `${displayLabel('other')} or ${displayLabel('not_a_white_cell')}, or as a class the model does not have.`,
+        )
+      : null,
+  );
+}
+
+function poolNote(pool: Pool): HTMLElement {
+  return h(
+    'p',
+    { class: 'muted practice-pool' },
+    `${pool.cases.length} reviewed case${pool.cases.length === 1 ? '' : 's'} in the question pool`,
+    pool.excluded
+      ? ` (${pool.excluded} left out: reviewed as ${displayLabel('other')} or ${displayLabel('not_a_white_cell')})`
+      : '',
+    '.',
+  );
+}
+
+function scorePanel(r: Round): HTMLElement {
+  const s = scoreSummary(r.answers, r.classes);
+  return h(
+    'section',
+    { class: 'panel practice-score', 'aria-labelledby': 'score-heading' },
+    h('h2', { id: 'score-heading' }, 'Score'),
+    h(
+      'p',
+      { class: 'practice-score__total' },
+      h('strong', { id: 'score-value', class: 'num' }, scoreText(s.correct, s.answered)),
+      h(
+        'span',
+        { class: 'muted' },
+        s.answered ? ` correct · ${percentOf(s.correct, s.answered)}` : ' correct',
+      ),
+    ),
+    s.answered
+      ? h(
+          'table',
+          { class: 'data-table practice-score__table' },
+          h('caption', { class: 'visually-hidden' }, 'Score by reviewer’s label'),
+          h(
+            'thead',
+            null,
+            h(
+              'tr',
+              null,
+              h('th', { scope: 'col' }, 'Cell type'),
+              h('th', { scope: 'col', class: 'num' }, 'Correct'),
+            ),
+          ),
+          h(
+            'tbody',
+            null,
+            s.perClass.map((c) =>
+              h(
+                'tr',
+                { 'data-class': c.label },
+                h('th', { scope: 'row' }, displayLabel(c.label)),
+                h('td', { class: 'num' }, scoreText(c.correct, c.asked)),
+              ),
+            ),
+          ),
+        )
+      : h('p', { class: 'muted' }, 'No answers yet in this round.'),
+    h(
+      'p',
+      { class: 'muted practice-score__session' },
+      `This session: ${scoreText(session.correct, session.answered)} correct.`,
+    ),
+  );
+}
+
+function summaryPanel(r: Round): HTMLElement {
+  const s = scoreSummary(r.answers, r.classes);
+  const missed = r.answers.map((a, i) => ({ a, c: r.questions[i] })).filter(({ a }) => a.picked !== a.truth);
+  return h(
+    'section',
+    { class: 'panel practice-summary', 'aria-labelledby': 'summary-heading' },
+    h(
+      'h2',
+      { id: 'summary-heading', tabindex: '-1' },
+      `Round complete: ${scoreText(s.correct, s.answered)} correct`,
+    ),
+    h(
+      'p',
+      null,
+      `You matched the reviewer on ${s.correct} of ${s.answered} cell${s.answered === 1 ? '' : 's'} ` +
+        `(${percentOf(s.correct, s.answered)}); the model matched on ${s.modelCorrect} ` +
+        `(${percentOf(s.modelCorrect, s.answered)}).`,
+    ),
+    h(
+      'table',
+      { class: 'data-table practice-summary__table' },
+      h('caption', null, 'Per class'),
+      h(
+        'thead',
+        null,
+        h(
+          'tr',
+          null,
+          h('th', { scope: 'col' }, 'Reviewer’s label'),
+          h('th', { scope: 'col', class: 'num' }, 'Correct'),
+          h('th', { scope: 'col' }, 'You answered instead'),
+        ),
+      ),
+      h(
+        'tbody',
+        null,
+        s.perClass.map((c) =>
+          h(
+            'tr',
+            { 'data-class': c.label },
+            h('th', { scope: 'row' }, displayLabel(c.label)),
+            h('td', { class: 'num' }, scoreText(c.correct, c.asked)),
+            h(
+              'td',
+              null,
+              c.mistakes.length
+                ? c.mistakes.map((m) => `${displayLabel(m.picked)} ×${m.count}`).join(', ')
+                : h('span', { class: 'muted' }, 'No mistakes'),
+            ),
+          ),
+        ),
+      ),
+    ),
+    missed.length
+      ? [
+          h('h3', { class: 'practice-summary__missed-heading' }, 'Cases to look at again'),
+          h(
+            'ul',
+            { class: 'practice-summary__missed' },
+            missed.map(({ a, c }) =>
+              h(
+                'li',
+                null,
+                h('a', { href: caseHref(c.id) }, c.file),
+                h(
+                  'span',
+                  { class: 'muted' },
+                  ` — you answered ${displayLabel(a.picked)}, the reviewer ${displayLabel(a.truth)}`,
+                ),
+              ),
+            ),
+          ),
+        ]
+      : null,
+    h(
+      'div',
+      { class: 'form-actions' },
+      h(
+        'button',
+        { type: 'button', class: 'btn btn--primary', id: 'practice-restart', 'aria-keyshortcuts': 'Enter' },
+        'Start a new round',
+        h('kbd', { class: 'key-hint', 'aria-hidden': 'true' }, 'Enter'),
+      ),
+    ),
+  );
+}
+
+export function renderPractice(main: HTMLElement, ctx: AppContext): ViewHandle {
+  let cancelled = false;
+  /** What Enter and the digit keys do right now. */
+  let mode: 'loading' | 'question' | 'feedback' | 'summary' = 'loading';
+  let answerQuestion: ((label: string) => void) | null = null;
+  let goOn: (() => void) | null = null;
+
+  const area = h(
+    'div',
+    { class: 'practice-area', 'aria-busy': 'true' },
+    h('p', { class: 'muted' }, 'Loading the question pool…'),
+  );
+  const poolArea = h('div');
+  replaceChildren(
+    main,
+    h('h1', { id: 'page-heading', tabindex: '-1' }, 'Practice'),
+    h(
+      'p',
+      { class: 'lede' },
+      'Name the white cell in each image, then compare your answer with the reviewer’s and the model’s. ',
+      h(
+        'strong',
+        null,
+        'The answer key is the label a reviewer gave the case in the case history — never the model’s own prediction',
+      ),
+      ', which is shown only after you answer.',
+    ),
+    poolArea,
+    area,
+  );
+
+  function showQuestion(r: Round, moveFocus: boolean): void {
+    const c = r.questions[r.index];
+    const cell = questionCell(c);
+    const number = r.index + 1;
+    const { root: figure, toggle } = specimen(c, 'large', {
+      blind: true,
+      cells: cell ? [cell] : [],
+      alt: `Blood smear for question ${number}${cell ? ', the cell in question outlined in yellow' : ''}`,
+    });
+    const tools = h('div', { class: 'result-card__tools' });
+    const prompt = cell
+      ? 'Which type of white cell is outlined in the yellow box?'
+      : 'Which type of white cell does this image show?';
+
+    const buttons = r.classes.map((label, i) =>
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'btn btn--secondary answer-btn',
+          'data-class': label,
+          'aria-keyshortcuts': i < 9 ? String(i + 1) : null,
+        },
+        i < 9 ? h('kbd', { class: 'answer-btn__key', 'aria-hidden': 'true' }, String(i + 1)) : null,
+        h('span', { class: 'answer-btn__label' }, displayLabel(label)),
+        h('span', { class: 'answer-btn__mark' }),
+      ),
+    );
+    const verdict = h('p', {
+      class: 'practice-verdict',
+      id: 'practice-verdict',
+      'aria-live': 'polite',
+      'aria-atomic': 'true',
+    });
+    const feedback = h('div', { class: 'practice-feedback' });
+    const keyHint = h(
+      'p',
+      { class: 'muted practice-hint', id: 'practice-hint' },
+      r.classes.length > 1
+        ? `Press ${r.classes.length > 9 ? '1–9' : `1–${r.classes.length}`} to answer.`
+        : 'Press 1 to answer.',
+    );
+    const scoreSlot = h('div', { class: 'practice-score-slot' }, scorePanel(r));
+
+    replaceChildren(
+      area,
+      h(
+        'div',
+        { class: 'practice-layout' },
+        h(
+          'section',
+          { class: 'panel practice-image', 'aria-label': `Image for question ${number}` },
+          figure,
+          tools,
+        ),
+        h(
+          'section',
+          { class: 'panel practice-question', 'aria-labelledby': 'question-heading' },
+          h('h2', { id: 'question-heading', tabindex: '-1' }, `Question ${number} of ${r.questions.length}`),
+          h('p', { id: 'question-prompt', class: 'practice-prompt' }, prompt),
+          h(
+            'div',
+            {
+              class: 'answer-grid',
+              role: 'group',
+              'aria-labelledby': 'question-prompt',
+              'aria-describedby': 'practice-hint',
+            },
+            buttons,
+          ),
+          keyHint,
+          verdict,
+          feedback,
+        ),
+        scoreSlot,
+      ),
+    );
+    area.setAttribute('aria-busy', 'false');
+    mode = 'question';
+    goOn = null;
+    // The next image loads while the student looks at this one.
+    const following = r.questions[r.index + 1];
+    if (following) new Image().src = api.imageUrl(following);
+
+    answerQuestion = (picked: string) => {
+      if (mode !== 'question') return;
+      const truth = c.review!.label;
+      const correct = picked === truth;
+      r.answers.push({ caseId: c.id, truth, picked, model: c.label });
+      session.answered += 1;
+      if (correct) session.correct += 1;
+      mode = 'feedback';
+
+      for (const b of buttons) {
+        const label = b.dataset.class!;
+        const mark = b.querySelector('.answer-btn__mark')!;
+        const said = (visible: string, spoken: string) =>
+          mark.replaceChildren(
+            h('span', { 'aria-hidden': 'true' }, visible),
+            h('span', { class: 'visually-hidden' }, ` (${spoken})`),
+          );
+        if (label === truth) {
+          b.classList.add('answer-btn--truth');
+          said('✓', label === picked ? 'your answer, the reviewer’s label' : 'the reviewer’s label');
+        } else if (label === picked) {
+          b.classList.add('answer-btn--wrong');
+          said('✗', 'your answer');
+        }
+      }
+      keyHint.remove();
+
+      const last = r.index + 1 >= r.questions.length;
+      const nextBtn = h(
+        'button',
+        { type: 'button', class: 'btn btn--primary', id: 'practice-next', 'aria-keyshortcuts': 'Enter' },
+        last ? 'See the round summary' : 'Next question',
+        h('kbd', { class: 'key-hint', 'aria-hidden': 'true' }, 'Enter'),
+      );
+      nextBtn.addEventListener('click', () => goOn?.());
+      const review = c.review!;
+      const found = c.label !== null;
+      const s = scoreSummary(r.answers, r.classes);
+      verdict.className = `practice-verdict practice-verdict--${correct ? 'correct' : 'incorrect'}`;
+      verdict.textContent = correct
+        ? `Correct: ${displayLabel(truth)}. Score ${scoreText(s.correct, s.answered)}.`
+        : `Incorrect: you answered ${displayLabel(picked)}; the reviewer’s label is ${displayLabel(truth)}. Score ${scoreText(s.correct, s.answered)}.`;
+
+      replaceChildren(
+        feedback,
+        h(
+          'div',
+          { class: 'review-current practice-answer-key' },
+          h('p', { class: 'review-current__head' }, 'Reviewer’s label (answer key)'),
+          h('p', { class: 'review-current__label', 'data-label': truth }, displayLabel(truth)),
+          h(
+            'p',
+            { class: 'review-current__by' },
+            'by ',
+            h('strong', { class: 'practice-reviewer' }, review.reviewer),
+            ' on ',
+            h('time', { datetime: review.reviewedAt }, formatDateTime(review.reviewedAt)),
+          ),
+          review.note
+            ? h(
+                'p',
+                { class: 'review-current__note' },
+                h('span', { class: 'visually-hidden' }, 'Note: '),
+                review.note,
+              )
+            : null,
+        ),
+        h(
+          'div',
+          { class: 'practice-model' },
+          h('h3', { id: 'model-heading' }, 'Model prediction'),
+          h(
+            'p',
+            { class: 'prediction' },
+            h(
+              'span',
+              { class: `prediction__label${found ? '' : ' prediction__label--none'}` },
+              displayLabel(c.label),
+            ),
+          ),
+          h(
+            'p',
+            { class: 'prediction__meta' },
+            found
+              ? h('span', null, 'Confidence ', h('strong', { class: 'num' }, formatPercent(c.confidence)))
+              : null,
+            h(
+              'span',
+              { class: `badge ${c.label === truth ? 'badge--done' : 'badge--review'}` },
+              c.label === truth ? 'Agrees with the reviewer' : 'Differs from the reviewer',
+            ),
+          ),
+          c.message ? h('p', { class: 'notice' }, c.message) : null,
+          Object.keys(c.probabilities).length
+            ? probabilityTable(c.probabilities, r.classes, c.label, 'Model’s class probabilities')
+            : null,
+          h(
+            'p',
+            { class: 'muted practice-model__link' },
+            h('a', { href: caseHref(c.id) }, `Open case ${c.file}`),
+          ),
+        ),
+        h('div', { class: 'form-actions practice-next' }, nextBtn),
+      );
+      tools.append(toggle);
+      replaceChildren(scoreSlot, scorePanel(r));
+      // Focus leaves the answer buttons (about to be disabled) for the way on; the verdict is announced.
+      nextBtn.focus();
+      for (const b of buttons) b.disabled = true;
+      goOn = () => {
+        r.index += 1;
+        if (r.index < r.questions.length) showQuestion(r, true);
+        else showSummary(r, true);
+      };
+    };
+    for (const b of buttons) b.addEventListener('click', () => answerQuestion?.(b.dataset.class!));
+    if (moveFocus) document.getElementById('question-heading')?.focus();
+  }
+
+  function showSummary(r: Round, moveFocus: boolean): void {
+    mode = 'summary';
+    answerQuestion = null;
+    replaceChildren(area, summaryPanel(r));
+    area.setAttribute('aria-busy', 'false');
+    goOn = () => void startRound(true);
+    document.getElementById('practice-restart')?.addEventListener('click', () => goOn?.());
+    if (moveFocus) document.getElementById('summary-heading')?.focus();
+  }
+
+  async function startRound(moveFocus: boolean): Promise<void> {
+    mode = 'loading';
+    goOn = null;
+    answerQuestion = null;
+    area.setAttribute('aria-busy', 'true');
+    try {
+      // Reloaded at each round so cases reviewed in the meantime join the pool.
+      const reviewed = await fetchReviewed(api.listCases);
+      if (cancelled) return;
+      const classes = answerClasses(ctx.classes, reviewed);
+      pool = buildPool(reviewed, classes);
+      replaceChildren(poolArea, pool.cases.length ? poolNote(pool) : null);
+      if (pool.cases.length === 0) {
+        round = null;
+        replaceChildren(area, emptyPool(pool));
+        area.setAttribute('aria-busy', 'false');
+        return;
+      }
+      const byId = new Map(pool.cases.map((c) => [c.id, c]));
+      const planned = planRound([...byId.keys()], loadOrder(), newSeed());
+      saveOrder(planned.order);
+      round = { questions: planned.ids.map((id) => byId.get(id)!), answers: [], index: 0, classes };
+      showQuestion(round, moveFocus);
+    } catch (err) {
+      if (cancelled) return;
+      area.setAttribute('aria-busy', 'false');
+      replaceChildren(
+        area,
+        h('p', { class: 'error-text' }, `The question pool could not be loaded: ${errorMessage(err)}`),
+      );
+      announce(`The question pool could not be loaded: ${errorMessage(err)}`, 'error');
+    }
+  }
+
+  function onKey(e: KeyboardEvent): void {
+    if (e.defaultPrevented || e.altKey || e.ctrlKey || e.metaKey) return;
+    const target = e.target instanceof Element ? e.target : null;
+    if (target?.closest('input, textarea, select, [contenteditable="true"], dialog')) return;
+    if (mode === 'question' && /^[1-9]$/.test(e.key) && round) {
+      const label = round.classes[Number(e.key) - 1];
+      if (label) {
+        e.preventDefault();
+        answerQuestion?.(label);
+      }
+    } else if (e.key === 'Enter' && !e.repeat && (mode === 'feedback' || mode === 'summary')) {
+      // A focused button or link answers Enter itself (the heat-map toggle, the case link).
+      if (target?.closest('button, a, summary')) return;
+      e.preventDefault();
+      goOn?.();
+    }
+  }
+  document.addEventListener('keydown', onKey);
+
+  if (round && pool) {
+    // Resume where the student left; an answered question moves on rather than being asked twice.
+    round.index = round.answers.length;
+    replaceChildren(poolArea, poolNote(pool));
+    if (round.index < round.questions.length) showQuestion(round, false);
+    else showSummary(round, false);
+  } else {
+    void startRound(false);
+  }
+
+  return {
+    destroy() {
+      cancelled = true;
+      document.removeEventListener('keydown', onKey);
+    },
+  };
+}

@@ -246,7 +246,9 @@ async function accuracySection(kaggleTest: string): Promise<void> {
   log('## Accuracy on the Kaggle TEST folder (final report only)');
   log();
   log('TEST is 2487 augmented copies of 71 photos; 3 of those photos show the same cell as a TRAIN photo.');
-  log('Validation (grouped by source photo) chose every setting; TEST was scored once per shipped configuration.');
+  log(
+    'Validation (grouped by source photo) chose every setting; TEST was scored once per shipped configuration.',
+  );
   log();
   log('| model | crop | accuracy | macro-F1 | ECE | no cell found | images/s |');
   log('| --- | --- | --- | --- | --- | --- | --- |');

@@ -186,6 +186,7 @@ async function main(): Promise<void> {
   if (haveShared) await accuracySection(kaggleTest);
 
   if (!quick && haveShared) trainingBench();
+  else keepEarlierSection('## Training the default model');
 
   writeFileSync(resolve('BENCHMARKS.md'), lines.join('\n') + '\n');
   console.log('\nWrote BENCHMARKS.md');
@@ -261,6 +262,23 @@ async function accuracySection(kaggleTest: string): Promise<void> {
     );
     await c.close();
   }
+  log();
+}
+
+/** A --quick run keeps the slow sections of the last full run, marked as such, instead of dropping them. */
+function keepEarlierSection(heading: string): void {
+  if (!existsSync('BENCHMARKS.md')) return;
+  const old = readFileSync('BENCHMARKS.md', 'utf8');
+  const start = old.indexOf(heading);
+  if (start < 0) return;
+  const end = old.indexOf('\n## ', start + heading.length);
+  const section = old.slice(start, end < 0 ? undefined : end).trimEnd();
+  const date = /- date: (\S+)/.exec(old)?.[1] ?? 'an earlier run';
+  log(
+    section
+      .replace(heading, `${heading} (from the full run of ${date})`)
+      .replace(/ \(from the full run of [^)]*\) \(from/, ' (from'),
+  );
   log();
 }
 

@@ -2,13 +2,15 @@ import { Classifier, DEFAULT_MODEL_PATH } from './model/classifier.js';
 import {
   analyzeBatch,
   analyzeImage,
+  renderHeatmap,
   type AnalyzeOptions,
   type BatchItem,
+  type HeatmapData,
   type ImageAnalysis,
 } from './model/analyzer.js';
 import type { ModelCard } from './model/types.js';
 
-export type { AnalyzeOptions, BatchItem, ImageAnalysis };
+export type { AnalyzeOptions, BatchItem, HeatmapData, ImageAnalysis };
 export type { CellPrediction, ImagePrediction, ModelCard, Prediction } from './model/types.js';
 
 /** The one entry point: load a model, analyse images. Tensors never leave it. */
@@ -18,6 +20,8 @@ export interface HematoVision {
   analyze(input: Buffer | string, options?: AnalyzeOptions): Promise<ImageAnalysis>;
   /** Several images in one go (faster): each item is its analysis or its own error; one bad image fails alone. */
   analyzeBatch(inputs: (Buffer | string)[], options?: AnalyzeOptions): Promise<BatchItem[]>;
+  /** The heat-map overlay of an earlier analysis (`cams: true`) of the same image. */
+  renderHeatmap(input: Buffer | string, data: HeatmapData): Promise<Buffer>;
   close(): Promise<void>;
 }
 
@@ -33,6 +37,7 @@ export async function pipeline(options: PipelineOptions = {}): Promise<HematoVis
     card: classifier.card,
     analyze: (input, opts) => analyzeImage(classifier, input, opts),
     analyzeBatch: (inputs, opts) => analyzeBatch(classifier, inputs, opts),
+    renderHeatmap,
     close: () => classifier.close(),
   };
 }

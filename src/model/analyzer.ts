@@ -2,11 +2,23 @@ import { HematoError } from '../errors.js';
 import type { Classifier } from './classifier.js';
 import { renderHeatmapPng, type CamRegion } from './heatmap.js';
 import { prepareImage, writeInput, type PreparedImage } from './inputs.js';
+import { decodeImage } from '../imaging/decode.js';
+import type { Box } from '../imaging/types.js';
 import type { CellPrediction, ImagePrediction } from './types.js';
 
 export interface AnalyzeOptions {
-  /** Also render the class activation map of each prediction as a PNG overlay. */
+  /** Also render the class activation map of each prediction as a PNG overlay (`heatmapPng`). */
   heatmap?: boolean;
+  /**
+   * Return the class activation maps as data (`heatmap`) without rendering them: cheap, and enough to render
+   * the overlay later with `renderHeatmap` (a server can render on demand instead of on every request).
+   */
+  cams?: boolean;
+}
+
+/** Where the model looked, as plain JSON-safe data: one 7×7 map per classified region. */
+export interface HeatmapData {
+  regions: { x: number; y: number; size: number; cam: number[]; box?: Box; label?: string }[];
 }
 
 /** What HematoVision says of one image, with its size and (on request) the heat map overlay. */
@@ -15,6 +27,17 @@ export interface ImageAnalysis extends ImagePrediction {
   height: number;
   /** PNG: the image with the class activation map of the predicted class(es) overlaid; boxes drawn for cells. */
   heatmapPng?: Buffer;
+  /** With `cams`: the maps as data, for `renderHeatmap`. */
+  heatmap?: HeatmapData;
+}
+
+/** Renders an overlay from an image and the `heatmap` data of its analysis. */
+export async function renderHeatmap(input: Buffer | string, data: HeatmapData): Promise<Buffer> {
+  const image = await decodeImage(input);
+  return renderHeatmapPng(
+    image,
+    data.regions.map((r) => ({ ...r, cam: Float32Array.from(r.cam) })),
+  );
 }
 
 /** One image of a batch: its analysis, or why it could not be read. */
@@ -79,12 +102,14 @@ async function runPrepared(
   options: AnalyzeOptions,
 ): Promise<ImageAnalysis[]> {
   const heat = options.heatmap === true;
+  const wantCams = heat || options.cams === true;
   const s = classifier.card.preprocessing.inputSize;
   const total = images.reduce((a, p) => a + p.regions.length, 0);
   const batch = new Float32Array(total * 3 * s * s);
   let slot = 0;
   for (const p of images) for (const r of p.regions) writeInput(r.pixels, batch, slot++);
-  const out = total > 0 ? await classifier.run(batch, total, heat) : { probabilities: new Float32Array(0) };
+  const out =
+    total > 0 ? await classifier.run(batch, total, wantCams) : { probabilities: new Float32Array(0) };
   const k = classifier.classes.length;
 
   let row = 0;
@@ -105,6 +130,9 @@ async function runPrepared(
         row++;
       }
       const heatmapPng = heat && prepared.image ? await renderHeatmapPng(prepared.image, cams) : undefined;
+      const heatmap: HeatmapData | undefined = options.cams
+        ? { regions: cams.map((c) => ({ ...c, cam: Array.from(c.cam, (v) => Math.round(v * 1e4) / 1e4) })) }
+        : undefined;
       if (prepared.regions.length === 0) {
         return {
           ...size,
@@ -115,10 +143,11 @@ async function runPrepared(
           cells: [],
           message: 'No white blood cell was found in this image.',
           heatmapPng,
+          heatmap,
         };
       }
       // The image-level answer is the locator's most likely cell (regions come best first).
-      return { ...size, ...classifier.toPrediction(out.probabilities, first), cells, heatmapPng };
+      return { ...size, ...classifier.toPrediction(out.probabilities, first), cells, heatmapPng, heatmap };
     }),
   );
 }

@@ -21,20 +21,28 @@ export async function renderHeatmapPng(img: RgbImage, regions: CamRegion[], maxS
   const scale = Math.min(1, maxSide / Math.max(img.width, img.height));
   const w = Math.max(1, Math.round(img.width * scale));
   const h = Math.max(1, Math.round(img.height * scale));
-  const base = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
-    .resize(w, h, { fit: 'fill' })
-    .raw()
-    .toBuffer();
+  const base =
+    scale === 1
+      ? img.data
+      : await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
+          .resize(w, h, { fit: 'fill' })
+          .raw()
+          .toBuffer();
   const heat = new Float32Array(w * h);
   for (const r of regions) paintCam(heat, w, h, r, scale);
-  const out = Buffer.alloc(w * h * 3);
+  const out = Buffer.from(base.buffer, base.byteOffset, base.length);
+  const copy = Buffer.alloc(out.length);
+  out.copy(copy);
   for (let i = 0; i < w * h; i++) {
     const t = heat[i];
-    const a = 0.55 * t;
-    const [cr, cg, cb] = ramp(t);
-    out[i * 3] = Math.round(base[i * 3] * (1 - a) + cr * a);
-    out[i * 3 + 1] = Math.round(base[i * 3 + 1] * (1 - a) + cg * a);
-    out[i * 3 + 2] = Math.round(base[i * 3 + 2] * (1 - a) + cb * a);
+    if (t <= 0) continue;
+    // Quantised to 256 levels so the colour ramp is a table lookup, not a computation per pixel.
+    const q = Math.min(255, (t * 255) | 0);
+    const a = RAMP_ALPHA[q];
+    const j = i * 3;
+    copy[j] = copy[j] + (RAMP[q * 3] - copy[j]) * a;
+    copy[j + 1] = copy[j + 1] + (RAMP[q * 3 + 1] - copy[j + 1]) * a;
+    copy[j + 2] = copy[j + 2] + (RAMP[q * 3 + 2] - copy[j + 2]) * a;
   }
   for (const r of regions) if (r.box) outline(out, w, h, r.box, scale);
   return sharp(out, { raw: { width: w, height: h, channels: 3 } })
@@ -70,6 +78,14 @@ function paintCam(heat: Float32Array, w: number, h: number, r: CamRegion, scale:
       heat[y * w + x] = Math.max(heat[y * w + x], t);
     }
   }
+}
+
+const RAMP = new Uint8Array(256 * 3);
+const RAMP_ALPHA = new Float32Array(256);
+for (let q = 0; q < 256; q++) {
+  const [r, g, b] = ramp(q / 255);
+  RAMP.set([r, g, b], q * 3);
+  RAMP_ALPHA[q] = 0.55 * (q / 255);
 }
 
 function ramp(t: number): [number, number, number] {

@@ -44,6 +44,8 @@ export interface ModelCard {
     featureBlocks: string[];
     featureDim: number;
     attribution: string;
+    /** Present when the backbone's weights were fine-tuned (its features differ from the pretrained ones). */
+    fineTuned?: { fromBlock: number; weightsSha256: string; backboneId: string };
   };
   preprocessing: {
     version: number;
@@ -56,7 +58,15 @@ export interface ModelCard {
   };
   temperature: number;
   reviewThreshold: number;
-  head: { kind: string; l2: number; optimizer: string; iterations: number; l2Grid: number[] };
+  head: {
+    kind: string;
+    l2: number;
+    optimizer: string;
+    iterations: number;
+    l2Grid: number[];
+    /** Present when the head was trained jointly with the backbone's top blocks. */
+    fineTuning?: FineTuningRecord;
+  };
   training: {
     counts: Record<string, Record<string, number>>;
     augmentedViews: number;
@@ -72,4 +82,25 @@ export interface ModelCard {
   };
   license: string;
   intendedUse: string;
+}
+
+/** How a fine-tuned model was trained, as its card records it. */
+export interface FineTuningRecord {
+  /** Blocks ≥ this (0 = all) were trained; MobileNetV2 has blocks 0–17. */
+  fromBlock: number;
+  /** Epochs run (early stopping may end before maxEpochs) and the one whose weights were kept. */
+  epochs: number;
+  maxEpochs: number;
+  bestEpoch: number;
+  steps: number;
+  batchSize: number;
+  /** Peak learning rates (linear warm-up, then cosine to 0). */
+  lr: number;
+  headLr: number;
+  warmupEpochs: number;
+  weightDecay: number;
+  labelSmoothing: number;
+  patience: number;
+  augmentation: string;
+  initialHead: string;
 }

@@ -27,8 +27,8 @@ export interface AppOptions {
   /** Bytes per uploaded image (default 20 MB). */
   maxFileBytes?: number;
   /**
-   * Decoded pixels per analyzeBatch call (default 64 M): each image of a batch is held decoded for its heat
-   * map, so this bounds memory while keeping the batch speed-up for ordinary images.
+   * Decoded pixels per analyzeBatch call (default 64 M): the images of a batch are decoded together, so this
+   * bounds memory while keeping the batch speed-up for ordinary images.
    */
   batchPixels?: number;
 }
@@ -36,6 +36,8 @@ export interface AppOptions {
 type PredictItem = ReturnType<typeof caseJson> | { file: string; error: string; message: string };
 
 const MAX_BATCH_IMAGES = 16;
+/** Upload bytes of one request held in memory between the header check and analysis. */
+const KEEP_UPLOAD_BYTES = 64 * 1024 * 1024;
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -150,11 +152,19 @@ async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyI
         results[i] = { file: files[i].name, error: err.code, message: err.message };
       };
       // Header check first (size, format, pixel count): refuses bad files early and sizes the batches.
+      // The bytes read for it are kept for analysis up to a budget (one read instead of two per file).
       const sized: { index: number; pixels: number }[] = [];
+      const kept = new Map<number, Buffer>();
+      let keptBytes = 0;
       for (const [index, f] of files.entries()) {
         try {
-          const head = await checkInput(await readFile(f.filepath));
+          const bytes = await readFile(f.filepath);
+          const head = await checkInput(bytes);
           sized.push({ index, pixels: head.width * head.height });
+          if (keptBytes + bytes.length <= KEEP_UPLOAD_BYTES) {
+            kept.set(index, bytes);
+            keptBytes += bytes.length;
+          }
         } catch (err) {
           if (!isImageProblem(err)) throw err;
           refuse(index, err);
@@ -164,8 +174,12 @@ async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyI
       const created: string[] = [];
       try {
         for (const chunk of pixelChunks(sized, batchPixels, MAX_BATCH_IMAGES)) {
-          const inputs = await Promise.all(chunk.map((c) => readFile(files[c.index].filepath)));
-          const items = await vision.analyzeBatch(inputs, { heatmap: true });
+          const inputs = await Promise.all(
+            chunk.map((c) => kept.get(c.index) ?? readFile(files[c.index].filepath)),
+          );
+          for (const c of chunk) kept.delete(c.index);
+          // Maps as data only: the PNG is drawn on first request (most heat maps are never looked at).
+          const items = await vision.analyzeBatch(inputs, { cams: true });
           for (const [j, item] of items.entries()) {
             const { index } = chunk[j];
             if (!item.ok) {
@@ -182,7 +196,7 @@ async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyI
               height: analysis.height,
               model: { name: vision.card.name, version: vision.card.version },
               prediction: analysis,
-              heatmapPng: analysis.heatmapPng,
+              heatmapData: analysis.heatmap,
             });
             created.push(stored.id);
             predictions.push(analysis);
@@ -288,17 +302,44 @@ async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyI
     { schema: schemas.caseHeatmap },
     async (request, reply) => {
       const c = findCase(store, request.params.id);
-      const png = await store.readHeatmap(c);
-      if (!png) {
+      if (!c.heatmapSha256 && !c.hasHeatmapData) {
         throw new HematoError(
           `Case ${c.id} has no heat map: ${c.message ?? 'the model produced none for it'}`,
           'not_found',
           404,
         );
       }
+      const png = (await store.readHeatmap(c)) ?? (await renderHeatmapOnce(c, request));
       return reply.type('image/png').header('cache-control', 'private, max-age=3600').send(png);
     },
   );
+
+  /** case id → render in flight: concurrent first requests share one render. */
+  const rendering = new Map<string, Promise<Buffer>>();
+  function renderHeatmapOnce(c: StoredCase, request: FastifyRequest): Promise<Buffer> {
+    let job = rendering.get(c.id);
+    if (!job) {
+      job = renderAndStoreHeatmap(c, request).finally(() => rendering.delete(c.id));
+      rendering.set(c.id, job);
+    }
+    return job;
+  }
+
+  async function renderAndStoreHeatmap(c: StoredCase, request: FastifyRequest): Promise<Buffer> {
+    const data = store.readHeatmapData(c.id);
+    if (!data) throw notFound(c.id); // deleted since it was looked up
+    const png = await vision.renderHeatmap(await store.readImage(c), data);
+    let attached: StoredCase | undefined | null = null;
+    try {
+      // Stored so that the next request is a file read.
+      attached = await store.attachHeatmap(c.id, png);
+    } catch (err) {
+      // It can be drawn again from the stored maps: serve it anyway.
+      request.log.warn({ err, caseId: c.id }, 'could not store a rendered heat map');
+    }
+    if (attached === undefined) throw notFound(c.id); // deleted while it was drawn
+    return png;
+  }
 
   app.patch<{
     Params: { id: string };
@@ -436,7 +477,7 @@ export function caseJson(c: StoredCase) {
     needsReview: c.needsReview,
     cells: c.cells,
     ...(c.message !== null ? { message: c.message } : {}),
-    heatmapUrl: c.heatmapSha256 ? `${API}/cases/${c.id}/heatmap.png` : null,
+    heatmapUrl: c.heatmapSha256 || c.hasHeatmapData ? `${API}/cases/${c.id}/heatmap.png` : null,
     imageUrl: `${API}/cases/${c.id}/image`,
     width: c.width,
     height: c.height,

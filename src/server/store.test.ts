@@ -7,13 +7,16 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HematoError } from '../errors.js';
 import type { ImagePrediction } from '../model/types.js';
+import type { HeatmapData } from '../pipeline.js';
 import { CaseStore, SCHEMA_VERSION, type NewCase } from './store.js';
+import { createVersion1DataDir } from './test-helpers.js';
 
 let dir: string;
 let store: CaseStore | undefined;
@@ -24,6 +27,19 @@ const prediction: ImagePrediction = {
   probabilities: { lymphocyte: 0.2, neutrophil: 0.8 },
   needsReview: false,
   cells: [],
+};
+
+const heatmapData: HeatmapData = {
+  regions: [
+    {
+      x: 1,
+      y: 2,
+      size: 3,
+      cam: Array.from({ length: 49 }, (_, i) => i / 48),
+      box: { x: 1, y: 2, width: 3, height: 3, score: 0.9 },
+      label: 'neutrophil',
+    },
+  ],
 };
 
 function newCase(image: Buffer, extra: Partial<NewCase> = {}): NewCase {
@@ -38,6 +54,12 @@ function newCase(image: Buffer, extra: Partial<NewCase> = {}): NewCase {
     heatmapPng: Buffer.from('png bytes'),
     ...extra,
   };
+}
+
+function heatmapFiles(): string[] {
+  return readdirSync(join(dir, 'heatmaps'), { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => e.name);
 }
 
 beforeEach(() => {
@@ -55,7 +77,9 @@ describe('CaseStore', () => {
     store = CaseStore.open(dir);
     expect(store.migrations()).toEqual([
       { version: 1, name: expect.any(String), appliedAt: expect.any(String) },
+      { version: 2, name: expect.any(String), appliedAt: expect.any(String) },
     ]);
+    expect(SCHEMA_VERSION).toBe(2);
     store.close();
     const db = new Database(join(dir, 'hematovision.db'), { readonly: true });
     try {
@@ -105,6 +129,35 @@ describe('CaseStore', () => {
     expect(existsSync(store.heatmapPath(second.heatmapSha256 as string))).toBe(false);
   });
 
+  it('commits concurrent inserts together, each acknowledged only once committed; a bad row fails alone', async () => {
+    store = CaseStore.open(dir);
+    const s = store;
+    const adds = Array.from({ length: 8 }, (_, i) =>
+      s.add(
+        newCase(
+          Buffer.from(`image ${i}`),
+          i === 3 ? { file: null as unknown as string } : { file: `${i}.jpg` },
+        ),
+      ),
+    );
+    const settled = await Promise.allSettled(adds);
+    expect(settled.map((r) => r.status)).toEqual([
+      ...Array<string>(3).fill('fulfilled'),
+      'rejected',
+      ...Array<string>(4).fill('fulfilled'),
+    ]);
+    // Committed, as another connection sees it, by the time each add resolved.
+    const other = new Database(join(dir, 'hematovision.db'), { readonly: true });
+    try {
+      const files = (
+        other.prepare('SELECT file_name AS f FROM cases ORDER BY f').all() as { f: string }[]
+      ).map((r) => r.f);
+      expect(files).toEqual(['0.jpg', '1.jpg', '2.jpg', '4.jpg', '5.jpg', '6.jpg', '7.jpg']);
+    } finally {
+      other.close();
+    }
+  });
+
   it('deletes the review history with the case', async () => {
     store = CaseStore.open(dir);
     const c = await store.add(newCase(Buffer.from('a')));
@@ -132,6 +185,75 @@ describe('CaseStore', () => {
     }
     expect(error).toBeInstanceOf(HematoError);
     expect((error as HematoError).code).toBe('database_too_new');
+  });
+
+  it('migrates a schema-1 database and keeps serving the heat maps it stored', async () => {
+    const id = '11111111-1111-4111-8111-111111111111';
+    const old = { id, image: Buffer.from('old image'), heatmapPng: Buffer.from('old heat map png') };
+    const { imageSha256, heatmapSha256 } = createVersion1DataDir(dir, old);
+    store = CaseStore.open(dir);
+    expect(store.migrations().map((m) => m.version)).toEqual([1, 2]);
+    expect(store.migrations()[0].appliedAt).toBe('2024-01-01T00:00:00.000Z'); // history kept
+    const c = store.get(id);
+    expect(c).toMatchObject({ imageSha256, heatmapSha256, hasHeatmapData: false, label: 'neutrophil' });
+    expect(await store.readHeatmap(c as NonNullable<typeof c>)).toEqual(old.heatmapPng);
+    expect(await store.readImage(c as NonNullable<typeof c>)).toEqual(old.image);
+    expect(store.readHeatmapData(id)).toBeNull();
+    // New cases go into the migrated table beside the old one.
+    const fresh = await store.add(newCase(Buffer.from('new'), { heatmapPng: undefined, heatmapData }));
+    expect(fresh.hasHeatmapData).toBe(true);
+    expect(store.list({ limit: 10, offset: 0 }).total).toBe(2);
+    store.close();
+    // Opening again applies nothing twice.
+    store = CaseStore.open(dir);
+    expect(store.migrations().map((m) => m.version)).toEqual([1, 2]);
+    expect(store.get(id)?.heatmapSha256).toBe(heatmapSha256);
+  });
+
+  it('keeps heat-map data with the case and attaches the rendered map later', async () => {
+    store = CaseStore.open(dir);
+    const c = await store.add(newCase(Buffer.from('img'), { heatmapPng: undefined, heatmapData }));
+    expect(c).toMatchObject({ heatmapSha256: null, hasHeatmapData: true });
+    expect(store.readHeatmapData(c.id)).toEqual(heatmapData);
+    expect(heatmapFiles()).toEqual([]); // nothing rendered yet
+    const none = await store.add(newCase(Buffer.from('img2'), { heatmapPng: undefined }));
+    expect(none).toMatchObject({ heatmapSha256: null, hasHeatmapData: false });
+    expect(store.readHeatmapData(none.id)).toBeNull();
+
+    const png = Buffer.from('rendered png');
+    const attached = await store.attachHeatmap(c.id, png);
+    expect(attached?.heatmapSha256).toMatch(/^[0-9a-f]{64}$/);
+    const sha = attached?.heatmapSha256 as string;
+    expect(readFileSync(store.heatmapPath(sha))).toEqual(png);
+    expect(store.get(c.id)?.heatmapSha256).toBe(sha);
+    expect(readdirSync(store.tmpDir)).toEqual([]);
+
+    // A later, different render does not replace it, and leaves no file behind.
+    const other = await store.attachHeatmap(c.id, Buffer.from('another render'));
+    expect(other?.heatmapSha256).toBe(sha);
+    expect(heatmapFiles()).toEqual([sha]);
+
+    // A case deleted meanwhile: undefined, and its render is not kept.
+    expect(store.delete(none.id)).toBe(true);
+    expect(await store.attachHeatmap(none.id, Buffer.from('orphan'))).toBeUndefined();
+    expect(existsSync(store.heatmapPath(createHash('sha256').update('orphan').digest('hex')))).toBe(false);
+
+    expect(store.delete(c.id)).toBe(true);
+    expect(existsSync(store.heatmapPath(sha))).toBe(false);
+  });
+
+  it('lets concurrent renders of one case attach without corrupting anything', async () => {
+    store = CaseStore.open(dir);
+    const c = await store.add(newCase(Buffer.from('img'), { heatmapPng: undefined, heatmapData }));
+    const renders = [Buffer.alloc(1 << 20, 1), Buffer.alloc(1 << 20, 1), Buffer.alloc(1 << 20, 2)];
+    const results = await Promise.all(renders.map((png) => store?.attachHeatmap(c.id, png)));
+    const sha = store.get(c.id)?.heatmapSha256 as string;
+    expect(results.map((r) => r?.heatmapSha256)).toEqual([sha, sha, sha]);
+    const kept = renders.find((r) => createHash('sha256').update(r).digest('hex') === sha);
+    expect(kept).toBeDefined();
+    expect(readFileSync(store.heatmapPath(sha)).equals(kept as Buffer)).toBe(true);
+    expect(heatmapFiles()).toEqual([sha]); // the losing render was removed
+    expect(readdirSync(store.tmpDir)).toEqual([]);
   });
 
   it('removes stale temp files at open but leaves recent ones', () => {

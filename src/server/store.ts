@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { HematoError } from '../errors.js';
 import type { CellPrediction, ImagePrediction } from '../model/types.js';
+import type { HeatmapData } from '../pipeline.js';
 
 /** A reviewer's verdict, kept beside the model's prediction (never over it). */
 export interface Review {
@@ -24,7 +25,10 @@ export interface StoredCase {
   imageBytes: number;
   width: number;
   height: number;
+  /** A rendered heat map stored on disk (at predict time by older versions, or on first request). */
   heatmapSha256: string | null;
+  /** The class activation maps are stored (readHeatmapData): a heat map can be rendered on demand. */
+  hasHeatmapData: boolean;
   model: { name: string; version: string };
   label: string | null;
   confidence: number;
@@ -44,7 +48,10 @@ export interface NewCase {
   height: number;
   model: { name: string; version: string };
   prediction: ImagePrediction;
+  /** A heat map rendered already. */
   heatmapPng?: Buffer;
+  /** The maps to render one from later (`attachHeatmap` stores the result). */
+  heatmapData?: HeatmapData;
 }
 
 export interface CaseFilter {
@@ -103,6 +110,12 @@ const MIGRATIONS: Migration[] = [
       CREATE INDEX reviews_case ON reviews (case_id, id);
     `,
   },
+  {
+    version: 2,
+    // Heat maps are rendered on first request from these maps instead of at predict time.
+    name: 'heat-map data for rendering on demand',
+    sql: `ALTER TABLE cases ADD COLUMN heatmap_data TEXT;`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
@@ -125,17 +138,29 @@ interface CaseRow {
   probabilities: string;
   cells: string;
   message: string | null;
+  has_heatmap_data: number;
   review_label: string | null;
   reviewer: string | null;
   review_note: string | null;
   reviewed_at: string | null;
 }
 
-// The latest review per case is the one with the highest id (ids only grow: AUTOINCREMENT).
+// The latest review per case is the one with the highest id (ids only grow: AUTOINCREMENT). The heat-map
+// data itself is read only when a heat map is rendered (readHeatmapData).
 const SELECT_CASE = `
-  SELECT c.*, r.label AS review_label, r.reviewer AS reviewer, r.note AS review_note, r.reviewed_at AS reviewed_at
+  SELECT c.id, c.created_at, c.file_name, c.image_sha256, c.image_type, c.image_bytes, c.width, c.height,
+    c.heatmap_sha256, c.model_name, c.model_version, c.label, c.confidence, c.needs_review, c.probabilities,
+    c.cells, c.message, c.heatmap_data IS NOT NULL AS has_heatmap_data,
+    r.label AS review_label, r.reviewer AS reviewer, r.note AS review_note, r.reviewed_at AS reviewed_at
   FROM cases c
   LEFT JOIN reviews r ON r.id = (SELECT max(id) FROM reviews WHERE case_id = c.id)`;
+
+const INSERT_CASE = `
+  INSERT INTO cases (id, created_at, file_name, image_sha256, image_type, image_bytes, width, height,
+    heatmap_sha256, model_name, model_version, label, confidence, needs_review, probabilities, cells, message,
+    heatmap_data)
+  VALUES (@id, @createdAt, @file, @imageSha, @imageType, @imageBytes, @width, @height, @heatmapSha,
+    @modelName, @modelVersion, @label, @confidence, @needsReview, @probabilities, @cells, @message, @heatmapData)`;
 
 const STALE_TEMP_MS = 60 * 60 * 1000;
 
@@ -150,6 +175,7 @@ function rowToCase(row: CaseRow): StoredCase {
     width: row.width,
     height: row.height,
     heatmapSha256: row.heatmap_sha256,
+    hasHeatmapData: row.has_heatmap_data === 1,
     model: { name: row.model_name, version: row.model_version },
     label: row.label,
     confidence: row.confidence,
@@ -185,7 +211,8 @@ async function fsyncDir(dir: string): Promise<void> {
 /**
  * Cases in SQLite (WAL, synchronous=FULL) and their image and heat-map bytes on disk, content-addressed under
  * `<dataDir>/images/<sha256[0..2]>/<sha256>` and `<dataDir>/heatmaps/...`: identical bytes are stored once.
- * Heat maps are stored, not regenerated, so a case keeps the map of the model that made it.
+ * A case keeps the heat map of the model that made it: its class activation maps are stored with the row and
+ * the PNG rendered from them is stored on first use (older cases have only the PNG), never recomputed.
  * One process per data folder: the guard that keeps a blob a concurrent insert still needs is in memory.
  */
 export class CaseStore {
@@ -195,6 +222,10 @@ export class CaseStore {
   private readonly db: Database.Database;
   /** sha256 → inserts in flight that will reference it; delete must not remove those files. */
   private readonly pending = new Map<string, number>();
+  private readonly statements = new Map<string, Database.Statement>();
+  /** Rows waiting for the next group commit. */
+  private readonly inserts: { row: Record<string, unknown>; done: () => void; fail: (e: unknown) => void }[] =
+    [];
 
   private constructor(dataDir: string, db: Database.Database) {
     this.dataDir = dataDir;
@@ -253,32 +284,26 @@ export class CaseStore {
         await this.writeBlob(this.heatmapPath(heatmapSha), input.heatmapPng);
       const id = randomUUID();
       const p = input.prediction;
-      this.db
-        .prepare(
-          `INSERT INTO cases (id, created_at, file_name, image_sha256, image_type, image_bytes, width, height,
-             heatmap_sha256, model_name, model_version, label, confidence, needs_review, probabilities, cells, message)
-           VALUES (@id, @createdAt, @file, @imageSha, @imageType, @imageBytes, @width, @height, @heatmapSha,
-             @modelName, @modelVersion, @label, @confidence, @needsReview, @probabilities, @cells, @message)`,
-        )
-        .run({
-          id,
-          createdAt: new Date().toISOString(),
-          file: input.file,
-          imageSha,
-          imageType: input.imageType,
-          imageBytes: input.image.length,
-          width: input.width,
-          height: input.height,
-          heatmapSha,
-          modelName: input.model.name,
-          modelVersion: input.model.version,
-          label: p.label,
-          confidence: p.confidence,
-          needsReview: p.needsReview ? 1 : 0,
-          probabilities: JSON.stringify(p.probabilities),
-          cells: JSON.stringify(p.cells),
-          message: p.message ?? null,
-        });
+      await this.insertCase({
+        id,
+        createdAt: new Date().toISOString(),
+        file: input.file,
+        imageSha,
+        imageType: input.imageType,
+        imageBytes: input.image.length,
+        width: input.width,
+        height: input.height,
+        heatmapSha,
+        modelName: input.model.name,
+        modelVersion: input.model.version,
+        label: p.label,
+        confidence: p.confidence,
+        needsReview: p.needsReview ? 1 : 0,
+        probabilities: JSON.stringify(p.probabilities),
+        cells: JSON.stringify(p.cells),
+        message: p.message ?? null,
+        heatmapData: input.heatmapData ? JSON.stringify(input.heatmapData) : null,
+      });
       return this.get(id) as StoredCase;
     } finally {
       this.release(imageSha);
@@ -287,7 +312,7 @@ export class CaseStore {
   }
 
   get(id: string): StoredCase | undefined {
-    const row = this.db.prepare(`${SELECT_CASE} WHERE c.id = ?`).get(id) as CaseRow | undefined;
+    const row = this.stmt(`${SELECT_CASE} WHERE c.id = ?`).get(id) as CaseRow | undefined;
     return row ? rowToCase(row) : undefined;
   }
 
@@ -376,8 +401,89 @@ export class CaseStore {
     return c.heatmapSha256 ? readBlob(this.heatmapPath(c.heatmapSha256), `heat map of case ${c.id}`) : null;
   }
 
+  /** The maps stored at predict time, to render the case's heat map from; null when there are none. */
+  readHeatmapData(id: string): HeatmapData | null {
+    const row = this.stmt('SELECT heatmap_data FROM cases WHERE id = ?').get(id) as
+      { heatmap_data: string | null } | undefined;
+    return row?.heatmap_data ? (JSON.parse(row.heatmap_data) as HeatmapData) : null;
+  }
+
+  /**
+   * Stores a heat map rendered after the case was created (durably, content-addressed) and points the case
+   * at it. The first one attached wins: a concurrent render of the same case finds the row taken and its
+   * file, if no case uses it, is removed again. Returns the case, or undefined if it was deleted meanwhile.
+   */
+  async attachHeatmap(id: string, png: Buffer): Promise<StoredCase | undefined> {
+    const sha = sha256(png);
+    this.hold(sha);
+    try {
+      await this.writeBlob(this.heatmapPath(sha), png);
+      const unused = this.db.transaction(() => {
+        const { changes } = this.stmt(
+          'UPDATE cases SET heatmap_sha256 = ? WHERE id = ? AND heatmap_sha256 IS NULL',
+        ).run(sha, id);
+        if (changes > 0) return false;
+        const refs = this.stmt('SELECT count(*) AS n FROM cases WHERE heatmap_sha256 = ?').get(sha) as {
+          n: number;
+        };
+        return refs.n === 0;
+      })();
+      // Only our own hold left on it: nobody else is about to reference this file.
+      if (unused && this.pending.get(sha) === 1) unlinkQuietly(this.heatmapPath(sha));
+      return this.get(id);
+    } finally {
+      this.release(sha);
+    }
+  }
+
   close(): void {
-    if (this.db.open) this.db.close();
+    if (!this.db.open) return;
+    this.commitInserts();
+    this.db.close();
+  }
+
+  /** Prepared once: compiling the SQL again on every request is measurable at 100 requests/s. */
+  private stmt(sql: string): Database.Statement {
+    let st = this.statements.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.statements.set(sql, st);
+    }
+    return st;
+  }
+
+  /**
+   * Resolves once the row is committed. Rows that become ready in the same turn of the event loop share one
+   * transaction: with synchronous=FULL each commit is an fsync that blocks the event loop, so concurrent
+   * predicts pay for one instead of one each, and each is still acknowledged only after it is durable.
+   */
+  private insertCase(row: Record<string, unknown>): Promise<void> {
+    return new Promise((done, fail) => {
+      if (this.inserts.push({ row, done, fail }) === 1) setImmediate(() => this.commitInserts());
+    });
+  }
+
+  private commitInserts(): void {
+    const batch = this.inserts.splice(0);
+    if (batch.length === 0) return;
+    try {
+      const insert = this.stmt(INSERT_CASE);
+      this.db.transaction(() => {
+        for (const b of batch) insert.run(b.row);
+      })();
+    } catch {
+      // One bad row must not fail the others: each alone, in its own transaction.
+      for (const b of batch) {
+        try {
+          this.stmt(INSERT_CASE).run(b.row);
+          b.done();
+        } catch (err) {
+          b.fail(err);
+        }
+      }
+      return;
+    }
+    for (const b of batch) b.done();
   }
 
   private hold(sha: string): void {

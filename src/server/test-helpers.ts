@@ -1,9 +1,13 @@
 /** Test helpers for the server: a fake HematoVision that behaves like the interface, and multipart bodies. */
+import { createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import sharp from 'sharp';
 import { decodeImage } from '../imaging/decode.js';
 import type { CellPrediction, ModelCard } from '../model/types.js';
 import { HematoError } from '../errors.js';
-import type { AnalyzeOptions, BatchItem, HematoVision, ImageAnalysis } from '../pipeline.js';
+import type { AnalyzeOptions, BatchItem, HeatmapData, HematoVision, ImageAnalysis } from '../pipeline.js';
 
 export const FAKE_CLASSES = ['eosinophil', 'lymphocyte', 'monocyte', 'neutrophil'];
 
@@ -49,13 +53,23 @@ function prediction(label: string, confidence: number) {
  * Decodes with the real decodeImage (so bad input fails exactly as in the real pipeline), then labels by
  * colour: mostly red → neutrophil, green → lymphocyte, blue → monocyte, grey → eosinophil, near black → no
  * white cell (label null). Images 100 px wide or more are "fields" with two cells: the colour's class and a
- * lymphocyte; narrower ones are whole-image predictions with no cells.
+ * lymphocyte; narrower ones are whole-image predictions with no cells. With `cams`, labelled images get
+ * heat-map data (one 7×7 map per region); `renderHeatmap` draws a small real PNG and counts its calls in
+ * `rendered` (the data it was given in `renderedData`).
  */
-export function fakeVision(): HematoVision & { analyzed: number; batches: number[]; closed: boolean } {
+export function fakeVision(): HematoVision & {
+  analyzed: number;
+  batches: number[];
+  rendered: number;
+  renderedData: HeatmapData[];
+  closed: boolean;
+} {
   return {
     card: FAKE_CARD,
     analyzed: 0,
     batches: [],
+    rendered: 0,
+    renderedData: [],
     closed: false,
     async analyzeBatch(inputs: (Buffer | string)[], options: AnalyzeOptions = {}): Promise<BatchItem[]> {
       this.batches.push(inputs.length);
@@ -106,7 +120,36 @@ export function fakeVision(): HematoVision & { analyzed: number; batches: number
               { ...prediction('lymphocyte', 0.8), box: { x: 50, y: 0, width: 40, height: 40, score: 0.8 } },
             ]
           : [];
-      return { ...top, cells, width: img.width, height: img.height, heatmapPng };
+      const side = Math.min(img.width, img.height);
+      const heatmap: HeatmapData | undefined = options.cams
+        ? {
+            regions: (cells.length > 0 ? cells : [{ ...top, box: undefined }]).map((c, i) => ({
+              x: c.box?.x ?? 0,
+              y: c.box?.y ?? 0,
+              size: c.box?.width ?? side,
+              cam: Array.from({ length: 49 }, (_, k) => ((k + i) % 7) / 6),
+              ...(c.box ? { box: c.box } : {}),
+              label: c.label,
+            })),
+          }
+        : undefined;
+      return { ...top, cells, width: img.width, height: img.height, heatmapPng, heatmap };
+    },
+    async renderHeatmap(input: Buffer | string, data: HeatmapData): Promise<Buffer> {
+      const img = await decodeImage(input);
+      this.rendered++;
+      this.renderedData.push(data);
+      // Real PNG bytes, sized like the image (capped) so a test can tell it was drawn from this image.
+      return sharp({
+        create: {
+          width: Math.min(img.width, 64),
+          height: Math.min(img.height, 64),
+          channels: 3,
+          background: { r: 255, g: 0, b: 0 },
+        },
+      })
+        .png()
+        .toBuffer();
     },
     async close() {
       this.closed = true;
@@ -191,4 +234,67 @@ export function parseCsv(text: string): string[][] {
   }
   if (field || row.length) rows.push([...row, field]);
   return rows;
+}
+
+/**
+ * A data folder as HematoVision with schema 1 left it (frozen copy of that schema: heat maps rendered at
+ * predict time and stored as PNG files), holding one case with a heat map. For migration tests.
+ */
+export function createVersion1DataDir(
+  dataDir: string,
+  c: { id: string; image: Buffer; heatmapPng: Buffer; label?: string },
+): { imageSha256: string; heatmapSha256: string } {
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  const imageSha256 = sha(c.image);
+  const heatmapSha256 = sha(c.heatmapPng);
+  for (const [kind, hash, bytes] of [
+    ['images', imageSha256, c.image],
+    ['heatmaps', heatmapSha256, c.heatmapPng],
+  ] as const) {
+    mkdirSync(join(dataDir, kind, hash.slice(0, 2)), { recursive: true });
+    writeFileSync(join(dataDir, kind, hash.slice(0, 2), hash), bytes);
+  }
+  const db = new Database(join(dataDir, 'hematovision.db'));
+  try {
+    db.pragma('journal_mode = WAL');
+    db.exec(`
+      CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);
+      CREATE TABLE cases (
+        id TEXT PRIMARY KEY, created_at TEXT NOT NULL, file_name TEXT NOT NULL, image_sha256 TEXT NOT NULL,
+        image_type TEXT NOT NULL, image_bytes INTEGER NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL,
+        heatmap_sha256 TEXT, model_name TEXT NOT NULL, model_version TEXT NOT NULL, label TEXT,
+        confidence REAL NOT NULL, needs_review INTEGER NOT NULL CHECK (needs_review IN (0, 1)),
+        probabilities TEXT NOT NULL, cells TEXT NOT NULL, message TEXT
+      ) STRICT;
+      CREATE INDEX cases_created ON cases (created_at DESC, id);
+      CREATE INDEX cases_label ON cases (label);
+      CREATE INDEX cases_image ON cases (image_sha256);
+      CREATE INDEX cases_heatmap ON cases (heatmap_sha256);
+      CREATE TABLE reviews (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        case_id TEXT NOT NULL REFERENCES cases (id) ON DELETE CASCADE,
+        label TEXT NOT NULL, reviewer TEXT NOT NULL, note TEXT NOT NULL DEFAULT '', reviewed_at TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX reviews_case ON reviews (case_id, id);
+    `);
+    db.prepare('INSERT INTO schema_migrations VALUES (1, ?, ?)').run(
+      'cases and review history',
+      '2024-01-01T00:00:00.000Z',
+    );
+    const label = c.label ?? 'neutrophil';
+    db.prepare(
+      `INSERT INTO cases VALUES (?, '2024-01-02T00:00:00.000Z', 'old.jpg', ?, 'image/jpeg', ?, 16, 16, ?,
+         'fake-wbc', '0.0.0-old', ?, 0.9, 0, ?, '[]', NULL)`,
+    ).run(
+      c.id,
+      imageSha256,
+      c.image.length,
+      heatmapSha256,
+      label,
+      JSON.stringify(prediction(label, 0.9).probabilities),
+    );
+  } finally {
+    db.close();
+  }
+  return { imageSha256, heatmapSha256 };
 }

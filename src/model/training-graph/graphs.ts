@@ -108,6 +108,11 @@ export interface InferenceGraphOptions {
   head?: boolean;
   metadata?: Record<string, string>;
   doc?: string;
+  /**
+   * Parameters (by specParams name) fed as graph inputs instead of baked in, so one session follows weights
+   * that change between runs (validation during fine-tuning).
+   */
+  paramInputs?: string[];
 }
 
 /**
@@ -119,8 +124,9 @@ export function buildInferenceGraph(spec: NetSpec, options: InferenceGraphOption
   const g = new GraphBuilder(`${spec.name}_inference`);
   const { channels, height, width } = spec.input;
   const input = g.input(TRAIN_IO.input, ['N', channels, height, width]);
+  const fed = new Set(options.paramInputs ?? []);
   const e = emitLayers(g, spec, specParams(spec), {
-    inputParams: new Set(),
+    inputParams: fed,
     given: new Map([[spec.input.name, input]]),
     layers: null,
   });
@@ -135,8 +141,8 @@ export function buildInferenceGraph(spec: NetSpec, options: InferenceGraphOption
   g.output(TRAIN_IO.features, ['N', d]);
   if (options.head ?? true) {
     const k = spec.head.classes;
-    const w = g.constant('head/W', spec.head.weight, [k, d]);
-    const b = g.constant('head/B', spec.head.bias, [k]);
+    const w = fed.has('head/W') ? g.input('head/W', [k, d]) : g.constant('head/W', spec.head.weight, [k, d]);
+    const b = fed.has('head/B') ? g.input('head/B', [k]) : g.constant('head/B', spec.head.bias, [k]);
     g.op('Gemm', [features, w, b], { transB: 1 }, TRAIN_IO.logits);
     g.output(TRAIN_IO.logits, ['N', k]);
   }

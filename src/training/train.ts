@@ -20,6 +20,24 @@ export const SOFTWARE_VERSION: string = JSON.parse(
   readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
 ).version;
 
+export const MODEL_LICENSE =
+  'Apache-2.0 (model weights derived from the Apache-2.0 MobileNetV2 checkpoint; see NOTICE)';
+export const INTENDED_USE =
+  'Decision support for research and teaching: suggests a white-blood-cell type with a calibrated probability. ' +
+  'Not a certified medical device; every result used for patient care must be confirmed by a qualified person.';
+
+/** The preprocessing a trained model records in its card (and serving repeats). */
+export function preprocessingFor(crop: 'whole' | 'cell', cropPadding: number): Preprocessing {
+  return {
+    version: PREPROCESSING_VERSION,
+    inputSize: 224,
+    crop,
+    cropPadding,
+    resize: 'sharp bilinear, fit=fill, to 224×224 (the same call in training and serving)',
+    normalization: '(pixel − 128) / 128 per RGB channel, NCHW',
+  };
+}
+
 /** Wider than the head's default: with few source photos per class, strong regularisation often wins. */
 export const DEFAULT_L2_GRID = [1, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001];
 
@@ -72,14 +90,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     throw new DatasetError('The validation split is empty: add images (or groups) per class.');
 
   const extractor = await FeatureExtractor.load(resolveBackbonePath(o.backbone));
-  const prep: Preprocessing = {
-    version: PREPROCESSING_VERSION,
-    inputSize: 224,
-    crop: o.crop,
-    cropPadding: o.cropPadding,
-    resize: 'sharp bilinear, fit=fill, to 224×224 (the same call in training and serving)',
-    normalization: '(pixel − 128) / 128 per RGB channel, NCHW',
-  };
+  const prep = preprocessingFor(o.crop, o.cropPadding);
   stage(`Backbone features (${o.views} view${o.views > 1 ? 's' : ''} per image)`);
   const tf = performance.now();
   const feats = await computeFeatures(ds.items, extractor, prep, {
@@ -207,10 +218,8 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       ece: validation.ece,
       perSource,
     },
-    license: 'Apache-2.0 (model weights derived from the Apache-2.0 MobileNetV2 checkpoint; see NOTICE)',
-    intendedUse:
-      'Decision support for research and teaching: suggests a white-blood-cell type with a calibrated probability. ' +
-      'Not a certified medical device; every result used for patient care must be confirmed by a qualified person.',
+    license: MODEL_LICENSE,
+    intendedUse: INTENDED_USE,
   };
   // Write the model first, then the card: a card never points at a half-written model.
   writeAtomic(modelPath, onnx);
@@ -248,13 +257,14 @@ export function chooseReviewThreshold(probs: Float32Array, y: Int32Array, k: num
   return Math.max(0.5, Math.min(0.99, threshold));
 }
 
-function argmax(p: Float32Array, i: number, k: number): number {
+export function argmax(p: Float32Array, i: number, k: number): number {
   let best = 0;
   for (let c = 1; c < k; c++) if (p[i * k + c] > p[i * k + best]) best = c;
   return best;
 }
 
-function writeAtomic(path: string, data: Uint8Array): void {
+/** Write to a temporary file, then rename: readers never see half a file. */
+export function writeAtomic(path: string, data: Uint8Array): void {
   const tmp = `${path}.${process.pid}.tmp`;
   writeFileSync(tmp, data);
   renameSync(tmp, path);

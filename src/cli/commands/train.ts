@@ -1,15 +1,34 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { DatasetError } from '../../errors.js';
+import { DatasetError, ModelError } from '../../errors.js';
+import {
+  FINE_TUNE_DEFAULTS,
+  fineTuneModel,
+  LAST_BLOCK,
+  type FineTuneResult,
+} from '../../training/finetune.js';
+import type { ModelCard } from '../../model/types.js';
+import type { Metrics } from '../../training/metrics.js';
 import { trainModel } from '../../training/train.js';
 import { pct, progressBar, table } from '../progress.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
+/** ../shared beside the repository, where development and CI keep the MobileNetV2 weights. */
+const SHARED_TFLITE = resolve(
+  fileURLToPath(import.meta.url),
+  '../../../../../shared/weights/mobilenet_v2_1.0_224_quant.tflite',
+);
+const FT = FINE_TUNE_DEFAULTS;
+
 export function registerTrain(program: Command): void {
   program
     .command('train')
     .description(
-      'Train a classifier head on labelled folders (one sub-folder per class) and write model.onnx + model.json',
+      'Train a classifier head on labelled folders (one sub-folder per class) and write model.onnx + model.json; ' +
+        'with --fine-tune, the top MobileNetV2 blocks train with it',
     )
     .requiredOption('--data <dir>', 'a dataset folder; repeat to merge several sources', collect, [])
     .requiredOption('--out <dir>', 'output folder for model.onnx and model.json')
@@ -29,7 +48,39 @@ export function registerTrain(program: Command): void {
     .option('--name <name>', 'model name for the card', 'hematovision-wbc')
     .option('--cache <dir>', 'feature cache folder', '.cache/features')
     .option('--no-refit', 'keep the head trained on the training split only')
-    .action(async (o) => {
+    .option('--fine-tune', 'also train the top MobileNetV2 blocks (from the TFLite weights) with the head')
+    .option(
+      '--tflite <file>',
+      `MobileNetV2 TFLite weights for --fine-tune (default: ${SHARED_TFLITE} when present)`,
+    )
+    .option('--train-from-block <b>', `--fine-tune: first trained block, 0–${LAST_BLOCK} or 'all'`)
+    .option(
+      '--train-blocks <k>',
+      `--fine-tune: train the last k blocks (same as --train-from-block ${LAST_BLOCK + 1}−k)`,
+    )
+    .option('--epochs <n>', '--fine-tune: maximum epochs (early stopping may end sooner)', String(FT.epochs))
+    .option('--batch-size <n>', '--fine-tune: images per step', String(FT.batchSize))
+    .option(
+      '--lr <f>',
+      '--fine-tune: peak learning rate of the backbone (AdamW, warm-up + cosine)',
+      String(FT.lr),
+    )
+    .option('--head-lr <f>', '--fine-tune: peak learning rate of the head', String(FT.headLr))
+    .option('--weight-decay <f>', '--fine-tune: AdamW weight decay (not on biases)', String(FT.weightDecay))
+    .option('--warmup-epochs <f>', '--fine-tune: linear warm-up length', String(FT.warmupEpochs))
+    .option('--label-smoothing <f>', '--fine-tune: label smoothing', String(FT.labelSmoothing))
+    .option(
+      '--patience <n>',
+      '--fine-tune: stop after n epochs without a better validation NLL',
+      String(FT.patience),
+    )
+    .option(
+      '--workers <n>',
+      '--fine-tune: augmentation threads beside ONNX Runtime (0 or 1)',
+      String(FT.workers),
+    )
+    .option('--resume', '--fine-tune: continue the run checkpointed in <out>/checkpoint')
+    .action(async (o, cmd: Command) => {
       const num = (v: string, name: string, lo: number, hi: number) => {
         const x = Number(v);
         if (!Number.isFinite(x) || x < lo || x > hi)
@@ -43,6 +94,55 @@ export function registerTrain(program: Command): void {
         const [k, v] = s.split('=');
         if (!k || v === undefined) throw new DatasetError(`--source-weight takes name=weight, got '${s}'.`);
         sourceWeights[k] = num(v, 'source-weight', 0, 1e6);
+      }
+      const fineTuneOnly = [
+        'tflite',
+        'trainFromBlock',
+        'trainBlocks',
+        'epochs',
+        'batchSize',
+        'lr',
+        'headLr',
+        'weightDecay',
+        'warmupEpochs',
+        'labelSmoothing',
+        'patience',
+        'workers',
+        'resume',
+      ];
+      const given = (name: string) => cmd.getOptionValueSource(name) === 'cli';
+      if (!o.fineTune) {
+        const stray = fineTuneOnly.filter(given);
+        if (stray.length > 0)
+          throw new DatasetError(
+            `${stray.map((n) => `--${n.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')} only appl${stray.length > 1 ? 'y' : 'ies'} with --fine-tune.`,
+          );
+      } else {
+        for (const n of ['backbone', 'views', 'refit'])
+          if (given(n))
+            throw new DatasetError(
+              `--${n === 'refit' ? 'no-refit' : n} does not apply to --fine-tune (it starts from --tflite, ` +
+                'augments every epoch and keeps validation for early stopping).',
+            );
+        const common = {
+          data: o.data,
+          out: o.out,
+          classes: o.classes
+            ? String(o.classes)
+                .split(',')
+                .map((c: string) => c.trim())
+            : undefined,
+          crop: o.crop,
+          cropPadding: num(o.cropPadding, 'crop-padding', 0, 2),
+          valFraction: num(o.valFraction, 'val-fraction', 0.05, 0.5),
+          seed: Math.round(num(o.seed, 'seed', 0, 2 ** 31)),
+          sourceWeights,
+          reviewTargetAccuracy: num(o.reviewAccuracy, 'review-accuracy', 0.5, 1),
+          cacheDir: o.cache,
+          name: o.name,
+        };
+        await fineTune(o, common, num);
+        return;
       }
       const bar = progressBar('Backbone features');
       const r = await trainModel({
@@ -87,25 +187,182 @@ export function registerTrain(program: Command): void {
           r.l2Table.map((t) => [t.l2, t.nll.toFixed(4), pct(t.accuracy), t.seconds.toFixed(1)]),
         ),
       );
-      console.log(`\nValidation (grouped, unaugmented; temperature ${c.temperature.toFixed(3)}):`);
-      console.log(
-        table(
-          ['class', 'precision', 'recall', 'F1', 'support'],
-          c.classes.map((k) => {
-            const p = r.validation.perClass[k];
-            return [k, pct(p.precision), pct(p.recall), pct(p.f1), p.support];
-          }),
-        ),
-      );
-      console.log(
-        `accuracy ${pct(r.validation.accuracy)}  macro-F1 ${pct(r.validation.macroF1)}  ECE ${r.validation.ece.toFixed(3)}  ` +
-          `review below ${c.reviewThreshold.toFixed(2)}`,
-      );
-      for (const [s, v] of Object.entries(c.validation.perSource))
-        console.log(`  ${s}: ${pct(v.accuracy)} of ${v.n}`);
+      printValidation(c, r.validation);
       console.log(
         `\nTime: features ${r.seconds.features.toFixed(0)} s, head ${r.seconds.head.toFixed(0)} s, total ${r.seconds.total.toFixed(0)} s`,
       );
       console.log(`Wrote ${r.modelPath} and ${r.cardPath}`);
     });
+}
+
+type Num = (v: string, name: string, lo: number, hi: number) => number;
+type Common = Omit<Parameters<typeof fineTuneModel>[0], 'tflite'>;
+
+async function fineTune(o: Record<string, string | boolean | undefined>, common: Common, num: Num) {
+  if (o.trainFromBlock !== undefined && o.trainBlocks !== undefined)
+    throw new DatasetError('Give --train-from-block or --train-blocks, not both.');
+  let trainFromBlock: number | 'all' = FT.trainFromBlock;
+  if (o.trainFromBlock !== undefined)
+    trainFromBlock =
+      o.trainFromBlock === 'all' ? 'all' : num(String(o.trainFromBlock), 'train-from-block', 0, LAST_BLOCK);
+  if (o.trainBlocks !== undefined)
+    trainFromBlock = LAST_BLOCK + 1 - num(String(o.trainBlocks), 'train-blocks', 1, LAST_BLOCK + 1);
+  const whole = (v: unknown, name: string, lo: number, hi: number) => {
+    const x = num(String(v), name, lo, hi);
+    if (!Number.isInteger(x)) throw new DatasetError(`--${name} must be a whole number, got '${v}'.`);
+    return x;
+  };
+  const settings = {
+    trainFromBlock,
+    epochs: whole(o.epochs, 'epochs', 1, 1000),
+    batchSize: whole(o.batchSize, 'batch-size', 1, 256),
+    lr: num(String(o.lr), 'lr', 1e-8, 0.5),
+    headLr: num(String(o.headLr), 'head-lr', 1e-8, 0.5),
+    weightDecay: num(String(o.weightDecay), 'weight-decay', 0, 0.5),
+    warmupEpochs: num(String(o.warmupEpochs), 'warmup-epochs', 0, 100),
+    labelSmoothing: num(String(o.labelSmoothing), 'label-smoothing', 0, 0.5),
+    patience: whole(o.patience, 'patience', 1, 1000),
+    workers: whole(o.workers, 'workers', 0, 1) as 0 | 1,
+  };
+  const tflite = o.tflite ? resolve(String(o.tflite)) : existsSync(SHARED_TFLITE) ? SHARED_TFLITE : null;
+  if (!tflite || !existsSync(tflite)) {
+    throw new ModelError(
+      `--fine-tune needs the MobileNetV2 weights (mobilenet_v2_1.0_224_quant.tflite): ${
+        tflite ? `${tflite} does not exist` : `none given and none at ${SHARED_TFLITE}`
+      }. Pass --tflite FILE.`,
+      'model_not_found',
+    );
+  }
+
+  // Ctrl-C stops at the next step; the checkpoint of the last whole epoch stays for --resume.
+  const stop = new AbortController();
+  const onSigint = () => {
+    console.error('\nStopping… (the last finished epoch is checkpointed; Ctrl-C again to quit at once)');
+    stop.abort();
+    process.once('SIGINT', () => process.exit(130));
+  };
+  process.once('SIGINT', onSigint);
+  let bar: ReturnType<typeof progressBar> | null = null;
+  const swapBar = (label: string) => {
+    bar?.stop();
+    bar = progressBar(label);
+    return bar;
+  };
+  let r: FineTuneResult;
+  try {
+    r = await fineTuneModel({
+      ...common,
+      ...settings,
+      tflite,
+      resume: Boolean(o.resume),
+      signal: stop.signal,
+      onStage: (s) => {
+        bar?.stop();
+        bar = null;
+        console.error(`» ${s}`);
+      },
+      onPrepare: (d, t) => (bar ?? swapBar('Cropping images')).update(d, t),
+      onFeatures: (d, t, c) => (bar ?? swapBar('Frozen features')).update(d, t, `(${c} cached)`),
+      onStep: (p) => {
+        if (p.step === 1) swapBar(`Epoch ${p.epoch}/${p.epochs}`);
+        bar!.update(
+          p.step,
+          p.steps,
+          `loss ${p.loss.toFixed(3)} acc ${pct(p.accuracy)} ${p.imagesPerSecond.toFixed(0)} img/s`,
+        );
+      },
+      onEpoch: (e) => {
+        bar?.stop();
+        bar = null;
+        const src = Object.entries(e.val.perSource)
+          .map(([s, a]) => `${s} ${pct(a)}`)
+          .join(', ');
+        const train =
+          e.trainLoss === null
+            ? 'start (frozen-backbone head)'
+            : `train loss ${e.trainLoss.toFixed(3)} acc ${pct(e.trainAccuracy!)}`;
+        console.error(
+          `  epoch ${e.epoch}: ${train} | val NLL ${e.val.nll.toFixed(4)} (T ${e.val.temperature.toFixed(2)}) ` +
+            `acc ${pct(e.val.accuracy)} (${src})` +
+            ` | ${e.seconds.toFixed(0)} s${e.best ? '  ★ best' : ''}`,
+        );
+      },
+    });
+  } finally {
+    (bar as ReturnType<typeof progressBar> | null)?.stop();
+    process.removeListener('SIGINT', onSigint);
+  }
+  const c = r.card;
+  const ft = c.head.fineTuning!;
+  console.log(
+    `\nData: ${r.dataset.items.length} images, ${c.classes.length} classes, ${r.dataset.sources.length} source(s)` +
+      (r.failed.length ? `; ${r.failed.length} not used (unreadable or no cell found)` : ''),
+  );
+  console.log(
+    table(
+      ['source', ...c.classes],
+      r.dataset.sources.map((s) => [s.name, ...c.classes.map((k) => s.counts[k] ?? 0)]),
+    ),
+  );
+  if (r.l2Table.length > 0) {
+    console.log('\nStarting head (frozen backbone), l2 chosen on validation (source/class-balanced):');
+    console.log(
+      table(
+        ['l2', 'val NLL', 'balanced acc'],
+        r.l2Table.map((t) => [t.l2, t.nll.toFixed(4), pct(t.accuracy)]),
+      ),
+    );
+  }
+  const sources = r.dataset.sources.map((s) => s.name);
+  console.log(`\nFine-tuning blocks ${ft.fromBlock}–${LAST_BLOCK} and the head (${ft.steps} steps):`);
+  console.log(
+    table(
+      ['epoch', 'train loss', 'train acc', 'val NLL', 'T', 'val acc', 'balanced', ...sources, 'seconds', ''],
+      r.history.map((e) => [
+        e.epoch,
+        e.trainLoss === null ? '–' : e.trainLoss.toFixed(4),
+        e.trainAccuracy === null ? '–' : pct(e.trainAccuracy),
+        e.val.nll.toFixed(4),
+        e.val.temperature.toFixed(2),
+        pct(e.val.accuracy),
+        pct(e.val.balancedAccuracy),
+        ...sources.map((s) => pct(e.val.perSource[s] ?? NaN)),
+        e.seconds.toFixed(0),
+        e.epoch === r.bestEpoch ? 'kept' : '',
+      ]),
+    ),
+  );
+  console.log(
+    'val NLL: after temperature scaling (T), source/class-balanced; early stopping keeps the lowest. ' +
+      'train: on augmented images.',
+  );
+  if (r.bestEpoch === 0)
+    console.log(
+      'No epoch beat the starting point on validation NLL: the model keeps the pretrained backbone weights.',
+    );
+  printValidation(c, r.validation);
+  console.log(
+    `\nTime: cropping ${r.seconds.prepare.toFixed(0)} s, starting head ${r.seconds.init.toFixed(0)} s, ` +
+      `fine-tuning ${r.seconds.train.toFixed(0)} s, total ${r.seconds.total.toFixed(0)} s`,
+  );
+  console.log(`Wrote ${r.modelPath} and ${r.cardPath}`);
+}
+
+function printValidation(c: ModelCard, v: Metrics): void {
+  console.log(`\nValidation (grouped, unaugmented; temperature ${c.temperature.toFixed(3)}):`);
+  console.log(
+    table(
+      ['class', 'precision', 'recall', 'F1', 'support'],
+      c.classes.map((k) => {
+        const p = v.perClass[k];
+        return [k, pct(p.precision), pct(p.recall), pct(p.f1), p.support];
+      }),
+    ),
+  );
+  console.log(
+    `accuracy ${pct(v.accuracy)}  macro-F1 ${pct(v.macroF1)}  ECE ${v.ece.toFixed(3)}  ` +
+      `review below ${c.reviewThreshold.toFixed(2)}`,
+  );
+  for (const [s, x] of Object.entries(c.validation.perSource))
+    console.log(`  ${s}: ${pct(x.accuracy)} of ${x.n}`);
 }

@@ -1,0 +1,174 @@
+/**
+ * Training batches for fine-tuning: network-sized crops held once in shared memory, augmented afresh every
+ * epoch. A helper thread can build the next batch while ONNX Runtime (which runs on the calling thread in
+ * onnxruntime-node) computes the current one.
+ */
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { HematoError } from '../errors.js';
+import { augment } from '../imaging/augment.js';
+import { createRng } from '../imaging/random.js';
+import { writeInput } from '../model/inputs.js';
+
+/** `count` square RGB crops of side `size`, back to back in one SharedArrayBuffer (so threads share them). */
+export interface CropStore {
+  data: Uint8Array;
+  size: number;
+  count: number;
+}
+
+export function createCropStore(count: number, size: number): CropStore {
+  return { data: new Uint8Array(new SharedArrayBuffer(count * size * size * 3)), size, count };
+}
+
+/** Crop `i` as an image view (no copy). */
+export function cropAt(store: CropStore, i: number): { width: number; height: number; data: Uint8Array } {
+  const bytes = store.size * store.size * 3;
+  return { width: store.size, height: store.size, data: store.data.subarray(i * bytes, (i + 1) * bytes) };
+}
+
+/** A 32-bit mix of integers (murmur3's finaliser per word), so nearby seeds give unrelated streams. */
+export function mixSeed(...parts: number[]): number {
+  let h = 0x9e3779b9;
+  for (const p of parts) {
+    let k = Math.imul(p >>> 0, 0xcc9e2d51);
+    k = Math.imul((k << 15) | (k >>> 17), 0x1b873593);
+    h ^= k;
+    h = Math.imul((h << 13) | (h >>> 19), 5) + 0xe6546b64;
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** The order of `indices` in epoch `epoch`: a function of (seed, epoch) only, so a resumed run repeats it. */
+export function epochOrder(indices: readonly number[], seed: number, epoch: number): number[] {
+  const rng = createRng(mixSeed(seed, epoch, 0x5eed));
+  const out = [...indices];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(rng() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+/** Augmentation seed of crop `item` in epoch `epoch`. */
+export const augmentSeed = (seed: number, epoch: number, item: number): number => mixSeed(seed, epoch, item);
+
+/**
+ * Writes crops `items` as normalised NCHW into `out`: augmented with `seeds[j]` (augment()'s defaults, stain
+ * jitter included), or as they are when `seeds` is null.
+ */
+export function fillBatch(
+  store: CropStore,
+  items: ArrayLike<number>,
+  seeds: ArrayLike<number> | null,
+  out: Float32Array,
+): void {
+  for (let j = 0; j < items.length; j++) {
+    const crop = cropAt(store, items[j]);
+    writeInput(seeds ? augment(crop, createRng(seeds[j])) : crop, out, j);
+  }
+}
+
+/** Builds batches, inline or in one helper thread. */
+export interface BatchMaker {
+  readonly threaded: boolean;
+  /** NCHW float32 of `items.length` images; requests are served in order. */
+  make(items: number[], seeds: number[] | null): Promise<Float32Array>;
+  close(): Promise<void>;
+}
+
+export function createBatchMaker(store: CropStore, options: { workers: 0 | 1 }): BatchMaker {
+  return options.workers === 1 ? new ThreadedBatchMaker(store) : new InlineBatchMaker(store);
+}
+
+class InlineBatchMaker implements BatchMaker {
+  readonly threaded = false;
+  constructor(private readonly store: CropStore) {}
+  async make(items: number[], seeds: number[] | null): Promise<Float32Array> {
+    const out = new Float32Array(items.length * 3 * this.store.size * this.store.size);
+    fillBatch(this.store, items, seeds, out);
+    return out;
+  }
+  async close(): Promise<void> {}
+}
+
+export interface BatchRequest {
+  id: number;
+  items: Int32Array;
+  seeds: Uint32Array | null;
+}
+export type BatchReply = { id: number; buffer: ArrayBuffer } | { id: number; error: string };
+
+class ThreadedBatchMaker implements BatchMaker {
+  readonly threaded = true;
+  private readonly worker: Worker;
+  private readonly pending = new Map<
+    number,
+    { resolve: (a: Float32Array) => void; reject: (e: Error) => void }
+  >();
+  private next = 0;
+  private failure: Error | null = null;
+
+  constructor(store: CropStore) {
+    this.worker = startWorker(
+      new URL(`./batch-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url),
+      {
+        crops: store.data.buffer,
+        size: store.size,
+        count: store.count,
+      },
+    );
+    const fail = (e: Error) => {
+      this.failure = new HematoError(`The augmentation thread failed: ${e.message}`, 'worker_failed', 500);
+      for (const p of this.pending.values()) p.reject(this.failure);
+      this.pending.clear();
+    };
+    this.worker.on('message', (m: BatchReply) => {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if ('error' in m) p.reject(new HematoError(`Augmentation failed: ${m.error}`, 'worker_failed', 500));
+      else p.resolve(new Float32Array(m.buffer));
+    });
+    this.worker.on('error', fail);
+    this.worker.on('exit', (code) => {
+      if (this.pending.size > 0) fail(new Error(`it exited with code ${code}`));
+    });
+  }
+
+  make(items: number[], seeds: number[] | null): Promise<Float32Array> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.next++;
+    const msg: BatchRequest = {
+      id,
+      items: Int32Array.from(items),
+      seeds: seeds ? Uint32Array.from(seeds) : null,
+    };
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage(msg);
+    });
+  }
+
+  async close(): Promise<void> {
+    // Requests still in flight are dropped, not rejected: nobody awaits them any more.
+    this.pending.clear();
+    await this.worker.terminate();
+  }
+}
+
+/**
+ * Starts a worker on a module of this project. Run from TypeScript sources (tsx, vitest), the worker has no
+ * TypeScript loader of its own, so a one-line bootstrap registers tsx's before importing the module.
+ */
+function startWorker(entry: URL, workerData: unknown): Worker {
+  if (!entry.pathname.endsWith('.ts')) return new Worker(entry, { workerData });
+  const api = import.meta.resolve('tsx/esm/api');
+  const code = `import { register } from ${JSON.stringify(api)}; register(); await import(${JSON.stringify(entry.href)});`;
+  return new Worker(new URL(`data:text/javascript,${encodeURIComponent(code)}`), { workerData });
+}

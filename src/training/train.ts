@@ -38,8 +38,17 @@ export function preprocessingFor(crop: 'whole' | 'cell', cropPadding: number): P
   };
 }
 
-/** Wider than the head's default: with few source photos per class, strong regularisation often wins. */
-export const DEFAULT_L2_GRID = [1, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001];
+/**
+ * Decades from strong to weak regularisation: with few source photos per class, strong regularisation often
+ * wins. A finer grid (1, 0.3, …, 0.001) chose the same l2 on the default data and took twice as long.
+ */
+export const DEFAULT_L2_GRID = [1, 0.1, 0.01, 0.001];
+
+/**
+ * L-BFGS gradient tolerance for training runs: 1e-3 instead of the head's 1e-4 default changed validation
+ * accuracy by < 0.1 point on the default data and keeps training from cached features under 30 s.
+ */
+export const DEFAULT_HEAD_TOL = 1e-3;
 
 export interface TrainOptions {
   data: string[];
@@ -52,6 +61,8 @@ export interface TrainOptions {
   seed: number;
   valFraction: number;
   l2Grid?: number[];
+  /** L-BFGS stops when the largest gradient entry is below this (head.ts default when unset). */
+  headTol?: number;
   /** Relative weight of each source (by source name) in the loss; default equal. */
   sourceWeights?: Record<string, number>;
   /** Accuracy wanted among predictions NOT flagged for review; sets the review threshold on validation. */
@@ -128,7 +139,10 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
 
   stage('Training the head (choosing l2 on validation)');
   const th = performance.now();
-  const sel = selectL2(trainSet, valSet, feats.d, k, { grid: o.l2Grid ?? DEFAULT_L2_GRID });
+  const sel = selectL2(trainSet, valSet, feats.d, k, {
+    grid: o.l2Grid ?? DEFAULT_L2_GRID,
+    tol: o.headTol ?? DEFAULT_HEAD_TOL,
+  });
   const valLogits = headLogits(sel.head, valSet.x, valSet.n);
   const temperature = fitTemperature(valLogits, valSet.y, k);
   const valProbs = softmax(valLogits, k, temperature);
@@ -155,6 +169,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       l2: sel.l2,
       sampleWeights: all.sampleWeights,
       init: { weight: sel.head.weight, bias: sel.head.bias },
+      tol: o.headTol ?? DEFAULT_HEAD_TOL,
     });
     head = fit.head;
     iterations = fit.iterations;

@@ -70,6 +70,8 @@ import {
   MODEL_LICENSE,
   preprocessingFor,
   SOFTWARE_VERSION,
+  trainingRecord,
+  validationRecord,
   writeAtomic,
 } from './train.js';
 import { balanceWeights } from './weights.js';
@@ -634,8 +636,6 @@ function writeFineTuned(x: ExportInputs): { card: ModelCard; modelPath: string; 
     augmentation: AUGMENTATION_NOTE,
     initialHead: `softmax regression (L-BFGS) on frozen features of the unaugmented training crops, l2 ${initial.l2} chosen on validation`,
   };
-  const counts: Record<string, Record<string, number>> = {};
-  for (const src of ds.sources) counts[src.name] = src.counts;
   const card: ModelCard = {
     name: o.name,
     version: new Date().toISOString().slice(0, 10).replaceAll('-', '.'),
@@ -670,24 +670,9 @@ function writeFineTuned(x: ExportInputs): { card: ModelCard; modelPath: string; 
       l2Grid: o.l2Grid ?? DEFAULT_L2_GRID,
       fineTuning: record,
     },
-    training: {
-      counts,
-      // Every epoch draws a new augmented view of each training image.
-      augmentedViews: epochsRun,
-      seed: o.seed,
-      sources: ds.sources.map((src) => ({
-        name: src.name,
-        path: src.path,
-        weight: o.sourceWeights?.[src.name] ?? 1,
-      })),
-    },
-    validation: {
-      n: validation.n,
-      accuracy: validation.accuracy,
-      macroF1: validation.macroF1,
-      ece: validation.ece,
-      perSource,
-    },
+    // Every epoch draws a new augmented view of each training image.
+    training: trainingRecord(ds, o, epochsRun),
+    validation: validationRecord(validation, perSource),
     license: MODEL_LICENSE,
     intendedUse: INTENDED_USE,
   };

@@ -11,17 +11,9 @@ export interface Split {
   val: number[];
 }
 
-/** mulberry32: small, fast, good enough to shuffle; the same seed gives the same split everywhere. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's one seeded generator (mulberry32), under the name this module's callers use. */
+import { createRng as seededRandom } from '../imaging/random.js';
+export { seededRandom };
 
 function shuffle<T>(xs: T[], rand: () => number): T[] {
   for (let i = xs.length - 1; i > 0; i--) {

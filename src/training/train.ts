@@ -187,8 +187,6 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   mkdirSync(outDir, { recursive: true });
   const modelPath = join(outDir, 'model.onnx');
   const cardPath = join(outDir, 'model.json');
-  const counts: Record<string, Record<string, number>> = {};
-  for (const s of ds.sources) counts[s.name] = s.counts;
   const card: ModelCard = {
     name: o.name,
     version: new Date().toISOString().slice(0, 10).replaceAll('-', '.'),
@@ -216,23 +214,8 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       iterations,
       l2Grid: o.l2Grid ?? DEFAULT_L2_GRID,
     },
-    training: {
-      counts,
-      augmentedViews: o.views,
-      seed: o.seed,
-      sources: ds.sources.map((s) => ({
-        name: s.name,
-        path: s.path,
-        weight: o.sourceWeights?.[s.name] ?? 1,
-      })),
-    },
-    validation: {
-      n: validation.n,
-      accuracy: validation.accuracy,
-      macroF1: validation.macroF1,
-      ece: validation.ece,
-      perSource,
-    },
+    training: trainingRecord(ds, o, o.views),
+    validation: validationRecord(validation, perSource),
     license: MODEL_LICENSE,
     intendedUse: INTENDED_USE,
   };
@@ -249,6 +232,30 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     failed: feats.failed,
     seconds: { features: featureSeconds, head: headSeconds, total: (performance.now() - t0) / 1000 },
   };
+}
+
+/** The card's `training` section: what the model was trained on. */
+export function trainingRecord(
+  ds: Dataset,
+  o: { seed: number; sourceWeights?: Record<string, number> },
+  augmentedViews: number,
+): ModelCard['training'] {
+  const counts: Record<string, Record<string, number>> = {};
+  for (const s of ds.sources) counts[s.name] = s.counts;
+  return {
+    counts,
+    augmentedViews,
+    seed: o.seed,
+    sources: ds.sources.map((s) => ({ name: s.name, path: s.path, weight: o.sourceWeights?.[s.name] ?? 1 })),
+  };
+}
+
+/** The card's `validation` section. */
+export function validationRecord(
+  m: Metrics,
+  perSource: ModelCard['validation']['perSource'],
+): ModelCard['validation'] {
+  return { n: m.n, accuracy: m.accuracy, macroF1: m.macroF1, ece: m.ece, perSource };
 }
 
 /**

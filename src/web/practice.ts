@@ -6,17 +6,9 @@ export const ROUND_SIZE = 10;
 /** The largest page GET /cases allows. */
 export const POOL_PAGE_SIZE = 200;
 
-/** Mulberry32: a tiny seeded generator, so an order can be replayed from its seed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's one seeded generator (mulberry32), under the name this module's callers use. */
+import { createRng as seededRandom } from '../imaging/random.js';
+export { seededRandom };
 
 /** Fisher–Yates with a seeded generator; the input is left untouched. */
 export function seededShuffle<T>(items: readonly T[], seed: number): T[] {

@@ -1,16 +1,8 @@
 import type { ConvLayer, Layer, NetSpec } from './spec.js';
 
-/** Deterministic uniform [0, 1) generator (mulberry32), so gradient checks are repeatable. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's one seeded generator (mulberry32), under the name this module's callers use. */
+import { createRng as seededRandom } from '../../imaging/random.js';
+export { seededRandom };
 
 /**
  * A small random network from the same ops as MobileNetV2, covering every backward case: strides 1 and 2,

@@ -227,7 +227,9 @@ async function httpBench(buffers: Buffer[]): Promise<void> {
     }),
   );
   const sec = (performance.now() - t0) / 1000;
-  log('## HTTP predict on loopback (16 concurrent clients, one image per request, heat-map data stored, PNG drawn on first view)');
+  log(
+    '## HTTP predict on loopback (16 concurrent clients, one image per request, heat-map data stored, PNG drawn on first view)',
+  );
   log();
   log(
     `- ${total} requests: **${(total / sec).toFixed(0)} requests/s**, p50 ${ms(q(latencies, 0.5))}, p99 **${ms(q(latencies, 0.99))}** (targets ≥ 80 req/s, p99 ≤ 200 ms)`,

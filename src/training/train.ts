@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { DatasetError } from '../errors.js';
 import { PREPROCESSING_VERSION } from '../imaging/preprocess.js';
 import { BACKBONE_ATTRIBUTION } from '../model/backbone.js';
@@ -246,7 +246,12 @@ export function trainingRecord(
     counts,
     augmentedViews,
     seed: o.seed,
-    sources: ds.sources.map((s) => ({ name: s.name, path: s.path, weight: o.sourceWeights?.[s.name] ?? 1 })),
+    // Relative to where training ran: a card should not carry one machine's absolute paths.
+    sources: ds.sources.map((s) => ({
+      name: s.name,
+      path: relative(process.cwd(), s.path) || '.',
+      weight: o.sourceWeights?.[s.name] ?? 1,
+    })),
   };
 }
 

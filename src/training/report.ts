@@ -15,6 +15,8 @@ export interface ReportInfo {
   data: string;
   /** Throughput measured during the evaluation; omitted from the summary when null or undefined. */
   imagesPerSecond?: number | null;
+  /** Extra summary rows, e.g. images with no answer, shown as given. */
+  extra?: [string, string][];
 }
 
 function escapeHtml(s: string): string {
@@ -167,6 +169,7 @@ export async function renderReportHtml(
   if (info.imagesPerSecond !== undefined && info.imagesPerSecond !== null) {
     summary.push(['Throughput', `${info.imagesPerSecond.toFixed(1)} images/s`]);
   }
+  summary.push(...(info.extra ?? []));
   const classRows = metrics.classes
     .map((c) => {
       const m = metrics.perClass[c];

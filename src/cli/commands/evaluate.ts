@@ -44,6 +44,10 @@ export function registerEvaluate(program: Command): void {
             model: `${classifier.card.name} ${classifier.card.version}`,
             data: o.data.join(', '),
             imagesPerSecond: r.imagesPerSecond,
+            extra: [
+              ['No white cell found (counted as errors)', String(r.noCell)],
+              ['Unreadable images (not counted)', String(r.unreadable.length)],
+            ],
           }),
         );
       }

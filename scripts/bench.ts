@@ -19,7 +19,7 @@ import { FeatureExtractor, resolveBackbonePath } from '../src/model/feature-extr
 import { prepareImage, writeInput } from '../src/model/inputs.js';
 import { evaluateModel } from '../src/training/evaluate.js';
 import { computeFeatures } from '../src/training/feature-cache.js';
-import { SHARED } from '../src/testing/shared.js';
+import { SHARED, TFLITE } from '../src/testing/shared.js';
 
 const quick = process.argv.includes('--quick');
 const lines: string[] = [];
@@ -185,6 +185,8 @@ async function main(): Promise<void> {
 
   if (haveShared) await accuracySection(kaggleTest);
 
+  if (existsSync(TFLITE)) fineTuneSection();
+
   if (!quick && haveShared) trainingBench();
   else keepEarlierSection('## Training the default model');
 
@@ -264,6 +266,21 @@ async function accuracySection(kaggleTest: string): Promise<void> {
     );
     await c.close();
   }
+  log();
+}
+
+/** Training-step cost of fine-tuning, from scripts/bench-finetune.ts run as its own process. */
+function fineTuneSection(): void {
+  const out = execFileSync('node', ['--import', 'tsx', 'scripts/bench-finetune.ts'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  }).toString();
+  log('## Fine-tuning step (batch 16, 224², ONNX Runtime training graphs + AdamW in TypeScript)');
+  log();
+  log('Targets: full network ≤ 80 ms/img, from block 13 (frozen prefix included) ≤ 25 ms/img.');
+  log();
+  log('```');
+  for (const line of out.trim().split('\n')) log(line);
+  log('```');
   log();
 }
 

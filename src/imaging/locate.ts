@@ -117,27 +117,29 @@ export function stainMap(img: RgbImage, workSize = defaultLocateOptions.workSize
   const f = Math.max(1, Math.round(Math.sqrt(W * H) / workSize));
   const w = Math.ceil(W / f);
   const h = Math.ceil(H / f);
-  const stain = new Float32Array(w * h);
-  const count = new Float32Array(w * h);
+  // Integer block sums, then one division per block (counts are known from the block geometry).
+  const sums = new Int32Array(w * h);
   for (let y = 0; y < H; y++) {
     const row = ((y / f) | 0) * w;
     let i = y * W * 3;
-    let k = row;
-    for (let x = 0, bx = 0; x < W; x++, i += 3) {
-      stain[k] += data[i + 2] - data[i + 1];
-      count[k]++;
-      if (++bx === f) {
-        bx = 0;
-        k++;
-      }
+    for (let bx = 0; bx < w; bx++) {
+      const end = Math.min(W, (bx + 1) * f);
+      let acc = 0;
+      for (let x = bx * f; x < end; x++, i += 3) acc += data[i + 2] - data[i + 1];
+      sums[row + bx] += acc;
+    }
+  }
+  const stain = new Float32Array(w * h);
+  for (let by = 0; by < h; by++) {
+    const rows = Math.min(H, (by + 1) * f) - by * f;
+    for (let bx = 0; bx < w; bx++) {
+      const cols = Math.min(W, (bx + 1) * f) - bx * f;
+      stain[by * w + bx] = sums[by * w + bx] / (rows * cols);
     }
   }
   // Median by histogram (values are in [-255, 255]).
   const hist = new Uint32Array(511);
-  for (let k = 0; k < stain.length; k++) {
-    stain[k] /= count[k];
-    hist[Math.round(stain[k]) + 255]++;
-  }
+  for (let k = 0; k < stain.length; k++) hist[Math.round(stain[k]) + 255]++;
   let median = 0;
   for (let b = 0, acc = 0; b < hist.length; b++) {
     acc += hist[b];

@@ -111,6 +111,24 @@ export function registerTrain(program: Command): void {
         'resume',
       ];
       const given = (name: string) => cmd.getOptionValueSource(name) === 'cli';
+      // Options both training modes share, parsed and checked one way.
+      const commonOptions = () => ({
+        data: o.data as string[],
+        out: o.out as string,
+        classes: o.classes
+          ? String(o.classes)
+              .split(',')
+              .map((c: string) => c.trim())
+          : undefined,
+        crop: o.crop as 'cell' | 'whole',
+        cropPadding: num(o.cropPadding, 'crop-padding', 0, 2),
+        valFraction: num(o.valFraction, 'val-fraction', 0.05, 0.5),
+        seed: Math.round(num(o.seed, 'seed', 0, 2 ** 31)),
+        sourceWeights,
+        reviewTargetAccuracy: num(o.reviewAccuracy, 'review-accuracy', 0.5, 1),
+        cacheDir: o.cache as string,
+        name: o.name as string,
+      });
       if (!o.fineTune) {
         const stray = fineTuneOnly.filter(given);
         if (stray.length > 0)
@@ -124,45 +142,14 @@ export function registerTrain(program: Command): void {
               `--${n === 'refit' ? 'no-refit' : n} does not apply to --fine-tune (it starts from --tflite, ` +
                 'augments every epoch and keeps validation for early stopping).',
             );
-        const common = {
-          data: o.data,
-          out: o.out,
-          classes: o.classes
-            ? String(o.classes)
-                .split(',')
-                .map((c: string) => c.trim())
-            : undefined,
-          crop: o.crop,
-          cropPadding: num(o.cropPadding, 'crop-padding', 0, 2),
-          valFraction: num(o.valFraction, 'val-fraction', 0.05, 0.5),
-          seed: Math.round(num(o.seed, 'seed', 0, 2 ** 31)),
-          sourceWeights,
-          reviewTargetAccuracy: num(o.reviewAccuracy, 'review-accuracy', 0.5, 1),
-          cacheDir: o.cache,
-          name: o.name,
-        };
-        await fineTune(o, common, num);
+        await fineTune(o, commonOptions(), num);
         return;
       }
       const bar = progressBar('Backbone features');
       const r = await trainModel({
-        data: o.data,
-        out: o.out,
-        classes: o.classes
-          ? String(o.classes)
-              .split(',')
-              .map((c: string) => c.trim())
-          : undefined,
+        ...commonOptions(),
         backbone: o.backbone,
-        crop: o.crop,
-        cropPadding: num(o.cropPadding, 'crop-padding', 0, 2),
         views: Math.round(num(o.views, 'views', 1, 32)),
-        valFraction: num(o.valFraction, 'val-fraction', 0.05, 0.5),
-        seed: Math.round(num(o.seed, 'seed', 0, 2 ** 31)),
-        sourceWeights,
-        reviewTargetAccuracy: num(o.reviewAccuracy, 'review-accuracy', 0.5, 1),
-        cacheDir: o.cache,
-        name: o.name,
         refit: o.refit,
         onStage: (s) => console.error(`» ${s}`),
         onFeatures: (d, t, c) => bar.update(d, t, `(${c} cached)`),

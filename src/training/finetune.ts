@@ -69,7 +69,7 @@ import {
   INTENDED_USE,
   MODEL_LICENSE,
   preprocessingFor,
-  SOFTWARE_VERSION,
+  cardHeader,
   trainingRecord,
   validationRecord,
   writeAtomic,
@@ -637,13 +637,7 @@ function writeFineTuned(x: ExportInputs): { card: ModelCard; modelPath: string; 
     initialHead: `softmax regression (L-BFGS) on frozen features of the unaugmented training crops, l2 ${initial.l2} chosen on validation`,
   };
   const card: ModelCard = {
-    name: o.name,
-    version: new Date().toISOString().slice(0, 10).replaceAll('-', '.'),
-    classes: ds.classes,
-    createdAt: new Date().toISOString(),
-    software: { name: 'hematovision', version: SOFTWARE_VERSION },
-    modelFile: 'model.onnx',
-    modelSha256: createHash('sha256').update(onnx).digest('hex'),
+    ...cardHeader(o.name, ds.classes, onnx),
     backbone: {
       name:
         'MobileNetV2 1.0 224 (ImageNet), float32 from the uint8 TFLite model, BatchNorm folded; ' +

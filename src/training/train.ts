@@ -188,13 +188,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   const modelPath = join(outDir, 'model.onnx');
   const cardPath = join(outDir, 'model.json');
   const card: ModelCard = {
-    name: o.name,
-    version: new Date().toISOString().slice(0, 10).replaceAll('-', '.'),
-    classes: ds.classes,
-    createdAt: new Date().toISOString(),
-    software: { name: 'hematovision', version: SOFTWARE_VERSION },
-    modelFile: 'model.onnx',
-    modelSha256: createHash('sha256').update(onnx).digest('hex'),
+    ...cardHeader(o.name, ds.classes, onnx),
     backbone: {
       name: 'MobileNetV2 1.0 224 (ImageNet), float32 from the uint8 TFLite model, BatchNorm folded',
       sha256: extractor.metadata['hematovision.backbone_sha256'],
@@ -231,6 +225,24 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     dataset: ds,
     failed: feats.failed,
     seconds: { features: featureSeconds, head: headSeconds, total: (performance.now() - t0) / 1000 },
+  };
+}
+
+/** The first fields of every model card: identity, date, software, and the sha256 that binds it to its file. */
+export function cardHeader(
+  name: string,
+  classes: string[],
+  onnx: Uint8Array,
+): Pick<ModelCard, 'name' | 'version' | 'classes' | 'createdAt' | 'software' | 'modelFile' | 'modelSha256'> {
+  const now = new Date().toISOString();
+  return {
+    name,
+    version: now.slice(0, 10).replaceAll('-', '.'),
+    classes,
+    createdAt: now,
+    software: { name: 'hematovision', version: SOFTWARE_VERSION },
+    modelFile: 'model.onnx',
+    modelSha256: createHash('sha256').update(onnx).digest('hex'),
   };
 }
 

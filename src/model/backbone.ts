@@ -75,19 +75,11 @@ export function addMobileNetV2(
   let featureMap: string | undefined;
   let imagenet: string | undefined;
 
-  const nameOf = (i: number) => {
-    const n = names.get(i);
-    if (!n)
-      throw new ModelError(
-        `TFLite tensor ${tfl.tensors[i].name} is used before it is produced.`,
-        'bad_tflite',
-      );
-    return n;
-  };
+  const nameOf = producedName(tfl, names);
 
   for (const op of tfl.ops) {
     const out = tfl.tensors[op.outputs[0]];
-    const short = out.name.replace(/^MobilenetV2\//, '').replace(/\/(Relu6|add_fold|BiasAdd|Conv2D.*)$/, '');
+    const short = layerName(out.name);
     if (!options.includeImagenetHead && short.startsWith('Logits')) break;
     let y: string;
     switch (op.code) {
@@ -173,6 +165,24 @@ export function addMobileNetV2(
           { axis: 1 },
         );
   return { features, featureMap, blockDims: parts.map((p) => p.dim), imagenetProbabilities: imagenet };
+}
+
+/** The MobileNetV2 layer a TFLite tensor belongs to: 'MobilenetV2/expanded_conv_3/expand/Relu6' → 'expanded_conv_3/expand'. */
+export function layerName(tensorName: string): string {
+  return tensorName.replace(/^MobilenetV2\//, '').replace(/\/(Relu6|add_fold|BiasAdd|Conv2D.*)$/, '');
+}
+
+/** Looks up the graph name given to a TFLite tensor, failing clearly when the graph uses it before producing it. */
+export function producedName(tfl: TfliteGraph, names: Map<number, string>): (i: number) => string {
+  return (i) => {
+    const n = names.get(i);
+    if (!n)
+      throw new ModelError(
+        `TFLite tensor ${tfl.tensors[i].name} is used before it is produced.`,
+        'bad_tflite',
+      );
+    return n;
+  };
 }
 
 /** A standalone backbone ONNX model: input → features, feature_map (and ImageNet probabilities). */

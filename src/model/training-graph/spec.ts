@@ -1,5 +1,13 @@
 import { ModelError } from '../../errors.js';
-import { DEFAULT_FEATURE_BLOCKS, hwcToChw, INPUT_SIZE, ohwiToOihw, samePads } from '../backbone.js';
+import {
+  DEFAULT_FEATURE_BLOCKS,
+  hwcToChw,
+  INPUT_SIZE,
+  layerName,
+  ohwiToOihw,
+  producedName,
+  samePads,
+} from '../backbone.js';
 import { dequantize, Op, type TfliteGraph } from '../tflite/read.js';
 
 /**
@@ -189,18 +197,10 @@ export interface MobileNetV2SpecOptions {
 export function mobileNetV2Spec(tfl: TfliteGraph, options: MobileNetV2SpecOptions = {}): NetSpec {
   const layers: Layer[] = [];
   const names = new Map<number, string>([[tfl.inputs[0], 'input']]);
-  const nameOf = (i: number) => {
-    const n = names.get(i);
-    if (!n)
-      throw new ModelError(
-        `TFLite tensor ${tfl.tensors[i].name} is used before it is produced.`,
-        'bad_tflite',
-      );
-    return n;
-  };
+  const nameOf = producedName(tfl, names);
   for (const op of tfl.ops) {
     const out = tfl.tensors[op.outputs[0]];
-    const short = out.name.replace(/^MobilenetV2\//, '').replace(/\/(Relu6|add_fold|BiasAdd|Conv2D.*)$/, '');
+    const short = layerName(out.name);
     if (op.code === Op.AVERAGE_POOL_2D || short.startsWith('Logits')) break;
     if (op.code === Op.CONV_2D || op.code === Op.DEPTHWISE_CONV_2D) {
       const x = tfl.tensors[op.inputs[0]];

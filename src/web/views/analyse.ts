@@ -10,6 +10,7 @@ import {
 } from '../api.js';
 import { differentialSection } from '../components/differential.js';
 import { probabilityTable } from '../components/probabilities.js';
+import { confidenceLine } from '../components/review.js';
 import { specimen } from '../components/specimen.js';
 import type { AppContext, ViewHandle } from '../context.js';
 import { h, replaceChildren } from '../dom.js';
@@ -45,14 +46,7 @@ function resultCard(c: CaseResult, classes: string[]): HTMLElement {
             displayLabel(c.label),
           ),
         ),
-        found
-          ? h(
-              'p',
-              { class: 'prediction__meta' },
-              h('span', null, 'Confidence ', h('strong', { class: 'num' }, formatPercent(c.confidence))),
-              c.needsReview ? h('span', { class: 'badge badge--review' }, 'Needs review') : null,
-            )
-          : null,
+        found ? confidenceLine(c) : null,
         c.message ? h('p', { class: 'notice' }, c.message) : null,
         !found && !c.message ? h('p', { class: 'notice' }, 'No white cell was found in this image.') : null,
         c.cells.length > 1

@@ -1,6 +1,7 @@
 /** Case page: the image and the model's prediction, with the reviewer's form beside it. */
 import { api, ApiError, EXTRA_REVIEW_LABELS, type CaseResult, type Review } from '../api.js';
 import { probabilityTable } from '../components/probabilities.js';
+import { reviewAttribution, confidenceLine } from '../components/review.js';
 import { specimen } from '../components/specimen.js';
 import type { AppContext, ViewHandle } from '../context.js';
 import { h, replaceChildren } from '../dom.js';
@@ -107,22 +108,7 @@ function reviewSummary(review: Review | null | undefined, predicted: string | nu
     { class: `review-current${corrected ? ' review-current--corrected' : ''}`, id: 'review-current' },
     h('p', { class: 'review-current__head' }, corrected ? 'Corrected to' : 'Confirmed as'),
     h('p', { class: 'review-current__label', 'data-label': review.label }, displayLabel(review.label)),
-    h(
-      'p',
-      { class: 'review-current__by' },
-      'by ',
-      h('strong', { class: 'review-current__reviewer' }, review.reviewer),
-      ' on ',
-      h('time', { datetime: review.reviewedAt }, formatDateTime(review.reviewedAt)),
-    ),
-    review.note
-      ? h(
-          'p',
-          { class: 'review-current__note' },
-          h('span', { class: 'visually-hidden' }, 'Note: '),
-          review.note,
-        )
-      : null,
+    ...reviewAttribution(review, 'review-current__reviewer'),
     corrected && predicted ? h('p', { class: 'muted' }, `Model predicted ${displayLabel(predicted)}.`) : null,
   );
 }
@@ -295,14 +281,7 @@ export function renderCase(main: HTMLElement, ctx: AppContext, id: string): View
               displayLabel(c.label),
             ),
           ),
-          found
-            ? h(
-                'p',
-                { class: 'prediction__meta' },
-                h('span', null, 'Confidence ', h('strong', { class: 'num' }, formatPercent(c.confidence))),
-                c.needsReview ? h('span', { class: 'badge badge--review' }, 'Needs review') : null,
-              )
-            : null,
+          found ? confidenceLine(c) : null,
           c.message ? h('p', { class: 'notice' }, c.message) : null,
           Object.keys(c.probabilities).length ? probabilityTable(c.probabilities, classes, c.label) : null,
           cellsTable(c),

@@ -4,10 +4,11 @@
  */
 import { api, type CaseResult } from '../api.js';
 import { probabilityTable } from '../components/probabilities.js';
+import { reviewAttribution } from '../components/review.js';
 import { specimen } from '../components/specimen.js';
 import type { AppContext, ViewHandle } from '../context.js';
 import { h, replaceChildren } from '../dom.js';
-import { displayLabel, formatDateTime, formatPercent } from '../format.js';
+import { displayLabel, formatPercent } from '../format.js';
 import {
   answerClasses,
   buildPool,
@@ -416,22 +417,7 @@ export function renderPractice(main: HTMLElement, ctx: AppContext): ViewHandle {
           { class: 'review-current practice-answer-key' },
           h('p', { class: 'review-current__head' }, 'Reviewer’s label (answer key)'),
           h('p', { class: 'review-current__label', 'data-label': truth }, displayLabel(truth)),
-          h(
-            'p',
-            { class: 'review-current__by' },
-            'by ',
-            h('strong', { class: 'practice-reviewer' }, review.reviewer),
-            ' on ',
-            h('time', { datetime: review.reviewedAt }, formatDateTime(review.reviewedAt)),
-          ),
-          review.note
-            ? h(
-                'p',
-                { class: 'review-current__note' },
-                h('span', { class: 'visually-hidden' }, 'Note: '),
-                review.note,
-              )
-            : null,
+          ...reviewAttribution(review, 'practice-reviewer'),
         ),
         h(
           'div',

@@ -6,21 +6,12 @@
  *   npx tsx scripts/bench-head.ts [n=40000] [d=2192] [k=4] [l2=1e-3] [threads=2]
  */
 import { fitSoftmaxHead, scoreHead } from '../src/training/head.js';
+import { createRng as rng } from '../src/imaging/random.js';
 
 const [n, d, k] = [40000, 2192, 4].map((v, i) => Number(process.argv[2 + i] ?? v));
 const l2 = Number(process.argv[5] ?? 1e-3);
 const threads = Number(process.argv[6] ?? 2);
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = rng(1);
 const normal = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
 

@@ -10,17 +10,7 @@ import {
   trainSoftmaxHead,
   type LinearHead,
 } from './head.js';
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { createRng as rng } from '../imaging/random.js';
 
 /**
  * Gaussian classes around random centres, with per-feature offsets and scales far from 0/1 so the

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { augment, DEFAULT_AUGMENT_OPTIONS, NO_AUGMENT_OPTIONS, type AugmentOptions } from './augment.js';
+import {
+  augment,
+  CROSS_LAB_AUGMENT_OPTIONS,
+  DEFAULT_AUGMENT_OPTIONS,
+  NO_AUGMENT_OPTIONS,
+  type AugmentOptions,
+} from './augment.js';
 import { createRng } from './random.js';
 import { gradient, makeImage, maxAbsDiff, pixel } from './testing.js';
 import type { RgbImage } from './types.js';
@@ -161,5 +167,57 @@ describe('augment', () => {
     let sumIn = 0;
     for (let i = 0; i < img.data.length; i++) sumIn += img.data[i];
     expect(Math.abs(sum - sumIn) / sumIn).toBeLessThan(0.35);
+  });
+
+  it('resolution loss keeps flat areas and the mean, softens edges, and leaves the other draws alone', () => {
+    // Left half black, right half white: a sharp edge at x = 32.
+    const edge = makeImage(64, 64, (x) => (x < 32 ? [0, 0, 0] : [255, 255, 255]));
+    const soft = augment(edge, createRng(4), only({ resolution: 0.75 }));
+    expect(pixel(soft, 2, 10)).toEqual([0, 0, 0]);
+    expect(pixel(soft, 61, 10)).toEqual([255, 255, 255]);
+    // The step now takes several pixels: some values strictly between black and white.
+    const row = Array.from({ length: 64 }, (_, x) => pixel(soft, x, 10)[0]);
+    expect(row.filter((v) => v > 0 && v < 255).length).toBeGreaterThanOrEqual(2);
+    let sum = 0;
+    let sumIn = 0;
+    for (let i = 0; i < edge.data.length; i++) {
+      sum += soft.data[i];
+      sumIn += edge.data[i];
+    }
+    expect(Math.abs(sum - sumIn) / sumIn).toBeLessThan(0.02);
+    // Drawn last: adding it does not change the geometry and colour drawn for the same seed.
+    for (const seed of [1, 2, 3]) {
+      const base = augment(img, createRng(seed), DEFAULT_AUGMENT_OPTIONS);
+      const withOff = augment(img, createRng(seed), { ...DEFAULT_AUGMENT_OPTIONS, resolution: 0 });
+      expect(same(base, withOff)).toBe(true);
+    }
+  });
+
+  it('the cross-lab preset changes colours more than the default does', () => {
+    const smear = makeImage(64, 64, (x, y) => {
+      const d = Math.hypot(x - 32, y - 32);
+      return d < 8 ? [90, 40, 140] : d < 20 ? [230, 150, 170] : [240, 235, 240];
+    });
+    // Colour steps only, so the centre pixel stays on the nucleus.
+    const colourOnly = (o: AugmentOptions) =>
+      only({
+        brightness: o.brightness,
+        contrast: o.contrast,
+        saturation: o.saturation,
+        hueDegrees: o.hueDegrees,
+        stainScale: o.stainScale,
+        stainShift: o.stainShift,
+      });
+    const meanColourShift = (o: AugmentOptions) => {
+      let total = 0;
+      for (let seed = 0; seed < 30; seed++) {
+        const [r, , b] = pixel(augment(smear, createRng(seed), colourOnly(o)), 32, 32);
+        total += Math.abs(r - 90) + Math.abs(b - 140);
+      }
+      return total / 30;
+    };
+    expect(meanColourShift(CROSS_LAB_AUGMENT_OPTIONS)).toBeGreaterThan(
+      1.5 * meanColourShift(DEFAULT_AUGMENT_OPTIONS),
+    );
   });
 });

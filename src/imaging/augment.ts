@@ -27,6 +27,11 @@ export interface AugmentOptions {
   stainScale: number;
   /** Per-stain optical-density offset (log10 units) uniform in ±stainShift. */
   stainShift: number;
+  /**
+   * Resample through a lower resolution, side factor uniform in [1 − resolution, 1], then back up: a 640×480
+   * smear photo gives a white cell a few dozen pixels wide, a CellaVision crop gives it hundreds.
+   */
+  resolution: number;
 }
 
 /**
@@ -46,7 +51,29 @@ export const DEFAULT_AUGMENT_OPTIONS: Readonly<AugmentOptions> = Object.freeze({
   hueDegrees: 8,
   stainScale: 0.1,
   stainShift: 0.05,
+  resolution: 0,
 });
+
+/**
+ * For a model meant to hold up in labs it never saw: stain, colour and sharpness vary far more between labs
+ * (stain recipe, scanner, camera) than within one.
+ */
+export const CROSS_LAB_AUGMENT_OPTIONS: Readonly<AugmentOptions> = Object.freeze({
+  ...DEFAULT_AUGMENT_OPTIONS,
+  brightness: 0.3,
+  contrast: 0.4,
+  saturation: 0.5,
+  hueDegrees: 20,
+  stainScale: 0.6,
+  stainShift: 0.15,
+  resolution: 0.6,
+});
+
+export const AUGMENT_PRESETS = {
+  default: DEFAULT_AUGMENT_OPTIONS,
+  'cross-lab': CROSS_LAB_AUGMENT_OPTIONS,
+} as const;
+export type AugmentPreset = keyof typeof AUGMENT_PRESETS;
 
 /** Every step off: augment() then returns an identical copy. */
 export const NO_AUGMENT_OPTIONS: Readonly<AugmentOptions> = Object.freeze({
@@ -62,6 +89,7 @@ export const NO_AUGMENT_OPTIONS: Readonly<AugmentOptions> = Object.freeze({
   hueDegrees: 0,
   stainScale: 0,
   stainShift: 0,
+  resolution: 0,
 });
 
 type Mat3 = [number, number, number, number, number, number, number, number, number];
@@ -117,6 +145,7 @@ interface Draws {
   hue: number;
   stainScale: [number, number, number];
   stainShift: [number, number, number];
+  resolution: number;
 }
 
 /**
@@ -143,6 +172,8 @@ function draw(rng: Rng, o: AugmentOptions, square: boolean): Draws {
     hue: ((u() * o.hueDegrees) / 180) * Math.PI,
     stainScale: [1 + u() * o.stainScale, 1 + u() * o.stainScale, 1 + u() * o.stainScale],
     stainShift: [u() * o.stainShift, u() * o.stainShift, u() * o.stainShift],
+    // Drawn last so the draws before it keep their values for a given seed.
+    resolution: 1 - rng() * o.resolution,
   };
 }
 
@@ -282,6 +313,68 @@ function recolour(data: Uint8Array, d: Draws, o: AugmentOptions): void {
   }
 }
 
+/**
+ * Box-filter down to `factor` of each side (at least 8 px), then bilinear back up to the original size, as a
+ * lower-resolution camera followed by our resize would give.
+ */
+function resample(img: RgbImage, factor: number): RgbImage {
+  const { width: w, height: h, data: src } = img;
+  const sw = Math.max(8, Math.round(w * factor));
+  const sh = Math.max(8, Math.round(h * factor));
+  if (sw >= w && sh >= h) return img;
+  const small = new Float32Array(sw * sh * 3);
+  // Area average: output pixel (x, y) covers input [x·w/sw, (x+1)·w/sw) with fractional edges.
+  const fx = w / sw;
+  const fy = h / sh;
+  for (let y = 0; y < sh; y++) {
+    const y0 = y * fy;
+    const y1 = y0 + fy;
+    for (let x = 0; x < sw; x++) {
+      const x0 = x * fx;
+      const x1 = x0 + fx;
+      let r = 0;
+      let g = 0;
+      let b = 0;
+      for (let yy = Math.floor(y0); yy < Math.min(h, Math.ceil(y1)); yy++) {
+        const wy = Math.min(y1, yy + 1) - Math.max(y0, yy);
+        for (let xx = Math.floor(x0); xx < Math.min(w, Math.ceil(x1)); xx++) {
+          const wt = wy * (Math.min(x1, xx + 1) - Math.max(x0, xx));
+          const p = (yy * w + xx) * 3;
+          r += src[p] * wt;
+          g += src[p + 1] * wt;
+          b += src[p + 2] * wt;
+        }
+      }
+      const q = (y * sw + x) * 3;
+      const area = fx * fy;
+      small[q] = r / area;
+      small[q + 1] = g / area;
+      small[q + 2] = b / area;
+    }
+  }
+  // Bilinear up, pixel centres aligned (as sharp's and most resizers' convention).
+  const out = new Uint8Array(w * h * 3);
+  for (let y = 0; y < h; y++) {
+    const sy = Math.min(sh - 1, Math.max(0, (y + 0.5) * (sh / h) - 0.5));
+    const ya = Math.floor(sy);
+    const yb = Math.min(sh - 1, ya + 1);
+    const ty = sy - ya;
+    for (let x = 0; x < w; x++) {
+      const sx = Math.min(sw - 1, Math.max(0, (x + 0.5) * (sw / w) - 0.5));
+      const xa = Math.floor(sx);
+      const xb = Math.min(sw - 1, xa + 1);
+      const tx = sx - xa;
+      const o = (y * w + x) * 3;
+      for (let c = 0; c < 3; c++) {
+        const top = small[(ya * sw + xa) * 3 + c] * (1 - tx) + small[(ya * sw + xb) * 3 + c] * tx;
+        const bottom = small[(yb * sw + xa) * 3 + c] * (1 - tx) + small[(yb * sw + xb) * 3 + c] * tx;
+        out[o + c] = clampByte(top * (1 - ty) + bottom * ty);
+      }
+    }
+  }
+  return { width: w, height: h, data: out };
+}
+
 function clampByte(v: number): number {
   return v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
 }
@@ -302,5 +395,6 @@ export function augment(img: RgbImage, rng: Rng, options: Partial<AugmentOptions
     o.saturation !== 0 ||
     o.hueDegrees !== 0;
   if (photometric) recolour(data, d, o);
-  return { width: img.width, height: img.height, data };
+  const out = { width: img.width, height: img.height, data };
+  return d.resolution < 1 ? resample(out, d.resolution) : out;
 }

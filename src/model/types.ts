@@ -91,7 +91,11 @@ export interface FineTuningRecord {
   /** Epochs run (early stopping may end before maxEpochs) and the one whose weights were kept. */
   epochs: number;
   maxEpochs: number;
+  /** Lowest validation NLL (0 = the starting point). */
   bestEpoch: number;
+  /** 'best': the weights of bestEpoch are shipped; 'last': those of the last epoch (a fixed schedule). */
+  keep: 'best' | 'last';
+  keptEpoch: number;
   steps: number;
   batchSize: number;
   /** Peak learning rates (linear warm-up, then cosine to 0). */

@@ -7,7 +7,7 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { HematoError } from '../errors.js';
-import { augment } from '../imaging/augment.js';
+import { augment, type AugmentOptions } from '../imaging/augment.js';
 import { createRng } from '../imaging/random.js';
 import { writeInput } from '../model/inputs.js';
 
@@ -59,18 +59,19 @@ export function epochOrder(indices: readonly number[], seed: number, epoch: numb
 export const augmentSeed = (seed: number, epoch: number, item: number): number => mixSeed(seed, epoch, item);
 
 /**
- * Writes crops `items` as normalised NCHW into `out`: augmented with `seeds[j]` (augment()'s defaults, stain
- * jitter included), or as they are when `seeds` is null.
+ * Writes crops `items` as normalised NCHW into `out`: augmented with `seeds[j]` (augment() with `options`
+ * over its defaults), or as they are when `seeds` is null.
  */
 export function fillBatch(
   store: CropStore,
   items: ArrayLike<number>,
   seeds: ArrayLike<number> | null,
   out: Float32Array,
+  options: Partial<AugmentOptions> = {},
 ): void {
   for (let j = 0; j < items.length; j++) {
     const crop = cropAt(store, items[j]);
-    writeInput(seeds ? augment(crop, createRng(seeds[j])) : crop, out, j);
+    writeInput(seeds ? augment(crop, createRng(seeds[j]), options) : crop, out, j);
   }
 }
 
@@ -82,16 +83,25 @@ export interface BatchMaker {
   close(): Promise<void>;
 }
 
-export function createBatchMaker(store: CropStore, options: { workers: 0 | 1 }): BatchMaker {
-  return options.workers === 1 ? new ThreadedBatchMaker(store) : new InlineBatchMaker(store);
+export function createBatchMaker(
+  store: CropStore,
+  options: { workers: 0 | 1; augment?: Partial<AugmentOptions> },
+): BatchMaker {
+  const augmentOptions = { ...options.augment };
+  return options.workers === 1
+    ? new ThreadedBatchMaker(store, augmentOptions)
+    : new InlineBatchMaker(store, augmentOptions);
 }
 
 class InlineBatchMaker implements BatchMaker {
   readonly threaded = false;
-  constructor(private readonly store: CropStore) {}
+  constructor(
+    private readonly store: CropStore,
+    private readonly augment: Partial<AugmentOptions>,
+  ) {}
   async make(items: number[], seeds: number[] | null): Promise<Float32Array> {
     const out = new Float32Array(items.length * 3 * this.store.size * this.store.size);
-    fillBatch(this.store, items, seeds, out);
+    fillBatch(this.store, items, seeds, out, this.augment);
     return out;
   }
   async close(): Promise<void> {}
@@ -114,13 +124,14 @@ class ThreadedBatchMaker implements BatchMaker {
   private next = 0;
   private failure: Error | null = null;
 
-  constructor(store: CropStore) {
+  constructor(store: CropStore, augment: Partial<AugmentOptions>) {
     this.worker = startWorker(
       new URL(`./batch-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url),
       {
         crops: store.data.buffer,
         size: store.size,
         count: store.count,
+        augment,
       },
     );
     const fail = (e: Error) => {

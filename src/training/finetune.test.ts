@@ -8,7 +8,8 @@ import { readMetadata } from '../model/onnx/graph-builder.js';
 import { OnnxSession } from '../model/onnx/runtime.js';
 import { prepareImage, writeInput } from '../model/inputs.js';
 import { buildInferenceGraph, TRAIN_IO } from '../model/training-graph/graphs.js';
-import { specParams } from '../model/training-graph/spec.js';
+import { loadTfliteBackbone } from '../model/backbone.js';
+import { HEAD_BLOCK, mobileNetV2Spec, specParams } from '../model/training-graph/spec.js';
 import { pipeline } from '../pipeline.js';
 import { FOUR_CLASSES, hasPbc, PBC, writeLabelledFolder } from '../testing/cells.js';
 import { hasShared, skipNote, TFLITE } from '../testing/shared.js';
@@ -131,5 +132,26 @@ describe.skipIf(!ready)('fineTuneModel on 8 PBC cells per class, blocks ≥ 16',
     for (const p of specParams(resumed.spec))
       expect(bytes(p.data).equals(bytes(a.get(p.name)!)), p.name).toBe(true);
     expect(resumed.card.modelSha256).toBe(full.card.modelSha256);
+  });
+
+  it("keep 'last' runs the whole schedule (no early stopping) and ships its end, with the cross-lab preset", async () => {
+    const r = await fineTuneModel(
+      options('last', { keep: 'last', augment: 'cross-lab', epochs: 2, patience: 1 }),
+    );
+    expect(r.history.map((e) => e.epoch)).toEqual([0, 1, 2]);
+    expect(r.keptEpoch).toBe(2);
+    expect(r.card.head.fineTuning).toMatchObject({ keep: 'last', keptEpoch: 2, bestEpoch: r.bestEpoch });
+    expect(r.card.head.fineTuning!.augmentation).toContain('resolution');
+    expect(r.card.backbone.fineTuned?.fromBlock).toBe(16);
+    // The shipped weights are the trained ones, not the best epoch's snapshot nor the pretrained ones.
+    const tfl = loadTfliteBackbone(readFileSync(TFLITE));
+    const pretrained = new Map(specParams(mobileNetV2Spec(tfl, { classes: 4 })).map((p) => [p.name, p.data]));
+    const moved = specParams(r.spec).filter(
+      (p) => p.block >= 16 && p.block < HEAD_BLOCK && p.data.some((v, i) => v !== pretrained.get(p.name)![i]),
+    );
+    expect(moved.length).toBeGreaterThan(0);
+    await expect(fineTuneModel(options('bad', { augment: 'heavy' as never }))).rejects.toMatchObject({
+      code: 'dataset_error',
+    });
   });
 });

@@ -14,6 +14,7 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DatasetError, HematoError, ModelError } from '../errors.js';
+import { AUGMENT_PRESETS, type AugmentPreset } from '../imaging/augment.js';
 import {
   BACKBONE_ATTRIBUTION,
   backboneMetadata,
@@ -95,14 +96,22 @@ export const FINE_TUNE_DEFAULTS = {
   weightDecay: 0.01,
   warmupEpochs: 1,
   labelSmoothing: 0,
+  augment: 'default' as AugmentPreset,
+  keep: 'best' as 'best' | 'last',
   patience: 4,
   workers: 1 as 0 | 1,
   threads: 2,
 };
 
-export const AUGMENTATION_NOTE =
-  'augment() defaults (flips, 90° turns, ±15° rotation, shift, zoom, brightness/contrast/saturation/hue, HED ' +
-  'stain jitter), drawn afresh every epoch';
+/** What the model card says of each augmentation preset. */
+export const AUGMENTATION_NOTES: Record<AugmentPreset, string> = {
+  default:
+    'augment() defaults (flips, 90° turns, ±15° rotation, shift, zoom, brightness/contrast/saturation/hue, HED ' +
+    'stain jitter), drawn afresh every epoch',
+  'cross-lab':
+    "augment()'s cross-lab preset (flips, 90° turns, ±15° rotation, shift, zoom; wider brightness/contrast/" +
+    'saturation/hue and HED stain jitter; resampling through a resolution down to 40 %), drawn afresh every epoch',
+};
 
 export interface StepProgress {
   epoch: number;
@@ -169,6 +178,14 @@ export interface FineTuneOptions {
   weightDecay?: number;
   warmupEpochs?: number;
   labelSmoothing?: number;
+  /** Augmentation preset (see AUGMENT_PRESETS). */
+  augment?: AugmentPreset;
+  /**
+   * 'best' keeps the epoch with the lowest validation NLL (early stopping with `patience`); 'last' runs the
+   * whole schedule and keeps its end, for when validation cannot speak for the images the model will meet
+   * (other labs) or is too small to rank epochs.
+   */
+  keep?: 'best' | 'last';
   /** Stop after this many epochs without a lower validation NLL. */
   patience?: number;
   /** Continue from `<out>/checkpoint/`. */
@@ -194,6 +211,8 @@ export interface FineTuneResult {
   validation: Metrics;
   history: EpochSummary[];
   bestEpoch: number;
+  /** Whose weights were shipped: bestEpoch, or the last epoch with keep 'last'. */
+  keptEpoch: number;
   /** The starting head's l2 table (empty when resumed from a checkpoint written before it was kept). */
   l2Table: L2Score[];
   dataset: Dataset;
@@ -214,6 +233,8 @@ type Settings = Required<
     | 'weightDecay'
     | 'warmupEpochs'
     | 'labelSmoothing'
+    | 'augment'
+    | 'keep'
     | 'patience'
     | 'workers'
     | 'threads'
@@ -232,6 +253,8 @@ function settingsOf(o: FineTuneOptions): Settings {
     weightDecay: o.weightDecay ?? d.weightDecay,
     warmupEpochs: o.warmupEpochs ?? d.warmupEpochs,
     labelSmoothing: o.labelSmoothing ?? d.labelSmoothing,
+    augment: o.augment ?? d.augment,
+    keep: o.keep ?? d.keep,
     patience: o.patience ?? d.patience,
     workers: o.workers ?? d.workers,
     threads: o.threads ?? d.threads,
@@ -252,6 +275,9 @@ function settingsOf(o: FineTuneOptions): Settings {
   if (!(s.weightDecay >= 0 && s.weightDecay < 1)) bad('Weight decay must be in [0, 1).');
   if (!(s.warmupEpochs >= 0)) bad('Warm-up epochs must be ≥ 0.');
   if (!(s.labelSmoothing >= 0 && s.labelSmoothing < 1)) bad('Label smoothing must be in [0, 1).');
+  if (!Object.hasOwn(AUGMENT_PRESETS, s.augment))
+    bad(`Unknown augmentation '${s.augment}': use ${Object.keys(AUGMENT_PRESETS).join(' or ')}.`);
+  if (s.keep !== 'best' && s.keep !== 'last') bad(`Keep 'best' or 'last', got '${s.keep}'.`);
   if (!Number.isInteger(s.patience) || s.patience < 1) bad('Patience must be a whole number ≥ 1.');
   return s;
 }
@@ -343,7 +369,7 @@ export async function fineTuneModel(o: FineTuneOptions): Promise<FineTuneResult>
   const optHead = new AdamW(parametersFrom(headParams), { weightDecay: s.weightDecay });
   const optBody = new AdamW(parametersFrom(bodyParams), { weightDecay: s.weightDecay });
   let validator: Validator | null = null;
-  const maker = createBatchMaker(store, { workers: s.workers });
+  const maker = createBatchMaker(store, { workers: s.workers, augment: AUGMENT_PRESETS[s.augment] });
 
   const stepsPerEpoch = Math.ceil(trainItems.length / s.batchSize);
   const totalSteps = s.epochs * stepsPerEpoch;
@@ -473,7 +499,7 @@ export async function fineTuneModel(o: FineTuneOptions): Promise<FineTuneResult>
         state.bad++;
       }
       state.epoch = epoch;
-      state.stoppedEarly = state.bad >= s.patience && epoch < s.epochs;
+      state.stoppedEarly = s.keep === 'best' && state.bad >= s.patience && epoch < s.epochs;
       const summary: EpochSummary = {
         epoch,
         trainLoss: lossSum / weightSum,
@@ -505,8 +531,9 @@ export async function fineTuneModel(o: FineTuneOptions): Promise<FineTuneResult>
   }
   const trainSeconds = (performance.now() - tt) / 1000;
 
-  stage(`Calibrating the weights of epoch ${state.bestEpoch} on validation`);
-  for (const p of trainable) p.data.set(best.get(p.name)!);
+  const keptEpoch = s.keep === 'last' ? state.epoch : state.bestEpoch;
+  stage(`Calibrating the weights of epoch ${keptEpoch} on validation`);
+  if (s.keep === 'best') for (const p of trainable) p.data.set(best.get(p.name)!);
   const valLogits = await validator!.logits();
   await validator!.close();
   const yVal = Int32Array.from(valItems, (i) => ds.items[i].labelIndex);
@@ -535,6 +562,7 @@ export async function fineTuneModel(o: FineTuneOptions): Promise<FineTuneResult>
     ds,
     prep,
     state,
+    keptEpoch,
     initial,
     temperature,
     reviewThreshold,
@@ -551,6 +579,7 @@ export async function fineTuneModel(o: FineTuneOptions): Promise<FineTuneResult>
     validation,
     history: state.history,
     bestEpoch: state.bestEpoch,
+    keptEpoch,
     l2Table: initial.l2Table,
     dataset: ds,
     failed,
@@ -573,6 +602,7 @@ interface ExportInputs {
   ds: Dataset;
   prep: Preprocessing;
   state: LoopState;
+  keptEpoch: number;
   initial: CheckpointHeader['initial'];
   temperature: number;
   reviewThreshold: number;
@@ -591,7 +621,7 @@ function writeFineTuned(x: ExportInputs): { card: ModelCard; modelPath: string; 
   const d = dims.reduce((a, b) => a + b, 0);
   const weightsSha256 = backboneWeightsSha256(spec);
   // Epoch 0 kept means the pretrained weights: their features are the pretrained backbone's, cache and all.
-  const changed = state.bestEpoch > 0;
+  const changed = x.keptEpoch > 0;
   const pretrained = backboneMetadata(tfliteSha256, spec.features, dims);
   const backboneId = changed
     ? `${tfliteSha256.slice(0, 16)}-v${IMPORTER_VERSION}-ft${weightsSha256.slice(0, 16)}-${spec.features.join('+')}`
@@ -625,6 +655,8 @@ function writeFineTuned(x: ExportInputs): { card: ModelCard; modelPath: string; 
     epochs: epochsRun,
     maxEpochs: s.epochs,
     bestEpoch: state.bestEpoch,
+    keep: s.keep,
+    keptEpoch: x.keptEpoch,
     steps: state.step,
     batchSize: s.batchSize,
     lr: s.lr,
@@ -633,7 +665,7 @@ function writeFineTuned(x: ExportInputs): { card: ModelCard; modelPath: string; 
     weightDecay: s.weightDecay,
     labelSmoothing: s.labelSmoothing,
     patience: s.patience,
-    augmentation: AUGMENTATION_NOTE,
+    augmentation: AUGMENTATION_NOTES[s.augment],
     initialHead: `softmax regression (L-BFGS) on frozen features of the unaugmented training crops, l2 ${initial.l2} chosen on validation`,
   };
   const card: ModelCard = {
@@ -658,8 +690,10 @@ function writeFineTuned(x: ExportInputs): { card: ModelCard; modelPath: string; 
       l2: initial.l2,
       optimizer:
         `AdamW (backbone lr ${s.lr}, head lr ${s.headLr}, weight decay ${s.weightDecay}, none on biases), ` +
-        `${s.warmupEpochs} warm-up epoch(s) then cosine, batch ${s.batchSize}; best of ${epochsRun} epochs ` +
-        `by validation NLL (epoch ${state.bestEpoch})`,
+        `${s.warmupEpochs} warm-up epoch(s) then cosine, batch ${s.batchSize}; ` +
+        (s.keep === 'best'
+          ? `best of ${epochsRun} epochs by validation NLL (epoch ${state.bestEpoch})`
+          : `the last of ${epochsRun} epochs`),
       iterations: state.step,
       l2Grid: o.l2Grid ?? DEFAULT_L2_GRID,
       fineTuning: record,
@@ -907,6 +941,8 @@ function fingerprint(
     weightDecay: s.weightDecay,
     warmupEpochs: s.warmupEpochs,
     labelSmoothing: s.labelSmoothing,
-    patience: s.patience,
+    augment: s.augment,
+    keep: s.keep,
+    patience: s.keep === 'best' ? s.patience : null,
   };
 }

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { DatasetError, ModelError } from '../../errors.js';
+import { AUGMENT_PRESETS, type AugmentPreset } from '../../imaging/augment.js';
 import {
   FINE_TUNE_DEFAULTS,
   fineTuneModel,
@@ -70,6 +71,13 @@ export function registerTrain(program: Command): void {
     .option('--warmup-epochs <f>', '--fine-tune: linear warm-up length', String(FT.warmupEpochs))
     .option('--label-smoothing <f>', '--fine-tune: label smoothing', String(FT.labelSmoothing))
     .option(
+      '--augment <preset>',
+      `--fine-tune: augmentation, ${Object.keys(AUGMENT_PRESETS)
+        .map((p) => `'${p}'`)
+        .join(' or ')} (wider colour, stain and sharpness changes)`,
+      FT.augment,
+    )
+    .option(
       '--patience <n>',
       '--fine-tune: stop after n epochs without a better validation NLL',
       String(FT.patience),
@@ -78,6 +86,11 @@ export function registerTrain(program: Command): void {
       '--workers <n>',
       '--fine-tune: augmentation threads beside ONNX Runtime (0 or 1)',
       String(FT.workers),
+    )
+    .option(
+      '--keep <which>',
+      "--fine-tune: 'best' keeps the epoch with the lowest validation NLL (early stopping); 'last' runs every epoch and keeps the end",
+      FT.keep,
     )
     .option('--resume', '--fine-tune: continue the run checkpointed in <out>/checkpoint')
     .action(async (o, cmd: Command) => {
@@ -106,6 +119,8 @@ export function registerTrain(program: Command): void {
         'weightDecay',
         'warmupEpochs',
         'labelSmoothing',
+        'augment',
+        'keep',
         'patience',
         'workers',
         'resume',
@@ -182,6 +197,17 @@ export function registerTrain(program: Command): void {
     });
 }
 
+function augmentPreset(v: string): AugmentPreset {
+  if (!Object.hasOwn(AUGMENT_PRESETS, v))
+    throw new DatasetError(`--augment must be ${Object.keys(AUGMENT_PRESETS).join(' or ')}, got '${v}'.`);
+  return v as AugmentPreset;
+}
+
+function keepWhich(v: string): 'best' | 'last' {
+  if (v !== 'best' && v !== 'last') throw new DatasetError(`--keep must be 'best' or 'last', got '${v}'.`);
+  return v;
+}
+
 type Num = (v: string, name: string, lo: number, hi: number) => number;
 type Common = Omit<Parameters<typeof fineTuneModel>[0], 'tflite'>;
 
@@ -208,6 +234,8 @@ async function fineTune(o: Record<string, string | boolean | undefined>, common:
     weightDecay: num(String(o.weightDecay), 'weight-decay', 0, 0.5),
     warmupEpochs: num(String(o.warmupEpochs), 'warmup-epochs', 0, 100),
     labelSmoothing: num(String(o.labelSmoothing), 'label-smoothing', 0, 0.5),
+    augment: augmentPreset(String(o.augment)),
+    keep: keepWhich(String(o.keep)),
     patience: whole(o.patience, 'patience', 1, 1000),
     workers: whole(o.workers, 'workers', 0, 1) as 0 | 1,
   };
@@ -315,7 +343,7 @@ async function fineTune(o: Record<string, string | boolean | undefined>, common:
         pct(e.val.balancedAccuracy),
         ...sources.map((s) => pct(e.val.perSource[s] ?? NaN)),
         e.seconds.toFixed(0),
-        e.epoch === r.bestEpoch ? 'kept' : '',
+        e.epoch === r.keptEpoch ? 'kept' : '',
       ]),
     ),
   );
@@ -323,7 +351,7 @@ async function fineTune(o: Record<string, string | boolean | undefined>, common:
     'val NLL: after temperature scaling (T), source/class-balanced; early stopping keeps the lowest. ' +
       'train: on augmented images.',
   );
-  if (r.bestEpoch === 0)
+  if (r.keptEpoch === 0)
     console.log(
       'No epoch beat the starting point on validation NLL: the model keeps the pretrained backbone weights.',
     );

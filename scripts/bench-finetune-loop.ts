@@ -10,10 +10,10 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { loadTfliteBackbone } from '../src/model/backbone.js';
+import { loadTfliteBackbone, mobileNetV2Spec } from '../src/model/backbone.js';
 import { prepareImage } from '../src/model/inputs.js';
 import { TrainingSession } from '../src/model/training-graph/session.js';
-import { HEAD_BLOCK, mobileNetV2Spec } from '../src/model/training-graph/spec.js';
+import { HEAD_BLOCK } from '../src/model/net/spec.js';
 import { SHARED, TFLITE } from '../src/testing/shared.js';
 import { augmentSeed, createBatchMaker, createCropStore, fillBatch } from '../src/training/batches.js';
 import { AdamW, parametersFrom } from '../src/training/optimizer.js';

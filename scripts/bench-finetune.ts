@@ -9,11 +9,12 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { loadTfliteBackbone } from '../src/model/backbone.js';
+import { loadTfliteBackbone, mobileNetV2Spec } from '../src/model/backbone.js';
+import { buildInferenceGraph } from '../src/model/net/forward.js';
+import { featureDim } from '../src/model/net/spec.js';
 import { OnnxSession } from '../src/model/onnx/runtime.js';
-import { buildInferenceGraph, type TrainingGraphOptions } from '../src/model/training-graph/graphs.js';
+import { type TrainingGraphOptions } from '../src/model/training-graph/graphs.js';
 import { TrainingSession } from '../src/model/training-graph/session.js';
-import { featureDim, mobileNetV2Spec } from '../src/model/training-graph/spec.js';
 import { seededRandom } from '../src/model/training-graph/test-net.js';
 import { TFLITE } from '../src/testing/shared.js';
 import { AdamW, parametersFrom } from '../src/training/optimizer.js';

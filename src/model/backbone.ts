@@ -1,4 +1,9 @@
+/**
+ * MobileNetV2 from the TFLite file: the backbone model every classifier is built on, and its layers read into
+ * a NetSpec for fine-tuning.
+ */
 import { ModelError } from '../errors.js';
+import { inferShapes, type HeadSpec, type Layer, type NetSpec } from './net/spec.js';
 import { GraphBuilder } from './onnx/graph-builder.js';
 import { dequantize, Op, readTflite, type TfliteGraph } from './tflite/read.js';
 
@@ -57,6 +62,100 @@ export function loadTfliteBackbone(bytes: Uint8Array, verify = true): TfliteGrap
     throw new ModelError(`Unexpected backbone input shape [${input.shape}].`, 'bad_tflite');
   }
   return graph;
+}
+
+/**
+ * MobileNetV2 block number from a TFLite layer name: the stem `Conv` and `expanded_conv` are 0,
+ * `expanded_conv_K` is K, the last 1×1 `Conv_1` is 17.
+ */
+export function mobileNetV2Block(name: string): number {
+  if (name === 'Conv' || name.startsWith('Conv/')) return 0;
+  if (name === 'Conv_1' || name.startsWith('Conv_1/')) return 17;
+  const m = /^expanded_conv(?:_(\d+))?(?:\/|$)/.exec(name);
+  if (!m) throw new ModelError(`Cannot tell the MobileNetV2 block of layer ${name}.`, 'bad_tflite');
+  return m[1] ? Number(m[1]) : 0;
+}
+
+export interface MobileNetV2SpecOptions {
+  /**
+   * Pooled blocks feeding the head; DEFAULT_FEATURE_BLOCKS (2192 features) unless given. Keeping the shipped
+   * layout means the trained RawLinearHead (standardisation folded in) can seed `head`, and a fine-tuned
+   * backbone goes through buildClassifierModel unchanged. Frozen taps cost nothing in the backward pass.
+   */
+  featureBlocks?: string[];
+  /** Head to start from (k×d, e.g. the shipped RawLinearHead's weight and bias); otherwise zeros. */
+  head?: HeadSpec;
+  classes?: number;
+}
+
+/**
+ * Reads the float32 MobileNetV2 layers out of the (already verified) TFLite graph, exactly as addMobileNetV2
+ * writes them: same weight layout, same asymmetric SAME pads, BatchNorm already folded. Stops before the
+ * ImageNet head.
+ */
+export function mobileNetV2Spec(tfl: TfliteGraph, options: MobileNetV2SpecOptions = {}): NetSpec {
+  const layers: Layer[] = [];
+  const names = new Map<number, string>([[tfl.inputs[0], 'input']]);
+  const nameOf = producedName(tfl, names);
+  for (const op of tfl.ops) {
+    const out = tfl.tensors[op.outputs[0]];
+    const short = layerName(out.name);
+    if (op.code === Op.AVERAGE_POOL_2D || short.startsWith('Logits')) break;
+    if (op.code === Op.CONV_2D || op.code === Op.DEPTHWISE_CONV_2D) {
+      const x = tfl.tensors[op.inputs[0]];
+      const w = tfl.tensors[op.inputs[1]];
+      const depthwise = op.code === Op.DEPTHWISE_CONV_2D;
+      const [a, kh, kw, c] = w.shape; // conv: [O,H,W,I]; depthwise: [1,H,W,C]
+      const p = op.conv!;
+      if (p.dilationH !== 1 || p.dilationW !== 1)
+        throw new ModelError('Dilated convolutions are not supported.', 'unsupported_op');
+      const [pt, pb] = samePads(x.shape[1], kh, p.strideH, p.padding);
+      const [pl, pr] = samePads(x.shape[2], kw, p.strideW, p.padding);
+      layers.push({
+        kind: 'conv',
+        name: short,
+        input: nameOf(op.inputs[0]),
+        weight: depthwise ? hwcToChw(dequantize(w), kh, kw, c) : ohwiToOihw(dequantize(w), a, kh, kw, c),
+        bias: dequantize(tfl.tensors[op.inputs[2]]),
+        outChannels: depthwise ? c : a,
+        inChannels: x.shape[3],
+        kernel: [kh, kw],
+        stride: [p.strideH, p.strideW],
+        pads: [pt, pl, pb, pr],
+        group: depthwise ? c : 1,
+        relu6: p.relu6,
+        block: mobileNetV2Block(short),
+      });
+    } else if (op.code === Op.ADD) {
+      layers.push({
+        kind: 'add',
+        name: short,
+        inputs: [nameOf(op.inputs[0]), nameOf(op.inputs[1])],
+        block: mobileNetV2Block(short),
+      });
+    } else {
+      throw new ModelError(`Unsupported TFLite operator code ${op.code} in the backbone.`, 'unsupported_op');
+    }
+    names.set(op.outputs[0], short);
+  }
+  const features = options.featureBlocks ?? DEFAULT_FEATURE_BLOCKS;
+  const missing = features.filter((f) => !layers.some((l) => l.name === f));
+  if (missing.length > 0)
+    throw new ModelError(`Feature blocks not found in the backbone: ${missing.join(', ')}.`, 'bad_tflite');
+  const spec: NetSpec = {
+    name: 'mobilenet_v2',
+    input: { name: 'input', channels: 3, height: INPUT_SIZE, width: INPUT_SIZE },
+    layers,
+    features,
+    head: { weight: new Float32Array(0), bias: new Float32Array(0), classes: 0 },
+  };
+  const k = options.head?.classes ?? options.classes ?? 0;
+  if (k < 1) throw new ModelError('Give the head or the number of classes.', 'bad_spec');
+  const shapes = inferShapes(spec);
+  const d = features.reduce((s, f) => s + shapes.get(f)![0], 0);
+  spec.head = options.head ?? { weight: new Float32Array(k * d), bias: new Float32Array(k), classes: k };
+  inferShapes(spec);
+  return spec;
 }
 
 /**
@@ -168,12 +267,12 @@ export function addMobileNetV2(
 }
 
 /** The MobileNetV2 layer a TFLite tensor belongs to: 'MobilenetV2/expanded_conv_3/expand/Relu6' → 'expanded_conv_3/expand'. */
-export function layerName(tensorName: string): string {
+function layerName(tensorName: string): string {
   return tensorName.replace(/^MobilenetV2\//, '').replace(/\/(Relu6|add_fold|BiasAdd|Conv2D.*)$/, '');
 }
 
-/** Looks up the graph name given to a TFLite tensor, failing clearly when the graph uses it before producing it. */
-export function producedName(tfl: TfliteGraph, names: Map<number, string>): (i: number) => string {
+/** Looks up the layer name given to a TFLite tensor, failing clearly when the graph uses it before producing it. */
+function producedName(tfl: TfliteGraph, names: Map<number, string>): (i: number) => string {
   return (i) => {
     const n = names.get(i);
     if (!n)
@@ -218,19 +317,14 @@ export function backboneMetadata(sha256: string, blocks: string[], dims: number[
 }
 
 /** TFLite/TensorFlow SAME padding: the odd pixel goes after, unlike a symmetric ONNX auto_pad guess. */
-export function samePads(
-  size: number,
-  k: number,
-  stride: number,
-  padding: 'same' | 'valid',
-): [number, number] {
+function samePads(size: number, k: number, stride: number, padding: 'same' | 'valid'): [number, number] {
   if (padding === 'valid') return [0, 0];
   const out = Math.ceil(size / stride);
   const total = Math.max((out - 1) * stride + k - size, 0);
   return [Math.floor(total / 2), total - Math.floor(total / 2)];
 }
 
-export function ohwiToOihw(w: Float32Array, o: number, h: number, wd: number, i: number): Float32Array {
+function ohwiToOihw(w: Float32Array, o: number, h: number, wd: number, i: number): Float32Array {
   const out = new Float32Array(w.length);
   for (let a = 0; a < o; a++)
     for (let y = 0; y < h; y++)
@@ -239,7 +333,7 @@ export function ohwiToOihw(w: Float32Array, o: number, h: number, wd: number, i:
   return out;
 }
 
-export function hwcToChw(w: Float32Array, h: number, wd: number, c: number): Float32Array {
+function hwcToChw(w: Float32Array, h: number, wd: number, c: number): Float32Array {
   const out = new Float32Array(w.length);
   for (let y = 0; y < h; y++)
     for (let x = 0; x < wd; x++)

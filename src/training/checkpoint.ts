@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { HematoError } from '../errors.js';
-import type { ParamInfo } from '../model/training-graph/spec.js';
+import type { ParamInfo } from '../model/net/spec.js';
 import type { EpochSummary } from './finetune.js';
 import type { L2Score } from './head.js';
 import type { OptimizerState } from './optimizer.js';

@@ -21,20 +21,16 @@ import {
   buildBackboneModel,
   IMPORTER_VERSION,
   loadTfliteBackbone,
+  mobileNetV2Spec,
 } from '../model/backbone.js';
 import { buildClassifierModel } from '../model/classifier-graph.js';
 import { FeatureExtractor } from '../model/feature-extractor.js';
 import { prepareImage, type Preprocessing } from '../model/inputs.js';
 import { OnnxSession } from '../model/onnx/runtime.js';
-import { buildInferenceGraph, TRAIN_IO } from '../model/training-graph/graphs.js';
+import { buildInferenceGraph } from '../model/net/forward.js';
+import { HEAD_BLOCK, inferShapes, type NetSpec, type ParamInfo } from '../model/net/spec.js';
+import { TRAIN_IO } from '../model/training-graph/graphs.js';
 import { TrainingSession } from '../model/training-graph/session.js';
-import {
-  HEAD_BLOCK,
-  inferShapes,
-  mobileNetV2Spec,
-  type NetSpec,
-  type ParamInfo,
-} from '../model/training-graph/spec.js';
 import type { FineTuningRecord, ModelCard } from '../model/types.js';
 import {
   createBatchMaker,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TrainingSession } from '../model/training-graph/session.js';
-import { cloneSpec, type ParamInfo } from '../model/training-graph/spec.js';
+import { cloneSpec, type ParamInfo } from '../model/net/spec.js';
 import { seededRandom, smallTestSpec } from '../model/training-graph/test-net.js';
 import {
   AdamW,

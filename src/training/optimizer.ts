@@ -1,5 +1,5 @@
 import { HematoError } from '../errors.js';
-import type { ParamInfo } from '../model/training-graph/spec.js';
+import type { ParamInfo } from '../model/net/spec.js';
 
 /** A tensor the optimizer updates in place. */
 export interface Parameter {

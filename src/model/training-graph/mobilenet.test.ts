@@ -6,13 +6,16 @@ import {
   buildBackboneModel,
   DEFAULT_FEATURE_BLOCKS,
   loadTfliteBackbone,
+  mobileNetV2Block,
+  mobileNetV2Spec,
 } from '../backbone.js';
 import { buildClassifierModel } from '../classifier-graph.js';
+import { buildInferenceGraph } from '../net/forward.js';
+import { referenceForward, referenceLoss } from '../net/reference.js';
+import { featureDim, specParams } from '../net/spec.js';
 import { OnnxSession } from '../onnx/runtime.js';
-import { buildInferenceGraph, pooledName, TRAIN_IO } from './graphs.js';
-import { referenceForward, referenceLoss } from './reference.js';
+import { pooledName, TRAIN_IO } from './graphs.js';
 import { TrainingSession } from './session.js';
-import { featureDim, mobileNetV2Block, mobileNetV2Spec, specParams } from './spec.js';
 import { seededRandom } from './test-net.js';
 
 /** max |a − b| / max |b|, in a loop (spreading 400k values into Math.max overflows the stack). */

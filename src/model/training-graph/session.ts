@@ -7,7 +7,7 @@ import {
   type TrainingGraph,
   type TrainingGraphOptions,
 } from './graphs.js';
-import type { NetSpec, ParamInfo } from './spec.js';
+import type { NetSpec, ParamInfo } from '../net/spec.js';
 
 export interface TrainBatch {
   /** [n, C, H, W] images, already normalised as the backbone expects. */

@@ -1,4 +1,4 @@
-import type { ConvLayer, Layer, NetSpec } from './spec.js';
+import type { ConvLayer, Layer, NetSpec } from '../net/spec.js';
 
 /** The project's one seeded generator (mulberry32), under the name this module's callers use. */
 import { createRng as seededRandom } from '../../imaging/random.js';

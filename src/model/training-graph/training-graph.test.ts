@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OnnxSession } from '../onnx/runtime.js';
-import { buildInferenceGraph, buildTrainingGraph, TRAIN_IO } from './graphs.js';
-import { referenceForward, referenceLoss } from './reference.js';
+import { buildInferenceGraph } from '../net/forward.js';
+import { buildTrainingGraph, TRAIN_IO } from './graphs.js';
+import { referenceForward, referenceLoss } from '../net/reference.js';
 import { TrainingSession, type TrainStepResult } from './session.js';
-import { cloneSpec, HEAD_BLOCK, inferShapes, specParams, type NetSpec } from './spec.js';
+import { cloneSpec, HEAD_BLOCK, inferShapes, specParams, type NetSpec } from '../net/spec.js';
 import { seededRandom, smallTestSpec } from './test-net.js';
 
 const n = 3;

@@ -5,7 +5,13 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { hasShared, SHARED, skipNote, TFLITE } from '../testing/shared.js';
-import { buildBackboneModel, DEFAULT_FEATURE_BLOCKS, loadTfliteBackbone } from './backbone.js';
+import {
+  buildBackboneModel,
+  DEFAULT_FEATURE_BLOCKS,
+  loadTfliteBackbone,
+  mobileNetV2Spec,
+} from './backbone.js';
+import { referenceForward } from './net/reference.js';
 import { readMetadata } from './onnx/graph-builder.js';
 import { OnnxSession } from './onnx/runtime.js';
 
@@ -22,6 +28,30 @@ const hasChecker =
     }
   })();
 if (!hasChecker) skipNote('onnx.checker test', "Debian's python3-onnx");
+
+/** The cat photo as the backbone's input: 224² stretched, (p − 128)/128, NCHW. */
+async function catInput(): Promise<Float32Array> {
+  const { data } = await sharp(join(SHARED, 'weights/cat_720p.jpg'))
+    .resize(224, 224, { fit: 'fill' })
+    .removeAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  const x = new Float32Array(3 * 224 * 224);
+  for (let i = 0; i < 224 * 224; i++)
+    for (let c = 0; c < 3; c++) x[c * 224 * 224 + i] = (data[i * 3 + c] - 128) / 128;
+  return x;
+}
+
+/** max |a − b| / max |b|, in a loop (spreading 60k values into Math.max overflows the stack). */
+function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let err = 0;
+  let scale = 0;
+  for (let i = 0; i < b.length; i++) {
+    err = Math.max(err, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return err / Math.max(scale, 1e-12);
+}
 
 describe.skipIf(!hasShared)('MobileNetV2 import from TFLite', () => {
   const tflite = hasShared ? readFileSync(TFLITE) : Buffer.alloc(0);
@@ -45,14 +75,7 @@ describe.skipIf(!hasShared)('MobileNetV2 import from TFLite', () => {
   it('classifies the cat photo as a cat with the full ImageNet network', async () => {
     const onnx = buildBackboneModel(tflite, { includeImagenetHead: true });
     const session = await OnnxSession.create(onnx);
-    const { data } = await sharp(join(SHARED, 'weights/cat_720p.jpg'))
-      .resize(224, 224, { fit: 'fill' })
-      .removeAlpha()
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    const x = new Float32Array(3 * 224 * 224);
-    for (let i = 0; i < 224 * 224; i++)
-      for (let c = 0; c < 3; c++) x[c * 224 * 224 + i] = (data[i * 3 + c] - 128) / 128;
+    const x = await catInput();
     const out = await session.run({ input: { data: x, dims: [1, 3, 224, 224] } }, [
       'imagenet_probabilities',
       'features',
@@ -74,6 +97,26 @@ describe.skipIf(!hasShared)('MobileNetV2 import from TFLite', () => {
       expect(f[144 + 192 + 576 + c]).toBeCloseTo(mean, 4);
     }
     await session.close();
+  });
+
+  it('computes the features a float64 forward pass of the same spec gives', async () => {
+    const session = await OnnxSession.create(buildBackboneModel(tflite));
+    const x = await catInput();
+    const out = await session.run({ input: { data: x, dims: [1, 3, 224, 224] } }, [
+      'features',
+      'feature_map',
+    ]);
+    await session.close();
+    const ref = referenceForward(mobileNetV2Spec(loadTfliteBackbone(tflite)), Float64Array.from(x), 1);
+    const features = maxRelDiff(out.features.data, ref.features);
+    const featureMap = maxRelDiff(out.feature_map.data, ref.tensors.get('Conv_1')!);
+    console.log(
+      `MobileNetV2 float32 ONNX vs float64 reference: features ${features.toExponential(1)}, ` +
+        `feature map ${featureMap.toExponential(1)} (max |Δ| / max |ref|)`,
+    );
+    // About 1e-6 and 5e-6 here (float32 rounding through 52 layers); a wrong pad or weight layout is O(1).
+    expect(features).toBeLessThan(5e-5);
+    expect(featureMap).toBeLessThan(5e-5);
   });
 
   it('records the backbone identity in the model metadata', () => {

@@ -1,10 +1,10 @@
 /**
- * MobileNetV2 from the TFLite file: the backbone model every classifier is built on, and its layers read into
- * a NetSpec for fine-tuning.
+ * MobileNetV2 from the TFLite file: its layers read into a NetSpec (shared with fine-tuning), and the backbone
+ * model every classifier is built on, written from that spec by net/forward.
  */
 import { ModelError } from '../errors.js';
+import { buildInferenceGraph } from './net/forward.js';
 import { inferShapes, type HeadSpec, type Layer, type NetSpec } from './net/spec.js';
-import { GraphBuilder } from './onnx/graph-builder.js';
 import { dequantize, Op, readTflite, type TfliteGraph } from './tflite/read.js';
 
 /** sha256 of ../shared/weights/mobilenet_v2_1.0_224_quant.tflite, the backbone we ship models on. */
@@ -28,17 +28,6 @@ export const BACKBONE_ATTRIBUTION =
 export const INPUT_SIZE = 224;
 /** Bump when the imported graph changes numerically; feature caches key on it. */
 export const IMPORTER_VERSION = 1;
-
-export interface BackboneTensors {
-  /** [N, featureDim] pooled features of the chosen blocks, concatenated in block order. */
-  features: string;
-  /** [N, 1280, 7, 7] output of the last conv layer, for class activation maps. */
-  featureMap: string;
-  /** Channel count of each chosen block, in order (sums to featureDim). */
-  blockDims: number[];
-  /** [N, 1001] ImageNet probabilities (only with includeImagenetHead). */
-  imagenetProbabilities?: string;
-}
 
 export interface BackboneOptions {
   featureBlocks?: string[];
@@ -85,13 +74,15 @@ export interface MobileNetV2SpecOptions {
   featureBlocks?: string[];
   /** Head to start from (k×d, e.g. the shipped RawLinearHead's weight and bias); otherwise zeros. */
   head?: HeadSpec;
+  /** Classes of a zero head; 0 (the default without `head`) gives a backbone with no head. */
   classes?: number;
 }
 
 /**
- * Reads the float32 MobileNetV2 layers out of the (already verified) TFLite graph, exactly as addMobileNetV2
- * writes them: same weight layout, same asymmetric SAME pads, BatchNorm already folded. Stops before the
- * ImageNet head.
+ * Reads the float32 MobileNetV2 layers out of the (already verified) TFLite graph as NCHW: OIHW weights,
+ * TFLite's asymmetric SAME pads, BatchNorm already folded into the convolutions. Stops before the ImageNet
+ * head (see imagenetHead). The input is [N,3,224,224] pixels mapped to (p − 128)/128, the TFLite input
+ * quantization.
  */
 export function mobileNetV2Spec(tfl: TfliteGraph, options: MobileNetV2SpecOptions = {}): NetSpec {
   const layers: Layer[] = [];
@@ -150,7 +141,6 @@ export function mobileNetV2Spec(tfl: TfliteGraph, options: MobileNetV2SpecOption
     head: { weight: new Float32Array(0), bias: new Float32Array(0), classes: 0 },
   };
   const k = options.head?.classes ?? options.classes ?? 0;
-  if (k < 1) throw new ModelError('Give the head or the number of classes.', 'bad_spec');
   const shapes = inferShapes(spec);
   const d = features.reduce((s, f) => s + shapes.get(f)![0], 0);
   spec.head = options.head ?? { weight: new Float32Array(k * d), bias: new Float32Array(k), classes: k };
@@ -159,111 +149,25 @@ export function mobileNetV2Spec(tfl: TfliteGraph, options: MobileNetV2SpecOption
 }
 
 /**
- * Writes MobileNetV2 as float32 NCHW ONNX ops into `g`, reading from `input` ([N,3,224,224], pixels already
- * mapped to (p − 128)/128, the TFLite input quantization). BatchNorm is already folded into the convolutions.
+ * The file's own ImageNet classifier, after the layers mobileNetV2Spec reads: global average pooling of the
+ * last layer, then a 1×1 conv to 1001 classes (a Gemm on the pooled vector) and softmax.
  */
-export function addMobileNetV2(
-  g: GraphBuilder,
-  tfl: TfliteGraph,
-  input: string,
-  options: BackboneOptions = {},
-): BackboneTensors {
-  const blocks = options.featureBlocks ?? DEFAULT_FEATURE_BLOCKS;
-  const names = new Map<number, string>([[tfl.inputs[0], input]]);
-  const pooled = new Map<string, { name: string; dim: number }>();
-  let featureMap: string | undefined;
-  let imagenet: string | undefined;
-
-  const nameOf = producedName(tfl, names);
-
-  for (const op of tfl.ops) {
-    const out = tfl.tensors[op.outputs[0]];
-    const short = layerName(out.name);
-    if (!options.includeImagenetHead && short.startsWith('Logits')) break;
-    let y: string;
-    switch (op.code) {
-      case Op.CONV_2D:
-      case Op.DEPTHWISE_CONV_2D: {
-        const x = tfl.tensors[op.inputs[0]];
-        const w = tfl.tensors[op.inputs[1]];
-        const b = tfl.tensors[op.inputs[2]];
-        const depthwise = op.code === Op.DEPTHWISE_CONV_2D;
-        const [a, kh, kw, c] = w.shape; // conv: [O,H,W,I]; depthwise: [1,H,W,C]
-        const wData = depthwise
-          ? hwcToChw(dequantize(w), kh, kw, c)
-          : ohwiToOihw(dequantize(w), a, kh, kw, c);
-        const wDims = depthwise ? [c, 1, kh, kw] : [a, c, kh, kw];
-        const p = op.conv!;
-        const [pt, pb] = samePads(x.shape[1], kh, p.strideH, p.padding);
-        const [pl, pr] = samePads(x.shape[2], kw, p.strideW, p.padding);
-        y = g.op(
-          'Conv',
-          [
-            nameOf(op.inputs[0]),
-            g.constant(`${short}/W`, wData, wDims),
-            g.constant(`${short}/B`, dequantize(b), [b.shape[0]]),
-          ],
-          {
-            kernel_shape: [kh, kw],
-            strides: [p.strideH, p.strideW],
-            dilations: [p.dilationH, p.dilationW],
-            pads: [pt, pl, pb, pr],
-            group: depthwise ? c : 1,
-          },
-        );
-        if (p.relu6)
-          y = g.op('Clip', [y, g.scalar('zero', 0), g.scalar('six', 6)], {}, g.fresh(`${short}/relu6`));
-        break;
-      }
-      case Op.ADD:
-        y = g.op('Add', [nameOf(op.inputs[0]), nameOf(op.inputs[1])]);
-        break;
-      case Op.AVERAGE_POOL_2D: {
-        const x = tfl.tensors[op.inputs[0]];
-        const p = op.conv!;
-        if (p.filterH !== x.shape[1] || p.filterW !== x.shape[2]) {
-          throw new ModelError('Only global average pooling is supported.', 'unsupported_op');
-        }
-        y = g.op('GlobalAveragePool', [nameOf(op.inputs[0])]);
-        break;
-      }
-      case Op.RESHAPE:
-        y = g.op('Flatten', [nameOf(op.inputs[0])], { axis: 1 });
-        break;
-      case Op.SOFTMAX:
-        y = g.op('Softmax', [nameOf(op.inputs[0])], { axis: 1 });
-        imagenet = y;
-        break;
-      default:
-        throw new ModelError(`Unsupported TFLite operator code ${op.code}.`, 'unsupported_op');
-    }
-    names.set(op.outputs[0], y);
-
-    const block = blocks.find((bk) => short === bk);
-    if (block && op.conv?.relu6) {
-      const gap = g.op('GlobalAveragePool', [y]);
-      pooled.set(block, { name: g.op('Flatten', [gap], { axis: 1 }), dim: out.shape[3] });
-    }
-    if (short === 'Conv_1') featureMap = y;
-  }
-
-  const missing = blocks.filter((b) => !pooled.has(b));
-  if (missing.length > 0 || !featureMap) {
-    throw new ModelError(
-      `Feature blocks not found in the backbone: ${missing.join(', ') || 'Conv_1'}.`,
-      'bad_tflite',
-    );
-  }
-  const parts = blocks.map((b) => pooled.get(b)!);
-  const features =
-    parts.length === 1
-      ? parts[0].name
-      : g.op(
-          'Concat',
-          parts.map((p) => p.name),
-          { axis: 1 },
-        );
-  return { features, featureMap, blockDims: parts.map((p) => p.dim), imagenetProbabilities: imagenet };
+export function imagenetHead(tfl: TfliteGraph): { layer: string; head: HeadSpec } {
+  const at = tfl.ops.findIndex((op) => op.code === Op.AVERAGE_POOL_2D);
+  const [pool, conv] = [tfl.ops[at], tfl.ops[at + 1]];
+  const x = pool && tfl.tensors[pool.inputs[0]];
+  const w = conv && tfl.tensors[conv.inputs[1]];
+  const global = x && pool.conv?.filterH === x.shape[1] && pool.conv?.filterW === x.shape[2];
+  const pointwise =
+    w && conv.code === Op.CONV_2D && w.shape[1] === 1 && w.shape[2] === 1 && !conv.conv?.relu6;
+  if (!global || !pointwise || tfl.ops[tfl.ops.length - 1].code !== Op.SOFTMAX)
+    throw new ModelError('The ImageNet head is not pool → 1×1 conv → softmax.', 'unsupported_op');
+  const classes = w.shape[0];
+  return {
+    layer: layerName(x.name),
+    // [O,1,1,I] is already the k×d row-major Gemm weight.
+    head: { weight: dequantize(w), bias: dequantize(tfl.tensors[conv.inputs[2]]), classes },
+  };
 }
 
 /** The MobileNetV2 layer a TFLite tensor belongs to: 'MobilenetV2/expanded_conv_3/expand/Relu6' → 'expanded_conv_3/expand'. */
@@ -284,24 +188,24 @@ function producedName(tfl: TfliteGraph, names: Map<number, string>): (i: number)
   };
 }
 
-/** A standalone backbone ONNX model: input → features, feature_map (and ImageNet probabilities). */
+/**
+ * A standalone backbone ONNX model: input → features (pooled feature blocks), feature_map (the last layer,
+ * for heat maps), and with includeImagenetHead the file's 1001 ImageNet probabilities.
+ */
 export function buildBackboneModel(tflite: Uint8Array, options: BackboneOptions = {}): Uint8Array {
   const tfl = loadTfliteBackbone(tflite, options.verifySha256 ?? true);
-  const g = new GraphBuilder('mobilenet_v2_backbone');
-  const input = g.input('input', ['N', 3, INPUT_SIZE, INPUT_SIZE]);
-  const t = addMobileNetV2(g, tfl, input, options);
-  const featureDim = t.blockDims.reduce((a, b) => a + b, 0);
-  g.op('Identity', [t.features], {}, 'features');
-  g.output('features', ['N', featureDim]);
-  g.op('Identity', [t.featureMap], {}, 'feature_map');
-  g.output('feature_map', ['N', 1280, 7, 7]);
-  if (t.imagenetProbabilities) {
-    g.op('Identity', [t.imagenetProbabilities], {}, 'imagenet_probabilities');
-    g.output('imagenet_probabilities', ['N', 1001]);
-  }
-  return g.toBytes({
+  const spec = mobileNetV2Spec(tfl, { featureBlocks: options.featureBlocks });
+  const shapes = inferShapes(spec);
+  const imagenet = options.includeImagenetHead ? imagenetHead(tfl) : undefined;
+  return buildInferenceGraph(spec, {
+    head: false,
+    softmaxHead: imagenet && { output: 'imagenet_probabilities', ...imagenet },
     doc: BACKBONE_ATTRIBUTION,
-    metadata: backboneMetadata(tfl.sha256, options.featureBlocks ?? DEFAULT_FEATURE_BLOCKS, t.blockDims),
+    metadata: backboneMetadata(
+      tfl.sha256,
+      spec.features,
+      spec.features.map((f) => shapes.get(f)![0]),
+    ),
   });
 }
 

@@ -1,10 +1,17 @@
 /**
- * The forward pass of a NetSpec as ONNX, for fine-tuned exports and the training graph (which adds the loss
- * and backward pass around the same layers).
+ * The forward pass of a NetSpec as ONNX: the one writer of it, for the imported backbone, fine-tuned exports
+ * and the training graph (which adds the loss and backward pass around the same layers).
  */
 import { ModelError } from '../../errors.js';
 import { GraphBuilder } from '../onnx/graph-builder.js';
-import { inferShapes, specParams, type ConvLayer, type NetSpec, type ParamInfo } from './spec.js';
+import {
+  inferShapes,
+  specParams,
+  type ConvLayer,
+  type HeadSpec,
+  type NetSpec,
+  type ParamInfo,
+} from './spec.js';
 
 /** Graph tensor names of every forward graph; classifier-graph's OUTPUTS reads the same ones. */
 export const NET_IO = {
@@ -92,6 +99,11 @@ export interface InferenceGraphOptions {
    * feature_map) that buildClassifierModel can put a head on, given backboneMetadata in `metadata`.
    */
   head?: boolean;
+  /**
+   * A second classifier outside the spec, written as `output` = softmax(Gemm(pooled `layer`)): the ImageNet
+   * head of an imported file, kept so an import can be checked end to end on a photo.
+   */
+  softmaxHead?: { output: string; layer: string; head: HeadSpec };
   metadata?: Record<string, string>;
   doc?: string;
   /**
@@ -108,6 +120,8 @@ export interface InferenceGraphOptions {
 export function buildInferenceGraph(spec: NetSpec, options: InferenceGraphOptions = {}): Uint8Array {
   const shapes = inferShapes(spec);
   const withHead = options.head ?? true;
+  if (withHead && spec.head.classes < 1)
+    throw new ModelError(`${spec.name} has no head: build it with head: false.`, 'bad_spec');
   const g = new GraphBuilder(`${spec.name}_inference`);
   const { channels, height, width } = spec.input;
   const input = g.input(NET_IO.input, ['N', channels, height, width]);
@@ -134,5 +148,20 @@ export function buildInferenceGraph(spec: NetSpec, options: InferenceGraphOption
     g.output(NET_IO.logits, ['N', k]);
   }
   g.output(NET_IO.featureMap, ['N', ...shapes.get(last.name)!]);
+  const extra = options.softmaxHead;
+  if (extra) {
+    const x = e.tensors.get(extra.layer);
+    const c = shapes.get(extra.layer)?.[0] ?? 0;
+    const { weight, bias, classes } = extra.head;
+    if (!x || classes < 1 || weight.length !== classes * c || bias.length !== classes)
+      throw new ModelError(`The ${extra.output} head does not fit layer ${extra.layer}.`, 'bad_spec');
+    const w = g.constant(`${extra.output}/W`, weight, [classes, c]);
+    const b = g.constant(`${extra.output}/B`, bias, [classes]);
+    const logits = g.op('Gemm', [pooled.get(extra.layer) ?? pool(g, x, `${extra.layer}/pooled`), w, b], {
+      transB: 1,
+    });
+    g.op('Softmax', [logits], { axis: 1 }, extra.output);
+    g.output(extra.output, ['N', classes]);
+  }
   return g.toBytes({ doc: options.doc, metadata: options.metadata });
 }

@@ -1,8 +1,8 @@
 import { ModelError } from '../../errors.js';
 
 /**
- * A network as data: the one description that the inference graph, the training graph and the float64
- * reference are all generated from, so they cannot drift apart.
+ * A network as data: the one description that the inference graph (the imported backbone included), the
+ * training graph and the float64 reference are all generated from, so they cannot drift apart.
  */
 export interface ConvLayer {
   kind: 'conv';
@@ -33,7 +33,10 @@ export interface AddLayer {
 
 export type Layer = ConvLayer | AddLayer;
 
-/** Gemm on the concatenated global-average-pooled `features`: logits = f·Wᵀ + b. */
+/**
+ * Gemm on the concatenated global-average-pooled `features`: logits = f·Wᵀ + b. Zero classes (empty arrays)
+ * make a backbone without a head, which only inference graphs with `head: false` accept.
+ */
 export interface HeadSpec {
   /** k×d, row-major */
   weight: Float32Array;
@@ -113,7 +116,7 @@ export function featureDim(spec: NetSpec, shapes = inferShapes(spec)): number {
   return spec.features.reduce((a, f) => a + shapes.get(f)![0], 0);
 }
 
-/** Every weight tensor of the spec, layers first, head last. */
+/** Every weight tensor of the spec, layers first, head (if any) last. */
 export function specParams(spec: NetSpec): ParamInfo[] {
   const out: ParamInfo[] = [];
   for (const l of spec.layers) {
@@ -129,6 +132,7 @@ export function specParams(spec: NetSpec): ParamInfo[] {
     out.push({ name: `${l.name}/B`, dims: [l.outChannels], kind: 'bias', block: l.block, data: l.bias });
   }
   const { weight, bias, classes } = spec.head;
+  if (classes === 0) return out;
   out.push({
     name: 'head/W',
     dims: [classes, weight.length / classes],

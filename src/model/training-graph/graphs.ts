@@ -82,6 +82,7 @@ export interface TrainingGraph {
 export function buildTrainingGraph(spec: NetSpec, options: TrainingGraphOptions = {}): TrainingGraph {
   const shapes = inferShapes(spec);
   const k = spec.head.classes;
+  if (k < 1) throw new ModelError(`${spec.name} has no head to train: give it the classes.`, 'bad_spec');
   if (options.classes !== undefined && options.classes !== k) {
     throw new ModelError(`The head has ${k} classes, not ${options.classes}.`, 'bad_spec');
   }

@@ -189,6 +189,13 @@ describe('training graph on a small random network', () => {
     bad.layers[1] = { ...bad.layers[1], input: 'nowhere' } as (typeof bad.layers)[1];
     expect(() => buildTrainingGraph(bad)).toThrow(/nowhere/);
     expect(() => buildTrainingGraph(spec, { batchSize: 2.5 })).toThrow(/batch size/);
+    const headless = {
+      ...spec,
+      head: { weight: new Float32Array(0), bias: new Float32Array(0), classes: 0 },
+    };
+    expect(() => buildTrainingGraph(headless)).toThrow(/no head/);
+    expect(() => buildInferenceGraph(headless)).toThrow(/head: false/);
+    expect(() => buildInferenceGraph(headless, { head: false })).not.toThrow();
     const session = await TrainingSession.create(spec, { trainFromBlock: HEAD_BLOCK, batchSize: 2 });
     await expect(session.step({ images, n: 2, targets })).rejects.toThrow(/batch of 2/);
     await expect(session.step({ images, n, targets })).rejects.toThrow(/at most 2 images, not 3/);

@@ -51,6 +51,8 @@ describe('evaluatePredictions', () => {
     ]);
     expect(m.n).toBe(8);
     expect(m.classes).toEqual(classes);
+    expect(m.noAnswer).toEqual([0, 0, 0, 0]);
+    expect(m.unanswered).toBe(0);
   });
 
   it('matches the hand-computed accuracy, per-class scores and macro-F1', () => {
@@ -78,6 +80,66 @@ describe('evaluatePredictions', () => {
     expect(() => evaluatePredictions([0, 4], new Float32Array(8), classes)).toThrow(/not a class index/);
     expect(() => evaluatePredictions([], new Float32Array(0), classes)).toThrow(/No samples/);
     expect(() => evaluatePredictions([0], new Float32Array(2), ['x', 'x'])).toThrow(/unique/);
+  });
+});
+
+/*
+ * The same eight samples plus two the model left unanswered: 8 (true A) and 9 (true C). Their rows are
+ * ignored: row 8 would be a confident, correct A and row 9 is NaN.
+ *
+ * n = 10, correct still 5 → accuracy 5/10 = 0.5
+ * Confusion unchanged; noAnswer column (A, B, C, D) = [1, 0, 1, 0]
+ * A: tp 3, support 5, predicted 4 → P 3/4 (unchanged), R 3/5, F1 = 2·(9/20)/(27/20) = 2/3
+ * B: unchanged → P 2/3, R 1/2, F1 4/7, support 4
+ * C: support 1 (its only sample unanswered), predicted 1 → P 0, R 0, F1 0
+ * D: support 0, predicted 0 → left out of macro-F1
+ * macro-F1 = (2/3 + 4/7 + 0) / 3 = 26/63
+ * ECE over the 8 answered samples only: 0.36875, with 2 excluded
+ */
+describe('evaluatePredictions with unanswered samples', () => {
+  const truth10 = [...truth, 0, 2];
+  const probs10 = new Float32Array([...probs, 1, 0, 0, 0, NaN, NaN, NaN, NaN]);
+  const unanswered = [...truth.map(() => false), true, true];
+  const m = evaluatePredictions(truth10, probs10, classes, { unanswered });
+
+  it('counts them as errors of their true class in a no-answer column, not as predictions', () => {
+    expect(m.n).toBe(10);
+    expect(m.accuracy).toBeCloseTo(0.5, 12);
+    expect(m.confusionMatrix).toEqual(evaluatePredictions(truth, probs, classes).confusionMatrix);
+    expect(m.noAnswer).toEqual([1, 0, 1, 0]);
+    expect(m.unanswered).toBe(2);
+    expect(m.perClass.A.precision).toBeCloseTo(0.75, 12);
+    expect(m.perClass.A.recall).toBeCloseTo(0.6, 12);
+    expect(m.perClass.A.f1).toBeCloseTo(2 / 3, 12);
+    expect(m.perClass.A.support).toBe(5);
+    expect(m.perClass.B.f1).toBeCloseTo(4 / 7, 12);
+    expect(m.perClass.C).toEqual({ precision: 0, recall: 0, f1: 0, support: 1 });
+    expect(m.perClass.D).toEqual({ precision: 0, recall: 0, f1: 0, support: 0 });
+    expect(m.macroF1).toBeCloseTo(26 / 63, 12);
+  });
+
+  it('leaves them out of ECE and the reliability bins', () => {
+    expect(m.ece).toBeCloseTo(0.36875, 6);
+    const bins = reliabilityBins(truth10, probs10, 4, { unanswered });
+    expect(bins).toEqual(reliabilityBins(truth, probs, 4));
+    expect(bins.reduce((a, b) => a + b.count, 0)).toBe(8);
+  });
+
+  it('scores a run with no answer at all instead of failing', () => {
+    const none = evaluatePredictions([0, 1, 1], new Float32Array(6).fill(NaN), ['x', 'y'], {
+      unanswered: [true, true, true],
+    });
+    expect(none).toMatchObject({ accuracy: 0, macroF1: 0, ece: 0, n: 3, noAnswer: [1, 2], unanswered: 3 });
+    expect(none.confusionMatrix).toEqual([
+      [0, 0],
+      [0, 0],
+    ]);
+  });
+
+  it('rejects flags that do not cover every sample', () => {
+    expect(() => evaluatePredictions(truth, probs, classes, { unanswered: [true] })).toThrow(
+      /cover 1 samples, not 8/,
+    );
   });
 });
 
@@ -109,7 +171,7 @@ describe('reliabilityBins', () => {
   });
 
   it('puts confidence 1 in the last bin and honours a custom bin count', () => {
-    const bins = reliabilityBins([0, 0], new Float32Array([1, 0, 0.3, 0.7]), 2, 4);
+    const bins = reliabilityBins([0, 0], new Float32Array([1, 0, 0.3, 0.7]), 2, { bins: 4 });
     expect(bins.map((b) => b.count)).toEqual([0, 0, 1, 1]);
     expect(bins[3].accuracy).toBe(1);
     expect(bins[2].accuracy).toBe(0);

@@ -12,6 +12,10 @@
  *   false alarms must cost something.
  * - ECE uses 15 equal-width bins over the top-1 confidence, each bin (lo, hi] (the first also holds 0), and
  *   weighs |accuracy − mean confidence| of each bin by its share of samples (Guo et al., 2017).
+ * - A sample the model gave no answer for (`unanswered`, e.g. no white cell found: the product does not
+ *   guess) is an error for accuracy and for its true class's recall (it counts in support), a prediction of
+ *   no class (precision is unaffected), a count in the confusion matrix's `noAnswer` column, and is left out
+ *   of ECE and the reliability bins, which have no confidence to judge; `unanswered` says how many.
  */
 import { DatasetError } from '../errors.js';
 
@@ -28,12 +32,26 @@ export interface ClassMetrics {
 export interface Metrics {
   accuracy: number;
   macroF1: number;
+  /** Over the answered samples only (0 when none is). */
   ece: number;
+  /** Samples scored, unanswered ones included. */
   n: number;
   classes: string[];
   perClass: Record<string, ClassMetrics>;
-  /** confusionMatrix[true][predicted], both in `classes` order. */
+  /** confusionMatrix[true][predicted], both in `classes` order; answered samples only. */
   confusionMatrix: number[][];
+  /** noAnswer[true]: samples of each true class left unanswered, the confusion matrix's extra column. */
+  noAnswer: number[];
+  /** Samples without an answer (Σ noAnswer): errors above, and left out of ECE. */
+  unanswered: number;
+}
+
+export interface ScoringOptions {
+  /**
+   * unanswered[i] is true when the model gave no answer for sample i; row i of the probabilities is then
+   * ignored and may hold anything (NaN included).
+   */
+  unanswered?: ArrayLike<boolean>;
 }
 
 export interface ReliabilityBin {
@@ -48,7 +66,7 @@ export interface ReliabilityBin {
 
 type Labels = Int32Array | ArrayLike<number>;
 
-function checkInputs(trueIdx: Labels, probs: Float32Array, k: number): number {
+function checkInputs(trueIdx: Labels, probs: Float32Array, k: number, o: ScoringOptions): number {
   const n = trueIdx.length;
   if (!Number.isInteger(k) || k < 1) throw new DatasetError(`Need at least one class, got ${k}.`);
   if (n === 0) throw new DatasetError('No samples to evaluate: the label list is empty.');
@@ -56,6 +74,9 @@ function checkInputs(trueIdx: Labels, probs: Float32Array, k: number): number {
     throw new DatasetError(
       `Probabilities hold ${probs.length} values but ${n} samples × ${k} classes need ${n * k}.`,
     );
+  }
+  if (o.unanswered && o.unanswered.length !== n) {
+    throw new DatasetError(`The unanswered flags cover ${o.unanswered.length} samples, not ${n}.`);
   }
   for (let i = 0; i < n; i++) {
     const t = trueIdx[i];
@@ -87,21 +108,23 @@ function binOf(conf: number, nBins: number): number {
 }
 
 /**
- * Per-bin top-1 confidence vs accuracy, for a reliability diagram and ECE.
+ * Per-bin top-1 confidence vs accuracy of the answered samples, for a reliability diagram and ECE.
  * `probs` is row-major n×k; every bin is returned, empty ones with count 0.
  */
 export function reliabilityBins(
   trueIdx: Labels,
   probs: Float32Array,
   k: number,
-  nBins = DEFAULT_ECE_BINS,
+  options: ScoringOptions & { bins?: number } = {},
 ): ReliabilityBin[] {
-  const n = checkInputs(trueIdx, probs, k);
+  const n = checkInputs(trueIdx, probs, k, options);
+  const nBins = options.bins ?? DEFAULT_ECE_BINS;
   if (!Number.isInteger(nBins) || nBins < 1) throw new DatasetError(`Bin count must be ≥ 1, got ${nBins}.`);
   const count = new Float64Array(nBins);
   const confSum = new Float64Array(nBins);
   const correct = new Float64Array(nBins);
   for (let i = 0; i < n; i++) {
+    if (options.unanswered?.[i]) continue;
     const [pred, conf] = top1(probs, i, k);
     const b = binOf(conf, nBins);
     count[b]++;
@@ -133,17 +156,27 @@ export function expectedCalibrationError(bins: ReliabilityBin[]): number {
 }
 
 /** All metrics of the module header from true class indices and row-major n×k probabilities. */
-export function evaluatePredictions(trueIdx: Labels, probs: Float32Array, classes: string[]): Metrics {
+export function evaluatePredictions(
+  trueIdx: Labels,
+  probs: Float32Array,
+  classes: string[],
+  options: ScoringOptions = {},
+): Metrics {
   const k = classes.length;
   if (new Set(classes).size !== k)
     throw new DatasetError(`Class names must be unique: ${classes.join(', ')}.`);
-  const n = checkInputs(trueIdx, probs, k);
+  const n = checkInputs(trueIdx, probs, k, options);
 
   const confusion: number[][] = classes.map(() => new Array<number>(k).fill(0));
+  const noAnswer = new Array<number>(k).fill(0);
   let correct = 0;
   for (let i = 0; i < n; i++) {
-    const [pred] = top1(probs, i, k);
     const t = trueIdx[i];
+    if (options.unanswered?.[i]) {
+      noAnswer[t]++;
+      continue;
+    }
+    const [pred] = top1(probs, i, k);
     confusion[t][pred]++;
     if (pred === t) correct++;
   }
@@ -153,7 +186,7 @@ export function evaluatePredictions(trueIdx: Labels, probs: Float32Array, classe
   let f1Count = 0;
   for (let c = 0; c < k; c++) {
     const tp = confusion[c][c];
-    let support = 0;
+    let support = noAnswer[c];
     let predicted = 0;
     for (let o = 0; o < k; o++) {
       support += confusion[c][o];
@@ -172,10 +205,12 @@ export function evaluatePredictions(trueIdx: Labels, probs: Float32Array, classe
   return {
     accuracy: correct / n,
     macroF1: f1Count > 0 ? f1Sum / f1Count : 0,
-    ece: expectedCalibrationError(reliabilityBins(trueIdx, probs, k)),
+    ece: expectedCalibrationError(reliabilityBins(trueIdx, probs, k, options)),
     n,
     classes: [...classes],
     perClass,
     confusionMatrix: confusion,
+    noAnswer,
+    unanswered: noAnswer.reduce((a, b) => a + b, 0),
   };
 }

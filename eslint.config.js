@@ -2,7 +2,18 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules', 'dist', 'models', 'data', 'src/model/tflite/generated', 'test-results'] },
+  {
+    ignores: [
+      'node_modules',
+      'dist',
+      'models',
+      'data',
+      'src/model/tflite/generated',
+      'test-results',
+      '.scratch',
+      '.cache',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -194,7 +194,8 @@ describe('locateCells on synthetic smears', () => {
     expect(iou(p!, bodyBox(cells[1].body))).toBeGreaterThan(0.7);
   });
 
-  it('locates a 640×480 field within the 10 ms budget (with slack for a loaded CI machine)', () => {
+  // Its speed (target ≤ 10 ms per 640×480 field) is measured by `npm run bench`, not asserted here.
+  it('finds both white cells of a 640×480 field crowded with red cells, and nothing else', () => {
     const cells = [cellAt(200, 180), cellAt(480, 330)];
     const img = smear(640, 480, {
       cells,
@@ -204,11 +205,11 @@ describe('locateCells on synthetic smears', () => {
         cells.map((c) => c.body),
       ),
     });
-    for (let i = 0; i < 5; i++) locateCells(img);
-    const t = performance.now();
-    for (let i = 0; i < 20; i++) locateCells(img);
-    // Generous bound: CI machines are shared and slow; the measured figure is ~1.5 ms.
-    expect((performance.now() - t) / 20).toBeLessThan(25);
+    const found = locateCells(img);
+    expect(found).toHaveLength(2);
+    for (const c of cells) {
+      expect(Math.max(...found.map((b) => iou(b, bodyBox(c.body))))).toBeGreaterThan(0.7);
+    }
   });
 });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { evaluatePredictions, reliabilityBins } from './metrics.js';
-import { formatPercent, renderReportHtml } from './report.js';
+import { confusionMatrixSpec, formatPercent, NO_ANSWER, renderReportHtml } from './report.js';
 
 const classes = ['EOSINOPHIL', 'LYMPHOCYTE', 'MONOCYTE', 'NEUTROPHIL'];
 const truth = [0, 0, 1, 1, 2, 2, 3, 3, 3];
@@ -54,5 +54,22 @@ describe('renderReportHtml', () => {
     });
     expect(html).not.toContain('Throughput');
     expect(html.match(/<svg[\s>]/g)).toHaveLength(2);
+  });
+
+  it('adds a "no answer" column when some images got no answer, and row shares count them', () => {
+    const unanswered = truth.map((_, i) => i === 2);
+    const m = evaluatePredictions(truth, probs, classes, { unanswered });
+    const values = (
+      confusionMatrixSpec(m).data as { values: { true: string; predicted: string; share: number }[] }
+    ).values;
+    const lymphocyte = values.filter((v) => v.true === 'LYMPHOCYTE');
+    expect(lymphocyte.map((v) => v.predicted)).toEqual([...classes, NO_ANSWER]);
+    // Row LYMPHOCYTE: one unanswered, one predicted lymphocyte (row 3 of probs).
+    expect(lymphocyte.find((v) => v.predicted === NO_ANSWER)!.share).toBe(0.5);
+    expect(lymphocyte.find((v) => v.predicted === 'LYMPHOCYTE')!.share).toBe(0.5);
+    const none = confusionMatrixSpec(evaluatePredictions(truth, probs, classes)).data as {
+      values: { predicted: string }[];
+    };
+    expect(none.values.some((v) => v.predicted === NO_ANSWER)).toBe(false);
   });
 });

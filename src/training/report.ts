@@ -36,29 +36,34 @@ async function toSvg(spec: TopLevelSpec): Promise<string> {
   }
 }
 
+/** Column of the samples left unanswered (no white cell found), shown only when there are any. */
+export const NO_ANSWER = 'no answer';
+
 export function confusionMatrixSpec(metrics: Metrics): TopLevelSpec {
-  const { classes, confusionMatrix } = metrics;
+  const { classes, confusionMatrix, noAnswer, unanswered } = metrics;
+  const columns = unanswered > 0 ? [...classes, NO_ANSWER] : classes;
   const cells = classes.flatMap((t, i) => {
-    const rowTotal = confusionMatrix[i].reduce((a, b) => a + b, 0);
-    return classes.map((p, j) => ({
+    const row = unanswered > 0 ? [...confusionMatrix[i], noAnswer[i]] : confusionMatrix[i];
+    const rowTotal = row.reduce((a, b) => a + b, 0);
+    return columns.map((p, j) => ({
       true: t,
       predicted: p,
-      count: confusionMatrix[i][j],
-      // Row share (recall for the diagonal) so rare classes are as readable as common ones.
-      share: rowTotal > 0 ? confusionMatrix[i][j] / rowTotal : 0,
+      count: row[j],
+      // Row share (recall for the diagonal, unanswered samples included) so rare classes read as well as common ones.
+      share: rowTotal > 0 ? row[j] / rowTotal : 0,
     }));
   });
   const size = Math.max(40, Math.min(80, 320 / classes.length));
   return {
     title: 'Confusion matrix (colour: share of the true class)',
-    width: size * classes.length,
+    width: size * columns.length,
     height: size * classes.length,
     data: { values: cells },
     encoding: {
       x: {
         field: 'predicted',
         type: 'nominal',
-        sort: classes,
+        sort: columns,
         title: 'Predicted',
         axis: { labelAngle: -30 },
       },

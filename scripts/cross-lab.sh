@@ -39,9 +39,9 @@ run() {
 echo "| trained on → scored on, backbone | accuracy | macro-F1 | images |" >"$OUT/cross-lab.md"
 echo "| --- | --- | --- | --- |" >>"$OUT/cross-lab.md"
 run pbc-to-kaggle-frozen "$PBC" "$KAGGLE" 0 frozen
-run pbc-to-kaggle-block13 "$PBC" "$KAGGLE" 8 --augment cross-lab
+run pbc-to-kaggle-block13 "$PBC" "$KAGGLE" 8 --augment cross-lab --train-from-block 13
 run pbc-to-kaggle-all "$PBC" "$KAGGLE" 8 --augment cross-lab --train-from-block all
 run kaggle-to-pbc-frozen "$KAGGLE" "$PBC" 0 frozen
-run kaggle-to-pbc-block13 "$KAGGLE" "$PBC" 4 --augment cross-lab
+run kaggle-to-pbc-block13 "$KAGGLE" "$PBC" 4 --augment cross-lab --train-from-block 13
 run kaggle-to-pbc-all "$KAGGLE" "$PBC" 4 --augment cross-lab --train-from-block all
 echo "Wrote $OUT/cross-lab.md"

@@ -43,6 +43,8 @@ describe.skipIf(!ready)('fineTuneModel on 8 PBC cells per class, blocks ≥ 16',
     lr: 1e-4,
     headLr: 1e-3,
     warmupEpochs: 0.5,
+    keep: 'best',
+    augment: 'default',
     patience: 10,
     ...extra,
   });

@@ -54,7 +54,10 @@ export function registerTrain(program: Command): void {
       '--tflite <file>',
       `MobileNetV2 TFLite weights for --fine-tune (default: ${SHARED_TFLITE} when present)`,
     )
-    .option('--train-from-block <b>', `--fine-tune: first trained block, 0–${LAST_BLOCK} or 'all'`)
+    .option(
+      '--train-from-block <b>',
+      `--fine-tune: first trained block, 0–${LAST_BLOCK} or 'all' (default: ${FT.trainFromBlock === 0 ? 'all' : FT.trainFromBlock})`,
+    )
     .option(
       '--train-blocks <k>',
       `--fine-tune: train the last k blocks (same as --train-from-block ${LAST_BLOCK + 1}−k)`,

@@ -14,6 +14,7 @@ import {
 import { referenceForward } from './net/reference.js';
 import { readMetadata } from './onnx/graph-builder.js';
 import { OnnxSession } from './onnx/runtime.js';
+import { relativeError } from '../testing/numeric.js';
 
 if (!hasShared) skipNote('backbone import tests', `${TFLITE}`);
 const python = '/usr/bin/python3';
@@ -40,17 +41,6 @@ async function catInput(): Promise<Float32Array> {
   for (let i = 0; i < 224 * 224; i++)
     for (let c = 0; c < 3; c++) x[c * 224 * 224 + i] = (data[i * 3 + c] - 128) / 128;
   return x;
-}
-
-/** max |a − b| / max |b|, in a loop (spreading 60k values into Math.max overflows the stack). */
-function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let err = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    err = Math.max(err, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return err / Math.max(scale, 1e-12);
 }
 
 describe.skipIf(!hasShared)('MobileNetV2 import from TFLite', () => {
@@ -108,8 +98,8 @@ describe.skipIf(!hasShared)('MobileNetV2 import from TFLite', () => {
     ]);
     await session.close();
     const ref = referenceForward(mobileNetV2Spec(loadTfliteBackbone(tflite)), Float64Array.from(x), 1);
-    const features = maxRelDiff(out.features.data, ref.features);
-    const featureMap = maxRelDiff(out.feature_map.data, ref.tensors.get('Conv_1')!);
+    const features = relativeError(out.features.data, ref.features);
+    const featureMap = relativeError(out.feature_map.data, ref.tensors.get('Conv_1')!);
     console.log(
       `MobileNetV2 float32 ONNX vs float64 reference: features ${features.toExponential(1)}, ` +
         `feature map ${featureMap.toExponential(1)} (max |Δ| / max |ref|)`,

@@ -16,17 +16,7 @@ import { OnnxSession } from '../onnx/runtime.js';
 import { pooledName, TRAIN_IO } from './graphs.js';
 import { TrainingSession } from './session.js';
 import { seededRandom } from './test-net.js';
-
-/** max |a − b| / max |b|, in a loop (spreading 400k values into Math.max overflows the stack). */
-function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let err = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    err = Math.max(err, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return err / Math.max(scale, 1e-12);
-}
+import { relativeError } from '../../testing/numeric.js';
 
 if (!hasShared) skipNote('MobileNetV2 training-graph tests', TFLITE);
 
@@ -67,7 +57,7 @@ describe.skipIf(!hasShared)('MobileNetV2 training graph on the real weights', ()
     const a = (await classifier.run(feed, [TRAIN_IO.logits])).logits.data;
     const b = (await mine.run(feed, [TRAIN_IO.logits])).logits.data;
     await Promise.all([classifier.close(), mine.close()]);
-    expect(maxRelDiff(a, b)).toBeLessThan(1e-6);
+    expect(relativeError(a, b)).toBeLessThan(1e-6);
   });
 
   it('gives the inference graph logits and cross-entropy when training every block', async () => {
@@ -77,7 +67,7 @@ describe.skipIf(!hasShared)('MobileNetV2 training graph on the real weights', ()
     const session = await TrainingSession.create(spec, { trainFromBlock: 0 });
     const r = await session.step({ images, n, targets });
     await session.close();
-    const rel = maxRelDiff(r.logits, want);
+    const rel = relativeError(r.logits, want);
     console.log(
       `MobileNetV2 logits: training vs inference graph, max |Δ| / max |logit| = ${rel.toExponential(1)}`,
     );
@@ -92,7 +82,7 @@ describe.skipIf(!hasShared)('MobileNetV2 training graph on the real weights', ()
     await fixed.close();
     expect(f.loss).toBeCloseTo(r.loss, 5);
     for (const [name, g] of r.grads) {
-      expect(maxRelDiff(f.grads.get(name)!, g), name).toBeLessThan(1e-4);
+      expect(relativeError(f.grads.get(name)!, g), name).toBeLessThan(1e-4);
     }
   });
 

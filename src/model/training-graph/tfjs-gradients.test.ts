@@ -18,17 +18,7 @@ import { referenceForward } from '../net/reference.js';
 import { inferShapes, specParams, type Layer, type NetSpec } from '../net/spec.js';
 import { TrainingSession, type TrainBatch, type TrainStepResult } from './session.js';
 import { seededRandom } from './test-net.js';
-
-/** max |a − b| / max |b|: the error relative to the tensor's scale. */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let err = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    err = Math.max(err, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return err / Math.max(scale, 1e-12);
-}
+import { relativeError } from '../../testing/numeric.js';
 
 const FIRST = 2;
 const LAST = 3;
@@ -201,7 +191,7 @@ describe.skipIf(!hasShared)('training graph gradients vs tfjs on real MobileNetV
   it.each(['dynamic', 'fixed'] as const)('%s batch: loss and every gradient within 1e-4', (which) => {
     const r = got.get(which)!;
     expect(Math.abs(r.loss - want.loss) / Math.abs(want.loss)).toBeLessThan(1e-5);
-    expect(relErr(r.logits, want.logits)).toBeLessThan(1e-5);
+    expect(relativeError(r.logits, want.logits)).toBeLessThan(1e-5);
     const params = specParams(spec);
     expect([...r.grads.keys()]).toEqual(params.map((p) => p.name));
     for (const p of params) {
@@ -210,7 +200,7 @@ describe.skipIf(!hasShared)('training graph gradients vs tfjs on real MobileNetV
         b.some((v) => v !== 0),
         p.name,
       ).toBe(true); // a gradient that actually flows
-      expect(relErr(r.grads.get(p.name)!, b), p.name).toBeLessThan(1e-4);
+      expect(relativeError(r.grads.get(p.name)!, b), p.name).toBeLessThan(1e-4);
     }
   });
 });

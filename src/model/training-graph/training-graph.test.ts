@@ -6,6 +6,7 @@ import { referenceForward, referenceLoss } from '../net/reference.js';
 import { TrainingSession, type TrainStepResult } from './session.js';
 import { cloneSpec, HEAD_BLOCK, inferShapes, specParams, type NetSpec } from '../net/spec.js';
 import { seededRandom, smallTestSpec } from './test-net.js';
+import { relativeError } from '../../testing/numeric.js';
 
 const n = 3;
 const k = 3;
@@ -16,17 +17,6 @@ const classWeights = Float32Array.of(1, 2, 0.5);
 const sampleWeights = Float32Array.of(1, 0.5, 2);
 const labelSmoothing = 0.1;
 const lossOptions = { classWeights, sampleWeights, labelSmoothing };
-
-/** max |a − b| / max |b|: the error relative to the tensor's scale. */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let err = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    err = Math.max(err, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return err / Math.max(scale, 1e-12);
-}
 
 /** Central differences in float64 of the reference loss, recomputing only from the perturbed layer on. */
 function finiteDifferences(spec: NetSpec, param: string, input: Float64Array): Float64Array {
@@ -97,14 +87,14 @@ describe('training graph on a small random network', () => {
       const e = [full, fixed].map((r) => {
         const g = r.grads.get(p.name)!;
         expect(g).toHaveLength(p.data.length);
-        return relErr(g, fd);
+        return relativeError(g, fd);
       });
       errors.push(`${p.name} ${e.map((v) => v.toExponential(1)).join('/')}`);
       expect(Math.max(...e), p.name).toBeLessThan(1e-4);
     }
     console.log(`gradient check, dynamic/fixed batch (max |ORT − FD| / max |FD|): ${errors.join(', ')}`);
     expect(fixed.loss).toBeCloseTo(full.loss, 6);
-    expect(relErr(fixed.logits, full.logits)).toBeLessThan(1e-6);
+    expect(relativeError(fixed.logits, full.logits)).toBeLessThan(1e-6);
   });
 
   it('computes the loss the inference graph and the float64 reference give', async () => {
@@ -113,12 +103,12 @@ describe('training graph on a small random network', () => {
       TRAIN_IO.logits,
     ]);
     await inference.close();
-    expect(relErr(full.logits, out.logits.data)).toBeLessThan(1e-5);
+    expect(relativeError(full.logits, out.logits.data)).toBeLessThan(1e-5);
     const fromInference = referenceLoss(out.logits.data, n, k, targets, lossOptions);
     expect(full.loss).toBeCloseTo(fromInference, 5);
     const ref = referenceForward(spec, input, n);
     expect(full.loss).toBeCloseTo(referenceLoss(ref.logits, n, k, targets, lossOptions), 5);
-    expect(relErr(out.logits.data, ref.logits)).toBeLessThan(1e-5);
+    expect(relativeError(out.logits.data, ref.logits)).toBeLessThan(1e-5);
   });
 
   it('with unit weights and no smoothing, the head bias gradient is mean(softmax − y)', async () => {
@@ -131,7 +121,7 @@ describe('training graph on a small random network', () => {
       const z = row.reduce((a, v) => a + Math.exp(v), 0);
       row.forEach((v, c) => (want[c] += (Math.exp(v) / z - targets[b * k + c]) / n));
     }
-    expect(relErr(r.grads.get('head/B')!, want)).toBeLessThan(1e-5);
+    expect(relativeError(r.grads.get('head/B')!, want)).toBeLessThan(1e-5);
     expect(r.weightSum).toBe(n);
   });
 
@@ -154,7 +144,8 @@ describe('training graph on a small random network', () => {
       const r = await session.step(batch);
       await session.close();
       expect(r.loss).toBeCloseTo(full.loss, 5);
-      for (const [name, g] of r.grads) expect(relErr(g, full.grads.get(name)!), name).toBeLessThan(1e-5);
+      for (const [name, g] of r.grads)
+        expect(relativeError(g, full.grads.get(name)!), name).toBeLessThan(1e-5);
     }
   });
 
@@ -167,7 +158,7 @@ describe('training graph on a small random network', () => {
     const r = await session.step({ images, n, targets, classWeights, sampleWeights });
     await session.close();
     expect([...r.grads.keys()]).toEqual(['head/W', 'head/B']);
-    expect(relErr(r.grads.get('head/W')!, full.grads.get('head/W')!)).toBeLessThan(1e-5);
+    expect(relativeError(r.grads.get('head/W')!, full.grads.get('head/W')!)).toBeLessThan(1e-5);
   });
 
   it('sees weights changed in place at the next step', async () => {

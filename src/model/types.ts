@@ -104,7 +104,8 @@ export interface FineTuningRecord {
   warmupEpochs: number;
   weightDecay: number;
   labelSmoothing: number;
-  patience: number;
+  /** Early stopping's patience; null with keep 'last', which runs every epoch. */
+  patience: number | null;
   augmentation: string;
   initialHead: string;
 }

@@ -143,7 +143,12 @@ describe.skipIf(!ready)('fineTuneModel on 8 PBC cells per class, blocks ≥ 16',
     );
     expect(r.history.map((e) => e.epoch)).toEqual([0, 1, 2]);
     expect(r.keptEpoch).toBe(2);
-    expect(r.card.head.fineTuning).toMatchObject({ keep: 'last', keptEpoch: 2, bestEpoch: r.bestEpoch });
+    expect(r.card.head.fineTuning).toMatchObject({
+      keep: 'last',
+      keptEpoch: 2,
+      bestEpoch: r.bestEpoch,
+      patience: null,
+    });
     expect(r.card.head.fineTuning!.augmentation).toContain('resolution');
     expect(r.card.backbone.fineTuned?.fromBlock).toBe(16);
     // The shipped weights are the trained ones, not the best epoch's snapshot nor the pretrained ones.

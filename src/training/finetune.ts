@@ -662,7 +662,7 @@ function writeFineTuned(x: ExportInputs): { card: ModelCard; modelPath: string; 
     warmupEpochs: s.warmupEpochs,
     weightDecay: s.weightDecay,
     labelSmoothing: s.labelSmoothing,
-    patience: s.patience,
+    patience: s.keep === 'best' ? s.patience : null,
     augmentation: AUGMENTATION_NOTES[s.augment],
     initialHead: `softmax regression (L-BFGS) on frozen features of the unaugmented training crops, l2 ${initial.l2} chosen on validation`,
   };

@@ -3,6 +3,7 @@ import {
   augment,
   CROSS_LAB_AUGMENT_OPTIONS,
   DEFAULT_AUGMENT_OPTIONS,
+  describeAugment,
   NO_AUGMENT_OPTIONS,
   type AugmentOptions,
 } from './augment.js';
@@ -219,5 +220,15 @@ describe('augment', () => {
     expect(meanColourShift(CROSS_LAB_AUGMENT_OPTIONS)).toBeGreaterThan(
       1.5 * meanColourShift(DEFAULT_AUGMENT_OPTIONS),
     );
+  });
+
+  it('describes a preset from its values', () => {
+    expect(describeAugment(NO_AUGMENT_OPTIONS)).toBe('none');
+    const d = describeAugment(CROSS_LAB_AUGMENT_OPTIONS);
+    expect(d).toContain('±15° rotation');
+    expect(d).toContain('hue ±20°');
+    expect(d).toContain('HED stain ×(1 ± 0.6) ± 0.15 OD');
+    expect(d).toContain('resolution down to 40 % of the side');
+    expect(describeAugment(DEFAULT_AUGMENT_OPTIONS)).not.toContain('resolution');
   });
 });

@@ -75,6 +75,25 @@ export const AUGMENT_PRESETS = {
 } as const;
 export type AugmentPreset = keyof typeof AUGMENT_PRESETS;
 
+/** The steps of `o` in words, with their ranges, for model cards (derived, so it cannot drift from the values). */
+export function describeAugment(o: AugmentOptions): string {
+  const pct = (x: number) => `${Math.round(x * 100)} %`;
+  const steps = [
+    o.flipHorizontal || o.flipVertical ? 'flips' : '',
+    o.rotate90 ? '90° turns' : '',
+    o.rotationDegrees ? `±${o.rotationDegrees}° rotation` : '',
+    o.shift ? `±${pct(o.shift)} shift` : '',
+    o.zoom ? `±${pct(o.zoom)} zoom` : '',
+    o.brightness ? `brightness ±${pct(o.brightness)}` : '',
+    o.contrast ? `contrast ±${pct(o.contrast)}` : '',
+    o.saturation ? `saturation ±${pct(o.saturation)}` : '',
+    o.hueDegrees ? `hue ±${o.hueDegrees}°` : '',
+    o.stainScale || o.stainShift ? `HED stain ×(1 ± ${o.stainScale}) ± ${o.stainShift} OD` : '',
+    o.resolution ? `resolution down to ${pct(1 - o.resolution)} of the side` : '',
+  ].filter(Boolean);
+  return steps.length ? steps.join(', ') : 'none';
+}
+
 /** Every step off: augment() then returns an identical copy. */
 export const NO_AUGMENT_OPTIONS: Readonly<AugmentOptions> = Object.freeze({
   flipHorizontal: false,

@@ -14,7 +14,7 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DatasetError, HematoError, ModelError } from '../errors.js';
-import { AUGMENT_PRESETS, type AugmentPreset } from '../imaging/augment.js';
+import { AUGMENT_PRESETS, describeAugment, type AugmentPreset } from '../imaging/augment.js';
 import {
   BACKBONE_ATTRIBUTION,
   backboneMetadata,
@@ -101,15 +101,9 @@ export const FINE_TUNE_DEFAULTS = {
   threads: 2,
 };
 
-/** What the model card says of each augmentation preset. */
-export const AUGMENTATION_NOTES: Record<AugmentPreset, string> = {
-  default:
-    'augment() defaults (flips, 90° turns, ±15° rotation, shift, zoom, brightness/contrast/saturation/hue, HED ' +
-    'stain jitter), drawn afresh every epoch',
-  'cross-lab':
-    "augment()'s cross-lab preset (flips, 90° turns, ±15° rotation, shift, zoom; wider brightness/contrast/" +
-    'saturation/hue and HED stain jitter; resampling through a resolution down to 40 %), drawn afresh every epoch',
-};
+/** What the model card says of an augmentation preset. */
+export const augmentationNote = (preset: AugmentPreset): string =>
+  `augment() preset '${preset}' (${describeAugment(AUGMENT_PRESETS[preset])}), drawn afresh every epoch`;
 
 export interface StepProgress {
   epoch: number;
@@ -663,7 +657,7 @@ function writeFineTuned(x: ExportInputs): { card: ModelCard; modelPath: string; 
     weightDecay: s.weightDecay,
     labelSmoothing: s.labelSmoothing,
     patience: s.keep === 'best' ? s.patience : null,
-    augmentation: AUGMENTATION_NOTES[s.augment],
+    augmentation: augmentationNote(s.augment),
     initialHead: `softmax regression (L-BFGS) on frozen features of the unaugmented training crops, l2 ${initial.l2} chosen on validation`,
   };
   const card: ModelCard = {

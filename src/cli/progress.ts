@@ -45,3 +45,17 @@ export function table(header: string[], rows: (string | number)[][]): string {
 }
 
 export const pct = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : '–');
+
+/** Precision, recall, F1 and support of each class, as both `train` and `evaluate` print them. */
+export function perClassTable(
+  classes: readonly string[],
+  perClass: Record<string, { precision: number; recall: number; f1: number; support: number }>,
+): string {
+  return table(
+    ['class', 'precision', 'recall', 'F1', 'support'],
+    classes.map((k) => {
+      const p = perClass[k];
+      return [k, pct(p.precision), pct(p.recall), pct(p.f1), p.support];
+    }),
+  );
+}

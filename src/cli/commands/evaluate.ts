@@ -5,7 +5,7 @@ import { HematoError } from '../../errors.js';
 import { Classifier, DEFAULT_MODEL_PATH } from '../../model/classifier.js';
 import { evaluateModel } from '../../training/evaluate.js';
 import { renderReportHtml } from '../../training/report.js';
-import { pct, progressBar, table } from '../progress.js';
+import { pct, perClassTable, progressBar, table } from '../progress.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -52,45 +52,24 @@ export function registerEvaluate(program: Command): void {
         );
       }
       if (o.json) {
-        const {
-          accuracy,
-          macroF1,
-          ece,
-          n,
-          classes,
-          perClass,
-          confusionMatrix,
-          skipped,
-          noCell,
-          imagesPerSecond,
-        } = r;
-        const unreadable = r.unreadable.length;
         console.log(
           JSON.stringify({
-            accuracy,
-            macroF1,
-            ece,
-            n,
-            classes,
-            perClass,
-            confusionMatrix,
-            skipped,
-            noCell,
-            unreadable,
-            imagesPerSecond,
+            accuracy: r.accuracy,
+            macroF1: r.macroF1,
+            ece: r.ece,
+            n: r.n,
+            classes: r.classes,
+            perClass: r.perClass,
+            confusionMatrix: r.confusionMatrix,
+            skipped: r.skipped,
+            noCell: r.noCell,
+            unreadable: r.unreadable.length,
+            imagesPerSecond: r.imagesPerSecond,
           }),
         );
         return;
       }
-      console.log(
-        table(
-          ['class', 'precision', 'recall', 'F1', 'support'],
-          r.classes.map((c) => {
-            const p = r.perClass[c];
-            return [c, pct(p.precision), pct(p.recall), pct(p.f1), p.support];
-          }),
-        ),
-      );
+      console.log(perClassTable(r.classes, r.perClass));
       console.log('\nConfusion matrix (rows true, columns predicted):');
       console.log(
         table(

@@ -13,7 +13,7 @@ import {
 import type { ModelCard } from '../../model/types.js';
 import type { Metrics } from '../../training/metrics.js';
 import { trainModel } from '../../training/train.js';
-import { pct, progressBar, table } from '../progress.js';
+import { pct, perClassTable, progressBar, table } from '../progress.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -368,15 +368,7 @@ async function fineTune(o: Record<string, string | boolean | undefined>, common:
 
 function printValidation(c: ModelCard, v: Metrics): void {
   console.log(`\nValidation (grouped, unaugmented; temperature ${c.temperature.toFixed(3)}):`);
-  console.log(
-    table(
-      ['class', 'precision', 'recall', 'F1', 'support'],
-      c.classes.map((k) => {
-        const p = v.perClass[k];
-        return [k, pct(p.precision), pct(p.recall), pct(p.f1), p.support];
-      }),
-    ),
-  );
+  console.log(perClassTable(c.classes, v.perClass));
   console.log(
     `accuracy ${pct(v.accuracy)}  macro-F1 ${pct(v.macroF1)}  ECE ${v.ece.toFixed(3)}  ` +
       `review below ${c.reviewThreshold.toFixed(2)}`,

@@ -8,12 +8,14 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FOUR_CLASSES, discJpeg, hasPbc, PBC, truncatedJpeg, writeLabelledFolder } from '../testing/cells.js';
 import { REPO_ROOT } from '../testing/shared.js';
@@ -330,6 +332,39 @@ describe.skipIf(!hasModel)('hematovision evaluate', { concurrent: true }, () => 
     const html = readFileSync(report, 'utf8');
     expect(html).toMatch(/^<!doctype html>/i);
     expect((html.match(/<svg[\s>]/g) ?? []).length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('an image with no white cell is counted in its own "no answer" column', async () => {
+    const dir = join(tmp, 'with-blank');
+    for (const c of FOUR_CLASSES) {
+      mkdirSync(join(dir, c), { recursive: true });
+      copyFileSync(join(labelled, c, readdirSync(join(labelled, c)).sort()[0]), join(dir, c, 'cell.jpg'));
+    }
+    // Plain background: nothing for the locator to find.
+    const blank = await sharp({ create: { width: 320, height: 240, channels: 3, background: '#e8c8c8' } })
+      .jpeg()
+      .toBuffer();
+    writeFileSync(join(dir, 'monocyte', 'blank.jpg'), blank);
+
+    const json = await hv(['evaluate', '--data', dir, '--json']);
+    expect(json.code, json.stderr).toBe(0);
+    const out = JSON.parse(json.stdout) as {
+      n: number;
+      noCell: number;
+      noAnswer: number[];
+      classes: string[];
+    };
+    expect(out.n).toBe(5);
+    expect(out.noCell).toBe(1);
+    expect(out.noAnswer).toEqual(out.classes.map((c) => (c === 'monocyte' ? 1 : 0)));
+
+    const text = await hv(['evaluate', '--data', dir]);
+    expect(text.code, text.stderr).toBe(0);
+    const lines = text.stdout.split('\n');
+    const header = lines.find((l) => l.includes('no answer'));
+    expect(header).toBeDefined();
+    const row = lines.slice(lines.indexOf(header!)).find((l) => l.trimStart().startsWith('monocyte'));
+    expect(row?.trim().split(/\s+/).at(-1)).toBe('1');
   });
 
   it('the text output says what was skipped and which file was unreadable', async () => {

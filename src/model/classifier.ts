@@ -100,7 +100,6 @@ export class Classifier {
     return this.card.preprocessing.inputSize;
   }
 
-  /** Runs `n` preprocessed images (NCHW float32) through the model. */
   /**
    * Runs `n` preprocessed images (NCHW float32) through the model. Calls that arrive while the network is
    * busy are queued and then run together as one batch: concurrent requests share a run instead of

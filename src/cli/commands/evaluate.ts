@@ -61,6 +61,7 @@ export function registerEvaluate(program: Command): void {
             classes: r.classes,
             perClass: r.perClass,
             confusionMatrix: r.confusionMatrix,
+            noAnswer: r.noAnswer,
             skipped: r.skipped,
             noCell: r.noCell,
             unreadable: r.unreadable.length,
@@ -71,10 +72,12 @@ export function registerEvaluate(program: Command): void {
       }
       console.log(perClassTable(r.classes, r.perClass));
       console.log('\nConfusion matrix (rows true, columns predicted):');
+      // Images with no white cell get their own column, as in the HTML report.
+      const unanswered = r.unanswered > 0;
       console.log(
         table(
-          ['', ...r.classes],
-          r.classes.map((c, i) => [c, ...r.confusionMatrix[i]]),
+          ['', ...r.classes, ...(unanswered ? ['no answer'] : [])],
+          r.classes.map((c, i) => [c, ...r.confusionMatrix[i], ...(unanswered ? [r.noAnswer[i]] : [])]),
         ),
       );
       console.log(

@@ -16,6 +16,8 @@ export type { CellPrediction, ImagePrediction, ModelCard, Prediction } from './m
 /** The one entry point: load a model, analyse images. Tensors never leave it. */
 export interface HematoVision {
   readonly card: ModelCard;
+  /** Whether the model is calibrated for test-time augmentation (AnalyzeOptions.tta). */
+  readonly hasTta: boolean;
   /** Throws InvalidImageError (src/errors.ts) for anything that is not a decodable image. */
   analyze(input: Buffer | string, options?: AnalyzeOptions): Promise<ImageAnalysis>;
   /** Several images in one go (faster): each item is its analysis or its own error; one bad image fails alone. */
@@ -35,6 +37,7 @@ export async function pipeline(options: PipelineOptions = {}): Promise<HematoVis
   const classifier = await Classifier.load(options.model ?? DEFAULT_MODEL_PATH);
   return {
     card: classifier.card,
+    hasTta: classifier.hasTta,
     analyze: (input, opts) => analyzeImage(classifier, input, opts),
     analyzeBatch: (inputs, opts) => analyzeBatch(classifier, inputs, opts),
     renderHeatmap,

@@ -14,6 +14,11 @@ export interface AnalyzeOptions {
    * the overlay later with `renderHeatmap` (a server can render on demand instead of on every request).
    */
   cams?: boolean;
+  /**
+   * Test-time augmentation: each cell's 8 flips and turns, logits averaged (more accurate, 8× the network
+   * time; needs a card with `testTimeAugmentation`).
+   */
+  tta?: boolean;
 }
 
 /** Where the model looked, as plain JSON-safe data: one 7×7 map per classified region. */
@@ -109,7 +114,9 @@ async function runPrepared(
   let slot = 0;
   for (const p of images) for (const r of p.regions) writeInput(r.pixels, batch, slot++);
   const out =
-    total > 0 ? await classifier.run(batch, total, wantCams) : { probabilities: new Float32Array(0) };
+    total > 0
+      ? await classifier.run(batch, total, { cam: wantCams, tta: options.tta })
+      : { probabilities: new Float32Array(0), views: 1, reviewThreshold: classifier.card.reviewThreshold };
   const k = classifier.classes.length;
 
   let row = 0;
@@ -120,7 +127,7 @@ async function runPrepared(
       const cells: CellPrediction[] = [];
       const cams: CamRegion[] = [];
       for (const r of prepared.regions) {
-        const p = classifier.toPrediction(out.probabilities, row);
+        const p = classifier.toPrediction(out, row);
         if (r.box) cells.push({ ...p, box: r.box });
         if ('cam' in out && out.cam) {
           const c = classifier.classes.indexOf(p.label);
@@ -147,7 +154,7 @@ async function runPrepared(
         };
       }
       // The image-level answer is the locator's most likely cell (regions come best first).
-      return { ...size, ...classifier.toPrediction(out.probabilities, first), cells, heatmapPng, heatmap };
+      return { ...size, ...classifier.toPrediction(out, first), cells, heatmapPng, heatmap };
     }),
   );
 }

@@ -1,7 +1,20 @@
-import { existsSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { skipNote } from '../testing/shared.js';
-import { Classifier, DEFAULT_MODEL_PATH, type BatchOutput } from './classifier.js';
+import { Classifier, DEFAULT_MODEL_PATH, cardPathFor, type BatchOutput } from './classifier.js';
+import { softmaxRows } from './softmax.js';
+import type { ModelCard } from './types.js';
+import { expandViews } from './views.js';
 
 const hasModel = existsSync(DEFAULT_MODEL_PATH);
 if (!hasModel) skipNote('classifier batching test', DEFAULT_MODEL_PATH);
@@ -15,8 +28,9 @@ describe.skipIf(!hasModel)('Classifier.run', () => {
     );
     const counts = [1, 2, 1, 3];
     const alone: BatchOutput[] = [];
-    for (let j = 0; j < inputs.length; j++) alone.push(await c.run(inputs[j], counts[j], j % 2 === 0));
-    const together = await Promise.all(inputs.map((x, j) => c.run(x, counts[j], j % 2 === 0)));
+    for (let j = 0; j < inputs.length; j++)
+      alone.push(await c.run(inputs[j], counts[j], { cam: j % 2 === 0 }));
+    const together = await Promise.all(inputs.map((x, j) => c.run(x, counts[j], { cam: j % 2 === 0 })));
     const k = c.classes.length;
     together.forEach((t, j) => {
       expect(t.probabilities).toHaveLength(counts[j] * k);
@@ -27,5 +41,98 @@ describe.skipIf(!hasModel)('Classifier.run', () => {
       } else expect(t.cam).toBeUndefined();
     });
     await c.close();
+  });
+});
+
+describe.skipIf(!hasModel)('Classifier with test-time views', () => {
+  let dir: string;
+  let c: Classifier;
+  const one = 3 * 224 * 224;
+  // Two drawn "cells" (an oval nucleus and an off-centre lobe on a pink field): no flip or turn maps one
+  // onto itself, and the network is not sure of them (a saturated softmax would hide the averaging).
+  const image = new Float32Array(2 * one);
+  const [bg, nucleus] = [
+    [235, 200, 205],
+    [110, 40, 150],
+  ];
+  for (let i = 0; i < 2; i++)
+    for (let ch = 0; ch < 3; ch++)
+      for (let y = 0; y < 224; y++)
+        for (let x = 0; x < 224; x++) {
+          const oval = ((x - 100 - 10 * i) / 60) ** 2 + ((y - 120) / 40) ** 2 < 1;
+          const lobe = ((x - 150) / 20) ** 2 + ((y - 80 + 30 * i) / 25) ** 2 < 1;
+          image[i * one + ch * 224 * 224 + y * 224 + x] = ((oval || lobe ? nucleus : bg)[ch] - 128) / 128;
+        }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'hv-views-'));
+    copyFileSync(DEFAULT_MODEL_PATH, join(dir, 'model.onnx'));
+    const card = JSON.parse(readFileSync(cardPathFor(DEFAULT_MODEL_PATH), 'utf8')) as ModelCard;
+    // The bundled card's own temperature, so fast and 8-view probabilities are on one scale.
+    card.testTimeAugmentation = {
+      views: 8,
+      transforms: 'test',
+      temperature: card.temperature,
+      reviewThreshold: 0.77,
+      validation: card.validation,
+    };
+    writeFileSync(join(dir, 'model.json'), JSON.stringify(card));
+    c = await Classifier.load(join(dir, 'model.onnx'));
+  });
+  afterAll(async () => {
+    await c?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('runs the 8 views when asked, with the review threshold calibrated for them', async () => {
+    expect(c.hasTta).toBe(true);
+    const x = image.subarray(0, one);
+    expect(await c.run(x, 1, { tta: true })).toMatchObject({ views: 8, reviewThreshold: 0.77 });
+    expect(await c.run(x, 1)).toMatchObject({ views: 1, reviewThreshold: c.card.reviewThreshold });
+  });
+
+  it('refuses test-time augmentation, clearly, for a model not calibrated for it', async () => {
+    const card = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as ModelCard;
+    delete card.testTimeAugmentation;
+    const plainDir = join(dir, 'plain');
+    mkdirSync(plainDir);
+    copyFileSync(join(dir, 'model.onnx'), join(plainDir, 'model.onnx'));
+    writeFileSync(join(plainDir, 'model.json'), JSON.stringify(card));
+    const plain = await Classifier.load(plainDir);
+    try {
+      expect(plain.hasTta).toBe(false);
+      await expect(plain.run(image.subarray(0, one), 1, { tta: true })).rejects.toMatchObject({
+        code: 'no_tta',
+        status: 400,
+      });
+    } finally {
+      await plain.close();
+    }
+  });
+
+  it('averages the logits of the flips and turns of each image', async () => {
+    const got = (await c.run(image, 2, { tta: true })).probabilities;
+    const k = c.classes.length;
+    // Fast probabilities of every view, at the same temperature: log p = z / T + a per-row constant.
+    const each = (await c.run(expandViews(image, 2, 3, 224, 8), 16)).probabilities;
+    const meanLog = new Float32Array(2 * k);
+    each.forEach((p, j) => (meanLog[Math.floor(j / (8 * k)) * k + (j % k)] += Math.log(p) / 8));
+    const want = softmaxRows(meanLog, k);
+    got.forEach((p, i) => expect(p).toBeCloseTo(want[i], 5));
+    // …which is not what one view says.
+    const single = (await c.run(image, 2)).probabilities;
+    expect(Math.max(...got.map((p, i) => Math.abs(p - single[i])))).toBeGreaterThan(1e-4);
+  });
+
+  it('says the same of a mirrored or turned image, and its heat map turns with it', async () => {
+    const k = c.classes.length;
+    const base = await c.run(image.subarray(0, one), 1, { cam: true, tta: true });
+    const views = expandViews(image.subarray(0, one), 1, 3, 224, 8);
+    for (const t of [1, 2, 5]) {
+      const turned = await c.run(views.subarray(t * one, (t + 1) * one), 1, { cam: true, tta: true });
+      turned.probabilities.forEach((p, i) => expect(p).toBeCloseTo(base.probabilities[i], 5));
+      const camTurned = expandViews(base.cam!, 1, k, 7, 8).subarray(t * k * 49, (t + 1) * k * 49);
+      turned.cam!.forEach((v, i) => expect(v).toBeCloseTo(camTurned[i], 3));
+    }
   });
 });

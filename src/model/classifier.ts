@@ -2,10 +2,12 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ModelError } from '../errors.js';
+import { HematoError, ModelError } from '../errors.js';
 import { OUTPUTS } from './classifier-graph.js';
 import { OnnxSession } from './onnx/runtime.js';
+import { softmaxRows } from './softmax.js';
 import type { ModelCard, Prediction } from './types.js';
+import { expandViews, meanMapsOverViews, meanOverViews } from './views.js';
 
 /** The bundled default model, shipped in the repository's models/ folder. */
 export const DEFAULT_MODEL_PATH = resolve(dirname(fileURLToPath(import.meta.url)), '../../models/model.onnx');
@@ -18,14 +20,30 @@ export function cardPathFor(modelPath: string): string {
 }
 
 /**
- * Largest number of images coalesced into one network run. onnxruntime-node's run blocks the event loop, so
+ * Largest number of rows coalesced into one network run. onnxruntime-node's run blocks the event loop, so
  * smaller batches keep HTTP latency tails short (16 clients: p99 ~185–197 ms at 8, 206–215 ms at 32).
  */
 const MAX_BATCH = 8;
+/** Largest single network run: a big request (or one image's 8 views, twice) is split into runs of this. */
+const MAX_RUN_ROWS = 16;
+/** Class activation maps are 7×7 (224 / 32). */
+const CAM_SIDE = 7;
+
+export interface RunOptions {
+  /** Also return the class activation maps. */
+  cam?: boolean;
+  /**
+   * Test-time augmentation: average the logits of the crop's 8 flips and turns, calibrated by the card's
+   * `testTimeAugmentation` (more accurate, 8× the network time). Refused for a model without that block.
+   */
+  tta?: boolean;
+}
 
 interface Pending {
+  /** n images, already expanded to n × views rows */
   input: Float32Array;
   n: number;
+  views: number;
   withCam: boolean;
   resolve: (out: BatchOutput) => void;
   reject: (e: unknown) => void;
@@ -36,6 +54,10 @@ export interface BatchOutput {
   probabilities: Float32Array;
   /** n×k×7×7 class activation maps, when asked for */
   cam?: Float32Array;
+  /** Views averaged per image (1, or 8 with test-time augmentation). */
+  views: number;
+  /** Results below this confidence are flagged for review (calibrated for these views). */
+  reviewThreshold: number;
 }
 
 /** A trained model file with its card, verified against the card's sha256 before it runs. */
@@ -100,14 +122,32 @@ export class Classifier {
     return this.card.preprocessing.inputSize;
   }
 
+  /** Whether the card is calibrated for test-time augmentation (`tta`). */
+  get hasTta(): boolean {
+    return this.card.testTimeAugmentation !== undefined;
+  }
+
   /**
    * Runs `n` preprocessed images (NCHW float32) through the model. Calls that arrive while the network is
    * busy are queued and then run together as one batch: concurrent requests share a run instead of
    * queueing one by one, and an idle server adds no wait.
    */
-  run(input: Float32Array, n: number, withCam = false): Promise<BatchOutput> {
+  run(input: Float32Array, n: number, options: RunOptions = {}): Promise<BatchOutput> {
+    const tta = options.tta ? this.card.testTimeAugmentation : undefined;
+    if (options.tta && !tta) {
+      return Promise.reject(
+        new HematoError(
+          `Model ${this.card.name} ${this.card.version} is not calibrated for test-time augmentation ` +
+            '(its card has no testTimeAugmentation; retrain it without --no-test-time-views).',
+          'no_tta',
+          400,
+        ),
+      );
+    }
+    const views = tta?.views ?? 1;
+    const rows = views > 1 ? expandViews(input, n, 3, this.inputSize, views) : input;
     return new Promise((resolve, reject) => {
-      this.queue.push({ input, n, withCam, resolve, reject });
+      this.queue.push({ input: rows, n, views, withCam: options.cam === true, resolve, reject });
       if (!this.busy) void this.drain();
     });
   }
@@ -120,36 +160,17 @@ export class Classifier {
     while (this.queue.length > 0) {
       const batch: Pending[] = [];
       let rows = 0;
-      while (this.queue.length > 0 && (batch.length === 0 || rows + this.queue[0].n <= MAX_BATCH)) {
+      while (
+        this.queue.length > 0 &&
+        (batch.length === 0 ||
+          (this.queue[0].views === batch[0].views && rows + this.queue[0].n * batch[0].views <= MAX_BATCH))
+      ) {
         const p = this.queue.shift()!;
         batch.push(p);
-        rows += p.n;
+        rows += p.n * p.views;
       }
       try {
-        const s = this.inputSize;
-        const withCam = batch.some((p) => p.withCam);
-        const input = batch.length === 1 ? batch[0].input : new Float32Array(rows * 3 * s * s);
-        if (batch.length > 1) {
-          let off = 0;
-          for (const p of batch) {
-            input.set(p.input.subarray(0, p.n * 3 * s * s), off);
-            off += p.n * 3 * s * s;
-          }
-        }
-        const outputs: string[] = [OUTPUTS.probabilities];
-        if (withCam) outputs.push(OUTPUTS.cam);
-        const r = await this.session.run({ input: { data: input, dims: [rows, 3, s, s] } }, outputs);
-        const k = this.classes.length;
-        const probs = r[OUTPUTS.probabilities].data;
-        const cam = withCam ? r[OUTPUTS.cam].data : undefined;
-        let row = 0;
-        for (const p of batch) {
-          p.resolve({
-            probabilities: probs.slice(row * k, (row + p.n) * k),
-            cam: p.withCam && cam ? cam.slice(row * k * 49, (row + p.n) * k * 49) : undefined,
-          });
-          row += p.n;
-        }
+        this.finish(batch, await this.runRows(batch, rows));
       } catch (e) {
         for (const p of batch) p.reject(e);
       }
@@ -157,10 +178,72 @@ export class Classifier {
     this.busy = false;
   }
 
-  /** Row `i` of a probability matrix as a Prediction. */
-  toPrediction(probabilities: Float32Array, i: number): Prediction {
+  /** One batch's rows through the network, in runs of at most MAX_RUN_ROWS. */
+  private async runRows(
+    batch: Pending[],
+    rows: number,
+  ): Promise<{ scores: Float32Array; cam?: Float32Array }> {
+    const s = this.inputSize;
     const k = this.classes.length;
-    const row = probabilities.subarray(i * k, (i + 1) * k);
+    const one = 3 * s * s;
+    const input = batch.length === 1 ? batch[0].input : new Float32Array(rows * one);
+    if (batch.length > 1) {
+      let off = 0;
+      for (const p of batch) {
+        input.set(p.input.subarray(0, p.n * p.views * one), off);
+        off += p.n * p.views * one;
+      }
+    }
+    // One view: the graph's calibrated probabilities. Several: their logits, averaged and calibrated after.
+    const name = batch[0].views > 1 ? OUTPUTS.logits : OUTPUTS.probabilities;
+    const outputs: string[] = [name];
+    const withCam = batch.some((p) => p.withCam);
+    if (withCam) outputs.push(OUTPUTS.cam);
+    const camSize = k * CAM_SIDE * CAM_SIDE;
+    const scores = new Float32Array(rows * k);
+    const cam = withCam ? new Float32Array(rows * camSize) : undefined;
+    for (let start = 0; start < rows; start += MAX_RUN_ROWS) {
+      const m = Math.min(MAX_RUN_ROWS, rows - start);
+      const part = input.subarray(start * one, (start + m) * one);
+      const r = await this.session.run({ input: { data: part, dims: [m, 3, s, s] } }, outputs);
+      scores.set(r[name].data, start * k);
+      cam?.set(r[OUTPUTS.cam].data, start * camSize);
+    }
+    return { scores, cam };
+  }
+
+  private finish(batch: Pending[], out: { scores: Float32Array; cam?: Float32Array }): void {
+    const k = this.classes.length;
+    const camSize = k * CAM_SIDE * CAM_SIDE;
+    const tta = this.card.testTimeAugmentation;
+    let row = 0;
+    for (const p of batch) {
+      const v = p.views;
+      const scores = out.scores.subarray(row * k, (row + p.n * v) * k);
+      const cam = p.withCam ? out.cam?.subarray(row * camSize, (row + p.n * v) * camSize) : undefined;
+      p.resolve(
+        v > 1 && tta
+          ? {
+              probabilities: softmaxRows(meanOverViews(scores, p.n, k, v), k, tta.temperature),
+              cam: cam && meanMapsOverViews(cam, p.n, k, CAM_SIDE, v),
+              views: v,
+              reviewThreshold: tta.reviewThreshold,
+            }
+          : {
+              probabilities: scores.slice(),
+              cam: cam?.slice(),
+              views: 1,
+              reviewThreshold: this.card.reviewThreshold,
+            },
+      );
+      row += p.n * v;
+    }
+  }
+
+  /** Row `i` of a run's output as a Prediction. */
+  toPrediction(out: BatchOutput, i: number): Prediction {
+    const k = this.classes.length;
+    const row = out.probabilities.subarray(i * k, (i + 1) * k);
     let best = 0;
     for (let c = 1; c < k; c++) if (row[c] > row[best]) best = c;
     const probs: Record<string, number> = {};
@@ -169,7 +252,7 @@ export class Classifier {
       label: this.classes[best],
       confidence: row[best],
       probabilities: probs,
-      needsReview: row[best] < this.card.reviewThreshold,
+      needsReview: row[best] < out.reviewThreshold,
     };
   }
 

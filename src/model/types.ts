@@ -80,8 +80,23 @@ export interface ModelCard {
     ece: number;
     perSource: Record<string, { n: number; accuracy: number }>;
   };
+  /**
+   * Present when the model averages the logits of several views of each crop (its 8 flips and quarter turns)
+   * at prediction time, which it then does unless asked to be fast. Calibrated and scored on the same
+   * validation images as `temperature` and `validation`, which describe one view.
+   */
+  testTimeAugmentation?: TestTimeAugmentation;
   license: string;
   intendedUse: string;
+}
+
+export interface TestTimeAugmentation {
+  views: number;
+  transforms: string;
+  /** Divides the averaged logits (fitted on validation like `temperature`). */
+  temperature: number;
+  reviewThreshold: number;
+  validation: ModelCard['validation'];
 }
 
 /** How a fine-tuned model was trained, as its card records it. */

@@ -84,7 +84,10 @@ describe('service routes', () => {
     });
     const model = await app.inject(`${API}/model`);
     expect(model.statusCode).toBe(200);
-    expect(model.json()).toEqual(FAKE_CARD);
+    expect(model.json()).toEqual({
+      ...FAKE_CARD,
+      inUse: { tta: false, reviewThreshold: FAKE_CARD.reviewThreshold },
+    });
   });
 
   it('serves an OpenAPI 3 document listing every route', async () => {

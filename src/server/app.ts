@@ -24,6 +24,8 @@ export interface AppOptions {
   logger?: boolean;
   /** Images per predict request (default 50). */
   maxFiles?: number;
+  /** Test-time augmentation for every prediction (the model must be calibrated for it). */
+  tta?: boolean;
   /** Bytes per uploaded image (default 20 MB). */
   maxFileBytes?: number;
   /**
@@ -72,6 +74,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyInstance> {
   const { vision } = options;
   const maxFiles = options.maxFiles ?? 50;
+  const tta = options.tta === true;
+  if (tta && !vision.hasTta)
+    throw new HematoError(
+      'Test-time augmentation needs a model calibrated for it (testTimeAugmentation).',
+      'bad_config',
+    );
   const maxFileBytes = options.maxFileBytes ?? 20 * 1024 * 1024;
   const batchPixels = options.batchPixels ?? 64_000_000;
   const webDir = resolve(options.webDir ?? join(REPO_ROOT, 'dist/web'));
@@ -131,7 +139,14 @@ async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyI
     model: { name: vision.card.name, version: vision.card.version, classes },
   }));
 
-  app.get(`${API}/model`, { schema: schemas.model }, async () => vision.card);
+  // The card, and how this server runs it: test-time augmentation or not, and the review threshold for that.
+  app.get(`${API}/model`, { schema: schemas.model }, async () => ({
+    ...vision.card,
+    inUse: {
+      tta,
+      reviewThreshold: tta ? vision.card.testTimeAugmentation!.reviewThreshold : vision.card.reviewThreshold,
+    },
+  }));
 
   app.get(`${API}/openapi.json`, { schema: schemas.openapi }, async () => app.swagger());
 
@@ -179,7 +194,7 @@ async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyI
           );
           for (const c of chunk) kept.delete(c.index);
           // Maps as data only: the PNG is drawn on first request (most heat maps are never looked at).
-          const items = await vision.analyzeBatch(inputs, { cams: true });
+          const items = await vision.analyzeBatch(inputs, { cams: true, tta });
           for (const [j, item] of items.entries()) {
             const { index } = chunk[j];
             if (!item.ok) {

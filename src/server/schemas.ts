@@ -195,6 +195,14 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
             version: { type: 'string' },
             classes: { type: 'array', items: { type: 'string' } },
             reviewThreshold: { type: 'number' },
+            inUse: {
+              type: 'object',
+              description:
+                "How this server runs the model: with test-time augmentation (each cell's 8 flips and turns " +
+                'averaged) or not, and the review threshold calibrated for that (predictions are flagged below it).',
+              required: ['tta', 'reviewThreshold'],
+              properties: { tta: { type: 'boolean' }, reviewThreshold: { type: 'number' } },
+            },
           },
         },
         ...errors,

@@ -66,6 +66,7 @@ export function fakeVision(): HematoVision & {
 } {
   return {
     card: FAKE_CARD,
+    hasTta: false,
     analyzed: 0,
     batches: [],
     rendered: 0,

@@ -3,6 +3,7 @@
  * calibrated on held-out data. The arg-max, hence accuracy, never changes.
  */
 import { DatasetError } from '../errors.js';
+import { softmaxRows } from '../model/softmax.js';
 
 export const MIN_TEMPERATURE = 0.05;
 export const MAX_TEMPERATURE = 20;
@@ -27,22 +28,12 @@ function checkLabels(labels: Labels, n: number, k: number): void {
   }
 }
 
-/** Row-wise softmax of row-major n×k logits divided by T; max-subtracted so large logits cannot overflow. */
+/** Row-wise softmax of row-major n×k logits divided by T (checked), as the model computes it. */
 export function softmax(logits: Float32Array | Float64Array, k: number, T = 1): Float32Array {
-  const n = rowCount(logits, k);
+  rowCount(logits, k);
   if (!(T > 0) || !Number.isFinite(T))
     throw new DatasetError(`Temperature must be a positive number, got ${T}.`);
-  const out = new Float32Array(n * k);
-  const inv = 1 / T;
-  for (let i = 0; i < n; i++) {
-    const o = i * k;
-    let max = -Infinity;
-    for (let c = 0; c < k; c++) if (logits[o + c] > max) max = logits[o + c];
-    let sum = 0;
-    for (let c = 0; c < k; c++) sum += Math.exp((logits[o + c] - max) * inv);
-    for (let c = 0; c < k; c++) out[o + c] = Math.exp((logits[o + c] - max) * inv) / sum;
-  }
-  return out;
+  return softmaxRows(logits, k, T);
 }
 
 /** Mean negative log-likelihood of softmax(logits / T) at the true labels (natural log). */

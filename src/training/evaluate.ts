@@ -22,7 +22,7 @@ export interface EvaluationResult extends Metrics {
 export async function evaluateModel(
   classifier: Classifier,
   dirs: string[],
-  options: { onProgress?: (done: number, total: number) => void; concurrency?: number } = {},
+  options: { onProgress?: (done: number, total: number) => void; concurrency?: number; tta?: boolean } = {},
 ): Promise<EvaluationResult & { dataset: Dataset }> {
   const ds = await scanDatasets(dirs, { knownClasses: classifier.classes });
   const k = classifier.classes.length;
@@ -40,7 +40,7 @@ export async function evaluateModel(
     while (next < ds.items.length) {
       const item = ds.items[next++];
       try {
-        const r = await analyzeImage(classifier, item.path);
+        const r = await analyzeImage(classifier, item.path, { tta: options.tta });
         truth.push(classIdx.get(item.label)!);
         rows.push(r.label === null ? null : classifier.classes.map((c) => r.probabilities[c]));
       } catch (e) {

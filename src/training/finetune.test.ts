@@ -86,6 +86,7 @@ describe.skipIf(!ready)('fineTuneModel on 8 PBC cells per class, blocks ≥ 16',
       expect(meta['hematovision.backbone_id']).not.toMatch(/-ft/);
       expect(full.card.backbone.fineTuned).toBeUndefined();
     }
+    // One view: the exported graph against the training graph's forward pass on the same weights.
     const classifier = await Classifier.load(full.modelPath);
     const files = images.filter((_, i) => i % 4 === 0);
     const input = new Float32Array(files.length * 3 * 224 * 224);
@@ -103,11 +104,18 @@ describe.skipIf(!ready)('fineTuneModel on 8 PBC cells per class, blocks ≥ 16',
     const want = softmax(logits, 4, full.card.temperature);
     for (let i = 0; i < want.length; i++) expect(got[i]).toBeCloseTo(want[i], 5);
 
-    // The whole public path runs on it unchanged.
+    // The whole public path runs on it unchanged, with and without the test-time views it is calibrated for.
+    const views = full.card.testTimeAugmentation!;
+    expect(views.views).toBe(8);
+    expect(views.validation.n).toBe(full.card.validation.n);
+    expect(views.temperature).toBeGreaterThan(0);
     const hv = await pipeline({ model: full.modelPath });
-    const a = await hv.analyze(files[0]);
+    expect(hv.hasTta).toBe(true);
+    for (const tta of [false, true]) {
+      const a = await hv.analyze(files[0], { tta });
+      expect(FOUR_CLASSES).toContain(a.label);
+    }
     await hv.close();
-    expect(FOUR_CLASSES).toContain(a.label);
   });
 
   it('a run stopped after epoch 1 and resumed ends with the same weights as an uninterrupted one', async () => {

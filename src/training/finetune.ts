@@ -31,10 +31,11 @@ import { buildInferenceGraph } from '../model/net/forward.js';
 import { HEAD_BLOCK, inferShapes, type NetSpec, type ParamInfo } from '../model/net/spec.js';
 import { TRAIN_IO } from '../model/training-graph/graphs.js';
 import { TrainingSession } from '../model/training-graph/session.js';
-import type { FineTuningRecord, ModelCard } from '../model/types.js';
+import type { FineTuningRecord, ModelCard, TestTimeAugmentation } from '../model/types.js';
 import {
   createBatchMaker,
   createCropStore,
+  cropAt,
   epochOrder,
   augmentSeed,
   fillBatch,
@@ -56,21 +57,20 @@ import {
 import { scanDatasets, type Dataset } from './dataset.js';
 import { computeFeatures } from './feature-cache.js';
 import { foldStandardisation, selectL2, type L2Score } from './head.js';
-import { evaluatePredictions, type Metrics } from './metrics.js';
+import type { Metrics } from './metrics.js';
 import { AdamW, parametersFrom, warmupCosine } from './optimizer.js';
 import { groupedStratifiedSplit } from './split.js';
+import { calibrateTestTimeViews } from './test-time.js';
 import {
-  argmax,
-  chooseReviewThreshold,
   DEFAULT_L2_GRID,
   INTENDED_USE,
   MODEL_LICENSE,
   preprocessingFor,
   cardHeader,
   trainingRecord,
-  validationRecord,
   writeAtomic,
 } from './train.js';
+import { argmax, calibrateHeldOut, validationRecord } from './held-out.js';
 import { balanceWeights } from './weights.js';
 
 /** MobileNetV2's blocks are 0 (stem) … 17 (the last 1×1 conv). */
@@ -188,8 +188,11 @@ export interface FineTuneOptions {
   threads?: number;
   /** Aborting stops at the next step; the last epoch's checkpoint stays for --resume. */
   signal?: AbortSignal;
+  /** Calibrate the written model for its 8 test-time views (the card's testTimeAugmentation); default true. */
+  testTimeViews?: boolean;
   onStage?: (stage: string) => void;
   onPrepare?: (done: number, total: number) => void;
+  onViews?: (done: number, total: number) => void;
   onFeatures?: (done: number, total: number, cached: number) => void;
   onStep?: (p: StepProgress) => void;
   onEpoch?: (e: EpochSummary) => void;
@@ -528,25 +531,22 @@ export async function fineTuneModel(o: FineTuneOptions): Promise<FineTuneResult>
   if (s.keep === 'best') for (const p of trainable) p.data.set(best.get(p.name)!);
   const valLogits = await validator!.logits();
   await validator!.close();
-  const yVal = Int32Array.from(valItems, (i) => ds.items[i].labelIndex);
-  const temperature = fitTemperature(valLogits, yVal, k);
-  const valProbs = softmax(valLogits, k, temperature);
-  const validation = evaluatePredictions(yVal, valProbs, ds.classes);
-  const reviewThreshold = chooseReviewThreshold(valProbs, yVal, k, o.reviewTargetAccuracy);
-  const perSource: Record<string, { n: number; accuracy: number }> = {};
-  ds.sources.forEach((src, si) => {
-    let n = 0;
-    let hit = 0;
-    valItems.forEach((i, j) => {
-      if (ds.items[i].source !== si) return;
-      n++;
-      if (argmax(valProbs, j, k) === yVal[j]) hit++;
-    });
-    perSource[src.name] = { n, accuracy: n ? hit / n : NaN };
-  });
+  const held = calibrateHeldOut(valLogits, valItems, ds, o.reviewTargetAccuracy);
+  const { temperature, reviewThreshold, metrics: validation } = held;
 
-  stage('Writing the model');
-  const { card, modelPath, cardPath } = writeFineTuned({
+  const testTime =
+    o.testTimeViews === false
+      ? undefined
+      : async (onnx: Uint8Array) => {
+          stage('Calibrating the 8 test-time views (flips and turns) on validation');
+          const views = await calibrateTestTimeViews(onnx, valItems, (i) => cropAt(store, i), ds, {
+            reviewTargetAccuracy: o.reviewTargetAccuracy,
+            threads: s.threads,
+            onProgress: o.onViews,
+          });
+          return views.card;
+        };
+  const { card, modelPath, cardPath } = await writeFineTuned({
     o,
     s,
     spec,
@@ -559,8 +559,10 @@ export async function fineTuneModel(o: FineTuneOptions): Promise<FineTuneResult>
     temperature,
     reviewThreshold,
     validation,
-    perSource,
+    perSource: held.record.perSource,
     outDir,
+    testTime,
+    onWrite: () => stage('Writing the model'),
   });
   markFinished(ckptFile);
 
@@ -601,10 +603,15 @@ interface ExportInputs {
   validation: Metrics;
   perSource: Record<string, { n: number; accuracy: number }>;
   outDir: string;
+  /** Calibrates the exported network for test-time views (none: one view only). */
+  testTime?: (onnx: Uint8Array) => Promise<TestTimeAugmentation>;
+  onWrite: () => void;
 }
 
 /** The one-file classifier (fine-tuned backbone + head + calibration) and its card. */
-function writeFineTuned(x: ExportInputs): { card: ModelCard; modelPath: string; cardPath: string } {
+async function writeFineTuned(
+  x: ExportInputs,
+): Promise<{ card: ModelCard; modelPath: string; cardPath: string }> {
   const { o, s, spec, ds, prep, state, initial, tfliteSha256, outDir } = x;
   const { temperature, reviewThreshold, validation, perSource } = x;
   const k = ds.classes.length;
@@ -638,6 +645,8 @@ function writeFineTuned(x: ExportInputs): { card: ModelCard; modelPath: string; 
     { weight: spec.head.weight, bias: spec.head.bias, k, d },
     { temperature, classes: ds.classes, metadata: { 'hematovision.name': o.name } },
   );
+  const testTimeAugmentation = await x.testTime?.(onnx);
+  x.onWrite();
   mkdirSync(outDir, { recursive: true });
   const modelPath = join(outDir, 'model.onnx');
   const cardPath = join(outDir, 'model.json');
@@ -693,6 +702,7 @@ function writeFineTuned(x: ExportInputs): { card: ModelCard; modelPath: string; 
     // Every epoch draws a new augmented view of each training image.
     training: trainingRecord(ds, o, epochsRun),
     validation: validationRecord(validation, perSource),
+    ...(testTimeAugmentation ? { testTimeAugmentation } : {}),
     license: MODEL_LICENSE,
     intendedUse: INTENDED_USE,
   };

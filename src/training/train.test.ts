@@ -14,7 +14,8 @@ import { FOUR_CLASSES, hasPbc, PBC, truncatedJpeg, writeLabelledFolder } from '.
 import { scanDatasets } from './dataset.js';
 import { evaluateModel } from './evaluate.js';
 import { computeFeatures } from './feature-cache.js';
-import { chooseReviewThreshold, trainModel, type TrainOptions, type TrainResult } from './train.js';
+import { chooseReviewThreshold } from './held-out.js';
+import { trainModel, type TrainOptions, type TrainResult } from './train.js';
 
 const PER_CLASS = 8;
 const SKIP = !hasPbc ? `needs ${PBC} (the PBC cells in ../shared)` : '';
@@ -121,12 +122,21 @@ describe.skipIf(!!SKIP)(`train → evaluate round trip${SKIP ? ` — skipped: ${
       expect(m).toBeGreaterThanOrEqual(0);
       expect(m).toBeLessThanOrEqual(1);
     }
+    // The 8 test-time views, calibrated and scored on the same validation images.
+    const views = card.testTimeAugmentation!;
+    expect(views.views).toBe(8);
+    expect(views.temperature).toBeGreaterThan(0);
+    expect(views.reviewThreshold).toBeGreaterThanOrEqual(0.5);
+    expect(views.reviewThreshold).toBeLessThanOrEqual(0.99);
+    expect(views.validation.n).toBe(card.validation.n);
+    expect(views.validation.perSource.data.n).toBe(card.validation.n);
   });
 
   it('loads as a Classifier and evaluates well above chance on its own images', async () => {
     const classifier = await Classifier.load(first.modelPath);
     try {
       expect(classifier.classes).toEqual(FOUR_CLASSES);
+      expect(classifier.hasTta).toBe(true);
       const r = await evaluateModel(classifier, [data], { concurrency: 2 });
       expect(r.n).toBe(goodImages.length);
       expect(r.unreadable.map((u) => u.path)).toEqual([join(data, 'monocyte', 'zz-corrupt.jpg')]);

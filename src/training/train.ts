@@ -1,19 +1,21 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { DatasetError } from '../errors.js';
 import { PREPROCESSING_VERSION } from '../imaging/preprocess.js';
 import { BACKBONE_ATTRIBUTION } from '../model/backbone.js';
 import { buildClassifierModel } from '../model/classifier-graph.js';
 import { FeatureExtractor, resolveBackbonePath } from '../model/feature-extractor.js';
-import type { Preprocessing } from '../model/inputs.js';
-import type { ModelCard } from '../model/types.js';
-import { fitTemperature, softmax } from './calibration.js';
+import { prepareImage, type Preprocessing } from '../model/inputs.js';
+import type { ModelCard, TestTimeAugmentation } from '../model/types.js';
 import { scanDatasets, type Dataset } from './dataset.js';
 import { computeFeatures, type FeatureSet } from './feature-cache.js';
 import { fitSoftmaxHead, foldStandardisation, headLogits, selectL2, type L2Score } from './head.js';
-import { evaluatePredictions, type Metrics } from './metrics.js';
+import type { Metrics } from './metrics.js';
 import { groupedStratifiedSplit } from './split.js';
+import { calibrateHeldOut } from './held-out.js';
+import { calibrateTestTimeViews } from './test-time.js';
 import { balanceWeights } from './weights.js';
 
 export const SOFTWARE_VERSION: string = JSON.parse(
@@ -71,8 +73,11 @@ export interface TrainOptions {
   name: string;
   /** Refit the head on training + validation rows with the chosen l2 before export. */
   refit: boolean;
+  /** Calibrate the model for its 8 test-time views (the card's testTimeAugmentation); default true. */
+  testTimeViews?: boolean;
   onStage?: (stage: string) => void;
   onFeatures?: (done: number, total: number, cached: number) => void;
+  onViews?: (done: number, total: number) => void;
 }
 
 export interface TrainResult {
@@ -143,22 +148,35 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     grid: o.l2Grid ?? DEFAULT_L2_GRID,
     tol: o.headTol ?? DEFAULT_HEAD_TOL,
   });
-  const valLogits = headLogits(sel.head, valSet.x, valSet.n);
-  const temperature = fitTemperature(valLogits, valSet.y, k);
-  const valProbs = softmax(valLogits, k, temperature);
-  const validation = evaluatePredictions(valSet.y, valProbs, ds.classes);
-  const reviewThreshold = chooseReviewThreshold(valProbs, valSet.y, k, o.reviewTargetAccuracy);
-  const perSource: Record<string, { n: number; accuracy: number }> = {};
-  ds.sources.forEach((s, si) => {
-    let n = 0;
-    let ok = 0;
-    valSet.rows.forEach((r, j) => {
-      if (ds.items[feats.item[r]].source !== si) return;
-      n++;
-      if (argmax(valProbs, j, k) === valSet.y[j]) ok++;
+  const valItems = valSet.rows.map((r) => feats.item[r]);
+  const held = calibrateHeldOut(
+    headLogits(sel.head, valSet.x, valSet.n),
+    valItems,
+    ds,
+    o.reviewTargetAccuracy,
+  );
+  const { temperature, reviewThreshold, metrics: validation } = held;
+
+  let testTimeAugmentation: TestTimeAugmentation | undefined;
+  if (o.testTimeViews !== false) {
+    stage('Calibrating the 8 test-time views (flips and turns) on validation');
+    // With the head before any refit, so the validation images are still held out (as for `temperature`).
+    const folded = foldStandardisation(sel.head);
+    const probe = buildClassifierModel(
+      readFileSync(extractor.path),
+      { weight: folded.weight, bias: folded.bias, k, d: feats.d },
+      { temperature, classes: ds.classes },
+    );
+    const cropOf = async (i: number) => {
+      const prepared = await prepareImage(await readFile(ds.items[i].path), prep, { primaryOnly: true });
+      return prepared.regions[0].pixels;
+    };
+    const views = await calibrateTestTimeViews(probe, valItems, cropOf, ds, {
+      reviewTargetAccuracy: o.reviewTargetAccuracy,
+      onProgress: o.onViews,
     });
-    perSource[s.name] = { n, accuracy: n ? ok / n : NaN };
-  });
+    testTimeAugmentation = views.card;
+  }
 
   let head = sel.head;
   let iterations = sel.table.find((t) => t.l2 === sel.l2)?.iterations ?? 0;
@@ -209,7 +227,8 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       l2Grid: o.l2Grid ?? DEFAULT_L2_GRID,
     },
     training: trainingRecord(ds, o, o.views),
-    validation: validationRecord(validation, perSource),
+    validation: held.record,
+    ...(testTimeAugmentation ? { testTimeAugmentation } : {}),
     license: MODEL_LICENSE,
     intendedUse: INTENDED_USE,
   };
@@ -267,42 +286,6 @@ export function trainingRecord(
   };
 }
 
-/** The card's `validation` section. */
-export function validationRecord(
-  m: Metrics,
-  perSource: ModelCard['validation']['perSource'],
-): ModelCard['validation'] {
-  return { n: m.n, accuracy: m.accuracy, macroF1: m.macroF1, ece: m.ece, perSource };
-}
-
-/**
- * The lowest confidence at or above which validation predictions reach the target accuracy. Predictions
- * below it are flagged for review; never below 0.5, so a coin-flip is always flagged.
- */
-export function chooseReviewThreshold(probs: Float32Array, y: Int32Array, k: number, target: number): number {
-  const n = y.length;
-  const pairs = Array.from({ length: n }, (_, i) => {
-    const c = argmax(probs, i, k);
-    return { conf: probs[i * k + c], ok: c === y[i] ? 1 : 0 };
-  }).sort((a, b) => b.conf - a.conf);
-  let ok = 0;
-  let threshold = 1;
-  pairs.forEach((p, i) => {
-    ok += p.ok;
-    // A threshold keeps every result at its confidence: judge ties together, at the last of them.
-    if (i + 1 < n && pairs[i + 1].conf === p.conf) return;
-    if (ok / (i + 1) >= target) threshold = p.conf;
-  });
-  return Math.max(0.5, Math.min(0.99, threshold));
-}
-
-export function argmax(p: Float32Array, i: number, k: number): number {
-  let best = 0;
-  for (let c = 1; c < k; c++) if (p[i * k + c] > p[i * k + best]) best = c;
-  return best;
-}
-
-/** Write to a temporary file, then rename: readers never see half a file. */
 export function writeAtomic(path: string, data: Uint8Array): void {
   const tmp = `${path}.${process.pid}.tmp`;
   writeFileSync(tmp, data);

@@ -6,6 +6,7 @@ import { Classifier, DEFAULT_MODEL_PATH } from '../../model/classifier.js';
 import { evaluateModel } from '../../training/evaluate.js';
 import { renderReportHtml } from '../../training/report.js';
 import { pct, perClassTable, progressBar, table } from '../progress.js';
+import { TTA_HELP } from '../options.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -18,11 +19,12 @@ export function registerEvaluate(program: Command): void {
     .requiredOption('--data <dir>', 'a labelled dataset folder; repeatable', collect, [])
     .option('--model <file>', 'model.onnx (default: the bundled model)', DEFAULT_MODEL_PATH)
     .option('--json', 'print one JSON object on stdout')
+    .option('--tta', TTA_HELP)
     .option(
       '--report <file.html>',
       'also write an HTML report with the confusion matrix and a reliability diagram',
     )
-    .action(async (o: { data: string[]; model: string; json?: boolean; report?: string }) => {
+    .action(async (o: { data: string[]; model: string; json?: boolean; report?: string; tta?: boolean }) => {
       // Check where the report goes before a long evaluation, not after it.
       const reportDir = o.report ? dirname(resolve(o.report)) : null;
       if (reportDir && !(existsSync(reportDir) && statSync(reportDir).isDirectory())) {
@@ -33,7 +35,10 @@ export function registerEvaluate(program: Command): void {
       }
       const classifier = await Classifier.load(o.model);
       const bar = progressBar('Evaluating');
-      const r = await evaluateModel(classifier, o.data, { onProgress: (d, t) => bar.update(d, t) });
+      const r = await evaluateModel(classifier, o.data, {
+        tta: o.tta,
+        onProgress: (d, t) => bar.update(d, t),
+      });
       bar.stop();
       await classifier.close();
       if (o.report) {
@@ -65,6 +70,7 @@ export function registerEvaluate(program: Command): void {
             skipped: r.skipped,
             noCell: r.noCell,
             unreadable: r.unreadable.length,
+            tta: Boolean(o.tta),
             imagesPerSecond: r.imagesPerSecond,
           }),
         );
@@ -82,7 +88,7 @@ export function registerEvaluate(program: Command): void {
       );
       console.log(
         `\nn ${r.n}  accuracy ${pct(r.accuracy)}  macro-F1 ${pct(r.macroF1)}  ECE ${r.ece.toFixed(3)}  ` +
-          `${r.imagesPerSecond.toFixed(0)} images/s`,
+          `${r.imagesPerSecond.toFixed(0)} images/s ${o.tta ? ' (test-time augmentation: 8 views per cell)' : ''}`,
       );
       if (r.noCell) console.log(`${r.noCell} image(s) with no white cell found, counted as errors.`);
       const unknown = Object.entries(r.skipped.unknownClass);

@@ -5,6 +5,7 @@ import { DatasetError, HematoError } from '../../errors.js';
 import { DEFAULT_MODEL_PATH } from '../../model/classifier.js';
 import { pipeline, type ImageAnalysis } from '../../pipeline.js';
 import { pct, progressBar } from '../progress.js';
+import { TTA_HELP } from '../options.js';
 
 const IMAGE_EXT = new Set(['.jpg', '.jpeg', '.png', '.tif', '.tiff', '.webp', '.bmp']);
 
@@ -48,7 +49,8 @@ export function registerPredict(program: Command): void {
     .option('--model <file>', 'model.onnx (default: the bundled model)', DEFAULT_MODEL_PATH)
     .option('--json', 'print a JSON array on stdout')
     .option('--csv', 'print CSV on stdout')
-    .action(async (paths: string[], o: { model: string; json?: boolean; csv?: boolean }) => {
+    .option('--tta', TTA_HELP)
+    .action(async (paths: string[], o: { model: string; json?: boolean; csv?: boolean; tta?: boolean }) => {
       const files = expand(paths);
       const vision = await pipeline({ model: o.model });
       const classes = vision.card.classes;
@@ -56,7 +58,7 @@ export function registerPredict(program: Command): void {
       const bar = progressBar('Predicting');
       for (const [i, file] of files.entries()) {
         try {
-          const { heatmapPng: _h, ...r } = await vision.analyze(file);
+          const { heatmapPng: _h, ...r } = await vision.analyze(file, { tta: o.tta });
           rows.push({ file, ...r });
         } catch (e) {
           if (!(e instanceof HematoError)) throw e;

@@ -49,6 +49,10 @@ export function registerTrain(program: Command): void {
     .option('--name <name>', 'model name for the card', 'hematovision-wbc')
     .option('--cache <dir>', 'feature cache folder', '.cache/features')
     .option('--no-refit', 'keep the head trained on the training split only')
+    .option(
+      '--no-test-time-views',
+      'skip calibrating the 8 flips and turns that predict averages (the model then runs one view per cell)',
+    )
     .option('--fine-tune', 'also train the top MobileNetV2 blocks (from the TFLite weights) with the head')
     .option(
       '--tflite <file>',
@@ -146,6 +150,7 @@ export function registerTrain(program: Command): void {
         reviewTargetAccuracy: num(o.reviewAccuracy, 'review-accuracy', 0.5, 1),
         cacheDir: o.cache as string,
         name: o.name as string,
+        testTimeViews: o.testTimeViews as boolean,
       });
       if (!o.fineTune) {
         const stray = fineTuneOnly.filter(given);
@@ -163,16 +168,21 @@ export function registerTrain(program: Command): void {
         await fineTune(o, commonOptions(), num);
         return;
       }
-      const bar = progressBar('Backbone features');
+      let bar: ReturnType<typeof progressBar> | null = null;
       const r = await trainModel({
         ...commonOptions(),
         backbone: o.backbone,
         views: Math.round(num(o.views, 'views', 1, 32)),
         refit: o.refit,
-        onStage: (s) => console.error(`» ${s}`),
-        onFeatures: (d, t, c) => bar.update(d, t, `(${c} cached)`),
+        onStage: (s) => {
+          bar?.stop();
+          bar = null;
+          console.error(`» ${s}`);
+        },
+        onFeatures: (d, t, c) => (bar ??= progressBar('Backbone features')).update(d, t, `(${c} cached)`),
+        onViews: (d, t) => (bar ??= progressBar('Test-time views')).update(d, t),
       });
-      bar.stop();
+      (bar as ReturnType<typeof progressBar> | null)?.stop();
       const c = r.card;
       console.log(
         `\nData: ${r.dataset.items.length} images, ${c.classes.length} classes, ${r.dataset.sources.length} source(s)` +
@@ -280,6 +290,7 @@ async function fineTune(o: Record<string, string | boolean | undefined>, common:
         console.error(`» ${s}`);
       },
       onPrepare: (d, t) => (bar ?? swapBar('Cropping images')).update(d, t),
+      onViews: (d, t) => (bar ?? swapBar('Test-time views')).update(d, t),
       onFeatures: (d, t, c) => (bar ?? swapBar('Frozen features')).update(d, t, `(${c} cached)`),
       onStep: (p) => {
         if (p.step === 1) swapBar(`Epoch ${p.epoch}/${p.epochs}`);
@@ -375,4 +386,17 @@ function printValidation(c: ModelCard, v: Metrics): void {
   );
   for (const [s, x] of Object.entries(c.validation.perSource))
     console.log(`  ${s}: ${pct(x.accuracy)} of ${x.n}`);
+  const tta = c.testTimeAugmentation;
+  if (tta) {
+    const t = tta.validation;
+    console.log(
+      `\nThe same images, ${tta.views} views each (flips and turns averaged, as predict runs them; ` +
+        `temperature ${tta.temperature.toFixed(3)}):`,
+    );
+    console.log(
+      `accuracy ${pct(t.accuracy)}  macro-F1 ${pct(t.macroF1)}  ECE ${t.ece.toFixed(3)}  ` +
+        `review below ${tta.reviewThreshold.toFixed(2)}`,
+    );
+    for (const [s, x] of Object.entries(t.perSource)) console.log(`  ${s}: ${pct(x.accuracy)} of ${x.n}`);
+  }
 }

@@ -1,0 +1,89 @@
+/**
+ * Test-time views: each crop is also shown to the network flipped and turned (the 8 symmetries of a square),
+ * and the logits are averaged. A white cell has no up or left, so every view is as valid as the original;
+ * averaging them removes orientation noise from the prediction. Measured on grouped validation with the
+ * bundled model: balanced NLL 0.220 → 0.186, Kaggle 84.1 → 87.0 %, PBC 98.1 → 98.4 % (8 views, at 8× the
+ * network time).
+ */
+
+/** The 8 symmetries of the square; view t: bit 1 mirrors x, bit 2 mirrors y, bit 4 transposes first. */
+export const DIHEDRAL_VIEWS = 8;
+
+/** Writes `c` planes of s×s values seen in view `t` (out[y][x] = in[source(y, x)]), or undoes it. */
+function permute(
+  src: Float32Array,
+  srcOffset: number,
+  out: Float32Array,
+  outOffset: number,
+  c: number,
+  s: number,
+  t: number,
+  undo: boolean,
+): void {
+  const transpose = (t & 4) !== 0;
+  const mirrorX = (t & 1) !== 0;
+  const mirrorY = (t & 2) !== 0;
+  const plane = s * s;
+  for (let y = 0; y < s; y++) {
+    for (let x = 0; x < s; x++) {
+      let sy = transpose ? x : y;
+      let sx = transpose ? y : x;
+      if (mirrorY) sy = s - 1 - sy;
+      if (mirrorX) sx = s - 1 - sx;
+      const viewed = y * s + x;
+      const source = sy * s + sx;
+      const from = undo ? viewed : source;
+      const to = undo ? source : viewed;
+      for (let ch = 0; ch < c; ch++) out[outOffset + ch * plane + to] = src[srcOffset + ch * plane + from];
+    }
+  }
+}
+
+/**
+ * n images (NCHW, c channels, s×s) → n·views images: image i's views are rows i·views … i·views + views − 1,
+ * view 0 being the image itself.
+ */
+export function expandViews(
+  input: Float32Array,
+  n: number,
+  c: number,
+  s: number,
+  views: number,
+): Float32Array {
+  const size = c * s * s;
+  const out = new Float32Array(n * views * size);
+  for (let i = 0; i < n; i++)
+    for (let t = 0; t < views; t++) permute(input, i * size, out, (i * views + t) * size, c, s, t, false);
+  return out;
+}
+
+/** n·views rows of k logits → n rows, each the mean over its image's views. */
+export function meanOverViews(logits: Float32Array, n: number, k: number, views: number): Float32Array {
+  const out = new Float32Array(n * k);
+  for (let i = 0; i < n; i++)
+    for (let t = 0; t < views; t++)
+      for (let c = 0; c < k; c++) out[i * k + c] += logits[(i * views + t) * k + c] / views;
+  return out;
+}
+
+/**
+ * n·views maps (k planes of s×s each, in their view's orientation) → n maps in the image's orientation, each
+ * the mean over views. The 7×7 grid of a 224 crop maps onto itself under every view, so this is exact.
+ */
+export function meanMapsOverViews(
+  maps: Float32Array,
+  n: number,
+  k: number,
+  s: number,
+  views: number,
+): Float32Array {
+  const size = k * s * s;
+  const out = new Float32Array(n * size);
+  const upright = new Float32Array(size);
+  for (let i = 0; i < n; i++)
+    for (let t = 0; t < views; t++) {
+      permute(maps, (i * views + t) * size, upright, 0, k, s, t, true);
+      for (let j = 0; j < size; j++) out[i * size + j] += upright[j] / views;
+    }
+  return out;
+}

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FOUR_CLASSES, discJpeg, hasPbc, PBC, truncatedJpeg, writeLabelledFolder } from '../testing/cells.js';
+import type { ModelCard } from '../model/types.js';
 import { REPO_ROOT } from '../testing/shared.js';
 
 const BIN = join(REPO_ROOT, 'bin', 'hematovision.js');
@@ -260,6 +261,30 @@ describe.skipIf(!hasModel)('hematovision predict', { concurrent: true }, () => {
       expect(row.confidence).toBeCloseTo(Math.max(...Object.values(probs)), 6);
     }
     if (hasPbc) expect(rows.every((x) => x.label !== null)).toBe(true);
+  });
+
+  it('--tta: each cell is read in its 8 flips and turns, flagged by the threshold calibrated for them', async () => {
+    const card = JSON.parse(readFileSync(join(MODEL_DIR, 'model.json'), 'utf8')) as ModelCard;
+    const [plain, tta] = await Promise.all([
+      hv(['predict', '--json', ...goodInBatch]),
+      hv(['predict', '--json', '--tta', ...goodInBatch]),
+    ]);
+    if (!card.testTimeAugmentation) {
+      expect(tta.code).not.toBe(0);
+      expect(tta.stderr).toMatch(/not calibrated for test-time augmentation/);
+      return;
+    }
+    expect(tta.code, tta.stderr).toBe(0);
+    type Row = { label: string | null; confidence: number; needsReview: boolean; probabilities: object };
+    const a = JSON.parse(plain.stdout) as Row[];
+    const b = JSON.parse(tta.stdout) as Row[];
+    expect(b).toHaveLength(a.length);
+    for (const [i, row] of b.entries()) {
+      if (row.label === null) continue;
+      expect(Object.keys(row.probabilities).sort()).toEqual([...card.classes].sort());
+      expect(row.needsReview).toBe(row.confidence < card.testTimeAugmentation.reviewThreshold);
+      expect(row.confidence).not.toBe(a[i].confidence);
+    }
   });
 
   it('--csv prints a header with every class, then one row per image', async () => {

@@ -90,6 +90,36 @@ describe('service routes', () => {
     });
   });
 
+  it('TTA: every prediction averages the 8 flips and turns; /model says so, with that threshold', async () => {
+    const plain = fakeVision();
+    await expect(buildApp({ vision: plain, dataDir, tta: true })).rejects.toMatchObject({
+      code: 'bad_config',
+    });
+
+    const vision = fakeVision();
+    const block = {
+      views: 8,
+      transforms: 'test',
+      temperature: 1.3,
+      reviewThreshold: 0.61,
+      validation: FAKE_CARD.validation,
+    };
+    Object.assign(vision, { hasTta: true, card: { ...FAKE_CARD, testTimeAugmentation: block } });
+    const asked: (boolean | undefined)[] = [];
+    const analyzeBatch = vision.analyzeBatch.bind(vision);
+    vision.analyzeBatch = (inputs, options) => {
+      asked.push(options?.tta);
+      return analyzeBatch(inputs, options);
+    };
+    await start({ vision, tta: true });
+    expect((await app.inject(`${API}/model`)).json()).toMatchObject({
+      inUse: { tta: true, reviewThreshold: 0.61 },
+    });
+    const res = await predict([{ name: 'a.jpg', bytes: await solidJpeg(64, 64, [40, 40, 210]) }]);
+    expect(res.statusCode).toBe(200);
+    expect(asked).toEqual([true]);
+  });
+
   it('serves an OpenAPI 3 document listing every route', async () => {
     await start();
     const res = await app.inject(`${API}/openapi.json`);

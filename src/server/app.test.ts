@@ -36,7 +36,7 @@ interface CaseBody {
   createdAt: string;
   width: number;
   height: number;
-  model: { name: string; version: string };
+  model: { name: string; version: string; tta: boolean };
   review: { label: string; reviewer: string; note: string; reviewedAt: string } | null;
   reviews?: { label: string; reviewer: string; note: string; reviewedAt: string }[];
 }
@@ -80,7 +80,7 @@ describe('service routes', () => {
     expect(health.statusCode).toBe(200);
     expect(health.json()).toEqual({
       status: 'ok',
-      model: { name: 'fake-wbc', version: '0.0.1-test', classes: FAKE_CLASSES },
+      model: { name: 'fake-wbc', version: '0.0.1-test', classes: FAKE_CLASSES, tta: false },
     });
     const model = await app.inject(`${API}/model`);
     expect(model.statusCode).toBe(200);
@@ -90,7 +90,7 @@ describe('service routes', () => {
     });
   });
 
-  it('TTA: every prediction averages the 8 flips and turns; /model says so, with that threshold', async () => {
+  it('TTA: per server (TTA=1) or per request (?tta=); stored on each case; /model says what is in force', async () => {
     const plain = fakeVision();
     await expect(buildApp({ vision: plain, dataDir, tta: true })).rejects.toMatchObject({
       code: 'bad_config',
@@ -115,9 +115,35 @@ describe('service routes', () => {
     expect((await app.inject(`${API}/model`)).json()).toMatchObject({
       inUse: { tta: true, reviewThreshold: 0.61 },
     });
-    const res = await predict([{ name: 'a.jpg', bytes: await solidJpeg(64, 64, [40, 40, 210]) }]);
-    expect(res.statusCode).toBe(200);
-    expect(asked).toEqual([true]);
+    const bytes = await solidJpeg(64, 64, [40, 40, 210]);
+    const post = async (query: string) =>
+      app.inject({
+        method: 'POST',
+        url: `${API}/predict${query}`,
+        ...(await multipart([{ name: 'a.jpg', bytes }])),
+      });
+    const byDefault = await post('');
+    const optedOut = await post('?tta=false');
+    expect([byDefault.statusCode, optedOut.statusCode]).toEqual([200, 200]);
+    expect(asked).toEqual([true, false]);
+    const stored = [byDefault, optedOut].map((r) => (r.json() as { cases: CaseBody[] }).cases[0]);
+    expect(stored.map((c) => c.model.tta)).toEqual([true, false]);
+    expect(app.caseStore.get(stored[0].id)?.model.tta).toBe(true);
+    const bad = await post('?tta=maybe');
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toMatchObject({ error: 'invalid_request' });
+  });
+
+  it('?tta=true on a model not calibrated for it: 400 no_tta, nothing stored', async () => {
+    await start();
+    const res = await app.inject({
+      method: 'POST',
+      url: `${API}/predict?tta=true`,
+      ...(await multipart([{ name: 'a.jpg', bytes: await solidJpeg(64, 64, [40, 40, 210]) }])),
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ error: 'no_tta' });
+    expect(app.caseStore.list({ limit: 10, offset: 0 }).total).toBe(0);
   });
 
   it('serves an OpenAPI 3 document listing every route', async () => {
@@ -663,6 +689,7 @@ describe('cases', () => {
       'note',
       'modelName',
       'modelVersion',
+      'tta',
     ]);
     expect(rows).toHaveLength(3);
     const byId = Object.fromEntries(
@@ -678,6 +705,7 @@ describe('cases', () => {
       reviewer: 'Ana, MD',
       note: 'says "maybe"\nsecond line',
       modelName: 'fake-wbc',
+      tta: 'false',
     });
     expect(c.file).toContain(','); // the name really needed quoting
     expect(byId[d.id]).toMatchObject({ file: "'=cmd.jpg", label: 'monocyte', reviewLabel: '', reviewer: '' });
@@ -704,7 +732,7 @@ describe('cases', () => {
         label: 'neutrophil',
         review: { label: 'eosinophil', reviewer: 'ana' },
       });
-      expect(store.migrations().map((m) => m.version)).toEqual([1, 2]);
+      expect(store.migrations().map((m) => m.version)).toEqual([1, 2, 3]);
     } finally {
       store.close();
     }
@@ -824,7 +852,7 @@ describe('heat maps', () => {
     expect(heat.rawPayload.equals(heatmapPng)).toBe(true);
     expect(vision.rendered).toBe(0);
     expect((await app.inject(`${API}/cases/${id}/image`)).rawPayload.equals(image)).toBe(true);
-    expect(app.caseStore.migrations().map((m) => m.version)).toEqual([1, 2]);
+    expect(app.caseStore.migrations().map((m) => m.version)).toEqual([1, 2, 3]);
     // New cases in the migrated folder take the lazy path.
     const fresh = await predict([{ name: 'n.jpg', bytes: await solidJpeg(16, 16, [30, 30, 220]) }]);
     const freshCase = (fresh.json() as { cases: CaseBody[] }).cases[0];

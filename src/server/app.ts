@@ -24,7 +24,7 @@ export interface AppOptions {
   logger?: boolean;
   /** Images per predict request (default 50). */
   maxFiles?: number;
-  /** Test-time augmentation for every prediction (the model must be calibrated for it). */
+  /** Test-time augmentation by default (a request's `?tta=` overrides it; the model must be calibrated for it). */
   tta?: boolean;
   /** Bytes per uploaded image (default 20 MB). */
   maxFileBytes?: number;
@@ -136,7 +136,7 @@ async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyI
 
   app.get(`${API}/health`, { schema: schemas.health }, async () => ({
     status: 'ok' as const,
-    model: { name: vision.card.name, version: vision.card.version, classes },
+    model: { name: vision.card.name, version: vision.card.version, classes, tta: vision.hasTta },
   }));
 
   // The card, and how this server runs it: test-time augmentation or not, and the review threshold for that.
@@ -159,6 +159,13 @@ async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyI
       validatorCompiler: () => () => true,
     },
     async (request) => {
+      // Checked before the upload is read: the route's validator is off for the multipart body.
+      const useTta = ttaQuery(request.query, tta);
+      if (useTta && !vision.hasTta)
+        throw new HematoError(
+          `Model ${vision.card.name} ${vision.card.version} is not calibrated for test-time augmentation.`,
+          'no_tta',
+        );
       const files = await receiveImages(request, store.tmpDir, maxFiles);
       const results: PredictItem[] = new Array(files.length);
       const failures: HematoError[] = [];
@@ -194,7 +201,7 @@ async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyI
           );
           for (const c of chunk) kept.delete(c.index);
           // Maps as data only: the PNG is drawn on first request (most heat maps are never looked at).
-          const items = await vision.analyzeBatch(inputs, { cams: true, tta });
+          const items = await vision.analyzeBatch(inputs, { cams: true, tta: useTta });
           for (const [j, item] of items.entries()) {
             const { index } = chunk[j];
             if (!item.ok) {
@@ -209,7 +216,7 @@ async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyI
               imageType: sniffImageType(inputs[j]),
               width: analysis.width,
               height: analysis.height,
-              model: { name: vision.card.name, version: vision.card.version },
+              model: { name: vision.card.name, version: vision.card.version, tta: useTta },
               prediction: analysis,
               heatmapData: analysis.heatmap,
             });
@@ -265,6 +272,7 @@ async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyI
         'note',
         'modelName',
         'modelVersion',
+        'tta',
       ];
       const textColumns = new Set(['file', 'reviewer', 'note'].map((h) => header.indexOf(h)));
       const lines = [csvRow(header)];
@@ -283,6 +291,7 @@ async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyI
           c.review?.note,
           c.model.name,
           c.model.version,
+          c.model.tta,
         ];
         lines.push(csvRow(row, textColumns));
       }
@@ -602,4 +611,13 @@ function errorReply(
       message: 'The server failed to handle this request; the error was logged.',
     },
   };
+}
+
+/** `?tta=true|false|1|0` on predict, else the server's default. */
+function ttaQuery(query: unknown, fallback: boolean): boolean {
+  const v = (query as Record<string, unknown> | undefined)?.tta;
+  if (v === undefined) return fallback;
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  throw new HematoError(`tta must be true or false, not "${String(v)}".`, 'invalid_request');
 }

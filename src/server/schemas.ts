@@ -104,8 +104,17 @@ export const sharedSchemas = [
       height: { type: 'integer' },
       model: {
         type: 'object',
-        required: ['name', 'version'],
-        properties: { name: { type: 'string' }, version: { type: 'string' } },
+        required: ['name', 'version', 'tta'],
+        properties: {
+          name: { type: 'string' },
+          version: { type: 'string' },
+          tta: {
+            type: 'boolean',
+            description:
+              "Test-time augmentation: each cell's 8 flips and turns averaged (probabilities and needsReview " +
+              "then follow the card's testTimeAugmentation calibration).",
+          },
+        },
       },
       review: { anyOf: [{ $ref: 'Review#' }, { type: 'null' }], description: 'The latest review, if any.' },
     },
@@ -169,11 +178,15 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
             status: { type: 'string', enum: ['ok'] },
             model: {
               type: 'object',
-              required: ['name', 'version', 'classes'],
+              required: ['name', 'version', 'classes', 'tta'],
               properties: {
                 name: { type: 'string' },
                 version: { type: 'string' },
                 classes: { type: 'array', items: { type: 'string' } },
+                tta: {
+                  type: 'boolean',
+                  description: 'The model is calibrated for test-time augmentation (predict ?tta=true).',
+                },
               },
             },
           },
@@ -221,8 +234,14 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
       description:
         `multipart/form-data with the files in the field \`images\` (at most ${opts.maxFiles} files of ` +
         `${Math.round(opts.maxFileBytes / (1024 * 1024))} MB each). A file that cannot be analysed gets ` +
-        '{file, error, message} in `cases` and the others are processed; if none can be, the reply is 4xx.',
+        '{file, error, message} in `cases` and the others are processed; if none can be, the reply is 4xx. ' +
+        "`?tta=true` averages each cell's 8 flips and turns (more accurate, 8× the network time; the server's " +
+        'default is in GET /model `inUse.tta`).',
       tags: ['cases'],
+      querystring: {
+        type: 'object',
+        properties: { tta: { type: 'boolean', description: 'Test-time augmentation for this request.' } },
+      },
       body: {
         content: {
           'multipart/form-data': {

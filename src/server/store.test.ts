@@ -49,7 +49,7 @@ function newCase(image: Buffer, extra: Partial<NewCase> = {}): NewCase {
     imageType: 'image/jpeg',
     width: 4,
     height: 4,
-    model: { name: 'm', version: '1' },
+    model: { name: 'm', version: '1', tta: false },
     prediction,
     heatmapPng: Buffer.from('png bytes'),
     ...extra,
@@ -78,8 +78,9 @@ describe('CaseStore', () => {
     expect(store.migrations()).toEqual([
       { version: 1, name: expect.any(String), appliedAt: expect.any(String) },
       { version: 2, name: expect.any(String), appliedAt: expect.any(String) },
+      { version: 3, name: expect.any(String), appliedAt: expect.any(String) },
     ]);
-    expect(SCHEMA_VERSION).toBe(2);
+    expect(SCHEMA_VERSION).toBe(3);
     store.close();
     const db = new Database(join(dir, 'hematovision.db'), { readonly: true });
     try {
@@ -99,14 +100,17 @@ describe('CaseStore', () => {
     store = CaseStore.open(dir);
     const bytes = Buffer.from('some image bytes');
     const a = await store.add(newCase(bytes));
-    const b = await store.add(newCase(bytes, { file: 'y.jpg', model: { name: 'm', version: '2' } }));
+    const b = await store.add(
+      newCase(bytes, { file: 'y.jpg', model: { name: 'm', version: '2', tta: true } }),
+    );
     expect(a.imageSha256).toBe(b.imageSha256);
     expect(a.imageSha256).toMatch(/^[0-9a-f]{64}$/);
     const path = store.imagePath(a.imageSha256);
     expect(path).toBe(join(dir, 'images', a.imageSha256.slice(0, 2), a.imageSha256));
     expect(readFileSync(path).equals(bytes)).toBe(true);
     expect(readFileSync(store.heatmapPath(a.heatmapSha256 as string)).toString()).toBe('png bytes');
-    expect(b.model).toEqual({ name: 'm', version: '2' });
+    expect(a.model).toEqual({ name: 'm', version: '1', tta: false });
+    expect(b.model).toEqual({ name: 'm', version: '2', tta: true });
     expect(a.id).not.toBe(b.id);
     expect(readdirSync(store.tmpDir)).toEqual([]); // no temp file left behind
     expect(await store.readImage(b)).toEqual(bytes);
@@ -192,10 +196,11 @@ describe('CaseStore', () => {
     const old = { id, image: Buffer.from('old image'), heatmapPng: Buffer.from('old heat map png') };
     const { imageSha256, heatmapSha256 } = createVersion1DataDir(dir, old);
     store = CaseStore.open(dir);
-    expect(store.migrations().map((m) => m.version)).toEqual([1, 2]);
+    expect(store.migrations().map((m) => m.version)).toEqual([1, 2, 3]);
     expect(store.migrations()[0].appliedAt).toBe('2024-01-01T00:00:00.000Z'); // history kept
     const c = store.get(id);
     expect(c).toMatchObject({ imageSha256, heatmapSha256, hasHeatmapData: false, label: 'neutrophil' });
+    expect(c?.model.tta).toBe(false); // analysed before test-time augmentation existed: one view
     expect(await store.readHeatmap(c as NonNullable<typeof c>)).toEqual(old.heatmapPng);
     expect(await store.readImage(c as NonNullable<typeof c>)).toEqual(old.image);
     expect(store.readHeatmapData(id)).toBeNull();
@@ -206,7 +211,7 @@ describe('CaseStore', () => {
     store.close();
     // Opening again applies nothing twice.
     store = CaseStore.open(dir);
-    expect(store.migrations().map((m) => m.version)).toEqual([1, 2]);
+    expect(store.migrations().map((m) => m.version)).toEqual([1, 2, 3]);
     expect(store.get(id)?.heatmapSha256).toBe(heatmapSha256);
   });
 

@@ -29,7 +29,7 @@ export interface StoredCase {
   heatmapSha256: string | null;
   /** The class activation maps are stored (readHeatmapData): a heat map can be rendered on demand. */
   hasHeatmapData: boolean;
-  model: { name: string; version: string };
+  model: CaseModel;
   label: string | null;
   confidence: number;
   probabilities: Record<string, number>;
@@ -40,13 +40,20 @@ export interface StoredCase {
   review: Review | null;
 }
 
+/** The model that analysed a case, and whether it averaged each cell's 8 flips and turns (tta). */
+export interface CaseModel {
+  name: string;
+  version: string;
+  tta: boolean;
+}
+
 export interface NewCase {
   file: string;
   image: Buffer;
   imageType: string;
   width: number;
   height: number;
-  model: { name: string; version: string };
+  model: CaseModel;
   prediction: ImagePrediction;
   /** A heat map rendered already. */
   heatmapPng?: Buffer;
@@ -116,6 +123,12 @@ const MIGRATIONS: Migration[] = [
     name: 'heat-map data for rendering on demand',
     sql: `ALTER TABLE cases ADD COLUMN heatmap_data TEXT;`,
   },
+  {
+    version: 3,
+    // Cases analysed before it were all one view per cell.
+    name: 'test-time augmentation flag per case',
+    sql: `ALTER TABLE cases ADD COLUMN tta INTEGER NOT NULL DEFAULT 0 CHECK (tta IN (0, 1));`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
@@ -132,6 +145,7 @@ interface CaseRow {
   heatmap_sha256: string | null;
   model_name: string;
   model_version: string;
+  tta: number;
   label: string | null;
   confidence: number;
   needs_review: number;
@@ -149,18 +163,19 @@ interface CaseRow {
 // data itself is read only when a heat map is rendered (readHeatmapData).
 const SELECT_CASE = `
   SELECT c.id, c.created_at, c.file_name, c.image_sha256, c.image_type, c.image_bytes, c.width, c.height,
-    c.heatmap_sha256, c.model_name, c.model_version, c.label, c.confidence, c.needs_review, c.probabilities,
-    c.cells, c.message, c.heatmap_data IS NOT NULL AS has_heatmap_data,
+    c.heatmap_sha256, c.model_name, c.model_version, c.tta, c.label, c.confidence, c.needs_review,
+    c.probabilities, c.cells, c.message, c.heatmap_data IS NOT NULL AS has_heatmap_data,
     r.label AS review_label, r.reviewer AS reviewer, r.note AS review_note, r.reviewed_at AS reviewed_at
   FROM cases c
   LEFT JOIN reviews r ON r.id = (SELECT max(id) FROM reviews WHERE case_id = c.id)`;
 
 const INSERT_CASE = `
   INSERT INTO cases (id, created_at, file_name, image_sha256, image_type, image_bytes, width, height,
-    heatmap_sha256, model_name, model_version, label, confidence, needs_review, probabilities, cells, message,
-    heatmap_data)
+    heatmap_sha256, model_name, model_version, tta, label, confidence, needs_review, probabilities, cells,
+    message, heatmap_data)
   VALUES (@id, @createdAt, @file, @imageSha, @imageType, @imageBytes, @width, @height, @heatmapSha,
-    @modelName, @modelVersion, @label, @confidence, @needsReview, @probabilities, @cells, @message, @heatmapData)`;
+    @modelName, @modelVersion, @tta, @label, @confidence, @needsReview, @probabilities, @cells, @message,
+    @heatmapData)`;
 
 const STALE_TEMP_MS = 60 * 60 * 1000;
 
@@ -176,7 +191,7 @@ function rowToCase(row: CaseRow): StoredCase {
     height: row.height,
     heatmapSha256: row.heatmap_sha256,
     hasHeatmapData: row.has_heatmap_data === 1,
-    model: { name: row.model_name, version: row.model_version },
+    model: { name: row.model_name, version: row.model_version, tta: row.tta === 1 },
     label: row.label,
     confidence: row.confidence,
     probabilities: JSON.parse(row.probabilities) as Record<string, number>,
@@ -296,6 +311,7 @@ export class CaseStore {
         heatmapSha,
         modelName: input.model.name,
         modelVersion: input.model.version,
+        tta: input.model.tta ? 1 : 0,
         label: p.label,
         confidence: p.confidence,
         needsReview: p.needsReview ? 1 : 0,

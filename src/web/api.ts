@@ -37,8 +37,8 @@ export interface CaseResult {
   review?: Review | null;
   /** Every review, oldest first (GET /cases/:id only). */
   reviews?: Review[];
-  /** The model that made this prediction. */
-  model?: { name: string; version: string };
+  /** The model that made this prediction, and whether it read each cell in 8 orientations (tta). */
+  model?: { name: string; version: string; tta?: boolean };
 }
 
 export interface CaseError {
@@ -62,7 +62,8 @@ export interface PredictResponse {
 
 export interface Health {
   status: string;
-  model: { name: string; version: string; classes: string[] };
+  /** `tta`: the model is calibrated for test-time augmentation. */
+  model: { name: string; version: string; classes: string[]; tta?: boolean };
 }
 
 export interface CaseQuery {
@@ -137,10 +138,11 @@ function queryString(q: CaseQuery): string {
 export const api = {
   health: () => request<Health>('/health'),
   model: () => request<ModelCard>('/model'),
-  predict(files: File[], signal?: AbortSignal): Promise<PredictResponse> {
+  predict(files: File[], options: { tta?: boolean; signal?: AbortSignal } = {}): Promise<PredictResponse> {
     const form = new FormData();
     for (const f of files) form.append('images', f, f.name);
-    return request<PredictResponse>('/predict', { method: 'POST', body: form, signal });
+    const path = options.tta ? '/predict?tta=true' : '/predict';
+    return request<PredictResponse>(path, { method: 'POST', body: form, signal: options.signal });
   },
   listCases: (q: CaseQuery) => request<{ cases: CaseResult[]; total: number }>(`/cases${queryString(q)}`),
   getCase: (id: string) => request<CaseResult>(`/cases/${encodeURIComponent(id)}`),

@@ -488,6 +488,30 @@ describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () 
     );
   });
 
+  it('sends test-time augmentation when ticked, and the case says it was used', async () => {
+    await page.goto(base);
+    const box = page.getByLabel('Test-time augmentation');
+    if (!vision.hasTta) {
+      expect(await box.count()).toBe(0); // a model not calibrated for it is not offered it
+      return;
+    }
+    await box.check();
+    const isTtaPredict = (r: Response) =>
+      r.url().endsWith('/api/v1/predict?tta=true') && r.request().method() === 'POST';
+    const [response] = await Promise.all([
+      page.waitForResponse(isTtaPredict),
+      page.locator('#file-input').setInputFiles([images[0]]),
+    ]);
+    expect(response.status()).toBe(200);
+    const c = ((await response.json()) as PredictResponse).cases[0] as CaseResult;
+    expect(c.model?.tta).toBe(true);
+    await expectCard(c);
+    await page.goto(`${base}#/cases/${c.id}`);
+    await expect
+      .poll(() => page.locator('.page-head .muted').textContent())
+      .toContain('with test-time augmentation (8 views per cell)');
+  });
+
   it('logged no browser error (CSP violations included)', () => {
     expect(consoleErrors).toEqual([]);
   });

@@ -107,6 +107,21 @@ export function renderAnalyse(main: HTMLElement, ctx: AppContext): ViewHandle {
       `JPEG, PNG, BMP or TIFF; up to ${MAX_FILES} images per batch. Each image is analysed and stored as a case.`,
     ),
   );
+  // Offered only when the model is calibrated for it.
+  const tta = h('input', { type: 'checkbox', id: 'tta', 'aria-describedby': 'tta-hint' });
+  const ttaOption = ctx.model?.tta
+    ? h(
+        'p',
+        { class: 'option' },
+        tta,
+        h('label', { for: 'tta' }, ' Test-time augmentation'),
+        h(
+          'span',
+          { class: 'muted', id: 'tta-hint' },
+          ' — read each cell in its 8 flips and turns: more accurate, 8× slower.',
+        ),
+      )
+    : null;
   const results = h('div', { class: 'results', id: 'results', 'aria-busy': 'false' });
 
   const headingId = 'page-heading';
@@ -118,7 +133,7 @@ export function renderAnalyse(main: HTMLElement, ctx: AppContext): ViewHandle {
       { class: 'lede' },
       'The model classifies each located white blood cell. Treat every result as a suggestion for a trained reviewer.',
     ),
-    h('section', { 'aria-label': 'Upload images' }, drop),
+    h('section', { 'aria-label': 'Upload images' }, drop, ttaOption),
     results,
   );
 
@@ -169,7 +184,7 @@ export function renderAnalyse(main: HTMLElement, ctx: AppContext): ViewHandle {
     results.setAttribute('aria-busy', 'true');
     announce(`Analysing ${files.length} image${files.length > 1 ? 's' : ''}…`, 'busy');
     try {
-      const response = await api.predict(files);
+      const response = await api.predict(files, { tta: tta.checked });
       lastResult = { response, submitted: files.length };
       if (results.isConnected) showResults(response, files.length);
       const failed = response.cases.filter(isCaseError).length;

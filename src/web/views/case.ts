@@ -255,6 +255,7 @@ export function renderCase(main: HTMLElement, ctx: AppContext, id: string): View
           { class: 'muted' },
           `Analysed ${formatDateTime(c.createdAt)}`,
           c.model ? ` by ${c.model.name} ${c.model.version}` : '',
+          c.model?.tta ? ' with test-time augmentation (8 views per cell)' : '',
           ' · case ',
           h('code', null, c.id),
         ),

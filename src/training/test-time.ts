@@ -1,6 +1,6 @@
 /**
- * Calibrates a written model for test-time views (the 8 flips and turns of each crop, logits averaged: what
- * Classifier runs unless asked to be fast) on the same held-out images as its one-view calibration.
+ * Calibrates a written model for test-time augmentation (the 8 flips and turns of each crop, logits averaged:
+ * what Classifier.run does with `tta`) on the same held-out images as its one-view calibration.
  */
 import type { RgbImage } from '../imaging/types.js';
 import { OUTPUTS } from '../model/classifier-graph.js';

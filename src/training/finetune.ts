@@ -86,7 +86,7 @@ export const LAST_BLOCK = 17;
  */
 export const FINE_TUNE_DEFAULTS = {
   trainFromBlock: 0,
-  epochs: 5,
+  epochs: 10,
   batchSize: 16,
   /** Peak learning rate of the backbone; the head gets headLr. */
   lr: 3e-5,

@@ -161,7 +161,7 @@ export interface FineTuneOptions {
   cacheDir: string;
   name: string;
   l2Grid?: number[];
-  /** First trained block (0 or 'all' trains everything); default 13. */
+  /** First trained block (0 or 'all' trains everything); default 0. */
   trainFromBlock?: number | 'all';
   epochs?: number;
   batchSize?: number;

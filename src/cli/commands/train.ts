@@ -29,7 +29,7 @@ export function registerTrain(program: Command): void {
     .command('train')
     .description(
       'Train a classifier head on labelled folders (one sub-folder per class) and write model.onnx + model.json; ' +
-        'with --fine-tune, the top MobileNetV2 blocks train with it',
+        'with --fine-tune, the MobileNetV2 blocks (all by default) train with it',
     )
     .requiredOption('--data <dir>', 'a dataset folder; repeat to merge several sources', collect, [])
     .requiredOption('--out <dir>', 'output folder for model.onnx and model.json')
@@ -51,9 +51,12 @@ export function registerTrain(program: Command): void {
     .option('--no-refit', 'keep the head trained on the training split only')
     .option(
       '--no-test-time-views',
-      'skip calibrating the 8 flips and turns that predict averages (the model then runs one view per cell)',
+      'skip calibrating test-time augmentation (8 flips and turns, predict --tta): the model then offers one view only',
     )
-    .option('--fine-tune', 'also train the top MobileNetV2 blocks (from the TFLite weights) with the head')
+    .option(
+      '--fine-tune',
+      'also train the MobileNetV2 blocks (all by default; from the TFLite weights) with the head',
+    )
     .option(
       '--tflite <file>',
       `MobileNetV2 TFLite weights for --fine-tune (default: ${SHARED_TFLITE} when present)`,

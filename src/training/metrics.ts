@@ -214,3 +214,18 @@ export function evaluatePredictions(
     unanswered: noAnswer.reduce((a, b) => a + b, 0),
   };
 }
+
+/** Column of the samples left unanswered (no white cell found), shown only when there are any. */
+export const NO_ANSWER = 'no answer';
+
+/**
+ * The confusion matrix as shown to people (CLI and HTML report): a column per predicted class, plus a
+ * "no answer" column when some samples were left unanswered, so each row sums to its class's support.
+ */
+export function confusionTable(m: Metrics): { columns: string[]; rows: number[][] } {
+  const extra = m.unanswered > 0;
+  return {
+    columns: extra ? [...m.classes, NO_ANSWER] : m.classes,
+    rows: m.confusionMatrix.map((row, i) => (extra ? [...row, m.noAnswer[i]] : row)),
+  };
+}

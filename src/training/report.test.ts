@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { evaluatePredictions, reliabilityBins } from './metrics.js';
-import { confusionMatrixSpec, formatPercent, NO_ANSWER, renderReportHtml } from './report.js';
+import { evaluatePredictions, NO_ANSWER, reliabilityBins } from './metrics.js';
+import { confusionMatrixSpec, formatPercent, renderReportHtml } from './report.js';
 
 const classes = ['EOSINOPHIL', 'LYMPHOCYTE', 'MONOCYTE', 'NEUTROPHIL'];
 const truth = [0, 0, 1, 1, 2, 2, 3, 3, 3];

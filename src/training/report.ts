@@ -5,7 +5,7 @@
  */
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import type { Metrics, ReliabilityBin } from './metrics.js';
+import { confusionTable, type Metrics, type ReliabilityBin } from './metrics.js';
 
 export interface ReportInfo {
   title: string;
@@ -36,14 +36,11 @@ async function toSvg(spec: TopLevelSpec): Promise<string> {
   }
 }
 
-/** Column of the samples left unanswered (no white cell found), shown only when there are any. */
-export const NO_ANSWER = 'no answer';
-
 export function confusionMatrixSpec(metrics: Metrics): TopLevelSpec {
-  const { classes, confusionMatrix, noAnswer, unanswered } = metrics;
-  const columns = unanswered > 0 ? [...classes, NO_ANSWER] : classes;
+  const { classes } = metrics;
+  const { columns, rows } = confusionTable(metrics);
   const cells = classes.flatMap((t, i) => {
-    const row = unanswered > 0 ? [...confusionMatrix[i], noAnswer[i]] : confusionMatrix[i];
+    const row = rows[i];
     const rowTotal = row.reduce((a, b) => a + b, 0);
     return columns.map((p, j) => ({
       true: t,

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { HematoError } from '../../errors.js';
 import { Classifier, DEFAULT_MODEL_PATH } from '../../model/classifier.js';
 import { evaluateModel } from '../../training/evaluate.js';
+import { confusionTable } from '../../training/metrics.js';
 import { renderReportHtml } from '../../training/report.js';
 import { pct, perClassTable, progressBar, table } from '../progress.js';
 import { TTA_HELP } from '../options.js';
@@ -79,16 +80,16 @@ export function registerEvaluate(program: Command): void {
       console.log(perClassTable(r.classes, r.perClass));
       console.log('\nConfusion matrix (rows true, columns predicted):');
       // Images with no white cell get their own column, as in the HTML report.
-      const unanswered = r.unanswered > 0;
+      const { columns, rows } = confusionTable(r);
       console.log(
         table(
-          ['', ...r.classes, ...(unanswered ? ['no answer'] : [])],
-          r.classes.map((c, i) => [c, ...r.confusionMatrix[i], ...(unanswered ? [r.noAnswer[i]] : [])]),
+          ['', ...columns],
+          r.classes.map((c, i) => [c, ...rows[i]]),
         ),
       );
       console.log(
         `\nn ${r.n}  accuracy ${pct(r.accuracy)}  macro-F1 ${pct(r.macroF1)}  ECE ${r.ece.toFixed(3)}  ` +
-          `${r.imagesPerSecond.toFixed(0)} images/s ${o.tta ? ' (test-time augmentation: 8 views per cell)' : ''}`,
+          `${r.imagesPerSecond.toFixed(0)} images/s${o.tta ? ' (test-time augmentation: 8 views per cell)' : ''}`,
       );
       if (r.noCell) console.log(`${r.noCell} image(s) with no white cell found, counted as errors.`);
       const unknown = Object.entries(r.skipped.unknownClass);

@@ -383,23 +383,22 @@ async function fineTune(o: Record<string, string | boolean | undefined>, common:
 function printValidation(c: ModelCard, v: Metrics): void {
   console.log(`\nValidation (grouped, unaugmented; temperature ${c.temperature.toFixed(3)}):`);
   console.log(perClassTable(c.classes, v.perClass));
-  console.log(
-    `accuracy ${pct(v.accuracy)}  macro-F1 ${pct(v.macroF1)}  ECE ${v.ece.toFixed(3)}  ` +
-      `review below ${c.reviewThreshold.toFixed(2)}`,
-  );
-  for (const [s, x] of Object.entries(c.validation.perSource))
-    console.log(`  ${s}: ${pct(x.accuracy)} of ${x.n}`);
+  printScores(c.validation, c.reviewThreshold);
   const tta = c.testTimeAugmentation;
   if (tta) {
-    const t = tta.validation;
     console.log(
-      `\nThe same images, ${tta.views} views each (flips and turns averaged, as predict runs them; ` +
+      `\nThe same images, ${tta.views} views each (flips and turns averaged, as predict --tta runs them; ` +
         `temperature ${tta.temperature.toFixed(3)}):`,
     );
-    console.log(
-      `accuracy ${pct(t.accuracy)}  macro-F1 ${pct(t.macroF1)}  ECE ${t.ece.toFixed(3)}  ` +
-        `review below ${tta.reviewThreshold.toFixed(2)}`,
-    );
-    for (const [s, x] of Object.entries(t.perSource)) console.log(`  ${s}: ${pct(x.accuracy)} of ${x.n}`);
+    printScores(tta.validation, tta.reviewThreshold);
   }
+}
+
+/** The card's summary of one validation: overall scores, the review threshold, then each source. */
+function printScores(v: ModelCard['validation'], reviewThreshold: number): void {
+  console.log(
+    `accuracy ${pct(v.accuracy)}  macro-F1 ${pct(v.macroF1)}  ECE ${v.ece.toFixed(3)}  ` +
+      `review below ${reviewThreshold.toFixed(2)}`,
+  );
+  for (const [s, x] of Object.entries(v.perSource)) console.log(`  ${s}: ${pct(x.accuracy)} of ${x.n}`);
 }

@@ -7,12 +7,12 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { prepareImage } from '../src/model/inputs.js';
 import type { ModelCard } from '../src/model/types.js';
+import { cropAt } from '../src/training/batches.js';
 import { scanDatasets } from '../src/training/dataset.js';
+import { prepareCrops } from '../src/training/finetune.js';
 import { groupedStratifiedSplit } from '../src/training/split.js';
 import { calibrateTestTimeViews } from '../src/training/test-time.js';
 import { writeAtomic } from '../src/training/train.js';
@@ -42,32 +42,31 @@ const split = groupedStratifiedSplit(ds.items, {
   valFraction: Number(values['val-fraction']),
   seed: card.training.seed,
 });
-// The crops training used: the primary cell of each validation image (images without one are left out).
-const crops = new Map<number, Awaited<ReturnType<typeof prepareImage>>['regions'][0]['pixels']>();
-for (let s = 0; s < split.val.length; s += 8)
-  await Promise.all(
-    split.val.slice(s, s + 8).map(async (i) => {
-      try {
-        const p = await prepareImage(await readFile(ds.items[i].path), card.preprocessing, {
-          primaryOnly: true,
-        });
-        if (p.regions.length > 0) crops.set(i, p.regions[0].pixels);
-      } catch {
-        // unreadable: not a validation row in training either
-      }
-    }),
-  );
-const items = split.val.filter((i) => crops.has(i));
+// The crops training used, by the function it used: the primary cell of each validation image (images
+// without one, or unreadable, are left out as they were there).
+const { store, failed } = await prepareCrops(
+  split.val.map((i) => ds.items[i]),
+  card.preprocessing,
+);
+const dropped = new Set(failed.map((f) => split.val[f.index]));
+const slot = new Map(split.val.map((item, j) => [item, j]));
+const items = split.val.filter((i) => !dropped.has(i));
 if (items.length !== card.validation.n) {
   console.error(
     `Validation has ${items.length} images here, the card says ${card.validation.n}: other data?`,
   );
   process.exit(1);
 }
-const { card: block, score } = await calibrateTestTimeViews(model, items, (i) => crops.get(i)!, ds, {
-  reviewTargetAccuracy: Number(values['review-accuracy']),
-  onProgress: (d, t) => process.stderr.write(`\r${d}/${t}`),
-});
+const { card: block, score } = await calibrateTestTimeViews(
+  model,
+  items,
+  (i) => cropAt(store, slot.get(i)!),
+  ds,
+  {
+    reviewTargetAccuracy: Number(values['review-accuracy']),
+    onProgress: (d, t) => process.stderr.write(`\r${d}/${t}`),
+  },
+);
 process.stderr.write('\n');
 // Key order as training writes it: the block right after `validation`.
 const out: Record<string, unknown> = {};

@@ -720,8 +720,8 @@ function interrupted(epoch: number, epochs: number, ckptDir: string): HematoErro
   );
 }
 
-/** Decodes, locates and crops every image once (the serving path, primary cell only). */
-async function prepareCrops(
+/** Decodes, locates and crops every image once (the serving path, primary cell only); slot i holds items[i]. */
+export async function prepareCrops(
   items: Dataset['items'],
   prep: Preprocessing,
   onProgress?: (done: number, total: number) => void,

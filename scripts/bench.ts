@@ -278,12 +278,12 @@ async function accuracySection(kaggleTest: string): Promise<void> {
   log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const m of models) {
     const c = await Classifier.load(m);
+    const name =
+      m === DEFAULT_MODEL_PATH ? `bundled (${c.card.name})` : `${c.card.name}, ${relative('.', m)}`;
+    const ft = c.card.backbone.fineTuned;
+    const backbone = ft ? `fine-tuned from block ${ft.fromBlock}` : 'frozen';
     for (const tta of c.hasTta ? [false, true] : [false]) {
       const r = await evaluateModel(c, [kaggleTest], { tta });
-      const name =
-        m === DEFAULT_MODEL_PATH ? `bundled (${c.card.name})` : `${c.card.name}, ${relative('.', m)}`;
-      const ft = c.card.backbone.fineTuned;
-      const backbone = ft ? `fine-tuned from block ${ft.fromBlock}` : 'frozen';
       const views = tta ? '8 (`--tta`)' : '1 (default)';
       log(
         `| ${name} | ${backbone} | ${c.card.preprocessing.crop} | ${views} | ${r.accuracy.toFixed(3)} | ${r.macroF1.toFixed(3)} | ${r.ece.toFixed(3)} | ${r.noCell} | ${r.imagesPerSecond.toFixed(0)} |`,

@@ -3,13 +3,12 @@
  * epoch. A helper thread can build the next batch while ONNX Runtime (which runs on the calling thread in
  * onnxruntime-node) computes the current one.
  */
-import { extname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { HematoError } from '../errors.js';
 import { augment, type AugmentOptions } from '../imaging/augment.js';
 import { createRng } from '../imaging/random.js';
 import { writeInput } from '../model/inputs.js';
+import { startWorker } from '../threads.js';
 
 /** `count` square RGB crops of side `size`, back to back in one SharedArrayBuffer (so threads share them). */
 export interface CropStore {
@@ -125,15 +124,12 @@ class ThreadedBatchMaker implements BatchMaker {
   private failure: Error | null = null;
 
   constructor(store: CropStore, augment: Partial<AugmentOptions>) {
-    this.worker = startWorker(
-      new URL(`./batch-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url),
-      {
-        crops: store.data.buffer,
-        size: store.size,
-        count: store.count,
-        augment,
-      },
-    );
+    this.worker = startWorker(import.meta.url, 'batch-worker', {
+      crops: store.data.buffer,
+      size: store.size,
+      count: store.count,
+      augment,
+    });
     const fail = (e: Error) => {
       this.failure = new HematoError(`The augmentation thread failed: ${e.message}`, 'worker_failed', 500);
       for (const p of this.pending.values()) p.reject(this.failure);
@@ -171,15 +167,4 @@ class ThreadedBatchMaker implements BatchMaker {
     this.pending.clear();
     await this.worker.terminate();
   }
-}
-
-/**
- * Starts a worker on a module of this project. Run from TypeScript sources (tsx, vitest), the worker has no
- * TypeScript loader of its own, so a one-line bootstrap registers tsx's before importing the module.
- */
-function startWorker(entry: URL, workerData: unknown): Worker {
-  if (!entry.pathname.endsWith('.ts')) return new Worker(entry, { workerData });
-  const api = import.meta.resolve('tsx/esm/api');
-  const code = `import { register } from ${JSON.stringify(api)}; register(); await import(${JSON.stringify(entry.href)});`;
-  return new Worker(new URL(`data:text/javascript,${encodeURIComponent(code)}`), { workerData });
 }

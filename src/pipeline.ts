@@ -18,6 +18,8 @@ export interface HematoVision {
   readonly card: ModelCard;
   /** Whether the model is calibrated for test-time augmentation (AnalyzeOptions.tta). */
   readonly hasTta: boolean;
+  /** Results below this confidence are flagged for review (its own value with test-time augmentation). */
+  reviewThreshold(tta?: boolean): number;
   /** Throws InvalidImageError (src/errors.ts) for anything that is not a decodable image. */
   analyze(input: Buffer | string, options?: AnalyzeOptions): Promise<ImageAnalysis>;
   /** Several images in one go (faster): each item is its analysis or its own error; one bad image fails alone. */
@@ -30,14 +32,20 @@ export interface HematoVision {
 export interface PipelineOptions {
   /** Path to model.onnx (its model.json beside it). Default: the bundled model in models/. */
   model?: string;
+  /**
+   * Run the network in a worker thread so this thread's event loop stays free while it runs: for servers
+   * and apps that answer other work meanwhile. Default false (one thread, no start-up cost).
+   */
+  worker?: boolean;
 }
 
 /** Loads a model (default: the bundled one) and returns the analyser. */
 export async function pipeline(options: PipelineOptions = {}): Promise<HematoVision> {
-  const classifier = await Classifier.load(options.model ?? DEFAULT_MODEL_PATH);
+  const classifier = await Classifier.load(options.model ?? DEFAULT_MODEL_PATH, { worker: options.worker });
   return {
     card: classifier.card,
     hasTta: classifier.hasTta,
+    reviewThreshold: (tta) => classifier.reviewThreshold(tta),
     analyze: (input, opts) => analyzeImage(classifier, input, opts),
     analyzeBatch: (inputs, opts) => analyzeBatch(classifier, inputs, opts),
     renderHeatmap,

@@ -116,7 +116,11 @@ async function runPrepared(
   const out =
     total > 0
       ? await classifier.run(batch, total, { cam: wantCams, tta: options.tta })
-      : { probabilities: new Float32Array(0), views: 1, reviewThreshold: classifier.card.reviewThreshold };
+      : {
+          probabilities: new Float32Array(0),
+          views: 1,
+          reviewThreshold: classifier.reviewThreshold(options.tta),
+        };
   const k = classifier.classes.length;
 
   let row = 0;

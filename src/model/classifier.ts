@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HematoError, ModelError } from '../errors.js';
 import { OUTPUTS } from './classifier-graph.js';
-import { OnnxSession } from './onnx/runtime.js';
+import { OnnxSession, OnnxThreadSession, type InferenceSession } from './onnx/runtime.js';
 import { softmaxRows } from './softmax.js';
 import type { ModelCard, Prediction } from './types.js';
 import { expandViews, meanMapsOverViews, meanOverViews } from './views.js';
@@ -60,15 +60,28 @@ export interface BatchOutput {
   reviewThreshold: number;
 }
 
+/** The card's review threshold for one view, or for test-time augmentation (calibrated separately). */
+export function reviewThresholdFor(card: ModelCard, tta = false): number {
+  return (tta ? card.testTimeAugmentation?.reviewThreshold : undefined) ?? card.reviewThreshold;
+}
+
+export interface LoadOptions {
+  /**
+   * Run the network in a worker thread, so the caller's event loop stays free while it runs (a server keeps
+   * answering other clients). Costs a thread start and a copy of each input batch.
+   */
+  worker?: boolean;
+}
+
 /** A trained model file with its card, verified against the card's sha256 before it runs. */
 export class Classifier {
   private constructor(
     readonly card: ModelCard,
     readonly path: string,
-    private readonly session: OnnxSession,
+    private readonly session: InferenceSession,
   ) {}
 
-  static async load(modelPath: string = DEFAULT_MODEL_PATH): Promise<Classifier> {
+  static async load(modelPath: string = DEFAULT_MODEL_PATH, options: LoadOptions = {}): Promise<Classifier> {
     let path = resolve(modelPath);
     // A model folder (as `train --out` writes) means the model.onnx inside it.
     if (existsSync(path) && statSync(path).isDirectory()) path = join(path, 'model.onnx');
@@ -105,9 +118,12 @@ export class Classifier {
     }
     // No spinning: between runs the same two cores decode, locate and serve HTTP; spinning ORT threads
     // would steal them (measured: more requests/s and a lower p99 under 16 concurrent clients).
-    const session = await OnnxSession.create(bytes, 2, { spin: false });
+    const session = await (options.worker ? OnnxThreadSession : OnnxSession).create(bytes, 2, {
+      spin: false,
+    });
     for (const out of [OUTPUTS.probabilities, OUTPUTS.cam]) {
       if (!session.outputNames.includes(out)) {
+        await session.close();
         throw new ModelError(`${path} is not a HematoVision classifier (no '${out}' output).`, 'bad_model');
       }
     }
@@ -125,6 +141,11 @@ export class Classifier {
   /** Whether the card is calibrated for test-time augmentation (`tta`). */
   get hasTta(): boolean {
     return this.card.testTimeAugmentation !== undefined;
+  }
+
+  /** Below this confidence a result is flagged for review: each way of running has its own calibration. */
+  reviewThreshold(tta = false): number {
+    return reviewThresholdFor(this.card, tta);
   }
 
   /**
@@ -227,13 +248,13 @@ export class Classifier {
               probabilities: softmaxRows(meanOverViews(scores, p.n, k, v), k, tta.temperature),
               cam: cam && meanMapsOverViews(cam, p.n, k, CAM_SIDE, v),
               views: v,
-              reviewThreshold: tta.reviewThreshold,
+              reviewThreshold: this.reviewThreshold(true),
             }
           : {
               probabilities: scores.slice(),
               cam: cam?.slice(),
               views: 1,
-              reviewThreshold: this.card.reviewThreshold,
+              reviewThreshold: this.reviewThreshold(false),
             },
       );
       row += p.n * v;

@@ -142,10 +142,7 @@ async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyI
   // The card, and how this server runs it: test-time augmentation or not, and the review threshold for that.
   app.get(`${API}/model`, { schema: schemas.model }, async () => ({
     ...vision.card,
-    inUse: {
-      tta,
-      reviewThreshold: tta ? vision.card.testTimeAugmentation!.reviewThreshold : vision.card.reviewThreshold,
-    },
+    inUse: { tta, reviewThreshold: vision.reviewThreshold(tta) },
   }));
 
   app.get(`${API}/openapi.json`, { schema: schemas.openapi }, async () => app.swagger());

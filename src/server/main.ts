@@ -23,7 +23,8 @@ async function main(): Promise<void> {
   if (!['', '0', '1'].includes(ttaSetting))
     throw new HematoError(`TTA must be 1 (test-time augmentation) or 0, not "${ttaSetting}".`, 'bad_config');
   const tta = ttaSetting === '1';
-  const vision = await pipeline({ model: process.env.MODEL || undefined });
+  // The network runs in its own thread so the event loop keeps serving other clients meanwhile.
+  const vision = await pipeline({ model: process.env.MODEL || undefined, worker: true });
   if (tta && !vision.hasTta) {
     await vision.close();
     throw new HematoError(

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import sharp from 'sharp';
 import { decodeImage } from '../imaging/decode.js';
+import { reviewThresholdFor } from '../model/classifier.js';
 import type { CellPrediction, ModelCard } from '../model/types.js';
 import { HematoError } from '../errors.js';
 import type { AnalyzeOptions, BatchItem, HeatmapData, HematoVision, ImageAnalysis } from '../pipeline.js';
@@ -67,6 +68,9 @@ export function fakeVision(): HematoVision & {
   return {
     card: FAKE_CARD,
     hasTta: false,
+    reviewThreshold(tta?: boolean) {
+      return reviewThresholdFor(this.card, tta);
+    },
     analyzed: 0,
     batches: [],
     rendered: 0,

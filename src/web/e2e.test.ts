@@ -91,7 +91,8 @@ describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () 
       build: { outDir: webDir, emptyOutDir: true },
     });
     images = await testImages();
-    vision = await pipeline();
+    // As `npm start` serves: the network in its worker thread.
+    vision = await pipeline({ worker: true });
     app = await buildApp({ vision, dataDir: path.join(tmp, 'data'), webDir });
     base = await app.listen({ port: 0, host: '127.0.0.1' });
     browser = await chromium.launch({

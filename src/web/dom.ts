@@ -47,3 +47,36 @@ export function uid(prefix: string): string {
   idCounter += 1;
   return `${prefix}-${idCounter}`;
 }
+
+export interface Column {
+  label: Child;
+  /** Right-aligned numbers. */
+  num?: boolean;
+}
+
+/** The app's table: a caption (hidden when only screen readers need it), column headers, body rows. */
+export function dataTable(o: {
+  className?: string;
+  caption: string;
+  captionHidden?: boolean;
+  columns: Column[];
+  rows: Child[];
+  foot?: Child;
+}): HTMLTableElement {
+  return h(
+    'table',
+    { class: o.className ? `data-table ${o.className}` : 'data-table' },
+    h('caption', o.captionHidden ? { class: 'visually-hidden' } : null, o.caption),
+    h(
+      'thead',
+      null,
+      h(
+        'tr',
+        null,
+        o.columns.map((c) => h('th', { scope: 'col', class: c.num ? 'num' : null }, c.label)),
+      ),
+    ),
+    h('tbody', null, o.rows),
+    o.foot ? h('tfoot', null, o.foot) : null,
+  );
+}

@@ -1,7 +1,7 @@
 /** Differential count of a batch: a table (the record) and a bar chart (the overview). */
 import { BarController, BarElement, CategoryScale, Chart, LinearScale, Tooltip } from 'chart.js';
 import type { Differential } from '../api.js';
-import { h } from '../dom.js';
+import { dataTable, h } from '../dom.js';
 import { differentialRows, displayLabel, formatPercent } from '../format.js';
 
 // Register only what the bar chart needs, to keep the bundle small.
@@ -21,46 +21,28 @@ export function differentialSection(
   const total = rows.reduce((s, r) => s + r.count, 0);
   const headingId = 'differential-heading';
 
-  const table = h(
-    'table',
-    { class: 'data-table differential__table' },
-    h('caption', { class: 'visually-hidden' }, 'Differential count by class'),
-    h(
-      'thead',
-      null,
+  const table = dataTable({
+    className: 'differential__table',
+    caption: 'Differential count by class',
+    captionHidden: true,
+    columns: [{ label: 'Class' }, { label: 'Count', num: true }, { label: '%', num: true }],
+    rows: rows.map((r) =>
       h(
         'tr',
-        null,
-        h('th', { scope: 'col' }, 'Class'),
-        h('th', { scope: 'col', class: 'num' }, 'Count'),
-        h('th', { scope: 'col', class: 'num' }, '%'),
+        { 'data-class': r.label },
+        h('th', { scope: 'row' }, displayLabel(r.label)),
+        h('td', { class: 'num' }, String(r.count)),
+        h('td', { class: 'num' }, formatPercent(r.percent / 100)),
       ),
     ),
-    h(
-      'tbody',
+    foot: h(
+      'tr',
       null,
-      rows.map((r) =>
-        h(
-          'tr',
-          { 'data-class': r.label },
-          h('th', { scope: 'row' }, displayLabel(r.label)),
-          h('td', { class: 'num' }, String(r.count)),
-          h('td', { class: 'num' }, formatPercent(r.percent / 100)),
-        ),
-      ),
+      h('th', { scope: 'row' }, 'Total classified'),
+      h('td', { class: 'num', 'data-total': String(total) }, String(total)),
+      h('td', { class: 'num' }, total > 0 ? formatPercent(1) : '—'),
     ),
-    h(
-      'tfoot',
-      null,
-      h(
-        'tr',
-        null,
-        h('th', { scope: 'row' }, 'Total classified'),
-        h('td', { class: 'num', 'data-total': String(total) }, String(total)),
-        h('td', { class: 'num' }, total > 0 ? formatPercent(1) : '—'),
-      ),
-    ),
-  );
+  });
 
   const canvas = h('canvas', {
     role: 'img',

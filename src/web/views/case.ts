@@ -4,7 +4,7 @@ import { probabilityTable } from '../components/probabilities.js';
 import { reviewAttribution, confidenceLine } from '../components/review.js';
 import { specimen } from '../components/specimen.js';
 import type { AppContext, ViewHandle } from '../context.js';
-import { h, replaceChildren } from '../dom.js';
+import { dataTable, h, replaceChildren } from '../dom.js';
 import { displayLabel, formatDateTime, formatPercent } from '../format.js';
 import { announce, errorMessage } from '../status.js';
 
@@ -28,40 +28,24 @@ function rememberReviewer(name: string): void {
 
 function cellsTable(c: CaseResult): HTMLElement | null {
   if (c.cells.length < 2) return null;
-  return h(
-    'table',
-    { class: 'data-table' },
-    h('caption', null, `${c.cells.length} located white cells`),
-    h(
-      'thead',
-      null,
+  return dataTable({
+    caption: `${c.cells.length} located white cells`,
+    columns: [{ label: '#', num: true }, { label: 'Type' }, { label: 'Confidence', num: true }],
+    rows: c.cells.map((cell, i) =>
       h(
         'tr',
         null,
-        h('th', { scope: 'col', class: 'num' }, '#'),
-        h('th', { scope: 'col' }, 'Type'),
-        h('th', { scope: 'col', class: 'num' }, 'Confidence'),
-      ),
-    ),
-    h(
-      'tbody',
-      null,
-      c.cells.map((cell, i) =>
+        h('td', { class: 'num' }, String(i + 1)),
         h(
-          'tr',
+          'td',
           null,
-          h('td', { class: 'num' }, String(i + 1)),
-          h(
-            'td',
-            null,
-            displayLabel(cell.label),
-            cell.needsReview ? [' ', h('span', { class: 'badge badge--review' }, 'Needs review')] : null,
-          ),
-          h('td', { class: 'num' }, formatPercent(cell.confidence)),
+          displayLabel(cell.label),
+          cell.needsReview ? [' ', h('span', { class: 'badge badge--review' }, 'Needs review')] : null,
         ),
+        h('td', { class: 'num' }, formatPercent(cell.confidence)),
       ),
     ),
-  );
+  });
 }
 
 function reviewHistory(reviews: Review[] | undefined): HTMLElement | null {

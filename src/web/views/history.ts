@@ -1,7 +1,7 @@
 /** History page: stored cases with filters, paging and a CSV export of the same selection. */
 import { api, type CaseQuery, type CaseResult } from '../api.js';
 import type { AppContext, ViewHandle } from '../context.js';
-import { h, replaceChildren } from '../dom.js';
+import { dataTable, h, replaceChildren } from '../dom.js';
 import { displayLabel, formatDateTime, formatPercent, rangeText } from '../format.js';
 import { caseHref, historyHref } from '../router.js';
 import { announce, errorMessage } from '../status.js';
@@ -152,26 +152,20 @@ export function renderHistory(main: HTMLElement, ctx: AppContext, query: URLSear
           h(
             'div',
             { class: 'table-scroll' },
-            h(
-              'table',
-              { class: 'data-table cases-table' },
-              h('caption', { class: 'visually-hidden' }, `Cases ${rangeText(offset, cases.length, total)}`),
-              h(
-                'thead',
-                null,
-                h(
-                  'tr',
-                  null,
-                  h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Image')),
-                  h('th', { scope: 'col' }, 'File'),
-                  h('th', { scope: 'col' }, 'Analysed'),
-                  h('th', { scope: 'col' }, 'Prediction'),
-                  h('th', { scope: 'col', class: 'num' }, 'Confidence'),
-                  h('th', { scope: 'col' }, 'Review'),
-                ),
-              ),
-              h('tbody', null, cases.map(caseRow)),
-            ),
+            dataTable({
+              className: 'cases-table',
+              caption: `Cases ${rangeText(offset, cases.length, total)}`,
+              captionHidden: true,
+              columns: [
+                { label: h('span', { class: 'visually-hidden' }, 'Image') },
+                { label: 'File' },
+                { label: 'Analysed' },
+                { label: 'Prediction' },
+                { label: 'Confidence', num: true },
+                { label: 'Review' },
+              ],
+              rows: cases.map(caseRow),
+            }),
           ),
           pager,
         );

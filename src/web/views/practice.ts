@@ -7,7 +7,7 @@ import { probabilityTable } from '../components/probabilities.js';
 import { reviewAttribution } from '../components/review.js';
 import { specimen } from '../components/specimen.js';
 import type { AppContext, ViewHandle } from '../context.js';
-import { h, replaceChildren } from '../dom.js';
+import { dataTable, h, replaceChildren } from '../dom.js';
 import { displayLabel, formatPercent } from '../format.js';
 import {
   answerClasses,
@@ -129,33 +129,20 @@ function scorePanel(r: Round): HTMLElement {
       ),
     ),
     s.answered
-      ? h(
-          'table',
-          { class: 'data-table practice-score__table' },
-          h('caption', { class: 'visually-hidden' }, 'Score by reviewer’s label'),
-          h(
-            'thead',
-            null,
+      ? dataTable({
+          className: 'practice-score__table',
+          caption: 'Score by reviewer’s label',
+          captionHidden: true,
+          columns: [{ label: 'Cell type' }, { label: 'Correct', num: true }],
+          rows: s.perClass.map((c) =>
             h(
               'tr',
-              null,
-              h('th', { scope: 'col' }, 'Cell type'),
-              h('th', { scope: 'col', class: 'num' }, 'Correct'),
+              { 'data-class': c.label },
+              h('th', { scope: 'row' }, displayLabel(c.label)),
+              h('td', { class: 'num' }, scoreText(c.correct, c.asked)),
             ),
           ),
-          h(
-            'tbody',
-            null,
-            s.perClass.map((c) =>
-              h(
-                'tr',
-                { 'data-class': c.label },
-                h('th', { scope: 'row' }, displayLabel(c.label)),
-                h('td', { class: 'num' }, scoreText(c.correct, c.asked)),
-              ),
-            ),
-          ),
-        )
+        })
       : h('p', { class: 'muted' }, 'No answers yet in this round.'),
     h(
       'p',
@@ -183,41 +170,30 @@ function summaryPanel(r: Round): HTMLElement {
         `(${percentOf(s.correct, s.answered)}); the model matched on ${s.modelCorrect} ` +
         `(${percentOf(s.modelCorrect, s.answered)}).`,
     ),
-    h(
-      'table',
-      { class: 'data-table practice-summary__table' },
-      h('caption', null, 'Per class'),
-      h(
-        'thead',
-        null,
+    dataTable({
+      className: 'practice-summary__table',
+      caption: 'Per class',
+      columns: [
+        { label: 'Reviewer’s label' },
+        { label: 'Correct', num: true },
+        { label: 'You answered instead' },
+      ],
+      rows: s.perClass.map((c) =>
         h(
           'tr',
-          null,
-          h('th', { scope: 'col' }, 'Reviewer’s label'),
-          h('th', { scope: 'col', class: 'num' }, 'Correct'),
-          h('th', { scope: 'col' }, 'You answered instead'),
-        ),
-      ),
-      h(
-        'tbody',
-        null,
-        s.perClass.map((c) =>
+          { 'data-class': c.label },
+          h('th', { scope: 'row' }, displayLabel(c.label)),
+          h('td', { class: 'num' }, scoreText(c.correct, c.asked)),
           h(
-            'tr',
-            { 'data-class': c.label },
-            h('th', { scope: 'row' }, displayLabel(c.label)),
-            h('td', { class: 'num' }, scoreText(c.correct, c.asked)),
-            h(
-              'td',
-              null,
-              c.mistakes.length
-                ? c.mistakes.map((m) => `${displayLabel(m.picked)} ×${m.count}`).join(', ')
-                : h('span', { class: 'muted' }, 'No mistakes'),
-            ),
+            'td',
+            null,
+            c.mistakes.length
+              ? c.mistakes.map((m) => `${displayLabel(m.picked)} ×${m.count}`).join(', ')
+              : h('span', { class: 'muted' }, 'No mistakes'),
           ),
         ),
       ),
-    ),
+    }),
     missed.length
       ? [
           h('h3', { class: 'practice-summary__missed-heading' }, 'Cases to look at again'),

@@ -1,6 +1,7 @@
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { Worker, type MessagePort } from 'node:worker_threads';
+import { HematoError } from './errors.js';
 
 /**
  * Starts a worker on the module `name` beside `from` (pass `import.meta.url`), with the same extension as
@@ -13,4 +14,91 @@ export function startWorker(from: string, name: string, workerData: unknown): Wo
   const api = import.meta.resolve('tsx/esm/api');
   const code = `import { register } from ${JSON.stringify(api)}; register(); await import(${JSON.stringify(entry.href)});`;
   return new Worker(new URL(`data:text/javascript,${encodeURIComponent(code)}`), { workerData });
+}
+
+/** A worker's answer to one call: its result, or why it failed (`code` for the error to rethrow). */
+export type WorkerReply<T> = { id: number; result: T } | { id: number; error: string; code?: string };
+
+/**
+ * Request/reply calls to a worker: each request gets an id, the worker answers it with a WorkerReply of the
+ * same id. A worker that dies rejects every call in flight and every later one with `died(reason)`.
+ */
+export class WorkerCalls<Request, Result> {
+  private readonly pending = new Map<number, { resolve: (r: Result) => void; reject: (e: Error) => void }>();
+  private next = 1;
+  private failure: Error | null = null;
+  private readonly unrefWhenIdle: boolean;
+
+  constructor(
+    private readonly worker: Worker,
+    o: {
+      /** The error for a call the worker answered with an error. */
+      failed: (message: string, code?: string) => Error;
+      /** The error once the worker itself has died. */
+      died: (reason: string) => Error;
+      /** Let the process exit while no call is in flight (a CLI must not hang on an idle thread). */
+      unrefWhenIdle?: boolean;
+    },
+  ) {
+    const die = (reason: string) => {
+      this.failure ??= o.died(reason);
+      for (const p of this.pending.values()) p.reject(this.failure);
+      this.pending.clear();
+    };
+    worker.on('message', (m: WorkerReply<Result>) => {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if ('error' in m) p.reject(o.failed(m.error, m.code));
+      else p.resolve(m.result);
+      if (o.unrefWhenIdle && this.pending.size === 0) worker.unref();
+    });
+    worker.on('error', (e) => die(e.message));
+    worker.on('exit', (code) => die(`it exited with code ${code}`));
+    this.unrefWhenIdle = o.unrefWhenIdle === true;
+    if (this.unrefWhenIdle) worker.unref();
+  }
+
+  call(request: Request, transfer: ArrayBuffer[] = []): Promise<Result> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      if (this.unrefWhenIdle) this.worker.ref();
+      this.worker.postMessage({ id, request }, transfer);
+    });
+  }
+
+  /** Stops the worker. Calls still in flight are dropped, not rejected: nobody awaits them any more. */
+  async close(closed: Error): Promise<void> {
+    this.failure ??= closed;
+    this.pending.clear();
+    await this.worker.terminate();
+  }
+}
+
+/** The worker's side: answers each call with `handle`'s result (transferring `transfer(result)`) or its error. */
+export function answerCalls<Request, Result>(
+  port: MessagePort,
+  handle: (request: Request) => Result | Promise<Result>,
+  transfer: (result: Result) => ArrayBuffer[] = () => [],
+): void {
+  port.on('message', (m: { id: number; request: Request }) => {
+    void (async () => {
+      let reply: WorkerReply<Result>;
+      let list: ArrayBuffer[] = [];
+      try {
+        const result = await handle(m.request);
+        reply = { id: m.id, result };
+        list = transfer(result);
+      } catch (e) {
+        reply = {
+          id: m.id,
+          error: e instanceof Error ? e.message : String(e),
+          code: e instanceof HematoError ? e.code : undefined,
+        };
+      }
+      port.postMessage(reply, list);
+    })();
+  });
 }

@@ -3,12 +3,11 @@
  * epoch. A helper thread can build the next batch while ONNX Runtime (which runs on the calling thread in
  * onnxruntime-node) computes the current one.
  */
-import type { Worker } from 'node:worker_threads';
 import { HematoError } from '../errors.js';
 import { augment, type AugmentOptions } from '../imaging/augment.js';
 import { createRng } from '../imaging/random.js';
 import { writeInput } from '../model/inputs.js';
-import { startWorker } from '../threads.js';
+import { startWorker, WorkerCalls } from '../threads.js';
 
 /** `count` square RGB crops of side `size`, back to back in one SharedArrayBuffer (so threads share them). */
 export interface CropStore {
@@ -107,64 +106,33 @@ class InlineBatchMaker implements BatchMaker {
 }
 
 export interface BatchRequest {
-  id: number;
   items: Int32Array;
   seeds: Uint32Array | null;
 }
-export type BatchReply = { id: number; buffer: ArrayBuffer } | { id: number; error: string };
 
 class ThreadedBatchMaker implements BatchMaker {
   readonly threaded = true;
-  private readonly worker: Worker;
-  private readonly pending = new Map<
-    number,
-    { resolve: (a: Float32Array) => void; reject: (e: Error) => void }
-  >();
-  private next = 0;
-  private failure: Error | null = null;
+  private readonly calls: WorkerCalls<BatchRequest, ArrayBuffer>;
 
   constructor(store: CropStore, augment: Partial<AugmentOptions>) {
-    this.worker = startWorker(import.meta.url, 'batch-worker', {
+    const worker = startWorker(import.meta.url, 'batch-worker', {
       crops: store.data.buffer,
       size: store.size,
       count: store.count,
       augment,
     });
-    const fail = (e: Error) => {
-      this.failure = new HematoError(`The augmentation thread failed: ${e.message}`, 'worker_failed', 500);
-      for (const p of this.pending.values()) p.reject(this.failure);
-      this.pending.clear();
-    };
-    this.worker.on('message', (m: BatchReply) => {
-      const p = this.pending.get(m.id);
-      if (!p) return;
-      this.pending.delete(m.id);
-      if ('error' in m) p.reject(new HematoError(`Augmentation failed: ${m.error}`, 'worker_failed', 500));
-      else p.resolve(new Float32Array(m.buffer));
-    });
-    this.worker.on('error', fail);
-    this.worker.on('exit', (code) => {
-      if (this.pending.size > 0) fail(new Error(`it exited with code ${code}`));
+    this.calls = new WorkerCalls(worker, {
+      failed: (message) => new HematoError(`Augmentation failed: ${message}`, 'worker_failed', 500),
+      died: (reason) => new HematoError(`The augmentation thread failed: ${reason}`, 'worker_failed', 500),
     });
   }
 
-  make(items: number[], seeds: number[] | null): Promise<Float32Array> {
-    if (this.failure) return Promise.reject(this.failure);
-    const id = this.next++;
-    const msg: BatchRequest = {
-      id,
-      items: Int32Array.from(items),
-      seeds: seeds ? Uint32Array.from(seeds) : null,
-    };
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.worker.postMessage(msg);
-    });
+  async make(items: number[], seeds: number[] | null): Promise<Float32Array> {
+    const request = { items: Int32Array.from(items), seeds: seeds ? Uint32Array.from(seeds) : null };
+    return new Float32Array(await this.calls.call(request));
   }
 
   async close(): Promise<void> {
-    // Requests still in flight are dropped, not rejected: nobody awaits them any more.
-    this.pending.clear();
-    await this.worker.terminate();
+    await this.calls.close(new HematoError('The augmentation thread was closed.', 'closed', 500));
   }
 }

@@ -1,7 +1,6 @@
 import * as ort from 'onnxruntime-node';
-import type { Worker } from 'node:worker_threads';
 import { ModelError } from '../../errors.js';
-import { startWorker } from '../../threads.js';
+import { startWorker, WorkerCalls } from '../../threads.js';
 
 /** A float32 tensor as plain data, so nothing above this file sees ONNX Runtime types. */
 export interface FloatTensor {
@@ -81,20 +80,16 @@ export class OnnxSession implements InferenceSession {
   }
 }
 
-/** Messages to and from the session's thread (session-worker.ts). */
-export type SessionRequest =
-  { id: number; feeds: Record<string, FloatTensor>; outputs: string[] } | { id: number; close: true };
-interface SessionDone {
-  id: number;
-  /** absent for `close` */
-  outputs?: Record<string, FloatTensor>;
-}
-export type SessionReply = SessionDone | { id: number; error: string; code?: string };
+/** Calls to the session's thread (session-worker.ts): a run, or close (answered with null). */
+export type SessionRequest = { feeds: Record<string, FloatTensor>; outputs: string[] } | { close: true };
+export type SessionResult = Record<string, FloatTensor> | null;
 export interface SessionWorkerData {
   model: Uint8Array;
   threads: number;
   tuning: SessionTuning;
 }
+/** The thread's first message: the session's names, or why the model did not load. */
+export type SessionReady = { inputNames: string[]; outputNames: string[] } | { error: string; code: string };
 
 /**
  * The same session in a worker thread, so a server's event loop keeps parsing requests, decoding images
@@ -102,15 +97,8 @@ export interface SessionWorkerData {
  * back without a copy.
  */
 export class OnnxThreadSession implements InferenceSession {
-  private readonly pending = new Map<
-    number,
-    { resolve: (r: SessionDone) => void; reject: (e: Error) => void }
-  >();
-  private next = 1;
-  private failure: Error | null = null;
-
   private constructor(
-    private readonly worker: Worker,
+    private readonly calls: WorkerCalls<SessionRequest, SessionResult>,
     readonly inputNames: readonly string[],
     readonly outputNames: readonly string[],
   ) {}
@@ -122,59 +110,25 @@ export class OnnxThreadSession implements InferenceSession {
   ): Promise<OnnxThreadSession> {
     const data: SessionWorkerData = { model, threads, tuning };
     const worker = startWorker(import.meta.url, 'session-worker', data);
-    const names = await new Promise<{ inputNames: string[]; outputNames: string[] }>((resolve, reject) => {
-      const failed = (e: Error) =>
-        reject(new ModelError(`ONNX Runtime's thread failed: ${e.message}`, 'bad_model'));
-      worker.once('error', failed);
-      worker.once(
-        'message',
-        (m: { inputNames: string[]; outputNames: string[] } | { error: string; code: string }) => {
-          worker.off('error', failed);
-          if ('error' in m) reject(new ModelError(m.error, m.code));
-          else resolve(m);
-        },
-      );
-    }).catch(async (e: unknown) => {
+    const ready = await new Promise<SessionReady>((resolve) => {
+      const died = (e: Error) =>
+        resolve({ error: `ONNX Runtime's thread failed: ${e.message}`, code: 'bad_model' });
+      worker.once('error', died);
+      worker.once('message', (m: SessionReady) => {
+        worker.off('error', died);
+        resolve(m);
+      });
+    });
+    if ('error' in ready) {
       await worker.terminate();
-      throw e;
+      throw new ModelError(ready.error, ready.code);
+    }
+    const calls = new WorkerCalls<SessionRequest, SessionResult>(worker, {
+      failed: (message, code) => new ModelError(message, code),
+      died: (reason) => new ModelError(`ONNX Runtime's thread failed: ${reason}`, 'worker_failed'),
+      unrefWhenIdle: true,
     });
-    const session = new OnnxThreadSession(worker, names.inputNames, names.outputNames);
-    session.listen();
-    return session;
-  }
-
-  private listen(): void {
-    const fail = (e: Error) => {
-      this.failure ??= new ModelError(`ONNX Runtime's thread failed: ${e.message}`, 'worker_failed');
-      for (const p of this.pending.values()) p.reject(this.failure);
-      this.pending.clear();
-    };
-    this.worker.on('message', (m: SessionReply) => {
-      const p = this.pending.get(m.id);
-      if (!p) return;
-      this.pending.delete(m.id);
-      if ('error' in m) p.reject(new ModelError(m.error, m.code));
-      else p.resolve(m);
-      this.keepAlive();
-    });
-    this.worker.on('error', fail);
-    this.worker.on('exit', (code) => fail(new Error(`it exited with code ${code}`)));
-    this.keepAlive();
-  }
-
-  /** An idle thread must not keep a CLI process alive; one with work in flight must. */
-  private keepAlive(): void {
-    if (this.pending.size > 0) this.worker.ref();
-    else this.worker.unref();
-  }
-
-  private request(message: SessionRequest, transfer: ArrayBuffer[] = []): Promise<SessionDone> {
-    if (this.failure) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => {
-      this.pending.set(message.id, { resolve, reject });
-      this.keepAlive();
-      this.worker.postMessage(message, transfer);
-    });
+    return new OnnxThreadSession(calls, ready.inputNames, ready.outputNames);
   }
 
   async run(feeds: Record<string, FloatTensor>, outputs: string[]): Promise<Record<string, FloatTensor>> {
@@ -182,13 +136,12 @@ export class OnnxThreadSession implements InferenceSession {
     // A copy of exactly the view: posting a subarray would clone its whole underlying buffer.
     for (const [k, v] of Object.entries(feeds)) copies[k] = { data: v.data.slice(), dims: v.dims };
     const transfer = Object.values(copies).map((t) => t.data.buffer as ArrayBuffer);
-    const reply = await this.request({ id: this.next++, feeds: copies, outputs }, transfer);
-    return reply.outputs!;
+    return (await this.calls.call({ feeds: copies, outputs }, transfer))!;
   }
 
   async close(): Promise<void> {
-    if (!this.failure) await this.request({ id: this.next++, close: true }).catch(() => undefined);
-    this.failure ??= new ModelError('The model was closed.', 'closed');
-    await this.worker.terminate();
+    // Lets ORT release the session's native memory before the thread goes.
+    await this.calls.call({ close: true }).catch(() => undefined);
+    await this.calls.close(new ModelError('The model was closed.', 'closed'));
   }
 }

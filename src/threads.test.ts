@@ -1,0 +1,53 @@
+import { Worker } from 'node:worker_threads';
+import { describe, expect, it } from 'vitest';
+import { HematoError } from './errors.js';
+import { WorkerCalls } from './threads.js';
+
+// A worker speaking the WorkerCalls protocol by hand: doubles a number, fails on 'bad', dies on 'die'.
+const source = `
+const { parentPort } = require('node:worker_threads');
+parentPort.on('message', ({ id, request }) => {
+  if (request === 'die') process.exit(3);
+  if (request === 'bad') return parentPort.postMessage({ id, error: 'not a number', code: 'nan' });
+  setTimeout(() => parentPort.postMessage({ id, result: request * 2 }), 5 * (3 - request));
+});
+`;
+
+function calls(): WorkerCalls<number | string, number> {
+  return new WorkerCalls(new Worker(source, { eval: true }), {
+    failed: (message, code) => new HematoError(`failed: ${message}`, code ?? 'x'),
+    died: (reason) => new HematoError(`died: ${reason}`, 'died'),
+  });
+}
+
+describe('WorkerCalls', () => {
+  it('settles each call with its own reply, whatever order the replies come in', async () => {
+    const c = calls();
+    expect(await Promise.all([1, 2, 3].map((n) => c.call(n)))).toEqual([2, 4, 6]);
+    await c.close(new Error('closed'));
+  });
+
+  it('turns an error reply into the caller’s error, and keeps working', async () => {
+    const c = calls();
+    await expect(c.call('bad')).rejects.toMatchObject({ message: 'failed: not a number', code: 'nan' });
+    expect(await c.call(5)).toBe(10);
+    await c.close(new Error('closed'));
+  });
+
+  it('rejects the calls in flight and every later call once the worker dies', async () => {
+    const c = calls();
+    const inFlight = c.call(1);
+    await expect(c.call('die')).rejects.toMatchObject({
+      code: 'died',
+      message: 'died: it exited with code 3',
+    });
+    await expect(inFlight).rejects.toMatchObject({ code: 'died' });
+    await expect(c.call(2)).rejects.toMatchObject({ code: 'died' });
+  });
+
+  it('refuses calls after close', async () => {
+    const c = calls();
+    await c.close(new HematoError('closed', 'closed'));
+    await expect(c.call(1)).rejects.toMatchObject({ code: 'closed' });
+  });
+});

@@ -9,6 +9,7 @@ import { decodeImage } from './decode.js';
 import {
   cropSquare,
   loadModelInput,
+  loadResized,
   loadResizedRgb,
   PREPROCESSING_VERSION,
   resizeRgb,
@@ -114,6 +115,10 @@ describe('loadModelInput (one sharp pipeline)', () => {
         const oneStep = await loadModelInput(buf, size);
         expect(maxAbsDiff(oneStep, twoStep), `${name} @${size}`).toBe(0);
       }
+      // The size reported with the pixels is the decoded image's, turned by its EXIF orientation.
+      const decoded = await decodeImage(buf);
+      const { width, height } = await loadResized(buf, 64);
+      expect([width, height], name).toEqual([decoded.width, decoded.height]);
     }
   });
 

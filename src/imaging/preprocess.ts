@@ -87,17 +87,32 @@ export async function loadResizedRgb(
   size = MODEL_INPUT_SIZE,
   options: DecodeOptions = {},
 ): Promise<RgbImage> {
+  return (await loadResized(input, size, options)).pixels;
+}
+
+/** loadResizedRgb, with the size of the image as shown (EXIF orientation applied), from the same read. */
+export async function loadResized(
+  input: Buffer | string,
+  size = MODEL_INPUT_SIZE,
+  options: DecodeOptions = {},
+): Promise<{ pixels: RgbImage; width: number; height: number }> {
   const checked = await checkInput(input, options);
-  if (checked.format === 'bmp') return resizeRgb(decodeBmp(checked.buffer), size, size);
+  // EXIF orientations 5–8 turn the image a quarter.
+  const turned = checked.orientation >= 5;
+  const shown = turned
+    ? { width: checked.height, height: checked.width }
+    : { width: checked.width, height: checked.height };
+  if (checked.format === 'bmp')
+    return { pixels: await resizeRgb(decodeBmp(checked.buffer), size, size), ...shown };
   if (checked.orientation > 1 || checked.hasAlpha || checked.depth !== 'uchar') {
-    return resizeRgb(await decodeImage(checked.buffer, options), size, size);
+    return { pixels: await resizeRgb(await decodeImage(checked.buffer, options), size, size), ...shown };
   }
   try {
     const { data, info } = await sharpRgb(checked, options.maxPixels ?? DEFAULT_MAX_PIXELS)
       .resize(size, size, RESIZE)
       .raw()
       .toBuffer({ resolveWithObject: true });
-    return wrapRaw(data, info);
+    return { pixels: wrapRaw(data, info), ...shown };
   } catch (err) {
     throw toInvalidImageError(err);
   }

@@ -1,8 +1,7 @@
-import sharp from 'sharp';
 import { augment, type AugmentOptions } from '../imaging/augment.js';
 import { decodeImage } from '../imaging/decode.js';
 import { locateCells, primaryCell } from '../imaging/locate.js';
-import { cropSquare, resizeRgb, loadResizedRgb } from '../imaging/preprocess.js';
+import { cropSquare, loadResized, resizeRgb } from '../imaging/preprocess.js';
 import { createRng } from '../imaging/random.js';
 import type { Box, RgbImage } from '../imaging/types.js';
 import type { ModelCard } from './types.js';
@@ -39,8 +38,7 @@ export async function prepareImage(
 ): Promise<PreparedImage> {
   const size = prep.inputSize;
   if (prep.crop === 'whole' && !options.keepImage) {
-    const [pixels, meta] = await Promise.all([loadResizedRgb(input, size), sharp(input).metadata()]);
-    const { width, height } = meta.autoOrient ?? meta;
+    const { pixels, width, height } = await loadResized(input, size);
     return {
       width,
       height,

@@ -36,18 +36,20 @@ describe('WorkerCalls', () => {
 
   it('rejects the calls in flight and every later call once the worker dies', async () => {
     const c = calls();
-    const inFlight = c.call(1);
+    const inFlight = expect(c.call(1)).rejects.toMatchObject({ code: 'died' });
     await expect(c.call('die')).rejects.toMatchObject({
       code: 'died',
       message: 'died: it exited with code 3',
     });
-    await expect(inFlight).rejects.toMatchObject({ code: 'died' });
+    await inFlight;
     await expect(c.call(2)).rejects.toMatchObject({ code: 'died' });
   });
 
-  it('refuses calls after close', async () => {
+  it('rejects the calls in flight and refuses later ones after close', async () => {
     const c = calls();
+    const inFlight = expect(c.call(2)).rejects.toMatchObject({ code: 'closed' });
     await c.close(new HematoError('closed', 'closed'));
+    await inFlight;
     await expect(c.call(1)).rejects.toMatchObject({ code: 'closed' });
   });
 });

@@ -69,9 +69,13 @@ export class WorkerCalls<Request, Result> {
     });
   }
 
-  /** Stops the worker. Calls still in flight are dropped, not rejected: nobody awaits them any more. */
-  async close(closed: Error): Promise<void> {
+  /**
+   * Stops the worker; later calls reject with `closed`. Calls still in flight are rejected with it too, or
+   * dropped when nobody awaits them any more (`drop`: rejecting those would be unhandled rejections).
+   */
+  async close(closed: Error, inFlight: 'reject' | 'drop' = 'reject'): Promise<void> {
     this.failure ??= closed;
+    if (inFlight === 'reject') for (const p of this.pending.values()) p.reject(closed);
     this.pending.clear();
     await this.worker.terminate();
   }

@@ -133,6 +133,7 @@ class ThreadedBatchMaker implements BatchMaker {
   }
 
   async close(): Promise<void> {
-    await this.calls.close(new HematoError('The augmentation thread was closed.', 'closed', 500));
+    // Prefetched batches still in flight are not awaited by anyone.
+    await this.calls.close(new HematoError('The augmentation thread was closed.', 'closed', 500), 'drop');
   }
 }

@@ -58,6 +58,14 @@ describe('ONNX sessions: in this thread and in a worker thread', () => {
     await expect(s.run({ x: { data: x, dims: [3, 5] } }, ['z'])).rejects.toThrow(/closed/);
   });
 
+  it('worker: close lets a run in flight finish first', async () => {
+    const s = await OnnxThreadSession.create(model);
+    const run = s.run({ x: { data: x, dims: [3, 5] } }, ['z']);
+    const closed = s.close();
+    expect([...(await run).z.data]).toEqual([-10, 15, 40]);
+    await closed;
+  });
+
   it('worker: bytes that are not a model give a ModelError', async () => {
     const e = await OnnxThreadSession.create(Uint8Array.of(1, 2, 3)).catch((err: unknown) => err);
     expect(e).toBeInstanceOf(ModelError);

@@ -29,14 +29,19 @@ async function load(): Promise<OnnxSession | null> {
 // Without a session the thread says why and ends; its parent terminates it.
 const session = await load();
 if (session) {
+  // Close waits for the run before it: releasing a session mid-run would fail that run.
+  let lastRun: Promise<unknown> = Promise.resolve();
   answerCalls<SessionRequest, SessionResult>(
     port,
     async (m) => {
       if ('close' in m) {
+        await lastRun.catch(() => undefined);
         await session.close();
         return null;
       }
-      const outputs = await session.run(m.feeds, m.outputs);
+      const run = session.run(m.feeds, m.outputs);
+      lastRun = run;
+      const outputs = await run;
       // ORT's output arrays may view larger native buffers: send each as its own.
       for (const t of Object.values(outputs)) {
         if (t.data.byteOffset !== 0 || t.data.byteLength !== t.data.buffer.byteLength)

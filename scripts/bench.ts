@@ -240,13 +240,21 @@ async function httpBench(buffers: Buffer[]): Promise<void> {
   log(
     `- requests/s, worker thread ÷ event-loop thread: ${(mean(runs.worker) / mean(runs.inline)).toFixed(2)}×`,
   );
+  const waits: Record<'worker' | 'inline', number[][]> = { worker: [], inline: [] };
+  for (let round = 0; round < 2; round++) {
+    waits.worker.push(await healthWhileBusy(buffers, true));
+    waits.inline.push(await healthWhileBusy(buffers, false));
+  }
+  const showWaits = (w: number[][]) =>
+    w.map((x) => `p50 ${ms(q(x, 0.5))}, max ${ms(Math.max(...x))} (${x.length} checks)`).join('; ');
+  log(
+    '- `GET /health` answered while one 50-image upload is analysed (what another user of the app waits): ' +
+      `worker thread ${showWaits(waits.worker)}; event-loop thread ${showWaits(waits.inline)}`,
+  );
   log();
 }
 
-async function httpLoad(
-  buffers: Buffer[],
-  worker: boolean,
-): Promise<{ rate: number; p50: number; p99: number }> {
+async function startServer(worker: boolean) {
   const { buildApp } = await import('../src/server/app.js');
   const { pipeline } = await import('../src/pipeline.js');
   const dataDir = mkdtempSync(join(tmpdir(), 'hv-bench-http-'));
@@ -255,14 +263,56 @@ async function httpLoad(
   await app.listen({ host: '127.0.0.1', port: 0 });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : 0;
-  const url = `http://127.0.0.1:${port}/api/v1/predict`;
-  const post = async (i: number) => {
-    const form = new FormData();
+  return {
+    base: `http://127.0.0.1:${port}/api/v1`,
+    stop: async () => {
+      await app.close();
+      await vision.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+function imagesForm(buffers: Buffer[], from: number, count: number): FormData {
+  const form = new FormData();
+  for (let i = from; i < from + count; i++) {
     form.append(
       'images',
       new Blob([new Uint8Array(buffers[i % buffers.length])], { type: 'image/jpeg' }),
       `img${i}.jpg`,
     );
+  }
+  return form;
+}
+
+/** Latencies of back-to-back health checks while the server analyses one 50-image upload. */
+async function healthWhileBusy(buffers: Buffer[], worker: boolean): Promise<number[]> {
+  const server = await startServer(worker);
+  const warm = await fetch(`${server.base}/predict`, { method: 'POST', body: imagesForm(buffers, 0, 4) });
+  await warm.arrayBuffer();
+  let busy = true;
+  const waits: number[] = [];
+  const upload = fetch(`${server.base}/predict`, { method: 'POST', body: imagesForm(buffers, 0, 50) })
+    .then((r) => r.arrayBuffer())
+    .finally(() => (busy = false));
+  while (busy) {
+    const t0 = performance.now();
+    await (await fetch(`${server.base}/health`)).arrayBuffer();
+    waits.push(performance.now() - t0);
+  }
+  await upload;
+  await server.stop();
+  return waits;
+}
+
+async function httpLoad(
+  buffers: Buffer[],
+  worker: boolean,
+): Promise<{ rate: number; p50: number; p99: number }> {
+  const server = await startServer(worker);
+  const url = `${server.base}/predict`;
+  const post = async (i: number) => {
+    const form = imagesForm(buffers, i, 1);
     const t0 = performance.now();
     const r = await fetch(url, { method: 'POST', body: form });
     await r.arrayBuffer();
@@ -281,9 +331,7 @@ async function httpLoad(
     }),
   );
   const sec = (performance.now() - t0) / 1000;
-  await app.close();
-  await vision.close();
-  rmSync(dataDir, { recursive: true, force: true });
+  await server.stop();
   return { rate: total / sec, p50: q(latencies, 0.5), p99: q(latencies, 0.99) };
 }
 

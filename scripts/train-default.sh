@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuilds the bundled model (models/) from ../shared: Kaggle TRAIN + PBC, the product's four classes, the
-# whole MobileNetV2 fine-tuned for 10 epochs with cross-lab augmentation (the --fine-tune defaults; ~50 min on 2 quiet cores).
+# whole MobileNetV2 fine-tuned for 10 epochs with cross-lab augmentation (the --fine-tune defaults; 54 min on 2 quiet cores).
 # Kaggle TEST is never read here. Interrupted? Run it again with --resume.
 set -euo pipefail
 cd "$(dirname "$0")/.."

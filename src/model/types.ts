@@ -111,8 +111,10 @@ export interface FineTuningRecord {
   /** 'best': the weights of bestEpoch are shipped; 'last': those of the last epoch (a fixed schedule). */
   keep: 'best' | 'last';
   keptEpoch: number;
+  /** Updates made; with `accumulate`, each adds up that many batches' gradients. */
   steps: number;
   batchSize: number;
+  accumulate?: number;
   /** Peak learning rates (linear warm-up, then cosine to 0). */
   lr: number;
   headLr: number;

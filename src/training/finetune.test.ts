@@ -170,4 +170,39 @@ describe.skipIf(!ready)('fineTuneModel on 8 PBC cells per class, blocks ≥ 16',
       code: 'dataset_error',
     });
   });
+
+  it('batch 2 with 2 batches accumulated makes the updates of batch 4', async () => {
+    const once = { epochs: 1, keep: 'last' as const, testTimeViews: false };
+    const [four, twoTwice] = [
+      await fineTuneModel(options('batch4', { ...once, batchSize: 4 })),
+      await fineTuneModel(options('batch2x2', { ...once, batchSize: 2, accumulate: 2 })),
+    ];
+    // 24 training images: 6 updates either way, on the same schedule.
+    expect(four.card.head.fineTuning).toMatchObject({ steps: 6, batchSize: 4 });
+    expect(four.card.head.fineTuning!.accumulate).toBeUndefined();
+    expect(twoTwice.card.head.fineTuning).toMatchObject({ steps: 6, batchSize: 2, accumulate: 2 });
+    const start = new Map(
+      specParams(mobileNetV2Spec(loadTfliteBackbone(readFileSync(TFLITE)), { classes: 4 })).map((p) => [
+        p.name,
+        p.data,
+      ]),
+    );
+    const b = new Map(specParams(twoTwice.spec).map((p) => [p.name, p.data]));
+    // Compare what training changed in the trained blocks (the head starts from a fitted, not a pretrained, one).
+    let diff = 0;
+    let moved = 0;
+    for (const p of specParams(four.spec).filter((q) => q.block >= 16 && q.block < HEAD_BLOCK)) {
+      const w0 = start.get(p.name)!;
+      const w1 = b.get(p.name)!;
+      for (let i = 0; i < p.data.length; i++) {
+        diff += (p.data[i] - w1[i]) ** 2;
+        moved += (p.data[i] - w0[i]) ** 2;
+      }
+    }
+    expect(moved).toBeGreaterThan(0);
+    expect(Math.sqrt(diff / moved)).toBeLessThan(1e-3);
+    await expect(fineTuneModel(options('bad', { accumulate: 0 }))).rejects.toMatchObject({
+      code: 'dataset_error',
+    });
+  });
 });

@@ -58,7 +58,7 @@ import { scanDatasets, type Dataset } from './dataset.js';
 import { computeFeatures } from './feature-cache.js';
 import { foldStandardisation, selectL2, type L2Score } from './head.js';
 import type { Metrics } from './metrics.js';
-import { AdamW, parametersFrom, warmupCosine } from './optimizer.js';
+import { AdamW, GradientAccumulator, parametersFrom, warmupCosine } from './optimizer.js';
 import { groupedStratifiedSplit } from './split.js';
 import { calibrateTestTimeViews } from './test-time.js';
 import {
@@ -78,7 +78,7 @@ export const LAST_BLOCK = 17;
 
 /**
  * The recipe of the bundled model (Kaggle TRAIN + PBC, ~9.4k training crops, ~590 steps an epoch: about
- * 26 minutes on two cores). The whole network trains: from block 13 alone it moved less and carried less
+ * 5 minutes an epoch, 54 for the 10 on two quiet cores). The whole network trains: from block 13 alone it moved less and carried less
  * across labs (scripts/cross-lab.sh). The learning rates are low because the folded-BatchNorm weights are
  * small (median |w| ≈ 0.02 in block 13) and Adam moves every weight by up to lr per step. Validation NLL rises
  * while the rate peaks and falls below the frozen start as it decays, so the whole schedule runs and its end
@@ -88,6 +88,8 @@ export const FINE_TUNE_DEFAULTS = {
   trainFromBlock: 0,
   epochs: 10,
   batchSize: 16,
+  /** Batches whose gradients are added up before each update (1: every batch updates). */
+  accumulate: 1,
   /** Peak learning rate of the backbone; the head gets headLr. */
   lr: 3e-5,
   headLr: 3e-4,
@@ -165,6 +167,11 @@ export interface FineTuneOptions {
   trainFromBlock?: number | 'all';
   epochs?: number;
   batchSize?: number;
+  /**
+   * Add up the gradients of this many batches before each update: an update of accumulate × batchSize
+   * images with the memory of one batch (the schedule counts updates).
+   */
+  accumulate?: number;
   lr?: number;
   headLr?: number;
   weightDecay?: number;
@@ -223,6 +230,7 @@ type Settings = Required<
     FineTuneOptions,
     | 'epochs'
     | 'batchSize'
+    | 'accumulate'
     | 'lr'
     | 'headLr'
     | 'weightDecay'
@@ -243,6 +251,7 @@ function settingsOf(o: FineTuneOptions): Settings {
     trainFromBlock: from,
     epochs: o.epochs ?? d.epochs,
     batchSize: o.batchSize ?? d.batchSize,
+    accumulate: o.accumulate ?? d.accumulate,
     lr: o.lr ?? d.lr,
     headLr: o.headLr ?? d.headLr,
     weightDecay: o.weightDecay ?? d.weightDecay,
@@ -262,6 +271,8 @@ function settingsOf(o: FineTuneOptions): Settings {
   if (!Number.isInteger(s.epochs) || s.epochs < 1) bad('Epochs must be a whole number ≥ 1.');
   if (!Number.isInteger(s.batchSize) || s.batchSize < 1 || s.batchSize > 256)
     bad('The batch size must be a whole number in [1, 256].');
+  if (!Number.isInteger(s.accumulate) || s.accumulate < 1 || s.accumulate > 64)
+    bad('Accumulate must be a whole number of batches in [1, 64].');
   for (const [k, v] of [
     ['lr', s.lr],
     ['head lr', s.headLr],
@@ -366,8 +377,11 @@ export async function fineTuneModel(o: FineTuneOptions): Promise<FineTuneResult>
   let validator: Validator | null = null;
   const maker = createBatchMaker(store, { workers: s.workers, augment: AUGMENT_PRESETS[s.augment] });
 
-  const stepsPerEpoch = Math.ceil(trainItems.length / s.batchSize);
+  // A step is one update: `accumulate` batches (the last of an epoch may have fewer).
+  const batchesPerEpoch = Math.ceil(trainItems.length / s.batchSize);
+  const stepsPerEpoch = Math.ceil(batchesPerEpoch / s.accumulate);
   const totalSteps = s.epochs * stepsPerEpoch;
+  const accumulator = s.accumulate > 1 ? new GradientAccumulator() : null;
   const warmupSteps = Math.min(Math.round(s.warmupEpochs * stepsPerEpoch), Math.floor(totalSteps / 2));
   const schedule = (step: number) => warmupCosine(step, { peak: s.lr, warmupSteps, totalSteps });
   const scoreOf = (logits: Float32Array) => scoreValidation(logits, valItems, ds, itemWeights, k);
@@ -425,7 +439,7 @@ export async function fineTuneModel(o: FineTuneOptions): Promise<FineTuneResult>
       const te = performance.now();
       stage(`Epoch ${epoch} of ${s.epochs}`);
       const order = epochOrder(trainItems, o.seed, epoch);
-      const batches = Array.from({ length: stepsPerEpoch }, (_, b) =>
+      const batches = Array.from({ length: batchesPerEpoch }, (_, b) =>
         order.slice(b * s.batchSize, (b + 1) * s.batchSize),
       );
       const request = (b: number) =>
@@ -463,10 +477,16 @@ export async function fineTuneModel(o: FineTuneOptions): Promise<FineTuneResult>
             500,
           );
         }
-        lr = schedule(state.step);
-        optBody.step(r.grads, lr);
-        optHead.step(r.grads, (lr * s.headLr) / s.lr);
-        state.step++;
+        accumulator?.add(r.grads, r.weightSum);
+        // Each epoch ends on an update, so a checkpoint never holds half-added gradients.
+        if (!accumulator || accumulator.count === s.accumulate || b + 1 === batches.length) {
+          const grads = accumulator ? accumulator.mean() : r.grads;
+          accumulator?.reset();
+          lr = schedule(state.step);
+          optBody.step(grads, lr);
+          optHead.step(grads, (lr * s.headLr) / s.lr);
+          state.step++;
+        }
         lossSum += r.loss * r.weightSum;
         weightSum += r.weightSum;
         for (let j = 0; j < n; j++) if (argmax(r.logits, j, k) === labels[items[j]]) correct++;
@@ -660,6 +680,7 @@ async function writeFineTuned(
     keptEpoch: x.keptEpoch,
     steps: state.step,
     batchSize: s.batchSize,
+    ...(s.accumulate > 1 ? { accumulate: s.accumulate } : {}),
     lr: s.lr,
     headLr: s.headLr,
     warmupEpochs: s.warmupEpochs,
@@ -691,7 +712,8 @@ async function writeFineTuned(
       l2: initial.l2,
       optimizer:
         `AdamW (backbone lr ${s.lr}, head lr ${s.headLr}, weight decay ${s.weightDecay}, none on biases), ` +
-        `${s.warmupEpochs} warm-up epoch(s) then cosine, batch ${s.batchSize}; ` +
+        `${s.warmupEpochs} warm-up epoch(s) then cosine, batch ${s.batchSize}` +
+        (s.accumulate > 1 ? ` × ${s.accumulate} accumulated; ` : '; ') +
         (s.keep === 'best'
           ? `best of ${epochsRun} epochs by validation NLL (epoch ${state.bestEpoch})`
           : `the last of ${epochsRun} epochs`),
@@ -938,6 +960,8 @@ function fingerprint(
     trainFromBlock: s.trainFromBlock,
     epochs: s.epochs,
     batchSize: s.batchSize,
+    // Only when used, so checkpoints from before the option still resume.
+    ...(s.accumulate > 1 ? { accumulate: s.accumulate } : {}),
     lr: s.lr,
     headLr: s.headLr,
     weightDecay: s.weightDecay,

@@ -72,6 +72,12 @@ export function registerTrain(program: Command): void {
     .option('--epochs <n>', '--fine-tune: maximum epochs (early stopping may end sooner)', String(FT.epochs))
     .option('--batch-size <n>', '--fine-tune: images per step', String(FT.batchSize))
     .option(
+      '--accumulate <n>',
+      '--fine-tune: add up the gradients of n batches before each update (n × batch-size images an update, ' +
+        "one batch's memory)",
+      String(FT.accumulate),
+    )
+    .option(
       '--lr <f>',
       '--fine-tune: peak learning rate of the backbone (AdamW, warm-up + cosine)',
       String(FT.lr),
@@ -124,6 +130,7 @@ export function registerTrain(program: Command): void {
         'trainBlocks',
         'epochs',
         'batchSize',
+        'accumulate',
         'lr',
         'headLr',
         'weightDecay',
@@ -245,6 +252,7 @@ async function fineTune(o: Record<string, string | boolean | undefined>, common:
     trainFromBlock,
     epochs: whole(o.epochs, 'epochs', 1, 1000),
     batchSize: whole(o.batchSize, 'batch-size', 1, 256),
+    accumulate: whole(o.accumulate, 'accumulate', 1, 64),
     lr: num(String(o.lr), 'lr', 1e-8, 0.5),
     headLr: num(String(o.headLr), 'head-lr', 1e-8, 0.5),
     weightDecay: num(String(o.weightDecay), 'weight-decay', 0, 0.5),

@@ -110,12 +110,17 @@ export class OnnxThreadSession implements InferenceSession {
   ): Promise<OnnxThreadSession> {
     const data: SessionWorkerData = { model, threads, tuning };
     const worker = startWorker(import.meta.url, 'session-worker', data);
+    // Settles once: the first of its message, an error, or an exit without a word.
     const ready = await new Promise<SessionReady>((resolve) => {
       const died = (e: Error) =>
         resolve({ error: `ONNX Runtime's thread failed: ${e.message}`, code: 'bad_model' });
+      const exited = (code: number) =>
+        died(new Error(`it exited with code ${code} before loading the model`));
       worker.once('error', died);
+      worker.once('exit', exited);
       worker.once('message', (m: SessionReady) => {
         worker.off('error', died);
+        worker.off('exit', exited);
         resolve(m);
       });
     });

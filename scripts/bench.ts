@@ -222,14 +222,7 @@ async function httpBench(buffers: Buffer[]): Promise<void> {
     '## HTTP predict on loopback (16 concurrent clients, one image per request, heat-map data stored, PNG drawn on first view)',
   );
   log();
-  const runs: Record<'worker' | 'inline', { rate: number; p50: number; p99: number }[]> = {
-    worker: [],
-    inline: [],
-  };
-  for (let round = 0; round < 2; round++) {
-    runs.worker.push(await httpLoad(buffers, true));
-    runs.inline.push(await httpLoad(buffers, false));
-  }
+  const runs = await alternated((worker) => httpLoad(buffers, worker));
   const show = (r: { rate: number; p50: number; p99: number }[]) =>
     r.map((x) => `${x.rate.toFixed(0)} req/s, p50 ${ms(x.p50)}, p99 ${ms(x.p99)}`).join('; ');
   log(
@@ -240,11 +233,7 @@ async function httpBench(buffers: Buffer[]): Promise<void> {
   log(
     `- requests/s, worker thread ÷ event-loop thread: ${(mean(runs.worker) / mean(runs.inline)).toFixed(2)}×`,
   );
-  const waits: Record<'worker' | 'inline', number[][]> = { worker: [], inline: [] };
-  for (let round = 0; round < 2; round++) {
-    waits.worker.push(await healthWhileBusy(buffers, true));
-    waits.inline.push(await healthWhileBusy(buffers, false));
-  }
+  const waits = await alternated((worker) => healthWhileBusy(buffers, worker));
   const showWaits = (w: number[][]) =>
     w.map((x) => `p50 ${ms(q(x, 0.5))}, max ${ms(Math.max(...x))} (${x.length} checks)`).join('; ');
   log(
@@ -252,6 +241,16 @@ async function httpBench(buffers: Buffer[]): Promise<void> {
       `worker thread ${showWaits(waits.worker)}; event-loop thread ${showWaits(waits.inline)}`,
   );
   log();
+}
+
+/** Two rounds of `f` with the network in a worker thread and on the event loop's thread, alternated. */
+async function alternated<T>(f: (worker: boolean) => Promise<T>): Promise<{ worker: T[]; inline: T[] }> {
+  const out = { worker: [] as T[], inline: [] as T[] };
+  for (let round = 0; round < 2; round++) {
+    out.worker.push(await f(true));
+    out.inline.push(await f(false));
+  }
+  return out;
 }
 
 async function startServer(worker: boolean) {

@@ -78,8 +78,8 @@ export const LAST_BLOCK = 17;
 
 /**
  * The recipe of the bundled model (Kaggle TRAIN + PBC, ~9.4k training crops, ~590 steps an epoch: about
- * 5 minutes an epoch, 54 for the 10 on two quiet cores). The whole network trains: from block 13 alone it moved less and carried less
- * across labs (scripts/cross-lab.sh). The learning rates are low because the folded-BatchNorm weights are
+ * 5 minutes an epoch, 54 for the 10 on two quiet cores). The whole network trains: from block 13 alone it
+ * moved less and carried less across labs (scripts/cross-lab.sh). The learning rates are low because the folded-BatchNorm weights are
  * small (median |w| ≈ 0.02 in block 13) and Adam moves every weight by up to lr per step. Validation NLL rises
  * while the rate peaks and falls below the frozen start as it decays, so the whole schedule runs and its end
  * is kept ('last'); 'best' with patience stopped such runs before the recovery.

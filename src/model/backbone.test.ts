@@ -10,7 +10,9 @@ import {
   DEFAULT_FEATURE_BLOCKS,
   loadTfliteBackbone,
   mobileNetV2Spec,
+  withBackboneOf,
 } from './backbone.js';
+import { buildInferenceGraph } from './net/forward.js';
 import { referenceForward } from './net/reference.js';
 import { readMetadata } from './onnx/graph-builder.js';
 import { OnnxSession } from './onnx/runtime.js';
@@ -114,6 +116,31 @@ describe.skipIf(!hasShared)('MobileNetV2 import from TFLite', () => {
     expect(meta['hematovision.feature_blocks']).toBe(DEFAULT_FEATURE_BLOCKS.join(','));
     expect(meta['hematovision.feature_dims']).toBe('144,192,576,1280');
     expect(meta['hematovision.backbone_id']).toContain('7aad0c74c5e3c06e');
+  });
+
+  it('reads the backbone weights back from a model it wrote, and refuses another backbone', () => {
+    const spec = mobileNetV2Spec(loadTfliteBackbone(tflite), { classes: 0 });
+    const doubled = {
+      ...spec,
+      layers: spec.layers.map((l) => (l.kind === 'conv' ? { ...l, weight: l.weight.map((w) => 2 * w) } : l)),
+    };
+    const sha = loadTfliteBackbone(tflite).sha256;
+    const model = buildInferenceGraph(doubled, {
+      head: false,
+      metadata: readMetadata(buildBackboneModel(tflite)),
+    });
+    const back = withBackboneOf(spec, model, sha);
+    for (const [i, l] of back.layers.entries()) {
+      const d = doubled.layers[i];
+      if (l.kind === 'conv' && d.kind === 'conv') {
+        expect(Buffer.from(l.weight.buffer).equals(Buffer.from(d.weight.buffer)), l.name).toBe(true);
+        expect(Buffer.from(l.bias.buffer).equals(Buffer.from(d.bias.buffer)), l.name).toBe(true);
+      }
+    }
+    expect(() => withBackboneOf(spec, model, 'f'.repeat(64))).toThrow(/not built on this MobileNetV2/);
+    const otherBlocks = buildBackboneModel(tflite, { featureBlocks: ['Conv_1'] });
+    expect(() => withBackboneOf(spec, otherBlocks, sha)).toThrow(/pools blocks Conv_1/);
+    expect(() => withBackboneOf(spec, new Uint8Array([1, 2, 3]), sha)).toThrow(/not an ONNX model/);
   });
 
   it.skipIf(!hasChecker)('writes a graph that passes onnx.checker (full check)', () => {

@@ -3,6 +3,7 @@
  * model every classifier is built on, written from that spec by net/forward.
  */
 import { ModelError } from '../errors.js';
+import { readFloatInitializers, readMetadata } from './onnx/graph-builder.js';
 import { buildInferenceGraph } from './net/forward.js';
 import { inferShapes, type HeadSpec, type Layer, type NetSpec } from './net/spec.js';
 import { dequantize, Op, readTflite, type TfliteGraph } from './tflite/read.js';
@@ -243,4 +244,39 @@ function hwcToChw(w: Float32Array, h: number, wd: number, c: number): Float32Arr
     for (let x = 0; x < wd; x++)
       for (let k = 0; k < c; k++) out[(k * h + y) * wd + x] = w[(y * wd + x) * c + k];
   return out;
+}
+
+/**
+ * `spec` with the backbone weights of `model`, a HematoVision model (.onnx) built on the same TFLite file and
+ * feature blocks, e.g. a fine-tuned one: training continues from it instead of from ImageNet. The head is not
+ * read (its classes may differ).
+ */
+export function withBackboneOf(spec: NetSpec, model: Uint8Array, tfliteSha256: string): NetSpec {
+  let meta: Record<string, string>;
+  let weights: Map<string, Float32Array>;
+  try {
+    meta = readMetadata(model);
+    weights = readFloatInitializers(model);
+  } catch {
+    throw new ModelError('That file is not an ONNX model.', 'bad_model');
+  }
+  if (meta['hematovision.backbone_sha256'] !== tfliteSha256)
+    throw new ModelError(
+      'That model is not built on this MobileNetV2 TFLite file (its hematovision.backbone_sha256 differs).',
+      'bad_model',
+    );
+  if (meta['hematovision.feature_blocks'] !== spec.features.join(','))
+    throw new ModelError(
+      `That model pools blocks ${meta['hematovision.feature_blocks']}, not ${spec.features.join(',')}.`,
+      'bad_model',
+    );
+  const layers = spec.layers.map((l): Layer => {
+    if (l.kind !== 'conv') return l;
+    const weight = weights.get(`${l.name}/W`);
+    const bias = weights.get(`${l.name}/B`);
+    if (weight?.length !== l.weight.length || bias?.length !== l.bias.length)
+      throw new ModelError(`That model has no weights of the shape layer ${l.name} needs.`, 'bad_model');
+    return { ...l, weight, bias };
+  });
+  return { ...spec, layers };
 }

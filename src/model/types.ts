@@ -125,4 +125,6 @@ export interface FineTuningRecord {
   patience: number | null;
   augmentation: string;
   initialHead: string;
+  /** The model whose backbone the run started from, instead of the ImageNet weights (`train --from`). */
+  startedFrom?: { name: string; sha256: string };
 }

@@ -1,5 +1,6 @@
 /** A short fine-tuning run on real PBC cells (blocks ≥ 16), its export, and exact resumption. */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -168,6 +169,54 @@ describe.skipIf(!ready)('fineTuneModel on 8 PBC cells per class, blocks ≥ 16',
     expect(moved.length).toBeGreaterThan(0);
     await expect(fineTuneModel(options('bad', { augment: 'heavy' as never }))).rejects.toMatchObject({
       code: 'dataset_error',
+    });
+  });
+
+  it("--from starts from another model's network, not the ImageNet weights", async () => {
+    // A learning rate too small to move float32 weights: what is exported is what the run started from.
+    const r = await fineTuneModel(
+      options('from', {
+        from: full.modelPath,
+        lr: 1e-12,
+        headLr: 1e-12,
+        weightDecay: 0,
+        epochs: 1,
+        keep: 'last',
+        trainFromBlock: 17,
+        testTimeViews: false,
+      }),
+    );
+    const started = new Map(specParams(full.spec).map((p) => [p.name, p.data]));
+    const pretrained = new Map(
+      specParams(mobileNetV2Spec(loadTfliteBackbone(readFileSync(TFLITE)), { classes: 4 })).map((p) => [
+        p.name,
+        p.data,
+      ]),
+    );
+    let fromFull = 0;
+    for (const p of specParams(r.spec).filter((q) => q.block < HEAD_BLOCK)) {
+      const want = started.get(p.name)!;
+      let worst = 0;
+      for (let i = 0; i < p.data.length; i++) worst = Math.max(worst, Math.abs(p.data[i] - want[i]));
+      expect(worst, p.name).toBeLessThan(1e-9);
+      if (p.data.some((v, i) => v !== pretrained.get(p.name)![i])) fromFull++;
+    }
+    // full trained blocks 16–17: its weights, not ImageNet's, are where this run began, frozen block 16 included.
+    expect(fromFull).toBeGreaterThan(0);
+    expect(r.card.head.fineTuning!.startedFrom).toEqual({
+      name: 'finetune-test',
+      sha256: createHash('sha256').update(readFileSync(full.modelPath)).digest('hex'),
+    });
+    expect(r.card.backbone.name).toContain("started from finetune-test's weights");
+    expect(readMetadata(readFileSync(r.modelPath))['hematovision.backbone_id']).toMatch(/-ft[0-9a-f]{16}-/);
+    // A file that is not a model on this backbone fails before any data is read.
+    const notModel = join(root, 'not-a-model.onnx');
+    writeFileSync(notModel, 'hello');
+    await expect(fineTuneModel(options('bad', { from: notModel }))).rejects.toMatchObject({
+      code: 'bad_model',
+    });
+    await expect(fineTuneModel(options('bad', { from: join(root, 'missing.onnx') }))).rejects.toMatchObject({
+      code: 'model_not_found',
     });
   });
 

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { DatasetError, HematoError, ModelError } from '../errors.js';
 import { AUGMENT_PRESETS, describeAugment, type AugmentPreset } from '../imaging/augment.js';
 import {
@@ -22,13 +22,16 @@ import {
   IMPORTER_VERSION,
   loadTfliteBackbone,
   mobileNetV2Spec,
+  withBackboneOf,
 } from '../model/backbone.js';
 import { buildClassifierModel } from '../model/classifier-graph.js';
 import { FeatureExtractor } from '../model/feature-extractor.js';
 import { prepareImage, type Preprocessing } from '../model/inputs.js';
+import { readMetadata } from '../model/onnx/graph-builder.js';
 import { OnnxSession } from '../model/onnx/runtime.js';
 import { buildInferenceGraph } from '../model/net/forward.js';
 import { HEAD_BLOCK, inferShapes, type NetSpec, type ParamInfo } from '../model/net/spec.js';
+import type { TfliteGraph } from '../model/tflite/read.js';
 import { TRAIN_IO } from '../model/training-graph/graphs.js';
 import { TrainingSession } from '../model/training-graph/session.js';
 import type { FineTuningRecord, ModelCard, TestTimeAugmentation } from '../model/types.js';
@@ -152,6 +155,11 @@ export interface FineTuneOptions {
   out: string;
   /** The MobileNetV2 TFLite file the backbone comes from (its sha256 is checked). */
   tflite: string;
+  /**
+   * A HematoVision model (.onnx) on that backbone whose weights the run starts from instead of ImageNet's, e.g.
+   * the bundled model adapted to a lab's own images. Its head is refitted on this data, so classes may differ.
+   */
+  from?: string;
   classes?: string[];
   crop: 'whole' | 'cell';
   cropPadding: number;
@@ -303,6 +311,7 @@ export async function fineTuneModel(o: FineTuneOptions): Promise<FineTuneResult>
   }
   const tfliteBytes = readFileSync(tflitePath);
   const tfl = loadTfliteBackbone(tfliteBytes);
+  const start = o.from ? startingModel(o.from, tfl) : null;
 
   stage('Scanning data');
   const ds = await scanDatasets(o.data, { classes: o.classes });
@@ -316,7 +325,10 @@ export async function fineTuneModel(o: FineTuneOptions): Promise<FineTuneResult>
   const outDir = resolve(o.out);
   const ckptDir = join(outDir, 'checkpoint');
   const ckptFile = join(ckptDir, 'checkpoint.bin');
-  const config = fingerprint(o, s, ds, split.val, tfl.sha256);
+  const config = {
+    ...fingerprint(o, s, ds, split.val, tfl.sha256),
+    ...(start ? { from: start.sha256 } : {}),
+  };
   let ckpt: Checkpoint | null = null;
   if (existsSync(ckptFile)) {
     const found = readCheckpoint(ckptFile);
@@ -351,12 +363,16 @@ export async function fineTuneModel(o: FineTuneOptions): Promise<FineTuneResult>
   let initial: CheckpointHeader['initial'];
   if (ckpt) {
     stage(`Resuming after epoch ${ckpt.header.epoch} from ${ckptDir}`);
-    spec = mobileNetV2Spec(tfl, { classes: k });
+    const pretrained = mobileNetV2Spec(tfl, { classes: k });
+    spec = start ? withBackboneOf(pretrained, start.bytes, tfl.sha256) : pretrained;
     initial = ckpt.header.initial;
   } else {
-    stage('Starting head: frozen-backbone features of the unaugmented crops, l2 chosen on validation');
+    stage(
+      `Starting head: ${start ? `${start.name}'s` : 'frozen-backbone'} features of the unaugmented crops, l2 chosen on validation`,
+    );
     const init = await startingHead(o, ds, tfliteBytes, prep, trainItems, valItems, itemWeights);
-    spec = mobileNetV2Spec(tfl, { head: { ...foldStandardisation(init.head), classes: k } });
+    const head = mobileNetV2Spec(tfl, { head: { ...foldStandardisation(init.head), classes: k } });
+    spec = start ? withBackboneOf(head, start.bytes, tfl.sha256) : head;
     initial = { l2: init.l2, l2Table: init.table };
   }
   const initSeconds = (performance.now() - ti) / 1000;
@@ -571,6 +587,7 @@ export async function fineTuneModel(o: FineTuneOptions): Promise<FineTuneResult>
     s,
     spec,
     tfliteSha256: tfl.sha256,
+    startedFrom: start ? { name: start.name, sha256: start.sha256 } : undefined,
     ds,
     prep,
     state,
@@ -613,6 +630,7 @@ interface ExportInputs {
   s: Settings;
   spec: NetSpec;
   tfliteSha256: string;
+  startedFrom?: { name: string; sha256: string };
   ds: Dataset;
   prep: Preprocessing;
   state: LoopState;
@@ -639,8 +657,8 @@ async function writeFineTuned(
   const dims = spec.features.map((f) => shapes.get(f)![0]);
   const d = dims.reduce((a, b) => a + b, 0);
   const weightsSha256 = backboneWeightsSha256(spec);
-  // Epoch 0 kept means the pretrained weights: their features are the pretrained backbone's, cache and all.
-  const changed = x.keptEpoch > 0;
+  // Epoch 0 kept means the starting weights: from ImageNet, their features are the pretrained backbone's.
+  const changed = x.keptEpoch > 0 || x.startedFrom !== undefined;
   const pretrained = backboneMetadata(tfliteSha256, spec.features, dims);
   const backboneId = changed
     ? `${tfliteSha256.slice(0, 16)}-v${IMPORTER_VERSION}-ft${weightsSha256.slice(0, 16)}-${spec.features.join('+')}`
@@ -689,12 +707,14 @@ async function writeFineTuned(
     patience: s.keep === 'best' ? s.patience : null,
     augmentation: augmentationNote(s.augment),
     initialHead: `softmax regression (L-BFGS) on frozen features of the unaugmented training crops, l2 ${initial.l2} chosen on validation`,
+    ...(x.startedFrom ? { startedFrom: x.startedFrom } : {}),
   };
   const card: ModelCard = {
     ...cardHeader(o.name, ds.classes, onnx),
     backbone: {
       name:
         'MobileNetV2 1.0 224 (ImageNet), float32 from the uint8 TFLite model, BatchNorm folded; ' +
+        (x.startedFrom ? `started from ${x.startedFrom.name}'s weights; ` : '') +
         (changed
           ? `blocks ${s.trainFromBlock}–${LAST_BLOCK} fine-tuned on the training data`
           : `fine-tuning blocks ${s.trainFromBlock}–${LAST_BLOCK} did not beat the pretrained weights on validation, which are kept`),
@@ -782,6 +802,18 @@ export async function prepareCrops(
 }
 
 /** The frozen-backbone head on view-0 features of the training split (shared feature cache), l2 by validation. */
+/** The model `train --from` names, checked against this TFLite file before any data is read. */
+function startingModel(path: string, tfl: TfliteGraph) {
+  const file = resolve(path);
+  if (!existsSync(file))
+    throw new ModelError(`The model to start from was not found at ${file}.`, 'model_not_found');
+  const bytes = readFileSync(file);
+  // Fails fast (wrong file, other backbone) before the data is cropped.
+  withBackboneOf(mobileNetV2Spec(tfl, { classes: 0 }), bytes, tfl.sha256);
+  const name = readMetadata(bytes)['hematovision.name'] ?? basename(file);
+  return { bytes, name, sha256: createHash('sha256').update(bytes).digest('hex') };
+}
+
 async function startingHead(
   o: FineTuneOptions,
   ds: Dataset,
@@ -791,12 +823,12 @@ async function startingHead(
   valItems: number[],
   itemWeights: Float32Array,
 ) {
-  // The pretrained backbone as a file, so computeFeatures and its cache (keyed on the backbone id) serve.
+  // The starting backbone as a file, so computeFeatures and its cache (keyed on the backbone id) serve.
   const dir = mkdtempSync(join(tmpdir(), 'hematovision-backbone-'));
   let feats: Awaited<ReturnType<typeof computeFeatures>>;
   try {
-    const path = join(dir, 'backbone.onnx');
-    writeFileSync(path, buildBackboneModel(tflite));
+    const path = o.from ? resolve(o.from) : join(dir, 'backbone.onnx');
+    if (!o.from) writeFileSync(path, buildBackboneModel(tflite));
     const extractor = await FeatureExtractor.load(path);
     try {
       feats = await computeFeatures(ds.items, extractor, prep, {

@@ -62,6 +62,11 @@ export function registerTrain(program: Command): void {
       `MobileNetV2 TFLite weights for --fine-tune (default: ${SHARED_TFLITE} when present)`,
     )
     .option(
+      '--from <model.onnx>',
+      "--fine-tune: start from this HematoVision model's network (e.g. models/model.onnx, to adapt it to your " +
+        "lab's images) instead of the ImageNet weights; the head is refitted, so classes may differ",
+    )
+    .option(
       '--train-from-block <b>',
       `--fine-tune: first trained block, 0–${LAST_BLOCK} or 'all' (default: ${FT.trainFromBlock === 0 ? 'all' : FT.trainFromBlock})`,
     )
@@ -90,7 +95,10 @@ export function registerTrain(program: Command): void {
       '--augment <preset>',
       `--fine-tune: augmentation, ${Object.keys(AUGMENT_PRESETS)
         .map((p) => `'${p}'`)
-        .join(' or ')} (wider colour, stain and sharpness changes)`,
+        .join(
+          ' or ',
+        )}: 'default' for images like the training ones (one lab), 'cross-lab' (wide colour, stain ` +
+        "and sharpness changes) for labs never seen, 'mixed' the cross-lab ranges at a strength drawn per image",
       FT.augment,
     )
     .option(
@@ -126,6 +134,7 @@ export function registerTrain(program: Command): void {
       }
       const fineTuneOnly = [
         'tflite',
+        'from',
         'trainFromBlock',
         'trainBlocks',
         'epochs',
@@ -293,6 +302,7 @@ async function fineTune(o: Record<string, string | boolean | undefined>, common:
       ...common,
       ...settings,
       tflite,
+      from: o.from ? String(o.from) : undefined,
       resume: Boolean(o.resume),
       signal: stop.signal,
       onStage: (s) => {

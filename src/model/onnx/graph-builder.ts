@@ -154,6 +154,19 @@ export function readMetadata(bytes: Uint8Array): Record<string, string> {
   return Object.fromEntries((model.metadataProps ?? []).map((p) => [p.key ?? '', p.value ?? '']));
 }
 
+/** The float32 initializers of a model we wrote (raw little-endian data), by name; other tensors are skipped. */
+export function readFloatInitializers(bytes: Uint8Array): Map<string, Float32Array> {
+  const model = onnx.ModelProto.decode(bytes);
+  const out = new Map<string, Float32Array>();
+  for (const t of model.graph?.initializer ?? []) {
+    const raw = t.rawData;
+    if (t.dataType !== DType.float || !t.name || !raw || raw.byteLength % 4 !== 0) continue;
+    // Copied into its own buffer: raw_data is a view of the file at any alignment (a Buffer's slice() is too).
+    out.set(t.name, new Float32Array(new Uint8Array(raw).buffer));
+  }
+  return out;
+}
+
 function valueInfo(name: string, dims: Dim[], type: DTypeName) {
   return onnx.ValueInfoProto.create({
     name,

@@ -4,7 +4,6 @@ import {
   CROSS_LAB_AUGMENT_OPTIONS,
   DEFAULT_AUGMENT_OPTIONS,
   describeAugment,
-  MIXED_AUGMENT_OPTIONS,
   NO_AUGMENT_OPTIONS,
   type AugmentOptions,
 } from './augment.js';
@@ -221,35 +220,6 @@ describe('augment', () => {
     expect(meanColourShift(CROSS_LAB_AUGMENT_OPTIONS)).toBeGreaterThan(
       1.5 * meanColourShift(DEFAULT_AUGMENT_OPTIONS),
     );
-  });
-
-  it('random strength scales colour, stain and resolution by one per-image draw, and leaves geometry alone', () => {
-    // The 18 draws of every preset, then the strength t.
-    const forcing = (seed: number, t: number) => {
-      const r = createRng(seed);
-      const calls = { n: 0 };
-      const rng = () => (++calls.n === 19 ? t : r());
-      return { rng, calls };
-    };
-    const { flipHorizontal, flipVertical, rotate90, rotationDegrees, shift, zoom } = MIXED_AUGMENT_OPTIONS;
-    const geometryOnly = only({ flipHorizontal, flipVertical, rotate90, rotationDegrees, shift, zoom });
-    for (const seed of [5, 6, 7]) {
-      const none = forcing(seed, 0);
-      expect(
-        same(augment(img, none.rng, MIXED_AUGMENT_OPTIONS), augment(img, createRng(seed), geometryOnly)),
-      ).toBe(true);
-      expect(none.calls.n).toBe(19);
-      const full = forcing(seed, 1 - 1e-12);
-      const strong = augment(img, full.rng, MIXED_AUGMENT_OPTIONS);
-      expect(
-        maxAbsDiff(strong.data, augment(img, createRng(seed), CROSS_LAB_AUGMENT_OPTIONS).data),
-      ).toBeLessThanOrEqual(1);
-    }
-    // Off, nothing extra is drawn: the other presets keep their images for a seed.
-    const counted = forcing(8, 0.5);
-    augment(img, counted.rng, CROSS_LAB_AUGMENT_OPTIONS);
-    expect(counted.calls.n).toBe(18);
-    expect(describeAugment(MIXED_AUGMENT_OPTIONS)).toContain('strength uniform in [0, 1] per image');
   });
 
   it('describes a preset from its values', () => {

@@ -32,11 +32,6 @@ export interface AugmentOptions {
    * smear photo gives a white cell a few dozen pixels wide, a CellaVision crop gives it hundreds.
    */
   resolution: number;
-  /**
-   * Scale each image's colour, stain and resolution ranges by its own strength, uniform in [0, 1]: mostly mild,
-   * now and then the full range (geometry is not scaled).
-   */
-  randomStrength: boolean;
 }
 
 /**
@@ -57,7 +52,6 @@ export const DEFAULT_AUGMENT_OPTIONS: Readonly<AugmentOptions> = Object.freeze({
   stainScale: 0.1,
   stainShift: 0.05,
   resolution: 0,
-  randomStrength: false,
 });
 
 /**
@@ -75,16 +69,9 @@ export const CROSS_LAB_AUGMENT_OPTIONS: Readonly<AugmentOptions> = Object.freeze
   resolution: 0.6,
 });
 
-/** The cross-lab ranges at a strength drawn per image: most images look like their own lab, some like another. */
-export const MIXED_AUGMENT_OPTIONS: Readonly<AugmentOptions> = Object.freeze({
-  ...CROSS_LAB_AUGMENT_OPTIONS,
-  randomStrength: true,
-});
-
 export const AUGMENT_PRESETS = {
   default: DEFAULT_AUGMENT_OPTIONS,
   'cross-lab': CROSS_LAB_AUGMENT_OPTIONS,
-  mixed: MIXED_AUGMENT_OPTIONS,
 } as const;
 export type AugmentPreset = keyof typeof AUGMENT_PRESETS;
 
@@ -103,7 +90,6 @@ export function describeAugment(o: AugmentOptions): string {
     o.hueDegrees ? `hue ±${o.hueDegrees}°` : '',
     o.stainScale || o.stainShift ? `HED stain ×(1 ± ${o.stainScale}) ± ${o.stainShift} OD` : '',
     o.resolution ? `resolution down to ${pct(1 - o.resolution)} of the side` : '',
-    o.randomStrength ? 'colour, stain and resolution ranges × a strength uniform in [0, 1] per image' : '',
   ].filter(Boolean);
   return steps.length ? steps.join(', ') : 'none';
 }
@@ -123,7 +109,6 @@ export const NO_AUGMENT_OPTIONS: Readonly<AugmentOptions> = Object.freeze({
   stainScale: 0,
   stainShift: 0,
   resolution: 0,
-  randomStrength: false,
 });
 
 type Mat3 = [number, number, number, number, number, number, number, number, number];
@@ -192,7 +177,7 @@ function draw(rng: Rng, o: AugmentOptions, square: boolean): Draws {
   const flipV = rng() < 0.5 && o.flipVertical;
   const turns = Math.floor(rng() * 4);
   const quarterTurns = !o.rotate90 ? 0 : square ? turns : turns & 2;
-  const d: Draws = {
+  return {
     flipH,
     flipV,
     quarterTurns,
@@ -209,19 +194,6 @@ function draw(rng: Rng, o: AugmentOptions, square: boolean): Draws {
     // Drawn last so the draws before it keep their values for a given seed.
     resolution: 1 - rng() * o.resolution,
   };
-  // Drawn after everything, and only when on, so the other presets keep their draws for a given seed.
-  if (o.randomStrength) {
-    const t = rng();
-    const scale = (x: number) => 1 + (x - 1) * t;
-    d.brightness = scale(d.brightness);
-    d.contrast = scale(d.contrast);
-    d.saturation = scale(d.saturation);
-    d.hue *= t;
-    d.stainScale = [scale(d.stainScale[0]), scale(d.stainScale[1]), scale(d.stainScale[2])];
-    d.stainShift = [d.stainShift[0] * t, d.stainShift[1] * t, d.stainShift[2] * t];
-    d.resolution = scale(d.resolution);
-  }
-  return d;
 }
 
 /**

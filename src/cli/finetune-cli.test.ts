@@ -61,7 +61,7 @@ describe.concurrent('hematovision train --fine-tune: bad input fails cleanly', (
     [['--fine-tune', '--train-blocks', '2', '--train-from-block', '3'], /not both/],
     [['--fine-tune', '--train-from-block', '18'], /--train-from-block must be a number in \[0, 17\]/],
     [['--fine-tune', '--workers', '2'], /--workers must be a number in \[0, 1\]/],
-    [['--fine-tune', '--augment', 'heavy'], /--augment must be default or cross-lab or mixed, got 'heavy'/],
+    [['--fine-tune', '--augment', 'heavy'], /--augment must be default or cross-lab, got 'heavy'/],
     [['--fine-tune', '--keep', 'worst'], /--keep must be 'best' or 'last', got 'worst'/],
     [['--keep', 'last'], /--keep only applies with --fine-tune/],
     [['--from', 'models/model.onnx'], /--from only applies with --fine-tune/],

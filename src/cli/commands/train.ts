@@ -93,12 +93,8 @@ export function registerTrain(program: Command): void {
     .option('--label-smoothing <f>', '--fine-tune: label smoothing', String(FT.labelSmoothing))
     .option(
       '--augment <preset>',
-      `--fine-tune: augmentation, ${Object.keys(AUGMENT_PRESETS)
-        .map((p) => `'${p}'`)
-        .join(
-          ' or ',
-        )}: 'default' for images like the training ones (one lab), 'cross-lab' (wide colour, stain ` +
-        "and sharpness changes) for labs never seen, 'mixed' the cross-lab ranges at a strength drawn per image",
+      "--fine-tune: augmentation, 'default' (for images like the training ones, from one lab) or 'cross-lab' " +
+        '(wide colour, stain and sharpness changes, for labs never seen)',
       FT.augment,
     )
     .option(

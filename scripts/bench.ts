@@ -208,6 +208,7 @@ async function main(): Promise<void> {
   // Half an hour of fine-tuning is not re-run by every benchmark: the measured run is kept, with its date.
   keepEarlierSection(DEFAULT_TRAINING, true);
   keepEarlierSection(CROSS_LAB, true);
+  keepEarlierSection(ADAPT_LAB, true);
 
   writeFileSync(resolve('BENCHMARKS.md'), lines.join('\n') + '\n');
   console.log('\nWrote BENCHMARKS.md');
@@ -405,6 +406,8 @@ const FROZEN_TRAINING = '## Training a frozen-backbone head';
 const DEFAULT_TRAINING = '## Training the default model';
 /** Written from `npm run eval:cross-lab` (about 80 minutes), kept like the default training's timing. */
 const CROSS_LAB = '## Across labs';
+/** Written from `npm run eval:adapt-lab` (about 40 minutes), kept the same way. */
+const ADAPT_LAB = '## Adapting to a lab';
 
 function trainingBench(): void {
   const cache = mkdtempSync(join(tmpdir(), 'hv-bench-train-'));

@@ -140,7 +140,7 @@ describe.skipIf(!hasShared)('MobileNetV2 import from TFLite', () => {
     expect(() => withBackboneOf(spec, model, 'f'.repeat(64))).toThrow(/not built on this MobileNetV2/);
     const otherBlocks = buildBackboneModel(tflite, { featureBlocks: ['Conv_1'] });
     expect(() => withBackboneOf(spec, otherBlocks, sha)).toThrow(/pools blocks Conv_1/);
-    expect(() => withBackboneOf(spec, new Uint8Array([1, 2, 3]), sha)).toThrow(/not an ONNX model/);
+    expect(() => withBackboneOf(spec, new Uint8Array([1, 2, 3]), sha)).toThrow(/not an ONNX file/);
   });
 
   it.skipIf(!hasChecker)('writes a graph that passes onnx.checker (full check)', () => {

@@ -258,16 +258,16 @@ export function withBackboneOf(spec: NetSpec, model: Uint8Array, tfliteSha256: s
     meta = readMetadata(model);
     weights = readFloatInitializers(model);
   } catch {
-    throw new ModelError('That file is not an ONNX model.', 'bad_model');
+    throw new ModelError('The model is not an ONNX file.', 'bad_model');
   }
   if (meta['hematovision.backbone_sha256'] !== tfliteSha256)
     throw new ModelError(
-      'That model is not built on this MobileNetV2 TFLite file (its hematovision.backbone_sha256 differs).',
+      'The model is not built on this MobileNetV2 TFLite file (its hematovision.backbone_sha256 differs).',
       'bad_model',
     );
   if (meta['hematovision.feature_blocks'] !== spec.features.join(','))
     throw new ModelError(
-      `That model pools blocks ${meta['hematovision.feature_blocks']}, not ${spec.features.join(',')}.`,
+      `The model pools blocks ${meta['hematovision.feature_blocks']}, not ${spec.features.join(',')}.`,
       'bad_model',
     );
   const layers = spec.layers.map((l): Layer => {
@@ -275,7 +275,7 @@ export function withBackboneOf(spec: NetSpec, model: Uint8Array, tfliteSha256: s
     const weight = weights.get(`${l.name}/W`);
     const bias = weights.get(`${l.name}/B`);
     if (weight?.length !== l.weight.length || bias?.length !== l.bias.length)
-      throw new ModelError(`That model has no weights of the shape layer ${l.name} needs.`, 'bad_model');
+      throw new ModelError(`The model has no weights of the shape layer ${l.name} needs.`, 'bad_model');
     return { ...l, weight, bias };
   });
   return { ...spec, layers };

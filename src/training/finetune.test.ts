@@ -214,6 +214,7 @@ describe.skipIf(!ready)('fineTuneModel on 8 PBC cells per class, blocks ≥ 16',
     writeFileSync(notModel, 'hello');
     await expect(fineTuneModel(options('bad', { from: notModel }))).rejects.toMatchObject({
       code: 'bad_model',
+      message: expect.stringContaining(`--from ${notModel}: The model is not an ONNX file`),
     });
     await expect(fineTuneModel(options('bad', { from: join(root, 'missing.onnx') }))).rejects.toMatchObject({
       code: 'model_not_found',

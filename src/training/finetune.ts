@@ -809,7 +809,12 @@ function startingModel(path: string, tfl: TfliteGraph) {
     throw new ModelError(`The model to start from was not found at ${file}.`, 'model_not_found');
   const bytes = readFileSync(file);
   // Fails fast (wrong file, other backbone) before the data is cropped.
-  withBackboneOf(mobileNetV2Spec(tfl, { classes: 0 }), bytes, tfl.sha256);
+  try {
+    withBackboneOf(mobileNetV2Spec(tfl, { classes: 0 }), bytes, tfl.sha256);
+  } catch (e) {
+    if (e instanceof ModelError) throw new ModelError(`--from ${file}: ${e.message}`, e.code);
+    throw e;
+  }
   const name = readMetadata(bytes)['hematovision.name'] ?? basename(file);
   return { bytes, name, sha256: createHash('sha256').update(bytes).digest('hex') };
 }

@@ -715,9 +715,9 @@ async function writeFineTuned(
       name:
         'MobileNetV2 1.0 224 (ImageNet), float32 from the uint8 TFLite model, BatchNorm folded; ' +
         (x.startedFrom ? `started from ${x.startedFrom.name}'s weights; ` : '') +
-        (changed
+        (x.keptEpoch > 0
           ? `blocks ${s.trainFromBlock}–${LAST_BLOCK} fine-tuned on the training data`
-          : `fine-tuning blocks ${s.trainFromBlock}–${LAST_BLOCK} did not beat the pretrained weights on validation, which are kept`),
+          : `fine-tuning blocks ${s.trainFromBlock}–${LAST_BLOCK} did not beat the ${x.startedFrom ? 'starting' : 'pretrained'} weights on validation, which are kept`),
       sha256: tfliteSha256,
       featureBlocks: spec.features,
       featureDim: d,
@@ -801,7 +801,6 @@ export async function prepareCrops(
   return { store, failed };
 }
 
-/** The frozen-backbone head on view-0 features of the training split (shared feature cache), l2 by validation. */
 /** The model `train --from` names, checked against this TFLite file before any data is read. */
 function startingModel(path: string, tfl: TfliteGraph) {
   const file = resolve(path);
@@ -819,6 +818,10 @@ function startingModel(path: string, tfl: TfliteGraph) {
   return { bytes, name, sha256: createHash('sha256').update(bytes).digest('hex') };
 }
 
+/**
+ * The starting head: fitted on view-0 features of the training split from the starting backbone (ImageNet's
+ * or `from`'s; shared feature cache), l2 by validation.
+ */
 async function startingHead(
   o: FineTuneOptions,
   ds: Dataset,

@@ -10,20 +10,11 @@
  */
 import { mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createRng } from '../src/imaging/random.js';
+import { createRng, shuffled } from '../src/imaging/random.js';
 import { IMAGE_EXTENSIONS } from '../src/training/dataset.js';
 import { loadKaggleTable } from '../src/training/photo-groups.js';
 
 const CLASSES = ['eosinophil', 'lymphocyte', 'monocyte', 'neutrophil'];
-function shuffled<T>(xs: T[]): T[] {
-  const rng = createRng(seed);
-  const a = [...xs];
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(rng() * (i + 1));
-    [a[i], a[j]] = [a[j], a[i]];
-  }
-  return a;
-}
 
 const [kind, srcArg, outArg, nArg, seedArg] = process.argv.slice(2);
 const n = Number(nArg);
@@ -63,7 +54,7 @@ const listing = CLASSES.map((label) => {
 const groupOf = (folder: string, f: string) => table?.get(`TRAIN/${folder}/${f}`) ?? `${folder}/${f}`;
 const chosen = new Set(
   listing.flatMap(({ folder, files }) =>
-    shuffled([...new Set(files.map((f) => groupOf(folder, f)))].sort()).slice(0, n),
+    shuffled([...new Set(files.map((f) => groupOf(folder, f)))].sort(), createRng(seed)).slice(0, n),
   ),
 );
 const counts: Record<string, { few: number; rest: number }> = {};

@@ -7,7 +7,7 @@ import {
   NO_AUGMENT_OPTIONS,
   type AugmentOptions,
 } from './augment.js';
-import { createRng } from './random.js';
+import { createRng, shuffled } from './random.js';
 import { gradient, makeImage, maxAbsDiff, pixel } from './testing.js';
 import type { RgbImage } from './types.js';
 
@@ -38,6 +38,18 @@ function turn(src: RgbImage, quarterTurns: number): RgbImage {
   }
   return out;
 }
+
+describe('shuffled', () => {
+  it('returns a reproducible permutation and leaves its input alone', () => {
+    const items = Array.from({ length: 20 }, (_, i) => i);
+    const a = shuffled(items, createRng(5));
+    expect([...a].sort((x, y) => x - y)).toEqual(items);
+    expect(a).not.toEqual(items);
+    expect(shuffled(items, createRng(5))).toEqual(a);
+    expect(shuffled(items, createRng(6))).not.toEqual(a);
+    expect(items).toEqual(Array.from({ length: 20 }, (_, i) => i));
+  });
+});
 
 describe('createRng', () => {
   it('is reproducible, seed-dependent and in [0, 1)', () => {

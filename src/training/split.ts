@@ -12,16 +12,8 @@ export interface Split {
 }
 
 /** The project's one seeded generator (mulberry32), under the name this module's callers use. */
-import { createRng as seededRandom } from '../imaging/random.js';
+import { createRng as seededRandom, shuffled } from '../imaging/random.js';
 export { seededRandom };
-
-function shuffle<T>(xs: T[], rand: () => number): T[] {
-  for (let i = xs.length - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [xs[i], xs[j]] = [xs[j], xs[i]];
-  }
-  return xs;
-}
 
 interface Strata {
   /** stratum key → its group names, sorted (so the input order of items does not matter). */
@@ -78,7 +70,7 @@ export function groupedStratifiedSplit(
     const n = groups.length;
     if (n < 2 || valFraction === 0) continue;
     const nVal = Math.min(n - 1, Math.max(1, Math.round(valFraction * n)));
-    for (const g of shuffle([...groups], rand).slice(0, nVal)) for (const i of members.get(g)!) isVal[i] = 1;
+    for (const g of shuffled(groups, rand).slice(0, nVal)) for (const i of members.get(g)!) isVal[i] = 1;
   }
   const train: number[] = [];
   const val: number[] = [];
@@ -99,7 +91,7 @@ export function kFoldGroups(items: SplitItem[], options: { k: number; seed: numb
   const fold = new Int32Array(items.length);
   for (const groups of strata.values()) {
     const start = Math.floor(rand() * k);
-    shuffle([...groups], rand).forEach((g, j) => {
+    shuffled(groups, rand).forEach((g, j) => {
       for (const i of members.get(g)!) fold[i] = (start + j) % k;
     });
   }

@@ -7,18 +7,12 @@ export const ROUND_SIZE = 10;
 export const POOL_PAGE_SIZE = 200;
 
 /** The project's one seeded generator (mulberry32), under the name this module's callers use. */
-import { createRng as seededRandom } from '../imaging/random.js';
+import { createRng as seededRandom, shuffled } from '../imaging/random.js';
 export { seededRandom };
 
-/** Fisher–Yates with a seeded generator; the input is left untouched. */
+/** Fisher–Yates with the seeded generator; the input is left untouched. */
 export function seededShuffle<T>(items: readonly T[], seed: number): T[] {
-  const out = [...items];
-  const random = seededRandom(seed);
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [out[i], out[j]] = [out[j], out[i]];
-  }
-  return out;
+  return shuffled(items, seededRandom(seed));
 }
 
 /**

@@ -325,10 +325,7 @@ export async function fineTuneModel(o: FineTuneOptions): Promise<FineTuneResult>
   const outDir = resolve(o.out);
   const ckptDir = join(outDir, 'checkpoint');
   const ckptFile = join(ckptDir, 'checkpoint.bin');
-  const config = {
-    ...fingerprint(o, s, ds, split.val, tfl.sha256),
-    ...(start ? { from: start.sha256 } : {}),
-  };
+  const config = fingerprint(o, s, ds, split.val, tfl.sha256, start?.sha256);
   let ckpt: Checkpoint | null = null;
   if (existsSync(ckptFile)) {
     const found = readCheckpoint(ckptFile);
@@ -364,7 +361,7 @@ export async function fineTuneModel(o: FineTuneOptions): Promise<FineTuneResult>
   if (ckpt) {
     stage(`Resuming after epoch ${ckpt.header.epoch} from ${ckptDir}`);
     const pretrained = mobileNetV2Spec(tfl, { classes: k });
-    spec = start ? withBackboneOf(pretrained, start.bytes, tfl.sha256) : pretrained;
+    spec = start ? { ...pretrained, layers: start.layers } : pretrained;
     initial = ckpt.header.initial;
   } else {
     stage(
@@ -372,7 +369,7 @@ export async function fineTuneModel(o: FineTuneOptions): Promise<FineTuneResult>
     );
     const init = await startingHead(o, ds, tfliteBytes, prep, trainItems, valItems, itemWeights);
     const head = mobileNetV2Spec(tfl, { head: { ...foldStandardisation(init.head), classes: k } });
-    spec = start ? withBackboneOf(head, start.bytes, tfl.sha256) : head;
+    spec = start ? { ...head, layers: start.layers } : head;
     initial = { l2: init.l2, l2Table: init.table };
   }
   const initSeconds = (performance.now() - ti) / 1000;
@@ -801,21 +798,24 @@ export async function prepareCrops(
   return { store, failed };
 }
 
-/** The model `train --from` names, checked against this TFLite file before any data is read. */
+/**
+ * The backbone layers of the model `train --from` names, read once and checked against this TFLite file
+ * before any data is read (a wrong file or another backbone fails fast).
+ */
 function startingModel(path: string, tfl: TfliteGraph) {
   const file = resolve(path);
   if (!existsSync(file))
     throw new ModelError(`The model to start from was not found at ${file}.`, 'model_not_found');
   const bytes = readFileSync(file);
-  // Fails fast (wrong file, other backbone) before the data is cropped.
+  let layers: NetSpec['layers'];
   try {
-    withBackboneOf(mobileNetV2Spec(tfl, { classes: 0 }), bytes, tfl.sha256);
+    layers = withBackboneOf(mobileNetV2Spec(tfl, { classes: 0 }), bytes, tfl.sha256).layers;
   } catch (e) {
     if (e instanceof ModelError) throw new ModelError(`--from ${file}: ${e.message}`, e.code);
     throw e;
   }
   const name = readMetadata(bytes)['hematovision.name'] ?? basename(file);
-  return { bytes, name, sha256: createHash('sha256').update(bytes).digest('hex') };
+  return { layers, name, sha256: createHash('sha256').update(bytes).digest('hex') };
 }
 
 /**
@@ -982,11 +982,14 @@ function fingerprint(
   ds: Dataset,
   val: number[],
   tfliteSha: string,
+  /** sha256 of the `from` model, when the run starts from one. */
+  fromSha?: string,
 ): RunConfig {
   const items = createHash('sha256');
   for (const it of ds.items) items.update(`${it.path}\u0000${it.label}\u0000${it.group}\n`);
   return {
     tfliteSha256: tfliteSha,
+    ...(fromSha ? { from: fromSha } : {}),
     data: ds.sources.map((src) => src.path),
     classes: ds.classes,
     items: items.digest('hex').slice(0, 16),

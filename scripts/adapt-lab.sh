@@ -3,7 +3,7 @@
 # (from `npm run eval:cross-lab`) is scored on this lab's images as it is, then against three ways of using a few
 # labelled images of this lab: a frozen-backbone head, fine-tuning from ImageNet, and fine-tuning from that model
 # (`train --fine-tune --from`). The few images never reach the scoring set (Kaggle: split by source photo).
-# Usage: scripts/adapt-lab.sh [out-dir]  (about 30 minutes a draw on 2 cores; results in <out-dir>/adapt-lab.md)
+# Usage: scripts/adapt-lab.sh [out-dir]  (35 min a draw on 2 shared cores; results in <out-dir>/adapt-lab.md)
 # SEEDS="1 2 3" repeats it for other draws of the few images (default: 1). The source models default to the
 # cross-lab run's; override with PBC_MODEL= / KAGGLE_MODEL=.
 set -euo pipefail

@@ -406,7 +406,7 @@ const FROZEN_TRAINING = '## Training a frozen-backbone head';
 const DEFAULT_TRAINING = '## Training the default model';
 /** Written from `npm run eval:cross-lab` (about 80 minutes), kept like the default training's timing. */
 const CROSS_LAB = '## Across labs';
-/** Written from `npm run eval:adapt-lab` (about 40 minutes), kept the same way. */
+/** Written from `npm run eval:adapt-lab` (35 min a draw on shared cores), kept the same way. */
 const ADAPT_LAB = '## Adapting to a lab';
 
 function trainingBench(): void {

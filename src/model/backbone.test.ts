@@ -119,12 +119,13 @@ describe.skipIf(!hasShared)('MobileNetV2 import from TFLite', () => {
   });
 
   it('reads the backbone weights back from a model it wrote, and refuses another backbone', () => {
-    const spec = mobileNetV2Spec(loadTfliteBackbone(tflite), { classes: 0 });
+    const tfl = loadTfliteBackbone(tflite);
+    const spec = mobileNetV2Spec(tfl, { classes: 0 });
     const doubled = {
       ...spec,
       layers: spec.layers.map((l) => (l.kind === 'conv' ? { ...l, weight: l.weight.map((w) => 2 * w) } : l)),
     };
-    const sha = loadTfliteBackbone(tflite).sha256;
+    const sha = tfl.sha256;
     const model = buildInferenceGraph(doubled, {
       head: false,
       metadata: readMetadata(buildBackboneModel(tflite)),

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { HematoError } from '../errors.js';
 import { registerEvaluate } from './commands/evaluate.js';
+import { registerFamiliarize } from './commands/familiarize.js';
 import { registerImportBackbone } from './commands/import-backbone.js';
 import { registerLocateEval } from './commands/locate-eval.js';
 import { registerPredict } from './commands/predict.js';
@@ -15,6 +16,7 @@ const program = new Command()
 
 registerImportBackbone(program);
 registerTrain(program);
+registerFamiliarize(program);
 registerEvaluate(program);
 registerPredict(program);
 registerLocateEval(program);

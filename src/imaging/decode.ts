@@ -168,20 +168,57 @@ export function wrapRaw(data: Buffer, info: OutputInfo): RgbImage {
   };
 }
 
+/** Decoded pixels and what the decoder noticed on the way (a damaged file can still decode). */
+export interface DecodedImage extends RgbImage {
+  /** The decoder's warnings (a flipped bit in a JPEG: "Corrupt JPEG data: …"); empty for a clean file. */
+  warnings: string[];
+  /** Share of pixels at least nearly transparent (alpha < 16); 0 for a format or file without alpha. */
+  transparentFraction: number;
+}
+
+/** Alpha below this (of 255) counts as transparent: nothing of the specimen shows through. */
+const TRANSPARENT_ALPHA = 16;
+
 /**
  * Decodes JPEG, PNG, TIFF, WebP or BMP to 8-bit sRGB: EXIF orientation applied, alpha dropped, greyscale,
  * CMYK and 16-bit converted. Every failure is an InvalidImageError with a `code` (empty_file, too_large,
- * too_many_pixels, unsupported_format, corrupt_image, not_found, unreadable_file).
+ * too_many_pixels, unsupported_format, corrupt_image, not_found, unreadable_file); warnings the decoder
+ * tolerates are returned, not thrown, so a caller can flag the result instead of refusing it.
  */
-export async function decodeImage(input: Buffer | string, options: DecodeOptions = {}): Promise<RgbImage> {
+export async function decodeImage(
+  input: Buffer | string,
+  options: DecodeOptions = {},
+): Promise<DecodedImage> {
   const checked = await checkInput(input, options);
-  if (checked.format === 'bmp') return decodeBmp(checked.buffer);
+  if (checked.format === 'bmp') return { ...decodeBmp(checked.buffer), warnings: [], transparentFraction: 0 };
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const warnings: string[] = [];
   try {
-    const { data, info } = await sharpRgb(checked, options.maxPixels ?? DEFAULT_MAX_PIXELS)
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    return wrapRaw(data, info);
+    const pipeline = sharpRgb(checked, maxPixels);
+    // libvips reports a damaged-but-readable file as a warning ("read gave 1 warnings" plus the detail).
+    pipeline.on('warning', (w: string) => {
+      if (!/^read gave \d+ warnings?/.test(w)) warnings.push(w.replace(/^Vips\w+: /, '').trim());
+    });
+    const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
+    const transparentFraction = checked.hasAlpha ? await transparentShare(checked, maxPixels) : 0;
+    return { ...wrapRaw(data, info), warnings, transparentFraction };
   } catch (err) {
     throw toInvalidImageError(err);
   }
+}
+
+/** A second, alpha-only decode: paid only by images that have an alpha channel (rare in microscopy). */
+async function transparentShare(checked: CheckedInput, maxPixels: number): Promise<number> {
+  const alpha = await sharp(checked.buffer, {
+    failOn: 'error',
+    limitInputPixels: Math.max(1, Math.floor(maxPixels)),
+  })
+    .ensureAlpha()
+    .extractChannel(3)
+    .toColourspace('b-w')
+    .raw()
+    .toBuffer();
+  let clear = 0;
+  for (const a of alpha) if (a < TRANSPARENT_ALPHA) clear++;
+  return alpha.length === 0 ? 0 : clear / alpha.length;
 }

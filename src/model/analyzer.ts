@@ -1,5 +1,5 @@
 import { HematoError } from '../errors.js';
-import type { Classifier } from './classifier.js';
+import { orderReasons, type Classifier } from './classifier.js';
 import { renderHeatmapPng, type CamRegion } from './heatmap.js';
 import { prepareImage, writeInput, type PreparedImage } from './inputs.js';
 import { decodeImage } from '../imaging/decode.js';
@@ -144,6 +144,7 @@ async function runPrepared(
       const heatmap: HeatmapData | undefined = options.cams
         ? { regions: cams.map((c) => ({ ...c, cam: Array.from(c.cam, (v) => Math.round(v * 1e4) / 1e4) })) }
         : undefined;
+      const damaged = prepared.damage !== undefined;
       if (prepared.regions.length === 0) {
         return {
           ...size,
@@ -151,14 +152,33 @@ async function runPrepared(
           confidence: 0,
           probabilities: {},
           needsReview: true,
+          reviewReasons: damaged ? ['damaged_image', 'no_cell'] : ['no_cell'],
           cells: [],
-          message: 'No white blood cell was found in this image.',
+          message: [prepared.damage, 'No white blood cell was found in this image.']
+            .filter(Boolean)
+            .join(' '),
           heatmapPng,
           heatmap,
         };
       }
-      // The image-level answer is the locator's most likely cell (regions come best first).
-      return { ...size, ...classifier.toPrediction(out, first), cells, heatmapPng, heatmap };
+      // The image-level answer is the locator's most likely cell (regions come best first); it needs review
+      // when any of its cells does, so a flagged second cell is never hidden behind an unflagged first.
+      const primary = classifier.toPrediction(out, first);
+      const reviewReasons = orderReasons([
+        ...primary.reviewReasons,
+        ...cells.flatMap((c) => c.reviewReasons),
+        ...(damaged ? ['damaged_image' as const] : []),
+      ]);
+      return {
+        ...size,
+        ...primary,
+        needsReview: reviewReasons.length > 0,
+        reviewReasons,
+        ...(damaged ? { message: prepared.damage } : {}),
+        cells,
+        heatmapPng,
+        heatmap,
+      };
     }),
   );
 }

@@ -6,7 +6,7 @@ import { HematoError, ModelError } from '../errors.js';
 import { OUTPUTS } from './classifier-graph.js';
 import { OnnxSession, OnnxThreadSession, type InferenceSession } from './onnx/runtime.js';
 import { softmaxRows } from './softmax.js';
-import type { ModelCard, Prediction } from './types.js';
+import { REVIEW_REASONS, type ModelCard, type Prediction, type ReviewReason } from './types.js';
 import { expandViews, meanMapsOverViews, meanOverViews } from './views.js';
 
 /** The bundled default model, shipped in the repository's models/ folder. */
@@ -58,11 +58,31 @@ export interface BatchOutput {
   views: number;
   /** Results below this confidence are flagged for review (calibrated for these views). */
   reviewThreshold: number;
+  /**
+   * Per image: distance of its features to the nearest class (`cell`) and of its early-block features to the
+   * nearest training lab (`image`), raw (the card's familiarity thresholds divide them); views averaged.
+   * Absent for a model without a familiarity reference.
+   */
+  distances?: { cell: Float32Array; image: Float32Array };
 }
 
 /** The card's review threshold for one view, or for test-time augmentation (calibrated separately). */
 export function reviewThresholdFor(card: ModelCard, tta = false): number {
   return (tta ? card.testTimeAugmentation?.reviewThreshold : undefined) ?? card.reviewThreshold;
+}
+
+interface RunRows {
+  scores: Float32Array;
+  cam?: Float32Array;
+  distances?: { cell: Float32Array; image: Float32Array };
+}
+
+const round3 = (v: number) => Math.round(v * 1000) / 1000;
+
+/** Reasons in REVIEW_REASONS order, so every output lists them the same way. */
+export function orderReasons(reasons: Iterable<ReviewReason>): ReviewReason[] {
+  const set = new Set(reasons);
+  return REVIEW_REASONS.filter((r) => set.has(r));
 }
 
 export interface LoadOptions {
@@ -79,6 +99,7 @@ export class Classifier {
     readonly card: ModelCard,
     readonly path: string,
     private readonly session: InferenceSession,
+    private readonly hasDistances: boolean,
   ) {}
 
   static async load(modelPath: string = DEFAULT_MODEL_PATH, options: LoadOptions = {}): Promise<Classifier> {
@@ -127,7 +148,22 @@ export class Classifier {
         throw new ModelError(`${path} is not a HematoVision classifier (no '${out}' output).`, 'bad_model');
       }
     }
-    return new Classifier(card, path, session);
+    const distances = [OUTPUTS.cellDistance, OUTPUTS.imageDistance].filter((o) =>
+      session.outputNames.includes(o),
+    );
+    if (card.familiarity && distances.length < 2) {
+      await session.close();
+      throw new ModelError(
+        `Model card ${cardPath} describes familiarity checks that ${path} does not compute.`,
+        'bad_model',
+      );
+    }
+    return new Classifier(card, path, session, distances.length === 2);
+  }
+
+  /** Whether the model file computes familiarity distances and its card holds their thresholds. */
+  get familiar(): boolean {
+    return this.hasDistances && this.card.familiarity !== undefined;
   }
 
   get classes(): string[] {
@@ -200,10 +236,7 @@ export class Classifier {
   }
 
   /** One batch's rows through the network, in runs of at most MAX_RUN_ROWS. */
-  private async runRows(
-    batch: Pending[],
-    rows: number,
-  ): Promise<{ scores: Float32Array; cam?: Float32Array }> {
+  private async runRows(batch: Pending[], rows: number): Promise<RunRows> {
     const s = this.inputSize;
     const k = this.classes.length;
     const one = 3 * s * s;
@@ -220,20 +253,26 @@ export class Classifier {
     const outputs: string[] = [name];
     const withCam = batch.some((p) => p.withCam);
     if (withCam) outputs.push(OUTPUTS.cam);
+    if (this.familiar) outputs.push(OUTPUTS.cellDistance, OUTPUTS.imageDistance);
     const camSize = k * CAM_SIDE * CAM_SIDE;
     const scores = new Float32Array(rows * k);
     const cam = withCam ? new Float32Array(rows * camSize) : undefined;
+    const distances = this.familiar
+      ? { cell: new Float32Array(rows), image: new Float32Array(rows) }
+      : undefined;
     for (let start = 0; start < rows; start += MAX_RUN_ROWS) {
       const m = Math.min(MAX_RUN_ROWS, rows - start);
       const part = input.subarray(start * one, (start + m) * one);
       const r = await this.session.run({ input: { data: part, dims: [m, 3, s, s] } }, outputs);
       scores.set(r[name].data, start * k);
       cam?.set(r[OUTPUTS.cam].data, start * camSize);
+      distances?.cell.set(r[OUTPUTS.cellDistance].data, start);
+      distances?.image.set(r[OUTPUTS.imageDistance].data, start);
     }
-    return { scores, cam };
+    return { scores, cam, distances };
   }
 
-  private finish(batch: Pending[], out: { scores: Float32Array; cam?: Float32Array }): void {
+  private finish(batch: Pending[], out: RunRows): void {
     const k = this.classes.length;
     const camSize = k * CAM_SIDE * CAM_SIDE;
     const tta = this.card.testTimeAugmentation;
@@ -242,6 +281,11 @@ export class Classifier {
       const v = p.views;
       const scores = out.scores.subarray(row * k, (row + p.n * v) * k);
       const cam = p.withCam ? out.cam?.subarray(row * camSize, (row + p.n * v) * camSize) : undefined;
+      const rows = (a: Float32Array) => a.subarray(row, row + p.n * v);
+      const distances = out.distances && {
+        cell: meanOverViews(rows(out.distances.cell), p.n, 1, v),
+        image: meanOverViews(rows(out.distances.image), p.n, 1, v),
+      };
       p.resolve(
         v > 1 && tta
           ? {
@@ -249,12 +293,14 @@ export class Classifier {
               cam: cam && meanMapsOverViews(cam, p.n, k, CAM_SIDE, v),
               views: v,
               reviewThreshold: this.reviewThreshold(true),
+              distances,
             }
           : {
               probabilities: scores.slice(),
               cam: cam?.slice(),
               views: 1,
               reviewThreshold: this.reviewThreshold(false),
+              distances,
             },
       );
       row += p.n * v;
@@ -269,11 +315,26 @@ export class Classifier {
     for (let c = 1; c < k; c++) if (row[c] > row[best]) best = c;
     const probs: Record<string, number> = {};
     this.classes.forEach((c, j) => (probs[c] = row[j]));
+    const reasons = new Set<ReviewReason>();
+    if (row[best] < out.reviewThreshold) reasons.add('low_confidence');
+    const f = this.card.familiarity;
+    let distance: Prediction['distance'];
+    if (out.distances && f) {
+      distance = {
+        cell: round3(out.distances.cell[i] / f.cell.threshold),
+        image: round3(out.distances.image[i] / f.image.threshold),
+      };
+      if (distance.cell > 1) reasons.add('unfamiliar_cell');
+      if (distance.image > 1) reasons.add('unfamiliar_image');
+    }
+    const reviewReasons = orderReasons(reasons);
     return {
       label: this.classes[best],
       confidence: row[best],
       probabilities: probs,
-      needsReview: row[best] < out.reviewThreshold,
+      needsReview: reviewReasons.length > 0,
+      reviewReasons,
+      ...(distance ? { distance } : {}),
     };
   }
 

@@ -1,5 +1,6 @@
 import { augment, type AugmentOptions } from '../imaging/augment.js';
 import { decodeImage } from '../imaging/decode.js';
+import { damageOf } from '../imaging/quality.js';
 import { locateCells, primaryCell } from '../imaging/locate.js';
 import { cropSquare, loadResized, resizeRgb } from '../imaging/preprocess.js';
 import { createRng } from '../imaging/random.js';
@@ -24,6 +25,8 @@ export interface PreparedImage {
   /** Kept only when asked for (heat maps need it). */
   image?: RgbImage;
   regions: Region[];
+  /** Why the image looks damaged (decoder warnings, blank or transparent areas); absent when it does not. */
+  damage?: string;
 }
 
 /**
@@ -46,7 +49,12 @@ export async function prepareImage(
     };
   }
   const image = await decodeImage(input);
-  const base = { width: image.width, height: image.height, image: options.keepImage ? image : undefined };
+  const base = {
+    width: image.width,
+    height: image.height,
+    image: options.keepImage ? image : undefined,
+    damage: damageOf(image),
+  };
   if (prep.crop === 'whole') {
     const pixels = await resizeRgb(image, size, size);
     const side = Math.max(image.width, image.height);

@@ -1,13 +1,38 @@
 import type { Box } from '../imaging/types.js';
 
+/**
+ * Why a result needs a person's review:
+ * - `low_confidence`: the top probability is below the card's review threshold;
+ * - `unfamiliar_cell`: the cell lies far, in feature space, from every class the model was trained on
+ *   (another cell type, debris, an artefact);
+ * - `unfamiliar_image`: the crop's stain, optics or texture lie far from every lab the model learned from;
+ * - `damaged_image`: the decoder warned, or much of the image is blank or transparent;
+ * - `no_cell`: no white cell was found (an image only).
+ */
+export const REVIEW_REASONS = [
+  'low_confidence',
+  'unfamiliar_cell',
+  'unfamiliar_image',
+  'damaged_image',
+  'no_cell',
+] as const;
+export type ReviewReason = (typeof REVIEW_REASONS)[number];
+
 /** Class probabilities and the decision drawn from them for one image or one cell. */
 export interface Prediction {
   label: string;
   confidence: number;
   /** Calibrated probability of every class the model knows, in the model card's class order. */
   probabilities: Record<string, number>;
-  /** True when confidence is below the model card's review threshold. */
+  /** True when any review reason applies. */
   needsReview: boolean;
+  /** Every reason that applies, in REVIEW_REASONS order; empty when the result needs no review. */
+  reviewReasons: ReviewReason[];
+  /**
+   * How far the cell and its image lie from the training data, in units of the review threshold (above 1 is
+   * flagged); absent for a model without a familiarity reference.
+   */
+  distance?: { cell: number; image: number };
 }
 
 /** One located white cell and what the model says of it. */
@@ -24,7 +49,11 @@ export interface ImagePrediction {
   label: string | null;
   confidence: number;
   probabilities: Record<string, number>;
+  /** True when any of its cells needs review, when no cell was found, or when the image is damaged. */
   needsReview: boolean;
+  /** The union of its cells' reasons and the image's own (`damaged_image`). */
+  reviewReasons: ReviewReason[];
+  distance?: { cell: number; image: number };
   cells: CellPrediction[];
   message?: string;
 }
@@ -86,6 +115,8 @@ export interface ModelCard {
    * validation images as `temperature` and `validation`, which describe one view.
    */
   testTimeAugmentation?: TestTimeAugmentation;
+  /** Present when the model file computes distances to its training data (`unfamiliar_*` reasons). */
+  familiarity?: FamiliarityRecord;
   license: string;
   intendedUse: string;
 }
@@ -127,4 +158,23 @@ export interface FineTuningRecord {
   initialHead: string;
   /** The model whose backbone the run started from, instead of the ImageNet weights (`train --from`). */
   startedFrom?: { name: string; sha256: string };
+}
+
+/** One familiarity reference as the card describes it; its numbers live in the model file. */
+export interface FamiliarityCheck {
+  /** Distances above this are flagged (chosen on validation rows as the given quantile). */
+  threshold: number;
+  quantile: number;
+  /** The backbone feature columns read, the centres (classes or training labs) and the eigenvectors kept. */
+  columns: [number, number];
+  components: string[];
+  rank: number;
+}
+
+export interface FamiliarityRecord {
+  method: string;
+  cell: FamiliarityCheck;
+  image: FamiliarityCheck;
+  /** Share of validation images flagged for any reason, by reason, and among them by source. */
+  validation?: { n: number; reviewRate: number; byReason: Record<string, number> };
 }

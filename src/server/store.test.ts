@@ -26,6 +26,7 @@ const prediction: ImagePrediction = {
   confidence: 0.8,
   probabilities: { lymphocyte: 0.2, neutrophil: 0.8 },
   needsReview: false,
+  reviewReasons: [],
   cells: [],
 };
 

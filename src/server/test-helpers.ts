@@ -47,7 +47,14 @@ export const FAKE_CARD: ModelCard = {
 function prediction(label: string, confidence: number) {
   const rest = (1 - confidence) / (FAKE_CLASSES.length - 1);
   const probabilities = Object.fromEntries(FAKE_CLASSES.map((c) => [c, c === label ? confidence : rest]));
-  return { label, confidence, probabilities, needsReview: confidence < FAKE_CARD.reviewThreshold };
+  const low = confidence < FAKE_CARD.reviewThreshold;
+  return {
+    label,
+    confidence,
+    probabilities,
+    needsReview: low,
+    reviewReasons: low ? ['low_confidence' as const] : [],
+  };
 }
 
 /**
@@ -106,6 +113,7 @@ export function fakeVision(): HematoVision & {
           confidence: 0,
           probabilities: {},
           needsReview: true,
+          reviewReasons: ['no_cell'],
           cells: [],
           message: 'No white cell found in this image.',
           width: img.width,

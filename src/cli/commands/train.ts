@@ -14,6 +14,7 @@ import type { ModelCard } from '../../model/types.js';
 import type { Metrics } from '../../training/metrics.js';
 import { trainModel } from '../../training/train.js';
 import { pct, perClassTable, progressBar, table } from '../progress.js';
+import { familiarizeCli } from './familiarize.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -49,6 +50,10 @@ export function registerTrain(program: Command): void {
     .option('--name <name>', 'model name for the card', 'hematovision-wbc')
     .option('--cache <dir>', 'feature cache folder', '.cache/features')
     .option('--no-refit', 'keep the head trained on the training split only')
+    .option(
+      '--no-familiarity',
+      'skip fitting the checks for unfamiliar cells and images (the model then flags low confidence only)',
+    )
     .option(
       '--no-test-time-views',
       'skip calibrating test-time augmentation (8 flips and turns, predict --tta): the model then offers one view only',
@@ -181,6 +186,7 @@ export function registerTrain(program: Command): void {
                 'augments every epoch and keeps validation for early stopping).',
             );
         await fineTune(o, commonOptions(), num);
+        if (o.familiarity) await familiarizeCli(o.out, o.data, commonOptions().valFraction, o.cache);
         return;
       }
       let bar: ReturnType<typeof progressBar> | null = null;
@@ -222,6 +228,7 @@ export function registerTrain(program: Command): void {
         `\nTime: features ${r.seconds.features.toFixed(0)} s, head ${r.seconds.head.toFixed(0)} s, total ${r.seconds.total.toFixed(0)} s`,
       );
       console.log(`Wrote ${r.modelPath} and ${r.cardPath}`);
+      if (o.familiarity) await familiarizeCli(o.out, o.data, commonOptions().valFraction, o.cache);
     });
 }
 

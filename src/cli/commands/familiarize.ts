@@ -1,0 +1,55 @@
+import type { Command } from 'commander';
+import type { FamiliarityRecord } from '../../model/types.js';
+import { familiarizeModel } from '../../training/familiarize.js';
+import { pct, progressBar } from '../progress.js';
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+export function registerFamiliarize(program: Command): void {
+  program
+    .command('familiarize')
+    .description(
+      'Give a trained model its checks for unfamiliar cells and images (review reasons unfamiliar_cell and ' +
+        'unfamiliar_image), fitted on the folders it was trained on; train does this itself',
+    )
+    .requiredOption('--model <dir>', 'model folder (or model.onnx) to update in place')
+    .requiredOption('--data <dir>', 'a folder the model was trained on; repeat for each', collect, [])
+    .option('--val-fraction <f>', 'the share held out when it was trained (same grouped split)', '0.2')
+    .option('--cache <dir>', 'feature cache folder', '.cache/features')
+    .action(async (o) => {
+      await familiarizeCli(o.model, o.data, Number(o.valFraction), o.cache);
+    });
+}
+
+/** Fits the familiarity checks of a model just written (or an older one) and says what they flag. */
+export async function familiarizeCli(model: string, data: string[], valFraction: number, cache: string) {
+  console.error('» Familiarity: the model’s features of its training images');
+  const bar = progressBar('Features');
+  let r;
+  try {
+    r = await familiarizeModel({
+      model,
+      data,
+      valFraction,
+      cacheDir: cache,
+      onProgress: (d, t, c) => bar.update(d, t, `(${c} cached)`),
+    });
+  } finally {
+    bar.stop();
+  }
+  printFamiliarity(r.record);
+}
+
+export function printFamiliarity(f: FamiliarityRecord): void {
+  const v = f.validation;
+  console.log(
+    `\nFamiliarity checks: a cell is unfamiliar beyond the ${pct(f.cell.quantile)} point of validation cells' ` +
+      `distance to their nearest class; an image beyond the ${pct(f.image.quantile)} point of their distance ` +
+      `to the nearest training lab (${f.image.components.join(', ')}).`,
+  );
+  if (v)
+    console.log(
+      `On ${v.n} validation images they flag ${pct(v.reviewRate)} ` +
+        `(unfamiliar cell ${pct(v.byReason.unfamiliar_cell ?? 0)}, unfamiliar image ${pct(v.byReason.unfamiliar_image ?? 0)}).`,
+    );
+}

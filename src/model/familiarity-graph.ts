@@ -1,0 +1,73 @@
+import { ModelError } from '../errors.js';
+import { OUTPUTS } from './classifier-graph.js';
+import type { GaussianReference } from './familiarity.js';
+import { GraphBuilder, readMetadata } from './onnx/graph-builder.js';
+
+/** The references a model uses to flag cells and images unlike its training data. */
+export interface FamiliarityReferences {
+  /** Over every feature, one centre per class: is this cell like any class the model learned? */
+  cell: GaussianReference;
+  /** Over the early blocks' features, one centre per training lab: stain, optics and texture. */
+  image: GaussianReference;
+}
+
+/**
+ * Adds (or replaces) the familiarity outputs `cell_distance` and `image_distance` of a classifier model:
+ * its nodes carry their own prefix, so a second call replaces the first and the head is left untouched.
+ */
+export function appendFamiliarity(model: Uint8Array, refs: FamiliarityReferences): Uint8Array {
+  const meta = readMetadata(model);
+  const d = (meta['hematovision.feature_dims'] ?? '').split(',').reduce((a, b) => a + Number(b), 0);
+  const g = new GraphBuilder('hematovision_familiarity', 13, 'familiarity/');
+  for (const [ref, out] of [
+    [refs.cell, OUTPUTS.cellDistance],
+    [refs.image, OUTPUTS.imageDistance],
+  ] as const) {
+    if (!(ref.columns[1] <= d))
+      throw new ModelError('A familiarity reference reads past the features.', 'bad_model');
+    appendReferenceDistance(g, OUTPUTS.features, ref, out);
+    g.output(out, ['N']);
+  }
+  return g.mergeInto(model, {
+    keepOutputs: [OUTPUTS.probabilities, OUTPUTS.logits, OUTPUTS.cam, OUTPUTS.features, OUTPUTS.featureMap],
+  });
+}
+
+/**
+ * Appends the distance of model/familiarity.ts's `referenceDistance` to a graph that has the backbone's
+ * pooled `features` [N, D]: output [N], the squared Mahalanobis distance to the nearest centre over the
+ * dimension. Differences are taken before squaring ([N, c, d] is small), not expanded as ‖x‖² − 2x·μ + ‖μ‖²,
+ * whose float32 cancellation would blur the small distances that matter most.
+ */
+export function appendReferenceDistance(
+  g: GraphBuilder,
+  features: string,
+  ref: GaussianReference,
+  output: string,
+): string {
+  const [start, end] = ref.columns;
+  const d = end - start;
+  const c = ref.components.length;
+  const m = ref.invSqrtEig.length;
+  const x = g.op('Slice', [
+    features,
+    g.int64s('start', [start]),
+    g.int64s('end', [end]),
+    g.int64s('axis', [1]),
+  ]);
+  const z = g.op('Div', [
+    g.op('Sub', [x, g.constant('mean', ref.mean, [d])]),
+    g.constant('std', ref.std, [d]),
+  ]);
+  const z3 = g.op('Unsqueeze', [z, g.int64s('axis', [1])]); // [N, 1, d]
+  const diff = g.op('Sub', [z3, g.constant('centers', ref.centers, [1, c, d])]); // [N, c, d]
+  const total = g.op('ReduceSumSquare', [diff], { axes: [2], keepdims: 0 }); // [N, c]
+  const proj = g.op('MatMul', [diff, g.constant('basis', ref.basis, [d, m])]); // [N, c, m]
+  const projected = g.op('ReduceSumSquare', [proj], { axes: [2], keepdims: 0 });
+  const scaled = g.op('Mul', [proj, g.constant('invSqrtEig', ref.invSqrtEig, [m])]);
+  const principal = g.op('ReduceSumSquare', [scaled], { axes: [2], keepdims: 0 });
+  const residual = g.op('Relu', [g.op('Sub', [total, projected])]);
+  const sum = g.op('Add', [principal, g.op('Div', [residual, g.scalar('resVar', ref.residualVariance)])]);
+  const perDim = g.op('Div', [sum, g.scalar('dim', d)]);
+  return g.op('ReduceMin', [perDim], { axes: [1], keepdims: 0 }, output);
+}

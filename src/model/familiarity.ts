@@ -1,0 +1,66 @@
+/**
+ * How familiar a cell or an image looks to a model: a Gaussian reference fitted on the training features
+ * (one centre per component — per class for cells, per training lab for images — and one shared
+ * within-component covariance), and the Mahalanobis distance to the nearest centre. The covariance is kept
+ * as its top eigenvectors plus one variance for the rest, which keeps the directions in which the training
+ * data never varied (where unfamiliar inputs tend to stray) without storing or inverting a d×d matrix.
+ * Lee et al. 2018 ("A simple unified framework for detecting out-of-distribution samples") is the idea.
+ */
+
+/** A fitted reference, as stored in the model file (as graph constants) and, in short, in the card. */
+export interface GaussianReference {
+  /** The backbone feature columns it reads: [start, end). */
+  columns: [number, number];
+  /** Per-column standardisation (length d = end − start). */
+  mean: Float32Array;
+  std: Float32Array;
+  /** Component names (classes or training sources) and their centres in standardised space (c×d). */
+  components: string[];
+  centers: Float32Array;
+  /** Top eigenvectors of the within-component covariance, as columns (d×m), and 1/√eigenvalue (m). */
+  basis: Float32Array;
+  invSqrtEig: Float32Array;
+  /** The centres projected on the basis (c×m), so a distance projects only the row. */
+  centerProjections: Float32Array;
+  /** Mean variance of the directions outside the basis. */
+  residualVariance: number;
+}
+
+/**
+ * Squared Mahalanobis distance, divided by the dimension (so about 1 for a typical training row), from row
+ * `row` of n×D features to the nearest centre. The reference implementation: the model file computes the
+ * same in its graph (familiarity-graph.ts).
+ */
+export function referenceDistance(
+  ref: GaussianReference,
+  features: Float32Array,
+  D: number,
+  row: number,
+): number {
+  const [start, end] = ref.columns;
+  const d = end - start;
+  const m = ref.invSqrtEig.length;
+  const x = new Float64Array(d);
+  for (let j = 0; j < d; j++) x[j] = (features[row * D + start + j] - ref.mean[j]) / ref.std[j];
+  const p = new Float64Array(m);
+  for (let j = 0; j < d; j++) {
+    const xj = x[j];
+    if (xj === 0) continue;
+    for (let i = 0; i < m; i++) p[i] += xj * ref.basis[j * m + i];
+  }
+  let best = Infinity;
+  for (let c = 0; c < ref.components.length; c++) {
+    let total = 0;
+    for (let j = 0; j < d; j++) total += (x[j] - ref.centers[c * d + j]) ** 2;
+    let principal = 0;
+    let projected = 0;
+    for (let i = 0; i < m; i++) {
+      const diff = p[i] - ref.centerProjections[c * m + i];
+      projected += diff * diff;
+      principal += (diff * ref.invSqrtEig[i]) ** 2;
+    }
+    const dist = (principal + Math.max(0, total - projected) / ref.residualVariance) / d;
+    if (dist < best) best = dist;
+  }
+  return best;
+}

@@ -1,0 +1,87 @@
+/**
+ * Gives a trained model its familiarity checks (`unfamiliar_cell`, `unfamiliar_image`): the model's own
+ * features of its training images, one view each, fitted into references (training/familiarity.ts) and
+ * added to the model file as two more outputs; the card records the thresholds and what they flag on
+ * validation. Run after training, by `train` itself and by `hematovision familiarize` for an older model.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { DatasetError, ModelError } from '../errors.js';
+import { cardPathFor } from '../model/classifier.js';
+import { appendFamiliarity } from '../model/familiarity-graph.js';
+import { FeatureExtractor } from '../model/feature-extractor.js';
+import type { FamiliarityRecord, ModelCard } from '../model/types.js';
+import { scanDatasets } from './dataset.js';
+import { computeFeatures } from './feature-cache.js';
+import { fitFamiliarity } from './familiarity.js';
+import { groupedStratifiedSplit } from './split.js';
+import { cardHeader, writeAtomic } from './train.js';
+
+export interface FamiliarizeOptions {
+  /** A model folder or model.onnx (its card beside it). */
+  model: string;
+  /** The folders it was trained on: the same grouped split is drawn again (the card's seed). */
+  data: string[];
+  valFraction: number;
+  cacheDir: string;
+  onProgress?: (done: number, total: number, cached: number) => void;
+}
+
+export async function familiarizeModel(
+  o: FamiliarizeOptions,
+): Promise<{ card: ModelCard; record: FamiliarityRecord; failed: number }> {
+  let modelPath = resolve(o.model);
+  if (existsSync(modelPath) && statSync(modelPath).isDirectory()) modelPath = join(modelPath, 'model.onnx');
+  const cardPath = cardPathFor(modelPath);
+  if (!existsSync(modelPath) || !existsSync(cardPath))
+    throw new ModelError(`No model.onnx with its model.json at ${o.model}.`, 'model_not_found');
+  const card = JSON.parse(readFileSync(cardPath, 'utf8')) as ModelCard;
+  const ds = await scanDatasets(o.data, { classes: card.classes });
+  const missing = card.classes.filter((_, c) => !ds.items.some((it) => it.labelIndex === c));
+  if (missing.length > 0)
+    throw new DatasetError(
+      `The data holds no images of ${missing.join(', ')}: give the folders it was trained on.`,
+    );
+  const split = groupedStratifiedSplit(ds.items, { valFraction: o.valFraction, seed: card.training.seed });
+  const isValItem = new Uint8Array(ds.items.length);
+  for (const i of split.val) isValItem[i] = 1;
+
+  const extractor = await FeatureExtractor.load(modelPath);
+  let feats;
+  try {
+    feats = await computeFeatures(ds.items, extractor, card.preprocessing, {
+      views: 1,
+      seed: card.training.seed,
+      cacheDir: o.cacheDir,
+      onProgress: o.onProgress,
+    });
+  } finally {
+    await extractor.close();
+  }
+  const item = (r: number) => ds.items[feats.item[r]];
+  const { references, record } = fitFamiliarity(
+    {
+      x: feats.x,
+      n: feats.n,
+      d: feats.d,
+      label: Int32Array.from({ length: feats.n }, (_, r) => item(r).labelIndex),
+      source: Int32Array.from({ length: feats.n }, (_, r) => item(r).source),
+      isVal: Uint8Array.from({ length: feats.n }, (_, r) => isValItem[feats.item[r]]),
+    },
+    card.classes,
+    ds.sources.map((s) => s.name),
+    extractor.blockDims,
+    { seed: card.training.seed },
+  );
+  const onnx = appendFamiliarity(readFileSync(modelPath), references);
+  const header = cardHeader(card.name, card.classes, onnx);
+  const next: ModelCard = {
+    ...card,
+    modelSha256: header.modelSha256,
+    familiarity: record,
+  };
+  // Model first, then card: until the card lands, the pair's sha256 disagrees and nothing runs the model.
+  writeAtomic(modelPath, onnx);
+  writeAtomic(cardPath, Buffer.from(JSON.stringify(next, null, 2) + '\n'));
+  return { card: next, record, failed: feats.failed.length };
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Rebuilds the bundled model (models/) from ../shared: Kaggle TRAIN + PBC, the product's four classes, the
-# whole MobileNetV2 fine-tuned for 10 epochs with cross-lab augmentation (the --fine-tune defaults; 54 min on 2 quiet cores).
+# Rebuilds the bundled model (models/) from ../shared: Kaggle TRAIN (its four classes) + PBC (eight classes),
+# the whole MobileNetV2 fine-tuned for 6 epochs with cross-lab augmentation (the --fine-tune defaults otherwise),
+# then the familiarity reference fitted on the same training images. Timing: BENCHMARKS.md.
 # Kaggle TEST is never read here. Interrupted? Run it again with --resume.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,10 +11,10 @@ if [ ! -f "$SHARED/weights/mobilenet_v2_1.0_224_quant.tflite" ]; then
   exit 1
 fi
 node bin/hematovision.js import-backbone --tflite "$SHARED/weights/mobilenet_v2_1.0_224_quant.tflite" --out .cache/backbone.onnx
-node bin/hematovision.js train --fine-tune \
+node bin/hematovision.js train --fine-tune --epochs 6 \
   --tflite "$SHARED/weights/mobilenet_v2_1.0_224_quant.tflite" \
   --data "$SHARED/data/kaggle-blood-cells/TRAIN" \
   --data "$SHARED/data/pbc" \
-  --classes eosinophil,lymphocyte,monocyte,neutrophil \
-  --name hematovision-wbc4 \
+  --classes eosinophil,lymphocyte,monocyte,neutrophil,basophil,ig,erythroblast,platelet \
+  --name hematovision-wbc8 \
   --out models "$@"

@@ -240,17 +240,30 @@ describe.skipIf(!hasModel)('hematovision predict', { concurrent: true }, () => {
     }
   });
 
-  it('--json prints one JSON array of {file, label, confidence, probabilities, needsReview, cells}', async () => {
+  it('--json prints one JSON array of {file, label, confidence, probabilities, needsReview, reviewReasons, cells}', async () => {
     const r = await hv(['predict', '--json', ...goodInBatch]);
     expect(r.code, r.stderr).toBe(0);
     const card = JSON.parse(readFileSync(join(MODEL_DIR, 'model.json'), 'utf8')) as { classes: string[] };
     const rows = JSON.parse(r.stdout) as Record<string, unknown>[];
     expect(rows.map((x) => x.file)).toEqual(goodInBatch);
     for (const row of rows) {
-      for (const key of ['file', 'label', 'confidence', 'probabilities', 'needsReview', 'cells']) {
+      for (const key of [
+        'file',
+        'label',
+        'confidence',
+        'probabilities',
+        'needsReview',
+        'reviewReasons',
+        'cells',
+      ]) {
         expect(row).toHaveProperty(key);
       }
       expect(typeof row.needsReview).toBe('boolean');
+      // Flagged exactly when there is a reason, and the image carries every reason of its cells.
+      const reasons = row.reviewReasons as string[];
+      expect(row.needsReview).toBe(reasons.length > 0);
+      for (const c of row.cells as { reviewReasons: string[] }[])
+        for (const x of c.reviewReasons) expect(reasons).toContain(x);
       expect(Array.isArray(row.cells)).toBe(true);
       if (row.label === null) continue; // no cell found: said so, never guessed
       const probs = row.probabilities as Record<string, number>;
@@ -275,14 +288,22 @@ describe.skipIf(!hasModel)('hematovision predict', { concurrent: true }, () => {
       return;
     }
     expect(tta.code, tta.stderr).toBe(0);
-    type Row = { label: string | null; confidence: number; needsReview: boolean; probabilities: object };
+    type Row = {
+      label: string | null;
+      confidence: number;
+      needsReview: boolean;
+      reviewReasons: string[];
+      probabilities: object;
+      cells: { confidence: number; reviewReasons: string[] }[];
+    };
     const a = JSON.parse(plain.stdout) as Row[];
     const b = JSON.parse(tta.stdout) as Row[];
     expect(b).toHaveLength(a.length);
     for (const [i, row] of b.entries()) {
       if (row.label === null) continue;
       expect(Object.keys(row.probabilities).sort()).toEqual([...card.classes].sort());
-      expect(row.needsReview).toBe(row.confidence < card.testTimeAugmentation.reviewThreshold);
+      const t = card.testTimeAugmentation.reviewThreshold;
+      for (const c of row.cells) expect(c.reviewReasons.includes('low_confidence')).toBe(c.confidence < t);
       expect(row.confidence).not.toBe(a[i].confidence);
     }
   });
@@ -293,7 +314,9 @@ describe.skipIf(!hasModel)('hematovision predict', { concurrent: true }, () => {
     const card = JSON.parse(readFileSync(join(MODEL_DIR, 'model.json'), 'utf8')) as { classes: string[] };
     const lines = r.stdout.trimEnd().split('\n');
     expect(lines[0]).toBe(
-      ['file', 'label', 'confidence', 'needsReview', 'cells', ...card.classes, 'error'].join(','),
+      ['file', 'label', 'confidence', 'needsReview', 'reviewReasons', 'cells', ...card.classes, 'error'].join(
+        ',',
+      ),
     );
     expect(lines).toHaveLength(5);
     const width = lines[0].split(',').length;
@@ -321,8 +344,15 @@ describe.skipIf(!hasModel)('hematovision evaluate', { concurrent: true }, () => 
       skipped: { nonImage: number; unknownClass: Record<string, number> };
       noCell: number;
       unreadable: number;
+      review: { rate: number; acceptedAccuracy: number; silentErrorRate: number; n: number };
+      domain: { score: number; unfamiliar: boolean } | null;
     };
     expect(Array.isArray(out)).toBe(false);
+    // Silent errors are errors: never more than the share of wrong answers.
+    expect(out.review.n).toBe(out.n);
+    expect(out.review.silentErrorRate).toBeLessThanOrEqual(1 - out.accuracy + 1e-9);
+    expect(out.review.rate).toBeGreaterThanOrEqual(0);
+    expect(out).toHaveProperty('domain');
     expect(Object.keys(out)).toEqual(
       expect.arrayContaining([
         'accuracy',

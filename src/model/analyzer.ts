@@ -1,10 +1,10 @@
 import { HematoError } from '../errors.js';
-import { orderReasons, type Classifier } from './classifier.js';
+import type { Classifier } from './classifier.js';
 import { renderHeatmapPng, type CamRegion } from './heatmap.js';
 import { prepareImage, writeInput, type PreparedImage } from './inputs.js';
 import { decodeImage } from '../imaging/decode.js';
 import type { Box } from '../imaging/types.js';
-import type { CellPrediction, ImagePrediction } from './types.js';
+import { orderReasons, type CellPrediction, type ImagePrediction } from './types.js';
 
 export interface AnalyzeOptions {
   /** Also render the class activation map of each prediction as a PNG overlay (`heatmapPng`). */

@@ -6,7 +6,7 @@ import { HematoError, ModelError } from '../errors.js';
 import { OUTPUTS } from './classifier-graph.js';
 import { OnnxSession, OnnxThreadSession, type InferenceSession } from './onnx/runtime.js';
 import { softmaxRows } from './softmax.js';
-import { REVIEW_REASONS, type ModelCard, type Prediction, type ReviewReason } from './types.js';
+import { orderReasons, type ModelCard, type Prediction, type ReviewReason } from './types.js';
 import { expandViews, meanMapsOverViews, meanOverViews } from './views.js';
 
 /** The bundled default model, shipped in the repository's models/ folder. */
@@ -78,12 +78,6 @@ interface RunRows {
 }
 
 const round3 = (v: number) => Math.round(v * 1000) / 1000;
-
-/** Reasons in REVIEW_REASONS order, so every output lists them the same way. */
-export function orderReasons(reasons: Iterable<ReviewReason>): ReviewReason[] {
-  const set = new Set(reasons);
-  return REVIEW_REASONS.filter((r) => set.has(r));
-}
 
 export interface LoadOptions {
   /**

@@ -18,6 +18,12 @@ export const REVIEW_REASONS = [
 ] as const;
 export type ReviewReason = (typeof REVIEW_REASONS)[number];
 
+/** Reasons without repeats, in REVIEW_REASONS order, so every output lists them the same way. */
+export function orderReasons(reasons: Iterable<ReviewReason>): ReviewReason[] {
+  const set = new Set(reasons);
+  return REVIEW_REASONS.filter((r) => set.has(r));
+}
+
 /** Class probabilities and the decision drawn from them for one image or one cell. */
 export interface Prediction {
   label: string;

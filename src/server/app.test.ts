@@ -29,9 +29,10 @@ interface CaseBody {
   confidence: number;
   probabilities: Record<string, number>;
   needsReview: boolean;
+  reviewReasons: string[];
   heatmapUrl: string | null;
   imageUrl: string;
-  cells: { label: string; box: { x: number } }[];
+  cells: { label: string; box: { x: number }; reviewReasons: string[] }[];
   message?: string;
   createdAt: string;
   width: number;
@@ -279,6 +280,10 @@ describe('POST /predict', () => {
     expect(Object.keys(r.probabilities)).toEqual(FAKE_CLASSES);
     expect(Date.parse(r.createdAt)).toBeGreaterThan(Date.now() - 60_000);
     expect(f.needsReview).toBe(true); // grey → low confidence in the fake
+    expect(f.reviewReasons).toEqual(['low_confidence']);
+    expect(f.cells.map((c) => c.reviewReasons)).toEqual([['low_confidence'], []]);
+    expect(r.reviewReasons).toEqual([]);
+    expect(e.reviewReasons).toEqual(['no_cell']);
     expect(f.cells.map((c) => c.label)).toEqual(['eosinophil', 'lymphocyte']);
     expect(f.cells[1].box.x).toBe(50);
     expect(e).toMatchObject({ label: null, heatmapUrl: null, message: 'No white cell found in this image.' });
@@ -679,6 +684,7 @@ describe('cases', () => {
       'label',
       'confidence',
       'needsReview',
+      'reviewReasons',
       'p_eosinophil',
       'p_lymphocyte',
       'p_monocyte',
@@ -732,7 +738,7 @@ describe('cases', () => {
         label: 'neutrophil',
         review: { label: 'eosinophil', reviewer: 'ana' },
       });
-      expect(store.migrations().map((m) => m.version)).toEqual([1, 2, 3]);
+      expect(store.migrations().map((m) => m.version)).toEqual([1, 2, 3, 4]);
     } finally {
       store.close();
     }
@@ -852,7 +858,7 @@ describe('heat maps', () => {
     expect(heat.rawPayload.equals(heatmapPng)).toBe(true);
     expect(vision.rendered).toBe(0);
     expect((await app.inject(`${API}/cases/${id}/image`)).rawPayload.equals(image)).toBe(true);
-    expect(app.caseStore.migrations().map((m) => m.version)).toEqual([1, 2, 3]);
+    expect(app.caseStore.migrations().map((m) => m.version)).toEqual([1, 2, 3, 4]);
     // New cases in the migrated folder take the lazy path.
     const fresh = await predict([{ name: 'n.jpg', bytes: await solidJpeg(16, 16, [30, 30, 220]) }]);
     const freshCase = (fresh.json() as { cases: CaseBody[] }).cases[0];

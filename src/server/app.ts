@@ -9,6 +9,7 @@ import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
 import { HematoError, InvalidImageError } from '../errors.js';
 import { checkInput } from '../imaging/decode.js';
+import { checkDomain } from '../model/domain.js';
 import type { ImagePrediction } from '../model/types.js';
 import type { HematoVision } from '../pipeline.js';
 import { csvRow, type CsvValue } from './csv.js';
@@ -236,7 +237,12 @@ async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyI
           400,
         );
       }
-      return { cases: results, differential: differential(classes, predictions) };
+      const domain = predictions.length > 1 ? checkDomain(predictions) : undefined;
+      return {
+        cases: results,
+        differential: differential(classes, predictions),
+        ...(domain ? { domain } : {}),
+      };
     },
   );
 
@@ -262,6 +268,7 @@ async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyI
         'label',
         'confidence',
         'needsReview',
+        'reviewReasons',
         ...probClasses.map((c) => `p_${c}`),
         'reviewLabel',
         'reviewer',
@@ -281,6 +288,7 @@ async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyI
           c.label,
           c.confidence,
           c.needsReview,
+          c.reviewReasons.join(' '),
           ...probClasses.map((k) => c.probabilities[k]),
           c.review?.label,
           c.review?.reviewer,
@@ -496,6 +504,7 @@ export function caseJson(c: StoredCase) {
     confidence: c.confidence,
     probabilities: c.probabilities,
     needsReview: c.needsReview,
+    reviewReasons: c.reviewReasons,
     cells: c.cells,
     ...(c.message !== null ? { message: c.message } : {}),
     heatmapUrl: c.heatmapSha256 || c.hasHeatmapData ? `${API}/cases/${c.id}/heatmap.png` : null,

@@ -8,6 +8,8 @@
  * know (basophil, blast, ...), `not_a_white_cell` an image or box that holds no white cell (red cell,
  * platelet, artefact, empty field).
  */
+import { REVIEW_REASONS } from '../model/types.js';
+
 export const EXTRA_REVIEW_LABELS = ['other', 'not_a_white_cell'] as const;
 
 export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
@@ -16,6 +18,24 @@ const probabilities = {
   type: 'object',
   description: 'Calibrated probability of every class, in the model card order.',
   additionalProperties: { type: 'number' },
+} as const;
+
+const reviewReasons = {
+  type: 'array',
+  description:
+    'Why the result needs review: low_confidence (below the calibrated threshold), unfamiliar_cell (unlike every ' +
+    'class the model learned: another cell type, debris), unfamiliar_image (stain, scale or optics unlike the ' +
+    'training labs), damaged_image (decoder warnings, blank or transparent areas), no_cell. Empty when none applies.',
+  items: { type: 'string', enum: [...REVIEW_REASONS] },
+} as const;
+
+const distance = {
+  type: 'object',
+  description:
+    'How far the cell and its image lie from the training data, in units of the review threshold (above 1 is ' +
+    'flagged). Absent for a model without familiarity checks.',
+  required: ['cell', 'image'],
+  properties: { cell: { type: 'number' }, image: { type: 'number' } },
 } as const;
 
 export const sharedSchemas = [
@@ -44,13 +64,15 @@ export const sharedSchemas = [
   {
     $id: 'Cell',
     type: 'object',
-    required: ['box', 'label', 'confidence', 'probabilities', 'needsReview'],
+    required: ['box', 'label', 'confidence', 'probabilities', 'needsReview', 'reviewReasons'],
     properties: {
       box: { $ref: 'Box#' },
       label: { type: 'string' },
       confidence: { type: 'number' },
       probabilities,
-      needsReview: { type: 'boolean' },
+      needsReview: { type: 'boolean', description: 'True when any review reason applies.' },
+      reviewReasons,
+      distance,
     },
   },
   {
@@ -77,6 +99,7 @@ export const sharedSchemas = [
       'confidence',
       'probabilities',
       'needsReview',
+      'reviewReasons',
       'cells',
       'heatmapUrl',
       'imageUrl',
@@ -95,7 +118,11 @@ export const sharedSchemas = [
       },
       confidence: { type: 'number' },
       probabilities,
-      needsReview: { type: 'boolean', description: "Confidence below the model card's reviewThreshold." },
+      needsReview: {
+        type: 'boolean',
+        description: 'True when any review reason applies to the image or to any of its cells.',
+      },
+      reviewReasons: { ...reviewReasons, description: 'Its own reasons and every reason of its cells.' },
       cells: { type: 'array', items: { $ref: 'Cell#' } },
       message: { type: 'string', description: 'Why no label was given, when label is null.' },
       heatmapUrl: { type: ['string', 'null'], description: 'PNG overlay of the class activation map.' },
@@ -128,6 +155,20 @@ export const sharedSchemas = [
       file: { type: 'string' },
       error: { type: 'string', examples: ['corrupt_image'] },
       message: { type: 'string' },
+    },
+  },
+  {
+    $id: 'Domain',
+    type: 'object',
+    description:
+      "How far a request's images lie from the labs the model learned from (a model with familiarity checks).",
+    required: ['n', 'score', 'unfamiliarShare', 'unfamiliar', 'summary'],
+    properties: {
+      n: { type: 'integer' },
+      score: { type: 'number', description: 'Median image distance; 1 is the per-image threshold.' },
+      unfamiliarShare: { type: 'number', description: 'Share of the images beyond the per-image threshold.' },
+      unfamiliar: { type: 'boolean', description: 'The batch as a whole looks unlike the training labs.' },
+      summary: { type: 'string', description: 'The same in a plain sentence.' },
     },
   },
   {
@@ -263,6 +304,7 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
           properties: {
             cases: { type: 'array', items: { anyOf: [{ $ref: 'Case#' }, { $ref: 'FileError#' }] } },
             differential: { $ref: 'Differential#' },
+            domain: { $ref: 'Domain#' },
           },
         },
         ...errors,

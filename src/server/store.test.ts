@@ -80,8 +80,9 @@ describe('CaseStore', () => {
       { version: 1, name: expect.any(String), appliedAt: expect.any(String) },
       { version: 2, name: expect.any(String), appliedAt: expect.any(String) },
       { version: 3, name: expect.any(String), appliedAt: expect.any(String) },
+      { version: 4, name: expect.any(String), appliedAt: expect.any(String) },
     ]);
-    expect(SCHEMA_VERSION).toBe(3);
+    expect(SCHEMA_VERSION).toBe(4);
     store.close();
     const db = new Database(join(dir, 'hematovision.db'), { readonly: true });
     try {
@@ -197,7 +198,7 @@ describe('CaseStore', () => {
     const old = { id, image: Buffer.from('old image'), heatmapPng: Buffer.from('old heat map png') };
     const { imageSha256, heatmapSha256 } = createVersion1DataDir(dir, old);
     store = CaseStore.open(dir);
-    expect(store.migrations().map((m) => m.version)).toEqual([1, 2, 3]);
+    expect(store.migrations().map((m) => m.version)).toEqual([1, 2, 3, 4]);
     expect(store.migrations()[0].appliedAt).toBe('2024-01-01T00:00:00.000Z'); // history kept
     const c = store.get(id);
     expect(c).toMatchObject({ imageSha256, heatmapSha256, hasHeatmapData: false, label: 'neutrophil' });
@@ -212,8 +213,40 @@ describe('CaseStore', () => {
     store.close();
     // Opening again applies nothing twice.
     store = CaseStore.open(dir);
-    expect(store.migrations().map((m) => m.version)).toEqual([1, 2, 3]);
+    expect(store.migrations().map((m) => m.version)).toEqual([1, 2, 3, 4]);
     expect(store.get(id)?.heatmapSha256).toBe(heatmapSha256);
+  });
+
+  it('keeps review reasons, and derives them for cases stored before reasons existed', async () => {
+    store = CaseStore.open(dir);
+    const flagged = {
+      ...prediction,
+      needsReview: true,
+      reviewReasons: ['unfamiliar_cell' as const],
+    };
+    const kept = await store.add({ ...newCase(Buffer.from('r1')), prediction: flagged });
+    expect(store.get(kept.id)).toMatchObject({ needsReview: true, reviewReasons: ['unfamiliar_cell'] });
+    // A schema-3 row: no reasons stored, an unflagged image whose second cell was flagged.
+    const old = await store.add(newCase(Buffer.from('r2')));
+    store.close();
+    const cell = (needsReview: boolean) => ({
+      box: { x: 0, y: 0, width: 4, height: 4, score: 1 },
+      label: 'neutrophil',
+      confidence: needsReview ? 0.4 : 0.9,
+      probabilities: { neutrophil: 0.9 },
+      needsReview,
+    });
+    const db = new Database(join(dir, 'hematovision.db'));
+    db.prepare('UPDATE cases SET review_reasons = NULL, needs_review = 0, cells = ? WHERE id = ?').run(
+      JSON.stringify([cell(false), cell(true)]),
+      old.id,
+    );
+    db.close();
+    store = CaseStore.open(dir);
+    const c = store.get(old.id)!;
+    expect(c.needsReview).toBe(true);
+    expect(c.reviewReasons).toEqual(['low_confidence']);
+    expect(c.cells.map((x) => x.reviewReasons)).toEqual([[], ['low_confidence']]);
   });
 
   it('keeps heat-map data with the case and attaches the rendered map later', async () => {

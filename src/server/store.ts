@@ -4,7 +4,12 @@ import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { HematoError } from '../errors.js';
-import type { CellPrediction, ImagePrediction } from '../model/types.js';
+import {
+  orderReasons,
+  type CellPrediction,
+  type ImagePrediction,
+  type ReviewReason,
+} from '../model/types.js';
 import type { HeatmapData } from '../pipeline.js';
 
 /** A reviewer's verdict, kept beside the model's prediction (never over it). */
@@ -34,6 +39,8 @@ export interface StoredCase {
   confidence: number;
   probabilities: Record<string, number>;
   needsReview: boolean;
+  /** Why it needs review (model/types.ts REVIEW_REASONS); empty when it does not. */
+  reviewReasons: ReviewReason[];
   cells: CellPrediction[];
   message: string | null;
   /** The latest review, or null when nobody has reviewed the case. */
@@ -129,6 +136,12 @@ const MIGRATIONS: Migration[] = [
     name: 'test-time augmentation flag per case',
     sql: `ALTER TABLE cases ADD COLUMN tta INTEGER NOT NULL DEFAULT 0 CHECK (tta IN (0, 1));`,
   },
+  {
+    version: 4,
+    // A JSON array of review reasons; NULL for cases stored before, whose reasons are derived on read.
+    name: 'review reasons per case',
+    sql: `ALTER TABLE cases ADD COLUMN review_reasons TEXT;`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
@@ -149,6 +162,7 @@ interface CaseRow {
   label: string | null;
   confidence: number;
   needs_review: number;
+  review_reasons: string | null;
   probabilities: string;
   cells: string;
   message: string | null;
@@ -164,20 +178,43 @@ interface CaseRow {
 const SELECT_CASE = `
   SELECT c.id, c.created_at, c.file_name, c.image_sha256, c.image_type, c.image_bytes, c.width, c.height,
     c.heatmap_sha256, c.model_name, c.model_version, c.tta, c.label, c.confidence, c.needs_review,
-    c.probabilities, c.cells, c.message, c.heatmap_data IS NOT NULL AS has_heatmap_data,
+    c.review_reasons, c.probabilities, c.cells, c.message, c.heatmap_data IS NOT NULL AS has_heatmap_data,
     r.label AS review_label, r.reviewer AS reviewer, r.note AS review_note, r.reviewed_at AS reviewed_at
   FROM cases c
   LEFT JOIN reviews r ON r.id = (SELECT max(id) FROM reviews WHERE case_id = c.id)`;
 
 const INSERT_CASE = `
   INSERT INTO cases (id, created_at, file_name, image_sha256, image_type, image_bytes, width, height,
-    heatmap_sha256, model_name, model_version, tta, label, confidence, needs_review, probabilities, cells,
-    message, heatmap_data)
+    heatmap_sha256, model_name, model_version, tta, label, confidence, needs_review, review_reasons,
+    probabilities, cells, message, heatmap_data)
   VALUES (@id, @createdAt, @file, @imageSha, @imageType, @imageBytes, @width, @height, @heatmapSha,
-    @modelName, @modelVersion, @tta, @label, @confidence, @needsReview, @probabilities, @cells, @message,
-    @heatmapData)`;
+    @modelName, @modelVersion, @tta, @label, @confidence, @needsReview, @reviewReasons, @probabilities,
+    @cells, @message, @heatmapData)`;
 
 const STALE_TEMP_MS = 60 * 60 * 1000;
+
+/**
+ * A case's review flag, reasons and cells. Cases stored before reasons existed were flagged for low
+ * confidence (or no cell) only, and their image flag ignored the other cells: both are derived again here,
+ * so an old field whose second cell was doubtful now shows as needing review too.
+ */
+function reviewOf(row: CaseRow): Pick<StoredCase, 'needsReview' | 'reviewReasons' | 'cells'> {
+  const stored = JSON.parse(row.cells) as (Omit<CellPrediction, 'reviewReasons'> & {
+    reviewReasons?: ReviewReason[];
+  })[];
+  const cells: CellPrediction[] = stored.map((c) => ({
+    ...c,
+    reviewReasons: c.reviewReasons ?? (c.needsReview ? ['low_confidence'] : []),
+  }));
+  if (row.review_reasons !== null) {
+    const reviewReasons = JSON.parse(row.review_reasons) as ReviewReason[];
+    return { needsReview: row.needs_review === 1, reviewReasons, cells };
+  }
+  const own: ReviewReason[] =
+    row.needs_review === 1 ? [row.label === null ? 'no_cell' : 'low_confidence'] : [];
+  const reviewReasons = orderReasons([...own, ...cells.flatMap((c) => c.reviewReasons)]);
+  return { needsReview: reviewReasons.length > 0, reviewReasons, cells };
+}
 
 function rowToCase(row: CaseRow): StoredCase {
   return {
@@ -195,8 +232,7 @@ function rowToCase(row: CaseRow): StoredCase {
     label: row.label,
     confidence: row.confidence,
     probabilities: JSON.parse(row.probabilities) as Record<string, number>,
-    needsReview: row.needs_review === 1,
-    cells: JSON.parse(row.cells) as CellPrediction[],
+    ...reviewOf(row),
     message: row.message,
     review:
       row.review_label === null
@@ -315,6 +351,7 @@ export class CaseStore {
         label: p.label,
         confidence: p.confidence,
         needsReview: p.needsReview ? 1 : 0,
+        reviewReasons: JSON.stringify(p.reviewReasons),
         probabilities: JSON.stringify(p.probabilities),
         cells: JSON.stringify(p.cells),
         message: p.message ?? null,

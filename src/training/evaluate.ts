@@ -1,8 +1,10 @@
 import { analyzeImage } from '../model/analyzer.js';
 import type { Classifier } from '../model/classifier.js';
+import { checkDomain, type DomainCheck } from '../model/domain.js';
 import { HematoError } from '../errors.js';
 import { scanDatasets, type Dataset } from './dataset.js';
 import { evaluatePredictions, reliabilityBins, type Metrics, type ReliabilityBin } from './metrics.js';
+import { reviewCurve, reviewStats, type ReviewedAnswer, type ReviewStats } from './review.js';
 
 export interface EvaluationResult extends Metrics {
   /** Images the model had no answer for: no white cell found (= `unanswered`, counted as errors above). */
@@ -13,6 +15,17 @@ export interface EvaluationResult extends Metrics {
   imagesPerSecond: number;
   /** Of the answered images. */
   bins: ReliabilityBin[];
+  /**
+   * Review over every image scored (unknown classes included with `scoreUnknown`): how many are flagged, how
+   * accurate the rest are, and how many are wrong without a flag (silent errors).
+   */
+  review: ReviewStats;
+  /** Accepted accuracy against review rate as the confidence threshold moves (the other reasons kept). */
+  reviewCurve: ReturnType<typeof reviewCurve>;
+  /** How far the images lie from the labs the model learned from (a model with familiarity checks). */
+  domain?: DomainCheck;
+  /** With `scoreUnknown`: images of classes the model does not know, and how many it flagged. */
+  unknownClasses: Record<string, { n: number; flagged: number }>;
 }
 
 /**
@@ -22,9 +35,24 @@ export interface EvaluationResult extends Metrics {
 export async function evaluateModel(
   classifier: Classifier,
   dirs: string[],
-  options: { onProgress?: (done: number, total: number) => void; concurrency?: number; tta?: boolean } = {},
+  options: {
+    onProgress?: (done: number, total: number) => void;
+    concurrency?: number;
+    tta?: boolean;
+    /**
+     * Also run the images of classes the model does not know (every answer on them is wrong): what
+     * leave-one-class-out measures, and what a lab with such cells in its smears meets.
+     */
+    scoreUnknown?: boolean;
+  } = {},
 ): Promise<EvaluationResult & { dataset: Dataset }> {
   const ds = await scanDatasets(dirs, { knownClasses: classifier.classes });
+  const unknownItems = options.scoreUnknown
+    ? (await scanDatasets(dirs)).items.filter((it) => !classifier.classes.includes(it.label))
+    : [];
+  const answers: ReviewedAnswer[] = [];
+  const distances: { distance?: { cell: number; image: number } }[] = [];
+  const unknownClasses: EvaluationResult['unknownClasses'] = {};
   const k = classifier.classes.length;
   const classIdx = new Map(classifier.classes.map((c, i) => [c, i]));
   const truth: number[] = [];
@@ -36,17 +64,32 @@ export async function evaluateModel(
   // A few images in flight keep decoding overlapped with the network.
   const concurrency = options.concurrency ?? 4;
   let next = 0;
+  const all = [...ds.items, ...unknownItems];
   const worker = async () => {
-    while (next < ds.items.length) {
-      const item = ds.items[next++];
+    while (next < all.length) {
+      const item = all[next++];
       try {
         const r = await analyzeImage(classifier, item.path, { tta: options.tta });
-        truth.push(classIdx.get(item.label)!);
-        rows.push(r.label === null ? null : classifier.classes.map((c) => r.probabilities[c]));
+        const known = classIdx.has(item.label);
+        if (known) {
+          truth.push(classIdx.get(item.label)!);
+          rows.push(r.label === null ? null : classifier.classes.map((c) => r.probabilities[c]));
+        } else {
+          const u = (unknownClasses[item.label] ??= { n: 0, flagged: 0 });
+          u.n++;
+          if (r.needsReview) u.flagged++;
+        }
+        answers.push({
+          correct: known && r.label === item.label,
+          needsReview: r.needsReview,
+          reviewReasons: r.reviewReasons,
+          confidence: r.confidence,
+        });
+        distances.push(r);
       } catch (e) {
         unreadable.push({ path: item.path, reason: e instanceof HematoError ? e.message : String(e) });
       }
-      options.onProgress?.(++done, ds.items.length);
+      options.onProgress?.(++done, all.length);
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
@@ -64,8 +107,12 @@ export async function evaluateModel(
     noCell: m.unanswered,
     unreadable,
     skipped: ds.skipped,
-    imagesPerSecond: n / seconds,
+    imagesPerSecond: answers.length / seconds,
     bins: reliabilityBins(truth, probs, k, { unanswered }),
+    review: reviewStats(answers),
+    reviewCurve: reviewCurve(answers),
+    domain: checkDomain(distances),
+    unknownClasses,
     dataset: ds,
   };
 }

@@ -45,6 +45,25 @@ describe('renderReportHtml', () => {
     expect(html).toContain('Reliability diagram');
   });
 
+  it("draws accuracy against review rate, with the model's own point, when given the curve", async () => {
+    const metrics = evaluatePredictions(truth, probs, classes);
+    const html = await renderReportHtml(metrics, reliabilityBins(truth, probs, 4), {
+      title: 't',
+      model: 'm',
+      data: 'd',
+      reviewCurve: {
+        points: [
+          { threshold: 0, reviewRate: 0, acceptedAccuracy: 0.7 },
+          { threshold: 0.5, reviewRate: 0.3, acceptedAccuracy: 0.9 },
+        ],
+        at: { rate: 0.3, acceptedAccuracy: 0.9 },
+      },
+    });
+    expect(html.match(/<svg[\s>]/g)).toHaveLength(3);
+    expect(html).toContain('Accuracy of accepted answers against review rate');
+    expect(html).toContain('Share of images flagged for review');
+  });
+
   it('leaves throughput out when unknown', async () => {
     const metrics = evaluatePredictions(truth, probs, classes);
     const html = await renderReportHtml(metrics, reliabilityBins(truth, probs, 4), {

@@ -17,6 +17,11 @@ export interface ReportInfo {
   imagesPerSecond?: number | null;
   /** Extra summary rows, e.g. images with no answer, shown as given. */
   extra?: [string, string][];
+  /** Accepted accuracy against review rate (training/review.ts), with the model's own operating point. */
+  reviewCurve?: {
+    points: { threshold: number; reviewRate: number; acceptedAccuracy: number }[];
+    at: { rate: number; acceptedAccuracy: number };
+  };
 }
 
 function escapeHtml(s: string): string {
@@ -132,6 +137,37 @@ export function reliabilitySpec(bins: ReliabilityBin[], ece: number): TopLevelSp
   };
 }
 
+/** What reviewing more buys: accuracy of the answers accepted without review, against the review rate. */
+export function reviewCurveSpec(curve: NonNullable<ReportInfo['reviewCurve']>): TopLevelSpec {
+  const unit = { type: 'quantitative' as const, scale: { domain: [0, 1] } };
+  const lowest = Math.min(...curve.points.map((p) => p.acceptedAccuracy), curve.at.acceptedAccuracy);
+  const accuracy = {
+    type: 'quantitative' as const,
+    scale: { domain: [Math.max(0, Math.floor(lowest * 10) / 10), 1] },
+  };
+  return {
+    title: 'Accuracy of accepted answers against review rate',
+    width: 320,
+    height: 320,
+    layer: [
+      {
+        data: { values: curve.points },
+        mark: { type: 'line', color: '#3182bd', point: { size: 12 } },
+        encoding: {
+          x: { field: 'reviewRate', ...unit, title: 'Share of images flagged for review' },
+          y: { field: 'acceptedAccuracy', ...accuracy, title: 'Accuracy of the rest' },
+        },
+      },
+      {
+        // The model's own thresholds.
+        data: { values: [{ reviewRate: curve.at.rate, acceptedAccuracy: curve.at.acceptedAccuracy }] },
+        mark: { type: 'point', filled: true, color: '#d6604d', size: 120 },
+        encoding: { x: { field: 'reviewRate', ...unit }, y: { field: 'acceptedAccuracy', ...accuracy } },
+      },
+    ],
+  };
+}
+
 const CSS = `
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222; margin: 2rem auto;
   max-width: 1100px; padding: 0 1rem; }
@@ -156,9 +192,11 @@ export async function renderReportHtml(
   bins: ReliabilityBin[],
   info: ReportInfo,
 ): Promise<string> {
-  const [confusionSvg, reliabilitySvg] = await Promise.all([
+  const curve = info.reviewCurve && info.reviewCurve.points.length > 0 ? info.reviewCurve : undefined;
+  const [confusionSvg, reliabilitySvg, reviewSvg] = await Promise.all([
     toSvg(confusionMatrixSpec(metrics)),
     toSvg(reliabilitySpec(bins, metrics.ece)),
+    curve ? toSvg(reviewCurveSpec(curve)) : Promise.resolve(''),
   ]);
   const summary: [string, string][] = [
     ['Model', info.model],
@@ -204,9 +242,11 @@ ${classRows}
 <div class="charts">
 <figure>${confusionSvg}</figure>
 <figure>${reliabilitySvg}</figure>
+${reviewSvg ? `<figure>${reviewSvg}</figure>` : ''}
 </div>
 <footer>Rows of the confusion matrix are true classes, columns predicted ones. Macro-F1 averages the classes
-present in the data or predicted at least once. A class never predicted has precision 0.</footer>
+present in the data or predicted at least once. A class never predicted has precision 0. The review curve moves
+the confidence threshold and keeps the other review reasons; the red point is the model's own threshold.</footer>
 </body>
 </html>
 `;

@@ -1,6 +1,7 @@
 /** Typed client for the HematoVision REST API (/api/v1). */
 import type { Box } from '../imaging/types.js';
-import type { ModelCard } from '../model/types.js';
+import type { DomainCheck } from '../model/domain.js';
+import type { ModelCard, ReviewReason } from '../model/types.js';
 
 export interface CellResult {
   box: Box;
@@ -8,6 +9,7 @@ export interface CellResult {
   confidence: number;
   probabilities: Record<string, number>;
   needsReview: boolean;
+  reviewReasons: ReviewReason[];
 }
 
 export interface Review {
@@ -24,6 +26,8 @@ export interface CaseResult {
   confidence: number;
   probabilities: Record<string, number>;
   needsReview: boolean;
+  /** Its own review reasons and every reason of its cells. */
+  reviewReasons: ReviewReason[];
   /** null when the model produced no heat map (no white cell found). */
   heatmapUrl: string | null;
   imageUrl: string;
@@ -58,6 +62,8 @@ export interface Differential {
 export interface PredictResponse {
   cases: PredictItem[];
   differential: Differential;
+  /** Several images from a model with familiarity checks: do they look like the labs it learned from? */
+  domain?: DomainCheck;
 }
 
 export interface Health {

@@ -25,6 +25,7 @@ function cell(label: string, confidence: number, x = 0): CellResult {
     confidence,
     probabilities: { [label]: confidence },
     needsReview: false,
+    reviewReasons: [],
   };
 }
 
@@ -36,6 +37,7 @@ function kase(id: string, reviewLabel: string | null, label: string | null = 'ne
     confidence: 0.9,
     probabilities: label ? { [label]: 0.9 } : {},
     needsReview: false,
+    reviewReasons: [],
     heatmapUrl: null,
     imageUrl: `/api/v1/cases/${id}/image`,
     cells: label ? [cell(label, 0.9)] : [],

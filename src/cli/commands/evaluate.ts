@@ -3,13 +3,40 @@ import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { HematoError } from '../../errors.js';
 import { Classifier, DEFAULT_MODEL_PATH } from '../../model/classifier.js';
-import { evaluateModel } from '../../training/evaluate.js';
+import { evaluateModel, type EvaluationResult } from '../../training/evaluate.js';
 import { confusionTable } from '../../training/metrics.js';
 import { renderReportHtml } from '../../training/report.js';
 import { pct, perClassTable, progressBar, table } from '../progress.js';
 import { TTA_HELP } from '../options.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
+
+interface EvaluateCliOptions {
+  data: string[];
+  model: string;
+  json?: boolean;
+  report?: string;
+  tta?: boolean;
+  scoreUnknown?: boolean;
+}
+
+/** Review, silent errors, unknown classes and the domain check, in a few plain lines. */
+function printReview(r: EvaluationResult): void {
+  const v = r.review;
+  const reasons = Object.entries(v.byReason)
+    .filter(([, x]) => x > 0)
+    .map(([k, x]) => `${k.replace('_', ' ')} ${pct(x)}`)
+    .join(', ');
+  console.log(
+    `\nReview: ${pct(v.rate)} of ${v.n} images flagged${reasons ? ` (${reasons})` : ''}; ` +
+      `accuracy of the rest ${pct(v.acceptedAccuracy)}; silent errors (wrong, not flagged) ${pct(v.silentErrorRate)}.`,
+  );
+  for (const [c, u] of Object.entries(r.unknownClasses))
+    console.log(
+      `  ${c} (a class the model does not know): ${u.flagged} of ${u.n} flagged (${pct(u.flagged / u.n)}).`,
+    );
+  if (r.domain) console.log(`Domain: ${r.domain.summary}`);
+}
 
 export function registerEvaluate(program: Command): void {
   program
@@ -22,10 +49,15 @@ export function registerEvaluate(program: Command): void {
     .option('--json', 'print one JSON object on stdout')
     .option('--tta', TTA_HELP)
     .option(
+      '--score-unknown',
+      'also run images in folders of classes the model does not know (every answer on them is wrong) and ' +
+        'report how many it flags for review',
+    )
+    .option(
       '--report <file.html>',
       'also write an HTML report with the confusion matrix and a reliability diagram',
     )
-    .action(async (o: { data: string[]; model: string; json?: boolean; report?: string; tta?: boolean }) => {
+    .action(async (o: EvaluateCliOptions) => {
       // Check where the report goes before a long evaluation, not after it.
       const reportDir = o.report ? dirname(resolve(o.report)) : null;
       if (reportDir && !(existsSync(reportDir) && statSync(reportDir).isDirectory())) {
@@ -38,6 +70,7 @@ export function registerEvaluate(program: Command): void {
       const bar = progressBar('Evaluating');
       const r = await evaluateModel(classifier, o.data, {
         tta: o.tta,
+        scoreUnknown: o.scoreUnknown,
         onProgress: (d, t) => bar.update(d, t),
       });
       bar.stop();
@@ -53,7 +86,12 @@ export function registerEvaluate(program: Command): void {
             extra: [
               ['No white cell found (counted as errors)', String(r.noCell)],
               ['Unreadable images (not counted)', String(r.unreadable.length)],
+              ['Flagged for review', `${pct(r.review.rate)} of ${r.review.n}`],
+              ['Accuracy of the answers not flagged', pct(r.review.acceptedAccuracy)],
+              ['Silent errors (wrong and not flagged)', pct(r.review.silentErrorRate)],
+              ...(r.domain ? [['Domain check', r.domain.summary] as [string, string]] : []),
             ],
+            reviewCurve: { points: r.reviewCurve, at: r.review },
           }),
         );
       }
@@ -73,6 +111,9 @@ export function registerEvaluate(program: Command): void {
             unreadable: r.unreadable.length,
             tta: Boolean(o.tta),
             imagesPerSecond: r.imagesPerSecond,
+            review: r.review,
+            domain: r.domain ?? null,
+            unknownClasses: r.unknownClasses,
           }),
         );
         return;
@@ -92,7 +133,8 @@ export function registerEvaluate(program: Command): void {
           `${r.imagesPerSecond.toFixed(0)} images/s${o.tta ? ' (test-time augmentation: 8 views per cell)' : ''}`,
       );
       if (r.noCell) console.log(`${r.noCell} image(s) with no white cell found, counted as errors.`);
-      const unknown = Object.entries(r.skipped.unknownClass);
+      printReview(r);
+      const unknown = o.scoreUnknown ? [] : Object.entries(r.skipped.unknownClass);
       if (unknown.length)
         console.log(
           `Skipped classes the model does not know: ${unknown.map(([c, n]) => `${c} (${n})`).join(', ')}`,

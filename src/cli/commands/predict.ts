@@ -3,6 +3,7 @@ import { extname, join } from 'node:path';
 import type { Command } from 'commander';
 import { DatasetError, HematoError } from '../../errors.js';
 import { DEFAULT_MODEL_PATH } from '../../model/classifier.js';
+import { checkDomain } from '../../model/domain.js';
 import { pipeline, type ImageAnalysis } from '../../pipeline.js';
 import { pct, progressBar } from '../progress.js';
 import { TTA_HELP } from '../options.js';
@@ -73,10 +74,14 @@ export function registerPredict(program: Command): void {
       if (o.json) console.log(JSON.stringify(rows, null, 2));
       else if (o.csv) {
         const q = (s: string) => (/[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
-        console.log(['file', 'label', 'confidence', 'needsReview', 'cells', ...classes, 'error'].join(','));
+        console.log(
+          ['file', 'label', 'confidence', 'needsReview', 'reviewReasons', 'cells', ...classes, 'error'].join(
+            ',',
+          ),
+        );
         for (const r of rows) {
           if ('error' in r)
-            console.log([q(r.file), '', '', '', '', ...classes.map(() => ''), q(r.message)].join(','));
+            console.log([q(r.file), '', '', '', '', '', ...classes.map(() => ''), q(r.message)].join(','));
           else
             console.log(
               [
@@ -84,6 +89,7 @@ export function registerPredict(program: Command): void {
                 r.label ?? '',
                 r.confidence.toFixed(4),
                 r.needsReview,
+                r.reviewReasons.join(' '),
                 r.cells.length,
                 ...classes.map((c) => (r.probabilities[c] ?? 0).toFixed(4)),
                 '',
@@ -93,19 +99,25 @@ export function registerPredict(program: Command): void {
       } else {
         for (const r of rows) {
           if ('error' in r) console.log(`${r.file}: ERROR ${r.message}`);
-          else if (r.label === null) console.log(`${r.file}: ${r.message ?? 'no answer'}`);
+          else if (r.label === null) console.log(`${r.file}: ${r.message ?? 'no answer'} (needs review)`);
           else {
             const probs = classes.map((c) => `${c} ${pct(r.probabilities[c])}`).join(', ');
             const cells =
               r.cells.length > 1
                 ? ` [${r.cells.length} cells: ${r.cells.map((c) => c.label).join(', ')}]`
                 : '';
-            console.log(
-              `${r.file}: ${r.label} ${pct(r.confidence)}${r.needsReview ? ' (needs review)' : ''} — ${probs}${cells}`,
-            );
+            const review = r.needsReview
+              ? ` (needs review: ${r.reviewReasons.join(', ').replaceAll('_', ' ')})`
+              : '';
+            console.log(`${r.file}: ${r.label} ${pct(r.confidence)}${review} — ${probs}${cells}`);
           }
         }
       }
+      // A batch says whether it looks like the labs the model learned from; on stderr with --json or --csv,
+      // so their stdout keeps its shape.
+      const domain =
+        files.length > 1 ? checkDomain(rows.flatMap((r) => ('error' in r ? [] : [r]))) : undefined;
+      if (domain) (o.json || o.csv ? console.error : console.log)(`\nDomain: ${domain.summary}`);
       if (failed > 0) {
         for (const r of rows) if ('error' in r) console.error(`${r.file}: ${r.message}`);
         console.error(`${failed} of ${rows.length} image(s) could not be read.`);

@@ -1,4 +1,5 @@
 import type { Review } from '../api.js';
+import type { ReviewReason } from '../../model/types.js';
 import { h } from '../dom.js';
 import { formatDateTime, formatPercent } from '../format.js';
 
@@ -24,12 +25,36 @@ export function reviewAttribution(review: Review, reviewerClass: string): (HTMLE
   ];
 }
 
+/** Each review reason as a person would say it. */
+export const REASON_TEXT: Record<ReviewReason, string> = {
+  low_confidence: 'low confidence',
+  unfamiliar_cell: 'unlike the cell types it knows',
+  unfamiliar_image: 'image unlike its training labs',
+  damaged_image: 'damaged image',
+  no_cell: 'no white cell found',
+};
+
+/** "Needs review" with its reasons (the reasons also in the tooltip), or null when none apply. */
+export function reviewBadge(p: { needsReview: boolean; reviewReasons?: ReviewReason[] }): HTMLElement | null {
+  if (!p.needsReview) return null;
+  const why = (p.reviewReasons ?? []).map((r) => REASON_TEXT[r]).join('; ');
+  return h(
+    'span',
+    { class: 'badge badge--review', title: why || 'Needs review' },
+    why ? `Needs review: ${why}` : 'Needs review',
+  );
+}
+
 /** The confidence line of a prediction, with the needs-review badge when it applies. */
-export function confidenceLine(p: { confidence: number; needsReview: boolean }): HTMLElement {
+export function confidenceLine(p: {
+  confidence: number;
+  needsReview: boolean;
+  reviewReasons?: ReviewReason[];
+}): HTMLElement {
   return h(
     'p',
     { class: 'prediction__meta' },
     h('span', null, 'Confidence ', h('strong', { class: 'num' }, formatPercent(p.confidence))),
-    p.needsReview ? h('span', { class: 'badge badge--review' }, 'Needs review') : null,
+    reviewBadge(p),
   );
 }

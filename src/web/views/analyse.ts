@@ -153,6 +153,17 @@ export function renderAnalyse(main: HTMLElement, ctx: AppContext): ViewHandle {
       destroyChart = diff.destroy;
       parts.push(diff.root);
     }
+    if (response.domain)
+      parts.push(
+        h(
+          'p',
+          {
+            class: `domain-note${response.domain.unfamiliar ? ' domain-note--unfamiliar' : ''}`,
+            role: 'note',
+          },
+          response.domain.summary,
+        ),
+      );
     replaceChildren(
       results,
       h('h2', { class: 'results__heading' }, submitted > 1 ? `Results for ${submitted} images` : 'Result'),

@@ -1,7 +1,7 @@
 /** Case page: the image and the model's prediction, with the reviewer's form beside it. */
 import { api, ApiError, EXTRA_REVIEW_LABELS, type CaseResult, type Review } from '../api.js';
 import { probabilityTable } from '../components/probabilities.js';
-import { reviewAttribution, confidenceLine } from '../components/review.js';
+import { confidenceLine, reviewAttribution, reviewBadge } from '../components/review.js';
 import { specimen } from '../components/specimen.js';
 import type { AppContext, ViewHandle } from '../context.js';
 import { dataTable, h, replaceChildren } from '../dom.js';
@@ -36,12 +36,7 @@ function cellsTable(c: CaseResult): HTMLElement | null {
         'tr',
         null,
         h('td', { class: 'num' }, String(i + 1)),
-        h(
-          'td',
-          null,
-          displayLabel(cell.label),
-          cell.needsReview ? [' ', h('span', { class: 'badge badge--review' }, 'Needs review')] : null,
-        ),
+        h('td', null, displayLabel(cell.label), cell.needsReview ? [' ', reviewBadge(cell)] : null),
         h('td', { class: 'num' }, formatPercent(cell.confidence)),
       ),
     ),

@@ -1,6 +1,7 @@
 /** History page: stored cases with filters, paging and a CSV export of the same selection. */
 import { api, type CaseQuery, type CaseResult } from '../api.js';
 import type { AppContext, ViewHandle } from '../context.js';
+import { reviewBadge } from '../components/review.js';
 import { dataTable, h, replaceChildren } from '../dom.js';
 import { displayLabel, formatDateTime, formatPercent, rangeText } from '../format.js';
 import { caseHref, historyHref } from '../router.js';
@@ -37,9 +38,7 @@ function caseRow(c: CaseResult): HTMLTableRowElement {
       'td',
       null,
       c.label === null ? h('span', { class: 'muted' }, 'No cell found') : displayLabel(c.label),
-      c.needsReview && c.label !== null
-        ? [' ', h('span', { class: 'badge badge--review' }, 'Needs review')]
-        : null,
+      c.label !== null && c.needsReview ? [' ', reviewBadge(c)] : null,
     ),
     h('td', { class: 'num' }, c.label === null ? '—' : formatPercent(c.confidence)),
     h('td', null, reviewCell(c)),

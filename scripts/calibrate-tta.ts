@@ -15,7 +15,7 @@ import { scanDatasets } from '../src/training/dataset.js';
 import { prepareCrops } from '../src/training/finetune.js';
 import { groupedStratifiedSplit } from '../src/training/split.js';
 import { calibrateTestTimeViews } from '../src/training/test-time.js';
-import { writeAtomic } from '../src/training/train.js';
+import { writeAtomic } from '../src/training/files.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

@@ -9,7 +9,7 @@ import type { ParamInfo } from '../model/net/spec.js';
 import type { EpochSummary } from './finetune.js';
 import type { L2Score } from './head.js';
 import type { OptimizerState } from './optimizer.js';
-import { writeAtomic } from './train.js';
+import { writeAtomic } from './files.js';
 
 /** Everything that must match for a resumed run to continue the same run. */
 export type RunConfig = Record<string, unknown> & { epochs: number };

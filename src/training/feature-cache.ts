@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { HematoError } from '../errors.js';
@@ -7,6 +7,7 @@ import { LOCATOR_VERSION } from '../imaging/locate.js';
 import { PREPROCESSING_VERSION } from '../imaging/preprocess.js';
 import type { FeatureExtractor } from '../model/feature-extractor.js';
 import { augmentedViews, prepareImage, writeInput, type Preprocessing } from '../model/inputs.js';
+import { writeAtomic } from './files.js';
 
 /** Bump when augmentation changes what a view holds. */
 export const AUGMENTATION_VERSION = 1;
@@ -110,9 +111,7 @@ export async function computeFeatures(
         r += p.count;
         rows[p.index] = f;
         mkdirSync(dirname(p.file), { recursive: true });
-        const tmp = `${p.file}.${process.pid}.tmp`;
-        writeFileSync(tmp, Buffer.from(f.buffer, f.byteOffset, f.byteLength));
-        renameSync(tmp, p.file);
+        writeAtomic(p.file, new Uint8Array(f.buffer, f.byteOffset, f.byteLength));
       }
     }
     const done = Math.min(items.length, start + chunk);

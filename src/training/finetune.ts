@@ -64,15 +64,9 @@ import type { Metrics } from './metrics.js';
 import { AdamW, GradientAccumulator, parametersFrom, warmupCosine } from './optimizer.js';
 import { groupedStratifiedSplit } from './split.js';
 import { calibrateTestTimeViews } from './test-time.js';
-import {
-  DEFAULT_L2_GRID,
-  INTENDED_USE,
-  MODEL_LICENSE,
-  preprocessingFor,
-  cardHeader,
-  trainingRecord,
-  writeAtomic,
-} from './train.js';
+import { writeAtomic } from './files.js';
+import { cardHeader, INTENDED_USE, MODEL_LICENSE, preprocessingFor, trainingRecord } from './model-card.js';
+import { DEFAULT_L2_GRID } from './train.js';
 import { argmax, calibrateHeldOut, validationRecord } from './held-out.js';
 import { balanceWeights } from './weights.js';
 

@@ -83,5 +83,3 @@ export function argmax(p: Float32Array, i: number, k: number): number {
   for (let c = 1; c < k; c++) if (p[i * k + c] > p[i * k + best]) best = c;
   return best;
 }
-
-/** Write to a temporary file, then rename: readers never see half a file. */

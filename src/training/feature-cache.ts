@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { HematoError } from '../errors.js';
 import { LOCATOR_VERSION } from '../imaging/locate.js';
 import { PREPROCESSING_VERSION } from '../imaging/preprocess.js';
+import type { RgbImage } from '../imaging/types.js';
 import type { FeatureExtractor } from '../model/feature-extractor.js';
 import { augmentedViews, prepareImage, writeInput, type Preprocessing } from '../model/inputs.js';
 import { writeAtomic } from './files.js';
@@ -19,6 +20,11 @@ export interface FeatureOptions {
   cacheDir: string;
   batchSize?: number;
   onProgress?: (done: number, total: number, cached: number) => void;
+  /**
+   * The network-sized crop of item `index` when the caller already holds it (null: that item gave none), so a
+   * cache miss augments it instead of decoding and locating the image again.
+   */
+  crops?: (index: number) => RgbImage | null;
 }
 
 /** Rows of features; `item[r]` is the index of the dataset item row r came from, `view[r]` its view. */
@@ -71,13 +77,13 @@ export async function computeFeatures(
         cached++;
         return null;
       }
-      const prepared = await prepareImage(bytes, prep, { primaryOnly: true });
-      if (prepared.regions.length === 0) {
-        failed.push({ index, path, reason: 'no white cell found' });
+      const pixels = options.crops ? options.crops(index) : await primaryCrop(bytes, prep);
+      if (!pixels) {
+        failed.push({ index, path, reason: options.crops ? 'no crop' : 'no white cell found' });
         return null;
       }
       const seed = (options.seed ^ parseInt(hash.slice(0, 8), 16)) >>> 0;
-      const imgs = augmentedViews(prepared.regions[0].pixels, views, seed);
+      const imgs = augmentedViews(pixels, views, seed);
       const inputs = new Float32Array(views * 3 * s * s);
       imgs.forEach((im, v) => writeInput(im, inputs, v));
       return { index, file, inputs, count: views };
@@ -135,4 +141,10 @@ export async function computeFeatures(
     r += m;
   });
   return { x, n, d, item, view, failed, cached };
+}
+
+/** The network-sized pixels of an image's most likely cell (or the whole image), null when none is found. */
+async function primaryCrop(bytes: Buffer, prep: Preprocessing): Promise<RgbImage | null> {
+  const prepared = await prepareImage(bytes, prep, { primaryOnly: true });
+  return prepared.regions.length > 0 ? prepared.regions[0].pixels : null;
 }

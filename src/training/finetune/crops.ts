@@ -52,7 +52,7 @@ export async function prepareData(
 
 /** Decodes, locates and crops every image once (the serving path, primary cell only); slot i holds items[i]. */
 export async function prepareCrops(
-  items: Dataset['items'],
+  items: readonly { path: string }[],
   prep: Preprocessing,
   onProgress?: (done: number, total: number) => void,
 ): Promise<{ store: CropStore; failed: CropFailure[] }> {

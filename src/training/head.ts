@@ -16,6 +16,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { DatasetError } from '../errors.js';
+import { argmax } from '../model/softmax.js';
 import { softmax } from './calibration.js';
 import { lbfgs } from './lbfgs.js';
 
@@ -743,10 +744,8 @@ export function scoreHead(head: LinearHead, data: HeadData): { nll: number; accu
     const w = data.sampleWeights ? data.sampleWeights[i] : 1;
     const t = data.y[i];
     if (t < 0 || t >= k) throw new DatasetError(`Label ${t} of row ${i} is not a class index in [0, ${k}).`);
-    let best = 0;
-    for (let c = 1; c < k; c++) if (p[i * k + c] > p[i * k + best]) best = c;
     nll -= w * Math.log(Math.max(p[i * k + t], 1e-30));
-    if (best === t) correct += w;
+    if (argmax(p, i, k) === t) correct += w;
     wsum += w;
   }
   if (!(wsum > 0)) throw new DatasetError('Validation set is empty (or all its weights are 0).');

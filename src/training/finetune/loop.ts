@@ -6,10 +6,10 @@
 import { HematoError } from '../../errors.js';
 import { AUGMENT_PRESETS } from '../../imaging/augment.js';
 import { HEAD_BLOCK, type NetSpec, type ParamInfo } from '../../model/net/spec.js';
+import { argmax } from '../../model/softmax.js';
 import { TrainingSession } from '../../model/training-graph/session.js';
 import { augmentSeed, createBatchMaker, epochOrder, type BatchMaker } from '../batches.js';
 import type { Dataset } from '../dataset.js';
-import { argmax } from '../held-out.js';
 import { AdamW, GradientAccumulator, parametersFrom, warmupCosine } from '../optimizer.js';
 import {
   loadInto,

@@ -2,11 +2,11 @@
 import { buildInferenceGraph } from '../../model/net/forward.js';
 import type { NetSpec, ParamInfo } from '../../model/net/spec.js';
 import { OnnxSession } from '../../model/onnx/runtime.js';
+import { argmax } from '../../model/softmax.js';
 import { TRAIN_IO } from '../../model/training-graph/graphs.js';
 import { fillBatch, type CropStore } from '../batches.js';
 import { fitTemperature, softmax } from '../calibration.js';
 import type { Dataset } from '../dataset.js';
-import { argmax } from '../held-out.js';
 
 export interface ValidationScore {
   /**

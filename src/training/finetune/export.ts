@@ -12,11 +12,9 @@ import type { FineTuningRecord, ModelCard, TestTimeAugmentation } from '../../mo
 import { cropAt } from '../batches.js';
 import type { Dataset } from '../dataset.js';
 import { writeAtomic } from '../files.js';
-import { validationRecord } from '../held-out.js';
-import type { Metrics } from '../metrics.js';
+import type { HeldOutScore } from '../held-out.js';
 import { cardHeader, INTENDED_USE, MODEL_LICENSE, trainingRecord } from '../model-card.js';
 import { calibrateTestTimeViews } from '../test-time.js';
-import { DEFAULT_L2_GRID } from '../train.js';
 import type { CheckpointHeader, LoopState } from './checkpoint.js';
 import type { FineTuneData } from './crops.js';
 import { LAST_BLOCK, type FineTuneOptions, type Settings } from './settings.js';
@@ -36,22 +34,43 @@ export interface ExportInputs {
   state: LoopState;
   keptEpoch: number;
   initial: CheckpointHeader['initial'];
-  temperature: number;
-  reviewThreshold: number;
-  validation: Metrics;
-  perSource: Record<string, { n: number; accuracy: number }>;
+  /** The kept weights calibrated on validation (temperature, review threshold, the card's metrics). */
+  held: HeldOutScore;
   outDir: string;
   /** Calibrates the exported network for test-time views (none: one view only). */
   testTime?: (onnx: Uint8Array) => Promise<TestTimeAugmentation>;
   onWrite: () => void;
 }
 
-/** The one-file classifier (fine-tuned backbone + head + calibration) and its card. */
+/** The one-file classifier (fine-tuned backbone + head + calibration) and its card, written to outDir. */
 export async function writeFineTuned(
   x: ExportInputs,
 ): Promise<{ card: ModelCard; modelPath: string; cardPath: string }> {
-  const { o, s, spec, ds, prep, state, initial, tfliteSha256, outDir } = x;
-  const { temperature, reviewThreshold, validation, perSource } = x;
+  const net = buildFineTuned(x);
+  const testTimeAugmentation = await x.testTime?.(net.onnx);
+  x.onWrite();
+  mkdirSync(x.outDir, { recursive: true });
+  const modelPath = join(x.outDir, 'model.onnx');
+  const cardPath = join(x.outDir, 'model.json');
+  const card = fineTunedCard(x, net, testTimeAugmentation);
+  // The model first, then the card: a card never points at a half-written model.
+  writeAtomic(modelPath, net.onnx);
+  writeAtomic(cardPath, Buffer.from(JSON.stringify(card, null, 2) + '\n'));
+  return { card, modelPath, cardPath };
+}
+
+/** The exported network and the identity of its backbone's weights. */
+interface FineTunedNetwork {
+  onnx: Uint8Array;
+  featureDim: number;
+  weightsSha256: string;
+  backboneId: string;
+  /** Whether the backbone's weights differ from the pretrained ones (fine-tuned, or `--from` another model). */
+  changed: boolean;
+}
+
+function buildFineTuned(x: ExportInputs): FineTunedNetwork {
+  const { o, s, spec, ds, tfliteSha256 } = x;
   const k = ds.classes.length;
   const shapes = inferShapes(spec);
   const dims = spec.features.map((f) => shapes.get(f)![0]);
@@ -81,13 +100,18 @@ export async function writeFineTuned(
   const onnx = buildClassifierModel(
     backbone,
     { weight: spec.head.weight, bias: spec.head.bias, k, d },
-    { temperature, classes: ds.classes, metadata: { 'hematovision.name': o.name } },
+    { temperature: x.held.temperature, classes: ds.classes, metadata: { 'hematovision.name': o.name } },
   );
-  const testTimeAugmentation = await x.testTime?.(onnx);
-  x.onWrite();
-  mkdirSync(outDir, { recursive: true });
-  const modelPath = join(outDir, 'model.onnx');
-  const cardPath = join(outDir, 'model.json');
+  return { onnx, featureDim: d, weightsSha256, backboneId, changed };
+}
+
+function fineTunedCard(
+  x: ExportInputs,
+  net: FineTunedNetwork,
+  testTimeAugmentation: TestTimeAugmentation | undefined,
+): ModelCard {
+  const { o, s, spec, ds, prep, state, initial, held } = x;
+  const { weightsSha256, backboneId, changed } = net;
   const epochsRun = state.epoch;
   const record: FineTuningRecord = {
     fromBlock: s.trainFromBlock,
@@ -109,8 +133,8 @@ export async function writeFineTuned(
     initialHead: `softmax regression (L-BFGS) on frozen features of the unaugmented training crops, l2 ${initial.l2} chosen on validation`,
     ...(x.startedFrom ? { startedFrom: x.startedFrom } : {}),
   };
-  const card: ModelCard = {
-    ...cardHeader(o.name, ds.classes, onnx),
+  return {
+    ...cardHeader(o.name, ds.classes, net.onnx),
     backbone: {
       name:
         'MobileNetV2 1.0 224 (ImageNet), float32 from the uint8 TFLite model, BatchNorm folded; ' +
@@ -118,15 +142,15 @@ export async function writeFineTuned(
         (x.keptEpoch > 0
           ? `blocks ${s.trainFromBlock}–${LAST_BLOCK} fine-tuned on the training data`
           : `fine-tuning blocks ${s.trainFromBlock}–${LAST_BLOCK} did not beat the ${x.startedFrom ? 'starting' : 'pretrained'} weights on validation, which are kept`),
-      sha256: tfliteSha256,
+      sha256: x.tfliteSha256,
       featureBlocks: spec.features,
-      featureDim: d,
+      featureDim: net.featureDim,
       attribution: BACKBONE_ATTRIBUTION,
       ...(changed ? { fineTuned: { fromBlock: s.trainFromBlock, weightsSha256, backboneId } } : {}),
     },
     preprocessing: prep,
-    temperature,
-    reviewThreshold,
+    temperature: held.temperature,
+    reviewThreshold: held.reviewThreshold,
     head: {
       kind: `linear head on pooled multi-block features, fine-tuned with blocks ${s.trainFromBlock}–${LAST_BLOCK}`,
       l2: initial.l2,
@@ -138,19 +162,16 @@ export async function writeFineTuned(
           ? `best of ${epochsRun} epochs by validation NLL (epoch ${state.bestEpoch})`
           : `the last of ${epochsRun} epochs`),
       iterations: state.step,
-      l2Grid: o.l2Grid ?? DEFAULT_L2_GRID,
+      l2Grid: s.l2Grid,
       fineTuning: record,
     },
     // Every epoch draws a new augmented view of each training image.
     training: trainingRecord(ds, o, epochsRun),
-    validation: validationRecord(validation, perSource),
+    validation: held.record,
     ...(testTimeAugmentation ? { testTimeAugmentation } : {}),
     license: MODEL_LICENSE,
     intendedUse: INTENDED_USE,
   };
-  writeAtomic(modelPath, onnx);
-  writeAtomic(cardPath, Buffer.from(JSON.stringify(card, null, 2) + '\n'));
-  return { card, modelPath, cardPath };
 }
 
 /**

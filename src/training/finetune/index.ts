@@ -79,7 +79,7 @@ export async function fineTuneModel(o: FineTuneOptions): Promise<FineTuneResult>
 
   const ti = performance.now();
   const resumed = ckpt ? { ckpt, dir: ckptPaths.dir } : null;
-  const { spec, initial } = await startingNetwork(o, ds, tflite, start, data, resumed, stage);
+  const { spec, initial } = await startingNetwork({ o, s, ds, tflite, start, data, resumed, stage });
   const initSeconds = (performance.now() - ti) / 1000;
 
   const loop = await trainEpochs({ o, s, spec, ds, data, ckpt, ckptPaths, config, initial, stage });
@@ -97,10 +97,7 @@ export async function fineTuneModel(o: FineTuneOptions): Promise<FineTuneResult>
     state,
     keptEpoch,
     initial,
-    temperature: held.temperature,
-    reviewThreshold: held.reviewThreshold,
-    validation: held.metrics,
-    perSource: held.record.perSource,
+    held,
     outDir,
     testTime: testTimeCalibrator(o, s, ds, data, stage),
     onWrite: () => stage('Writing the model'),

@@ -7,7 +7,6 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { HematoError } from '../../errors.js';
 import type { Dataset } from '../dataset.js';
-import { DEFAULT_L2_GRID } from '../train.js';
 import { checkSameRun, readCheckpoint, type Checkpoint, type RunConfig } from './checkpoint.js';
 import type { FineTuneOptions, Settings } from './settings.js';
 
@@ -69,7 +68,7 @@ export function fingerprint(
     seed: o.seed,
     valFraction: o.valFraction,
     sourceWeights: o.sourceWeights ?? {},
-    l2Grid: o.l2Grid ?? DEFAULT_L2_GRID,
+    l2Grid: s.l2Grid,
     trainFromBlock: s.trainFromBlock,
     epochs: s.epochs,
     batchSize: s.batchSize,

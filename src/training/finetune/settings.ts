@@ -1,6 +1,7 @@
 /** Fine-tuning's options: what a caller may set, the defaults of the bundled model's recipe, and their checks. */
 import { DatasetError } from '../../errors.js';
 import { AUGMENT_PRESETS, type AugmentPreset } from '../../imaging/augment.js';
+import { DEFAULT_L2_GRID } from '../train.js';
 import type { EpochSummary } from './checkpoint.js';
 
 /** MobileNetV2's blocks are 0 (stem) … 17 (the last 1×1 conv). */
@@ -126,13 +127,14 @@ export type Settings = Required<
     | 'workers'
     | 'threads'
   >
-> & { trainFromBlock: number };
+> & { trainFromBlock: number; l2Grid: number[] };
 
 export function settingsOf(o: FineTuneOptions): Settings {
   const d = FINE_TUNE_DEFAULTS;
   const from = o.trainFromBlock === 'all' ? 0 : (o.trainFromBlock ?? d.trainFromBlock);
   const s: Settings = {
     trainFromBlock: from,
+    l2Grid: o.l2Grid ?? DEFAULT_L2_GRID,
     epochs: o.epochs ?? d.epochs,
     batchSize: o.batchSize ?? d.batchSize,
     accumulate: o.accumulate ?? d.accumulate,

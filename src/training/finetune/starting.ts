@@ -21,10 +21,9 @@ import { cropAt } from '../batches.js';
 import type { Dataset } from '../dataset.js';
 import { computeFeatures } from '../feature-cache.js';
 import { foldStandardisation, selectL2 } from '../head.js';
-import { DEFAULT_L2_GRID } from '../train.js';
 import type { Checkpoint, CheckpointHeader } from './checkpoint.js';
 import type { FineTuneData } from './crops.js';
-import type { FineTuneOptions } from './settings.js';
+import type { FineTuneOptions, Settings } from './settings.js';
 
 /** The MobileNetV2 TFLite file the backbone comes from, read and checked. */
 export function readTflite(path: string): { bytes: Buffer; graph: TfliteGraph } {
@@ -71,15 +70,19 @@ export function startingModel(path: string, tfl: TfliteGraph): StartingModel {
  * The network the epochs start from, with the starting head's l2 choice: a fresh run fits the head here; a
  * resumed run takes the architecture here and its weights from the checkpoint.
  */
-export async function startingNetwork(
-  o: FineTuneOptions,
-  ds: Dataset,
-  tflite: { bytes: Uint8Array; graph: TfliteGraph },
-  start: StartingModel | null,
-  data: FineTuneData,
-  resumed: { ckpt: Checkpoint; dir: string } | null,
-  stage: (s: string) => void,
-): Promise<{ spec: NetSpec; initial: CheckpointHeader['initial'] }> {
+export async function startingNetwork(x: {
+  o: FineTuneOptions;
+  s: Settings;
+  ds: Dataset;
+  tflite: { bytes: Uint8Array; graph: TfliteGraph };
+  /** The `--from` model, if any. */
+  start: StartingModel | null;
+  data: FineTuneData;
+  /** The checkpoint a resumed run continues from, and its folder. */
+  resumed: { ckpt: Checkpoint; dir: string } | null;
+  stage: (s: string) => void;
+}): Promise<{ spec: NetSpec; initial: CheckpointHeader['initial'] }> {
+  const { ds, tflite, start, resumed, stage } = x;
   const k = ds.classes.length;
   const tfl = tflite.graph;
   if (resumed) {
@@ -93,7 +96,7 @@ export async function startingNetwork(
   stage(
     `Starting head: ${start ? `${start.name}'s` : 'frozen-backbone'} features of the unaugmented crops, l2 chosen on validation`,
   );
-  const init = await startingHead(o, ds, tflite.bytes, data);
+  const init = await startingHead(x.o, x.s, ds, tflite.bytes, x.data);
   const head = mobileNetV2Spec(tfl, { head: { ...foldStandardisation(init.head), classes: k } });
   return {
     spec: start ? { ...head, layers: start.layers } : head,
@@ -105,7 +108,13 @@ export async function startingNetwork(
  * The starting head: fitted on view-0 features of the training split from the starting backbone (ImageNet's
  * or `from`'s; shared feature cache, computed from the prepared crops on a miss), l2 by validation.
  */
-async function startingHead(o: FineTuneOptions, ds: Dataset, tflite: Uint8Array, data: FineTuneData) {
+async function startingHead(
+  o: FineTuneOptions,
+  s: Settings,
+  ds: Dataset,
+  tflite: Uint8Array,
+  data: FineTuneData,
+) {
   const { prep, store, trainItems, valItems, itemWeights } = data;
   // The starting backbone as a file, so computeFeatures and its cache (keyed on the backbone id) serve.
   const dir = mkdtempSync(join(tmpdir(), 'hematovision-backbone-'));
@@ -143,7 +152,5 @@ async function startingHead(o: FineTuneOptions, ds: Dataset, tflite: Uint8Array,
       sampleWeights: Float32Array.from(rows, (i) => itemWeights[i]),
     };
   };
-  return selectL2(pick(trainItems), pick(valItems), feats.d, ds.classes.length, {
-    grid: o.l2Grid ?? DEFAULT_L2_GRID,
-  });
+  return selectL2(pick(trainItems), pick(valItems), feats.d, ds.classes.length, { grid: s.l2Grid });
 }

@@ -17,7 +17,7 @@ import { HEAD_BLOCK } from '../src/model/net/spec.js';
 import { SHARED, TFLITE } from '../src/testing/shared.js';
 import { augmentSeed, createBatchMaker, createCropStore, fillBatch } from '../src/training/batches.js';
 import { AdamW, parametersFrom } from '../src/training/optimizer.js';
-import { preprocessingFor } from '../src/training/train.js';
+import { preprocessingFor } from '../src/training/model-card.js';
 
 const KAGGLE = join(SHARED, 'data/kaggle-blood-cells/TRAIN');
 if (!existsSync(TFLITE) || !existsSync(KAGGLE)) {

@@ -12,10 +12,10 @@ import { parseArgs } from 'node:util';
 import type { ModelCard } from '../src/model/types.js';
 import { cropAt } from '../src/training/batches.js';
 import { scanDatasets } from '../src/training/dataset.js';
-import { prepareCrops } from '../src/training/finetune.js';
+import { prepareCrops } from '../src/training/finetune/crops.js';
 import { groupedStratifiedSplit } from '../src/training/split.js';
 import { calibrateTestTimeViews } from '../src/training/test-time.js';
-import { writeAtomic } from '../src/training/train.js';
+import { writeAtomic } from '../src/training/files.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

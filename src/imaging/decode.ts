@@ -104,7 +104,7 @@ export function toInvalidImageError(err: unknown): InvalidImageError {
 
 /**
  * Reads the input and checks size, format and pixel count from the header only.
- * Shared by decodeImage and loadModelInput so both refuse the same files.
+ * Shared by decodeImage and loadResized so both refuse the same files.
  */
 export async function checkInput(input: Buffer | string, options: DecodeOptions = {}): Promise<CheckedInput> {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;

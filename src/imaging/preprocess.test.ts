@@ -6,17 +6,8 @@ import type { Sharp } from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { InvalidImageError } from '../errors.js';
 import { decodeImage } from './decode.js';
-import {
-  cropSquare,
-  loadModelInput,
-  loadResized,
-  loadResizedRgb,
-  PREPROCESSING_VERSION,
-  resizeRgb,
-  toModelInput,
-  toModelInputBatch,
-} from './preprocess.js';
-import { gradient, makeImage, maxAbsDiff, pixel, writeBmp } from './testing.js';
+import { cropSquare, loadResized, PREPROCESSING_VERSION, resizeRgb } from './preprocess.js';
+import { makeImage, maxAbsDiff, pixel, writeBmp } from './testing.js';
 import type { RgbImage } from './types.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -45,50 +36,13 @@ describe('resizeRgb', () => {
   });
 });
 
-describe('toModelInput', () => {
-  it('maps 0 → -1, 128 → 0, 255 → 0.9921875 in NCHW layout', async () => {
-    const size = 224;
-    const img = makeImage(size, size, () => [64, 64, 64]);
-    img.data.set([0, 128, 255], 0); // (0, 0)
-    img.data.set([255, 0, 128], (3 * size + 5) * 3); // (x 5, y 3)
-    const t = await toModelInput(img, size);
-    const plane = size * size;
-    expect(t).toBeInstanceOf(Float32Array);
-    expect(t.length).toBe(3 * plane);
-    expect([t[0], t[plane], t[2 * plane]]).toEqual([-1, 0, 0.9921875]);
-    const i = 3 * size + 5;
-    expect([t[i], t[plane + i], t[2 * plane + i]]).toEqual([0.9921875, -1, 0]);
-    expect(t[1]).toBe(-0.5);
-  });
-
-  it('resizes to the requested size first', async () => {
-    const t = await toModelInput(
-      makeImage(10, 7, () => [128, 0, 255]),
-      32,
-    );
-    expect(t.length).toBe(3 * 32 * 32);
-    expect(t[0]).toBe(0);
-    expect(t[32 * 32 + 100]).toBe(-1);
-    expect(t[2 * 32 * 32 + 1023]).toBe(0.9921875);
-  });
-
-  it('toModelInputBatch concatenates per-image tensors in order', async () => {
-    const a = gradient(60, 40);
-    const b = makeImage(16, 16, () => [1, 2, 3]);
-    const batch = await toModelInputBatch([a, b], 16);
-    const per = 3 * 16 * 16;
-    expect(batch.length).toBe(2 * per);
-    expect(Array.from(batch.subarray(0, per))).toEqual(Array.from(await toModelInput(a, 16)));
-    expect(Array.from(batch.subarray(per))).toEqual(Array.from(await toModelInput(b, 16)));
-    expect((await toModelInputBatch([], 16)).length).toBe(0);
-  });
-
+describe('PREPROCESSING_VERSION', () => {
   it('exports a preprocessing version for cache keys', () => {
     expect(PREPROCESSING_VERSION).toBe(1);
   });
 });
 
-describe('loadModelInput (one sharp pipeline)', () => {
+describe('loadResized (one sharp pipeline)', () => {
   const photo = makeImage(320, 240, (x, y) => [
     128 + Math.round(100 * Math.sin(x / 9)),
     128 + Math.round(100 * Math.cos(y / 7)),
@@ -111,9 +65,9 @@ describe('loadModelInput (one sharp pipeline)', () => {
     };
     for (const [name, buf] of Object.entries(inputs)) {
       for (const size of [224, 64, 400]) {
-        const twoStep = await toModelInput(await decodeImage(buf), size);
-        const oneStep = await loadModelInput(buf, size);
-        expect(maxAbsDiff(oneStep, twoStep), `${name} @${size}`).toBe(0);
+        const twoStep = await resizeRgb(await decodeImage(buf), size, size);
+        const oneStep = (await loadResized(buf, size)).pixels;
+        expect(maxAbsDiff(oneStep.data, twoStep.data), `${name} @${size}`).toBe(0);
       }
       // The size reported with the pixels is the decoded image's, turned by its EXIF orientation.
       const decoded = await decodeImage(buf);
@@ -123,17 +77,15 @@ describe('loadModelInput (one sharp pipeline)', () => {
   });
 
   it('refuses the same inputs as decodeImage', async () => {
-    await expect(loadModelInput(Buffer.alloc(0))).rejects.toMatchObject({ code: 'empty_file' });
-    await expect(loadModelInput(Buffer.from('not an image at all'))).rejects.toBeInstanceOf(
-      InvalidImageError,
-    );
+    await expect(loadResized(Buffer.alloc(0))).rejects.toMatchObject({ code: 'empty_file' });
+    await expect(loadResized(Buffer.from('not an image at all'))).rejects.toBeInstanceOf(InvalidImageError);
     const png = await encoder(photo).png().toBuffer();
-    await expect(loadModelInput(png, 224, { maxPixels: 1000 })).rejects.toMatchObject({
+    await expect(loadResized(png, 224, { maxPixels: 1000 })).rejects.toMatchObject({
       code: 'too_many_pixels',
       status: 413,
     });
     const jpeg = await encoder(photo).jpeg().toBuffer();
-    await expect(loadResizedRgb(jpeg.subarray(0, jpeg.length >> 1))).rejects.toMatchObject({
+    await expect(loadResized(jpeg.subarray(0, jpeg.length >> 1))).rejects.toMatchObject({
       code: 'corrupt_image',
     });
   });
@@ -145,7 +97,7 @@ describe('loadModelInput (one sharp pipeline)', () => {
       for (const f of readdirSync(full).sort().slice(0, 3)) {
         const file = path.join(full, f);
         const twoStep = await resizeRgb(await decodeImage(file), 224, 224);
-        const oneStep = await loadResizedRgb(file, 224);
+        const oneStep = (await loadResized(file, 224)).pixels;
         expect(maxAbsDiff(oneStep.data, twoStep.data), file).toBe(0);
       }
     }

@@ -42,55 +42,13 @@ export async function resizeRgb(img: RgbImage, width: number, height: number): P
   return wrapRaw(data, info);
 }
 
-// (p - 128) / 128: the backbone's uint8 input quantization (scale 1/128, zero point 128).
-const NORMALISE = Float32Array.from({ length: 256 }, (_, p) => (p - 128) / 128);
-
-/** Writes one size × size image as planar R, G, B floats at `offset`. */
-function writeNchw(img: RgbImage, out: Float32Array, offset: number): void {
-  const plane = img.width * img.height;
-  const { data } = img;
-  for (let i = 0, j = 0; i < plane; i++, j += 3) {
-    out[offset + i] = NORMALISE[data[j]];
-    out[offset + plane + i] = NORMALISE[data[j + 1]];
-    out[offset + 2 * plane + i] = NORMALISE[data[j + 2]];
-  }
-}
-
-/** Resizes to size × size and returns NCHW float32 [1, 3, size, size] with values (p - 128) / 128. */
-export async function toModelInput(img: RgbImage, size = MODEL_INPUT_SIZE): Promise<Float32Array> {
-  const resized = await resizeRgb(img, size, size);
-  const out = new Float32Array(3 * size * size);
-  writeNchw(resized, out, 0);
-  return out;
-}
-
-/** Like toModelInput for several images: NCHW float32 [n, 3, size, size] in input order. */
-export async function toModelInputBatch(
-  imgs: readonly RgbImage[],
-  size = MODEL_INPUT_SIZE,
-): Promise<Float32Array> {
-  const per = 3 * size * size;
-  const out = new Float32Array(imgs.length * per);
-  const resized = await Promise.all(imgs.map((img) => resizeRgb(img, size, size)));
-  resized.forEach((img, i) => writeNchw(img, out, i * per));
-  return out;
-}
-
 /**
- * Decodes and resizes to size × size in one sharp pipeline (no full-size RGB copy in JS). Same checks and
- * errors as decodeImage, and exactly the pixels of decodeImage → resizeRgb (tested). EXIF-rotated, alpha and
- * 16-bit files take the two-step path: in one pipeline sharp would resize before rotating, premultiplied by
- * alpha or at 16 bits, which rounds differently (off by a few levels).
+ * Decodes and resizes to size × size in one sharp pipeline (no full-size RGB copy in JS), with the size of
+ * the image as shown (EXIF orientation applied), from the same read. Same checks and errors as decodeImage,
+ * and exactly the pixels of decodeImage → resizeRgb (tested). EXIF-rotated, alpha and 16-bit files take the
+ * two-step path: in one pipeline sharp would resize before rotating, premultiplied by alpha or at 16 bits,
+ * which rounds differently (off by a few levels).
  */
-export async function loadResizedRgb(
-  input: Buffer | string,
-  size = MODEL_INPUT_SIZE,
-  options: DecodeOptions = {},
-): Promise<RgbImage> {
-  return (await loadResized(input, size, options)).pixels;
-}
-
-/** loadResizedRgb, with the size of the image as shown (EXIF orientation applied), from the same read. */
 export async function loadResized(
   input: Buffer | string,
   size = MODEL_INPUT_SIZE,
@@ -116,18 +74,6 @@ export async function loadResized(
   } catch (err) {
     throw toInvalidImageError(err);
   }
-}
-
-/** Encoded image (buffer or path) → NCHW float32 [1, 3, size, size], the fast path when no crop is needed. */
-export async function loadModelInput(
-  input: Buffer | string,
-  size = MODEL_INPUT_SIZE,
-  options: DecodeOptions = {},
-): Promise<Float32Array> {
-  const img = await loadResizedRgb(input, size, options);
-  const out = new Float32Array(3 * size * size);
-  writeNchw(img, out, 0);
-  return out;
 }
 
 export interface CropBox {

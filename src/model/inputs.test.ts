@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { InvalidImageError } from '../errors.js';
 import { decodeImage } from '../imaging/decode.js';
 import { resizeRgb } from '../imaging/preprocess.js';
-import { prepareImage, type Preprocessing } from './inputs.js';
+import { makeImage } from '../imaging/testing.js';
+import { prepareImage, writeInput, type Preprocessing } from './inputs.js';
 
 const whole: Preprocessing = {
   version: 1,
@@ -41,5 +42,23 @@ describe('prepareImage, whole image', () => {
     for (let i = 0; i < 5; i++) {
       await expect(prepareImage(jpeg.subarray(0, 40), whole)).rejects.toBeInstanceOf(InvalidImageError);
     }
+  });
+});
+
+describe('writeInput', () => {
+  it('maps 0 → -1, 128 → 0, 255 → 0.9921875 in NCHW layout, at its image slot', () => {
+    const size = 8;
+    const img = makeImage(size, size, () => [64, 64, 64]);
+    img.data.set([0, 128, 255], 0); // (0, 0)
+    img.data.set([255, 0, 128], (3 * size + 5) * 3); // (x 5, y 3)
+    const plane = size * size;
+    const out = new Float32Array(2 * 3 * plane);
+    writeInput(img, out, 1);
+    expect(out.subarray(0, 3 * plane).every((v) => v === 0)).toBe(true);
+    const t = out.subarray(3 * plane);
+    expect([t[0], t[plane], t[2 * plane]]).toEqual([-1, 0, 0.9921875]);
+    const i = 3 * size + 5;
+    expect([t[i], t[plane + i], t[2 * plane + i]]).toEqual([0.9921875, -1, 0]);
+    expect(t[1]).toBe(-0.5);
   });
 });

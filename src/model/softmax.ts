@@ -13,3 +13,11 @@ export function softmaxRows(logits: ArrayLike<number>, k: number, T = 1): Float3
   }
   return out;
 }
+
+/** The class with the largest value in row `i` of row-major n×k scores (ties go to the lower index). */
+export function argmax(scores: ArrayLike<number>, i: number, k: number): number {
+  const o = i * k;
+  let best = 0;
+  for (let c = 1; c < k; c++) if (scores[o + c] > scores[o + best]) best = c;
+  return best;
+}

@@ -36,14 +36,6 @@ export function softmax(logits: Float32Array | Float64Array, k: number, T = 1): 
   return softmaxRows(logits, k, T);
 }
 
-/** Mean negative log-likelihood of softmax(logits / T) at the true labels (natural log). */
-export function softmaxNll(logits: Float32Array | Float64Array, labels: Labels, k: number, T = 1): number {
-  const n = rowCount(logits, k);
-  checkLabels(labels, n, k);
-  if (n === 0) throw new DatasetError('No samples: cannot compute a log-likelihood.');
-  return nllAndDerivatives(logits, labels, n, k, 1 / T).nll;
-}
-
 /**
  * NLL at inverse temperature b and its first two derivatives in b. With q = softmax(b·z):
  * d/db = mean(E_q[z] − z_y), d²/db² = mean(Var_q[z]) ≥ 0, so the NLL is convex in b.

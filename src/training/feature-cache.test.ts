@@ -9,7 +9,9 @@ import { DEFAULT_MODEL_PATH } from '../model/classifier.js';
 import { FeatureExtractor } from '../model/feature-extractor.js';
 import type { Preprocessing } from '../model/inputs.js';
 import { discJpeg, truncatedJpeg } from '../testing/cells.js';
+import { cropAt } from './batches.js';
 import { computeFeatures, type FeatureOptions, type FeatureSet } from './feature-cache.js';
+import { prepareCrops } from './finetune/crops.js';
 
 const hasModel = existsSync(DEFAULT_MODEL_PATH);
 if (!hasModel) console.warn(`[skipped] feature cache: needs the bundled model ${DEFAULT_MODEL_PATH}`);
@@ -96,6 +98,20 @@ describe.skipIf(!hasModel)('computeFeatures', () => {
     expect(single.n).toBe(images.length);
     for (let i = 0; i < images.length; i++)
       expect(maxAbsDiff(row(single, i), row(first, i * VIEWS))).toBeLessThan(1e-4);
+  });
+
+  it('crops the caller already holds give the same features as decoding the images (fine-tuning decodes once)', async () => {
+    const { store, failed } = await prepareCrops(images, prep);
+    expect(failed).toEqual([]);
+    const fromCrops = await computeFeatures(
+      images,
+      extractor,
+      prep,
+      opts(join(tmp, 'cache-c'), { crops: (i) => (i === 3 ? null : cropAt(store, i)) }),
+    );
+    expect(fromCrops.cached).toBe(0);
+    expect(fromCrops.failed).toEqual([{ index: 3, path: images[3].path, reason: 'no crop' }]);
+    expect(maxAbsDiff(fromCrops.x, first.x.subarray(0, 3 * VIEWS * first.d))).toBe(0);
   });
 
   it('another seed changes the augmented views, not view 0', async () => {

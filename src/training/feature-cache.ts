@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { HematoError } from '../errors.js';
 import { LOCATOR_VERSION } from '../imaging/locate.js';
 import { PREPROCESSING_VERSION } from '../imaging/preprocess.js';
+import type { RgbImage } from '../imaging/types.js';
 import type { FeatureExtractor } from '../model/feature-extractor.js';
 import { augmentedViews, prepareImage, writeInput, type Preprocessing } from '../model/inputs.js';
+import { writeAtomic } from './files.js';
 
 /** Bump when augmentation changes what a view holds. */
 export const AUGMENTATION_VERSION = 1;
@@ -18,6 +20,11 @@ export interface FeatureOptions {
   cacheDir: string;
   batchSize?: number;
   onProgress?: (done: number, total: number, cached: number) => void;
+  /**
+   * The network-sized crop of item `index` when the caller already holds it (null: that item gave none), so a
+   * cache miss augments it instead of decoding and locating the image again.
+   */
+  crops?: (index: number) => RgbImage | null;
 }
 
 /** Rows of features; `item[r]` is the index of the dataset item row r came from, `view[r]` its view. */
@@ -70,13 +77,13 @@ export async function computeFeatures(
         cached++;
         return null;
       }
-      const prepared = await prepareImage(bytes, prep, { primaryOnly: true });
-      if (prepared.regions.length === 0) {
-        failed.push({ index, path, reason: 'no white cell found' });
+      const pixels = options.crops ? options.crops(index) : await primaryCrop(bytes, prep);
+      if (!pixels) {
+        failed.push({ index, path, reason: options.crops ? 'no crop' : 'no white cell found' });
         return null;
       }
       const seed = (options.seed ^ parseInt(hash.slice(0, 8), 16)) >>> 0;
-      const imgs = augmentedViews(prepared.regions[0].pixels, views, seed);
+      const imgs = augmentedViews(pixels, views, seed);
       const inputs = new Float32Array(views * 3 * s * s);
       imgs.forEach((im, v) => writeInput(im, inputs, v));
       return { index, file, inputs, count: views };
@@ -110,9 +117,7 @@ export async function computeFeatures(
         r += p.count;
         rows[p.index] = f;
         mkdirSync(dirname(p.file), { recursive: true });
-        const tmp = `${p.file}.${process.pid}.tmp`;
-        writeFileSync(tmp, Buffer.from(f.buffer, f.byteOffset, f.byteLength));
-        renameSync(tmp, p.file);
+        writeAtomic(p.file, new Uint8Array(f.buffer, f.byteOffset, f.byteLength));
       }
     }
     const done = Math.min(items.length, start + chunk);
@@ -136,4 +141,10 @@ export async function computeFeatures(
     r += m;
   });
   return { x, n, d, item, view, failed, cached };
+}
+
+/** The network-sized pixels of an image's most likely cell (or the whole image), null when none is found. */
+async function primaryCrop(bytes: Buffer, prep: Preprocessing): Promise<RgbImage | null> {
+  const prepared = await prepareImage(bytes, prep, { primaryOnly: true });
+  return prepared.regions.length > 0 ? prepared.regions[0].pixels : null;
 }

@@ -11,6 +11,7 @@ import {
   type LinearHead,
 } from './head.js';
 import { createRng as rng } from '../imaging/random.js';
+import { argmax } from '../model/softmax.js';
 
 /**
  * Gaussian classes around random centres, with per-feature offsets and scales far from 0/1 so the
@@ -37,9 +38,7 @@ function blobs(n: number, d: number, k: number, spread: number, seed: number, ce
 function accuracy(logits: Float32Array, y: Int32Array, k: number): number {
   let ok = 0;
   for (let i = 0; i < y.length; i++) {
-    let best = 0;
-    for (let c = 1; c < k; c++) if (logits[i * k + c] > logits[i * k + best]) best = c;
-    if (best === y[i]) ok++;
+    if (argmax(logits, i, k) === y[i]) ok++;
   }
   return ok / y.length;
 }

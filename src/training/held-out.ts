@@ -2,6 +2,7 @@
  * What held-out (validation) images say of a trained model: calibrated probabilities, the card's metrics and
  * the review threshold. Shared by the frozen and fine-tuned paths and by test-time views.
  */
+import { argmax } from '../model/softmax.js';
 import type { ModelCard } from '../model/types.js';
 import { fitTemperature, softmax } from './calibration.js';
 import type { Dataset } from './dataset.js';
@@ -77,11 +78,3 @@ export function chooseReviewThreshold(probs: Float32Array, y: Int32Array, k: num
   });
   return Math.max(0.5, Math.min(0.99, threshold));
 }
-
-export function argmax(p: Float32Array, i: number, k: number): number {
-  let best = 0;
-  for (let c = 1; c < k; c++) if (p[i * k + c] > p[i * k + best]) best = c;
-  return best;
-}
-
-/** Write to a temporary file, then rename: readers never see half a file. */

@@ -18,6 +18,7 @@
  *   of ECE and the reliability bins, which have no confidence to judge; `unanswered` says how many.
  */
 import { DatasetError } from '../errors.js';
+import { argmax } from '../model/softmax.js';
 
 export const DEFAULT_ECE_BINS = 15;
 
@@ -89,16 +90,8 @@ function checkInputs(trueIdx: Labels, probs: Float32Array, k: number, o: Scoring
 
 /** Arg-max (ties to the lower index) and the top-1 probability of row i. */
 function top1(probs: Float32Array, i: number, k: number): [number, number] {
-  const o = i * k;
-  let best = 0;
-  let conf = probs[o];
-  for (let c = 1; c < k; c++) {
-    if (probs[o + c] > conf) {
-      conf = probs[o + c];
-      best = c;
-    }
-  }
-  return [best, conf];
+  const best = argmax(probs, i, k);
+  return [best, probs[i * k + best]];
 }
 
 /** Bin of a confidence with (lo, hi] bins; 0 and anything below go to the first, above 1 to the last. */

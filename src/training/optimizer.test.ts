@@ -2,14 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { TrainingSession } from '../model/training-graph/session.js';
 import { cloneSpec, type ParamInfo } from '../model/net/spec.js';
 import { seededRandom, smallTestSpec } from '../model/training-graph/test-net.js';
-import {
-  AdamW,
-  GradientAccumulator,
-  parametersFrom,
-  SgdMomentum,
-  warmupCosine,
-  type Parameter,
-} from './optimizer.js';
+import { AdamW, GradientAccumulator, parametersFrom, warmupCosine, type Parameter } from './optimizer.js';
 
 const param = (decay: boolean): Parameter => ({
   name: decay ? 'w' : 'b',
@@ -68,30 +61,6 @@ describe('AdamW', () => {
     const opt = new AdamW([param(true)]);
     expect(() => opt.step(new Map(), 0.1)).toThrow(/gradient/);
     expect(() => opt.step(new Map([['w', new Float32Array(3)]]), 0.1)).toThrow(/gradient/);
-  });
-});
-
-describe('SGD with momentum', () => {
-  it('matches a hand-computed heavy-ball update with coupled weight decay', () => {
-    const w = param(true);
-    const opt = new SgdMomentum([w], { momentum: 0.9, weightDecay: 0.01 });
-    opt.step(g1, 0.1);
-    // d = g + 0.01·w = [0.51, −0.12]; the first buffer is d: w = [1 − 0.051, −2 + 0.012].
-    expect(w.data[0]).toBeCloseTo(0.949, 6);
-    expect(w.data[1]).toBeCloseTo(-1.988, 6);
-    opt.step(g2, 0.1);
-    // d = [−0.5 + 0.00949, 0.2 − 0.01988] = [−0.49051, 0.18012]; buf = 0.9·[0.51, −0.12] + d = [−0.03151, 0.07212].
-    expect(w.data[0]).toBeCloseTo(0.952151, 6);
-    expect(w.data[1]).toBeCloseTo(-1.995212, 6);
-  });
-
-  it('applies the Nesterov look-ahead', () => {
-    const w = param(true);
-    const opt = new SgdMomentum([w], { momentum: 0.9, weightDecay: 0.01, nesterov: true });
-    opt.step(g1, 0.1);
-    // w −= 0.1·(d + 0.9·buf) with buf = d = [0.51, −0.12]: [1 − 0.0969, −2 + 0.0228].
-    expect(w.data[0]).toBeCloseTo(0.9031, 6);
-    expect(w.data[1]).toBeCloseTo(-1.9772, 6);
   });
 });
 

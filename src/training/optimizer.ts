@@ -47,7 +47,7 @@ export function warmupCosine(step: number, o: ScheduleOptions): number {
 
 export interface OptimizerState {
   step: number;
-  /** Per parameter: AdamW's first and second moments, or SGD's momentum buffer. */
+  /** Per parameter: AdamW's first and second moments. */
   buffers: Record<string, Float32Array[]>;
 }
 
@@ -140,40 +140,6 @@ export class AdamW extends BufferedOptimizer {
         m[i] = beta1 * m[i] + (1 - beta1) * g[i];
         v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
         w[i] = w[i] * shrink - (stepSize * m[i]) / (Math.sqrt(v[i]) / rootBc2 + eps);
-      }
-    }
-  }
-}
-
-export interface SgdOptions {
-  momentum?: number;
-  nesterov?: boolean;
-  /** Coupled L2, as PyTorch's SGD: g ← g + wd·p. */
-  weightDecay?: number;
-}
-
-/** SGD with (heavy-ball or Nesterov) momentum, PyTorch conventions: the first step's buffer is the gradient. */
-export class SgdMomentum extends BufferedOptimizer {
-  private readonly o: Required<SgdOptions>;
-
-  constructor(params: readonly Parameter[], options: SgdOptions = {}) {
-    super(params, 1);
-    this.o = { momentum: 0.9, nesterov: false, weightDecay: 0, ...options };
-  }
-
-  step(grads: Gradients, lr: number): void {
-    const { momentum, nesterov, weightDecay } = this.o;
-    const first = this.t === 0;
-    this.t++;
-    for (const p of this.params) {
-      const g = gradFor(grads, p);
-      const [buf] = this.buffers.get(p.name)!;
-      const w = p.data;
-      const wd = p.decay ? weightDecay : 0;
-      for (let i = 0; i < w.length; i++) {
-        const d = g[i] + wd * w[i];
-        buf[i] = first ? d : momentum * buf[i] + d;
-        w[i] -= lr * (nesterov ? d + momentum * buf[i] : buf[i]);
       }
     }
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { groupedStratifiedSplit, kFoldGroups, type SplitItem } from './split.js';
+import { groupedStratifiedSplit, type SplitItem } from './split.js';
 
 /** groupsPerCell[source][class] groups, each with `copies` items (sizes vary a little). */
 function makeItems(groupsPerCell: number[][], copies = 5): SplitItem[] {
@@ -100,29 +100,5 @@ describe('groupedStratifiedSplit', () => {
   it('rejects a fraction outside [0, 1)', () => {
     expect(() => groupedStratifiedSplit(items, { valFraction: 1, seed: 0 })).toThrow(RangeError);
     expect(groupedStratifiedSplit(items, { valFraction: 0, seed: 0 }).val).toEqual([]);
-  });
-});
-
-describe('kFoldGroups', () => {
-  const items = makeItems(cells);
-
-  it('puts every group in exactly one validation fold, balanced per class', () => {
-    const folds = kFoldGroups(items, { k: 5, seed: 3 });
-    expect(folds).toHaveLength(5);
-    const seen = new Map<number, number>();
-    for (const f of folds) {
-      expect(f.train.length + f.val.length).toBe(items.length);
-      for (const [g, sides] of groupSides(items, f)) expect(sides.size, g).toBe(1);
-      for (const i of f.val) seen.set(i, (seen.get(i) ?? 0) + 1);
-      // 40 groups of source 0 class 0 → 8 per fold.
-      expect(
-        new Set(
-          f.val.filter((i) => items[i].source === 0 && items[i].labelIndex === 0).map((i) => items[i].group),
-        ).size,
-      ).toBe(8);
-    }
-    expect(seen.size).toBe(items.length);
-    expect([...seen.values()].every((n) => n === 1)).toBe(true);
-    expect(kFoldGroups(items, { k: 5, seed: 3 })).toEqual(folds);
   });
 });

@@ -77,28 +77,3 @@ export function groupedStratifiedSplit(
   for (let i = 0; i < items.length; i++) (isVal[i] ? val : train).push(i);
   return { train, val };
 }
-
-/**
- * k folds for cross-validation: every group lands in exactly one fold's validation side, and each
- * (source, class) deals its shuffled groups round-robin from a random start, so folds stay balanced
- * per class. A stratum with fewer than k groups leaves some folds without it.
- */
-export function kFoldGroups(items: SplitItem[], options: { k: number; seed: number }): Split[] {
-  const { k, seed } = options;
-  if (!Number.isInteger(k) || k < 2) throw new RangeError('k must be an integer ≥ 2.');
-  const { strata, members } = stratify(items);
-  const rand = seededRandom(seed);
-  const fold = new Int32Array(items.length);
-  for (const groups of strata.values()) {
-    const start = Math.floor(rand() * k);
-    shuffled(groups, rand).forEach((g, j) => {
-      for (const i of members.get(g)!) fold[i] = (start + j) % k;
-    });
-  }
-  return Array.from({ length: k }, (_, f) => {
-    const train: number[] = [];
-    const val: number[] = [];
-    for (let i = 0; i < items.length; i++) (fold[i] === f ? val : train).push(i);
-    return { train, val };
-  });
-}

@@ -1,44 +1,26 @@
-import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+/**
+ * Frozen-backbone training: cached backbone features of every image (and its augmented views), a softmax
+ * head with l2 chosen on grouped validation, calibration and the one-file model with its card.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join, relative, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { DatasetError } from '../errors.js';
-import { PREPROCESSING_VERSION } from '../imaging/preprocess.js';
 import { BACKBONE_ATTRIBUTION } from '../model/backbone.js';
 import { buildClassifierModel } from '../model/classifier-graph.js';
 import { FeatureExtractor, resolveBackbonePath } from '../model/feature-extractor.js';
-import { prepareImage, type Preprocessing } from '../model/inputs.js';
+import { prepareImage } from '../model/inputs.js';
 import type { ModelCard, TestTimeAugmentation } from '../model/types.js';
 import { scanDatasets, type Dataset } from './dataset.js';
 import { computeFeatures, type FeatureSet } from './feature-cache.js';
+import { writeAtomic } from './files.js';
 import { fitSoftmaxHead, foldStandardisation, headLogits, selectL2, type L2Score } from './head.js';
 import type { Metrics } from './metrics.js';
+import { cardHeader, INTENDED_USE, MODEL_LICENSE, preprocessingFor, trainingRecord } from './model-card.js';
 import { groupedStratifiedSplit } from './split.js';
 import { calibrateHeldOut } from './held-out.js';
 import { calibrateTestTimeViews } from './test-time.js';
 import { balanceWeights } from './weights.js';
-
-export const SOFTWARE_VERSION: string = JSON.parse(
-  readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
-).version;
-
-export const MODEL_LICENSE =
-  'Apache-2.0 (model weights derived from the Apache-2.0 MobileNetV2 checkpoint; see NOTICE)';
-export const INTENDED_USE =
-  'Decision support for research and teaching: suggests a white-blood-cell type with a calibrated probability. ' +
-  'Not a certified medical device; every result used for patient care must be confirmed by a qualified person.';
-
-/** The preprocessing a trained model records in its card (and serving repeats). */
-export function preprocessingFor(crop: 'whole' | 'cell', cropPadding: number): Preprocessing {
-  return {
-    version: PREPROCESSING_VERSION,
-    inputSize: 224,
-    crop,
-    cropPadding,
-    resize: 'sharp bilinear, fit=fill, to 224×224 (the same call in training and serving)',
-    normalization: '(pixel − 128) / 128 per RGB channel, NCHW',
-  };
-}
 
 /**
  * Decades from strong to weak regularisation: with few source photos per class, strong regularisation often
@@ -245,49 +227,4 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     failed: feats.failed,
     seconds: { features: featureSeconds, head: headSeconds, total: (performance.now() - t0) / 1000 },
   };
-}
-
-/** The first fields of every model card: identity, date, software, and the sha256 that binds it to its file. */
-export function cardHeader(
-  name: string,
-  classes: string[],
-  onnx: Uint8Array,
-): Pick<ModelCard, 'name' | 'version' | 'classes' | 'createdAt' | 'software' | 'modelFile' | 'modelSha256'> {
-  const now = new Date().toISOString();
-  return {
-    name,
-    version: now.slice(0, 10).replaceAll('-', '.'),
-    classes,
-    createdAt: now,
-    software: { name: 'hematovision', version: SOFTWARE_VERSION },
-    modelFile: 'model.onnx',
-    modelSha256: createHash('sha256').update(onnx).digest('hex'),
-  };
-}
-
-/** The card's `training` section: what the model was trained on. */
-export function trainingRecord(
-  ds: Dataset,
-  o: { seed: number; sourceWeights?: Record<string, number> },
-  augmentedViews: number,
-): ModelCard['training'] {
-  const counts: Record<string, Record<string, number>> = {};
-  for (const s of ds.sources) counts[s.name] = s.counts;
-  return {
-    counts,
-    augmentedViews,
-    seed: o.seed,
-    // Relative to where training ran: a card should not carry one machine's absolute paths.
-    sources: ds.sources.map((s) => ({
-      name: s.name,
-      path: relative(process.cwd(), s.path) || '.',
-      weight: o.sourceWeights?.[s.name] ?? 1,
-    })),
-  };
-}
-
-export function writeAtomic(path: string, data: Uint8Array): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
 }

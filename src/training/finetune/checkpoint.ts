@@ -4,16 +4,30 @@
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { HematoError } from '../errors.js';
-import type { ParamInfo } from '../model/net/spec.js';
-import type { EpochSummary } from './finetune.js';
-import type { L2Score } from './head.js';
-import type { OptimizerState } from './optimizer.js';
-import { writeAtomic } from './train.js';
+import { HematoError } from '../../errors.js';
+import type { ParamInfo } from '../../model/net/spec.js';
+import { writeAtomic } from '../files.js';
+import type { L2Score } from '../head.js';
+import type { OptimizerState } from '../optimizer.js';
+import type { ValidationScore } from './validator.js';
 
 /** Everything that must match for a resumed run to continue the same run. */
 export type RunConfig = Record<string, unknown> & { epochs: number };
 
+/** One epoch of the loop as reported and kept in the checkpoint's history. */
+export interface EpochSummary {
+  /** 0 is the starting point (frozen-backbone head), before any fine-tuning. */
+  epoch: number;
+  trainLoss: number | null;
+  trainAccuracy: number | null;
+  val: ValidationScore;
+  /** Backbone learning rate at the end of the epoch. */
+  lr: number | null;
+  seconds: number;
+  best: boolean;
+}
+
+/** Where the epoch loop stands: all of it is saved in the checkpoint after every epoch. */
 export interface LoopState {
   /** Completed epochs. */
   epoch: number;

@@ -21,7 +21,8 @@ import { scanDatasets, type DatasetItem } from '../src/training/dataset.js';
 import { familiarizeModel } from '../src/training/familiarize.js';
 import { reviewStats, type ReviewedAnswer } from '../src/training/review.js';
 import { groupedStratifiedSplit } from '../src/training/split.js';
-import { trainModel, writeAtomic } from '../src/training/train.js';
+import { writeAtomic } from '../src/training/files.js';
+import { trainModel } from '../src/training/train.js';
 
 const { values: args } = parseArgs({
   options: {

@@ -15,7 +15,8 @@ import { scanDatasets } from './dataset.js';
 import { computeFeatures } from './feature-cache.js';
 import { fitFamiliarity } from './familiarity.js';
 import { groupedStratifiedSplit } from './split.js';
-import { cardHeader, writeAtomic } from './train.js';
+import { writeAtomic } from './files.js';
+import { cardHeader } from './model-card.js';
 
 export interface FamiliarizeOptions {
   /** A model folder or model.onnx (its card beside it). */

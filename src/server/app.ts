@@ -9,6 +9,7 @@ import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
 import { HematoError, InvalidImageError } from '../errors.js';
 import { checkInput } from '../imaging/decode.js';
+import { differential } from '../model/differential.js';
 import { checkDomain } from '../model/domain.js';
 import type { ImagePrediction } from '../model/types.js';
 import type { HematoVision } from '../pipeline.js';
@@ -514,23 +515,6 @@ export function caseJson(c: StoredCase) {
     model: c.model,
     review: c.review,
   };
-}
-
-/**
- * Counts over every cell of every image; an image analysed without cells (whole-image model) counts its label
- * once, one with no label (no white cell found) not at all.
- */
-export function differential(classes: readonly string[], predictions: readonly ImagePrediction[]) {
-  const counts: Record<string, number> = Object.fromEntries(classes.map((c) => [c, 0]));
-  for (const p of predictions) {
-    const labels = p.cells.length > 0 ? p.cells.map((c) => c.label) : p.label !== null ? [p.label] : [];
-    for (const l of labels) counts[l] = (counts[l] ?? 0) + 1;
-  }
-  const total = Object.values(counts).reduce((a, b) => a + b, 0);
-  const percentages = Object.fromEntries(
-    Object.entries(counts).map(([k, n]) => [k, total === 0 ? 0 : (100 * n) / total]),
-  );
-  return { counts, percentages, total };
 }
 
 /** The stored content type comes from the bytes, never from the client's claim. */

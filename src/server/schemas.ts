@@ -176,13 +176,26 @@ export const sharedSchemas = [
     type: 'object',
     description:
       'White-cell differential over every cell of every image of the request (an image analysed without ' +
-      'cells counts its label once). Every class of the model is present; percentages sum to 100 unless ' +
-      'total is 0.',
-    required: ['counts', 'percentages', 'total'],
+      'cells counts its label once). Every class of the model is counted; white-cell percentages sum to 100 ' +
+      'unless total is 0; erythroblasts and platelets are counted beside them, per 100 white cells.',
+    required: ['counts', 'percentages', 'total', 'per100White'],
     properties: {
-      counts: { type: 'object', additionalProperties: { type: 'integer' } },
-      percentages: { type: 'object', additionalProperties: { type: 'number' } },
-      total: { type: 'integer' },
+      counts: {
+        type: 'object',
+        description: 'Cells of every class the model knows.',
+        additionalProperties: { type: 'integer' },
+      },
+      percentages: {
+        type: 'object',
+        description: 'Share of the white cells, per white-cell class.',
+        additionalProperties: { type: 'number' },
+      },
+      total: { type: 'integer', description: 'White cells counted (erythroblasts and platelets are not).' },
+      per100White: {
+        type: 'object',
+        description: 'Erythroblasts and platelets (when the model knows them) per 100 white cells.',
+        additionalProperties: { type: 'number' },
+      },
     },
   },
 ];

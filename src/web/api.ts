@@ -53,11 +53,8 @@ export interface CaseError {
 
 export type PredictItem = CaseResult | CaseError;
 
-export interface Differential {
-  counts: Record<string, number>;
-  percentages: Record<string, number>;
-  total: number;
-}
+export type { Differential } from '../model/differential.js';
+import type { Differential } from '../model/differential.js';
 
 export interface PredictResponse {
   cases: PredictItem[];

@@ -50,6 +50,13 @@ describe('format', () => {
     expect(rows[2].percent).toBeCloseTo(75);
     expect(rows.reduce((s, r) => s + r.percent, 0)).toBeCloseTo(100);
     expect(differentialRows({}, ['A']).map((r) => r.percent)).toEqual([0]);
+    // Erythroblasts and platelets are not white cells: counted beside the differential, not in its rows.
+    const eight = differentialRows({ neutrophil: 1, platelet: 5, erythroblast: 2 }, [
+      'neutrophil',
+      'erythroblast',
+      'platelet',
+    ]);
+    expect(eight).toEqual([{ label: 'neutrophil', count: 1, percent: 100 }]);
   });
 
   it('orders probabilities by the model card, unknown classes last', () => {

@@ -1,4 +1,5 @@
 /** Pure formatting helpers, kept apart from the DOM so they can be unit-tested in Node. */
+import { NOT_WHITE_CELLS } from '../model/differential.js';
 
 /** No-break space: "87.3 %" must never wrap between number and sign. */
 export const NBSP = '\u00a0';
@@ -52,7 +53,10 @@ export interface DifferentialRow {
  * Percentages are recomputed from the counts so the table always adds up to its total.
  */
 export function differentialRows(counts: Record<string, number>, classes: string[]): DifferentialRow[] {
-  const order = [...classes, ...Object.keys(counts).filter((c) => !classes.includes(c))];
+  // White cells only: erythroblasts and platelets are reported beside the differential, not in it.
+  const order = [...classes, ...Object.keys(counts).filter((c) => !classes.includes(c))].filter(
+    (c) => !NOT_WHITE_CELLS.includes(c),
+  );
   const total = order.reduce((sum, c) => sum + (counts[c] ?? 0), 0);
   return order.map((label) => {
     const count = counts[label] ?? 0;

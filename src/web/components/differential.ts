@@ -38,7 +38,7 @@ export function differentialSection(
     foot: h(
       'tr',
       null,
-      h('th', { scope: 'row' }, 'Total classified'),
+      h('th', { scope: 'row' }, 'White cells classified'),
       h('td', { class: 'num', 'data-total': String(total) }, String(total)),
       h('td', { class: 'num' }, total > 0 ? formatPercent(1) : '—'),
     ),
@@ -52,12 +52,29 @@ export function differentialSection(
   if (summary.noCell) notes.push(`${summary.noCell} without a located white cell`);
   if (summary.rejected) notes.push(`${summary.rejected} rejected`);
 
+  // Erythroblasts and platelets, when the model knows them: counted beside the differential, per 100 white cells.
+  const others = Object.entries(diff.per100White ?? {});
+  const beside =
+    others.length > 0
+      ? h(
+          'p',
+          { class: 'differential__others' },
+          'Not white cells, counted beside: ',
+          others
+            .map(
+              ([c, per]) =>
+                `${displayLabel(c)} ${diff.counts[c] ?? 0} (${per.toFixed(1)} per 100 white cells)`,
+            )
+            .join(' · '),
+        )
+      : null;
   const root = h(
     'section',
     { class: 'panel differential', 'aria-labelledby': headingId },
     h('h2', { id: headingId }, 'Differential count'),
     h('p', { class: 'muted' }, `${notes.join(' · ')}. Every located white cell is counted once.`),
     h('div', { class: 'differential__body' }, table, h('div', { class: 'differential__chart' }, canvas)),
+    beside,
   );
 
   const chart = new Chart(canvas, {

@@ -30,9 +30,8 @@ export async function renderHeatmapPng(img: RgbImage, regions: CamRegion[], maxS
           .toBuffer();
   const heat = new Float32Array(w * h);
   for (const r of regions) paintCam(heat, w, h, r, scale);
-  const out = Buffer.from(base.buffer, base.byteOffset, base.length);
-  const copy = Buffer.alloc(out.length);
-  out.copy(copy);
+  // A copy: the caller's image (base, when not resized) stays untouched.
+  const out = Buffer.from(base);
   for (let i = 0; i < w * h; i++) {
     const t = heat[i];
     if (t <= 0) continue;
@@ -40,9 +39,9 @@ export async function renderHeatmapPng(img: RgbImage, regions: CamRegion[], maxS
     const q = Math.min(255, (t * 255) | 0);
     const a = RAMP_ALPHA[q];
     const j = i * 3;
-    copy[j] = copy[j] + (RAMP[q * 3] - copy[j]) * a;
-    copy[j + 1] = copy[j + 1] + (RAMP[q * 3 + 1] - copy[j + 1]) * a;
-    copy[j + 2] = copy[j + 2] + (RAMP[q * 3 + 2] - copy[j + 2]) * a;
+    out[j] = out[j] + (RAMP[q * 3] - out[j]) * a;
+    out[j + 1] = out[j + 1] + (RAMP[q * 3 + 1] - out[j + 1]) * a;
+    out[j + 2] = out[j + 2] + (RAMP[q * 3 + 2] - out[j + 2]) * a;
   }
   for (const r of regions) if (r.box) outline(out, w, h, r.box, scale);
   return sharp(out, { raw: { width: w, height: h, channels: 3 } })

@@ -557,6 +557,39 @@ describe('cases', () => {
     }
   });
 
+  it('filters by needsReview, and refuses unknown query parameters instead of ignoring them', async () => {
+    await start();
+    const [n1] = await seed();
+    // Grey: low confidence in the fake pipeline.
+    const grey = (
+      (await predict([{ name: 'g.jpg', bytes: await solidJpeg(16, 16, [128, 128, 128]) }])).json() as {
+        cases: CaseBody[];
+      }
+    ).cases[0];
+    expect(grey.needsReview).toBe(true);
+    const flagged = (await app.inject(`${API}/cases?needsReview=true`)).json() as {
+      cases: CaseBody[];
+      total: number;
+    };
+    expect(flagged.cases.map((c) => c.id)).toEqual([grey.id]);
+    const fine = (await app.inject(`${API}/cases?needsReview=false`)).json() as {
+      cases: CaseBody[];
+      total: number;
+    };
+    expect(fine.total).toBe(3);
+    expect(fine.cases.map((c) => c.id)).toContain(n1.id);
+    const csv = parseCsv((await app.inject(`${API}/cases.csv?needsReview=true`)).body);
+    expect(csv.slice(1).map((r) => r[0])).toEqual([grey.id]);
+    for (const url of [
+      `${API}/cases?needsreview=true`,
+      `${API}/cases?labels=x`,
+      `${API}/cases.csv?sort=label`,
+    ]) {
+      const res = await app.inject(url);
+      expect([url, res.statusCode, errorOf(res).error]).toEqual([url, 400, 'invalid_request']);
+    }
+  });
+
   it('keeps the review beside the prediction, with its history', async () => {
     await start();
     const [n1] = await seed();

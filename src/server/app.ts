@@ -87,7 +87,11 @@ async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyI
   const webDir = resolve(options.webDir ?? join(REPO_ROOT, 'dist/web'));
   const classes = vision.card.classes;
 
-  const app = Fastify({ logger: options.logger ?? false });
+  // Unknown query parameters are refused (400), not silently dropped: a misspelt filter must not return everything.
+  const app = Fastify({
+    logger: options.logger ?? false,
+    ajv: { customOptions: { removeAdditional: false } },
+  });
   app.decorate('caseStore', store);
   app.addHook('onClose', async () => store.close());
 

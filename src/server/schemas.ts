@@ -214,6 +214,10 @@ const caseIdParams = {
 const caseFilter = {
   label: { type: 'string', minLength: 1, maxLength: 200, description: "The model's predicted label." },
   reviewed: { type: 'boolean', description: 'true: reviewed at least once; false: never reviewed.' },
+  needsReview: {
+    type: 'boolean',
+    description: 'true: the image or any of its cells needs review; false: none of them does.',
+  },
 } as const;
 
 const binary = { type: 'string', format: 'binary' } as const;
@@ -294,6 +298,7 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
       tags: ['cases'],
       querystring: {
         type: 'object',
+        additionalProperties: false,
         properties: { tta: { type: 'boolean', description: 'Test-time augmentation for this request.' } },
       },
       body: {
@@ -328,6 +333,7 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
       tags: ['cases'],
       querystring: {
         type: 'object',
+        additionalProperties: false,
         properties: {
           ...caseFilter,
           limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 },
@@ -350,7 +356,7 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
     casesCsv: {
       summary: 'Every matching case as CSV (one row per case, one column per class probability)',
       tags: ['cases'],
-      querystring: { type: 'object', properties: { ...caseFilter } },
+      querystring: { type: 'object', additionalProperties: false, properties: { ...caseFilter } },
       response: {
         200: { description: 'RFC 4180 CSV, UTF-8', content: { 'text/csv': { schema: { type: 'string' } } } },
         ...errors,

@@ -73,6 +73,8 @@ export interface CaseFilter {
   label?: string;
   /** true: reviewed at least once; false: never reviewed. */
   reviewed?: boolean;
+  /** true: the image or any of its cells needs review (older rows: read from their cells too). */
+  needsReview?: boolean;
 }
 
 interface Migration {
@@ -628,6 +630,11 @@ function whereClause(filter: CaseFilter): { where: string; params: Record<string
   }
   if (filter.reviewed !== undefined) {
     conds.push(`${filter.reviewed ? '' : 'NOT '}EXISTS (SELECT 1 FROM reviews WHERE case_id = c.id)`);
+  }
+  if (filter.needsReview !== undefined) {
+    // Rows stored before review reasons flagged the image by its first cell only: ask the cells too.
+    const flagged = `(c.needs_review = 1 OR EXISTS (SELECT 1 FROM json_each(c.cells) WHERE json_extract(value, '$.needsReview') = 1))`;
+    conds.push(filter.needsReview ? flagged : `NOT ${flagged}`);
   }
   return { where: conds.length ? `WHERE ${conds.join(' AND ')}` : '', params };
 }

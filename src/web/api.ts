@@ -72,6 +72,7 @@ export interface Health {
 export interface CaseQuery {
   label?: string;
   reviewed?: 'true' | 'false';
+  needsReview?: 'true' | 'false';
   limit?: number;
   offset?: number;
 }

@@ -51,7 +51,9 @@ export function renderHistory(main: HTMLElement, ctx: AppContext, query: URLSear
   const reviewed = reviewedRaw === 'true' || reviewedRaw === 'false' ? reviewedRaw : undefined;
   const limit = Math.min(100, Math.max(1, Number(query.get('limit')) || PAGE_SIZE));
   const offset = Math.max(0, Math.floor(Number(query.get('offset')) || 0));
-  const filters: CaseQuery = { label: label || undefined, reviewed };
+  const flagRaw = query.get('needsReview');
+  const needsReview = flagRaw === 'true' || flagRaw === 'false' ? flagRaw : undefined;
+  const filters: CaseQuery = { label: label || undefined, reviewed, needsReview };
 
   const labelSelect = h(
     'select',
@@ -66,11 +68,19 @@ export function renderHistory(main: HTMLElement, ctx: AppContext, query: URLSear
     h('option', { value: 'true', selected: reviewed === 'true' }, 'Reviewed'),
     h('option', { value: 'false', selected: reviewed === 'false' }, 'Not reviewed'),
   );
+  const flagSelect = h(
+    'select',
+    { id: 'filter-needs-review', name: 'needsReview' },
+    h('option', { value: '' }, 'All'),
+    h('option', { value: 'true', selected: needsReview === 'true' }, 'Needs review'),
+    h('option', { value: 'false', selected: needsReview === 'false' }, 'No flag'),
+  );
   const filterForm = h(
     'form',
     { class: 'filters', role: 'search', 'aria-label': 'Filter cases' },
     h('div', { class: 'field' }, h('label', { for: 'filter-label' }, 'Predicted class'), labelSelect),
     h('div', { class: 'field' }, h('label', { for: 'filter-reviewed' }, 'Review status'), reviewedSelect),
+    h('div', { class: 'field' }, h('label', { for: 'filter-needs-review' }, 'Model flag'), flagSelect),
     h(
       'div',
       { class: 'filters__actions' },
@@ -83,6 +93,7 @@ export function renderHistory(main: HTMLElement, ctx: AppContext, query: URLSear
     location.hash = historyHref({
       label: labelSelect.value,
       reviewed: reviewedSelect.value,
+      needsReview: flagSelect.value,
       limit: query.get('limit') ?? undefined,
     });
   });
@@ -116,7 +127,13 @@ export function renderHistory(main: HTMLElement, ctx: AppContext, query: URLSear
       const { cases, total } = await api.listCases({ ...filters, limit, offset });
       if (cancelled) return;
       const pageHref = (o: number) =>
-        historyHref({ label, reviewed, limit: query.get('limit') ?? undefined, offset: Math.max(0, o) });
+        historyHref({
+          label,
+          reviewed,
+          needsReview,
+          limit: query.get('limit') ?? undefined,
+          offset: Math.max(0, o),
+        });
       const prevDisabled = offset <= 0;
       const nextDisabled = offset + cases.length >= total;
       const pager = h(

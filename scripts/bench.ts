@@ -7,6 +7,7 @@
  *   npm run bench -- --compare M  also score another model (e.g. a whole-image one) on Kaggle TEST
  */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, relative, resolve } from 'node:path';
@@ -15,6 +16,7 @@ import { decodeImage } from '../src/imaging/decode.js';
 import { locateCells } from '../src/imaging/locate.js';
 import { analyzeBatch, analyzeImage } from '../src/model/analyzer.js';
 import { Classifier, DEFAULT_MODEL_PATH } from '../src/model/classifier.js';
+import { withoutFamiliarity } from '../src/model/familiarity-graph.js';
 import { FeatureExtractor, resolveBackbonePath } from '../src/model/feature-extractor.js';
 import { prepareImage, writeInput } from '../src/model/inputs.js';
 import { evaluateModel } from '../src/training/evaluate.js';
@@ -89,10 +91,14 @@ async function main(): Promise<void> {
   // Warm up both paths.
   for (const b of buffers.slice(0, 10)) await analyzeImage(classifier, b);
 
+  // The same model without its familiarity outputs, to show what the review scores cost.
+  const plain = classifier.familiar ? await plainCopy() : null;
+
   // Single image, file to result, and in the same run its parts: decode alone and ORT on a ready tensor.
   const full: number[] = [];
   const decode: number[] = [];
   const ort: number[] = [];
+  const ortPlain: number[] = [];
   const s = prep.inputSize;
   for (let i = 0; i < files.length; i++) {
     let t = performance.now();
@@ -108,7 +114,13 @@ async function main(): Promise<void> {
     t = performance.now();
     await classifier.run(x, n);
     ort.push(performance.now() - t);
+    if (plain) {
+      t = performance.now();
+      await plain.run(x, n);
+      ortPlain.push(performance.now() - t);
+    }
   }
+  await plain?.close();
   // Test-time augmentation (8 views per cell), the same images in the same run.
   const withTta: number[] = [];
   if (classifier.hasTta)
@@ -125,6 +137,10 @@ async function main(): Promise<void> {
   log(`| predict, file to result | ${ms(q(full, 0.5))} | ${ms(q(full, 0.95))} |`);
   log(`| decode only (sharp, full size) | ${ms(q(decode, 0.5))} | ${ms(q(decode, 0.95))} |`);
   log(`| ORT on a ready tensor | ${ms(q(ort, 0.5))} | ${ms(q(ort, 0.95))} |`);
+  if (ortPlain.length)
+    log(
+      `| ORT, the same model without its familiarity outputs | ${ms(q(ortPlain, 0.5))} | ${ms(q(ortPlain, 0.95))} |`,
+    );
   if (withTta.length)
     log(
       `| predict with test-time augmentation (8 views), file to result | ${ms(q(withTta, 0.5))} | ${ms(q(withTta, 0.95))} |`,
@@ -133,6 +149,11 @@ async function main(): Promise<void> {
   log(
     `Ratio predict p50 / (decode p50 + ORT p50) = **${(q(full, 0.5) / base).toFixed(2)}×** (target ≤ 1.5×; predict p50 target ≤ 20 ms).`,
   );
+  if (ortPlain.length)
+    log(
+      `The familiarity outputs (review reasons unfamiliar_cell / unfamiliar_image) cost ORT p50 ` +
+        `${(q(ort, 0.5) / q(ortPlain, 0.5)).toFixed(2)}× the model without them.`,
+    );
   if (withTta.length)
     log(
       `With test-time augmentation (opt-in: \`--tta\`, \`TTA=1\`): predict p50 ${(q(withTta, 0.5) / q(full, 0.5)).toFixed(1)}× the default's.`,
@@ -336,6 +357,18 @@ async function httpLoad(
 }
 
 /** Kaggle TEST is read here, for the final report only: nothing is trained, tuned or chosen on it. */
+/** The bundled model with its familiarity outputs stripped, written with a matching card to a temp folder. */
+async function plainCopy(): Promise<Classifier> {
+  const dir = mkdtempSync(join(tmpdir(), 'hv-bench-plain-'));
+  const bytes = withoutFamiliarity(readFileSync(DEFAULT_MODEL_PATH));
+  const card = JSON.parse(readFileSync(DEFAULT_MODEL_PATH.replace(/\.onnx$/, '.json'), 'utf8'));
+  delete card.familiarity;
+  card.modelSha256 = createHash('sha256').update(bytes).digest('hex');
+  writeFileSync(join(dir, 'model.onnx'), bytes);
+  writeFileSync(join(dir, 'model.json'), JSON.stringify(card));
+  return Classifier.load(dir);
+}
+
 async function accuracySection(kaggleTest: string): Promise<void> {
   const models = [DEFAULT_MODEL_PATH];
   process.argv.forEach((a, i) => {

@@ -11,6 +11,22 @@ export interface FamiliarityReferences {
   image: GaussianReference;
 }
 
+const BASE_OUTPUTS = [
+  OUTPUTS.probabilities,
+  OUTPUTS.logits,
+  OUTPUTS.cam,
+  OUTPUTS.features,
+  OUTPUTS.featureMap,
+];
+const PREFIX = 'familiarity/';
+
+/** The same model without its familiarity outputs (what they cost is measured against it: scripts/bench.ts). */
+export function withoutFamiliarity(model: Uint8Array): Uint8Array {
+  return new GraphBuilder('hematovision_familiarity', 13, PREFIX).mergeInto(model, {
+    keepOutputs: BASE_OUTPUTS,
+  });
+}
+
 /**
  * Adds (or replaces) the familiarity outputs `cell_distance` and `image_distance` of a classifier model:
  * its nodes carry their own prefix, so a second call replaces the first and the head is left untouched.
@@ -18,7 +34,7 @@ export interface FamiliarityReferences {
 export function appendFamiliarity(model: Uint8Array, refs: FamiliarityReferences): Uint8Array {
   const meta = readMetadata(model);
   const d = (meta['hematovision.feature_dims'] ?? '').split(',').reduce((a, b) => a + Number(b), 0);
-  const g = new GraphBuilder('hematovision_familiarity', 13, 'familiarity/');
+  const g = new GraphBuilder('hematovision_familiarity', 13, PREFIX);
   for (const [ref, out] of [
     [refs.cell, OUTPUTS.cellDistance],
     [refs.image, OUTPUTS.imageDistance],
@@ -28,9 +44,7 @@ export function appendFamiliarity(model: Uint8Array, refs: FamiliarityReferences
     appendReferenceDistance(g, OUTPUTS.features, ref, out);
     g.output(out, ['N']);
   }
-  return g.mergeInto(model, {
-    keepOutputs: [OUTPUTS.probabilities, OUTPUTS.logits, OUTPUTS.cam, OUTPUTS.features, OUTPUTS.featureMap],
-  });
+  return g.mergeInto(model, { keepOutputs: BASE_OUTPUTS });
 }
 
 /**

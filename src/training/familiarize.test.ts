@@ -11,7 +11,9 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { analyzeImage } from '../model/analyzer.js';
 import { Classifier, DEFAULT_MODEL_PATH } from '../model/classifier.js';
+import { withoutFamiliarity } from '../model/familiarity-graph.js';
 import { resolveBackbonePath } from '../model/feature-extractor.js';
+import { OnnxSession } from '../model/onnx/runtime.js';
 import type { ModelCard } from '../model/types.js';
 import { FOUR_CLASSES, hasPbc, PBC, pbcFiles, writeLabelledFolder } from '../testing/cells.js';
 import { SHARED } from '../testing/shared.js';
@@ -69,6 +71,22 @@ describe.skipIf(!!SKIP)(`familiarity round trip${SKIP ? ` — skipped: ${SKIP}` 
     // Each check alone flags about 1 − its quantile of validation images: a handful at most here.
     expect(f.validation!.reviewRate).toBeLessThanOrEqual(0.15);
     expect(classifier.familiar).toBe(true);
+  });
+
+  it('can be stripped again, leaving the classifier outputs untouched', async () => {
+    const bytes = readFileSync(join(out, 'model.onnx'));
+    const names = async (b: Uint8Array) => {
+      const s = await OnnxSession.create(b);
+      const n = [...s.outputNames].sort();
+      await s.close();
+      return n;
+    };
+    const stripped = withoutFamiliarity(bytes);
+    expect(await names(bytes)).toContain('cell_distance');
+    expect(await names(stripped)).toEqual(
+      (await names(bytes)).filter((n) => n !== 'cell_distance' && n !== 'image_distance'),
+    );
+    expect(stripped.length).toBeLessThan(bytes.length);
   });
 
   it('scores unseen cells of the trained lab and classes as familiar, mostly', async () => {

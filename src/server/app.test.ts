@@ -714,6 +714,11 @@ describe('cases', () => {
       'id',
       'file',
       'createdAt',
+      'cell',
+      'x',
+      'y',
+      'width',
+      'height',
       'label',
       'confidence',
       'needsReview',
@@ -722,6 +727,8 @@ describe('cases', () => {
       'p_lymphocyte',
       'p_monocyte',
       'p_neutrophil',
+      'imageLabel',
+      'imageNeedsReview',
       'reviewLabel',
       'reviewer',
       'reviewedAt',
@@ -750,6 +757,25 @@ describe('cases', () => {
     expect(byId[d.id]).toMatchObject({ file: "'=cmd.jpg", label: 'monocyte', reviewLabel: '', reviewer: '' });
     const filtered = parseCsv((await app.inject(`${API}/cases.csv?reviewed=true`)).body);
     expect(filtered.slice(1).map((r) => r[0])).toEqual([c.id]);
+
+    // A field with two cells is two rows: each cell's own box, label, flag and probabilities.
+    const field = (
+      (await predict([{ name: 'field.png', bytes: await solidPng(120, 80, [128, 128, 128]) }])).json() as {
+        cases: CaseBody[];
+      }
+    ).cases[0];
+    const all = parseCsv((await app.inject(`${API}/cases.csv`)).body);
+    const cells = all
+      .slice(1)
+      .filter((r) => r[0] === field.id)
+      .map((r) => Object.fromEntries(all[0].map((h, i) => [h, r[i]])));
+    expect(
+      cells.map((r) => [r.cell, r.x, r.label, r.needsReview, r.reviewReasons, r.imageNeedsReview]),
+    ).toEqual([
+      ['1', '0', 'eosinophil', 'true', 'low_confidence', 'true'],
+      ['2', '50', 'lymphocyte', 'false', '', 'true'],
+    ]);
+    expect(Number(cells[1].p_lymphocyte)).toBeCloseTo(0.8, 6);
   });
 
   it('keeps cases and reviews across a restart', async () => {

@@ -11,7 +11,8 @@ import { HematoError, InvalidImageError } from '../errors.js';
 import { checkInput } from '../imaging/decode.js';
 import { differential } from '../model/differential.js';
 import { checkDomain } from '../model/domain.js';
-import type { ImagePrediction } from '../model/types.js';
+import type { Box } from '../imaging/types.js';
+import type { ImagePrediction, Prediction } from '../model/types.js';
 import type { HematoVision } from '../pipeline.js';
 import { csvRow, type CsvValue } from './csv.js';
 import { routeSchemas, sharedSchemas } from './schemas.js';
@@ -266,15 +267,24 @@ async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyI
     async (request, reply) => {
       const known = new Set(classes);
       const probClasses = [...classes, ...store.probabilityClasses().filter((c) => !known.has(c))];
+      // One row per located cell (a field's second cell is a row of its own); an image without cells (none
+      // found, or a whole-image model) is one row with the cell columns empty.
       const header = [
         'id',
         'file',
         'createdAt',
+        'cell',
+        'x',
+        'y',
+        'width',
+        'height',
         'label',
         'confidence',
         'needsReview',
         'reviewReasons',
         ...probClasses.map((c) => `p_${c}`),
+        'imageLabel',
+        'imageNeedsReview',
         'reviewLabel',
         'reviewer',
         'reviewedAt',
@@ -286,24 +296,41 @@ async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyI
       const textColumns = new Set(['file', 'reviewer', 'note'].map((h) => header.indexOf(h)));
       const lines = [csvRow(header)];
       for (const c of store.iterate(request.query)) {
-        const row: CsvValue[] = [
-          c.id,
-          c.file,
-          c.createdAt,
-          c.label,
-          c.confidence,
-          c.needsReview,
-          c.reviewReasons.join(' '),
-          ...probClasses.map((k) => c.probabilities[k]),
-          c.review?.label,
-          c.review?.reviewer,
-          c.review?.reviewedAt,
-          c.review?.note,
-          c.model.name,
-          c.model.version,
-          c.model.tta,
-        ];
-        lines.push(csvRow(row, textColumns));
+        const rows: {
+          index: number | null;
+          box: Box | null;
+          p: Omit<Prediction, 'label'> & { label: string | null };
+        }[] =
+          c.cells.length > 0
+            ? c.cells.map((cell, i) => ({ index: i + 1, box: cell.box, p: cell }))
+            : [{ index: null, box: null, p: c }];
+        for (const { index, box, p } of rows) {
+          const row: CsvValue[] = [
+            c.id,
+            c.file,
+            c.createdAt,
+            index,
+            box?.x,
+            box?.y,
+            box?.width,
+            box?.height,
+            p.label,
+            p.confidence,
+            p.needsReview,
+            p.reviewReasons.join(' '),
+            ...probClasses.map((k) => p.probabilities[k]),
+            c.label,
+            c.needsReview,
+            c.review?.label,
+            c.review?.reviewer,
+            c.review?.reviewedAt,
+            c.review?.note,
+            c.model.name,
+            c.model.version,
+            c.model.tta,
+          ];
+          lines.push(csvRow(row, textColumns));
+        }
       }
       return reply
         .type('text/csv; charset=utf-8')

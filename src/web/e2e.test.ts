@@ -21,6 +21,7 @@ import { DEFAULT_MODEL_PATH } from '../model/classifier.js';
 import { pipeline, type HematoVision } from '../pipeline.js';
 import { buildApp } from '../server/app.js';
 import type { CaseResult, PredictResponse } from './api.js';
+import { REASON_TEXT } from './components/review.js';
 import { displayLabel, formatPercent, NBSP } from './format.js';
 import { scoreText } from './practice.js';
 
@@ -146,6 +147,9 @@ describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () 
     if (c.label !== null) {
       expect(await card.textContent()).toContain(formatPercent(c.confidence));
       expect(await card.locator('.badge--review').count()).toBe(c.needsReview ? 1 : 0);
+      // The badge says why, in words.
+      for (const r of c.reviewReasons)
+        expect(await card.locator('.badge--review').textContent()).toContain(REASON_TEXT[r]);
     }
     // One outline per located cell, drawn over the loaded image.
     await expect.poll(() => card.locator('.cell-box').count()).toBe(c.cells.length);
@@ -535,6 +539,29 @@ describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () 
     await expect
       .poll(() => page.locator('.page-head .muted').textContent())
       .toContain('with test-time augmentation (8 views per cell)');
+  });
+
+  it('explains the model on the About page: classes, training counts, validation, what it flags', async () => {
+    await page.goto(`${base}#/about`);
+    const card = vision.card;
+    await expect
+      .poll(() => page.locator('#about-identity').textContent())
+      .toBe(`${card.name} ${card.version}`);
+    const text = (await page.locator('.about').textContent()) ?? '';
+    for (const c of card.classes) expect(text).toContain(displayLabel(c));
+    expect(text).toContain(card.modelSha256);
+    expect(text).toContain(formatPercent(card.validation.accuracy));
+    expect(text).toContain(card.intendedUse);
+    // One row per training source, one column per class.
+    expect(await page.locator('.about__counts tbody tr').count()).toBe(
+      Object.keys(card.training.counts).length,
+    );
+    expect(await page.locator('.about__counts thead th').count()).toBe(card.classes.length + 1);
+    expect(text).toContain(
+      card.familiarity ? 'unlike the cell types it knows' : 'This model has no familiarity checks',
+    );
+    expect(await page.locator('.site-nav a[data-route="about"]').getAttribute('aria-current')).toBe('page');
+    await page.screenshot({ path: path.join(shotDir, 'about.png'), fullPage: true });
   });
 
   it('logged no browser error (CSP violations included)', () => {

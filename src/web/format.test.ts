@@ -73,6 +73,7 @@ describe('router', () => {
   it('parses hash routes', () => {
     expect(parseHash('')).toEqual({ name: 'analyse' });
     expect(parseHash('#/')).toEqual({ name: 'analyse' });
+    expect(parseHash('#/about')).toEqual({ name: 'about' });
     const history = parseHash('#/history?label=NEUTROPHIL&offset=20');
     expect(history.name).toBe('history');
     if (history.name === 'history') {

@@ -4,6 +4,7 @@ import type { AppContext, ViewHandle } from './context.js';
 import { parseHash, type Route } from './router.js';
 import { announce, clearStatus, errorMessage, initStatus } from './status.js';
 import { h, replaceChildren } from './dom.js';
+import { renderAbout } from './views/about.js';
 import { renderAnalyse } from './views/analyse.js';
 import { renderCase } from './views/case.js';
 import { renderHistory } from './views/history.js';
@@ -22,6 +23,7 @@ const TITLES: Record<Route['name'], string> = {
   history: 'Case history',
   case: 'Case',
   practice: 'Practice',
+  about: 'About the model',
   notFound: 'Page not found',
 };
 
@@ -49,6 +51,9 @@ function render(): void {
       break;
     case 'practice':
       current = renderPractice(main, ctx);
+      break;
+    case 'about':
+      current = renderAbout(main, ctx);
       break;
     default:
       replaceChildren(

@@ -5,6 +5,7 @@ export type Route =
   | { name: 'history'; query: URLSearchParams }
   | { name: 'case'; id: string }
   | { name: 'practice' }
+  | { name: 'about' }
   | { name: 'notFound'; path: string };
 
 export function parseHash(hash: string): Route {
@@ -14,6 +15,7 @@ export function parseHash(hash: string): Route {
   if (path === '/' || path === '') return { name: 'analyse' };
   if (path === '/history') return { name: 'history', query };
   if (path === '/practice') return { name: 'practice' };
+  if (path === '/about') return { name: 'about' };
   const caseMatch = /^\/cases\/([^/]+)$/.exec(path);
   if (caseMatch) return { name: 'case', id: decodeURIComponent(caseMatch[1]) };
   return { name: 'notFound', path };

@@ -422,6 +422,19 @@ describe('POST /predict', () => {
     const res = await predict([{ name: 'big.jpg', bytes: await noisyJpeg(64, 64) }]);
     expect(res.statusCode).toBe(413);
     expect(errorOf(res)).toEqual({ error: 'file_too_large', message: expect.stringContaining('at most') });
+    // In a batch, the oversize file is refused by name and the others are analysed.
+    const mixed = await predict([
+      { name: 'small.jpg', bytes: await solidJpeg(16, 16, [220, 30, 30]) },
+      { name: 'big.jpg', bytes: await noisyJpeg(64, 64) },
+    ]);
+    expect(mixed.statusCode).toBe(200);
+    const items = (mixed.json() as { cases: ({ file: string; error?: string; label?: string } & object)[] })
+      .cases;
+    expect(items.map((c) => [c.file, c.error ?? c.label])).toEqual([
+      ['small.jpg', 'neutrophil'],
+      ['big.jpg', 'file_too_large'],
+    ]);
+    expect(await tmpFilesAfterReply()).toEqual([]);
     await app.close();
 
     await start();

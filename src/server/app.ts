@@ -123,6 +123,8 @@ async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyI
     },
   });
   await app.register(multipart, {
+    // An oversize file is kept truncated and refused alone (predict), so the rest of its batch goes on.
+    throwFileSizeLimit: false,
     limits: { fileSize: maxFileBytes, files: maxFiles, fields: 20, parts: maxFiles + 20 },
   });
   for (const schema of sharedSchemas) app.addSchema(schema);
@@ -184,6 +186,7 @@ async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyI
       let keptBytes = 0;
       for (const [index, f] of files.entries()) {
         try {
+          if (f.truncated) throw fileTooLarge(maxFileBytes);
           const bytes = await readFile(f.filepath);
           const head = await checkInput(bytes);
           sized.push({ index, pixels: head.width * head.height });
@@ -440,6 +443,8 @@ async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyI
 interface ReceivedFile {
   name: string;
   filepath: string;
+  /** Cut at the size limit: refused without being read. */
+  truncated: boolean;
 }
 
 /** Streams the upload to temp files (removed after the reply) and checks field name and count. */
@@ -487,7 +492,11 @@ async function receiveImages(
       400,
     );
   }
-  return saved.files.map((f, i) => ({ name: cleanFileName(f.filename, i), filepath: f.filepath }));
+  return saved.files.map((f, i) => ({
+    name: cleanFileName(f.filename, i),
+    filepath: f.filepath,
+    truncated: f.file.truncated,
+  }));
 }
 
 /** Consecutive runs within the pixel budget (an image over it goes alone), upload order kept. */
@@ -587,6 +596,12 @@ const STATUS_CODES: Record<number, string> = {
   429: 'too_many_requests',
 };
 
+/** The one refusal of an oversize file, for a whole request or one file of a batch. */
+function fileTooLarge(maxFileBytes: number): HematoError {
+  const mb = `${Math.round((maxFileBytes / (1024 * 1024)) * 10) / 10} MB`;
+  return new HematoError(`Each image must be at most ${mb}.`, 'file_too_large', 413);
+}
+
 /** Maps any error to {error, message}; only HematoError and Fastify's 4xx messages reach the client. */
 function errorReply(
   err: FastifyError,
@@ -608,10 +623,11 @@ function errorReply(
     const message = allowed ? `${err.message}: ${allowed.join(', ')}` : err.message;
     return { status: 400, body: { error: 'invalid_request', message } };
   }
-  const mb = `${Math.round((limits.maxFileBytes / (1024 * 1024)) * 10) / 10} MB`;
   switch (err.code) {
-    case 'FST_REQ_FILE_TOO_LARGE':
-      return { status: 413, body: { error: 'file_too_large', message: `Each image must be at most ${mb}.` } };
+    case 'FST_REQ_FILE_TOO_LARGE': {
+      const e = fileTooLarge(limits.maxFileBytes);
+      return { status: e.status, body: { error: e.code, message: e.message } };
+    }
     case 'FST_FILES_LIMIT':
       return {
         status: 413,

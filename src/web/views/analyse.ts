@@ -11,6 +11,7 @@ import {
 import { differentialSection } from '../components/differential.js';
 import { probabilityTable } from '../components/probabilities.js';
 import { confidenceLine } from '../components/review.js';
+import { screenUploads } from '../upload.js';
 import { specimen } from '../components/specimen.js';
 import type { AppContext, ViewHandle } from '../context.js';
 import { h, replaceChildren } from '../dom.js';
@@ -176,8 +177,19 @@ export function renderAnalyse(main: HTMLElement, ctx: AppContext): ViewHandle {
     );
   }
 
-  async function analyse(files: File[]): Promise<void> {
-    if (files.length === 0) return;
+  async function analyse(chosen: File[]): Promise<void> {
+    if (chosen.length === 0) return;
+    // Checked here first: a file the server would refuse is never sent over a slow link.
+    const { ok: files, refused } = screenUploads(chosen);
+    if (files.length === 0) {
+      replaceChildren(
+        results,
+        h('h2', { class: 'results__heading' }, 'Result'),
+        h('div', { class: 'result-grid' }, refused.map(errorCard)),
+      );
+      announce(`Nothing was sent: ${refused.map((r) => `${r.file}: ${r.message}`).join(' ')}`, 'error');
+      return;
+    }
     if (files.length > MAX_FILES) {
       announce(
         `At most ${MAX_FILES} images per batch; ${files.length} were chosen. Split them into smaller batches.`,
@@ -195,13 +207,15 @@ export function renderAnalyse(main: HTMLElement, ctx: AppContext): ViewHandle {
     results.setAttribute('aria-busy', 'true');
     announce(`Analysing ${files.length} image${files.length > 1 ? 's' : ''}…`, 'busy');
     try {
-      const response = await api.predict(files, { tta: tta.checked });
-      lastResult = { response, submitted: files.length };
-      if (results.isConnected) showResults(response, files.length);
+      const sent = await api.predict(files, { tta: tta.checked });
+      // Refused files keep their place in the list, as the server's own refusals do.
+      const response = { ...sent, cases: [...sent.cases, ...refused] };
+      lastResult = { response, submitted: chosen.length };
+      if (results.isConnected) showResults(response, chosen.length);
       const failed = response.cases.filter(isCaseError).length;
       const done = response.cases.length - failed;
       announce(
-        `Analysed ${done} of ${files.length} image${files.length > 1 ? 's' : ''}${failed ? `; ${failed} could not be read` : ''}.`,
+        `Analysed ${done} of ${chosen.length} image${chosen.length > 1 ? 's' : ''}${failed ? `; ${failed} could not be read` : ''}.`,
         failed ? 'error' : 'success',
       );
     } catch (err) {

@@ -1,8 +1,8 @@
 /**
- * The real `hematovision` command, run as a child process: bad input must end in one clear line on stderr,
- * a non-zero exit and no stack trace; machine-readable output (--json, --csv) must stay parseable.
+ * The `hematovision` command: bad input must end in one clear line on stderr, a non-zero exit and no stack
+ * trace; machine-readable output (--json, --csv) must stay parseable. Run in-process through the same
+ * program bin/hematovision.js runs; a few smoke tests at the end spawn the real command.
  */
-import { execFile } from 'node:child_process';
 import {
   copyFileSync,
   existsSync,
@@ -18,22 +18,16 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FOUR_CLASSES, discJpeg, hasPbc, PBC, truncatedJpeg, writeLabelledFolder } from '../testing/cells.js';
+import { expectCleanFailure, runCli, spawnCli, type CliRun } from '../testing/cli.js';
 import type { ModelCard } from '../model/types.js';
 import { REPO_ROOT } from '../testing/shared.js';
 
-const BIN = join(REPO_ROOT, 'bin', 'hematovision.js');
 const MODEL_DIR = join(REPO_ROOT, 'models');
 const hasModel = existsSync(join(MODEL_DIR, 'model.onnx')) && existsSync(join(MODEL_DIR, 'model.json'));
 
 if (!hasPbc) console.warn(`[cli] ${PBC} absent: using synthetic disc images instead of PBC cells`);
 if (!hasModel)
   console.warn(`[cli] SKIPPED the tests that run a model: ${MODEL_DIR}/model.onnx + model.json absent`);
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 // Two commands at a time (the tests run concurrently): the machine has two cores and other users.
 let running = 0;
@@ -49,32 +43,14 @@ async function slot<T>(f: () => Promise<T>): Promise<T> {
   }
 }
 
-/** `node bin/hematovision.js …` from the repository root; never rejects, so failures can be asserted on. */
-function hv(args: string[], timeout = 60_000): Promise<Run> {
-  return slot(() => run(args, timeout));
+/** `hematovision …` in-process; never rejects on errors meant for people, so they can be asserted on. */
+function hv(args: string[]): Promise<CliRun> {
+  return slot(() => runCli(args));
 }
 
-function run(args: string[], timeout: number): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { cwd: REPO_ROOT, timeout, maxBuffer: 64 << 20 },
-      (err, stdout, stderr) => {
-        // A timeout kills the child: code is then null, reported as -1 with the signal in stderr.
-        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-        resolve({ code, stdout, stderr: err?.signal ? `${stderr}\n[killed by ${err.signal}]` : stderr });
-      },
-    );
-  });
-}
-
-/** A failure meant for a person: non-zero exit, the message on stderr, no stack trace. */
-function expectCleanFailure(r: Run, message: RegExp): void {
-  expect(r.code, `stdout: ${r.stdout}\nstderr: ${r.stderr}`).not.toBe(0);
-  expect(r.code).toBeGreaterThan(0);
-  expect(r.stderr).toMatch(message);
-  expect(r.stderr).not.toContain('    at ');
+/** `node bin/hematovision.js …`, a real child process from the repository root. */
+function spawned(args: string[]): Promise<CliRun> {
+  return slot(() => spawnCli(args, 60_000));
 }
 
 let tmp: string;
@@ -107,6 +83,28 @@ beforeAll(async () => {
 
 afterAll(() => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+describe.concurrent('hematovision: help and usage errors', () => {
+  it('--help lists every command on stdout, exit 0', async () => {
+    const r = await hv(['--help']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^Usage: hematovision /);
+    for (const c of ['import-backbone', 'train', 'familiarize', 'evaluate', 'predict', 'locate-eval'])
+      expect(r.stdout).toMatch(new RegExp(`^  ${c} `, 'm'));
+  });
+
+  it("a missing argument: the error and the command's help on stderr, exit 1", async () => {
+    const r = await hv(['predict']);
+    expectCleanFailure(r, /^error: missing required argument 'paths'\n/);
+    expect(r.stderr).toMatch(/Usage: hematovision predict /);
+    expect(r.stdout).toBe('');
+  });
+
+  it('an unknown option, exit 1', async () => {
+    expectCleanFailure(await hv(['evaluate', '--bogus']), /^error: unknown option '--bogus'/);
+  });
 });
 
 describe.concurrent('hematovision: bad data folders', () => {
@@ -429,5 +427,30 @@ describe.skipIf(!hasModel)('hematovision evaluate', { concurrent: true }, () => 
     expect(r.stdout).toMatch(/basophil \(2\)/);
     expect(r.stdout).toMatch(/Skipped 1 non-image file/);
     expect(r.stderr).toMatch(/unreadable: .*zz-corrupt\.jpg/);
+  });
+});
+
+describe('bin/hematovision.js as a child process', { concurrent: true }, () => {
+  it('--help, exit 0', async () => {
+    const r = await spawned(['--help']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^Usage: hematovision /);
+    expect(r.stdout).toMatch(/^ {2}predict /m);
+  });
+
+  it.skipIf(!hasModel)('predict --json on one image, exit 0', async () => {
+    const r = await spawned(['predict', '--json', goodInBatch[0]]);
+    expect(r.code, r.stderr).toBe(0);
+    const rows = JSON.parse(r.stdout) as { file: string; label: string | null }[];
+    expect(rows).toHaveLength(1);
+    expect(rows[0].file).toBe(goodInBatch[0]);
+  });
+
+  it('a path that does not exist: the error printed once, exit 1', async () => {
+    const missing = join(tmp, 'nope.jpg');
+    const r = await spawned(['predict', missing]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(`error: No such file or folder: ${missing}\n`);
   });
 });

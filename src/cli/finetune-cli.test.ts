@@ -1,32 +1,11 @@
-/** `hematovision train --fine-tune` as a child process: clear failures, and a tiny real run end to end. */
-import { execFile } from 'node:child_process';
+/** `hematovision train --fine-tune`, run in-process: clear failures, and a tiny real run end to end. */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FOUR_CLASSES, hasPbc, writeLabelledFolder } from '../testing/cells.js';
-import { hasShared, REPO_ROOT, skipNote, TFLITE } from '../testing/shared.js';
-
-const BIN = join(REPO_ROOT, 'bin', 'hematovision.js');
-
-function hv(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { cwd: REPO_ROOT, timeout: 120_000 },
-      (err, stdout, stderr) => {
-        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-      },
-    );
-  });
-}
-
-function expectCleanFailure(r: { code: number; stderr: string }, message: RegExp): void {
-  expect(r.code).not.toBe(0);
-  expect(r.stderr).toMatch(message);
-  expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
-}
+import { expectCleanFailure, runCli as hv } from '../testing/cli.js';
+import { hasShared, skipNote, TFLITE } from '../testing/shared.js';
 
 let tmp: string;
 let data: string;
@@ -92,7 +71,7 @@ describe.skipIf(!(hasShared && hasPbc))('hematovision train --fine-tune on 5 PBC
       '0',
     ]);
     expect(r.stderr).toMatch(/epoch 2: train loss \d\.\d+ acc/);
-    expect(r.code).toBe(0);
+    expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/Fine-tuning blocks 16–17 and the head/);
     expect(r.stdout).toMatch(/epoch\s+train loss\s+train acc\s+val NLL/);
     expect(r.stdout).toMatch(/\n2 +\d\.\d{4}/); // the row of epoch 2

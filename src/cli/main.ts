@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { HematoError } from '../errors.js';
 import { registerEvaluate } from './commands/evaluate.js';
 import { registerFamiliarize } from './commands/familiarize.js';
@@ -6,31 +6,54 @@ import { registerImportBackbone } from './commands/import-backbone.js';
 import { registerLocateEval } from './commands/locate-eval.js';
 import { registerPredict } from './commands/predict.js';
 import { registerTrain } from './commands/train.js';
+import { processIo, type Io } from './io.js';
 
-const program = new Command()
-  .name('hematovision')
-  .description(
-    'White-blood-cell classification: train, evaluate, predict (decision support, not a medical device)',
-  )
-  .showHelpAfterError();
+/**
+ * The `hematovision` program with every command, writing through `io`. Commander throws instead of exiting
+ * (help, usage errors), so it can run inside another process: see `run`.
+ */
+export function buildProgram(io: Io = processIo()): Command {
+  // Output and exit handling first: the commands registered below inherit them.
+  const program = new Command()
+    .name('hematovision')
+    .description(
+      'White-blood-cell classification: train, evaluate, predict (decision support, not a medical device)',
+    )
+    .configureOutput({ writeOut: (text) => io.writeOut(text), writeErr: (text) => io.writeErr(text) })
+    .exitOverride()
+    .showHelpAfterError();
 
-registerImportBackbone(program);
-registerTrain(program);
-registerFamiliarize(program);
-registerEvaluate(program);
-registerPredict(program);
-registerLocateEval(program);
+  registerImportBackbone(program, io);
+  registerTrain(program, io);
+  registerFamiliarize(program, io);
+  registerEvaluate(program, io);
+  registerPredict(program, io);
+  registerLocateEval(program, io);
+  return program;
+}
 
-try {
-  await program.parseAsync(process.argv);
-} catch (e) {
-  // Errors meant for people get their message and exit 1; anything else is a bug and keeps its stack.
-  // A file the user named that cannot be read or written (ENOENT, EACCES, EISDIR…) is theirs to fix too.
-  const fsError = e instanceof Error && 'syscall' in e && 'path' in e;
-  if (e instanceof HematoError || fsError) {
-    console.error(`error: ${e.message}`);
-    process.exitCode = 1;
-  } else {
+/**
+ * Runs `hematovision <args…>` (arguments after the program name) and returns its exit code. Errors meant for
+ * people print `error: <message>` and give 1; anything else is a bug, thrown with its stack.
+ */
+export async function run(args: readonly string[], io: Io = processIo()): Promise<number> {
+  try {
+    await buildProgram(io).parseAsync([...args], { from: 'user' });
+    return io.exitCode;
+  } catch (e) {
+    // Help and usage errors: commander has printed them already.
+    if (e instanceof CommanderError) return e.exitCode;
+    // A file the user named that cannot be read or written (ENOENT, EACCES, EISDIR…) is theirs to fix too.
+    const fsError = e instanceof Error && 'syscall' in e && 'path' in e;
+    if (e instanceof HematoError || fsError) {
+      io.err(`error: ${e.message}`);
+      return 1;
+    }
     throw e;
   }
+}
+
+/** `bin/hematovision.js`: the process's arguments and streams. */
+export async function main(): Promise<void> {
+  process.exitCode = await run(process.argv.slice(2));
 }

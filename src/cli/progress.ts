@@ -1,17 +1,24 @@
 import cliProgress from 'cli-progress';
+import type { Io } from './io.js';
 
-/** A progress bar on stderr (stdout stays clean for --json/--csv); silent when stderr is not a terminal. */
-export function progressBar(label: string): {
+/**
+ * A progress bar on `io.progress`, the terminal's stderr (stdout stays clean for --json/--csv); silent when
+ * there is none (stderr is not a terminal, or the program runs in a test).
+ */
+export function progressBar(
+  label: string,
+  io: Io,
+): {
   update(done: number, total: number, info?: string): void;
   stop(): void;
 } {
-  if (!process.stderr.isTTY) {
+  if (!io.progress) {
     return { update: () => {}, stop: () => {} };
   }
   const bar = new cliProgress.SingleBar(
     {
       format: `${label.padEnd(22)} {bar} {percentage}% | {value}/{total} | {eta_formatted} left {info}`,
-      stream: process.stderr,
+      stream: io.progress,
       hideCursor: true,
       clearOnComplete: false,
     },

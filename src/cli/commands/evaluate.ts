@@ -6,6 +6,7 @@ import { Classifier, DEFAULT_MODEL_PATH } from '../../model/classifier.js';
 import { evaluateModel, type EvaluationResult } from '../../training/evaluate.js';
 import { confusionTable } from '../../training/metrics.js';
 import { renderReportHtml } from '../../training/report.js';
+import type { Io } from '../io.js';
 import { pct, perClassTable, progressBar, table } from '../progress.js';
 import { TTA_HELP } from '../options.js';
 
@@ -21,24 +22,24 @@ interface EvaluateCliOptions {
 }
 
 /** Review, silent errors, unknown classes and the domain check, in a few plain lines. */
-function printReview(r: EvaluationResult): void {
+function printReview(r: EvaluationResult, io: Io): void {
   const v = r.review;
   const reasons = Object.entries(v.byReason)
     .filter(([, x]) => x > 0)
     .map(([k, x]) => `${k.replace('_', ' ')} ${pct(x)}`)
     .join(', ');
-  console.log(
+  io.out(
     `\nReview: ${pct(v.rate)} of ${v.n} images flagged${reasons ? ` (${reasons})` : ''}; ` +
       `accuracy of the rest ${pct(v.acceptedAccuracy)}; silent errors (wrong, not flagged) ${pct(v.silentErrorRate)}.`,
   );
   for (const [c, u] of Object.entries(r.unknownClasses))
-    console.log(
+    io.out(
       `  ${c} (a class the model does not know): ${u.flagged} of ${u.n} flagged (${pct(u.flagged / u.n)}).`,
     );
-  if (r.domain) console.log(`Domain: ${r.domain.summary}`);
+  if (r.domain) io.out(`Domain: ${r.domain.summary}`);
 }
 
-export function registerEvaluate(program: Command): void {
+export function registerEvaluate(program: Command, io: Io): void {
   program
     .command('evaluate')
     .description(
@@ -67,7 +68,7 @@ export function registerEvaluate(program: Command): void {
         );
       }
       const classifier = await Classifier.load(o.model);
-      const bar = progressBar('Evaluating');
+      const bar = progressBar('Evaluating', io);
       const r = await evaluateModel(classifier, o.data, {
         tta: o.tta,
         scoreUnknown: o.scoreUnknown,
@@ -96,7 +97,7 @@ export function registerEvaluate(program: Command): void {
         );
       }
       if (o.json) {
-        console.log(
+        io.out(
           JSON.stringify({
             accuracy: r.accuracy,
             macroF1: r.macroF1,
@@ -118,29 +119,29 @@ export function registerEvaluate(program: Command): void {
         );
         return;
       }
-      console.log(perClassTable(r.classes, r.perClass));
-      console.log('\nConfusion matrix (rows true, columns predicted):');
+      io.out(perClassTable(r.classes, r.perClass));
+      io.out('\nConfusion matrix (rows true, columns predicted):');
       // Images with no white cell get their own column, as in the HTML report.
       const { columns, rows } = confusionTable(r);
-      console.log(
+      io.out(
         table(
           ['', ...columns],
           r.classes.map((c, i) => [c, ...rows[i]]),
         ),
       );
-      console.log(
+      io.out(
         `\nn ${r.n}  accuracy ${pct(r.accuracy)}  macro-F1 ${pct(r.macroF1)}  ECE ${r.ece.toFixed(3)}  ` +
           `${r.imagesPerSecond.toFixed(0)} images/s${o.tta ? ' (test-time augmentation: 8 views per cell)' : ''}`,
       );
-      if (r.noCell) console.log(`${r.noCell} image(s) with no white cell found, counted as errors.`);
-      printReview(r);
+      if (r.noCell) io.out(`${r.noCell} image(s) with no white cell found, counted as errors.`);
+      printReview(r, io);
       const unknown = o.scoreUnknown ? [] : Object.entries(r.skipped.unknownClass);
       if (unknown.length)
-        console.log(
+        io.out(
           `Skipped classes the model does not know: ${unknown.map(([c, n]) => `${c} (${n})`).join(', ')}`,
         );
-      if (r.skipped.nonImage) console.log(`Skipped ${r.skipped.nonImage} non-image file(s).`);
-      for (const u of r.unreadable) console.error(`unreadable: ${u.path}: ${u.reason}`);
-      if (o.report) console.log(`Report: ${o.report}`);
+      if (r.skipped.nonImage) io.out(`Skipped ${r.skipped.nonImage} non-image file(s).`);
+      for (const u of r.unreadable) io.err(`unreadable: ${u.path}: ${u.reason}`);
+      if (o.report) io.out(`Report: ${o.report}`);
     });
 }

@@ -1,11 +1,12 @@
 import type { Command } from 'commander';
 import type { FamiliarityRecord } from '../../model/types.js';
 import { familiarizeModel } from '../../training/familiarize.js';
+import type { Io } from '../io.js';
 import { pct, progressBar } from '../progress.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
-export function registerFamiliarize(program: Command): void {
+export function registerFamiliarize(program: Command, io: Io): void {
   program
     .command('familiarize')
     .description(
@@ -17,14 +18,20 @@ export function registerFamiliarize(program: Command): void {
     .option('--val-fraction <f>', 'the share held out when it was trained (same grouped split)', '0.2')
     .option('--cache <dir>', 'feature cache folder', '.cache/features')
     .action(async (o) => {
-      await familiarizeCli(o.model, o.data, Number(o.valFraction), o.cache);
+      await familiarizeCli(io, o.model, o.data, Number(o.valFraction), o.cache);
     });
 }
 
 /** Fits the familiarity checks of a model just written (or an older one) and says what they flag. */
-export async function familiarizeCli(model: string, data: string[], valFraction: number, cache: string) {
-  console.error('» Familiarity: the model’s features of its training images');
-  const bar = progressBar('Features');
+export async function familiarizeCli(
+  io: Io,
+  model: string,
+  data: string[],
+  valFraction: number,
+  cache: string,
+) {
+  io.err('» Familiarity: the model’s features of its training images');
+  const bar = progressBar('Features', io);
   let r;
   try {
     r = await familiarizeModel({
@@ -37,18 +44,18 @@ export async function familiarizeCli(model: string, data: string[], valFraction:
   } finally {
     bar.stop();
   }
-  printFamiliarity(r.record);
+  printFamiliarity(r.record, io);
 }
 
-export function printFamiliarity(f: FamiliarityRecord): void {
+export function printFamiliarity(f: FamiliarityRecord, io: Io): void {
   const v = f.validation;
-  console.log(
+  io.out(
     `\nFamiliarity checks: a cell is unfamiliar beyond the ${pct(f.cell.quantile)} point of validation cells' ` +
       `distance to their nearest class; an image beyond the ${pct(f.image.quantile)} point of their distance ` +
       `to the nearest training lab (${f.image.components.join(', ')}).`,
   );
   if (v)
-    console.log(
+    io.out(
       `On ${v.n} validation images they flag ${pct(v.reviewRate)} ` +
         `(unfamiliar cell ${pct(v.byReason.unfamiliar_cell ?? 0)}, unfamiliar image ${pct(v.byReason.unfamiliar_image ?? 0)}).`,
     );

@@ -4,8 +4,9 @@ import type { Command } from 'commander';
 import { ModelError } from '../../errors.js';
 import { buildBackboneModel } from '../../model/backbone.js';
 import { DEFAULT_BACKBONE_PATH } from '../../model/feature-extractor.js';
+import type { Io } from '../io.js';
 
-export function registerImportBackbone(program: Command): void {
+export function registerImportBackbone(program: Command, io: Io): void {
   program
     .command('import-backbone')
     .description('Convert the ImageNet MobileNetV2 TFLite file into a float32 ONNX backbone')
@@ -24,6 +25,6 @@ export function registerImportBackbone(program: Command): void {
       const out = resolve(o.out);
       mkdirSync(dirname(out), { recursive: true });
       writeFileSync(out, onnx);
-      console.log(`Wrote ${out} (${(onnx.length / 1e6).toFixed(1)} MB).`);
+      io.out(`Wrote ${out} (${(onnx.length / 1e6).toFixed(1)} MB).`);
     });
 }

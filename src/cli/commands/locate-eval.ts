@@ -4,11 +4,12 @@ import { decodeImage } from '../../imaging/decode.js';
 import { locateCells } from '../../imaging/locate.js';
 import { detectionMetrics } from '../../training/detection-metrics.js';
 import { readVocSplit, vocBoxes, type VocSplit } from '../../training/voc.js';
+import type { Io } from '../io.js';
 import { pct, progressBar, table } from '../progress.js';
 
 const SPLITS: VocSplit[] = ['train', 'val', 'trainval', 'test'];
 
-export function registerLocateEval(program: Command): void {
+export function registerLocateEval(program: Command, io: Io): void {
   program
     .command('locate-eval')
     .description(
@@ -22,7 +23,7 @@ export function registerLocateEval(program: Command): void {
         throw new DatasetError(`Unknown split "${o.split}"; use one of ${SPLITS.join(', ')}.`);
       }
       const samples = readVocSplit(o.data, o.split as VocSplit);
-      const bar = progressBar('Locating');
+      const bar = progressBar('Locating', io);
       const images = [];
       let ms = 0;
       for (const [i, s] of samples.entries()) {
@@ -36,10 +37,10 @@ export function registerLocateEval(program: Command): void {
       bar.stop();
       const m = detectionMetrics(images, 0.5);
       if (o.json) {
-        console.log(JSON.stringify({ precision: m.precision, recall: m.recall, meanIoU: m.meanIoU, n: m.n }));
+        io.out(JSON.stringify({ precision: m.precision, recall: m.recall, meanIoU: m.meanIoU, n: m.n }));
         return;
       }
-      console.log(
+      io.out(
         table(
           ['split', 'images', 'WBC boxes', 'found', 'false', 'missed', 'precision', 'recall', 'mean IoU'],
           [
@@ -57,8 +58,6 @@ export function registerLocateEval(program: Command): void {
           ],
         ),
       );
-      console.log(
-        `\nMatched one-to-one at IoU ≥ 0.5, best score first. ${(ms / m.n).toFixed(1)} ms per image.`,
-      );
+      io.out(`\nMatched one-to-one at IoU ≥ 0.5, best score first. ${(ms / m.n).toFixed(1)} ms per image.`);
     });
 }

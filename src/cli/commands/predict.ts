@@ -5,6 +5,7 @@ import { DatasetError, HematoError } from '../../errors.js';
 import { DEFAULT_MODEL_PATH } from '../../model/classifier.js';
 import { checkDomain } from '../../model/domain.js';
 import { pipeline, type ImageAnalysis } from '../../pipeline.js';
+import type { Io } from '../io.js';
 import { pct, progressBar } from '../progress.js';
 import { TTA_HELP } from '../options.js';
 
@@ -40,7 +41,7 @@ function expand(paths: string[]): string[] {
 
 type Row = { file: string } & (Omit<ImageAnalysis, 'heatmapPng'> | { error: string; message: string });
 
-export function registerPredict(program: Command): void {
+export function registerPredict(program: Command, io: Io): void {
   program
     .command('predict')
     .description(
@@ -56,7 +57,7 @@ export function registerPredict(program: Command): void {
       const vision = await pipeline({ model: o.model });
       const classes = vision.card.classes;
       const rows: Row[] = [];
-      const bar = progressBar('Predicting');
+      const bar = progressBar('Predicting', io);
       for (const [i, file] of files.entries()) {
         try {
           const { heatmapPng: _h, ...r } = await vision.analyze(file, { tta: o.tta });
@@ -71,19 +72,19 @@ export function registerPredict(program: Command): void {
       bar.stop();
       await vision.close();
       const failed = rows.filter((r) => 'error' in r).length;
-      if (o.json) console.log(JSON.stringify(rows, null, 2));
+      if (o.json) io.out(JSON.stringify(rows, null, 2));
       else if (o.csv) {
         const q = (s: string) => (/[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
-        console.log(
+        io.out(
           ['file', 'label', 'confidence', 'needsReview', 'reviewReasons', 'cells', ...classes, 'error'].join(
             ',',
           ),
         );
         for (const r of rows) {
           if ('error' in r)
-            console.log([q(r.file), '', '', '', '', '', ...classes.map(() => ''), q(r.message)].join(','));
+            io.out([q(r.file), '', '', '', '', '', ...classes.map(() => ''), q(r.message)].join(','));
           else
-            console.log(
+            io.out(
               [
                 q(r.file),
                 r.label ?? '',
@@ -98,8 +99,8 @@ export function registerPredict(program: Command): void {
         }
       } else {
         for (const r of rows) {
-          if ('error' in r) console.log(`${r.file}: ERROR ${r.message}`);
-          else if (r.label === null) console.log(`${r.file}: ${r.message ?? 'no answer'} (needs review)`);
+          if ('error' in r) io.out(`${r.file}: ERROR ${r.message}`);
+          else if (r.label === null) io.out(`${r.file}: ${r.message ?? 'no answer'} (needs review)`);
           else {
             const probs = classes.map((c) => `${c} ${pct(r.probabilities[c])}`).join(', ');
             const cells =
@@ -109,7 +110,7 @@ export function registerPredict(program: Command): void {
             const review = r.needsReview
               ? ` (needs review: ${r.reviewReasons.join(', ').replaceAll('_', ' ')})`
               : '';
-            console.log(`${r.file}: ${r.label} ${pct(r.confidence)}${review} — ${probs}${cells}`);
+            io.out(`${r.file}: ${r.label} ${pct(r.confidence)}${review} — ${probs}${cells}`);
           }
         }
       }
@@ -117,11 +118,15 @@ export function registerPredict(program: Command): void {
       // so their stdout keeps its shape.
       const domain =
         files.length > 1 ? checkDomain(rows.flatMap((r) => ('error' in r ? [] : [r]))) : undefined;
-      if (domain) (o.json || o.csv ? console.error : console.log)(`\nDomain: ${domain.summary}`);
+      if (domain) {
+        const line = `\nDomain: ${domain.summary}`;
+        if (o.json || o.csv) io.err(line);
+        else io.out(line);
+      }
       if (failed > 0) {
-        for (const r of rows) if ('error' in r) console.error(`${r.file}: ${r.message}`);
-        console.error(`${failed} of ${rows.length} image(s) could not be read.`);
-        process.exitCode = 1;
+        for (const r of rows) if ('error' in r) io.err(`${r.file}: ${r.message}`);
+        io.err(`${failed} of ${rows.length} image(s) could not be read.`);
+        io.exitCode = 1;
       }
     });
 }

@@ -13,6 +13,7 @@ import {
 import type { ModelCard } from '../../model/types.js';
 import type { Metrics } from '../../training/metrics.js';
 import { trainModel } from '../../training/train.js';
+import type { Io } from '../io.js';
 import { pct, perClassTable, progressBar, table } from '../progress.js';
 import { familiarizeCli } from './familiarize.js';
 
@@ -25,7 +26,7 @@ const SHARED_TFLITE = resolve(
 );
 const FT = FINE_TUNE_DEFAULTS;
 
-export function registerTrain(program: Command): void {
+export function registerTrain(program: Command, io: Io): void {
   program
     .command('train')
     .description(
@@ -185,8 +186,8 @@ export function registerTrain(program: Command): void {
               `--${n === 'refit' ? 'no-refit' : n} does not apply to --fine-tune (it starts from --tflite, ` +
                 'augments every epoch and keeps validation for early stopping).',
             );
-        await fineTune(o, commonOptions(), num);
-        if (o.familiarity) await familiarizeCli(o.out, o.data, commonOptions().valFraction, o.cache);
+        await fineTune(io, o, commonOptions(), num);
+        if (o.familiarity) await familiarizeCli(io, o.out, o.data, commonOptions().valFraction, o.cache);
         return;
       }
       let bar: ReturnType<typeof progressBar> | null = null;
@@ -198,37 +199,37 @@ export function registerTrain(program: Command): void {
         onStage: (s) => {
           bar?.stop();
           bar = null;
-          console.error(`» ${s}`);
+          io.err(`» ${s}`);
         },
-        onFeatures: (d, t, c) => (bar ??= progressBar('Backbone features')).update(d, t, `(${c} cached)`),
-        onViews: (d, t) => (bar ??= progressBar('Test-time views')).update(d, t),
+        onFeatures: (d, t, c) => (bar ??= progressBar('Backbone features', io)).update(d, t, `(${c} cached)`),
+        onViews: (d, t) => (bar ??= progressBar('Test-time views', io)).update(d, t),
       });
       (bar as ReturnType<typeof progressBar> | null)?.stop();
       const c = r.card;
-      console.log(
+      io.out(
         `\nData: ${r.dataset.items.length} images, ${c.classes.length} classes, ${r.dataset.sources.length} source(s)` +
           (r.failed.length ? `; ${r.failed.length} not used (unreadable or no cell found)` : '') +
           (r.dataset.skipped.nonImage ? `; ${r.dataset.skipped.nonImage} non-image files skipped` : ''),
       );
-      console.log(
+      io.out(
         table(
           ['source', ...c.classes],
           r.dataset.sources.map((s) => [s.name, ...c.classes.map((k) => s.counts[k] ?? 0)]),
         ),
       );
-      console.log('\nl2 chosen on validation:');
-      console.log(
+      io.out('\nl2 chosen on validation:');
+      io.out(
         table(
           ['l2', 'val NLL', 'val accuracy', 'seconds'],
           r.l2Table.map((t) => [t.l2, t.nll.toFixed(4), pct(t.accuracy), t.seconds.toFixed(1)]),
         ),
       );
-      printValidation(c, r.validation);
-      console.log(
+      printValidation(io, c, r.validation);
+      io.out(
         `\nTime: features ${r.seconds.features.toFixed(0)} s, head ${r.seconds.head.toFixed(0)} s, total ${r.seconds.total.toFixed(0)} s`,
       );
-      console.log(`Wrote ${r.modelPath} and ${r.cardPath}`);
-      if (o.familiarity) await familiarizeCli(o.out, o.data, commonOptions().valFraction, o.cache);
+      io.out(`Wrote ${r.modelPath} and ${r.cardPath}`);
+      if (o.familiarity) await familiarizeCli(io, o.out, o.data, commonOptions().valFraction, o.cache);
     });
 }
 
@@ -246,7 +247,7 @@ function keepWhich(v: string): 'best' | 'last' {
 type Num = (v: string, name: string, lo: number, hi: number) => number;
 type Common = Omit<Parameters<typeof fineTuneModel>[0], 'tflite'>;
 
-async function fineTune(o: Record<string, string | boolean | undefined>, common: Common, num: Num) {
+async function fineTune(io: Io, o: Record<string, string | boolean | undefined>, common: Common, num: Num) {
   if (o.trainFromBlock !== undefined && o.trainBlocks !== undefined)
     throw new DatasetError('Give --train-from-block or --train-blocks, not both.');
   let trainFromBlock: number | 'all' = FT.trainFromBlock;
@@ -288,7 +289,7 @@ async function fineTune(o: Record<string, string | boolean | undefined>, common:
   // Ctrl-C stops at the next step; the checkpoint of the last whole epoch stays for --resume.
   const stop = new AbortController();
   const onSigint = () => {
-    console.error('\nStopping… (the last finished epoch is checkpointed; Ctrl-C again to quit at once)');
+    io.err('\nStopping… (the last finished epoch is checkpointed; Ctrl-C again to quit at once)');
     stop.abort();
     process.once('SIGINT', () => process.exit(130));
   };
@@ -296,7 +297,7 @@ async function fineTune(o: Record<string, string | boolean | undefined>, common:
   let bar: ReturnType<typeof progressBar> | null = null;
   const swapBar = (label: string) => {
     bar?.stop();
-    bar = progressBar(label);
+    bar = progressBar(label, io);
     return bar;
   };
   let r: FineTuneResult;
@@ -311,7 +312,7 @@ async function fineTune(o: Record<string, string | boolean | undefined>, common:
       onStage: (s) => {
         bar?.stop();
         bar = null;
-        console.error(`» ${s}`);
+        io.err(`» ${s}`);
       },
       onPrepare: (d, t) => (bar ?? swapBar('Cropping images')).update(d, t),
       onViews: (d, t) => (bar ?? swapBar('Test-time views')).update(d, t),
@@ -334,7 +335,7 @@ async function fineTune(o: Record<string, string | boolean | undefined>, common:
           e.trainLoss === null
             ? 'start (frozen-backbone head)'
             : `train loss ${e.trainLoss.toFixed(3)} acc ${pct(e.trainAccuracy!)}`;
-        console.error(
+        io.err(
           `  epoch ${e.epoch}: ${train} | val NLL ${e.val.nll.toFixed(4)} (T ${e.val.temperature.toFixed(2)}) ` +
             `acc ${pct(e.val.accuracy)} (${src})` +
             ` | ${e.seconds.toFixed(0)} s${e.best ? '  ★ best' : ''}`,
@@ -347,19 +348,19 @@ async function fineTune(o: Record<string, string | boolean | undefined>, common:
   }
   const c = r.card;
   const ft = c.head.fineTuning!;
-  console.log(
+  io.out(
     `\nData: ${r.dataset.items.length} images, ${c.classes.length} classes, ${r.dataset.sources.length} source(s)` +
       (r.failed.length ? `; ${r.failed.length} not used (unreadable or no cell found)` : ''),
   );
-  console.log(
+  io.out(
     table(
       ['source', ...c.classes],
       r.dataset.sources.map((s) => [s.name, ...c.classes.map((k) => s.counts[k] ?? 0)]),
     ),
   );
   if (r.l2Table.length > 0) {
-    console.log('\nStarting head (frozen backbone), l2 chosen on validation (source/class-balanced):');
-    console.log(
+    io.out('\nStarting head (frozen backbone), l2 chosen on validation (source/class-balanced):');
+    io.out(
       table(
         ['l2', 'val NLL', 'balanced acc'],
         r.l2Table.map((t) => [t.l2, t.nll.toFixed(4), pct(t.accuracy)]),
@@ -367,8 +368,8 @@ async function fineTune(o: Record<string, string | boolean | undefined>, common:
     );
   }
   const sources = r.dataset.sources.map((s) => s.name);
-  console.log(`\nFine-tuning blocks ${ft.fromBlock}–${LAST_BLOCK} and the head (${ft.steps} steps):`);
-  console.log(
+  io.out(`\nFine-tuning blocks ${ft.fromBlock}–${LAST_BLOCK} and the head (${ft.steps} steps):`);
+  io.out(
     table(
       ['epoch', 'train loss', 'train acc', 'val NLL', 'T', 'val acc', 'balanced', ...sources, 'seconds', ''],
       r.history.map((e) => [
@@ -385,41 +386,41 @@ async function fineTune(o: Record<string, string | boolean | undefined>, common:
       ]),
     ),
   );
-  console.log(
+  io.out(
     'val NLL: after temperature scaling (T), source/class-balanced; early stopping keeps the lowest. ' +
       'train: on augmented images.',
   );
   if (r.keptEpoch === 0)
-    console.log(
+    io.out(
       'No epoch beat the starting point on validation NLL: the model keeps the pretrained backbone weights.',
     );
-  printValidation(c, r.validation);
-  console.log(
+  printValidation(io, c, r.validation);
+  io.out(
     `\nTime: cropping ${r.seconds.prepare.toFixed(0)} s, starting head ${r.seconds.init.toFixed(0)} s, ` +
       `fine-tuning ${r.seconds.train.toFixed(0)} s, total ${r.seconds.total.toFixed(0)} s`,
   );
-  console.log(`Wrote ${r.modelPath} and ${r.cardPath}`);
+  io.out(`Wrote ${r.modelPath} and ${r.cardPath}`);
 }
 
-function printValidation(c: ModelCard, v: Metrics): void {
-  console.log(`\nValidation (grouped, unaugmented; temperature ${c.temperature.toFixed(3)}):`);
-  console.log(perClassTable(c.classes, v.perClass));
-  printScores(c.validation, c.reviewThreshold);
+function printValidation(io: Io, c: ModelCard, v: Metrics): void {
+  io.out(`\nValidation (grouped, unaugmented; temperature ${c.temperature.toFixed(3)}):`);
+  io.out(perClassTable(c.classes, v.perClass));
+  printScores(io, c.validation, c.reviewThreshold);
   const tta = c.testTimeAugmentation;
   if (tta) {
-    console.log(
+    io.out(
       `\nThe same images, ${tta.views} views each (flips and turns averaged, as predict --tta runs them; ` +
         `temperature ${tta.temperature.toFixed(3)}):`,
     );
-    printScores(tta.validation, tta.reviewThreshold);
+    printScores(io, tta.validation, tta.reviewThreshold);
   }
 }
 
 /** The card's summary of one validation: overall scores, the review threshold, then each source. */
-function printScores(v: ModelCard['validation'], reviewThreshold: number): void {
-  console.log(
+function printScores(io: Io, v: ModelCard['validation'], reviewThreshold: number): void {
+  io.out(
     `accuracy ${pct(v.accuracy)}  macro-F1 ${pct(v.macroF1)}  ECE ${v.ece.toFixed(3)}  ` +
       `review below ${reviewThreshold.toFixed(2)}`,
   );
-  for (const [s, x] of Object.entries(v.perSource)) console.log(`  ${s}: ${pct(x.accuracy)} of ${x.n}`);
+  for (const [s, x] of Object.entries(v.perSource)) io.out(`  ${s}: ${pct(x.accuracy)} of ${x.n}`);
 }

@@ -73,6 +73,8 @@ describe.skipIf(!(hasShared && hasPbc))('hematovision train --fine-tune on 5 PBC
     expect(r.stderr).toMatch(/epoch 2: train loss \d\.\d+ acc/);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/Fine-tuning blocks 16–17 and the head/);
+    // Too few validation images for the familiarity checks: skipped with a note, the model kept.
+    expect(r.stderr).toMatch(/Familiarity checks skipped: .*at least 20 validation images/);
     expect(r.stdout).toMatch(/epoch\s+train loss\s+train acc\s+val NLL/);
     expect(r.stdout).toMatch(/\n2 +\d\.\d{4}/); // the row of epoch 2
     const card = JSON.parse(readFileSync(join(out, 'model.json'), 'utf8'));

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { DatasetError } from '../../errors.js';
 import type { FamiliarityRecord } from '../../model/types.js';
 import { familiarizeModel } from '../../training/familiarize.js';
 import type { Io } from '../io.js';
@@ -22,13 +23,18 @@ export function registerFamiliarize(program: Command, io: Io): void {
     });
 }
 
-/** Fits the familiarity checks of a model just written (or an older one) and says what they flag. */
+/**
+ * Fits the familiarity checks of a model just written (or an older one) and says what they flag. After
+ * `train` (`afterTraining`), data too small for the checks leaves the model as written, with a note: the
+ * model is still usable, flagging low confidence only.
+ */
 export async function familiarizeCli(
   io: Io,
   model: string,
   data: string[],
   valFraction: number,
   cache: string,
+  afterTraining = false,
 ) {
   io.err('» Familiarity: the model’s features of its training images');
   const bar = progressBar('Features', io);
@@ -41,6 +47,13 @@ export async function familiarizeCli(
       cacheDir: cache,
       onProgress: (d, t, c) => bar.update(d, t, `(${c} cached)`),
     });
+  } catch (e) {
+    if (!(afterTraining && e instanceof DatasetError)) throw e;
+    io.err(
+      `Familiarity checks skipped: ${e.message} The model flags low confidence only; ` +
+        "with more images, 'hematovision familiarize' adds the checks.",
+    );
+    return;
   } finally {
     bar.stop();
   }

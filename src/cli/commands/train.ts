@@ -187,7 +187,8 @@ export function registerTrain(program: Command, io: Io): void {
                 'augments every epoch and keeps validation for early stopping).',
             );
         await fineTune(io, o, commonOptions(), num);
-        if (o.familiarity) await familiarizeCli(io, o.out, o.data, commonOptions().valFraction, o.cache);
+        if (o.familiarity)
+          await familiarizeCli(io, o.out, o.data, commonOptions().valFraction, o.cache, true);
         return;
       }
       let bar: ReturnType<typeof progressBar> | null = null;
@@ -229,7 +230,7 @@ export function registerTrain(program: Command, io: Io): void {
         `\nTime: features ${r.seconds.features.toFixed(0)} s, head ${r.seconds.head.toFixed(0)} s, total ${r.seconds.total.toFixed(0)} s`,
       );
       io.out(`Wrote ${r.modelPath} and ${r.cardPath}`);
-      if (o.familiarity) await familiarizeCli(io, o.out, o.data, commonOptions().valFraction, o.cache);
+      if (o.familiarity) await familiarizeCli(io, o.out, o.data, commonOptions().valFraction, o.cache, true);
     });
 }
 

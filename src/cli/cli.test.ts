@@ -105,6 +105,29 @@ describe.concurrent('hematovision: help and usage errors', () => {
   it('an unknown option, exit 1', async () => {
     expectCleanFailure(await hv(['evaluate', '--bogus']), /^error: unknown option '--bogus'/);
   });
+
+  it('--version prints the package version, exit 0', async () => {
+    const r = await hv(['--version']);
+    expect(r.code).toBe(0);
+    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
+    expect(r.stdout.trim()).toBe(pkg.version);
+  });
+
+  it('refuses --json with --csv instead of silently picking one', async () => {
+    expectCleanFailure(
+      await hv(['predict', '--json', '--csv', 'x.jpg']),
+      /cannot be used with option '--csv'/,
+    );
+  });
+
+  it("help is portable: no path of this machine in any command's help", async () => {
+    for (const c of ['predict', 'evaluate', 'train', 'familiarize', 'import-backbone', 'locate-eval']) {
+      const r = await hv([c, '--help']);
+      expect(r.code).toBe(0);
+      expect(r.stdout).not.toContain(REPO_ROOT);
+      expect(r.stdout).not.toMatch(/\(default: "\//);
+    }
+  });
 });
 
 describe.concurrent('hematovision: bad data folders', () => {

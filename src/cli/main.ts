@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { HematoError } from '../errors.js';
+import { SOFTWARE_VERSION } from '../training/model-card.js';
 import { registerEvaluate } from './commands/evaluate.js';
 import { registerFamiliarize } from './commands/familiarize.js';
 import { registerImportBackbone } from './commands/import-backbone.js';
@@ -19,6 +20,7 @@ export function buildProgram(io: Io = processIo()): Command {
     .description(
       'White-blood-cell classification: train, evaluate, predict (decision support, not a medical device)',
     )
+    .version(SOFTWARE_VERSION, '-V, --version', 'print the version')
     .configureOutput({ writeOut: (text) => io.writeOut(text), writeErr: (text) => io.writeErr(text) })
     .exitOverride()
     .showHelpAfterError();

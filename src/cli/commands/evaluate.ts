@@ -14,7 +14,7 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 
 interface EvaluateCliOptions {
   data: string[];
-  model: string;
+  model?: string;
   json?: boolean;
   report?: string;
   tta?: boolean;
@@ -46,7 +46,7 @@ export function registerEvaluate(program: Command, io: Io): void {
       'Score a model on labelled folders: accuracy, precision/recall/F1, confusion matrix, calibration',
     )
     .requiredOption('--data <dir>', 'a labelled dataset folder; repeatable', collect, [])
-    .option('--model <file>', 'model.onnx (default: the bundled model)', DEFAULT_MODEL_PATH)
+    .option('--model <file>', 'model.onnx (default: the bundled model)')
     .option('--json', 'print one JSON object on stdout')
     .option('--tta', TTA_HELP)
     .option(
@@ -67,7 +67,7 @@ export function registerEvaluate(program: Command, io: Io): void {
           'bad_output',
         );
       }
-      const classifier = await Classifier.load(o.model);
+      const classifier = await Classifier.load(o.model ?? DEFAULT_MODEL_PATH);
       const bar = progressBar('Evaluating', io);
       const r = await evaluateModel(classifier, o.data, {
         tta: o.tta,

@@ -3,7 +3,6 @@ import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ModelError } from '../../errors.js';
 import { buildBackboneModel } from '../../model/backbone.js';
-import { DEFAULT_BACKBONE_PATH } from '../../model/feature-extractor.js';
 import type { Io } from '../io.js';
 
 export function registerImportBackbone(program: Command, io: Io): void {
@@ -11,7 +10,7 @@ export function registerImportBackbone(program: Command, io: Io): void {
     .command('import-backbone')
     .description('Convert the ImageNet MobileNetV2 TFLite file into a float32 ONNX backbone')
     .requiredOption('--tflite <file>', 'mobilenet_v2_1.0_224_quant.tflite')
-    .option('--out <file>', 'where to write the ONNX backbone', DEFAULT_BACKBONE_PATH)
+    .option('--out <file>', 'where to write the ONNX backbone', '.cache/backbone.onnx')
     .option('--imagenet-head', 'also output the 1001 ImageNet class probabilities', false)
     .option('--no-verify', 'accept a TFLite file whose sha256 differs from the expected one')
     .action((o: { tflite: string; out: string; imagenetHead: boolean; verify: boolean }) => {

@@ -1,6 +1,6 @@
 import { readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { DatasetError, HematoError } from '../../errors.js';
 import { DEFAULT_MODEL_PATH } from '../../model/classifier.js';
 import { checkDomain } from '../../model/domain.js';
@@ -48,13 +48,13 @@ export function registerPredict(program: Command, io: Io): void {
       'Classify images (files or folders): label, confidence, every class probability, needs-review flag',
     )
     .argument('<paths...>', 'image files or folders')
-    .option('--model <file>', 'model.onnx (default: the bundled model)', DEFAULT_MODEL_PATH)
-    .option('--json', 'print a JSON array on stdout')
+    .option('--model <file>', 'model.onnx (default: the bundled model)')
+    .addOption(new Option('--json', 'print a JSON array on stdout').conflicts('csv'))
     .option('--csv', 'print CSV on stdout')
     .option('--tta', TTA_HELP)
-    .action(async (paths: string[], o: { model: string; json?: boolean; csv?: boolean; tta?: boolean }) => {
+    .action(async (paths: string[], o: { model?: string; json?: boolean; csv?: boolean; tta?: boolean }) => {
       const files = expand(paths);
-      const vision = await pipeline({ model: o.model });
+      const vision = await pipeline({ model: o.model ?? DEFAULT_MODEL_PATH });
       const classes = vision.card.classes;
       const rows: Row[] = [];
       const bar = progressBar('Predicting', io);

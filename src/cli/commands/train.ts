@@ -65,7 +65,7 @@ export function registerTrain(program: Command, io: Io): void {
     )
     .option(
       '--tflite <file>',
-      `MobileNetV2 TFLite weights for --fine-tune (default: ${SHARED_TFLITE} when present)`,
+      'MobileNetV2 TFLite weights for --fine-tune (default: ../shared/weights/mobilenet_v2_1.0_224_quant.tflite beside the repository, when present)',
     )
     .option(
       '--from <model.onnx>',

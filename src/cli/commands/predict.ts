@@ -99,7 +99,8 @@ export function registerPredict(program: Command, io: Io): void {
         }
       } else {
         for (const r of rows) {
-          if ('error' in r) io.out(`${r.file}: ERROR ${r.message}`);
+          if ('error' in r)
+            continue; // said once, on stderr, below
           else if (r.label === null) io.out(`${r.file}: ${r.message ?? 'no answer'} (needs review)`);
           else {
             const probs = classes.map((c) => `${c} ${pct(r.probabilities[c])}`).join(', ');

@@ -1,22 +1,17 @@
-/** Differential count of a batch: a table (the record) and a bar chart (the overview). */
-import { BarController, BarElement, CategoryScale, Chart, LinearScale, Tooltip } from 'chart.js';
+/**
+ * Differential count of a batch: one table that is both the record and the overview — each row's bar is its
+ * share of the white cells, drawn with CSS (the numbers stay real text; no chart library, no canvas).
+ */
 import type { Differential } from '../api.js';
 import { dataTable, h } from '../dom.js';
 import { differentialRows, displayLabel, formatPercent } from '../format.js';
-
-// Register only what the bar chart needs, to keep the bundle small.
-Chart.register(BarController, BarElement, CategoryScale, LinearScale, Tooltip);
-
-export interface DifferentialView {
-  root: HTMLElement;
-  destroy(): void;
-}
+import { bar } from './probabilities.js';
 
 export function differentialSection(
   diff: Differential,
   classes: string[],
   summary: { images: number; noCell: number; rejected: number },
-): DifferentialView {
+): HTMLElement {
   const rows = differentialRows(diff.counts, classes);
   const total = rows.reduce((s, r) => s + r.count, 0);
   const headingId = 'differential-heading';
@@ -25,7 +20,12 @@ export function differentialSection(
     className: 'differential__table',
     caption: 'Differential count by class',
     captionHidden: true,
-    columns: [{ label: 'Class' }, { label: 'Count', num: true }, { label: '%', num: true }],
+    columns: [
+      { label: 'Class' },
+      { label: 'Count', num: true },
+      { label: '%', num: true },
+      { label: 'Share of white cells' },
+    ],
     rows: rows.map((r) =>
       h(
         'tr',
@@ -33,6 +33,11 @@ export function differentialSection(
         h('th', { scope: 'row' }, displayLabel(r.label)),
         h('td', { class: 'num' }, String(r.count)),
         h('td', { class: 'num' }, formatPercent(r.percent / 100)),
+        h(
+          'td',
+          { class: 'differential__bar-cell' },
+          h('div', { class: 'probs__track', 'aria-hidden': 'true' }, bar(r.percent / 100)),
+        ),
       ),
     ),
     foot: h(
@@ -41,13 +46,10 @@ export function differentialSection(
       h('th', { scope: 'row' }, 'White cells classified'),
       h('td', { class: 'num', 'data-total': String(total) }, String(total)),
       h('td', { class: 'num' }, total > 0 ? formatPercent(1) : '—'),
+      h('td', null),
     ),
   });
 
-  const canvas = h('canvas', {
-    role: 'img',
-    'aria-label': `Bar chart of the differential count: ${rows.map((r) => `${displayLabel(r.label)} ${r.count}`).join(', ')}`,
-  });
   const notes: string[] = [`${summary.images} image${summary.images === 1 ? '' : 's'} submitted`];
   if (summary.noCell) notes.push(`${summary.noCell} without a located white cell`);
   if (summary.rejected) notes.push(`${summary.rejected} rejected`);
@@ -73,29 +75,9 @@ export function differentialSection(
     { class: 'panel differential', 'aria-labelledby': headingId },
     h('h2', { id: headingId }, 'Differential count'),
     h('p', { class: 'muted' }, `${notes.join(' · ')}. Every located white cell is counted once.`),
-    h('div', { class: 'differential__body' }, table, h('div', { class: 'differential__chart' }, canvas)),
+    table,
     beside,
   );
 
-  const chart = new Chart(canvas, {
-    type: 'bar',
-    data: {
-      labels: rows.map((r) => displayLabel(r.label)),
-      datasets: [
-        { label: 'Count', data: rows.map((r) => r.count), backgroundColor: '#2b6a94', borderRadius: 2 },
-      ],
-    },
-    options: {
-      indexAxis: 'y',
-      animation: false,
-      responsive: true,
-      maintainAspectRatio: false,
-      plugins: { tooltip: { enabled: true } },
-      scales: {
-        x: { beginAtZero: true, ticks: { precision: 0, color: '#3d4652' }, grid: { color: '#e3e7ec' } },
-        y: { ticks: { color: '#1b1f24', font: { size: 13 } }, grid: { display: false } },
-      },
-    },
-  });
-  return { root, destroy: () => chart.destroy() };
+  return root;
 }

@@ -2,7 +2,8 @@
 import { h } from '../dom.js';
 import { displayLabel, formatPercent, orderedProbabilities } from '../format.js';
 
-function bar(p: number): HTMLElement {
+/** A bar of width p (0..1) in its track, shared by the probability and differential tables. */
+export function bar(p: number): HTMLElement {
   const el = h('div', { class: 'probs__bar' });
   // CSSOM, not a style attribute: the server's CSP (style-src 'self') blocks inline style attributes.
   el.style.width = `${Math.max(0, Math.min(1, p)) * 100}%`;

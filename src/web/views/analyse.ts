@@ -79,7 +79,6 @@ function errorCard(e: CaseError): HTMLElement {
 }
 
 export function renderAnalyse(main: HTMLElement, ctx: AppContext): ViewHandle {
-  let destroyChart: (() => void) | null = null;
   let busy = false;
 
   const input = h('input', {
@@ -139,8 +138,6 @@ export function renderAnalyse(main: HTMLElement, ctx: AppContext): ViewHandle {
   );
 
   function showResults(response: PredictResponse, submitted: number): void {
-    destroyChart?.();
-    destroyChart = null;
     const ok = response.cases.filter((c): c is CaseResult => !isCaseError(c));
     const failed = response.cases.filter(isCaseError);
     const noCell = ok.filter((c) => c.label === null).length;
@@ -151,8 +148,7 @@ export function renderAnalyse(main: HTMLElement, ctx: AppContext): ViewHandle {
         noCell,
         rejected: failed.length,
       });
-      destroyChart = diff.destroy;
-      parts.push(diff.root);
+      parts.push(diff);
     }
     if (response.domain)
       parts.push(
@@ -264,9 +260,5 @@ export function renderAnalyse(main: HTMLElement, ctx: AppContext): ViewHandle {
 
   // A running upload is not aborted on navigation: the server stores its cases anyway, and the results
   // are shown when the user comes back.
-  return {
-    destroy() {
-      destroyChart?.();
-    },
-  };
+  return {};
 }

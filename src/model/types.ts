@@ -181,6 +181,12 @@ export interface FamiliarityRecord {
   method: string;
   cell: FamiliarityCheck;
   image: FamiliarityCheck;
-  /** Share of validation images flagged for any reason, by reason, and among them by source. */
+  /** Share of validation images the familiarity checks flag, in all and by reason. */
   validation?: { n: number; reviewRate: number; byReason: Record<string, number> };
+  /**
+   * The review budget (training/review-budget.ts): the low-confidence threshold was capped so that no
+   * training lab has more than `budget` of its validation images flagged for any reason; `before` is the
+   * threshold the accuracy target chose, `reviewRate` each lab's rate at the card's threshold.
+   */
+  reviewBudget?: { budget: number; before: number; reviewRate: Record<string, number> };
 }

@@ -173,7 +173,12 @@ export function fitFamiliarity(
   sources: string[],
   featureDims: number[],
   o: Partial<typeof FAMILIARITY_DEFAULTS> & { seed?: number } = {},
-): { references: FamiliarityReferences; record: FamiliarityRecord } {
+): {
+  references: FamiliarityReferences;
+  record: FamiliarityRecord;
+  /** The validation rows (indices into f) and whether the checks flag each. */
+  val: { rows: number[]; flagged: Uint8Array };
+} {
   const opts = { ...FAMILIARITY_DEFAULTS, ...o };
   const train: number[] = [];
   const val: number[] = [];
@@ -216,12 +221,16 @@ export function fitFamiliarity(
   );
   let flagged = 0;
   const byReason = { unfamiliar_cell: 0, unfamiliar_image: 0 };
+  const valFlags = new Uint8Array(val.length);
   for (let j = 0; j < val.length; j++) {
     const c = cell.distances[j] > cell.threshold;
     const i = image.distances[j] > image.threshold;
     if (c) byReason.unfamiliar_cell++;
     if (i) byReason.unfamiliar_image++;
-    if (c || i) flagged++;
+    if (c || i) {
+      flagged++;
+      valFlags[j] = 1;
+    }
   }
   const check = (x: typeof cell, q: number) => ({
     threshold: x.threshold,
@@ -231,6 +240,7 @@ export function fitFamiliarity(
     rank: x.ref.invSqrtEig.length,
   });
   return {
+    val: { rows: val, flagged: valFlags },
     references: { cell: cell.ref, image: image.ref },
     record: {
       method:

@@ -70,6 +70,11 @@ describe.skipIf(!!SKIP)(`familiarity round trip${SKIP ? ` — skipped: ${SKIP}` 
     expect(f.cell.threshold).toBeGreaterThan(0);
     // Each check alone flags about 1 − its quantile of validation images: a handful at most here.
     expect(f.validation!.reviewRate).toBeLessThanOrEqual(0.15);
+    // The review budget: the confidence threshold only ever goes down, and the lab stays within 10 %.
+    const b = f.reviewBudget!;
+    expect(b.budget).toBe(0.1);
+    expect(card.reviewThreshold).toBeLessThanOrEqual(b.before);
+    expect(b.reviewRate.data).toBeLessThanOrEqual(0.1);
     expect(classifier.familiar).toBe(true);
   });
 

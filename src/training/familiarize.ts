@@ -9,11 +9,14 @@ import { join, resolve } from 'node:path';
 import { DatasetError, ModelError } from '../errors.js';
 import { cardPathFor } from '../model/classifier.js';
 import { appendFamiliarity } from '../model/familiarity-graph.js';
+import { readFloatInitializers } from '../model/onnx/graph-builder.js';
+import { argmax, softmaxRows } from '../model/softmax.js';
 import { FeatureExtractor } from '../model/feature-extractor.js';
 import type { FamiliarityRecord, ModelCard } from '../model/types.js';
 import { scanDatasets } from './dataset.js';
 import { computeFeatures } from './feature-cache.js';
 import { fitFamiliarity } from './familiarity.js';
+import { capReviewThreshold, REVIEW_BUDGET } from './review-budget.js';
 import { groupedStratifiedSplit } from './split.js';
 import { writeAtomic } from './files.js';
 import { cardHeader } from './model-card.js';
@@ -26,6 +29,32 @@ export interface FamiliarizeOptions {
   valFraction: number;
   cacheDir: string;
   onProgress?: (done: number, total: number, cached: number) => void;
+}
+
+/** Top calibrated probability of the given rows, from the model's head (head/W, head/b) and temperature. */
+function headConfidences(
+  model: Uint8Array,
+  x: Float32Array,
+  d: number,
+  rows: number[],
+  k: number,
+  temperature: number,
+): Float32Array {
+  const init = readFloatInitializers(model);
+  const w = init.get('head/W');
+  const b = init.get('head/b');
+  if (!w || !b || w.length !== k * d)
+    throw new ModelError('The model has no head this version can read.', 'bad_model');
+  const logits = new Float32Array(rows.length * k);
+  rows.forEach((r, j) => {
+    for (let c = 0; c < k; c++) {
+      let s = b[c];
+      for (let i = 0; i < d; i++) s += w[c * d + i] * x[r * d + i];
+      logits[j * k + c] = s;
+    }
+  });
+  const p = softmaxRows(logits, k, temperature);
+  return Float32Array.from({ length: rows.length }, (_, j) => p[j * k + argmax(p, j, k)]);
 }
 
 export async function familiarizeModel(
@@ -60,7 +89,7 @@ export async function familiarizeModel(
     await extractor.close();
   }
   const item = (r: number) => ds.items[feats.item[r]];
-  const { references, record } = fitFamiliarity(
+  const { references, record, val } = fitFamiliarity(
     {
       x: feats.x,
       n: feats.n,
@@ -74,12 +103,35 @@ export async function familiarizeModel(
     extractor.blockDims,
     { seed: card.training.seed },
   );
-  const onnx = appendFamiliarity(readFileSync(modelPath), references);
+  const bytes = readFileSync(modelPath);
+  // The review budget: the validation rows' confidences from the model's own head on these features.
+  const confidence = headConfidences(
+    bytes,
+    feats.x,
+    feats.d,
+    val.rows,
+    card.classes.length,
+    card.temperature,
+  );
+  const budget = capReviewThreshold(
+    val.rows.map((r, j) => ({
+      confidence: confidence[j],
+      flagged: val.flagged[j] === 1,
+      source: item(r).source,
+    })),
+    ds.sources.map((s) => s.name),
+    card.reviewThreshold,
+  );
+  const onnx = appendFamiliarity(bytes, references);
   const header = cardHeader(card.name, card.classes, onnx);
   const next: ModelCard = {
     ...card,
     modelSha256: header.modelSha256,
-    familiarity: record,
+    reviewThreshold: budget.threshold,
+    familiarity: {
+      ...record,
+      reviewBudget: { budget: REVIEW_BUDGET, before: card.reviewThreshold, reviewRate: budget.reviewRate },
+    },
   };
   // Model first, then card: until the card lands, the pair's sha256 disagrees and nothing runs the model.
   writeAtomic(modelPath, onnx);

@@ -57,10 +57,10 @@ export async function familiarizeCli(
   } finally {
     bar.stop();
   }
-  printFamiliarity(r.record, io);
+  printFamiliarity(r.card.familiarity!, r.card.reviewThreshold, io);
 }
 
-export function printFamiliarity(f: FamiliarityRecord, io: Io): void {
+export function printFamiliarity(f: FamiliarityRecord, reviewThreshold: number, io: Io): void {
   const v = f.validation;
   io.out(
     `\nFamiliarity checks: a cell is unfamiliar beyond the ${pct(f.cell.quantile)} point of validation cells' ` +
@@ -71,5 +71,15 @@ export function printFamiliarity(f: FamiliarityRecord, io: Io): void {
     io.out(
       `On ${v.n} validation images they flag ${pct(v.reviewRate)} ` +
         `(unfamiliar cell ${pct(v.byReason.unfamiliar_cell ?? 0)}, unfamiliar image ${pct(v.byReason.unfamiliar_image ?? 0)}).`,
+    );
+  const b = f.reviewBudget;
+  if (b)
+    io.out(
+      `Review budget ${pct(b.budget)} per training lab: confidence threshold ${b.before.toFixed(3)} → ` +
+        `${reviewThreshold.toFixed(3)}; validation images flagged for any reason: ${Object.entries(
+          b.reviewRate,
+        )
+          .map(([s, r]) => `${s} ${pct(r)}`)
+          .join(', ')}.`,
     );
 }

@@ -230,6 +230,7 @@ async function main(): Promise<void> {
   keepEarlierSection(DEFAULT_TRAINING, true);
   keepEarlierSection(CROSS_LAB, true);
   keepEarlierSection(ADAPT_LAB, true);
+  keepEarlierSection(KNOWS_AND_FLAGS, true);
 
   writeFileSync(resolve('BENCHMARKS.md'), lines.join('\n') + '\n');
   console.log('\nWrote BENCHMARKS.md');
@@ -441,6 +442,8 @@ const DEFAULT_TRAINING = '## Training the default model';
 const CROSS_LAB = '## Across labs';
 /** Written from `npm run eval:adapt-lab` (35 min a draw on shared cores), kept the same way. */
 const ADAPT_LAB = '## Adapting to a lab';
+/** Written from scripts/review-study.ts (leave one lab / one class out) and the flags tests, kept the same way. */
+const KNOWS_AND_FLAGS = '## What the model knows and flags';
 
 function trainingBench(): void {
   const cache = mkdtempSync(join(tmpdir(), 'hv-bench-train-'));

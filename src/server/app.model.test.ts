@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pipeline, type HematoVision } from '../pipeline.js';
 import { buildApp } from './app.js';
-import { multipart, solidJpeg, type UploadFile } from './test-helpers.js';
+import { multipart, solidJpeg, type UploadFile } from '../testing/server.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const modelPath = join(repoRoot, 'models', 'model.onnx');

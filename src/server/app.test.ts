@@ -18,7 +18,7 @@ import {
   solidJpeg,
   solidPng,
   type UploadFile,
-} from './test-helpers.js';
+} from '../testing/server.js';
 
 const API = '/api/v1';
 

@@ -16,7 +16,7 @@ import { HematoError } from '../errors.js';
 import type { ImagePrediction } from '../model/types.js';
 import type { HeatmapData } from '../pipeline.js';
 import { CaseStore, SCHEMA_VERSION, type NewCase } from './store.js';
-import { createVersion1DataDir } from './test-helpers.js';
+import { createVersion1DataDir } from '../testing/server.js';
 
 let dir: string;
 let store: CaseStore | undefined;

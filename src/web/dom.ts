@@ -41,13 +41,6 @@ export function replaceChildren(parent: Element, ...children: Child[]): void {
   append(parent, children);
 }
 
-let idCounter = 0;
-/** A document-unique id for label/aria wiring. */
-export function uid(prefix: string): string {
-  idCounter += 1;
-  return `${prefix}-${idCounter}`;
-}
-
 export interface Column {
   label: Child;
   /** Right-aligned numbers. */

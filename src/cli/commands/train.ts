@@ -6,6 +6,7 @@ import { DatasetError, ModelError } from '../../errors.js';
 import { AUGMENT_PRESETS, type AugmentPreset } from '../../imaging/augment.js';
 import {
   FINE_TUNE_DEFAULTS,
+  FINE_TUNE_LIMITS,
   fineTuneModel,
   LAST_BLOCK,
   type FineTuneResult,
@@ -262,19 +263,20 @@ async function fineTune(io: Io, o: Record<string, string | boolean | undefined>,
     if (!Number.isInteger(x)) throw new DatasetError(`--${name} must be a whole number, got '${v}'.`);
     return x;
   };
+  const L = FINE_TUNE_LIMITS;
   const settings = {
     trainFromBlock,
-    epochs: whole(o.epochs, 'epochs', 1, 1000),
-    batchSize: whole(o.batchSize, 'batch-size', 1, 256),
-    accumulate: whole(o.accumulate, 'accumulate', 1, 64),
-    lr: num(String(o.lr), 'lr', 1e-8, 0.5),
-    headLr: num(String(o.headLr), 'head-lr', 1e-8, 0.5),
-    weightDecay: num(String(o.weightDecay), 'weight-decay', 0, 0.5),
-    warmupEpochs: num(String(o.warmupEpochs), 'warmup-epochs', 0, 100),
-    labelSmoothing: num(String(o.labelSmoothing), 'label-smoothing', 0, 0.5),
+    epochs: whole(o.epochs, 'epochs', ...L.epochs),
+    batchSize: whole(o.batchSize, 'batch-size', ...L.batchSize),
+    accumulate: whole(o.accumulate, 'accumulate', ...L.accumulate),
+    lr: num(String(o.lr), 'lr', Number.MIN_VALUE, L.lr[1]),
+    headLr: num(String(o.headLr), 'head-lr', Number.MIN_VALUE, L.headLr[1]),
+    weightDecay: num(String(o.weightDecay), 'weight-decay', ...L.weightDecay),
+    warmupEpochs: num(String(o.warmupEpochs), 'warmup-epochs', ...L.warmupEpochs),
+    labelSmoothing: num(String(o.labelSmoothing), 'label-smoothing', ...L.labelSmoothing),
     augment: augmentPreset(String(o.augment)),
     keep: keepWhich(String(o.keep)),
-    patience: whole(o.patience, 'patience', 1, 1000),
+    patience: whole(o.patience, 'patience', ...L.patience),
     workers: whole(o.workers, 'workers', 0, 1) as 0 | 1,
   };
   const tflite = o.tflite ? resolve(String(o.tflite)) : existsSync(SHARED_TFLITE) ? SHARED_TFLITE : null;

@@ -32,7 +32,13 @@ import { readTflite, startingModel, startingNetwork } from './starting.js';
 export type { EpochSummary } from './checkpoint.js';
 export { prepareCrops, type CropFailure } from './crops.js';
 export { augmentationNote, backboneWeightsSha256 } from './export.js';
-export { FINE_TUNE_DEFAULTS, LAST_BLOCK, type FineTuneOptions, type StepProgress } from './settings.js';
+export {
+  FINE_TUNE_DEFAULTS,
+  FINE_TUNE_LIMITS,
+  LAST_BLOCK,
+  type FineTuneOptions,
+  type StepProgress,
+} from './settings.js';
 export type { ValidationScore } from './validator.js';
 
 export interface FineTuneResult {

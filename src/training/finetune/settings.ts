@@ -129,6 +129,23 @@ export type Settings = Required<
   >
 > & { trainFromBlock: number; l2Grid: number[] };
 
+/**
+ * The accepted range of each numeric setting, inclusive: the one owner of these bounds, read by settingsOf
+ * and by the CLI (which names its flags in the same message).
+ */
+export const FINE_TUNE_LIMITS = {
+  epochs: [1, 1000],
+  batchSize: [1, 256],
+  accumulate: [1, 64],
+  /** Learning rates: above the lower bound (0 excluded), up to the upper. */
+  lr: [0, 0.5],
+  headLr: [0, 0.5],
+  weightDecay: [0, 0.5],
+  warmupEpochs: [0, 100],
+  labelSmoothing: [0, 0.5],
+  patience: [1, 1000],
+} as const satisfies Record<string, readonly [number, number]>;
+
 export function settingsOf(o: FineTuneOptions): Settings {
   const d = FINE_TUNE_DEFAULTS;
   const from = o.trainFromBlock === 'all' ? 0 : (o.trainFromBlock ?? d.trainFromBlock);
@@ -152,24 +169,30 @@ export function settingsOf(o: FineTuneOptions): Settings {
   const bad = (what: string) => {
     throw new DatasetError(what);
   };
+  const L = FINE_TUNE_LIMITS;
   if (!Number.isInteger(from) || from < 0 || from > LAST_BLOCK)
     bad(`The first trained block must be 0–${LAST_BLOCK} (or 'all'), got ${o.trainFromBlock}.`);
-  if (!Number.isInteger(s.epochs) || s.epochs < 1) bad('Epochs must be a whole number ≥ 1.');
-  if (!Number.isInteger(s.batchSize) || s.batchSize < 1 || s.batchSize > 256)
-    bad('The batch size must be a whole number in [1, 256].');
-  if (!Number.isInteger(s.accumulate) || s.accumulate < 1 || s.accumulate > 64)
-    bad('Accumulate must be a whole number of batches in [1, 64].');
-  for (const [k, v] of [
-    ['lr', s.lr],
-    ['head lr', s.headLr],
+  const within = (v: number, [lo, hi]: readonly [number, number]) => v >= lo && v <= hi;
+  if (!Number.isInteger(s.epochs) || !within(s.epochs, L.epochs))
+    bad(`Epochs must be a whole number in [${L.epochs.join(', ')}].`);
+  if (!Number.isInteger(s.batchSize) || !within(s.batchSize, L.batchSize))
+    bad(`The batch size must be a whole number in [${L.batchSize.join(', ')}].`);
+  if (!Number.isInteger(s.accumulate) || !within(s.accumulate, L.accumulate))
+    bad(`Accumulate must be a whole number of batches in [${L.accumulate.join(', ')}].`);
+  for (const [k, v, r] of [
+    ['lr', s.lr, L.lr],
+    ['head lr', s.headLr, L.headLr],
   ] as const)
-    if (!(v > 0 && v < 1)) bad(`The ${k} must be in (0, 1), got ${v}.`);
-  if (!(s.weightDecay >= 0 && s.weightDecay < 1)) bad('Weight decay must be in [0, 1).');
-  if (!(s.warmupEpochs >= 0)) bad('Warm-up epochs must be ≥ 0.');
-  if (!(s.labelSmoothing >= 0 && s.labelSmoothing < 1)) bad('Label smoothing must be in [0, 1).');
+    if (!(v > r[0] && v <= r[1])) bad(`The ${k} must be in (${r.join(', ')}], got ${v}.`);
+  if (!within(s.weightDecay, L.weightDecay)) bad(`Weight decay must be in [${L.weightDecay.join(', ')}].`);
+  if (!within(s.warmupEpochs, L.warmupEpochs))
+    bad(`Warm-up epochs must be in [${L.warmupEpochs.join(', ')}].`);
+  if (!within(s.labelSmoothing, L.labelSmoothing))
+    bad(`Label smoothing must be in [${L.labelSmoothing.join(', ')}].`);
   if (!Object.hasOwn(AUGMENT_PRESETS, s.augment))
     bad(`Unknown augmentation '${s.augment}': use ${Object.keys(AUGMENT_PRESETS).join(' or ')}.`);
   if (s.keep !== 'best' && s.keep !== 'last') bad(`Keep 'best' or 'last', got '${s.keep}'.`);
-  if (!Number.isInteger(s.patience) || s.patience < 1) bad('Patience must be a whole number ≥ 1.');
+  if (!Number.isInteger(s.patience) || !within(s.patience, L.patience))
+    bad(`Patience must be a whole number in [${L.patience.join(', ')}].`);
   return s;
 }

@@ -54,7 +54,7 @@ function spawned(args: string[]): Promise<CliRun> {
 }
 
 let tmp: string;
-let labelled: string; // 4 known classes ×3, a basophil folder, a .txt, a corrupt JPEG
+let labelled: string; // 4 known classes ×3, a folder of a class no model knows (smudge), a .txt, a corrupt JPEG
 let batch: string; // 3 good images + 1 corrupt JPEG, no class folders
 const goodInBatch: string[] = [];
 
@@ -62,7 +62,7 @@ beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'hv-cli-'));
   labelled = join(tmp, 'labelled');
   const images = await writeLabelledFolder(labelled, FOUR_CLASSES, 3);
-  await writeLabelledFolder(labelled, ['basophil'], 2);
+  await writeLabelledFolder(labelled, ['smudge'], 2);
   writeFileSync(join(labelled, 'neutrophil', 'notes.txt'), 'not an image\n');
   writeFileSync(join(labelled, 'eosinophil', 'zz-corrupt.jpg'), truncatedJpeg(images[0]));
 
@@ -161,7 +161,7 @@ describe.concurrent('hematovision: bad data folders', () => {
       join(tmp, 'out'),
     ]);
     expectCleanFailure(r, /Unknown class blast/);
-    for (const c of ['basophil', ...FOUR_CLASSES]) expect(r.stderr).toContain(c);
+    for (const c of ['smudge', ...FOUR_CLASSES]) expect(r.stderr).toContain(c);
   });
 });
 
@@ -391,10 +391,10 @@ describe.skipIf(!hasModel)('hematovision evaluate', { concurrent: true }, () => 
     );
     const card = JSON.parse(readFileSync(join(MODEL_DIR, 'model.json'), 'utf8')) as { classes: string[] };
     expect(out.classes).toEqual(card.classes);
-    // 12 good images; the corrupt one is unreadable, basophils and the .txt are skipped.
+    // 12 good images; the corrupt one is unreadable, the smudge cells and the .txt are skipped.
     expect(out.n).toBe(12);
     expect(out.unreadable).toBe(1);
-    expect(out.skipped).toEqual({ nonImage: 1, unknownClass: { basophil: 2 } });
+    expect(out.skipped).toEqual({ nonImage: 1, unknownClass: { smudge: 2 } });
     for (const m of [out.accuracy, out.macroF1, out.ece]) {
       expect(m).toBeGreaterThanOrEqual(0);
       expect(m).toBeLessThanOrEqual(1);
@@ -446,11 +446,28 @@ describe.skipIf(!hasModel)('hematovision evaluate', { concurrent: true }, () => 
     expect(row?.trim().split(/\s+/).at(-1)).toBe('1');
   });
 
+  it('--score-unknown runs the cells of classes the model does not know and says how many it flagged', async () => {
+    const r = await hv(['evaluate', '--data', labelled, '--json', '--score-unknown']);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as {
+      n: number;
+      review: { n: number; silentErrorRate: number; rate: number };
+      unknownClasses: Record<string, { n: number; flagged: number }>;
+    };
+    expect(out.n).toBe(12); // accuracy stays over the known classes
+    expect(out.review.n).toBe(14); // review counts the smudge cells too, each a wrong answer
+    expect(out.unknownClasses.smudge.n).toBe(2);
+    expect(out.unknownClasses.smudge.flagged).toBeGreaterThanOrEqual(0);
+    expect(out.review.silentErrorRate).toBeGreaterThanOrEqual(
+      (2 - out.unknownClasses.smudge.flagged) / 14 - 1e-9,
+    );
+  });
+
   it('the text output says what was skipped and which file was unreadable', async () => {
     const r = await hv(['evaluate', '--data', labelled]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/Confusion matrix/);
-    expect(r.stdout).toMatch(/basophil \(2\)/);
+    expect(r.stdout).toMatch(/smudge \(2\)/);
     expect(r.stdout).toMatch(/Skipped 1 non-image file/);
     expect(r.stderr).toMatch(/unreadable: .*zz-corrupt\.jpg/);
   });

@@ -32,15 +32,31 @@ vi.mock('../model/analyzer.js', () => {
     'b/2.jpg': null,
     'c/1.jpg': 'unreadable',
     'c/2.jpg': [0.16, 0.1, 0.74],
+    'd/1.jpg': [0.9, 0.05, 0.05], // a class the model does not know: wrong whatever it says
   };
   return {
     analyzeImage: async (_classifier: unknown, path: string) => {
       const a = answers[`${basename(dirname(path))}/${basename(path)}`];
       if (a === 'unreadable') throw new InvalidImageError('corrupt or truncated');
-      if (a === null) return { label: null, confidence: 0, probabilities: {}, needsReview: true, cells: [] };
+      if (a === null)
+        return {
+          label: null,
+          confidence: 0,
+          probabilities: {},
+          needsReview: true,
+          reviewReasons: ['no_cell'],
+          cells: [],
+        };
       const probabilities = { a: a[0], b: a[1], c: a[2] };
       const label = ['a', 'b', 'c'][a.indexOf(Math.max(...a))];
-      return { label, confidence: Math.max(...a), probabilities, needsReview: false, cells: [] };
+      return {
+        label,
+        confidence: Math.max(...a),
+        probabilities,
+        needsReview: false,
+        reviewReasons: [],
+        cells: [],
+      };
     },
   };
 });
@@ -89,5 +105,18 @@ describe('evaluateModel with images where no cell is found', () => {
     expect(r.ece).toBeCloseTo(0.285, 6);
     expect(r.bins.reduce((a, b) => a + b.count, 0)).toBe(4);
     expect(r.bins.filter((b) => b.count > 0).map((b) => Math.round(b.lo * 15))).toEqual([9, 11, 12, 13]);
+    // Review: the two no-cell images are flagged; a/3 (called b) is the one silent error.
+    expect(r.review).toMatchObject({ n: 6, rate: 2 / 6, acceptedAccuracy: 3 / 4, silentErrorRate: 1 / 6 });
+    expect(r.review.byReason.no_cell).toBe(2 / 6);
+    expect(r.unknownClasses).toEqual({});
+  });
+
+  it('with scoreUnknown, a class the model does not know counts in review, never in accuracy', async () => {
+    const r = await evaluateModel(classifier, [dir], { concurrency: 2, scoreUnknown: true });
+    expect(r.n).toBe(6);
+    expect(r.accuracy).toBeCloseTo(0.5, 12);
+    expect(r.unknownClasses).toEqual({ d: { n: 1, flagged: 0 } });
+    // d/1 is confidently wrong and unflagged: a second silent error, over 7 images now.
+    expect(r.review).toMatchObject({ n: 7, silentErrorRate: 2 / 7 });
   });
 });

@@ -15,23 +15,38 @@ export function flatFraction(image: RgbImage): number {
   if (width === 0 || height === 0) return 1;
   let flat = 0;
   for (let by = 0; by < height; by += BLOCK) {
+    const yEnd = Math.min(height, by + BLOCK);
     for (let bx = 0; bx < width; bx += BLOCK) {
-      const lo = [255, 255, 255];
-      const hi = [0, 0, 0];
-      const yEnd = Math.min(height, by + BLOCK);
       const xEnd = Math.min(width, bx + BLOCK);
-      for (let y = by; y < yEnd; y++) {
+      // A block is flat when every pixel lies within FLAT_RANGE of its first pixel's neighbourhood: track the
+      // channel ranges and stop at the first pixel that breaks them (most blocks of a smear stop at once).
+      const first = (by * width + bx) * 3;
+      let r0 = data[first],
+        r1 = r0,
+        g0 = data[first + 1],
+        g1 = g0,
+        b0 = data[first + 2],
+        b1 = b0;
+      let isFlat = true;
+      for (let y = by; y < yEnd && isFlat; y++) {
         let i = (y * width + bx) * 3;
         for (let x = bx; x < xEnd; x++, i += 3) {
-          for (let c = 0; c < 3; c++) {
-            const v = data[i + c];
-            if (v < lo[c]) lo[c] = v;
-            if (v > hi[c]) hi[c] = v;
+          const r = data[i],
+            g = data[i + 1],
+            b = data[i + 2];
+          if (r < r0) r0 = r;
+          else if (r > r1) r1 = r;
+          if (g < g0) g0 = g;
+          else if (g > g1) g1 = g;
+          if (b < b0) b0 = b;
+          else if (b > b1) b1 = b;
+          if (r1 - r0 > FLAT_RANGE || g1 - g0 > FLAT_RANGE || b1 - b0 > FLAT_RANGE) {
+            isFlat = false;
+            break;
           }
         }
       }
-      if (hi[0] - lo[0] <= FLAT_RANGE && hi[1] - lo[1] <= FLAT_RANGE && hi[2] - lo[2] <= FLAT_RANGE)
-        flat += (yEnd - by) * (xEnd - bx);
+      if (isFlat) flat += (yEnd - by) * (xEnd - bx);
     }
   }
   return flat / (width * height);

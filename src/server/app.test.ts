@@ -147,6 +147,18 @@ describe('service routes', () => {
     expect(app.caseStore.list({ limit: 10, offset: 0 }).total).toBe(0);
   });
 
+  it('serves browsable API docs built from the same OpenAPI document', async () => {
+    await start();
+    const page = await app.inject(`${API}/docs/`);
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-type']).toContain('text/html');
+    expect(page.body).toContain('swagger-initializer.js');
+    const spec = (await app.inject(`${API}/docs/json`)).json() as { paths: Record<string, unknown> };
+    expect(Object.keys(spec.paths)).toContain(`${API}/predict`);
+    // The page loads only its own files: the app's CSP (script-src 'self') holds.
+    expect(page.body).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>\s*\S/);
+  });
+
   it('serves an OpenAPI 3 document listing every route', async () => {
     await start();
     const res = await app.inject(`${API}/openapi.json`);

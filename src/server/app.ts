@@ -7,6 +7,7 @@ import helmet from '@fastify/helmet';
 import multipart from '@fastify/multipart';
 import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import { HematoError, InvalidImageError } from '../errors.js';
 import { checkInput } from '../imaging/decode.js';
 import { differential } from '../model/differential.js';
@@ -140,6 +141,9 @@ async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyI
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
   });
+
+  // Browsable API docs from the same OpenAPI document (scripts and styles are its own files: the CSP holds).
+  await app.register(swaggerUi, { routePrefix: `${API}/docs`, uiConfig: { docExpansion: 'list' } });
 
   const schemas = routeSchemas({ classes, maxFiles, maxFileBytes });
 

@@ -354,7 +354,7 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
       },
     },
     casesCsv: {
-      summary: 'Every matching case as CSV (one row per case, one column per class probability)',
+      summary: 'Every matching case as CSV (one row per located cell, one column per class probability)',
       tags: ['cases'],
       querystring: { type: 'object', additionalProperties: false, properties: { ...caseFilter } },
       response: {

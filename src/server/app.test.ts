@@ -582,6 +582,30 @@ describe('cases', () => {
     }
   });
 
+  it('finds cases by part of the file name and sorts them', async () => {
+    await start();
+    const [n1, m1, n2] = await seed();
+    const grey = (
+      (
+        await predict([{ name: 'Smear_100%.jpg', bytes: await solidJpeg(16, 16, [128, 128, 128]) }])
+      ).json() as {
+        cases: CaseBody[];
+      }
+    ).cases[0];
+    const list = async (q: string) =>
+      ((await app.inject(`${API}/cases?${q}`)).json() as { cases: CaseBody[] }).cases.map((c) => c.id);
+    expect(await list('file=N1')).toEqual([n1.id]); // any case
+    expect(await list('file=.jpg')).toHaveLength(4);
+    // LIKE's wildcards are taken literally.
+    expect(await list(`file=${encodeURIComponent('_100%')}`)).toEqual([grey.id]);
+    expect(await list('file=%25')).toEqual([grey.id]);
+    expect(await list('sort=oldest')).toEqual([n1.id, m1.id, n2.id, grey.id]);
+    expect((await list('sort=least-confident'))[0]).toBe(grey.id);
+    expect((await app.inject(`${API}/cases?sort=random`)).statusCode).toBe(400);
+    const csv = parseCsv((await app.inject(`${API}/cases.csv?file=m1&sort=oldest`)).body);
+    expect(csv.slice(1).map((r) => r[0])).toEqual([m1.id]);
+  });
+
   it('filters by needsReview, and refuses unknown query parameters instead of ignoring them', async () => {
     await start();
     const [n1] = await seed();

@@ -218,6 +218,18 @@ const caseFilter = {
     type: 'boolean',
     description: 'true: the image or any of its cells needs review; false: none of them does.',
   },
+  file: {
+    type: 'string',
+    minLength: 1,
+    maxLength: 200,
+    description: 'Part of the file name, any case (`smear-12` finds `Smear-12a.jpg`).',
+  },
+  sort: {
+    type: 'string',
+    enum: ['newest', 'oldest', 'least-confident', 'most-confident'],
+    default: 'newest',
+    description: 'Order of the cases; least-confident puts the doubtful first.',
+  },
 } as const;
 
 const binary = { type: 'string', format: 'binary' } as const;

@@ -75,7 +75,19 @@ export interface CaseFilter {
   reviewed?: boolean;
   /** true: the image or any of its cells needs review (older rows: read from their cells too). */
   needsReview?: boolean;
+  /** Part of the file name, any case. */
+  file?: string;
+  sort?: CaseSort;
 }
+
+export type CaseSort = 'newest' | 'oldest' | 'least-confident' | 'most-confident';
+
+const ORDER: Record<CaseSort, string> = {
+  newest: 'c.created_at DESC, c.rowid DESC',
+  oldest: 'c.created_at ASC, c.rowid ASC',
+  'least-confident': 'c.confidence ASC, c.created_at DESC, c.rowid DESC',
+  'most-confident': 'c.confidence DESC, c.created_at DESC, c.rowid DESC',
+};
 
 interface Migration {
   version: number;
@@ -377,7 +389,9 @@ export class CaseStore {
     const total = (this.db.prepare(`SELECT count(*) AS n FROM cases c ${where}`).get(params) as { n: number })
       .n;
     const rows = this.db
-      .prepare(`${SELECT_CASE} ${where} ORDER BY c.created_at DESC, c.rowid DESC LIMIT @limit OFFSET @offset`)
+      .prepare(
+        `${SELECT_CASE} ${where} ORDER BY ${ORDER[filter.sort ?? 'newest']} LIMIT @limit OFFSET @offset`,
+      )
       .all({ ...params, limit: filter.limit, offset: filter.offset }) as CaseRow[];
     return { cases: rows.map(rowToCase), total };
   }
@@ -385,7 +399,7 @@ export class CaseStore {
   /** Every matching case, newest first, without loading them all at once. */
   *iterate(filter: CaseFilter = {}): IterableIterator<StoredCase> {
     const { where, params } = whereClause(filter);
-    const stmt = this.db.prepare(`${SELECT_CASE} ${where} ORDER BY c.created_at DESC, c.rowid DESC`);
+    const stmt = this.db.prepare(`${SELECT_CASE} ${where} ORDER BY ${ORDER[filter.sort ?? 'newest']}`);
     for (const row of stmt.iterate(params) as IterableIterator<CaseRow>) yield rowToCase(row);
   }
 
@@ -630,6 +644,11 @@ function whereClause(filter: CaseFilter): { where: string; params: Record<string
   }
   if (filter.reviewed !== undefined) {
     conds.push(`${filter.reviewed ? '' : 'NOT '}EXISTS (SELECT 1 FROM reviews WHERE case_id = c.id)`);
+  }
+  if (filter.file !== undefined) {
+    // A literal substring: LIKE's wildcards in the query are escaped.
+    conds.push(`c.file_name LIKE @file ESCAPE '\\'`); // LIKE ignores ASCII case
+    params.file = `%${filter.file.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
   }
   if (filter.needsReview !== undefined) {
     // Rows stored before review reasons flagged the image by its first cell only: ask the cells too.

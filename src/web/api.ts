@@ -73,6 +73,8 @@ export interface CaseQuery {
   label?: string;
   reviewed?: 'true' | 'false';
   needsReview?: 'true' | 'false';
+  file?: string;
+  sort?: 'newest' | 'oldest' | 'least-confident' | 'most-confident';
   limit?: number;
   offset?: number;
 }

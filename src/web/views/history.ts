@@ -53,7 +53,17 @@ export function renderHistory(main: HTMLElement, ctx: AppContext, query: URLSear
   const offset = Math.max(0, Math.floor(Number(query.get('offset')) || 0));
   const flagRaw = query.get('needsReview');
   const needsReview = flagRaw === 'true' || flagRaw === 'false' ? flagRaw : undefined;
-  const filters: CaseQuery = { label: label || undefined, reviewed, needsReview };
+  const file = (query.get('file') ?? '').slice(0, 200);
+  const SORTS = ['newest', 'oldest', 'least-confident', 'most-confident'] as const;
+  const sortRaw = query.get('sort');
+  const sort = SORTS.find((x) => x === sortRaw);
+  const filters: CaseQuery = {
+    label: label || undefined,
+    reviewed,
+    needsReview,
+    file: file || undefined,
+    sort,
+  };
 
   const labelSelect = h(
     'select',
@@ -75,12 +85,29 @@ export function renderHistory(main: HTMLElement, ctx: AppContext, query: URLSear
     h('option', { value: 'true', selected: needsReview === 'true' }, 'Needs review'),
     h('option', { value: 'false', selected: needsReview === 'false' }, 'No flag'),
   );
+  const fileInput = h('input', {
+    id: 'filter-file',
+    name: 'file',
+    type: 'search',
+    value: file,
+    maxlength: '200',
+  });
+  const sortSelect = h(
+    'select',
+    { id: 'filter-sort', name: 'sort' },
+    h('option', { value: '' }, 'Newest first'),
+    h('option', { value: 'oldest', selected: sort === 'oldest' }, 'Oldest first'),
+    h('option', { value: 'least-confident', selected: sort === 'least-confident' }, 'Least confident first'),
+    h('option', { value: 'most-confident', selected: sort === 'most-confident' }, 'Most confident first'),
+  );
   const filterForm = h(
     'form',
     { class: 'filters', role: 'search', 'aria-label': 'Filter cases' },
     h('div', { class: 'field' }, h('label', { for: 'filter-label' }, 'Predicted class'), labelSelect),
     h('div', { class: 'field' }, h('label', { for: 'filter-reviewed' }, 'Review status'), reviewedSelect),
     h('div', { class: 'field' }, h('label', { for: 'filter-needs-review' }, 'Model flag'), flagSelect),
+    h('div', { class: 'field' }, h('label', { for: 'filter-file' }, 'File name contains'), fileInput),
+    h('div', { class: 'field' }, h('label', { for: 'filter-sort' }, 'Order'), sortSelect),
     h(
       'div',
       { class: 'filters__actions' },
@@ -94,6 +121,8 @@ export function renderHistory(main: HTMLElement, ctx: AppContext, query: URLSear
       label: labelSelect.value,
       reviewed: reviewedSelect.value,
       needsReview: flagSelect.value,
+      file: fileInput.value.trim(),
+      sort: sortSelect.value,
       limit: query.get('limit') ?? undefined,
     });
   });
@@ -131,6 +160,8 @@ export function renderHistory(main: HTMLElement, ctx: AppContext, query: URLSear
           label,
           reviewed,
           needsReview,
+          file: file || undefined,
+          sort,
           limit: query.get('limit') ?? undefined,
           offset: Math.max(0, o),
         });

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { HematoError, ModelError } from '../errors.js';
 import { OUTPUTS } from './classifier-graph.js';
 import { OnnxSession, OnnxThreadSession, type InferenceSession } from './onnx/runtime.js';
-import { softmaxRows } from './softmax.js';
+import { argmax, softmaxRows } from './softmax.js';
 import { orderReasons, type ModelCard, type Prediction, type ReviewReason } from './types.js';
 import { expandViews, meanMapsOverViews, meanOverViews } from './views.js';
 
@@ -305,8 +305,7 @@ export class Classifier {
   toPrediction(out: BatchOutput, i: number): Prediction {
     const k = this.classes.length;
     const row = out.probabilities.subarray(i * k, (i + 1) * k);
-    let best = 0;
-    for (let c = 1; c < k; c++) if (row[c] > row[best]) best = c;
+    const best = argmax(row, 0, k);
     const probs: Record<string, number> = {};
     this.classes.forEach((c, j) => (probs[c] = row[j]));
     const reasons = new Set<ReviewReason>();

@@ -632,10 +632,11 @@ describe('cases', () => {
     for (const url of [
       `${API}/cases?needsreview=true`,
       `${API}/cases?labels=x`,
-      `${API}/cases.csv?sort=label`,
+      `${API}/cases.csv?order=label`,
     ]) {
       const res = await app.inject(url);
       expect([url, res.statusCode, errorOf(res).error]).toEqual([url, 400, 'invalid_request']);
+      expect(errorOf(res).message).toMatch(/^Unknown query parameter '(needsreview|labels|order)'\.$/);
     }
   });
 

@@ -623,8 +623,13 @@ function errorReply(
       };
     }
     const first = err.validation[0];
-    const allowed = (first?.params as { allowedValues?: unknown[] } | undefined)?.allowedValues;
-    const message = allowed ? `${err.message}: ${allowed.join(', ')}` : err.message;
+    const params = first?.params as { allowedValues?: unknown[]; additionalProperty?: string } | undefined;
+    const allowed = params?.allowedValues;
+    const message = params?.additionalProperty
+      ? `Unknown ${err.validationContext === 'querystring' ? 'query parameter' : 'field'} '${params.additionalProperty}'.`
+      : allowed
+        ? `${err.message}: ${allowed.join(', ')}`
+        : err.message;
     return { status: 400, body: { error: 'invalid_request', message } };
   }
   switch (err.code) {

@@ -540,6 +540,40 @@ describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () 
       .toContain('with test-time augmentation (8 views per cell)');
   });
 
+  it('offers the phone camera on a touch device, and analyses the photo it takes', async () => {
+    // On a desktop the camera button is hidden: the file picker is the way in.
+    await page.goto(base);
+    expect(await page.locator('.camera-button').isVisible()).toBe(false);
+
+    const phone = await browser.newPage({
+      viewport: { width: 390, height: 844 },
+      isMobile: true,
+      hasTouch: true,
+      deviceScaleFactor: 2,
+    });
+    try {
+      phone.on('pageerror', (e) => consoleErrors.push(e.message));
+      await phone.goto(base);
+      const camera = phone.getByLabel('Take a photo…');
+      await expect.poll(() => phone.locator('.camera-button').isVisible()).toBe(true);
+      expect(await camera.getAttribute('capture')).toBe('environment');
+      expect(await camera.getAttribute('accept')).toBe('image/*');
+      // Not fullPage: Chromium drops the touch emulation while it captures a full page, hiding the button.
+      await phone.screenshot({ path: path.join(shotDir, 'phone-camera.png') });
+      const [response] = await Promise.all([
+        phone.waitForResponse(isPredict),
+        camera.setInputFiles([images[1]]),
+      ]);
+      expect(response.status()).toBe(200);
+      const c = ((await response.json()) as PredictResponse).cases[0] as CaseResult;
+      await expect
+        .poll(() => phone.locator(`article[data-case-id="${c.id}"] .prediction__label`).textContent())
+        .toBe(displayLabel(c.label));
+    } finally {
+      await phone.close();
+    }
+  });
+
   it('explains the model on the About page: classes, training counts, validation, what it flags', async () => {
     await page.goto(`${base}#/about`);
     const card = vision.card;

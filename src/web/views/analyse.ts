@@ -94,6 +94,21 @@ export function renderAnalyse(main: HTMLElement, ctx: AppContext): ViewHandle {
     { for: 'file-input', class: 'btn btn--primary file-button' },
     'Choose images…',
   );
+  // On phones and tablets (coarse pointer; see styles.css) a second button opens the back camera directly:
+  // a clinic without a slide scanner photographs the smear through the microscope's eyepiece.
+  const camera = h('input', {
+    type: 'file',
+    id: 'camera-input',
+    class: 'visually-hidden',
+    accept: 'image/*',
+    capture: 'environment',
+    'aria-describedby': 'drop-hint',
+  });
+  const cameraLabel = h(
+    'label',
+    { for: 'camera-input', class: 'btn btn--secondary file-button camera-button' },
+    'Take a photo…',
+  );
   const drop = h(
     'div',
     { class: 'dropzone', id: 'dropzone' },
@@ -101,6 +116,8 @@ export function renderAnalyse(main: HTMLElement, ctx: AppContext): ViewHandle {
     h('p', { class: 'dropzone__or' }, 'or'),
     input,
     chooseLabel,
+    camera,
+    cameraLabel,
     h(
       'p',
       { class: 'muted', id: 'drop-hint' },
@@ -236,12 +253,14 @@ export function renderAnalyse(main: HTMLElement, ctx: AppContext): ViewHandle {
     } finally {
       busy = false;
       input.value = '';
+      camera.value = '';
       drop.classList.remove('dropzone--busy');
       results.setAttribute('aria-busy', 'false');
     }
   }
 
   input.addEventListener('change', () => void analyse([...(input.files ?? [])]));
+  camera.addEventListener('change', () => void analyse([...(camera.files ?? [])]));
   drop.addEventListener('dragover', (e) => {
     e.preventDefault();
     if (e.dataTransfer) e.dataTransfer.dropEffect = 'copy';

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ModelError } from '../errors.js';
-import { buildApp, pixelChunks, type AppOptions } from './app.js';
+import { buildApp, type AppOptions } from './app.js';
+import { pixelChunks } from './uploads.js';
 import { EXTRA_REVIEW_LABELS } from './schemas.js';
 import { CaseStore } from './store.js';
 import {

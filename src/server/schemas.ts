@@ -445,3 +445,5 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
     },
   };
 }
+
+export type RouteSchemas = ReturnType<typeof routeSchemas>;

@@ -16,7 +16,7 @@ import { predictRoutes } from './routes/predict.js';
 import { serviceRoutes } from './routes/service.js';
 import { webRoutes } from './routes/web.js';
 import { routeSchemas, sharedSchemas } from './schemas.js';
-import { CaseStore } from './store.js';
+import { openStore, type CaseStore } from './store/index.js';
 
 export interface AppOptions {
   vision: HematoVision;
@@ -50,7 +50,7 @@ const VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8'
 
 /** Builds the HTTP server: REST API v1 under /api/v1, the UI from webDir at /. The store closes with the app. */
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
-  const store = CaseStore.open(options.dataDir);
+  const store = openStore(options.dataDir);
   try {
     return await assemble(options, store);
   } catch (err) {

@@ -1,4 +1,4 @@
-import type { StoredCase } from './store.js';
+import type { StoredCase } from './store/index.js';
 
 /** Base path of API v1. */
 export const API = '/api/v1';

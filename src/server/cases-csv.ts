@@ -1,7 +1,7 @@
 import type { Box } from '../imaging/types.js';
 import type { Prediction } from '../model/types.js';
 import { csvRow, type CsvValue } from './csv.js';
-import type { CaseFilter, CaseStore } from './store.js';
+import type { CaseFilter, CaseStore } from './store/index.js';
 
 /**
  * Every matching case as CSV: one row per located cell (a field's second cell is a row of its own); an image

@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { HematoError } from '../errors.js';
 import type { HematoVision } from '../pipeline.js';
 import { notFound } from './http-errors.js';
-import type { CaseStore, StoredCase } from './store.js';
+import type { CaseStore, StoredCase } from './store/index.js';
 
 /**
  * A case's heat-map PNG: the stored file, or drawn from the stored maps on first request and stored.

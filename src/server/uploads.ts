@@ -12,7 +12,7 @@ import type { ImagePrediction } from '../model/types.js';
 import type { HematoVision } from '../pipeline.js';
 import { caseJson } from './case-json.js';
 import { fileTooLarge, isImageProblem, type UploadLimits } from './http-errors.js';
-import type { CaseStore } from './store.js';
+import type { CaseStore } from './store/index.js';
 
 export interface PredictOptions extends UploadLimits {
   store: CaseStore;

@@ -6,7 +6,7 @@ import { casesCsv } from '../cases-csv.js';
 import { HeatmapRenderer } from '../heatmaps.js';
 import { notFound } from '../http-errors.js';
 import type { RouteSchemas } from '../schemas.js';
-import type { CaseFilter, CaseStore, StoredCase } from '../store.js';
+import type { CaseFilter, CaseStore, StoredCase } from '../store/index.js';
 
 export interface CaseRouteOptions {
   store: CaseStore;

@@ -1,10 +1,12 @@
 import type { Box } from '../imaging/types.js';
 import type { Prediction } from '../model/types.js';
-import { csvRow, type CsvValue } from './csv.js';
+import { stringify } from 'csv-stringify/sync';
 import type { CaseFilter, CaseStore } from './store/index.js';
 
+type CsvValue = string | number | boolean | null | undefined;
+
 /**
- * Every matching case as CSV: one row per located cell (a field's second cell is a row of its own); an image
+ * Every matching case as RFC 4180 CSV (fields quoted when they hold a comma, quote or line break; CRLF rows): one row per located cell (a field's second cell is a row of its own); an image
  * without cells (none found, or a whole-image model) is one row with the cell columns empty. One probability
  * column per class of the model, then the classes only older cases know.
  */
@@ -36,7 +38,7 @@ export function casesCsv(store: CaseStore, classes: string[], filter: CaseFilter
     'tta',
   ];
   const textColumns = new Set(['file', 'reviewer', 'note'].map((h) => header.indexOf(h)));
-  const lines = [csvRow(header)];
+  const records: CsvValue[][] = [header];
   for (const c of store.iterate(filter)) {
     const rows: {
       index: number | null;
@@ -71,8 +73,19 @@ export function casesCsv(store: CaseStore, classes: string[], filter: CaseFilter
         c.model.version,
         c.model.tta,
       ];
-      lines.push(csvRow(row, textColumns));
+      records.push(row);
     }
   }
-  return lines.join('');
+  return stringify(records, {
+    record_delimiter: 'windows',
+    // A field with a lone CR or LF is quoted too (by default only one holding the whole CRLF is).
+    quote_record_delimiter: true,
+    cast: {
+      boolean: (value) => String(value),
+      // Spreadsheets run a text cell that starts like a formula; a leading apostrophe makes it inert text.
+      // Only the user-supplied columns: the others are the server's own (ids, dates, class names, numbers).
+      string: (value, context) =>
+        !context.header && textColumns.has(context.index) ? { value, escape_formulas: true } : value,
+    },
+  });
 }

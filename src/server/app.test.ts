@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ModelError } from '../errors.js';
 import { buildApp, type AppOptions } from './app.js';
 import { pixelChunks } from './uploads.js';
-import { EXTRA_REVIEW_LABELS } from './schemas.js';
+import { EXTRA_REVIEW_LABELS } from '../api/index.js';
 import { openStore, type SqliteCaseStore } from './store/index.js';
 import {
   createVersion1DataDir,

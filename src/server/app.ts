@@ -9,7 +9,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { HematoError } from '../errors.js';
 import type { HematoVision } from '../pipeline.js';
-import { API } from './case-json.js';
+import { API_BASE as API } from '../api/index.js';
 import { installErrorHandlers } from './http-errors.js';
 import { caseRoutes } from './routes/cases.js';
 import { predictRoutes } from './routes/predict.js';

@@ -1,10 +1,8 @@
+import { API_BASE as API, type CaseJson } from '../api/index.js';
 import type { StoredCase } from './store/index.js';
 
-/** Base path of API v1. */
-export const API = '/api/v1';
-
-/** The API view of a stored case. */
-export function caseJson(c: StoredCase) {
+/** The API view of a stored case (src/api's Case). */
+export function caseJson(c: StoredCase): CaseJson {
   return {
     id: c.id,
     file: c.file,

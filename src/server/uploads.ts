@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import type { FastifyRequest } from 'fastify';
 import { HematoError, InvalidImageError } from '../errors.js';
+import type { PredictItemJson, PredictResponseJson } from '../api/index.js';
 import { checkInput } from '../imaging/decode.js';
 import { differential } from '../model/differential.js';
 import { checkDomain } from '../model/domain.js';
@@ -22,17 +23,18 @@ export interface PredictOptions extends UploadLimits {
   tta: boolean;
 }
 
-type PredictItem = ReturnType<typeof caseJson> | { file: string; error: string; message: string };
-
 const MAX_BATCH_IMAGES = 16;
 /** Upload bytes of one request held in memory between the header check and analysis. */
 const KEEP_UPLOAD_BYTES = 64 * 1024 * 1024;
 
 /** Analyses and stores every image of a predict request; a file the client got wrong is refused alone. */
-export async function predictUploads(request: FastifyRequest, opts: PredictOptions) {
+export async function predictUploads(
+  request: FastifyRequest,
+  opts: PredictOptions,
+): Promise<PredictResponseJson> {
   const { store, vision, maxFiles, maxFileBytes, batchPixels, tta } = opts;
   const files = await receiveImages(request, store.tmpDir, maxFiles);
-  const results: PredictItem[] = new Array(files.length);
+  const results: PredictItemJson[] = new Array(files.length);
   const failures: HematoError[] = [];
   const refuse = (i: number, err: HematoError) => {
     failures.push(err);

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyPluginAsync } from 'fastify';
 import fastifyStatic from '@fastify/static';
-import { API } from '../case-json.js';
+import { API_BASE as API } from '../../api/index.js';
 
 const NO_UI_PAGE = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>HematoVision</title></head>

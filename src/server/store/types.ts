@@ -2,23 +2,16 @@
  * What the server needs of a case store, independent of the database behind it (SQLite today: sqlite.ts;
  * a PostgreSQL implementation fills the same interface). Rows are the shapes the routes read.
  */
+import type { Static } from '@sinclair/typebox';
+import type { CaseModel as CaseModelSchema, CaseSort as CaseSortJson, ReviewJson } from '../../api/index.js';
 import type { CellPrediction, ImagePrediction, ReviewReason } from '../../model/types.js';
 import type { HeatmapData } from '../../pipeline.js';
 
-/** A reviewer's verdict, kept beside the model's prediction (never over it). */
-export interface Review {
-  label: string;
-  reviewer: string;
-  note: string;
-  reviewedAt: string;
-}
+/** A reviewer's verdict, kept beside the model's prediction (never over it): the API's Review. */
+export type Review = ReviewJson;
 
 /** The model that analysed a case, and whether it averaged each cell's 8 flips and turns (tta). */
-export interface CaseModel {
-  name: string;
-  version: string;
-  tta: boolean;
-}
+export type CaseModel = Static<typeof CaseModelSchema>;
 
 /** One analysed image as stored. */
 export interface StoredCase {
@@ -61,7 +54,7 @@ export interface NewCase {
   heatmapData?: HeatmapData;
 }
 
-export type CaseSort = 'newest' | 'oldest' | 'least-confident' | 'most-confident';
+export type CaseSort = CaseSortJson;
 
 export interface CaseFilter {
   /** The model's predicted label (not the review label). */

@@ -1,7 +1,7 @@
 /** The shapes of a stored case and of the routes that read and review cases. */
 import { Type, type Static } from '@sinclair/typebox';
 import { REVIEW_REASONS } from '../model/types.js';
-import { CASE_SORTS, EXTRA_REVIEW_LABELS, UUID_PATTERN } from './constants.js';
+import { CASE_SORTS, EXTRA_REVIEW_LABELS, LIST_DEFAULTS, UUID_PATTERN } from './constants.js';
 import { nullableString, numberMap, ref, stringEnum } from './shapes.js';
 
 const probabilities = () =>
@@ -163,8 +163,8 @@ export const CaseListQuery = Type.Object(
   {
     ...caseFilter,
     // Optional for the client; always there for the handler (the defaults are filled in by validation).
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
-    offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: LIST_DEFAULTS.limit })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, default: LIST_DEFAULTS.offset })),
   },
   { additionalProperties: false },
 );

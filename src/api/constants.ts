@@ -17,3 +17,6 @@ export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a
 
 export const CASE_SORTS = ['newest', 'oldest', 'least-confident', 'most-confident'] as const;
 export type CaseSort = (typeof CASE_SORTS)[number];
+
+/** GET /cases's page when the query does not say: the schema's defaults, and the handler's. */
+export const LIST_DEFAULTS = { limit: 50, offset: 0 } as const;

@@ -47,7 +47,7 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
       summary: 'This OpenAPI document',
       tags: ['service'],
       response: {
-        200: Type.Unsafe<Record<string, unknown>>({
+        200: Type.Unsafe<object>({
           description: 'OpenAPI 3.1',
           type: 'object',
           additionalProperties: true,

@@ -1,12 +1,13 @@
 /** The stored cases: list, CSV export, one case, its image and heat map, review, delete. */
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { LIST_DEFAULTS } from '../../api/index.js';
 import type { HematoVision } from '../../pipeline.js';
 import { caseJson } from '../case-json.js';
 import { casesCsv } from '../cases-csv.js';
 import { HeatmapRenderer } from '../heatmaps.js';
 import { notFound } from '../http-errors.js';
 import type { RouteSchemas } from '../schemas.js';
-import type { CaseFilter, CaseStore, StoredCase } from '../store/index.js';
+import type { CaseStore, StoredCase } from '../store/index.js';
 
 export interface CaseRouteOptions {
   store: CaseStore;
@@ -14,9 +15,11 @@ export interface CaseRouteOptions {
   schemas: RouteSchemas;
 }
 
-type IdParams = { Params: { id: string } };
-
-export const caseRoutes: FastifyPluginAsync<CaseRouteOptions> = async (app, { store, vision, schemas }) => {
+/** Request types come from the route schemas (src/api) through the TypeBox type provider. */
+export const caseRoutes: FastifyPluginAsyncTypebox<CaseRouteOptions> = async (
+  app,
+  { store, vision, schemas },
+) => {
   const heatmaps = new HeatmapRenderer(store, vision);
   const findCase = (id: string): StoredCase => {
     const c = store.get(id);
@@ -24,28 +27,26 @@ export const caseRoutes: FastifyPluginAsync<CaseRouteOptions> = async (app, { st
     return c;
   };
 
-  app.get<{ Querystring: CaseFilter & { limit: number; offset: number } }>(
-    '/cases',
-    { schema: schemas.listCases },
-    async (request) => {
-      const { cases, total } = store.list(request.query);
-      return { cases: cases.map(caseJson), total };
-    },
-  );
+  app.get('/cases', { schema: schemas.listCases }, async (request) => {
+    // Validation fills in the defaults already; the type cannot know.
+    const { limit = LIST_DEFAULTS.limit, offset = LIST_DEFAULTS.offset, ...filter } = request.query;
+    const { cases, total } = store.list({ ...filter, limit, offset });
+    return { cases: cases.map(caseJson), total };
+  });
 
-  app.get<{ Querystring: CaseFilter }>('/cases.csv', { schema: schemas.casesCsv }, async (request, reply) =>
+  app.get('/cases.csv', { schema: schemas.casesCsv }, async (request, reply) =>
     reply
       .type('text/csv; charset=utf-8')
       .header('content-disposition', 'attachment; filename="hematovision-cases.csv"')
       .send(casesCsv(store, vision.card.classes, request.query)),
   );
 
-  app.get<IdParams>('/cases/:id', { schema: schemas.getCase }, async (request) => {
+  app.get('/cases/:id', { schema: schemas.getCase }, async (request) => {
     const c = findCase(request.params.id);
     return { ...caseJson(c), reviews: store.reviews(c.id) };
   });
 
-  app.get<IdParams>('/cases/:id/image', { schema: schemas.caseImage }, async (request, reply) => {
+  app.get('/cases/:id/image', { schema: schemas.caseImage }, async (request, reply) => {
     const c = findCase(request.params.id);
     const bytes = await store.readImage(c);
     return reply
@@ -55,29 +56,25 @@ export const caseRoutes: FastifyPluginAsync<CaseRouteOptions> = async (app, { st
       .send(bytes);
   });
 
-  app.get<IdParams>('/cases/:id/heatmap.png', { schema: schemas.caseHeatmap }, async (request, reply) => {
+  app.get('/cases/:id/heatmap.png', { schema: schemas.caseHeatmap }, async (request, reply) => {
     const png = await heatmaps.png(findCase(request.params.id), request.log);
     return reply.type('image/png').header('cache-control', 'private, max-age=3600').send(png);
   });
 
-  app.patch<IdParams & { Body: { reviewLabel: string; reviewer: string; note?: string | null } }>(
-    '/cases/:id',
-    { schema: schemas.reviewCase },
-    async (request) => {
-      const { reviewLabel, reviewer, note } = request.body;
-      const updated = store.addReview(request.params.id, {
-        label: reviewLabel,
-        reviewer: reviewer.trim(),
-        note: note ?? '',
-      });
-      if (!updated) throw notFound(request.params.id);
-      return caseJson(updated);
-    },
-  );
+  app.patch('/cases/:id', { schema: schemas.reviewCase }, async (request) => {
+    const { reviewLabel, reviewer, note } = request.body;
+    const updated = store.addReview(request.params.id, {
+      label: reviewLabel,
+      reviewer: reviewer.trim(),
+      note: note ?? '',
+    });
+    if (!updated) throw notFound(request.params.id);
+    return caseJson(updated);
+  });
 
-  app.delete<IdParams>('/cases/:id', { schema: schemas.deleteCase }, async (request, reply) => {
+  app.delete('/cases/:id', { schema: schemas.deleteCase }, async (request, reply) => {
     if (!store.delete(request.params.id)) throw notFound(request.params.id);
-    return reply.code(204).send();
+    return reply.code(204).send(null);
   });
 };
 

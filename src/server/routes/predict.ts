@@ -1,5 +1,5 @@
 /** POST /predict: analyse uploaded images and store each as a case (uploads.ts does the work). */
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { HematoError } from '../../errors.js';
 import type { RouteSchemas } from '../schemas.js';
 import { predictUploads, type PredictOptions } from '../uploads.js';
@@ -10,7 +10,7 @@ export interface PredictRouteOptions extends Omit<PredictOptions, 'tta'> {
   tta: boolean;
 }
 
-export const predictRoutes: FastifyPluginAsync<PredictRouteOptions> = async (app, opts) => {
+export const predictRoutes: FastifyPluginAsyncTypebox<PredictRouteOptions> = async (app, opts) => {
   const { vision, schemas } = opts;
   app.post(
     '/predict',

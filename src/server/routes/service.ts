@@ -1,5 +1,5 @@
 /** The service routes: liveness, the model card in use, the OpenAPI document. */
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { HematoVision } from '../../pipeline.js';
 import type { RouteSchemas } from '../schemas.js';
 
@@ -9,7 +9,7 @@ export interface ServiceRouteOptions {
   tta: boolean;
 }
 
-export const serviceRoutes: FastifyPluginAsync<ServiceRouteOptions> = async (
+export const serviceRoutes: FastifyPluginAsyncTypebox<ServiceRouteOptions> = async (
   app,
   { vision, schemas, tta },
 ) => {

@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pipeline, type HematoVision } from '../pipeline.js';
 import { buildApp } from './app.js';
+import type { SqliteCaseStore } from './store/index.js';
 import { multipart, solidJpeg, type UploadFile } from '../testing/server.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -98,7 +99,9 @@ describe.skipIf(!hasModel)(
           expect(heat.headers['content-type']).toBe('image/png');
           expect(heat.rawPayload.subarray(1, 4).toString()).toBe('PNG');
           const sha = app.caseStore.get(c.id)?.heatmapSha256 as string;
-          expect(readFileSync(app.caseStore.heatmapPath(sha)).equals(heat.rawPayload)).toBe(true);
+          expect(
+            readFileSync((app.caseStore as SqliteCaseStore).heatmapPath(sha)).equals(heat.rawPayload),
+          ).toBe(true);
           expect((await app.inject(c.heatmapUrl)).rawPayload.equals(heat.rawPayload)).toBe(true);
         }
       }

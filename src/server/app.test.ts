@@ -4,9 +4,10 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ModelError } from '../errors.js';
-import { buildApp, pixelChunks, type AppOptions } from './app.js';
-import { EXTRA_REVIEW_LABELS } from './schemas.js';
-import { CaseStore } from './store.js';
+import { buildApp, type AppOptions } from './app.js';
+import { pixelChunks } from './uploads.js';
+import { EXTRA_REVIEW_LABELS } from '../api/index.js';
+import { openStore, type SqliteCaseStore } from './store/index.js';
 import {
   createVersion1DataDir,
   FAKE_CARD,
@@ -723,7 +724,7 @@ describe('cases', () => {
     const bytes = await solidJpeg(16, 16, [30, 220, 30]);
     const a = ((await predict([{ name: 'a.jpg', bytes }])).json() as { cases: CaseBody[] }).cases[0];
     const b = ((await predict([{ name: 'b.jpg', bytes }])).json() as { cases: CaseBody[] }).cases[0];
-    const store = app.caseStore;
+    const store = app.caseStore as SqliteCaseStore; // its blob paths
     const sha = store.get(a.id)?.imageSha256 as string;
     expect(store.get(b.id)?.imageSha256).toBe(sha);
     expect(readdirSync(join(dataDir, 'images', sha.slice(0, 2)))).toEqual([sha]); // stored once
@@ -839,7 +840,7 @@ describe('cases', () => {
     });
     await app.close();
 
-    const store = CaseStore.open(dataDir);
+    const store = openStore(dataDir);
     try {
       const again = store.get(c.id);
       expect(again).toMatchObject({

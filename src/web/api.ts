@@ -1,97 +1,39 @@
-/** Typed client for the HematoVision REST API (/api/v1). */
-import type { Box } from '../imaging/types.js';
-import type { DomainCheck } from '../model/domain.js';
-import type { ModelCard, ReviewReason } from '../model/types.js';
+/** Typed client for the HematoVision REST API (/api/v1); its shapes are the server's (src/api). */
+import type {
+  CaseJson,
+  CaseListJson,
+  CaseListQueryJson,
+  CellJson,
+  DifferentialJson,
+  FileErrorJson,
+  HealthJson,
+  PredictItemJson,
+  PredictResponseJson,
+  ReviewBodyJson,
+  ReviewJson,
+} from '../api/index.js';
+import { API_BASE, DEFAULT_MAX_FILES } from '../api/constants.js';
+import type { ModelCard } from '../model/types.js';
 
-export interface CellResult {
-  box: Box;
-  label: string;
-  confidence: number;
-  probabilities: Record<string, number>;
-  needsReview: boolean;
-  reviewReasons: ReviewReason[];
-}
+export { EXTRA_REVIEW_LABELS } from '../api/constants.js';
 
-export interface Review {
-  label: string;
-  reviewer: string;
-  note: string;
-  reviewedAt: string;
-}
-
-export interface CaseResult {
-  id: string;
-  file: string;
-  label: string | null;
-  confidence: number;
-  probabilities: Record<string, number>;
-  needsReview: boolean;
-  /** Its own review reasons and every reason of its cells. */
-  reviewReasons: ReviewReason[];
-  /** null when the model produced no heat map (no white cell found). */
-  heatmapUrl: string | null;
-  imageUrl: string;
-  cells: CellResult[];
-  message?: string;
-  createdAt: string;
-  /** Image size in pixels, when the server sends it (otherwise read from the loaded image). */
-  width?: number;
-  height?: number;
-  /** The latest review; null when nobody has reviewed the case. */
-  review?: Review | null;
-  /** Every review, oldest first (GET /cases/:id only). */
-  reviews?: Review[];
-  /** The model that made this prediction, and whether it read each cell in 8 orientations (tta). */
-  model?: { name: string; version: string; tta?: boolean };
-}
-
-export interface CaseError {
-  file: string;
-  error: string;
-  message: string;
-}
-
-export type PredictItem = CaseResult | CaseError;
-
-export type { Differential } from '../model/differential.js';
-import type { Differential } from '../model/differential.js';
-
-export interface PredictResponse {
-  cases: PredictItem[];
-  differential: Differential;
-  /** Several images from a model with familiarity checks: do they look like the labs it learned from? */
-  domain?: DomainCheck;
-}
-
-export interface Health {
-  status: string;
-  /** `tta`: the model is calibrated for test-time augmentation. */
-  model: { name: string; version: string; classes: string[]; tta?: boolean };
-}
-
-export interface CaseQuery {
-  label?: string;
+export type CellResult = CellJson;
+export type Review = ReviewJson;
+/** A case; `reviews` (every review, oldest first) comes with GET /cases/:id only. */
+export type CaseResult = CaseJson & { reviews?: ReviewJson[] };
+export type CaseError = FileErrorJson;
+export type PredictItem = PredictItemJson;
+export type Differential = DifferentialJson;
+export type PredictResponse = PredictResponseJson;
+export type Health = HealthJson;
+/** GET /cases's query as the URL carries it (booleans as text). */
+export type CaseQuery = Omit<CaseListQueryJson, 'reviewed' | 'needsReview'> & {
   reviewed?: 'true' | 'false';
   needsReview?: 'true' | 'false';
-  file?: string;
-  sort?: 'newest' | 'oldest' | 'least-confident' | 'most-confident';
-  limit?: number;
-  offset?: number;
-}
+};
+export type ReviewInput = ReviewBodyJson;
 
-export interface ReviewInput {
-  reviewLabel: string;
-  reviewer: string;
-  note: string;
-}
-
-export const MAX_FILES = 50;
-
-/**
- * Review labels the server accepts besides the model's classes (src/server/schemas.ts): a white cell of a
- * type the model does not know, and an image or box that holds no white cell.
- */
-export const EXTRA_REVIEW_LABELS = ['other', 'not_a_white_cell'] as const;
+export const MAX_FILES = DEFAULT_MAX_FILES;
 
 export class ApiError extends Error {
   constructor(
@@ -108,7 +50,7 @@ export function isCaseError(item: PredictItem): item is CaseError {
   return 'error' in item && !('id' in item);
 }
 
-const BASE = '/api/v1';
+const BASE = API_BASE;
 
 async function request<T>(path: string, init?: RequestInit): Promise<T> {
   let res: Response;
@@ -150,7 +92,7 @@ export const api = {
     const path = options.tta ? '/predict?tta=true' : '/predict';
     return request<PredictResponse>(path, { method: 'POST', body: form, signal: options.signal });
   },
-  listCases: (q: CaseQuery) => request<{ cases: CaseResult[]; total: number }>(`/cases${queryString(q)}`),
+  listCases: (q: CaseQuery) => request<CaseListJson>(`/cases${queryString(q)}`),
   getCase: (id: string) => request<CaseResult>(`/cases/${encodeURIComponent(id)}`),
   reviewCase: (id: string, input: ReviewInput) =>
     request<CaseResult>(`/cases/${encodeURIComponent(id)}`, {

@@ -42,6 +42,9 @@ function kase(id: string, reviewLabel: string | null, label: string | null = 'ne
     imageUrl: `/api/v1/cases/${id}/image`,
     cells: label ? [cell(label, 0.9)] : [],
     createdAt: '2024-01-01T00:00:00Z',
+    width: 64,
+    height: 64,
+    model: { name: 'fake', version: '1', tta: false },
     review: reviewLabel
       ? { label: reviewLabel, reviewer: 'Dr A', note: '', reviewedAt: '2024-01-02T00:00:00Z' }
       : null,

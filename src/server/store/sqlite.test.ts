@@ -12,14 +12,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HematoError } from '../errors.js';
-import type { ImagePrediction } from '../model/types.js';
-import type { HeatmapData } from '../pipeline.js';
-import { CaseStore, SCHEMA_VERSION, type NewCase } from './store.js';
-import { createVersion1DataDir } from '../testing/server.js';
+import { HematoError } from '../../errors.js';
+import type { ImagePrediction } from '../../model/types.js';
+import type { HeatmapData } from '../../pipeline.js';
+import { openStore, SCHEMA_VERSION, type NewCase, type SqliteCaseStore } from './index.js';
+import { createVersion1DataDir } from '../../testing/server.js';
 
 let dir: string;
-let store: CaseStore | undefined;
+let store: SqliteCaseStore | undefined;
 
 const prediction: ImagePrediction = {
   label: 'neutrophil',
@@ -75,7 +75,7 @@ afterEach(() => {
 
 describe('CaseStore', () => {
   it('creates the schema with WAL, foreign keys and a migration record', () => {
-    store = CaseStore.open(dir);
+    store = openStore(dir);
     expect(store.migrations()).toEqual([
       { version: 1, name: expect.any(String), appliedAt: expect.any(String) },
       { version: 2, name: expect.any(String), appliedAt: expect.any(String) },
@@ -99,7 +99,7 @@ describe('CaseStore', () => {
   });
 
   it('stores images content-addressed and durable before the row, with model name and version', async () => {
-    store = CaseStore.open(dir);
+    store = openStore(dir);
     const bytes = Buffer.from('some image bytes');
     const a = await store.add(newCase(bytes));
     const b = await store.add(
@@ -119,7 +119,7 @@ describe('CaseStore', () => {
   });
 
   it('keeps a blob that an insert in flight still needs when another case using it is deleted', async () => {
-    store = CaseStore.open(dir);
+    store = openStore(dir);
     const bytes = Buffer.from('shared bytes');
     const first = await store.add(newCase(bytes));
     // The second insert finds the image already on disk, then writes a new heat map: delete the first case
@@ -136,7 +136,7 @@ describe('CaseStore', () => {
   });
 
   it('commits concurrent inserts together, each acknowledged only once committed; a bad row fails alone', async () => {
-    store = CaseStore.open(dir);
+    store = openStore(dir);
     const s = store;
     const adds = Array.from({ length: 8 }, (_, i) =>
       s.add(
@@ -165,7 +165,7 @@ describe('CaseStore', () => {
   });
 
   it('deletes the review history with the case', async () => {
-    store = CaseStore.open(dir);
+    store = openStore(dir);
     const c = await store.add(newCase(Buffer.from('a')));
     store.addReview(c.id, { label: 'lymphocyte', reviewer: 'r' });
     expect(store.reviews(c.id)).toHaveLength(1);
@@ -178,14 +178,14 @@ describe('CaseStore', () => {
   });
 
   it('refuses a database written by a newer schema instead of touching it', () => {
-    store = CaseStore.open(dir);
+    store = openStore(dir);
     store.close();
     const db = new Database(join(dir, 'hematovision.db'));
     db.prepare("INSERT INTO schema_migrations VALUES (?, 'future', '2099-01-01')").run(SCHEMA_VERSION + 1);
     db.close();
     let error: unknown;
     try {
-      store = CaseStore.open(dir);
+      store = openStore(dir);
     } catch (err) {
       error = err;
     }
@@ -197,7 +197,7 @@ describe('CaseStore', () => {
     const id = '11111111-1111-4111-8111-111111111111';
     const old = { id, image: Buffer.from('old image'), heatmapPng: Buffer.from('old heat map png') };
     const { imageSha256, heatmapSha256 } = createVersion1DataDir(dir, old);
-    store = CaseStore.open(dir);
+    store = openStore(dir);
     expect(store.migrations().map((m) => m.version)).toEqual([1, 2, 3, 4]);
     expect(store.migrations()[0].appliedAt).toBe('2024-01-01T00:00:00.000Z'); // history kept
     const c = store.get(id);
@@ -212,13 +212,13 @@ describe('CaseStore', () => {
     expect(store.list({ limit: 10, offset: 0 }).total).toBe(2);
     store.close();
     // Opening again applies nothing twice.
-    store = CaseStore.open(dir);
+    store = openStore(dir);
     expect(store.migrations().map((m) => m.version)).toEqual([1, 2, 3, 4]);
     expect(store.get(id)?.heatmapSha256).toBe(heatmapSha256);
   });
 
   it('keeps review reasons, and derives them for cases stored before reasons existed', async () => {
-    store = CaseStore.open(dir);
+    store = openStore(dir);
     const flagged = {
       ...prediction,
       needsReview: true,
@@ -242,7 +242,7 @@ describe('CaseStore', () => {
       old.id,
     );
     db.close();
-    store = CaseStore.open(dir);
+    store = openStore(dir);
     const c = store.get(old.id)!;
     expect(c.needsReview).toBe(true);
     expect(c.reviewReasons).toEqual(['low_confidence']);
@@ -250,7 +250,7 @@ describe('CaseStore', () => {
   });
 
   it('keeps heat-map data with the case and attaches the rendered map later', async () => {
-    store = CaseStore.open(dir);
+    store = openStore(dir);
     const c = await store.add(newCase(Buffer.from('img'), { heatmapPng: undefined, heatmapData }));
     expect(c).toMatchObject({ heatmapSha256: null, hasHeatmapData: true });
     expect(store.readHeatmapData(c.id)).toEqual(heatmapData);
@@ -282,7 +282,7 @@ describe('CaseStore', () => {
   });
 
   it('lets concurrent renders of one case attach without corrupting anything', async () => {
-    store = CaseStore.open(dir);
+    store = openStore(dir);
     const c = await store.add(newCase(Buffer.from('img'), { heatmapPng: undefined, heatmapData }));
     const renders = [Buffer.alloc(1 << 20, 1), Buffer.alloc(1 << 20, 1), Buffer.alloc(1 << 20, 2)];
     const results = await Promise.all(renders.map((png) => store?.attachHeatmap(c.id, png)));
@@ -296,7 +296,7 @@ describe('CaseStore', () => {
   });
 
   it('removes stale temp files at open but leaves recent ones', () => {
-    store = CaseStore.open(dir);
+    store = openStore(dir);
     store.close();
     const old = join(dir, 'tmp', 'old.part');
     const recent = join(dir, 'tmp', 'recent.part');
@@ -304,7 +304,7 @@ describe('CaseStore', () => {
     writeFileSync(recent, 'y');
     const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
     utimesSync(old, twoHoursAgo, twoHoursAgo);
-    store = CaseStore.open(dir);
+    store = openStore(dir);
     expect(readdirSync(join(dir, 'tmp'))).toEqual(['recent.part']);
   });
 });

@@ -1,0 +1,22 @@
+/** Plain values of API v1 that the web app needs at run time (no TypeBox: keeps its bundle small). */
+
+/** Base path of API v1. */
+export const API_BASE = '/api/v1';
+
+/** Images per predict request, unless the server is started with another limit. */
+export const DEFAULT_MAX_FILES = 50;
+
+/**
+ * Review labels accepted besides the model's classes: `other` is a white cell of a type the model does not
+ * know (basophil, blast, ...), `not_a_white_cell` an image or box that holds no white cell (red cell,
+ * platelet, artefact, empty field).
+ */
+export const EXTRA_REVIEW_LABELS = ['other', 'not_a_white_cell'] as const;
+
+export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+
+export const CASE_SORTS = ['newest', 'oldest', 'least-confident', 'most-confident'] as const;
+export type CaseSort = (typeof CASE_SORTS)[number];
+
+/** GET /cases's page when the query does not say: the schema's defaults, and the handler's. */
+export const LIST_DEFAULTS = { limit: 50, offset: 0 } as const;

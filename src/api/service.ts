@@ -1,0 +1,48 @@
+/** The shapes of the service routes and of every error reply. */
+import { Type, type Static } from '@sinclair/typebox';
+import { stringEnum } from './shapes.js';
+
+export const ErrorReply = Type.Object(
+  {
+    error: Type.String({ examples: ['not_found'] }),
+    message: Type.String(),
+  },
+  { $id: 'Error', description: 'Every 4xx/5xx reply: a stable machine code and a message for a person.' },
+);
+
+export const Health = Type.Object({
+  status: stringEnum(['ok'] as const),
+  model: Type.Object({
+    name: Type.String(),
+    version: Type.String(),
+    classes: Type.Array(Type.String()),
+    tta: Type.Boolean({
+      description: 'The model is calibrated for test-time augmentation (predict ?tta=true).',
+    }),
+  }),
+});
+
+/** The model card as model.json has it (any further field passes through), and how the server runs it. */
+export const ModelInfo = Type.Object(
+  {
+    name: Type.String(),
+    version: Type.String(),
+    classes: Type.Array(Type.String()),
+    reviewThreshold: Type.Optional(Type.Number()),
+    inUse: Type.Optional(
+      Type.Object(
+        { tta: Type.Boolean(), reviewThreshold: Type.Number() },
+        {
+          description:
+            "How this server runs the model: with test-time augmentation (each cell's 8 flips and turns " +
+            'averaged) or not, and the review threshold calibrated for that (predictions are flagged below it).',
+        },
+      ),
+    ),
+  },
+  { additionalProperties: true },
+);
+
+export type ErrorJson = Static<typeof ErrorReply>;
+export type HealthJson = Static<typeof Health>;
+export type ModelInfoJson = Static<typeof ModelInfo>;

@@ -1,0 +1,30 @@
+/**
+ * TypeBox builders for the JSON Schema forms the API uses, with the TypeScript type each one means: a
+ * `type` array for nullable scalars, `additionalProperties` maps and string enums (TypeBox's own unions and
+ * records would write `anyOf` and `patternProperties` into the OpenAPI document instead).
+ */
+import { Type, type SchemaOptions, type Static, type TSchema, type TUnsafe } from '@sinclair/typebox';
+
+/** A reference to a shared schema (registered by its $id), typed as that schema. */
+export function ref<T extends TSchema>(schema: T): TUnsafe<Static<T>> {
+  return Type.Unsafe<Static<T>>(Type.Ref(`${schema.$id}#`));
+}
+
+export function nullableString(options: SchemaOptions = {}): TUnsafe<string | null> {
+  return Type.Unsafe<string | null>({ type: ['string', 'null'], ...options });
+}
+
+export function numberMap(
+  options: SchemaOptions & { integer?: boolean } = {},
+): TUnsafe<Record<string, number>> {
+  const { integer, ...rest } = options;
+  return Type.Unsafe<Record<string, number>>({
+    type: 'object',
+    ...rest,
+    additionalProperties: { type: integer ? 'integer' : 'number' },
+  });
+}
+
+export function stringEnum<const T extends readonly string[]>(values: T, options: SchemaOptions = {}) {
+  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
+}

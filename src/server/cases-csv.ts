@@ -1,0 +1,91 @@
+import type { Box } from '../imaging/types.js';
+import type { Prediction } from '../model/types.js';
+import { stringify } from 'csv-stringify/sync';
+import type { CaseFilter, CaseStore } from './store/index.js';
+
+type CsvValue = string | number | boolean | null | undefined;
+
+/**
+ * Every matching case as RFC 4180 CSV (fields quoted when they hold a comma, quote or line break; CRLF rows): one row per located cell (a field's second cell is a row of its own); an image
+ * without cells (none found, or a whole-image model) is one row with the cell columns empty. One probability
+ * column per class of the model, then the classes only older cases know.
+ */
+export function casesCsv(store: CaseStore, classes: string[], filter: CaseFilter): string {
+  const known = new Set(classes);
+  const probClasses = [...classes, ...store.probabilityClasses().filter((c) => !known.has(c))];
+  const header = [
+    'id',
+    'file',
+    'createdAt',
+    'cell',
+    'x',
+    'y',
+    'width',
+    'height',
+    'label',
+    'confidence',
+    'needsReview',
+    'reviewReasons',
+    ...probClasses.map((c) => `p_${c}`),
+    'imageLabel',
+    'imageNeedsReview',
+    'reviewLabel',
+    'reviewer',
+    'reviewedAt',
+    'note',
+    'modelName',
+    'modelVersion',
+    'tta',
+  ];
+  const textColumns = new Set(['file', 'reviewer', 'note'].map((h) => header.indexOf(h)));
+  const records: CsvValue[][] = [header];
+  for (const c of store.iterate(filter)) {
+    const rows: {
+      index: number | null;
+      box: Box | null;
+      p: Omit<Prediction, 'label'> & { label: string | null };
+    }[] =
+      c.cells.length > 0
+        ? c.cells.map((cell, i) => ({ index: i + 1, box: cell.box, p: cell }))
+        : [{ index: null, box: null, p: c }];
+    for (const { index, box, p } of rows) {
+      const row: CsvValue[] = [
+        c.id,
+        c.file,
+        c.createdAt,
+        index,
+        box?.x,
+        box?.y,
+        box?.width,
+        box?.height,
+        p.label,
+        p.confidence,
+        p.needsReview,
+        p.reviewReasons.join(' '),
+        ...probClasses.map((k) => p.probabilities[k]),
+        c.label,
+        c.needsReview,
+        c.review?.label,
+        c.review?.reviewer,
+        c.review?.reviewedAt,
+        c.review?.note,
+        c.model.name,
+        c.model.version,
+        c.model.tta,
+      ];
+      records.push(row);
+    }
+  }
+  return stringify(records, {
+    record_delimiter: 'windows',
+    // A field with a lone CR or LF is quoted too (by default only one holding the whole CRLF is).
+    quote_record_delimiter: true,
+    cast: {
+      boolean: (value) => String(value),
+      // Spreadsheets run a text cell that starts like a formula; a leading apostrophe makes it inert text.
+      // Only the user-supplied columns: the others are the server's own (ids, dates, class names, numbers).
+      string: (value, context) =>
+        !context.header && textColumns.has(context.index) ? { value, escape_formulas: true } : value,
+    },
+  });
+}

@@ -1,0 +1,111 @@
+/** Image and heat-map bytes, addressed by their sha256: identical bytes are stored once. */
+import { createHash, randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
+import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { HematoError } from '../../errors.js';
+
+export type BlobKind = 'image' | 'heatmap';
+
+export interface BlobStore {
+  /** Stores the bytes under `sha` durably: resolves only once they are on disk, complete. */
+  put(kind: BlobKind, sha: string, bytes: Buffer): Promise<void>;
+  /** The bytes; a `file_missing` error (500) when they are gone. `what` names them in that message. */
+  get(kind: BlobKind, sha: string, what: string): Promise<Buffer>;
+  /** Removes the bytes (synchronously, so a caller's reference check cannot race it); gone already is fine. */
+  remove(kind: BlobKind, sha: string): void;
+}
+
+export function sha256(buf: Buffer): string {
+  return createHash('sha256').update(buf).digest('hex');
+}
+
+const FOLDERS: Record<BlobKind, string> = { image: 'images', heatmap: 'heatmaps' };
+const STALE_TEMP_MS = 60 * 60 * 1000;
+
+/**
+ * `<dataDir>/images/<sha256[0..2]>/<sha256>` and `<dataDir>/heatmaps/...`, written through `<dataDir>/tmp`
+ * (same file system, so a rename into place is atomic).
+ */
+export class FolderBlobStore implements BlobStore {
+  readonly tmpDir: string;
+
+  constructor(readonly dataDir: string) {
+    this.tmpDir = join(dataDir, 'tmp');
+    for (const sub of [...Object.values(FOLDERS), 'tmp']) mkdirSync(join(dataDir, sub), { recursive: true });
+  }
+
+  path(kind: BlobKind, sha: string): string {
+    return join(this.dataDir, FOLDERS[kind], sha.slice(0, 2), sha);
+  }
+
+  /** temp file → write → fsync → rename → fsync dir: the final path only ever holds complete bytes. */
+  async put(kind: BlobKind, sha: string, bytes: Buffer): Promise<void> {
+    const path = this.path(kind, sha);
+    const existing = await stat(path).catch(() => null);
+    if (existing?.isFile() && existing.size === bytes.length) return;
+    const dir = dirname(path);
+    const created = await mkdir(dir, { recursive: true });
+    const tmp = join(this.tmpDir, `${randomUUID()}.part`);
+    const handle = await open(tmp, 'wx', 0o644);
+    try {
+      await handle.writeFile(bytes);
+      await handle.sync();
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    }
+    await handle.close();
+    try {
+      await rename(tmp, path);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    }
+    await fsyncDir(dir);
+    if (created) await fsyncDir(dirname(dir));
+  }
+
+  async get(kind: BlobKind, sha: string, what: string): Promise<Buffer> {
+    const path = this.path(kind, sha);
+    try {
+      return await readFile(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !existsSync(path)) {
+        throw new HematoError(`The stored ${what} is missing from the data folder.`, 'file_missing', 500);
+      }
+      throw err;
+    }
+  }
+
+  remove(kind: BlobKind, sha: string): void {
+    try {
+      unlinkSync(this.path(kind, sha));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+
+  /** Leftovers of a crash (or an interrupted upload); recent ones may belong to a request in flight. */
+  removeStaleTemps(): void {
+    const now = Date.now();
+    for (const name of readdirSync(this.tmpDir)) {
+      const p = join(this.tmpDir, name);
+      try {
+        if (now - statSync(p).mtimeMs > STALE_TEMP_MS) unlinkSync(p);
+      } catch {
+        // Already gone or not ours to remove: neither matters.
+      }
+    }
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

@@ -2,7 +2,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import helmet from '@fastify/helmet';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
@@ -28,7 +28,8 @@ export interface AppOptions {
   dataDir: string;
   /** Built UI (vite build output). Default: dist/web of the repository. */
   webDir?: string;
-  logger?: boolean;
+  /** Fastify's logger: true, or pino options (a stream to capture the log in tests). */
+  logger?: FastifyServerOptions['logger'];
   /** Images per predict request (default 50). */
   maxFiles?: number;
   /** Test-time augmentation by default (a request's `?tta=` overrides it; the model must be calibrated for it). */

@@ -142,6 +142,9 @@ async function receiveImages(
     );
   }
   let saved;
+  // @fastify/multipart logs a stack for every failed save; the refusal gets its one line (hygiene.ts).
+  const log = request.log;
+  request.log = log.child({}, { level: 'silent' });
   try {
     saved = await request.saveRequestFiles({ tmpdir });
   } catch (err) {
@@ -157,6 +160,8 @@ async function receiveImages(
       );
     }
     throw err;
+  } finally {
+    request.log = log;
   }
   const wrong = saved.files.find((f) => f.fieldname !== 'images');
   if (wrong) {

@@ -54,7 +54,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   try {
     return await assemble(options, store);
   } catch (err) {
-    store.close();
+    await store.close();
     throw err;
   }
 }
@@ -78,7 +78,7 @@ async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyI
     ajv: { customOptions: { removeAdditional: false } },
   });
   app.decorate('caseStore', store);
-  app.addHook('onClose', async () => store.close());
+  app.addHook('onClose', () => store.close());
   installErrorHandlers(app, { maxFiles, maxFileBytes });
 
   await app.register(helmet, {

@@ -94,11 +94,11 @@ describe.skipIf(!hasModel)(
         expect(img.rawPayload.equals(files[i].bytes)).toBe(true);
         if (c.heatmapUrl) {
           // Drawn by the real renderHeatmap from the stored maps on first request, then read from its file.
-          expect(app.caseStore.get(c.id)).toMatchObject({ heatmapSha256: null, hasHeatmapData: true });
+          expect(await app.caseStore.get(c.id)).toMatchObject({ heatmapSha256: null, hasHeatmapData: true });
           const heat = await app.inject(c.heatmapUrl);
           expect(heat.headers['content-type']).toBe('image/png');
           expect(heat.rawPayload.subarray(1, 4).toString()).toBe('PNG');
-          const sha = app.caseStore.get(c.id)?.heatmapSha256 as string;
+          const sha = (await app.caseStore.get(c.id))?.heatmapSha256 as string;
           expect(
             readFileSync((app.caseStore as SqliteCaseStore).heatmapPath(sha)).equals(heat.rawPayload),
           ).toBe(true);

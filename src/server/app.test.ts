@@ -130,7 +130,7 @@ describe('service routes', () => {
     expect(asked).toEqual([true, false]);
     const stored = [byDefault, optedOut].map((r) => (r.json() as { cases: CaseBody[] }).cases[0]);
     expect(stored.map((c) => c.model.tta)).toEqual([true, false]);
-    expect(app.caseStore.get(stored[0].id)?.model.tta).toBe(true);
+    expect((await app.caseStore.get(stored[0].id))?.model.tta).toBe(true);
     const bad = await post('?tta=maybe');
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toMatchObject({ error: 'invalid_request' });
@@ -145,7 +145,7 @@ describe('service routes', () => {
     });
     expect(res.statusCode).toBe(400);
     expect(res.json()).toMatchObject({ error: 'no_tta' });
-    expect(app.caseStore.list({ limit: 10, offset: 0 }).total).toBe(0);
+    expect((await app.caseStore.list({ limit: 10, offset: 0 })).total).toBe(0);
   });
 
   it('serves browsable API docs built from the same OpenAPI document', async () => {
@@ -726,8 +726,8 @@ describe('cases', () => {
     const a = ((await predict([{ name: 'a.jpg', bytes }])).json() as { cases: CaseBody[] }).cases[0];
     const b = ((await predict([{ name: 'b.jpg', bytes }])).json() as { cases: CaseBody[] }).cases[0];
     const store = app.caseStore as SqliteCaseStore; // its blob paths
-    const sha = store.get(a.id)?.imageSha256 as string;
-    expect(store.get(b.id)?.imageSha256).toBe(sha);
+    const sha = (await store.get(a.id))?.imageSha256 as string;
+    expect((await store.get(b.id))?.imageSha256).toBe(sha);
     expect(readdirSync(join(dataDir, 'images', sha.slice(0, 2)))).toEqual([sha]); // stored once
 
     const del = await app.inject({ method: 'DELETE', url: `${API}/cases/${a.id}` });
@@ -843,15 +843,15 @@ describe('cases', () => {
 
     const store = openStore(dataDir);
     try {
-      const again = store.get(c.id);
+      const again = await store.get(c.id);
       expect(again).toMatchObject({
         file: 'keep.jpg',
         label: 'neutrophil',
         review: { label: 'eosinophil', reviewer: 'ana' },
       });
-      expect(store.migrations().map((m) => m.version)).toEqual([1, 2, 3, 4]);
+      expect((await store.migrations()).map((m) => m.version)).toEqual([1, 2, 3, 4]);
     } finally {
-      store.close();
+      await store.close();
     }
 
     await start();
@@ -882,7 +882,7 @@ describe('heat maps', () => {
     // Predict stored the maps only: nothing rendered, no file.
     expect(vision.rendered).toBe(0);
     expect(heatmapFiles()).toEqual([]);
-    expect(app.caseStore.get(c.id)).toMatchObject({ heatmapSha256: null, hasHeatmapData: true });
+    expect(await app.caseStore.get(c.id)).toMatchObject({ heatmapSha256: null, hasHeatmapData: true });
 
     const first = await app.inject(c.heatmapUrl as string);
     expect(first.statusCode).toBe(200);
@@ -894,7 +894,7 @@ describe('heat maps', () => {
       ['lymphocyte', 0, 49],
       ['lymphocyte', 50, 49],
     ]);
-    const sha = app.caseStore.get(c.id)?.heatmapSha256 as string;
+    const sha = (await app.caseStore.get(c.id))?.heatmapSha256 as string;
     expect(heatmapFiles()).toEqual([sha]);
 
     const second = await app.inject(c.heatmapUrl as string);
@@ -925,7 +925,7 @@ describe('heat maps', () => {
     expect(replies.map((r) => r.statusCode)).toEqual([200, 200, 200, 200, 200, 200]);
     for (const r of replies) expect(r.rawPayload.equals(replies[0].rawPayload)).toBe(true);
     expect(vision.rendered).toBe(1);
-    expect(heatmapFiles()).toEqual([app.caseStore.get(c.id)?.heatmapSha256]);
+    expect(heatmapFiles()).toEqual([(await app.caseStore.get(c.id))?.heatmapSha256]);
     expect(readdirSync(join(dataDir, 'tmp'))).toEqual([]);
   });
 
@@ -969,7 +969,7 @@ describe('heat maps', () => {
     expect(heat.rawPayload.equals(heatmapPng)).toBe(true);
     expect(vision.rendered).toBe(0);
     expect((await app.inject(`${API}/cases/${id}/image`)).rawPayload.equals(image)).toBe(true);
-    expect(app.caseStore.migrations().map((m) => m.version)).toEqual([1, 2, 3, 4]);
+    expect((await app.caseStore.migrations()).map((m) => m.version)).toEqual([1, 2, 3, 4]);
     // New cases in the migrated folder take the lazy path.
     const fresh = await predict([{ name: 'n.jpg', bytes: await solidJpeg(16, 16, [30, 30, 220]) }]);
     const freshCase = (fresh.json() as { cases: CaseBody[] }).cases[0];

@@ -78,7 +78,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     store = openStore(options.dataDir);
     return await assemble(options, store, lock);
   } catch (err) {
-    store?.close();
+    await store?.close();
     lock.release();
     throw err;
   }
@@ -112,7 +112,7 @@ async function assemble(options: AppOptions, store: CaseStore, lock: DataLock): 
   });
   app.decorate('caseStore', store);
   app.addHook('onClose', async () => {
-    store.close();
+    await store.close();
     lock.release();
   });
   installErrorHandlers(app, { maxFiles, maxFileBytes });

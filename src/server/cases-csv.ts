@@ -10,9 +10,9 @@ type CsvValue = string | number | boolean | null | undefined;
  * without cells (none found, or a whole-image model) is one row with the cell columns empty. One probability
  * column per class of the model, then the classes only older cases know.
  */
-export function casesCsv(store: CaseStore, classes: string[], filter: CaseFilter): string {
+export async function casesCsv(store: CaseStore, classes: string[], filter: CaseFilter): Promise<string> {
   const known = new Set(classes);
-  const probClasses = [...classes, ...store.probabilityClasses().filter((c) => !known.has(c))];
+  const probClasses = [...classes, ...(await store.probabilityClasses()).filter((c) => !known.has(c))];
   const header = [
     'id',
     'file',
@@ -39,7 +39,7 @@ export function casesCsv(store: CaseStore, classes: string[], filter: CaseFilter
   ];
   const textColumns = new Set(['file', 'reviewer', 'note'].map((h) => header.indexOf(h)));
   const records: CsvValue[][] = [header];
-  for (const c of store.iterate(filter)) {
+  for await (const c of store.iterate(filter)) {
     const rows: {
       index: number | null;
       box: Box | null;

@@ -38,7 +38,7 @@ export class HeatmapRenderer {
   }
 
   private async renderAndStore(c: StoredCase, log: FastifyBaseLogger): Promise<Buffer> {
-    const data = this.store.readHeatmapData(c.id);
+    const data = await this.store.readHeatmapData(c.id);
     if (!data) throw notFound(c.id); // deleted since it was looked up
     const png = await this.vision.renderHeatmap(await this.store.readImage(c), data);
     let attached: StoredCase | undefined | null = null;

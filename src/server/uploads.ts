@@ -101,7 +101,7 @@ export async function predictUploads(
     }
   } catch (err) {
     // All or nothing on a server-side failure: the client never learns these ids.
-    for (const id of created) store.delete(id);
+    for (const id of created) await store.delete(id);
     throw resourceError(err) ?? err;
   }
   if (created.length === 0) {

@@ -21,8 +21,8 @@ export const caseRoutes: FastifyPluginAsyncTypebox<CaseRouteOptions> = async (
   { store, vision, schemas },
 ) => {
   const heatmaps = new HeatmapRenderer(store, vision);
-  const findCase = (id: string): StoredCase => {
-    const c = store.get(id);
+  const findCase = async (id: string): Promise<StoredCase> => {
+    const c = await store.get(id);
     if (!c) throw notFound(id);
     return c;
   };
@@ -30,7 +30,7 @@ export const caseRoutes: FastifyPluginAsyncTypebox<CaseRouteOptions> = async (
   app.get('/cases', { schema: schemas.listCases }, async (request) => {
     // Validation fills in the defaults already; the type cannot know.
     const { limit = LIST_DEFAULTS.limit, offset = LIST_DEFAULTS.offset, ...filter } = request.query;
-    const { cases, total } = store.list({ ...filter, limit, offset });
+    const { cases, total } = await store.list({ ...filter, limit, offset });
     return { cases: cases.map(caseJson), total };
   });
 
@@ -38,16 +38,16 @@ export const caseRoutes: FastifyPluginAsyncTypebox<CaseRouteOptions> = async (
     reply
       .type('text/csv; charset=utf-8')
       .header('content-disposition', 'attachment; filename="hematovision-cases.csv"')
-      .send(casesCsv(store, vision.card.classes, request.query)),
+      .send(await casesCsv(store, vision.card.classes, request.query)),
   );
 
   app.get('/cases/:id', { schema: schemas.getCase }, async (request) => {
-    const c = findCase(request.params.id);
-    return { ...caseJson(c), reviews: store.reviews(c.id) };
+    const c = await findCase(request.params.id);
+    return { ...caseJson(c), reviews: await store.reviews(c.id) };
   });
 
   app.get('/cases/:id/image', { schema: schemas.caseImage }, async (request, reply) => {
-    const c = findCase(request.params.id);
+    const c = await findCase(request.params.id);
     const bytes = await store.readImage(c);
     return reply
       .type(c.imageType)
@@ -57,13 +57,13 @@ export const caseRoutes: FastifyPluginAsyncTypebox<CaseRouteOptions> = async (
   });
 
   app.get('/cases/:id/heatmap.png', { schema: schemas.caseHeatmap }, async (request, reply) => {
-    const png = await heatmaps.png(findCase(request.params.id), request.log);
+    const png = await heatmaps.png(await findCase(request.params.id), request.log);
     return reply.type('image/png').header('cache-control', 'private, max-age=3600').send(png);
   });
 
   app.patch('/cases/:id', { schema: schemas.reviewCase }, async (request) => {
     const { reviewLabel, reviewer, note } = request.body;
-    const updated = store.addReview(request.params.id, {
+    const updated = await store.addReview(request.params.id, {
       label: reviewLabel,
       reviewer: reviewer.trim(),
       note: note ?? '',
@@ -73,7 +73,7 @@ export const caseRoutes: FastifyPluginAsyncTypebox<CaseRouteOptions> = async (
   });
 
   app.delete('/cases/:id', { schema: schemas.deleteCase }, async (request, reply) => {
-    if (!store.delete(request.params.id)) throw notFound(request.params.id);
+    if (!(await store.delete(request.params.id))) throw notFound(request.params.id);
     return reply.code(204).send(null);
   });
 };

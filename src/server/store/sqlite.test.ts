@@ -67,23 +67,23 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'hv-store-'));
 });
 
-afterEach(() => {
-  store?.close();
+afterEach(async () => {
+  await store?.close();
   store = undefined;
   rmSync(dir, { recursive: true, force: true });
 });
 
 describe('CaseStore', () => {
-  it('creates the schema with WAL, foreign keys and a migration record', () => {
+  it('creates the schema with WAL, foreign keys and a migration record', async () => {
     store = openStore(dir);
-    expect(store.migrations()).toEqual([
+    expect(await store.migrations()).toEqual([
       { version: 1, name: expect.any(String), appliedAt: expect.any(String) },
       { version: 2, name: expect.any(String), appliedAt: expect.any(String) },
       { version: 3, name: expect.any(String), appliedAt: expect.any(String) },
       { version: 4, name: expect.any(String), appliedAt: expect.any(String) },
     ]);
     expect(SCHEMA_VERSION).toBe(4);
-    store.close();
+    await store.close();
     const db = new Database(join(dir, 'hematovision.db'), { readonly: true });
     try {
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
@@ -127,10 +127,10 @@ describe('CaseStore', () => {
     const pending = store.add(newCase(bytes, { heatmapPng: Buffer.alloc(4 << 20, 1) }));
     const s = store;
     while (readdirSync(s.tmpDir).length === 0) await new Promise((r) => setImmediate(r));
-    expect(store.delete(first.id)).toBe(true);
+    expect(await store.delete(first.id)).toBe(true);
     const second = await pending;
     expect(existsSync(store.imagePath(second.imageSha256))).toBe(true);
-    expect(store.delete(second.id)).toBe(true);
+    expect(await store.delete(second.id)).toBe(true);
     expect(existsSync(store.imagePath(second.imageSha256))).toBe(false);
     expect(existsSync(store.heatmapPath(second.heatmapSha256 as string))).toBe(false);
   });
@@ -167,19 +167,19 @@ describe('CaseStore', () => {
   it('deletes the review history with the case', async () => {
     store = openStore(dir);
     const c = await store.add(newCase(Buffer.from('a')));
-    store.addReview(c.id, { label: 'lymphocyte', reviewer: 'r' });
-    expect(store.reviews(c.id)).toHaveLength(1);
+    await store.addReview(c.id, { label: 'lymphocyte', reviewer: 'r' });
+    expect(await store.reviews(c.id)).toHaveLength(1);
     expect(
-      store.addReview('00000000-0000-4000-8000-000000000000', { label: 'x', reviewer: 'r' }),
+      await store.addReview('00000000-0000-4000-8000-000000000000', { label: 'x', reviewer: 'r' }),
     ).toBeUndefined();
-    store.delete(c.id);
-    expect(store.get(c.id)).toBeUndefined();
-    expect(store.reviews(c.id)).toEqual([]);
+    await store.delete(c.id);
+    expect(await store.get(c.id)).toBeUndefined();
+    expect(await store.reviews(c.id)).toEqual([]);
   });
 
-  it('refuses a database written by a newer schema instead of touching it', () => {
+  it('refuses a database written by a newer schema instead of touching it', async () => {
     store = openStore(dir);
-    store.close();
+    await store.close();
     const db = new Database(join(dir, 'hematovision.db'));
     db.prepare("INSERT INTO schema_migrations VALUES (?, 'future', '2099-01-01')").run(SCHEMA_VERSION + 1);
     db.close();
@@ -198,23 +198,23 @@ describe('CaseStore', () => {
     const old = { id, image: Buffer.from('old image'), heatmapPng: Buffer.from('old heat map png') };
     const { imageSha256, heatmapSha256 } = createVersion1DataDir(dir, old);
     store = openStore(dir);
-    expect(store.migrations().map((m) => m.version)).toEqual([1, 2, 3, 4]);
-    expect(store.migrations()[0].appliedAt).toBe('2024-01-01T00:00:00.000Z'); // history kept
-    const c = store.get(id);
+    expect((await store.migrations()).map((m) => m.version)).toEqual([1, 2, 3, 4]);
+    expect((await store.migrations())[0].appliedAt).toBe('2024-01-01T00:00:00.000Z'); // history kept
+    const c = await store.get(id);
     expect(c).toMatchObject({ imageSha256, heatmapSha256, hasHeatmapData: false, label: 'neutrophil' });
     expect(c?.model.tta).toBe(false); // analysed before test-time augmentation existed: one view
     expect(await store.readHeatmap(c as NonNullable<typeof c>)).toEqual(old.heatmapPng);
     expect(await store.readImage(c as NonNullable<typeof c>)).toEqual(old.image);
-    expect(store.readHeatmapData(id)).toBeNull();
+    expect(await store.readHeatmapData(id)).toBeNull();
     // New cases go into the migrated table beside the old one.
     const fresh = await store.add(newCase(Buffer.from('new'), { heatmapPng: undefined, heatmapData }));
     expect(fresh.hasHeatmapData).toBe(true);
-    expect(store.list({ limit: 10, offset: 0 }).total).toBe(2);
-    store.close();
+    expect((await store.list({ limit: 10, offset: 0 })).total).toBe(2);
+    await store.close();
     // Opening again applies nothing twice.
     store = openStore(dir);
-    expect(store.migrations().map((m) => m.version)).toEqual([1, 2, 3, 4]);
-    expect(store.get(id)?.heatmapSha256).toBe(heatmapSha256);
+    expect((await store.migrations()).map((m) => m.version)).toEqual([1, 2, 3, 4]);
+    expect((await store.get(id))?.heatmapSha256).toBe(heatmapSha256);
   });
 
   it('keeps review reasons, and derives them for cases stored before reasons existed', async () => {
@@ -225,10 +225,10 @@ describe('CaseStore', () => {
       reviewReasons: ['unfamiliar_cell' as const],
     };
     const kept = await store.add({ ...newCase(Buffer.from('r1')), prediction: flagged });
-    expect(store.get(kept.id)).toMatchObject({ needsReview: true, reviewReasons: ['unfamiliar_cell'] });
+    expect(await store.get(kept.id)).toMatchObject({ needsReview: true, reviewReasons: ['unfamiliar_cell'] });
     // A schema-3 row: no reasons stored, an unflagged image whose second cell was flagged.
     const old = await store.add(newCase(Buffer.from('r2')));
-    store.close();
+    await store.close();
     const cell = (needsReview: boolean) => ({
       box: { x: 0, y: 0, width: 4, height: 4, score: 1 },
       label: 'neutrophil',
@@ -243,7 +243,7 @@ describe('CaseStore', () => {
     );
     db.close();
     store = openStore(dir);
-    const c = store.get(old.id)!;
+    const c = (await store.get(old.id))!;
     expect(c.needsReview).toBe(true);
     expect(c.reviewReasons).toEqual(['low_confidence']);
     expect(c.cells.map((x) => x.reviewReasons)).toEqual([[], ['low_confidence']]);
@@ -253,18 +253,18 @@ describe('CaseStore', () => {
     store = openStore(dir);
     const c = await store.add(newCase(Buffer.from('img'), { heatmapPng: undefined, heatmapData }));
     expect(c).toMatchObject({ heatmapSha256: null, hasHeatmapData: true });
-    expect(store.readHeatmapData(c.id)).toEqual(heatmapData);
+    expect(await store.readHeatmapData(c.id)).toEqual(heatmapData);
     expect(heatmapFiles()).toEqual([]); // nothing rendered yet
     const none = await store.add(newCase(Buffer.from('img2'), { heatmapPng: undefined }));
     expect(none).toMatchObject({ heatmapSha256: null, hasHeatmapData: false });
-    expect(store.readHeatmapData(none.id)).toBeNull();
+    expect(await store.readHeatmapData(none.id)).toBeNull();
 
     const png = Buffer.from('rendered png');
     const attached = await store.attachHeatmap(c.id, png);
     expect(attached?.heatmapSha256).toMatch(/^[0-9a-f]{64}$/);
     const sha = attached?.heatmapSha256 as string;
     expect(readFileSync(store.heatmapPath(sha))).toEqual(png);
-    expect(store.get(c.id)?.heatmapSha256).toBe(sha);
+    expect((await store.get(c.id))?.heatmapSha256).toBe(sha);
     expect(readdirSync(store.tmpDir)).toEqual([]);
 
     // A later, different render does not replace it, and leaves no file behind.
@@ -273,11 +273,11 @@ describe('CaseStore', () => {
     expect(heatmapFiles()).toEqual([sha]);
 
     // A case deleted meanwhile: undefined, and its render is not kept.
-    expect(store.delete(none.id)).toBe(true);
+    expect(await store.delete(none.id)).toBe(true);
     expect(await store.attachHeatmap(none.id, Buffer.from('orphan'))).toBeUndefined();
     expect(existsSync(store.heatmapPath(createHash('sha256').update('orphan').digest('hex')))).toBe(false);
 
-    expect(store.delete(c.id)).toBe(true);
+    expect(await store.delete(c.id)).toBe(true);
     expect(existsSync(store.heatmapPath(sha))).toBe(false);
   });
 
@@ -286,7 +286,7 @@ describe('CaseStore', () => {
     const c = await store.add(newCase(Buffer.from('img'), { heatmapPng: undefined, heatmapData }));
     const renders = [Buffer.alloc(1 << 20, 1), Buffer.alloc(1 << 20, 1), Buffer.alloc(1 << 20, 2)];
     const results = await Promise.all(renders.map((png) => store?.attachHeatmap(c.id, png)));
-    const sha = store.get(c.id)?.heatmapSha256 as string;
+    const sha = (await store.get(c.id))?.heatmapSha256 as string;
     expect(results.map((r) => r?.heatmapSha256)).toEqual([sha, sha, sha]);
     const kept = renders.find((r) => createHash('sha256').update(r).digest('hex') === sha);
     expect(kept).toBeDefined();
@@ -295,9 +295,9 @@ describe('CaseStore', () => {
     expect(readdirSync(store.tmpDir)).toEqual([]);
   });
 
-  it('removes stale temp files at open but leaves recent ones', () => {
+  it('removes stale temp files at open but leaves recent ones', async () => {
     store = openStore(dir);
-    store.close();
+    await store.close();
     const old = join(dir, 'tmp', 'old.part');
     const recent = join(dir, 'tmp', 'recent.part');
     writeFileSync(old, 'x');

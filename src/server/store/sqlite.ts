@@ -15,6 +15,9 @@ import type { AppliedMigration, CaseFilter, CaseStore, NewCase, Review, StoredCa
  * the PNG rendered from them is stored on first use (older cases have only the PNG), never recomputed.
  * One process per data folder: the guard that keeps a blob a concurrent insert still needs is in memory.
  */
+/** Rows per page of iterate(). */
+const ITERATE_PAGE = 200;
+
 export class SqliteCaseStore implements CaseStore {
   readonly dataDir: string;
   /** Same file system as the blobs, so a rename into place is atomic. */
@@ -58,7 +61,7 @@ export class SqliteCaseStore implements CaseStore {
     return new SqliteCaseStore(blobs, db);
   }
 
-  migrations(): AppliedMigration[] {
+  async migrations(): Promise<AppliedMigration[]> {
     return this.db
       .prepare('SELECT version, name, applied_at AS appliedAt FROM schema_migrations ORDER BY version')
       .all() as AppliedMigration[];
@@ -108,20 +111,26 @@ export class SqliteCaseStore implements CaseStore {
         message: p.message ?? null,
         heatmapData: input.heatmapData ? JSON.stringify(input.heatmapData) : null,
       });
-      return this.get(id) as StoredCase;
+      return this.getNow(id) as StoredCase;
     } finally {
       this.release(imageSha);
       if (heatmapSha) this.release(heatmapSha);
     }
   }
 
-  get(id: string): StoredCase | undefined {
+  async get(id: string): Promise<StoredCase | undefined> {
+    return this.getNow(id);
+  }
+
+  private getNow(id: string): StoredCase | undefined {
     const row = this.stmt(`${SELECT_CASE} WHERE c.id = ?`).get(id) as CaseRow | undefined;
     return row ? rowToCase(row) : undefined;
   }
 
   /** Newest first. */
-  list(filter: CaseFilter & { limit: number; offset: number }): { cases: StoredCase[]; total: number } {
+  async list(
+    filter: CaseFilter & { limit: number; offset: number },
+  ): Promise<{ cases: StoredCase[]; total: number }> {
     const { where, params } = whereClause(filter);
     const total = (this.db.prepare(`SELECT count(*) AS n FROM cases c ${where}`).get(params) as { n: number })
       .n;
@@ -133,31 +142,51 @@ export class SqliteCaseStore implements CaseStore {
     return { cases: rows.map(rowToCase), total };
   }
 
-  /** Every matching case, newest first, without loading them all at once. */
-  *iterate(filter: CaseFilter = {}): IterableIterator<StoredCase> {
+  /**
+   * The matching ids first (a snapshot, in order), then their rows a page at a time, yielding to the event loop
+   * between pages: a large export neither holds a cursor open across awaits nor stalls other requests.
+   */
+  async *iterate(filter: CaseFilter = {}): AsyncIterable<StoredCase> {
     const { where, params } = whereClause(filter);
-    const stmt = this.db.prepare(`${SELECT_CASE} ${where} ORDER BY ${ORDER[filter.sort ?? 'newest']}`);
-    for (const row of stmt.iterate(params) as IterableIterator<CaseRow>) yield rowToCase(row);
+    const ids = this.db
+      .prepare(`SELECT c.id FROM cases c ${where} ORDER BY ${ORDER[filter.sort ?? 'newest']}`)
+      .pluck()
+      .all(params) as string[];
+    for (let i = 0; i < ids.length; i += ITERATE_PAGE) {
+      const page = ids.slice(i, i + ITERATE_PAGE);
+      const rows = this.db
+        .prepare(`${SELECT_CASE} WHERE c.id IN (${page.map(() => '?').join(',')})`)
+        .all(...page) as CaseRow[];
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      for (const id of page) {
+        const row = byId.get(id); // deleted since the snapshot: skipped
+        if (row) yield rowToCase(row);
+      }
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
   }
 
-  probabilityClasses(): string[] {
+  async probabilityClasses(): Promise<string[]> {
     const rows = this.db
       .prepare('SELECT DISTINCT j.key AS k FROM cases, json_each(cases.probabilities) j ORDER BY k')
       .all() as { k: string }[];
     return rows.map((r) => r.k);
   }
 
-  addReview(id: string, review: { label: string; reviewer: string; note?: string }): StoredCase | undefined {
+  async addReview(
+    id: string,
+    review: { label: string; reviewer: string; note?: string },
+  ): Promise<StoredCase | undefined> {
     const info = this.db
       .prepare(
         `INSERT INTO reviews (case_id, label, reviewer, note, reviewed_at)
          SELECT id, ?, ?, ?, ? FROM cases WHERE id = ?`,
       )
       .run(review.label, review.reviewer, review.note ?? '', new Date().toISOString(), id);
-    return info.changes === 0 ? undefined : this.get(id);
+    return info.changes === 0 ? undefined : this.getNow(id);
   }
 
-  reviews(id: string): Review[] {
+  async reviews(id: string): Promise<Review[]> {
     return this.db
       .prepare(
         `SELECT label, reviewer, note, reviewed_at AS reviewedAt FROM reviews WHERE case_id = ? ORDER BY id`,
@@ -167,9 +196,10 @@ export class SqliteCaseStore implements CaseStore {
 
   /**
    * Removes the case (and its review history); removes its image and heat map files only when no other case
-   * references the same bytes. Synchronous on purpose: no await between the reference check and the unlink.
+   * references the same bytes. No await inside on purpose: nothing runs between the reference check and the
+   * unlink.
    */
-  delete(id: string): boolean {
+  async delete(id: string): Promise<boolean> {
     const found = this.db.transaction(() => {
       const row = this.db.prepare('SELECT image_sha256, heatmap_sha256 FROM cases WHERE id = ?').get(id) as
         { image_sha256: string; heatmap_sha256: string | null } | undefined;
@@ -204,7 +234,7 @@ export class SqliteCaseStore implements CaseStore {
     return c.heatmapSha256 ? this.blobs.get('heatmap', c.heatmapSha256, `heat map of case ${c.id}`) : null;
   }
 
-  readHeatmapData(id: string): HeatmapData | null {
+  async readHeatmapData(id: string): Promise<HeatmapData | null> {
     const row = this.stmt('SELECT heatmap_data FROM cases WHERE id = ?').get(id) as
       { heatmap_data: string | null } | undefined;
     return row?.heatmap_data ? (JSON.parse(row.heatmap_data) as HeatmapData) : null;
@@ -232,7 +262,7 @@ export class SqliteCaseStore implements CaseStore {
       })();
       // Only our own hold left on it: nobody else is about to reference this file.
       if (unused && this.pending.get(sha) === 1) this.blobs.remove('heatmap', sha);
-      return this.get(id);
+      return this.getNow(id);
     } finally {
       this.release(sha);
     }
@@ -245,7 +275,12 @@ export class SqliteCaseStore implements CaseStore {
     this.db.exec('ROLLBACK');
   }
 
-  close(): void {
+  async close(): Promise<void> {
+    this.closeNow();
+  }
+
+  /** Synchronous, for a failed start-up that must not leave the file open. */
+  closeNow(): void {
     if (!this.db.open) return;
     this.commitInserts();
     this.db.close();

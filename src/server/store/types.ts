@@ -74,35 +74,46 @@ export interface AppliedMigration {
   appliedAt: string;
 }
 
-/** The cases, their review history and their image and heat-map bytes. */
+/**
+ * The cases, their review history and their image and heat-map bytes. Every method is asynchronous so that a
+ * networked database (PostgreSQL) fills the same interface; SQLite answers at once.
+ */
 export interface CaseStore {
   /** A local folder for upload temp files (same file system as the blobs where that matters). */
   readonly tmpDir: string;
   /** Stores the image (and heat map) durably, then the row; resolves once both are durable. */
   add(input: NewCase): Promise<StoredCase>;
-  get(id: string): StoredCase | undefined;
+  get(id: string): Promise<StoredCase | undefined>;
   /** A page of matching cases (newest first unless `sort` says otherwise) and how many match in all. */
-  list(filter: CaseFilter & { limit: number; offset: number }): { cases: StoredCase[]; total: number };
-  /** Every matching case, without loading them all at once. */
-  iterate(filter?: CaseFilter): IterableIterator<StoredCase>;
+  list(
+    filter: CaseFilter & { limit: number; offset: number },
+  ): Promise<{ cases: StoredCase[]; total: number }>;
+  /**
+   * Every matching case as of the call, in pages: never all in memory, and other requests are served between
+   * pages (no cursor is held open across awaits).
+   */
+  iterate(filter?: CaseFilter): AsyncIterable<StoredCase>;
   /** Class names seen in stored probabilities, for CSV columns of cases made by other model versions. */
-  probabilityClasses(): string[];
+  probabilityClasses(): Promise<string[]>;
   /** Appends a review; the updated case, or undefined if there is no such case. */
-  addReview(id: string, review: { label: string; reviewer: string; note?: string }): StoredCase | undefined;
+  addReview(
+    id: string,
+    review: { label: string; reviewer: string; note?: string },
+  ): Promise<StoredCase | undefined>;
   /** Every review of a case, oldest first. */
-  reviews(id: string): Review[];
+  reviews(id: string): Promise<Review[]>;
   /** Removes the case, its reviews, and its bytes unless another case uses them; false if there was none. */
-  delete(id: string): boolean;
+  delete(id: string): Promise<boolean>;
   readImage(c: StoredCase): Promise<Buffer>;
   /** The stored heat-map PNG, or null when none was drawn yet. */
   readHeatmap(c: StoredCase): Promise<Buffer | null>;
   /** The maps stored at predict time, to render the case's heat map from; null when there are none. */
-  readHeatmapData(id: string): HeatmapData | null;
+  readHeatmapData(id: string): Promise<HeatmapData | null>;
   /** Stores a drawn heat map for the case (the first one wins); undefined if the case is gone. */
   attachHeatmap(id: string, png: Buffer): Promise<StoredCase | undefined>;
   /** Applied schema migrations, oldest first. */
-  migrations(): AppliedMigration[];
+  migrations(): Promise<AppliedMigration[]>;
   /** Rejects when the database cannot take a write now (for GET /ready); writes nothing. */
   checkWritable?(): Promise<void>;
-  close(): void;
+  close(): Promise<void>;
 }

@@ -45,6 +45,26 @@ export interface CaseResult {
   model?: { name: string; version: string; tta?: boolean };
 }
 
+/** One cell of the bundled teaching set (GET /teaching): an expert-labelled PBC image. */
+export interface TeachingCellResult {
+  id: string;
+  label: string;
+  subtype?: string;
+  sourceFile: string;
+  imageUrl: string;
+  width: number;
+  height: number;
+}
+
+export interface TeachingSet {
+  source: string;
+  license: string;
+  modified: string;
+  /** Why the list is empty, when the server has no teaching set. */
+  message?: string;
+  cells: TeachingCellResult[];
+}
+
 export interface CaseError {
   file: string;
   error: string;
@@ -162,4 +182,5 @@ export const api = {
   csvUrl: (q: Omit<CaseQuery, 'limit' | 'offset'>) => `${BASE}/cases.csv${queryString(q)}`,
   imageUrl: (c: CaseResult) => c.imageUrl || `${BASE}/cases/${encodeURIComponent(c.id)}/image`,
   heatmapUrl: (c: CaseResult) => c.heatmapUrl,
+  teaching: () => request<TeachingSet>('/teaching'),
 };

@@ -1,10 +1,15 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TEACHING_CLASSES } from '../../teaching/types.js';
+import { FAKE_CLASSES, fakeVision } from '../../testing/server.js';
+import { REPO_ROOT } from '../../testing/shared.js';
+import type { CaseResult, TeachingSet } from '../../web/api.js';
+import { answerClasses, buildPool, fetchReviewed, fetchTeaching } from '../../web/practice.js';
+import { buildApp } from '../app.js';
 import { teachingRoutes } from './teaching.js';
 
 async function server(dir?: string) {
@@ -57,5 +62,40 @@ describe('teaching routes', async () => {
     expect(body.cells).toEqual([]);
     expect(body.message).toMatch(/manifest\.json missing/);
     await empty.close();
+  });
+});
+
+describe('practice on a fresh install', () => {
+  it('has a full question pool from the teaching set alone, with an empty data folder', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'hv-fresh-'));
+    const cases = await buildApp({ vision: fakeVision(), dataDir, webDir: join(dataDir, 'no-web') });
+    const teaching = await server();
+    try {
+      const get = async <T>(app: typeof cases, url: string) =>
+        (await app.inject({ method: 'GET', url })).json<T>();
+      // What the practice page does: reviewed cases from the case store, teaching cells from this plugin.
+      const reviewed = await fetchReviewed((q) =>
+        get<{ cases: CaseResult[]; total: number }>(
+          cases,
+          `/api/v1/cases?reviewed=true&limit=${q.limit}&offset=${q.offset}`,
+        ),
+      );
+      expect(reviewed).toEqual([]);
+      const taught = await fetchTeaching(() => get<TeachingSet>(teaching, '/api/v1/teaching'));
+      const bundled = (
+        JSON.parse(readFileSync(join(REPO_ROOT, 'models/model.json'), 'utf8')) as { classes: string[] }
+      ).classes;
+      const pool = buildPool(reviewed, answerClasses(bundled, [...taught, ...reviewed]), taught);
+      expect(pool.cases).toHaveLength(120);
+      expect(pool.teaching).toBe(120);
+      // A model with fewer classes asks only the teaching cells it has an answer button for.
+      expect(buildPool(reviewed, FAKE_CLASSES, taught).cases).toHaveLength(60);
+      // Each question's image is served.
+      const q = pool.cases[0];
+      expect((await teaching.inject({ method: 'GET', url: q.imageUrl })).statusCode).toBe(200);
+    } finally {
+      await cases.close();
+      await teaching.close();
+    }
   });
 });

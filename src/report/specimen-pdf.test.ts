@@ -137,6 +137,15 @@ describe('specimen PDF report', () => {
     },
   );
 
+  it.skipIf(!havePdftotext)('works with the built-in font alone, replacing what it cannot draw', async () => {
+    const report = { ...(await sampleReport({ gallery: 2, signed: false })), specimenId: 'Ωμέγα-7 café' };
+    const t = text(await renderSpecimenPdf(report, { builtInFont: true }));
+    expect(t).toContain('?????-7 café');
+    expect(t).toContain('NOT SIGNED — draft');
+    expect(t).toContain(DISCLAIMER);
+    expect(t).toContain(report.model.sha256);
+  });
+
   it('keeps a report whose crop is damaged, saying so in its place', async () => {
     const report = await sampleReport({ gallery: 2 });
     report.gallery[0].crop = Buffer.from('not an image');

@@ -72,8 +72,8 @@ interface Fonts {
   text(s: string): string;
 }
 
-function fonts(): Fonts {
-  for (const dir of DEJAVU) {
+function fonts(builtIn: boolean): Fonts {
+  for (const dir of builtIn ? [] : DEJAVU) {
     const regular = `${dir}/DejaVuSans.ttf`;
     const bold = `${dir}/DejaVuSans-Bold.ttf`;
     const mono = `${dir}/DejaVuSansMono.ttf`;
@@ -137,10 +137,18 @@ async function prepareCrop(crop: Buffer): Promise<Buffer | null> {
   }
 }
 
+export interface RenderOptions {
+  /** Use the PDF's built-in Helvetica even when DejaVu Sans is installed (what a machine without it gets). */
+  builtInFont?: boolean;
+}
+
 /** Renders the report; resolves to the PDF's bytes. */
-export async function renderSpecimenPdf(report: SpecimenReport): Promise<Buffer> {
+export async function renderSpecimenPdf(
+  report: SpecimenReport,
+  options: RenderOptions = {},
+): Promise<Buffer> {
   const crops = await Promise.all(report.gallery.map((g) => prepareCrop(g.crop)));
-  const f = fonts();
+  const f = fonts(options.builtInFont === true);
   const generated = new Date(report.generatedAt ?? Date.now());
   const doc = new PDFDocument({
     size: A4,

@@ -411,7 +411,9 @@ function reportSection(): void {
   }).toString();
   log('## Specimen PDF report (a 200-cell specimen, `scripts/bench-report.ts`)');
   log();
-  log('Target: ≤ 2 s. Gallery = flagged or corrected cells with their crops; 7 renders each, after a warm-up.');
+  log(
+    'Target: ≤ 2 s. Gallery = flagged or corrected cells with their crops; 7 renders each, after a warm-up.',
+  );
   log();
   for (const line of out.trim().split('\n')) log(line);
   log();

@@ -78,8 +78,8 @@ describe('loadTeachingSet', () => {
     return dir;
   };
   const cell = {
-    id: 'basophil-01',
-    file: 'images/basophil-01.jpg',
+    id: 'pbc-0123abcd',
+    file: 'images/pbc-0123abcd.jpg',
     label: 'basophil',
     sourceFile: 'BA_1.jpg',
   };
@@ -91,7 +91,7 @@ describe('loadTeachingSet', () => {
     expect(() => loadTeachingSet(bad)).toThrow(/not valid JSON/);
     expect(() => loadTeachingSet(write({ cells: [{ ...cell, label: 'blast' }] }))).toThrow(/unknown label/);
     expect(() => loadTeachingSet(write({ cells: [{ ...cell, file: '../../etc/passwd' }] }))).toThrow(
-      /images\/basophil-01\.jpg/,
+      /images\/pbc-0123abcd\.jpg/,
     );
     expect(() => loadTeachingSet(write({ cells: [cell, cell] }))).toThrow(/repeated id/);
     expect(loadTeachingSet(write({ cells: [cell] })).cells).toHaveLength(1);

@@ -9,7 +9,7 @@ export * from './types.js';
 
 export const TEACHING_DIR = resolve(fileURLToPath(new URL('../../teaching', import.meta.url)));
 
-const ID = /^[a-z]+-\d{2}$/;
+const ID = /^pbc-[0-9a-f]{8}$/;
 
 /**
  * The manifest, with every entry checked: a damaged or hand-edited manifest is refused with the entry it

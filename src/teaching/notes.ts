@@ -25,7 +25,7 @@ export const TEACHING_NOTES: Record<string, TeachingNote> = {
     summary: 'Cytoplasm full of large, even, orange-red granules; usually two nuclear lobes.',
     versus: 'basophil',
     text:
-      'An eosinophil (12–17 µm) usually has a bilobed, "spectacle" nucleus and cytoplasm packed with large, ' +
+      'An eosinophil (12–17 µm) usually has a bilobed, “spectacle” nucleus and cytoplasm packed with large, ' +
       'round, uniform orange-red granules that lie beside the nucleus rather than over it. A basophil’s granules ' +
       'are dark purple-black, coarse, uneven in size and scattered over the nucleus. A neutrophil’s granules are ' +
       'far finer and pale lilac.',
@@ -55,7 +55,7 @@ export const TEACHING_NOTES: Record<string, TeachingNote> = {
     text:
       'The monocyte is the largest normal white cell (12–20 µm). Its nucleus is folded, kidney- or ' +
       'horseshoe-shaped, with finer, lacy chromatin than a lymphocyte’s, and its abundant cytoplasm is dull ' +
-      'grey-blue ("ground glass"), often with vacuoles and fine dust-like granules. A large lymphocyte has a ' +
+      'grey-blue (“ground glass”), often with vacuoles and fine dust-like granules. A large lymphocyte has a ' +
       'rounder, denser nucleus and clearer blue cytoplasm without vacuoles; a metamyelocyte has pink, granular ' +
       'cytoplasm like a neutrophil’s.',
   },

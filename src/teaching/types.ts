@@ -21,7 +21,7 @@ export const TEACHING_SOURCE =
 export const TEACHING_LICENSE = 'CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/)';
 
 export interface TeachingCell {
-  /** Stable id, e.g. "basophil-03". */
+  /** Stable and opaque (it must not give the label away), e.g. "pbc-1a2b3c4d". */
   id: string;
   /** Path of the image inside the teaching folder. */
   file: string;

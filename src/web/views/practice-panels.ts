@@ -59,7 +59,8 @@ export function poolNote(pool: Pool): HTMLElement {
     'p',
     { class: 'muted practice-pool' },
     pool.teaching
-      ? `${pool.teaching} teaching cells from the PBC dataset and ${reviewed} in the question pool`
+      ? `${pool.teaching} teaching cells from the PBC dataset ${own ? `and ${reviewed} ` : ''}in the question pool` +
+          (own ? '' : '; cases you review join them')
       : `${reviewed} in the question pool`,
     pool.excluded
       ? ` (${pool.excluded} left out: reviewed as ${displayLabel('other')} or ${displayLabel('not_a_white_cell')})`
@@ -132,11 +133,7 @@ export function summaryPanel(r: Round): HTMLElement {
     dataTable({
       className: 'practice-summary__table',
       caption: 'Per class',
-      columns: [
-        { label: 'Reviewer’s label' },
-        { label: 'Correct', num: true },
-        { label: 'You answered instead' },
-      ],
+      columns: [{ label: 'Answer key' }, { label: 'Correct', num: true }, { label: 'You answered instead' }],
       rows: s.perClass.map((c) =>
         h(
           'tr',
@@ -167,7 +164,7 @@ export function summaryPanel(r: Round): HTMLElement {
                 h(
                   'span',
                   { class: 'muted' },
-                  ` — you answered ${displayLabel(a.picked)}, the reviewer ${displayLabel(a.truth)}`,
+                  ` — you answered ${displayLabel(a.picked)}, the ${isTeachingCase(c) ? 'expert' : 'reviewer'} ${displayLabel(a.truth)}`,
                 ),
               ),
             ),

@@ -77,7 +77,7 @@ export function renderPractice(main: HTMLElement, ctx: AppContext): ViewHandle {
     h(
       'p',
       { class: 'lede' },
-      'Name the white cell in each image, then compare your answer with the reviewer’s and the model’s. ',
+      'Name the cell in each image, then compare your answer with the answer key and, for reviewed cases, the model’s. ',
       h(
         'strong',
         null,

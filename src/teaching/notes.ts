@@ -45,7 +45,7 @@ export const TEACHING_NOTES: Record<string, TeachingNote> = {
     text:
       'A small lymphocyte (7–10 µm, about a red cell’s size) is almost all nucleus: round, dark, with coarse ' +
       'clumped chromatin and a thin rim of sky-blue cytoplasm. A large lymphocyte (up to ~15 µm) has more, ' +
-      'clear pale-blue cytoplasm, sometimes a few red-purple granules, that often hugs the neighbouring red ' +
+      'clear pale-blue cytoplasm, sometimes a few red-purple granules, that may hug the neighbouring red ' +
       'cells. Unlike a monocyte, its nucleus stays round or slightly notched with dense chromatin, and its ' +
       'cytoplasm is clear rather than grey and vacuolated.',
   },

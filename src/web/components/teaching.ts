@@ -15,6 +15,13 @@ export function teachingNotePanel(truth: string, picked: string): HTMLElement | 
     h('h3', { id: 'practice-note-heading' }, `About the ${displayLabel(truth).toLowerCase()}`),
     h('p', { class: 'practice-note__summary' }, h('strong', null, note.summary)),
     h('p', { class: 'practice-note__text' }, note.text),
+    note.versus && note.versus !== picked
+      ? h(
+          'p',
+          { class: 'practice-note__versus muted' },
+          `Most often confused with: ${displayLabel(note.versus)}.`,
+        )
+      : null,
     other
       ? h(
           'p',

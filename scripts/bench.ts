@@ -220,6 +220,8 @@ async function main(): Promise<void> {
 
   await httpBench(buffers);
 
+  reportSection();
+
   if (haveShared) await accuracySection(kaggleTest);
 
   if (existsSync(TFLITE)) fineTuneSection();
@@ -399,6 +401,21 @@ async function accuracySection(kaggleTest: string): Promise<void> {
     }
     await c.close();
   }
+  log();
+}
+
+/** The specimen PDF report, from scripts/bench-report.ts run as its own process. */
+function reportSection(): void {
+  const out = execFileSync('node', ['--import', 'tsx', 'scripts/bench-report.ts'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  }).toString();
+  log('## Specimen PDF report (a 200-cell specimen, `scripts/bench-report.ts`)');
+  log();
+  log(
+    'Target: ≤ 2 s. Gallery = flagged or corrected cells with their crops; 7 renders each, after a warm-up.',
+  );
+  log();
+  for (const line of out.trim().split('\n')) log(line);
   log();
 }
 

@@ -6,6 +6,7 @@
  *   npx tsx scripts/bench-int8.ts --calibration-set <dir>
  *       writes <dir>/<source>/<class>/<file> links to the validation images (what `export --int8 --data` reads)
  *   npx tsx scripts/bench-int8.ts [--float models/model.onnx] --int8 a.onnx[,b.onnx…] [--limit n] [--speed n]
+ *       (--limit n: about n images, evenly spread over the split; --speed n: images timed)
  *       scores every model on the same prepared crops (one decode per image), then times them side by side:
  *       the network alone (one crop per run, and runs of 8) and predict end-to-end (file → answer).
  * Writes .cache/bench-int8/result.json and prints a Markdown table.
@@ -52,8 +53,9 @@ if (args['calibration-set']) {
 
 const paths = [args.float!, ...(args.int8 ?? '').split(',').filter(Boolean)];
 const models = await Promise.all(paths.map((p) => Classifier.load(p)));
-const limit = args.limit ? Number(args.limit) : items.length;
-const scored = items.slice(0, limit);
+// --limit n: every (N/n)-th image, so both labs and every class stay represented.
+const stride = args.limit ? Math.max(1, Math.floor(items.length / Number(args.limit))) : 1;
+const scored = items.filter((_, i) => i % stride === 0);
 const classes = models[0].classes;
 const k = classes.length;
 

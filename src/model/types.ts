@@ -83,6 +83,10 @@ export interface QuantizationRecord {
   float: string[];
   /** The float model it was made from. */
   from: { modelFile: string; modelSha256: string };
+  /** How the familiarity references were adapted to the int8 features. */
+  familiarity?: string;
+  /** The float model's familiarity thresholds (the card's own are the int8 model's). */
+  floatThresholds?: { cell: number; image: number };
 }
 
 export interface ModelCard {

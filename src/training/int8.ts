@@ -12,7 +12,9 @@ import { cardPathFor, resolveModelPath } from '../model/classifier.js';
 import { prepareImage, writeInput } from '../model/inputs.js';
 import { calibrateRanges, DEFAULT_PERCENTILE, type CalibrationMethod } from '../model/onnx/calibrate.js';
 import { planQuantization, quantizeModel, type ActivationType } from '../model/onnx/quantize.js';
-import type { FloatTensor } from '../model/onnx/runtime.js';
+import { OnnxSession, type FloatTensor } from '../model/onnx/runtime.js';
+import { OUTPUTS } from '../model/classifier-graph.js';
+import { shiftFamiliarityMeans } from '../model/familiarity-graph.js';
 import type { ModelCard, QuantizationRecord } from '../model/types.js';
 import { IMAGE_EXTENSIONS } from './dataset.js';
 import { writeAtomic } from './files.js';
@@ -39,6 +41,8 @@ export interface ExportInt8Options {
   percentile?: number;
   activations?: ActivationType;
   seed?: number;
+  /** Activations left float (see `QuantizeOptions.floatTensors`); none by default. */
+  floatTensors?: string[];
   onStage?: (stage: string) => void;
   onProgress?: (done: number, total: number) => void;
 }
@@ -76,6 +80,80 @@ export function listImages(dirs: string[]): string[] {
 }
 
 const BATCH = 8;
+
+/** Every row of some outputs of a model over the calibration batches, concatenated per output. */
+async function outputsOver(
+  model: Uint8Array,
+  names: string[],
+  batches: () => Iterable<FloatTensor>,
+): Promise<Record<string, { data: Float32Array; width: number }>> {
+  const session = await OnnxSession.create(model, 2, { spin: false });
+  try {
+    const parts: Record<string, Float32Array[]> = Object.fromEntries(names.map((n) => [n, []]));
+    let rows = 0;
+    for (const batch of batches()) {
+      const r = await session.run({ input: batch }, names);
+      for (const n of names) parts[n].push(r[n].data.slice());
+      rows += batch.dims[0];
+    }
+    return Object.fromEntries(
+      names.map((n) => {
+        const data = new Float32Array(parts[n].reduce((a, p) => a + p.length, 0));
+        let off = 0;
+        for (const p of parts[n]) data.set(p, (off += p.length) - p.length);
+        return [n, { data, width: data.length / rows }];
+      }),
+    );
+  } finally {
+    await session.close();
+  }
+}
+
+function quantileOf(values: Float32Array, q: number): number {
+  const s = Float32Array.from(values).sort();
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+}
+
+/**
+ * The familiarity checks of an int8 copy, brought back to the float model's scale. Rounding moves the pooled
+ * features a little, mostly alike on every image, but the distances standardise each feature by its spread
+ * over the training images, which for many features is smaller than that move: first the references' means
+ * move by the mean int8 − float feature difference on the calibration images; then each threshold scales by
+ * how the remaining noise stretches the distances there (the ratio of int8 to float distances at the
+ * threshold's own quantile).
+ */
+async function adaptFamiliarity(
+  float: Uint8Array,
+  int8: Uint8Array,
+  card: ModelCard,
+  batches: () => Iterable<FloatTensor>,
+): Promise<{ bytes: Uint8Array; familiarity: NonNullable<ModelCard['familiarity']> }> {
+  const f = card.familiarity!;
+  const distances = [OUTPUTS.features, OUTPUTS.cellDistance, OUTPUTS.imageDistance];
+  const a = await outputsOver(float, distances, batches);
+  const b = await outputsOver(int8, [OUTPUTS.features], batches);
+  const d = a[OUTPUTS.features].width;
+  const shift = new Float64Array(d);
+  const fa = a[OUTPUTS.features].data;
+  const fb = b[OUTPUTS.features].data;
+  for (let i = 0; i < fa.length; i++) shift[i % d] += fb[i] - fa[i];
+  const rows = fa.length / d;
+  const bytes = shiftFamiliarityMeans(
+    int8,
+    Float32Array.from(shift, (v) => v / rows),
+  );
+  const c = await outputsOver(bytes, [OUTPUTS.cellDistance, OUTPUTS.imageDistance], batches);
+  const scaled = (name: string, ref: { threshold: number; quantile: number }) =>
+    ref.threshold * (quantileOf(c[name].data, ref.quantile) / quantileOf(a[name].data, ref.quantile));
+  return {
+    bytes,
+    familiarity: {
+      ...f,
+      cell: { ...f.cell, threshold: scaled(OUTPUTS.cellDistance, f.cell) },
+      image: { ...f.image, threshold: scaled(OUTPUTS.imageDistance, f.image) },
+    },
+  };
+}
 
 export async function exportInt8(o: ExportInt8Options): Promise<ExportInt8Result> {
   const stage = o.onStage ?? (() => {});
@@ -120,7 +198,8 @@ export async function exportInt8(o: ExportInt8Options): Promise<ExportInt8Result
       yield { data, dims: [m, 3, size, size] };
     }
   }
-  const plan = planQuantization(floatBytes, KEEP_FLOAT);
+  const floatTensors = o.floatTensors ?? [];
+  const plan = planQuantization(floatBytes, KEEP_FLOAT, floatTensors);
   stage(`Calibrating ${plan.tensors.length} activations (${method}) on ${pixels.length} images`);
   const ranges = await calibrateRanges(floatBytes, plan.tensors, batches, {
     method,
@@ -128,7 +207,13 @@ export async function exportInt8(o: ExportInt8Options): Promise<ExportInt8Result
     onProgress: o.onProgress,
   });
   stage('Quantizing');
-  const q = quantizeModel(floatBytes, ranges, { activations, keepFloat: KEEP_FLOAT });
+  const q = quantizeModel(floatBytes, ranges, { activations, keepFloat: KEEP_FLOAT, floatTensors });
+  let bytes = q.bytes;
+  let familiarity = card.familiarity;
+  if (card.familiarity) {
+    stage('Adapting the familiarity checks to the int8 features');
+    ({ bytes, familiarity } = await adaptFamiliarity(floatBytes, bytes, card, batches));
+  }
 
   const quantization: QuantizationRecord = {
     format: 'QDQ (QuantizeLinear/DequantizeLinear around Conv and residual Add, fused by ONNX Runtime)',
@@ -143,27 +228,36 @@ export async function exportInt8(o: ExportInt8Options): Promise<ExportInt8Result
       sources: o.data.map((d) => relative(process.cwd(), resolve(d)) || '.'),
     },
     quantized: q.counts,
-    float: KEEP_FLOAT.map((p) => p.replace(/\/$/, '')),
+    float: [...KEEP_FLOAT.map((p) => p.replace(/\/$/, '')), ...floatTensors],
     from: { modelFile: basename(modelPath), modelSha256: sha },
+    ...(card.familiarity
+      ? {
+          familiarity:
+            "the references' feature means moved by the mean int8 − float feature difference on the " +
+            'calibration images; thresholds scaled by the int8 / float distance ratio at their quantile there',
+          floatThresholds: { cell: card.familiarity.cell.threshold, image: card.familiarity.image.threshold },
+        }
+      : {}),
   };
   const next: ModelCard = {
     ...card,
     createdAt: new Date().toISOString(),
     modelFile: INT8_MODEL_FILE,
-    modelSha256: createHash('sha256').update(q.bytes).digest('hex'),
+    modelSha256: createHash('sha256').update(bytes).digest('hex'),
     quantization,
+    ...(familiarity ? { familiarity } : {}),
   };
   mkdirSync(o.out, { recursive: true });
   const outModel = join(o.out, INT8_MODEL_FILE);
   const outCard = outModel.replace(/\.onnx$/, '.json');
   // Model first, then card: until the card lands, the pair's sha256 disagrees and nothing runs the model.
-  writeAtomic(outModel, q.bytes);
+  writeAtomic(outModel, bytes);
   writeAtomic(outCard, Buffer.from(JSON.stringify(next, null, 2) + '\n'));
   return {
     modelPath: outModel,
     cardPath: outCard,
     card: next,
-    bytes: { float: floatBytes.byteLength, int8: q.bytes.byteLength },
+    bytes: { float: floatBytes.byteLength, int8: bytes.byteLength },
     images: { used: pixels.length, skipped },
   };
 }

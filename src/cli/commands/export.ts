@@ -17,6 +17,7 @@ interface ExportCliOptions {
   percentile: string;
   activations: 'uint8' | 'int8';
   seed: string;
+  floatTensors?: string;
 }
 
 const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
@@ -57,6 +58,11 @@ export function registerExport(program: Command, io: Io): void {
         .default('uint8'),
     )
     .option('--seed <n>', 'seed for the choice of images', '42')
+    .option(
+      '--float-tensors <names>',
+      'comma-separated activations to keep float, with the convolutions that read or write them ' +
+        '(default: the feature blocks the familiarity checks pool; "" quantizes every one)',
+    )
     .action(async (o: ExportCliOptions) => {
       if (!o.int8)
         throw new HematoError('Say which form to export: --int8 (the only one so far).', 'bad_option');
@@ -76,6 +82,7 @@ export function registerExport(program: Command, io: Io): void {
         percentile,
         activations: o.activations,
         seed: Number(o.seed),
+        floatTensors: o.floatTensors === undefined ? undefined : o.floatTensors.split(',').filter(Boolean),
         onStage: (s) => io.err(`» ${s}`),
         onProgress: (d, t) => bar.update(d, t),
       });

@@ -26,6 +26,11 @@ export interface QuantizeOptions {
   activations: ActivationType;
   /** Nodes whose name starts with one of these stay float (with their weights). */
   keepFloat?: string[];
+  /**
+   * Activations kept exact: never quantized, so the Conv/Gemm nodes that read or write them stay float too
+   * (features whose small values matter, such as those the familiarity distances pool).
+   */
+  floatTensors?: string[];
 }
 
 /** What quantization will touch: the activation tensors whose ranges calibration must measure. */
@@ -69,7 +74,12 @@ function scalarOf(name: string | undefined, inits: Map<string, Tensor>): number 
  * output taken after a ReLU6 Clip that is its only consumer, so the Clip folds into the quantization), and
  * the output of every Add whose inputs are all quantized (residual connections).
  */
-export function planQuantization(bytes: Uint8Array, keepFloat: string[] = []): QuantizationPlan {
+export function planQuantization(
+  bytes: Uint8Array,
+  keepFloat: string[] = [],
+  floatTensors: string[] = [],
+): QuantizationPlan {
+  const exact = new Set(floatTensors);
   const graph = onnx.ModelProto.decode(bytes).graph!;
   const inits = new Map((graph.initializer ?? []).map((t) => [t.name ?? '', t]));
   const consumers = new Map<string, Node[]>();
@@ -80,19 +90,24 @@ export function planQuantization(bytes: Uint8Array, keepFloat: string[] = []): Q
   const tensors = new Set<string>();
   const clips: QuantizationPlan['clips'] = new Map();
   for (const n of graph.node ?? []) {
-    if (isQuantizable(n, inits, keepFloat)) {
-      nodes.push(n.name ?? '');
-      tensors.add(n.input![0]);
+    if (isQuantizable(n, inits, keepFloat) && !exact.has(n.input![0])) {
       const y = n.output![0];
       const after = consumers.get(y) ?? [];
       const clip = after.length === 1 && !outputs.has(y) ? after[0] : undefined;
       const min = scalarOf(clip?.input?.[1], inits);
       const max = scalarOf(clip?.input?.[2], inits);
-      if (clip?.opType === 'Clip' && min !== undefined && max !== undefined) {
-        clips.set(clip.output![0], { min, max });
-        tensors.add(clip.output![0]);
-      } else tensors.add(y);
-    } else if (n.opType === 'Add' && (n.input ?? []).every((i) => tensors.has(i))) {
+      const folds = clip?.opType === 'Clip' && min !== undefined && max !== undefined;
+      const out = folds ? clip!.output![0] : y;
+      if (exact.has(out)) continue;
+      nodes.push(n.name ?? '');
+      tensors.add(n.input![0]);
+      tensors.add(out);
+      if (folds) clips.set(out, { min: min!, max: max! });
+    } else if (
+      n.opType === 'Add' &&
+      !exact.has(n.output![0]) &&
+      (n.input ?? []).every((i) => tensors.has(i))
+    ) {
       tensors.add(n.output![0]);
     }
   }
@@ -163,7 +178,7 @@ export function quantizeModel(
   ranges: Map<string, Range>,
   options: QuantizeOptions,
 ): QuantizeResult {
-  const plan = planQuantization(bytes, options.keepFloat);
+  const plan = planQuantization(bytes, options.keepFloat, options.floatTensors);
   const model: Model = onnx.ModelProto.decode(bytes);
   const graph = model.graph!;
   const inits = new Map((graph.initializer ?? []).map((t) => [t.name ?? '', t]));

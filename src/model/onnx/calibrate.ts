@@ -47,7 +47,8 @@ export async function calibrateRanges(
         const out = await session.run({ [inputName]: batch }, fetched);
         if (tensors.includes(inputName)) visit(inputName, batch.data);
         for (const t of fetched) visit(t, out[t].data);
-        options.onProgress?.(++done, total * passes);
+        done++;
+        options.onProgress?.(done, total * passes);
       }
     };
     const ranges = new Map<string, Range>(tensors.map((t) => [t, { min: Infinity, max: -Infinity }]));

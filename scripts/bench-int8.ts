@@ -6,7 +6,8 @@
  *   npx tsx scripts/bench-int8.ts --calibration-set <dir>
  *       writes <dir>/<source>/<class>/<file> links to the validation images (what `export --int8 --data` reads)
  *   npx tsx scripts/bench-int8.ts [--float models/model.onnx] --int8 a.onnx[,b.onnx…] [--limit n] [--speed n]
- *       (--limit n: about n images, evenly spread over the split; --speed n: images timed)
+ *       (--limit n: about n images, evenly spread over the split; --speed n: images timed;
+ *       --speed-only: skip the scoring)
  *       scores every model on the same prepared crops (one decode per image), then times them side by side:
  *       the network alone (one crop per run, and runs of 8) and predict end-to-end (file → answer).
  * Writes .cache/bench-int8/result.json and prints a Markdown table.
@@ -29,6 +30,7 @@ const { values: args } = parseArgs({
     int8: { type: 'string' },
     limit: { type: 'string' },
     speed: { type: 'string', default: '64' },
+    'speed-only': { type: 'boolean', default: false },
   },
 });
 const SHARED = resolve(process.env.SHARED ?? '../shared');
@@ -54,7 +56,11 @@ if (args['calibration-set']) {
 const paths = [args.float!, ...(args.int8 ?? '').split(',').filter(Boolean)];
 const models = await Promise.all(paths.map((p) => Classifier.load(p)));
 // --limit n: every (N/n)-th image, so both labs and every class stay represented.
-const stride = args.limit ? Math.max(1, Math.floor(items.length / Number(args.limit))) : 1;
+const stride = args['speed-only']
+  ? Math.floor(items.length / Number(args.speed))
+  : args.limit
+    ? Math.max(1, Math.floor(items.length / Number(args.limit)))
+    : 1;
 const scored = items.filter((_, i) => i % stride === 0);
 const classes = models[0].classes;
 const k = classes.length;
@@ -80,7 +86,7 @@ const tallies: Tally[] = models.map(() => ({
   dImage: [],
 }));
 const t0 = performance.now();
-for (let i = 0; i < scored.length; i++) {
+for (let i = 0; i < (args['speed-only'] ? 0 : scored.length); i++) {
   const it = scored[i];
   let prepared: PreparedImage;
   try {
@@ -116,7 +122,7 @@ const quantile = (a: number[], q: number) => {
   const s = [...a].sort((x, y) => x - y);
   return s.length ? s[Math.min(s.length - 1, Math.floor(q * s.length))] : NaN;
 };
-const quality = tallies.map((t, j) => {
+const quality = (args['speed-only'] ? [] : tallies).map((t, j) => {
   const n = t.truth.length;
   const probs = new Float32Array(n * k);
   t.rows.forEach((r, i) => r && probs.set(r, i * k));
@@ -164,7 +170,7 @@ for (let i = 0; i < crops.length; i++)
     await m.run(crops[i], 1);
     times[j].one.push(performance.now() - s);
   }
-for (let r = 0; r < 8; r++)
+for (let r = 0; r < 24; r++)
   for (const [j, m] of models.entries()) {
     const s = performance.now();
     await m.run(batch8, 8);
@@ -187,6 +193,17 @@ for (const m of models) await m.close();
 const result = { date: new Date().toISOString(), quality, speed };
 mkdirSync('.cache/bench-int8', { recursive: true });
 writeFileSync('.cache/bench-int8/result.json', JSON.stringify(result, null, 2));
+if (args['speed-only']) {
+  console.log(
+    '| model | network ms/crop, 1 per run | network ms/crop, 8 per run | predict ms/image (file → answer) |',
+  );
+  console.log('| --- | --- | --- | --- |');
+  for (const s of speed)
+    console.log(
+      `| ${s.model} | ${s.networkMsPerCrop.toFixed(2)} | ${s.networkMsPerCropBatch8.toFixed(2)} | ${s.predictMsPerImage.toFixed(2)} |`,
+    );
+  process.exit(0);
+}
 const pct = (x: number) => `${(100 * x).toFixed(2)} %`;
 console.log(
   '| model | n | accuracy | Kaggle / PBC | macro-F1 | ECE | review rate | low conf / unfam. cell / unfam. image | silent errors | same label as float | same flags | network ms/crop (1 / batch 8) | predict ms/image |',

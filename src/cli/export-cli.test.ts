@@ -55,6 +55,7 @@ describe('hematovision export --int8', () => {
     const card = JSON.parse(readFileSync(join(out, 'model.int8.json'), 'utf8')) as ModelCard;
     expect(card.modelSha256).toBe(createHash('sha256').update(bytes).digest('hex'));
     expect(card.quantization?.calibration).toMatchObject({ method: 'minmax', images: 6 });
+    expect(card.name).toBe('hematovision-wbc8-int8');
     expect(bytes.byteLength).toBeLessThan(5e6);
     const c = await Classifier.load(out);
     const res = await c.run(new Float32Array(3 * 224 * 224), 1);

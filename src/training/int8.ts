@@ -241,6 +241,8 @@ export async function exportInt8(o: ExportInt8Options): Promise<ExportInt8Result
   };
   const next: ModelCard = {
     ...card,
+    // Named apart, so the server, its records and reports say which of the two answered.
+    name: `${card.name}-int8`,
     createdAt: new Date().toISOString(),
     modelFile: INT8_MODEL_FILE,
     modelSha256: createHash('sha256').update(bytes).digest('hex'),

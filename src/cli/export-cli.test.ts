@@ -56,6 +56,7 @@ describe('hematovision export --int8', () => {
     expect(card.modelSha256).toBe(createHash('sha256').update(bytes).digest('hex'));
     expect(card.quantization?.calibration).toMatchObject({ method: 'minmax', images: 6 });
     expect(card.name).toBe('hematovision-wbc8-int8');
+    expect(r.stderr).toMatch(/Only 6 calibration images/);
     expect(bytes.byteLength).toBeLessThan(5e6);
     const c = await Classifier.load(out);
     const res = await c.run(new Float32Array(3 * 224 * 224), 1);

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, extname, join, relative, resolve } from 'node:path';
-import { DatasetError, ModelError } from '../errors.js';
+import { DatasetError, HematoError, ModelError } from '../errors.js';
 import { createRng, shuffled } from '../imaging/random.js';
 import type { RgbImage } from '../imaging/types.js';
 import { cardPathFor, resolveModelPath } from '../model/classifier.js';
@@ -181,7 +181,9 @@ export async function exportInt8(o: ExportInt8Options): Promise<ExportInt8Result
       const prepared = await prepareImage(path, card.preprocessing, { primaryOnly: true });
       if (prepared.regions.length === 0) skipped++;
       else pixels.push(prepared.regions[0].pixels);
-    } catch {
+    } catch (e) {
+      // An image that cannot be read is skipped, as `evaluate` does; anything else is a bug.
+      if (!(e instanceof HematoError)) throw e;
       skipped++;
     }
   }

@@ -95,5 +95,10 @@ export function registerExport(program: Command, io: Io): void {
           (r.images.skipped ? `, ${r.images.skipped} skipped (unreadable or no cell found)` : '') +
           `. Kept in float: ${q.float.join(', ')}.`,
       );
+      if (r.images.used < 100 && r.card.familiarity)
+        io.err(
+          `Only ${r.images.used} calibration images: ranges and familiarity thresholds are rough; ` +
+            'a few hundred validation images set them well.',
+        );
     });
 }

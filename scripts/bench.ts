@@ -220,6 +220,8 @@ async function main(): Promise<void> {
 
   await httpBench(buffers);
 
+  reportSection();
+
   if (haveShared) await accuracySection(kaggleTest);
 
   if (existsSync(TFLITE)) fineTuneSection();
@@ -231,6 +233,7 @@ async function main(): Promise<void> {
   keepEarlierSection(CROSS_LAB, true);
   keepEarlierSection(ADAPT_LAB, true);
   keepEarlierSection(KNOWS_AND_FLAGS, true);
+  keepEarlierSection(INT8, true);
 
   writeFileSync(resolve('BENCHMARKS.md'), lines.join('\n') + '\n');
   console.log('\nWrote BENCHMARKS.md');
@@ -402,6 +405,21 @@ async function accuracySection(kaggleTest: string): Promise<void> {
   log();
 }
 
+/** The specimen PDF report, from scripts/bench-report.ts run as its own process. */
+function reportSection(): void {
+  const out = execFileSync('node', ['--import', 'tsx', 'scripts/bench-report.ts'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  }).toString();
+  log('## Specimen PDF report (a 200-cell specimen, `scripts/bench-report.ts`)');
+  log();
+  log(
+    'Target: ≤ 2 s. Gallery = flagged or corrected cells with their crops; 7 renders each, after a warm-up.',
+  );
+  log();
+  for (const line of out.trim().split('\n')) log(line);
+  log();
+}
+
 /** Training-step cost of fine-tuning, from scripts/bench-finetune.ts run as its own process. */
 function fineTuneSection(): void {
   const out = execFileSync('node', ['--import', 'tsx', 'scripts/bench-finetune.ts'], {
@@ -444,6 +462,8 @@ const CROSS_LAB = '## Across labs';
 const ADAPT_LAB = '## Adapting to a lab';
 /** Written from scripts/review-study.ts (leave one lab / one class out) and the flags tests, kept the same way. */
 const KNOWS_AND_FLAGS = '## What the model knows and flags';
+/** Written from scripts/bench-int8.ts (the int8 model against the float one), kept the same way. */
+const INT8 = '## The int8 model';
 
 function trainingBench(): void {
   const cache = mkdtempSync(join(tmpdir(), 'hv-bench-train-'));

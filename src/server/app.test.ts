@@ -185,6 +185,8 @@ describe('service routes', () => {
         'delete /api/v1/cases/{id}',
         'get /api/v1/cases/{id}/image',
         'get /api/v1/cases/{id}/heatmap.png',
+        'get /api/v1/teaching',
+        'get /api/v1/teaching/{id}/image',
       ].sort(),
     );
     expect(Object.keys(doc.components.schemas)).toEqual(

@@ -18,6 +18,7 @@ import { caseRoutes } from './routes/cases.js';
 import { predictRoutes } from './routes/predict.js';
 import { readyRoutes } from './routes/ready.js';
 import { serviceRoutes } from './routes/service.js';
+import { teachingRoutes } from './routes/teaching.js';
 import { webRoutes } from './routes/web.js';
 import { routeSchemas, sharedSchemas } from './schemas.js';
 import { openStore, type CaseStore } from './store/index.js';
@@ -26,6 +27,8 @@ export interface AppOptions {
   vision: HematoVision;
   /** Folder of the case database and stored images (created if missing). */
   dataDir: string;
+  /** The bundled teaching set practice asks (manifest.json and images/). Default: teaching/ of the repository. */
+  teachingDir?: string;
   /** Built UI (vite build output). Default: dist/web of the repository. */
   webDir?: string;
   /** Fastify's logger: true, or pino options (a stream to capture the log in tests). */
@@ -173,6 +176,7 @@ async function assemble(options: AppOptions, store: CaseStore, lock: DataLock): 
     batchPixels,
   });
   await app.register(caseRoutes, { prefix: API, store, vision, schemas });
+  await app.register(teachingRoutes, { prefix: API, dir: options.teachingDir });
   await app.register(webRoutes, { webDir });
 
   await app.ready();

@@ -26,6 +26,26 @@ export type PredictItem = PredictItemJson;
 export type Differential = DifferentialJson;
 export type PredictResponse = PredictResponseJson;
 export type Health = HealthJson;
+/** One cell of the bundled teaching set (GET /teaching): an expert-labelled PBC image. */
+export interface TeachingCellResult {
+  id: string;
+  label: string;
+  subtype?: string;
+  sourceFile: string;
+  imageUrl: string;
+  width: number;
+  height: number;
+}
+
+export interface TeachingSet {
+  source: string;
+  license: string;
+  modified: string;
+  /** Why the list is empty, when the server has no teaching set. */
+  message?: string;
+  cells: TeachingCellResult[];
+}
+
 /** GET /cases's query as the URL carries it (booleans as text). */
 export type CaseQuery = Omit<CaseListQueryJson, 'reviewed' | 'needsReview'> & {
   reviewed?: 'true' | 'false';
@@ -104,4 +124,5 @@ export const api = {
   csvUrl: (q: Omit<CaseQuery, 'limit' | 'offset'>) => `${BASE}/cases.csv${queryString(q)}`,
   imageUrl: (c: CaseResult) => c.imageUrl || `${BASE}/cases/${encodeURIComponent(c.id)}/image`,
   heatmapUrl: (c: CaseResult) => c.heatmapUrl,
+  teaching: () => request<TeachingSet>('/teaching'),
 };

@@ -101,7 +101,9 @@ describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () 
     images = await testImages();
     // As `npm start` serves: the network in its worker thread.
     vision = await pipeline({ worker: true });
-    app = await buildApp({ vision, dataDir: path.join(tmp, 'data'), webDir });
+    // Practice on reviewed cases alone (the bundled teaching set has its own test below, on a fresh install).
+    const teachingDir = path.join(tmp, 'no-teaching-set');
+    app = await buildApp({ vision, dataDir: path.join(tmp, 'data'), webDir, teachingDir });
     base = await app.listen({ port: 0, host: '127.0.0.1' });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -538,6 +540,39 @@ describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () 
     await expect
       .poll(() => page.locator('.page-head .muted').textContent())
       .toContain('with test-time augmentation (8 views per cell)');
+  });
+
+  it('practises on the bundled teaching cells on a fresh install, with a note after each answer', async () => {
+    const fresh = await buildApp({
+      vision,
+      dataDir: path.join(tmp, 'fresh-data'),
+      webDir: path.join(tmp, 'web'),
+    });
+    try {
+      const freshBase = await fresh.listen({ port: 0, host: '127.0.0.1' });
+      await page.goto(`${freshBase}/#/practice`);
+      const heading = page.locator('#question-heading');
+      await heading.waitFor();
+      expect(await page.locator('.practice-pool').textContent()).toBe(
+        '120 teaching cells from the PBC dataset in the question pool; cases you review join them.',
+      );
+      expect(await heading.textContent()).toMatch(/^Question 1 of \d+$/);
+      // The question is a real image the browser could decode.
+      await expect
+        .poll(() => page.locator('.practice-image img').evaluate((img: HTMLImageElement) => img.naturalWidth))
+        .toBeGreaterThan(100);
+      await page.keyboard.press('1');
+      const truth = await page.locator('.answer-btn--truth').getAttribute('data-class');
+      expect(vision.card.classes).toContain(truth);
+      // After the answer: how to recognise the right class.
+      const note = page.locator('.practice-note');
+      await note.waitFor();
+      expect(await note.getAttribute('data-class')).toBe(truth);
+      expect((await note.locator('.practice-note__text').textContent())?.length).toBeGreaterThan(40);
+      await page.screenshot({ path: path.join(shotDir, 'practice-teaching.png'), fullPage: true });
+    } finally {
+      await fresh.close();
+    }
   });
 
   it('offers the phone camera on a touch device, and analyses the photo it takes', async () => {

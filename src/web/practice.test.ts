@@ -12,8 +12,13 @@ import {
   scoreSummary,
   seededRandom,
   seededShuffle,
+  fetchTeaching,
+  isTeachingCase,
+  teachingCase,
+  teachingInfoOf,
   type Answer,
 } from './practice.js';
+import { ApiError, type TeachingCellResult } from './api.js';
 import { parseHash } from './router.js';
 
 const CLASSES = ['eosinophil', 'lymphocyte', 'monocyte', 'neutrophil'];
@@ -216,12 +221,79 @@ describe('score summary', () => {
       { picked: 'monocyte', count: 2 },
       { picked: 'eosinophil', count: 1 },
     ]);
-    expect(scoreSummary([], CLASSES)).toEqual({ answered: 0, correct: 0, modelCorrect: 0, perClass: [] });
+    expect(scoreSummary([], CLASSES)).toEqual({
+      answered: 0,
+      correct: 0,
+      modelCorrect: 0,
+      modelAnswered: 0,
+      perClass: [],
+    });
   });
 });
 
 describe('route', () => {
   it('has a practice page', () => {
     expect(parseHash('#/practice')).toEqual({ name: 'practice' });
+  });
+});
+
+describe('teaching cells as questions', () => {
+  const cellOf = (id: string, label: string): TeachingCellResult => ({
+    id,
+    label,
+    sourceFile: `${id}.jpg`,
+    imageUrl: `/api/v1/teaching/${id}/image`,
+    width: 300,
+    height: 300,
+    ...(label === 'neutrophil' ? { subtype: 'band neutrophil' } : {}),
+  });
+
+  it('become reviewed-case questions with the expert label as key and no model prediction', () => {
+    const c = teachingCase(cellOf('neutrophil-01', 'neutrophil'));
+    expect(isTeachingCase(c)).toBe(true);
+    expect(isTeachingCase(kase('a', 'neutrophil'))).toBe(false);
+    expect(c.review?.label).toBe('neutrophil');
+    expect(c.label).toBeNull();
+    expect(c.cells).toEqual([]);
+    expect(c.imageUrl).toBe('/api/v1/teaching/neutrophil-01/image');
+    expect(teachingInfoOf(c)).toEqual({ sourceFile: 'neutrophil-01.jpg', subtype: 'band neutrophil' });
+    expect(teachingInfoOf(kase('a', 'neutrophil'))).toBeNull();
+  });
+
+  it('fill the pool on their own and are extended by reviewed cases; only reviewed ones count as excluded', () => {
+    const teaching = [
+      teachingCase(cellOf('basophil-01', 'basophil')),
+      teachingCase(cellOf('monocyte-01', 'monocyte')),
+    ];
+    expect(buildPool([], CLASSES, teaching)).toEqual({ cases: [teaching[1]], excluded: 0, teaching: 1 });
+    const own = [kase('a', 'eosinophil'), kase('b', 'other')];
+    const pool = buildPool(own, [...CLASSES, 'basophil'], teaching);
+    expect(pool.cases.map((c) => c.id)).toEqual(['teaching:basophil-01', 'teaching:monocyte-01', 'a']);
+    expect(pool).toMatchObject({ excluded: 1, teaching: 2 });
+    // No model: the answer buttons come from the labels in the pool, teaching labels included.
+    expect(answerClasses([], [...teaching, ...own])).toEqual(['basophil', 'monocyte', 'eosinophil']);
+  });
+
+  it('are simply absent when the server has no teaching set', async () => {
+    expect(await fetchTeaching(() => Promise.reject(new ApiError('Nothing here', 404, 'not_found')))).toEqual(
+      [],
+    );
+    const got = await fetchTeaching(() =>
+      Promise.resolve({ source: '', license: '', modified: '', cells: [cellOf('platelet-01', 'platelet')] }),
+    );
+    expect(got.map((c) => c.id)).toEqual(['teaching:platelet-01']);
+  });
+
+  it('leave the model out of the model’s score', () => {
+    const answers: Answer[] = [
+      { caseId: 'teaching:basophil-01', truth: 'basophil', picked: 'basophil', model: null, teaching: true },
+      { caseId: 'a', truth: 'eosinophil', picked: 'neutrophil', model: 'eosinophil' },
+    ];
+    expect(scoreSummary(answers, CLASSES)).toMatchObject({
+      answered: 2,
+      correct: 1,
+      modelCorrect: 1,
+      modelAnswered: 1,
+    });
   });
 });

@@ -1,5 +1,5 @@
 /** Practice mode logic, free of the DOM so it can be unit-tested in Node: pool, order, rounds and scores. */
-import type { CaseQuery, CaseResult, CellResult } from './api.js';
+import type { CaseQuery, CaseResult, CellResult, TeachingCellResult, TeachingSet } from './api.js';
 import { NBSP } from './format.js';
 
 export const ROUND_SIZE = 10;
@@ -27,6 +27,66 @@ export interface Pool {
   cases: CaseResult[];
   /** Reviewed cases left out because their reviewer's label is not one of the classes. */
   excluded: number;
+  /** How many of `cases` come from the bundled teaching set (the rest are reviewed cases). */
+  teaching: number;
+}
+
+/** Teaching cells become questions under ids no stored case can have (case ids are UUIDs). */
+const TEACHING_PREFIX = 'teaching:';
+
+export function isTeachingCase(c: Pick<CaseResult, 'id'>): boolean {
+  return c.id.startsWith(TEACHING_PREFIX);
+}
+
+/** The PBC file name and sub-type of a teaching question, kept beside the case shape the view draws. */
+export interface TeachingInfo {
+  sourceFile: string;
+  subtype?: string;
+}
+const teachingInfo = new WeakMap<CaseResult, TeachingInfo>();
+
+export function teachingInfoOf(c: CaseResult): TeachingInfo | null {
+  return teachingInfo.get(c) ?? null;
+}
+
+/**
+ * A teaching cell in the shape of a reviewed case: the expert's label is the answer key, the whole image is
+ * the question (PBC crops hold one centred cell), and there is no model prediction: the bundled model was
+ * trained on part of the PBC dataset, so its answer on these cells would flatter it.
+ */
+export function teachingCase(cell: TeachingCellResult): CaseResult {
+  const c: CaseResult = {
+    id: `${TEACHING_PREFIX}${cell.id}`,
+    file: cell.sourceFile,
+    label: null,
+    confidence: 0,
+    probabilities: {},
+    needsReview: false,
+    reviewReasons: [],
+    heatmapUrl: null,
+    imageUrl: cell.imageUrl,
+    cells: [],
+    createdAt: '',
+    width: cell.width,
+    height: cell.height,
+    review: { label: cell.label, reviewer: 'PBC dataset experts', note: '', reviewedAt: '' },
+    // No model read it (see above): the case shape's model names the teaching set instead.
+    model: { name: 'teaching set', version: '', tta: false },
+  };
+  teachingInfo.set(c, { sourceFile: cell.sourceFile, ...(cell.subtype ? { subtype: cell.subtype } : {}) });
+  return c;
+}
+
+/**
+ * The teaching set's cells as questions; none when the server has no teaching set or predates it (404), so
+ * practice still works on reviewed cases alone.
+ */
+export async function fetchTeaching(get: () => Promise<TeachingSet>): Promise<CaseResult[]> {
+  try {
+    return (await get()).cells.map(teachingCase);
+  } catch {
+    return [];
+  }
 }
 
 /** Every reviewed case, page by page (the server caps a page at 200). */
@@ -45,9 +105,18 @@ export async function fetchReviewed(
   return [...new Map(all.map((c) => [c.id, c])).values()];
 }
 
-export function buildPool(reviewed: readonly CaseResult[], classes: readonly string[]): Pool {
-  const cases = reviewed.filter((c) => isPracticeCase(c, classes));
-  return { cases, excluded: reviewed.length - cases.length };
+/**
+ * The question pool: the bundled teaching cells, extended by the teacher's reviewed cases. Teaching cells
+ * outside the classes (a model with fewer classes) are dropped silently; only reviewed cases count as excluded.
+ */
+export function buildPool(
+  reviewed: readonly CaseResult[],
+  classes: readonly string[],
+  teaching: readonly CaseResult[] = [],
+): Pool {
+  const own = reviewed.filter((c) => isPracticeCase(c, classes));
+  const taught = teaching.filter((c) => isPracticeCase(c, classes));
+  return { cases: [...taught, ...own], excluded: reviewed.length - own.length, teaching: taught.length };
 }
 
 /**
@@ -116,6 +185,8 @@ export interface Answer {
   picked: string;
   /** The model's prediction, for the "you vs the model" line (null: no cell found). */
   model: string | null;
+  /** A teaching-set question: no model prediction is shown, so it is left out of the model's score. */
+  teaching?: boolean;
 }
 
 export interface ClassScore {
@@ -131,6 +202,8 @@ export interface ScoreSummary {
   correct: number;
   /** Answers where the model's prediction matched the reviewer. */
   modelCorrect: number;
+  /** Answers the model's score is out of (teaching-set questions have no model prediction). */
+  modelAnswered: number;
   /** One row per reviewer's label asked, in class order. */
   perClass: ClassScore[];
 }
@@ -161,7 +234,8 @@ export function scoreSummary(answers: readonly Answer[], classes: readonly strin
   return {
     answered: answers.length,
     correct: answers.filter((a) => a.picked === a.truth).length,
-    modelCorrect: answers.filter((a) => a.model === a.truth).length,
+    modelCorrect: answers.filter((a) => !a.teaching && a.model === a.truth).length,
+    modelAnswered: answers.filter((a) => !a.teaching).length,
     perClass,
   };
 }

@@ -1,38 +1,34 @@
 /**
- * Practice page: students name the cell in reviewed cases, then see the reviewer's label (the answer key)
- * and only then the model's prediction, to compare their eye with the model's.
+ * Practice page: students name the cell in the bundled teaching cells and the teacher's reviewed cases, then
+ * see the expert's or reviewer's label (the answer key), a note on how to recognise the cell and, for reviewed
+ * cases only, the model's prediction, to compare their eye with the model's.
  */
-import { api, type CaseResult } from '../api.js';
+import { api } from '../api.js';
 import { probabilityTable } from '../components/probabilities.js';
 import { reviewAttribution } from '../components/review.js';
 import { specimen } from '../components/specimen.js';
+import { teachingNotePanel, teachingSourcePanel } from '../components/teaching.js';
 import type { AppContext, ViewHandle } from '../context.js';
-import { dataTable, h, replaceChildren } from '../dom.js';
+import { h, replaceChildren } from '../dom.js';
 import { displayLabel, formatPercent } from '../format.js';
 import {
   answerClasses,
   buildPool,
   fetchReviewed,
+  fetchTeaching,
   planRound,
   questionCell,
   scoreSummary,
   scoreText,
-  type Answer,
+  teachingInfoOf,
   type Pool,
   type SessionOrder,
 } from '../practice.js';
 import { caseHref } from '../router.js';
+import { emptyPool, poolNote, scorePanel, summaryPanel, type Round } from './practice-panels.js';
 import { announce, errorMessage } from '../status.js';
 
 const ORDER_KEY = 'hematovision.practice.order';
-
-interface Round {
-  questions: CaseResult[];
-  answers: Answer[];
-  /** Index of the question on screen; questions.length once the summary is shown. */
-  index: number;
-  classes: string[];
-}
 
 // Module state, like the analyse page's last batch: leaving for a case page and coming back resumes the round.
 let round: Round | null = null;
@@ -62,172 +58,6 @@ function saveOrder(order: SessionOrder): void {
   }
 }
 
-function percentOf(n: number, d: number): string {
-  return d > 0 ? formatPercent(n / d, 0) : '—';
-}
-
-function emptyPool(pool: Pool): HTMLElement {
-  return h(
-    'section',
-    { class: 'empty practice-empty', 'aria-labelledby': 'practice-empty-heading' },
-    h('h2', { id: 'practice-empty-heading' }, 'No reviewed cases to practise on yet'),
-    h(
-      'p',
-      null,
-      'Questions come from cases a person has reviewed: the reviewer’s label is the answer key. To add some:',
-    ),
-    h(
-      'ol',
-      { class: 'practice-empty__steps' },
-      h('li', null, h('a', { href: '#/' }, 'Analyse'), ' blood-smear images; each one is stored as a case.'),
-      h(
-        'li',
-        null,
-        'Open each case from the ',
-        h('a', { href: '#/history?reviewed=false' }, 'case history'),
-        ' and confirm or correct its label.',
-      ),
-      h('li', null, 'Come back here: every reviewed case becomes a question.'),
-    ),
-    pool.excluded
-      ? h(
-          'p',
-          { class: 'muted' },
-          `${pool.excluded} reviewed case${pool.excluded === 1 ? ' is' : 's are'} left out: reviewed as ` +
-            `${displayLabel('other')} or ${displayLabel('not_a_white_cell')}, or as a class the model does not have.`,
-        )
-      : null,
-  );
-}
-
-function poolNote(pool: Pool): HTMLElement {
-  return h(
-    'p',
-    { class: 'muted practice-pool' },
-    `${pool.cases.length} reviewed case${pool.cases.length === 1 ? '' : 's'} in the question pool`,
-    pool.excluded
-      ? ` (${pool.excluded} left out: reviewed as ${displayLabel('other')} or ${displayLabel('not_a_white_cell')})`
-      : '',
-    '.',
-  );
-}
-
-function scorePanel(r: Round): HTMLElement {
-  const s = scoreSummary(r.answers, r.classes);
-  return h(
-    'section',
-    { class: 'panel practice-score', 'aria-labelledby': 'score-heading' },
-    h('h2', { id: 'score-heading' }, 'Score'),
-    h(
-      'p',
-      { class: 'practice-score__total' },
-      h('strong', { id: 'score-value', class: 'num' }, scoreText(s.correct, s.answered)),
-      h(
-        'span',
-        { class: 'muted' },
-        s.answered ? ` correct · ${percentOf(s.correct, s.answered)}` : ' correct',
-      ),
-    ),
-    s.answered
-      ? dataTable({
-          className: 'practice-score__table',
-          caption: 'Score by reviewer’s label',
-          captionHidden: true,
-          columns: [{ label: 'Cell type' }, { label: 'Correct', num: true }],
-          rows: s.perClass.map((c) =>
-            h(
-              'tr',
-              { 'data-class': c.label },
-              h('th', { scope: 'row' }, displayLabel(c.label)),
-              h('td', { class: 'num' }, scoreText(c.correct, c.asked)),
-            ),
-          ),
-        })
-      : h('p', { class: 'muted' }, 'No answers yet in this round.'),
-    h(
-      'p',
-      { class: 'muted practice-score__session' },
-      `This session: ${scoreText(session.correct, session.answered)} correct.`,
-    ),
-  );
-}
-
-function summaryPanel(r: Round): HTMLElement {
-  const s = scoreSummary(r.answers, r.classes);
-  const missed = r.answers.map((a, i) => ({ a, c: r.questions[i] })).filter(({ a }) => a.picked !== a.truth);
-  return h(
-    'section',
-    { class: 'panel practice-summary', 'aria-labelledby': 'summary-heading' },
-    h(
-      'h2',
-      { id: 'summary-heading', tabindex: '-1' },
-      `Round complete: ${scoreText(s.correct, s.answered)} correct`,
-    ),
-    h(
-      'p',
-      null,
-      `You matched the reviewer on ${s.correct} of ${s.answered} cell${s.answered === 1 ? '' : 's'} ` +
-        `(${percentOf(s.correct, s.answered)}); the model matched on ${s.modelCorrect} ` +
-        `(${percentOf(s.modelCorrect, s.answered)}).`,
-    ),
-    dataTable({
-      className: 'practice-summary__table',
-      caption: 'Per class',
-      columns: [
-        { label: 'Reviewer’s label' },
-        { label: 'Correct', num: true },
-        { label: 'You answered instead' },
-      ],
-      rows: s.perClass.map((c) =>
-        h(
-          'tr',
-          { 'data-class': c.label },
-          h('th', { scope: 'row' }, displayLabel(c.label)),
-          h('td', { class: 'num' }, scoreText(c.correct, c.asked)),
-          h(
-            'td',
-            null,
-            c.mistakes.length
-              ? c.mistakes.map((m) => `${displayLabel(m.picked)} ×${m.count}`).join(', ')
-              : h('span', { class: 'muted' }, 'No mistakes'),
-          ),
-        ),
-      ),
-    }),
-    missed.length
-      ? [
-          h('h3', { class: 'practice-summary__missed-heading' }, 'Cases to look at again'),
-          h(
-            'ul',
-            { class: 'practice-summary__missed' },
-            missed.map(({ a, c }) =>
-              h(
-                'li',
-                null,
-                h('a', { href: caseHref(c.id) }, c.file),
-                h(
-                  'span',
-                  { class: 'muted' },
-                  ` — you answered ${displayLabel(a.picked)}, the reviewer ${displayLabel(a.truth)}`,
-                ),
-              ),
-            ),
-          ),
-        ]
-      : null,
-    h(
-      'div',
-      { class: 'form-actions' },
-      h(
-        'button',
-        { type: 'button', class: 'btn btn--primary', id: 'practice-restart', 'aria-keyshortcuts': 'Enter' },
-        'Start a new round',
-        h('kbd', { class: 'key-hint', 'aria-hidden': 'true' }, 'Enter'),
-      ),
-    ),
-  );
-}
-
 export function renderPractice(main: HTMLElement, ctx: AppContext): ViewHandle {
   let cancelled = false;
   /** What Enter and the digit keys do right now. */
@@ -247,13 +77,13 @@ export function renderPractice(main: HTMLElement, ctx: AppContext): ViewHandle {
     h(
       'p',
       { class: 'lede' },
-      'Name the white cell in each image, then compare your answer with the reviewer’s and the model’s. ',
+      'Name the cell in each image, then compare your answer with the answer key and, for reviewed cases, the model’s. ',
       h(
         'strong',
         null,
-        'The answer key is the label a reviewer gave the case in the case history — never the model’s own prediction',
+        'The answer key is the label a reviewer gave the case in the case history, or the expert’s label of a bundled teaching cell — never the model’s own prediction',
       ),
-      ', which is shown only after you answer.',
+      ', which is shown only after you answer. After each answer, a short note says how to recognise the cell.',
     ),
     poolArea,
     area,
@@ -261,6 +91,7 @@ export function renderPractice(main: HTMLElement, ctx: AppContext): ViewHandle {
 
   function showQuestion(r: Round, moveFocus: boolean): void {
     const c = r.questions[r.index];
+    const teaching = teachingInfoOf(c);
     const cell = questionCell(c);
     const number = r.index + 1;
     const { root: figure, toggle } = specimen(c, 'large', {
@@ -269,9 +100,11 @@ export function renderPractice(main: HTMLElement, ctx: AppContext): ViewHandle {
       alt: `Blood smear for question ${number}${cell ? ', the cell in question outlined in yellow' : ''}`,
     });
     const tools = h('div', { class: 'result-card__tools' });
-    const prompt = cell
-      ? 'Which type of white cell is outlined in the yellow box?'
-      : 'Which type of white cell does this image show?';
+    const prompt = teaching
+      ? 'Which type of cell is in the centre of this image?'
+      : cell
+        ? 'Which type of white cell is outlined in the yellow box?'
+        : 'Which type of white cell does this image show?';
 
     const buttons = r.classes.map((label, i) =>
       h(
@@ -301,7 +134,7 @@ export function renderPractice(main: HTMLElement, ctx: AppContext): ViewHandle {
         ? `Press ${r.classes.length > 9 ? '1–9' : `1–${r.classes.length}`} to answer.`
         : 'Press 1 to answer.',
     );
-    const scoreSlot = h('div', { class: 'practice-score-slot' }, scorePanel(r));
+    const scoreSlot = h('div', { class: 'practice-score-slot' }, scorePanel(r, session));
 
     replaceChildren(
       area,
@@ -347,7 +180,13 @@ export function renderPractice(main: HTMLElement, ctx: AppContext): ViewHandle {
       if (mode !== 'question') return;
       const truth = c.review!.label;
       const correct = picked === truth;
-      r.answers.push({ caseId: c.id, truth, picked, model: c.label });
+      r.answers.push({
+        caseId: c.id,
+        truth,
+        picked,
+        model: c.label,
+        ...(teaching ? { teaching: true } : {}),
+      });
       session.answered += 1;
       if (correct) session.correct += 1;
       mode = 'feedback';
@@ -384,56 +223,63 @@ export function renderPractice(main: HTMLElement, ctx: AppContext): ViewHandle {
       verdict.className = `practice-verdict practice-verdict--${correct ? 'correct' : 'incorrect'}`;
       verdict.textContent = correct
         ? `Correct: ${displayLabel(truth)}. Score ${scoreText(s.correct, s.answered)}.`
-        : `Incorrect: you answered ${displayLabel(picked)}; the reviewer’s label is ${displayLabel(truth)}. Score ${scoreText(s.correct, s.answered)}.`;
+        : `Incorrect: you answered ${displayLabel(picked)}; the ${teaching ? 'expert’s' : 'reviewer’s'} label is ${displayLabel(truth)}. Score ${scoreText(s.correct, s.answered)}.`;
 
       replaceChildren(
         feedback,
         h(
           'div',
           { class: 'review-current practice-answer-key' },
-          h('p', { class: 'review-current__head' }, 'Reviewer’s label (answer key)'),
+          h(
+            'p',
+            { class: 'review-current__head' },
+            `${teaching ? 'Expert’s' : 'Reviewer’s'} label (answer key)`,
+          ),
           h('p', { class: 'review-current__label', 'data-label': truth }, displayLabel(truth)),
-          ...reviewAttribution(review, 'practice-reviewer'),
+          ...(teaching ? [] : reviewAttribution(review, 'practice-reviewer')),
         ),
-        h(
-          'div',
-          { class: 'practice-model' },
-          h('h3', { id: 'model-heading' }, 'Model prediction'),
-          h(
-            'p',
-            { class: 'prediction' },
-            h(
-              'span',
-              { class: `prediction__label${found ? '' : ' prediction__label--none'}` },
-              displayLabel(c.label),
+        teachingNotePanel(truth, picked),
+        teaching
+          ? teachingSourcePanel(teaching)
+          : h(
+              'div',
+              { class: 'practice-model' },
+              h('h3', { id: 'model-heading' }, 'Model prediction'),
+              h(
+                'p',
+                { class: 'prediction' },
+                h(
+                  'span',
+                  { class: `prediction__label${found ? '' : ' prediction__label--none'}` },
+                  displayLabel(c.label),
+                ),
+              ),
+              h(
+                'p',
+                { class: 'prediction__meta' },
+                found
+                  ? h('span', null, 'Confidence ', h('strong', { class: 'num' }, formatPercent(c.confidence)))
+                  : null,
+                h(
+                  'span',
+                  { class: `badge ${c.label === truth ? 'badge--done' : 'badge--review'}` },
+                  c.label === truth ? 'Agrees with the reviewer' : 'Differs from the reviewer',
+                ),
+              ),
+              c.message ? h('p', { class: 'notice' }, c.message) : null,
+              Object.keys(c.probabilities).length
+                ? probabilityTable(c.probabilities, r.classes, c.label, 'Model’s class probabilities')
+                : null,
+              h(
+                'p',
+                { class: 'muted practice-model__link' },
+                h('a', { href: caseHref(c.id) }, `Open case ${c.file}`),
+              ),
             ),
-          ),
-          h(
-            'p',
-            { class: 'prediction__meta' },
-            found
-              ? h('span', null, 'Confidence ', h('strong', { class: 'num' }, formatPercent(c.confidence)))
-              : null,
-            h(
-              'span',
-              { class: `badge ${c.label === truth ? 'badge--done' : 'badge--review'}` },
-              c.label === truth ? 'Agrees with the reviewer' : 'Differs from the reviewer',
-            ),
-          ),
-          c.message ? h('p', { class: 'notice' }, c.message) : null,
-          Object.keys(c.probabilities).length
-            ? probabilityTable(c.probabilities, r.classes, c.label, 'Model’s class probabilities')
-            : null,
-          h(
-            'p',
-            { class: 'muted practice-model__link' },
-            h('a', { href: caseHref(c.id) }, `Open case ${c.file}`),
-          ),
-        ),
         h('div', { class: 'form-actions practice-next' }, nextBtn),
       );
-      tools.append(toggle);
-      replaceChildren(scoreSlot, scorePanel(r));
+      if (!teaching) tools.append(toggle);
+      replaceChildren(scoreSlot, scorePanel(r, session));
       // Focus leaves the answer buttons (about to be disabled) for the way on; the verdict is announced.
       nextBtn.focus();
       for (const b of buttons) b.disabled = true;
@@ -464,10 +310,13 @@ export function renderPractice(main: HTMLElement, ctx: AppContext): ViewHandle {
     area.setAttribute('aria-busy', 'true');
     try {
       // Reloaded at each round so cases reviewed in the meantime join the pool.
-      const reviewed = await fetchReviewed(api.listCases);
+      const [reviewed, teaching] = await Promise.all([
+        fetchReviewed(api.listCases),
+        fetchTeaching(api.teaching),
+      ]);
       if (cancelled) return;
-      const classes = answerClasses(ctx.classes, reviewed);
-      pool = buildPool(reviewed, classes);
+      const classes = answerClasses(ctx.classes, [...teaching, ...reviewed]);
+      pool = buildPool(reviewed, classes, teaching);
       replaceChildren(poolArea, pool.cases.length ? poolNote(pool) : null);
       if (pool.cases.length === 0) {
         round = null;

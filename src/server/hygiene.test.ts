@@ -203,6 +203,23 @@ describe('whole-request limit', () => {
   });
 });
 
+describe('refusals on a real socket', () => {
+  it('closes the connection of a refused upload at once instead of waiting for its body (429)', async () => {
+    await start({ rateLimits: { max: 100, predictMax: 1, windowMs: 60_000 }, requestTimeoutMs: 60_000 });
+    await app!.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app!.server.address() as AddressInfo;
+    const head = `POST ${API}/predict HTTP/1.1\r\nHost: localhost:${port}\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: 100000\r\n\r\n`;
+    const first = rawExchange(port, head, '--x\r\n', 1500);
+    await new Promise((r) => setTimeout(r, 200));
+    const second = await rawExchange(port, head, '--x\r\n', 3000);
+    expect(second.text).toMatch(/^HTTP\/1.1 429/);
+    expect(second.text).toMatch(/retry-after: \d+/i);
+    expect(second.closedAfterMs).not.toBeNull();
+    expect(second.closedAfterMs!).toBeLessThan(1000);
+    expect((await first).closedAfterMs).toBeNull(); // the first is within budget: still waiting for its body
+  });
+});
+
 describe('timeouts (real sockets)', () => {
   it('cuts off a stalled body and a Content-Length larger than the body, and serves others meanwhile', async () => {
     const timeout = 600;

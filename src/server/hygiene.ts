@@ -93,6 +93,8 @@ export async function installHygiene(app: FastifyInstance, opts: HygieneOptions)
   // over plain HTTP it would tell a browser to expect HTTPS that is not there.
   app.addHook('onSend', async (request, reply) => {
     if (request.protocol === 'https') reply.header('strict-transport-security', 'max-age=15552000');
+    // A refusal before the body was read (429, 403, 413…): not worth draining, the connection goes.
+    if (reply.statusCode >= 400 && request.raw.complete === false) closeAfterReply(request, reply);
   });
 
   // One line per request (Fastify's own two are off): a refusal says its code, without a stack.
@@ -134,6 +136,7 @@ function checkRequestSize(request: FastifyRequest, reply: FastifyReply, maxBytes
 
 /** The unread rest of a refused body is not drained: the connection closes once the reply is out. */
 function closeAfterReply(request: FastifyRequest, reply: FastifyReply): void {
+  if (reply.raw.headersSent) return;
   reply.header('connection', 'close');
   reply.raw.once('finish', () => {
     if (!request.raw.complete) request.raw.socket?.destroy();

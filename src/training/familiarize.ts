@@ -16,6 +16,7 @@ import type { FamiliarityRecord, ModelCard } from '../model/types.js';
 import { scanDatasets } from './dataset.js';
 import { computeFeatures } from './feature-cache.js';
 import { fitFamiliarity } from './familiarity.js';
+import { measureTrainingStats, writeStats } from './activation-stats.js';
 import { capReviewThreshold, REVIEW_BUDGET } from './review-budget.js';
 import { groupedStratifiedSplit } from './split.js';
 import { writeAtomic } from './files.js';
@@ -29,6 +30,7 @@ export interface FamiliarizeOptions {
   valFraction: number;
   cacheDir: string;
   onProgress?: (done: number, total: number, cached: number) => void;
+  onStage?: (stage: string) => void;
 }
 
 /** Top calibrated probability of the given rows, from the model's head (head/W, head/b) and temperature. */
@@ -123,9 +125,23 @@ export async function familiarizeModel(
     card.reviewThreshold,
   );
   const onnx = appendFamiliarity(bytes, references);
+  // The training statistics a lab aligns its images to (`hematovision adapt`): it has not got this data.
+  o.onStage?.('Training statistics of every convolution (for hematovision adapt)');
+  const measured = await measureTrainingStats(bytes, ds.items, card.preprocessing, {
+    seed: card.training.seed,
+    onProgress: o.onProgress && ((d, t) => o.onProgress!(d, t, 0)),
+  });
+  const activationStats = writeStats(modelPath, measured.stats, {
+    images: measured.images,
+    bySource: measured.bySource,
+    description:
+      'per-channel mean and variance of every convolution’s output (before its activation), one ' +
+      'unaugmented crop per image, drawn evenly across the training sources',
+  });
   const header = cardHeader(card.name, card.classes, onnx);
   const next: ModelCard = {
     ...card,
+    activationStats,
     modelSha256: header.modelSha256,
     reviewThreshold: budget.threshold,
     familiarity: {

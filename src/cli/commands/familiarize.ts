@@ -37,7 +37,7 @@ export async function familiarizeCli(
   afterTraining = false,
 ) {
   io.err('» Familiarity: the model’s features of its training images');
-  const bar = progressBar('Features', io);
+  let bar = progressBar('Features', io);
   let r;
   try {
     r = await familiarizeModel({
@@ -45,7 +45,12 @@ export async function familiarizeCli(
       data,
       valFraction,
       cacheDir: cache,
-      onProgress: (d, t, c) => bar.update(d, t, `(${c} cached)`),
+      onProgress: (d, t, c) => bar.update(d, t, c > 0 ? `(${c} cached)` : ''),
+      onStage: (s) => {
+        bar.stop();
+        io.err(`» ${s}`);
+        bar = progressBar('Images', io);
+      },
     });
   } catch (e) {
     if (!(afterTraining && e instanceof DatasetError)) throw e;

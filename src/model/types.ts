@@ -212,10 +212,11 @@ export interface ActivationStatsRecord {
 /** What a model was aligned on, and what of its parent was kept or changed. */
 export interface AdaptationRecord {
   method: string;
-  /** The folders given (their names only) and the images whose crops were used. */
+  /** The folders given (their names only), the image files found in them and those whose crops were used. */
   folders: string[];
+  found: number;
   images: number;
-  /** Images found but unusable (unreadable, or no white cell found). */
+  /** Images read but unusable (unreadable, or no white cell found); the rest of `found` was not sampled. */
   skipped: number;
   /** Images the statistics were measured on (an even sample of `images` when there are more). */
   statsImages: number;

@@ -71,6 +71,7 @@ describe.skipIf(!!SKIP)(`adapt end to end${SKIP ? ` — skipped: ${SKIP}` : ''}`
     expect(card.modelSha256).toBe(sha(join(out, 'model.onnx')));
     const a = card.adaptation!;
     expect(a.folders).toEqual(['kaggle-lab']);
+    expect(a.found).toBe(60);
     expect(a.images + a.skipped).toBe(60);
     expect(a.images).toBeGreaterThanOrEqual(50);
     expect(a.parent.modelSha256).toBe(parentCard.modelSha256);

@@ -312,7 +312,8 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
       `${BN_BATCH} of the lab's images), then ${opts.passes - 1} pass(es) of measure-then-fold on the folded model`,
     folders: o.data.map((d) => basename(resolve(d))),
     images: n,
-    skipped: crops.failed.length + (found - files.length),
+    found,
+    skipped: crops.failed.length,
     statsImages: sample.length,
     date: new Date().toISOString(),
     parent: {
@@ -325,7 +326,7 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
     clampedChannels: clamped,
     familiarity: familiarityNote,
     keptFromParent:
-      'temperature, review threshold, test-time augmentation, validation and familiarity thresholds are the ' +
+      'temperature, review threshold, test-time augmentation, validation and the unfamiliar_cell check are the ' +
       'parent’s, measured on its labelled validation images before alignment: without labels nothing here ' +
       'can re-measure them on this lab',
   };

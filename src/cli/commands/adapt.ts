@@ -56,7 +56,8 @@ export function registerAdapt(program: Command, io: Io): void {
       const a = r.card.adaptation!;
       io.out(
         `Adapted ${a.parent.name} to ${a.folders.join(', ')}: ${a.images} images` +
-          (a.skipped > 0 ? ` (${a.skipped} skipped or beyond --max-images)` : '') +
+          (a.found > a.images + a.skipped ? ` (an even sample of the ${a.found} found)` : '') +
+          (a.skipped > 0 ? `, ${a.skipped} unusable skipped` : '') +
           `, ${a.passes} passes, ${r.seconds.toFixed(1)} s.`,
       );
       const [first, last] = [r.mismatch[0], r.mismatch[r.mismatch.length - 1]];

@@ -59,7 +59,7 @@ describe.skipIf(!!SKIP)(`adapt end to end${SKIP ? ` — skipped: ${SKIP}` : ''}`
         copyFileSync(join(KAGGLE, c, f), join(lab, f));
     out = join(tmp, 'adapted');
     r = await adaptModel({ model: parent, data: [lab], out });
-  }, 300_000);
+  }, 600_000);
 
   afterAll(() => {
     if (tmp) rmSync(tmp, { recursive: true, force: true });

@@ -49,6 +49,8 @@ function tile(c: SpecimenCell, where: 'queue' | 'gallery'): HTMLButtonElement {
       formatPercent(c.confidence, 0),
     ),
     reviewState(c),
+    // Why the model flagged it: a confident cell can be flagged as unlike anything it learned.
+    why ? h('span', { class: 'cell-tile__why' }, REASON_TEXT[c.reviewReasons[0]]) : null,
   );
 }
 

@@ -233,6 +233,7 @@ async function main(): Promise<void> {
   keepEarlierSection(CROSS_LAB, true);
   keepEarlierSection(ADAPT_LAB, true);
   keepEarlierSection(KNOWS_AND_FLAGS, true);
+  keepEarlierSection(INT8, true);
 
   writeFileSync(resolve('BENCHMARKS.md'), lines.join('\n') + '\n');
   console.log('\nWrote BENCHMARKS.md');
@@ -461,6 +462,8 @@ const CROSS_LAB = '## Across labs';
 const ADAPT_LAB = '## Adapting to a lab';
 /** Written from scripts/review-study.ts (leave one lab / one class out) and the flags tests, kept the same way. */
 const KNOWS_AND_FLAGS = '## What the model knows and flags';
+/** Written from scripts/bench-int8.ts (the int8 model against the float one), kept the same way. */
+const INT8 = '## The int8 model';
 
 function trainingBench(): void {
   const cache = mkdtempSync(join(tmpdir(), 'hv-bench-train-'));

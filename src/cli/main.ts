@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { HematoError } from '../errors.js';
 import { SOFTWARE_VERSION } from '../training/model-card.js';
 import { registerEvaluate } from './commands/evaluate.js';
+import { registerExport } from './commands/export.js';
 import { registerFamiliarize } from './commands/familiarize.js';
 import { registerImportBackbone } from './commands/import-backbone.js';
 import { registerLocateEval } from './commands/locate-eval.js';
@@ -31,6 +32,7 @@ export function buildProgram(io: Io = processIo()): Command {
   registerEvaluate(program, io);
   registerPredict(program, io);
   registerLocateEval(program, io);
+  registerExport(program, io);
   return program;
 }
 

@@ -101,7 +101,8 @@ export async function analyzeBatch(
   return out;
 }
 
-async function runPrepared(
+/** Already prepared images through the network: each image's answer, cells and (on request) heat map. */
+export async function runPrepared(
   classifier: Classifier,
   images: PreparedImage[],
   options: AnalyzeOptions,

@@ -12,6 +12,18 @@ import { expandViews, meanMapsOverViews, meanOverViews } from './views.js';
 /** The bundled default model, shipped in the repository's models/ folder. */
 export const DEFAULT_MODEL_PATH = resolve(dirname(fileURLToPath(import.meta.url)), '../../models/model.onnx');
 
+/**
+ * The model file a `--model` argument (or MODEL) names: a file as is; a folder, its model.onnx, or its
+ * model.int8.onnx when that is the only model in it (`export --int8 --out` writes one).
+ */
+export function resolveModelPath(modelPath: string): string {
+  const path = resolve(modelPath);
+  if (!(existsSync(path) && statSync(path).isDirectory())) return path;
+  const float = join(path, 'model.onnx');
+  const int8 = join(path, 'model.int8.onnx');
+  return !existsSync(float) && existsSync(int8) ? int8 : float;
+}
+
 /** model.json beside model.onnx (or `<name>.json` beside `<name>.onnx`). */
 export function cardPathFor(modelPath: string): string {
   const sibling = modelPath.replace(/\.onnx$/i, '.json');
@@ -97,9 +109,7 @@ export class Classifier {
   ) {}
 
   static async load(modelPath: string = DEFAULT_MODEL_PATH, options: LoadOptions = {}): Promise<Classifier> {
-    let path = resolve(modelPath);
-    // A model folder (as `train --out` writes) means the model.onnx inside it.
-    if (existsSync(path) && statSync(path).isDirectory()) path = join(path, 'model.onnx');
+    const path = resolveModelPath(modelPath);
     if (!existsSync(path)) {
       throw new ModelError(
         `Model file not found: ${path}. Pass --model with a model.onnx written by 'hematovision train'.`,

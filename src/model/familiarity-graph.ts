@@ -1,7 +1,10 @@
 import { ModelError } from '../errors.js';
 import { OUTPUTS } from './classifier-graph.js';
 import type { GaussianReference } from './familiarity.js';
+import onnxProto from 'onnx-proto';
 import { GraphBuilder, readMetadata } from './onnx/graph-builder.js';
+
+const { onnx } = onnxProto;
 
 /** The references a model uses to flag cells and images unlike its training data. */
 export interface FamiliarityReferences {
@@ -84,4 +87,30 @@ export function appendReferenceDistance(
   const sum = g.op('Add', [principal, g.op('Div', [residual, g.scalar('resVar', ref.residualVariance)])]);
   const perDim = g.op('Div', [sum, g.scalar('dim', d)]);
   return g.op('ReduceMin', [perDim], { axes: [1], keepdims: 0 }, output);
+}
+
+/**
+ * The same model with each familiarity reference's feature mean moved by `shift` (one value per feature
+ * column): for a copy of the model whose features are offset from those the references were fitted on by
+ * a known average (an int8 copy), so its distances stay on the scale of the card's thresholds.
+ */
+export function shiftFamiliarityMeans(model: Uint8Array, shift: Float32Array): Uint8Array {
+  const m = onnx.ModelProto.decode(model);
+  const graph = m.graph!;
+  const inits = new Map((graph.initializer ?? []).map((t) => [t.name ?? '', t]));
+  const subOf = new Map((graph.node ?? []).filter((n) => n.opType === 'Sub').map((n) => [n.input?.[0], n]));
+  let shifted = 0;
+  for (const n of graph.node ?? []) {
+    if (n.opType !== 'Slice' || !n.name?.startsWith(PREFIX) || n.input?.[0] !== OUTPUTS.features) continue;
+    const startRaw = inits.get(n.input[1])?.rawData;
+    const mean = inits.get(subOf.get(n.output?.[0])?.input?.[1] ?? '');
+    if (!startRaw || !mean?.rawData) throw new ModelError('Unexpected familiarity graph.', 'bad_model');
+    const start = Number(new BigInt64Array(new Uint8Array(startRaw).buffer)[0]);
+    const values = new Float32Array(new Uint8Array(mean.rawData).buffer);
+    for (let j = 0; j < values.length; j++) values[j] += shift[start + j];
+    mean.rawData = new Uint8Array(values.buffer);
+    shifted++;
+  }
+  if (shifted === 0) throw new ModelError('The model has no familiarity references to shift.', 'bad_model');
+  return onnx.ModelProto.encode(m).finish();
 }

@@ -74,6 +74,30 @@ export interface ImagePrediction {
 }
 
 /** The model card written beside model.onnx (model.json). */
+/** How an int8 model was derived from its float model (`export --int8`). */
+export interface QuantizationRecord {
+  format: string;
+  weights: string;
+  activations: string;
+  calibration: {
+    method: string;
+    percentile?: number;
+    images: number;
+    skipped: number;
+    seed: number;
+    sources: string[];
+  };
+  quantized: { conv: number; gemm: number; add: number; clipsFolded: number; tensors: number };
+  /** Parts of the graph kept in float (node-name prefixes). */
+  float: string[];
+  /** The float model it was made from. */
+  from: { modelFile: string; modelSha256: string };
+  /** How the familiarity references were adapted to the int8 features. */
+  familiarity?: string;
+  /** The float model's familiarity thresholds (the card's own are the int8 model's). */
+  floatThresholds?: { cell: number; image: number };
+}
+
 export interface ModelCard {
   name: string;
   version: string;
@@ -132,6 +156,8 @@ export interface ModelCard {
   testTimeAugmentation?: TestTimeAugmentation;
   /** Present when the model file computes distances to its training data (`unfamiliar_*` reasons). */
   familiarity?: FamiliarityRecord;
+  /** Present on an int8 model: how it was quantized, and from which float model. */
+  quantization?: QuantizationRecord;
   license: string;
   intendedUse: string;
 }

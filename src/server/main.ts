@@ -1,6 +1,6 @@
 /**
  * Starts the HematoVision server.
- * HOST (default 127.0.0.1), PORT (3000), DATA_DIR (./data), MODEL (path to model.onnx; default the bundled model),
+ * HOST (default 127.0.0.1), PORT (3000), DATA_DIR (./data), MODEL (model.onnx or model.int8.onnx, or their folder; default the bundled model),
  * TTA=1 (test-time augmentation: each cell's 8 flips and turns averaged; more accurate, 8× the network time).
  */
 import { resolve } from 'node:path';

@@ -46,7 +46,7 @@ export function registerEvaluate(program: Command, io: Io): void {
       'Score a model on labelled folders: accuracy, precision/recall/F1, confusion matrix, calibration',
     )
     .requiredOption('--data <dir>', 'a labelled dataset folder; repeatable', collect, [])
-    .option('--model <file>', 'model.onnx (default: the bundled model)')
+    .option('--model <file>', 'model.onnx or model.int8.onnx, or their folder (default: the bundled model)')
     .option('--json', 'print one JSON object on stdout')
     .option('--tta', TTA_HELP)
     .option(

@@ -48,7 +48,7 @@ export function registerPredict(program: Command, io: Io): void {
       'Classify images (files or folders): label, confidence, every class probability, needs-review flag',
     )
     .argument('<paths...>', 'image files or folders')
-    .option('--model <file>', 'model.onnx (default: the bundled model)')
+    .option('--model <file>', 'model.onnx or model.int8.onnx, or their folder (default: the bundled model)')
     .addOption(new Option('--json', 'print a JSON array on stdout').conflicts('csv'))
     .option('--csv', 'print CSV on stdout')
     .option('--tta', TTA_HELP)

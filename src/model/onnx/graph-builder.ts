@@ -3,7 +3,7 @@ import onnxProto from 'onnx-proto';
 const { onnx } = onnxProto;
 
 /** ONNX element types this project writes. */
-export const DType = { float: 1, uint8: 2, int32: 6, int64: 7, bool: 9 } as const;
+export const DType = { float: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9 } as const;
 export type DTypeName = keyof typeof DType;
 
 /** Marks a number attribute as FLOAT even when it happens to be whole (e.g. alpha = 1). */
@@ -15,7 +15,7 @@ export const float = (v: number): FloatAttr => new FloatAttr(v);
 export type AttrValue = number | number[] | string | FloatAttr | FloatAttr[];
 export type Dim = number | string;
 
-type TypedData = Float32Array | Int32Array | BigInt64Array | Uint8Array;
+type TypedData = Float32Array | Int32Array | BigInt64Array | Uint8Array | Int8Array;
 
 /**
  * Builds an ONNX graph node by node. Shared by the backbone importer, the classifier export and the
@@ -179,7 +179,7 @@ function valueInfo(name: string, dims: Dim[], type: DTypeName) {
   });
 }
 
-function tensorProto(name: string, data: TypedData, dims: number[]) {
+export function tensorProto(name: string, data: TypedData, dims: number[]) {
   const dataType =
     data instanceof Float32Array
       ? DType.float
@@ -187,13 +187,15 @@ function tensorProto(name: string, data: TypedData, dims: number[]) {
         ? DType.int32
         : data instanceof BigInt64Array
           ? DType.int64
-          : DType.uint8;
+          : data instanceof Int8Array
+            ? DType.int8
+            : DType.uint8;
   // raw_data is little-endian, which is what typed arrays are on every platform Node supports.
   const rawData = new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
   return onnx.TensorProto.create({ name, dims, dataType, rawData });
 }
 
-function attribute(name: string, v: AttrValue) {
+export function attribute(name: string, v: AttrValue) {
   const A = onnx.AttributeProto.AttributeType;
   if (v instanceof FloatAttr) return onnx.AttributeProto.create({ name, type: A.FLOAT, f: v.value });
   if (typeof v === 'string')

@@ -10,6 +10,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import { HematoError } from '../errors.js';
 import type { HematoVision } from '../pipeline.js';
 import { API_BASE as API } from '../api/index.js';
+import { CellCrops } from './cell-crops.js';
 import { lockDataDir, type DataLock } from './data-lock.js';
 import { installErrorHandlers } from './http-errors.js';
 import { DEFAULT_RATE_LIMITS, httpServerFactory, installHygiene, type RateLimits } from './hygiene.js';
@@ -18,6 +19,7 @@ import { caseRoutes } from './routes/cases.js';
 import { predictRoutes } from './routes/predict.js';
 import { readyRoutes } from './routes/ready.js';
 import { serviceRoutes } from './routes/service.js';
+import { specimenRoutes } from './routes/specimens.js';
 import { teachingRoutes } from './routes/teaching.js';
 import { webRoutes } from './routes/web.js';
 import { routeSchemas, sharedSchemas } from './schemas.js';
@@ -175,7 +177,9 @@ async function assemble(options: AppOptions, store: CaseStore, lock: DataLock): 
     maxFileBytes,
     batchPixels,
   });
-  await app.register(caseRoutes, { prefix: API, store, vision, schemas });
+  const crops = new CellCrops(store);
+  await app.register(caseRoutes, { prefix: API, store, vision, schemas, crops });
+  await app.register(specimenRoutes, { prefix: API, store, vision, schemas, crops });
   await app.register(teachingRoutes, { prefix: API, dir: options.teachingDir });
   await app.register(webRoutes, { webDir });
 

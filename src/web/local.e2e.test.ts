@@ -26,7 +26,8 @@ const haveChromium = existsSync(CHROMIUM);
 const haveModel = existsSync(INT8);
 const haveData = existsSync(KAGGLE) && existsSync(PBC);
 if (!haveChromium) console.warn(`[local e2e] skipped: no Chromium at ${CHROMIUM}.`);
-else if (!haveModel) console.warn(`[local e2e] skipped: no int8 model at ${INT8} (hematovision export --int8).`);
+else if (!haveModel)
+  console.warn(`[local e2e] skipped: no int8 model at ${INT8} (hematovision export --int8).`);
 if (!haveData) console.warn(`[local e2e] parity skipped: ${dataDir} (../shared) is missing.`);
 
 /** n files of a lab, spread evenly over its class folders, first names in sorted order (deterministic). */
@@ -85,7 +86,13 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
     base = await app.listen({ port: 0, host: '127.0.0.1' });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--no-first-run',
+      ],
     });
     context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     page = await context.newPage();
@@ -131,7 +138,9 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
             worstBox = Math.max(worstBox, Math.abs(l.box[k] - s.box[k]));
         });
       }
-      console.log(`[local e2e] parity on ${files.length} images: max |Δp| ${worstP.toExponential(2)}, max box Δ ${worstBox} px`);
+      console.log(
+        `[local e2e] parity on ${files.length} images: max |Δp| ${worstP.toExponential(2)}, max box Δ ${worstBox} px`,
+      );
       expect(mismatches).toEqual([]);
       expect(worstP).toBeLessThanOrEqual(1e-3);
       expect(worstBox).toBeLessThanOrEqual(1);

@@ -5,13 +5,19 @@
  */
 import * as ort from 'onnxruntime-web/wasm';
 import wasmUrl from 'onnxruntime-web/ort-wasm-simd-threaded.wasm?url';
+// The runtime's own loader as a separate file: its worker threads start from it (started from our bundle,
+// they would run the whole app in a worker).
+import mjsUrl from 'onnxruntime-web/ort-wasm-simd-threaded.mjs?url';
 
 let configured = false;
 
 function configure(): void {
   if (configured) return;
   configured = true;
-  ort.env.wasm.wasmPaths = { wasm: new URL(wasmUrl, document.baseURI).href };
+  ort.env.wasm.wasmPaths = {
+    wasm: new URL(wasmUrl, document.baseURI).href,
+    mjs: new URL(mjsUrl, document.baseURI).href,
+  };
   ort.env.wasm.numThreads = globalThis.crossOriginIsolated
     ? Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1))
     : 1;

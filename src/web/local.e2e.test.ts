@@ -204,4 +204,38 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
     expect(await page.getByLabel('Analyse on this device').isChecked()).toBe(true);
     expect(errors).toEqual([]);
   }, 120_000);
+
+  it('works with the network off after the first visit (service worker)', async () => {
+    await page.goto(base);
+    // The first visit installs the worker, which keeps the app, the runtime and the model.
+    await page.evaluate(async () => {
+      await navigator.serviceWorker.ready;
+    });
+    await expect
+      .poll(
+        () =>
+          page.evaluate(async () => {
+            const keys = await caches.keys();
+            const cache = await caches.open(keys.find((k) => k.startsWith('hematovision-'))!);
+            return (await cache.keys()).map((r) => new URL(r.url).pathname);
+          }),
+        { timeout: 60_000 },
+      )
+      .toContain('/models/model.int8.onnx');
+    await context.setOffline(true);
+    try {
+      await page.reload();
+      await expect.poll(() => page.getByLabel('Analyse on this device').isChecked()).toBe(true);
+      const file = haveData ? pick(PBC, 1)[0] : firstTeachingImage();
+      await page
+        .locator('#file-input')
+        .setInputFiles({ name: path.basename(file), mimeType: 'image/jpeg', buffer: readFileSync(file) });
+      const card = page.locator('article.result-card').first();
+      await expect.poll(() => card.textContent(), { timeout: 60_000 }).toContain('Analysed on this device');
+      expect(await card.locator('table.probs tbody tr').count()).toBeGreaterThan(0);
+      await page.screenshot({ path: path.join(shotDir, 'local-offline.png'), fullPage: true });
+    } finally {
+      await context.setOffline(false);
+    }
+  }, 180_000);
 });

@@ -125,3 +125,8 @@ declare global {
 window.hematovisionDevice = {
   analyse: async (file) => analyseFile(await deviceModel(), file),
 };
+
+// The service worker exists only in a build (vite.config.ts writes sw.js); a dev server answers 404, ignored.
+if ('serviceWorker' in navigator && location.protocol !== 'file:') {
+  navigator.serviceWorker.register('./sw.js').catch(() => undefined);
+}

@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 /**
  * "Analyse on this device" speed in headless Chromium: file → result in the page (decode, locate, crop,
  * resize, int8 network in onnxruntime-web, predictions), one image at a time, on Kaggle TRAIN and PBC
@@ -46,7 +47,11 @@ const browser = await chromium.launch({
 try {
   const page = await browser.newPage();
   await page.goto(base);
-  await page.waitForFunction(() => window.hematovisionDevice !== undefined);
+  await page.waitForFunction(
+    () =>
+      (window as unknown as { hematovisionDevice?: { analyse(b: Blob): Promise<unknown> } })
+        .hematovisionDevice !== undefined,
+  );
   const info = await page.evaluate(() => ({
     isolated: crossOriginIsolated,
     cores: navigator.hardwareConcurrency,
@@ -61,7 +66,9 @@ try {
     const ms = await page.evaluate(async (b64) => {
       const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
       const t0 = performance.now();
-      await window.hematovisionDevice!.analyse(new Blob([bytes], { type: 'image/jpeg' }));
+      await (
+        window as unknown as { hematovisionDevice?: { analyse(b: Blob): Promise<unknown> } }
+      ).hematovisionDevice!.analyse(new Blob([bytes], { type: 'image/jpeg' }));
       return performance.now() - t0;
     }, readFileSync(file).toString('base64'));
     if (i === 0) first = ms;

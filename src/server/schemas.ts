@@ -16,6 +16,7 @@ import {
   Health,
   ModelInfo,
   PredictResponse,
+  Ready,
   ReviewBody,
 } from '../api/index.js';
 import { ref } from '../api/shapes.js';
@@ -34,16 +35,32 @@ function described<T extends object>(description: string, schema: T): T {
 export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFileBytes: number }) {
   return {
     health: {
+      operationId: 'getHealth',
       summary: 'Liveness and the loaded model',
       tags: ['service'],
       response: { 200: described('The service is up', Health), ...errors },
     },
+    ready: {
+      operationId: 'getReady',
+      summary: 'Readiness: database writable, free disk space, model loaded',
+      description:
+        'For load balancers and orchestrators: 200 when this server can take work, 503 (same shape) when a ' +
+        'check fails. GET /health only says the process is alive.',
+      tags: ['service'],
+      response: {
+        200: described('Every check passed', Ready),
+        503: described('A check failed: see `checks`', Ready),
+        '4xx': ref(ErrorReply),
+      },
+    },
     model: {
+      operationId: 'getModel',
       summary: 'The model card (model.json) of the loaded model',
       tags: ['service'],
       response: { 200: described('model.json of the loaded model', ModelInfo), ...errors },
     },
     openapi: {
+      operationId: 'getOpenApi',
       summary: 'This OpenAPI document',
       tags: ['service'],
       response: {
@@ -56,6 +73,7 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
       },
     },
     predict: {
+      operationId: 'predict',
       summary: 'Analyse 1–50 images and store each as a case',
       description:
         `multipart/form-data with the files in the field \`images\` (at most ${opts.maxFiles} files of ` +
@@ -90,12 +108,14 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
       },
     },
     listCases: {
+      operationId: 'listCases',
       summary: 'Stored cases, newest first',
       tags: ['cases'],
       querystring: CaseListQuery,
       response: { 200: described('A page of cases', CaseList), ...errors },
     },
     casesCsv: {
+      operationId: 'exportCasesCsv',
       summary: 'Every matching case as CSV (one row per located cell, one column per class probability)',
       tags: ['cases'],
       querystring: CaseFilterQuery,
@@ -105,12 +125,14 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
       },
     },
     getCase: {
+      operationId: 'getCase',
       summary: 'One case with its full review history',
       tags: ['cases'],
       params: CaseIdParams,
       response: { 200: described('The case', CaseWithReviews), ...errors },
     },
     caseImage: {
+      operationId: 'getCaseImage',
       summary: 'The original image bytes as uploaded',
       tags: ['cases'],
       params: CaseIdParams,
@@ -129,6 +151,7 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
       },
     },
     caseHeatmap: {
+      operationId: 'getCaseHeatmap',
       summary: 'The class activation map overlay (PNG)',
       tags: ['cases'],
       params: CaseIdParams,
@@ -138,6 +161,7 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
       },
     },
     reviewCase: {
+      operationId: 'reviewCase',
       summary: "Record a reviewer's label beside the model's prediction",
       description:
         `reviewLabel is one of the model's classes, \`${EXTRA_REVIEW_LABELS[0]}\` (a white cell of a type ` +
@@ -149,6 +173,7 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
       response: { 200: ref(Case), ...errors },
     },
     deleteCase: {
+      operationId: 'deleteCase',
       summary: 'Delete a case (its image file too, unless another case has the same bytes)',
       tags: ['cases'],
       params: CaseIdParams,

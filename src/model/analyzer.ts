@@ -4,7 +4,8 @@ import { renderHeatmapPng, type CamRegion } from './heatmap.js';
 import { prepareImage, writeInput, type PreparedImage } from './inputs.js';
 import { decodeImage } from '../imaging/decode.js';
 import type { Box } from '../imaging/types.js';
-import { orderReasons, type CellPrediction, type ImagePrediction } from './types.js';
+import { imagePrediction } from './predictions.js';
+import type { CellPrediction, ImagePrediction } from './types.js';
 
 export interface AnalyzeOptions {
   /** Also render the class activation map of each prediction as a PNG overlay (`heatmapPng`). */
@@ -145,41 +146,8 @@ export async function runPrepared(
       const heatmap: HeatmapData | undefined = options.cams
         ? { regions: cams.map((c) => ({ ...c, cam: Array.from(c.cam, (v) => Math.round(v * 1e4) / 1e4) })) }
         : undefined;
-      const damaged = prepared.damage !== undefined;
-      if (prepared.regions.length === 0) {
-        return {
-          ...size,
-          label: null,
-          confidence: 0,
-          probabilities: {},
-          needsReview: true,
-          reviewReasons: damaged ? ['damaged_image', 'no_cell'] : ['no_cell'],
-          cells: [],
-          message: [prepared.damage, 'No white blood cell was found in this image.']
-            .filter(Boolean)
-            .join(' '),
-          heatmapPng,
-          heatmap,
-        };
-      }
-      // The image-level answer is the locator's most likely cell (regions come best first); it needs review
-      // when any of its cells does, so a flagged second cell is never hidden behind an unflagged first.
-      const primary = classifier.toPrediction(out, first);
-      const reviewReasons = orderReasons([
-        ...primary.reviewReasons,
-        ...cells.flatMap((c) => c.reviewReasons),
-        ...(damaged ? ['damaged_image' as const] : []),
-      ]);
-      return {
-        ...size,
-        ...primary,
-        needsReview: reviewReasons.length > 0,
-        reviewReasons,
-        ...(damaged ? { message: prepared.damage } : {}),
-        cells,
-        heatmapPng,
-        heatmap,
-      };
+      const primary = prepared.regions.length > 0 ? classifier.toPrediction(out, first) : null;
+      return { ...size, ...imagePrediction(primary, cells, prepared.damage), heatmapPng, heatmap };
     }),
   );
 }

@@ -10,18 +10,9 @@ export interface RawLinearHead {
   d: number;
 }
 
-/** Names of the outputs every classifier model has. */
-export const OUTPUTS = {
-  probabilities: 'probabilities',
-  logits: 'logits',
-  cam: 'cam',
-  features: 'features',
-  featureMap: 'feature_map',
-  /** [N] distance to the nearest class in feature space (model/familiarity.ts); models with a reference. */
-  cellDistance: 'cell_distance',
-  /** [N] distance of the crop's early-block features to the nearest training lab. */
-  imageDistance: 'image_distance',
-} as const;
+// The names are pure data (the browser reads them too): in outputs.ts.
+export { OUTPUTS } from './outputs.js';
+import { OUTPUTS } from './outputs.js';
 
 /**
  * Appends the trained head to a backbone model (a backbone.onnx, or an earlier classifier whose head is

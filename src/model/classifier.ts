@@ -5,8 +5,9 @@ import { fileURLToPath } from 'node:url';
 import { HematoError, ModelError } from '../errors.js';
 import { OUTPUTS } from './classifier-graph.js';
 import { OnnxSession, OnnxThreadSession, type InferenceSession } from './onnx/runtime.js';
-import { argmax, softmaxRows } from './softmax.js';
-import { orderReasons, type ModelCard, type Prediction, type ReviewReason } from './types.js';
+import { predictionOf } from './predictions.js';
+import { softmaxRows } from './softmax.js';
+import type { ModelCard, Prediction } from './types.js';
 import { expandViews, meanMapsOverViews, meanOverViews } from './views.js';
 
 /** The bundled default model, shipped in the repository's models/ folder. */
@@ -88,8 +89,6 @@ interface RunRows {
   cam?: Float32Array;
   distances?: { cell: Float32Array; image: Float32Array };
 }
-
-const round3 = (v: number) => Math.round(v * 1000) / 1000;
 
 export interface LoadOptions {
   /**
@@ -313,32 +312,7 @@ export class Classifier {
 
   /** Row `i` of a run's output as a Prediction. */
   toPrediction(out: BatchOutput, i: number): Prediction {
-    const k = this.classes.length;
-    const row = out.probabilities.subarray(i * k, (i + 1) * k);
-    const best = argmax(row, 0, k);
-    const probs: Record<string, number> = {};
-    this.classes.forEach((c, j) => (probs[c] = row[j]));
-    const reasons = new Set<ReviewReason>();
-    if (row[best] < out.reviewThreshold) reasons.add('low_confidence');
-    const f = this.card.familiarity;
-    let distance: Prediction['distance'];
-    if (out.distances && f) {
-      distance = {
-        cell: round3(out.distances.cell[i] / f.cell.threshold),
-        image: round3(out.distances.image[i] / f.image.threshold),
-      };
-      if (distance.cell > 1) reasons.add('unfamiliar_cell');
-      if (distance.image > 1) reasons.add('unfamiliar_image');
-    }
-    const reviewReasons = orderReasons(reasons);
-    return {
-      label: this.classes[best],
-      confidence: row[best],
-      probabilities: probs,
-      needsReview: reviewReasons.length > 0,
-      reviewReasons,
-      ...(distance ? { distance } : {}),
-    };
+    return predictionOf(this.card, out, i);
   }
 
   async close(): Promise<void> {

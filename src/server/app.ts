@@ -22,6 +22,7 @@ import { serviceRoutes } from './routes/service.js';
 import { specimenRoutes } from './routes/specimens.js';
 import { teachingRoutes } from './routes/teaching.js';
 import { webRoutes } from './routes/web.js';
+import { deviceModelRoutes } from './routes/device-model.js';
 import { routeSchemas, sharedSchemas } from './schemas.js';
 import { openStore, type CaseStore } from './store/index.js';
 
@@ -33,6 +34,8 @@ export interface AppOptions {
   teachingDir?: string;
   /** Built UI (vite build output). Default: dist/web of the repository. */
   webDir?: string;
+  /** The model browsers download for "Analyse on this device". Default: models/model.int8.onnx. */
+  deviceModel?: string;
   /** Fastify's logger: true, or pino options (a stream to capture the log in tests). */
   logger?: FastifyServerOptions['logger'];
   /** Images per predict request (default 50). */
@@ -136,7 +139,8 @@ async function assemble(options: AppOptions, store: CaseStore, lock: DataLock): 
       directives: {
         defaultSrc: ["'self'"],
         imgSrc: ["'self'", 'blob:', 'data:'],
-        scriptSrc: ["'self'"],
+        // The on-device runtime (onnxruntime-web) compiles its WebAssembly: allowed, eval stays refused.
+        scriptSrc: ["'self'", "'wasm-unsafe-eval'"],
         styleSrc: ["'self'"],
         fontSrc: ["'self'"],
         connectSrc: ["'self'"],
@@ -146,6 +150,9 @@ async function assemble(options: AppOptions, store: CaseStore, lock: DataLock): 
         frameAncestors: ["'none'"],
       },
     },
+    // With helmet's same-origin opener policy this makes the page cross-origin isolated, so the on-device
+    // runtime may use threads (SharedArrayBuffer); everything the UI loads is its own, so nothing is blocked.
+    crossOriginEmbedderPolicy: true,
   });
   await app.register(multipart, {
     // An oversize file is kept truncated and refused alone (predict), so the rest of its batch goes on.
@@ -181,6 +188,9 @@ async function assemble(options: AppOptions, store: CaseStore, lock: DataLock): 
   await app.register(caseRoutes, { prefix: API, store, vision, schemas, crops });
   await app.register(specimenRoutes, { prefix: API, store, vision, schemas, crops });
   await app.register(teachingRoutes, { prefix: API, dir: options.teachingDir });
+  await app.register(deviceModelRoutes, {
+    modelPath: resolve(options.deviceModel ?? join(REPO_ROOT, 'models/model.int8.onnx')),
+  });
   await app.register(webRoutes, { webDir });
 
   await app.ready();

@@ -17,6 +17,7 @@ import type { AppContext, ViewHandle } from '../context.js';
 import { h, replaceChildren } from '../dom.js';
 import { displayLabel, formatPercent } from '../format.js';
 import { caseHref, specimenHref } from '../router.js';
+import { deviceModeOn, deviceSwitch, isDeviceCase, predictOnDevice } from '../local/device.js';
 import { announce, errorMessage } from '../status.js';
 
 // The last batch survives navigation so "back" from a case page returns to the results.
@@ -63,7 +64,13 @@ function resultCard(c: CaseResult, classes: string[]): HTMLElement {
             )
           : null,
         Object.keys(c.probabilities).length ? probabilityTable(c.probabilities, classes, c.label) : null,
-        h('p', { class: 'result-card__link' }, h('a', { href: caseHref(c.id) }, 'Open case and review')),
+        isDeviceCase(c)
+          ? h(
+              'p',
+              { class: 'muted result-card__local' },
+              'Analysed on this device; not stored on the server.',
+            )
+          : h('p', { class: 'result-card__link' }, h('a', { href: caseHref(c.id) }, 'Open case and review')),
       ),
     ),
   );
@@ -190,7 +197,7 @@ export function renderAnalyse(
       { class: 'lede' },
       'The model classifies each located white blood cell. Treat every result as a suggestion for a trained reviewer.',
     ),
-    h('section', { 'aria-label': 'Upload images' }, specimenField, drop, ttaOption),
+    h('section', { 'aria-label': 'Upload images' }, specimenField, drop, ttaOption, deviceSwitch()),
     results,
   );
 
@@ -272,7 +279,10 @@ export function renderAnalyse(
     announce(`Analysing ${files.length} image${files.length > 1 ? 's' : ''}…`, 'busy');
     try {
       const specimenId = specimenSelect.value || undefined;
-      const sent = await api.predict(files, { tta: tta.checked, specimen: specimenId });
+      // On the device nothing is uploaded, so nothing joins a specimen (a specimen is the server's record).
+      const sent = deviceModeOn()
+        ? await predictOnDevice(files, ctx)
+        : await api.predict(files, { tta: tta.checked, specimen: specimenId });
       // Refused files keep their place in the list, as the server's own refusals do.
       const response = { ...sent, cases: [...sent.cases, ...refused] };
       lastResult = { response, submitted: chosen.length };

@@ -1,0 +1,132 @@
+/**
+ * "Analyse on this device": the switch on the analyse page (remembered in localStorage), and the batch
+ * analysis that answers in the server's response shape so the page shows the same result cards. Nothing is
+ * uploaded; a case analysed here is not stored (saving it to the server is not built yet).
+ */
+import type { CaseResult, PredictResponse } from '../api.js';
+import type { AppContext } from '../context.js';
+import { h } from '../dom.js';
+import { differential } from '../../model/differential.js';
+import { HematoError } from '../../errors.js';
+import { analyseFile, loadLocalModel, type LocalAnalysis, type LocalModel } from './analyse-local.js';
+
+const STORAGE_KEY = 'hematovision.analyseOnDevice';
+/** Ids of cases analysed here start with this: they exist only in this page. */
+export const DEVICE_CASE_PREFIX = 'device-';
+
+let modelPromise: Promise<LocalModel> | null = null;
+
+/** The device model, loaded once per page (a failed load is retried next time). */
+export function deviceModel(): Promise<LocalModel> {
+  modelPromise ??= loadLocalModel().catch((err: unknown) => {
+    modelPromise = null;
+    throw err;
+  });
+  return modelPromise;
+}
+
+export function deviceModeOn(): boolean {
+  try {
+    return localStorage.getItem(STORAGE_KEY) === 'on';
+  } catch {
+    return false;
+  }
+}
+
+function setDeviceMode(on: boolean): void {
+  try {
+    localStorage.setItem(STORAGE_KEY, on ? 'on' : 'off');
+  } catch {
+    // Private modes may refuse storage: the switch still works for this visit.
+  }
+}
+
+/** The switch, checked as last left; turning it on starts the model download at once. */
+export function deviceSwitch(): HTMLElement {
+  const box = h('input', { type: 'checkbox', id: 'on-device', 'aria-describedby': 'on-device-hint' });
+  box.checked = deviceModeOn();
+  box.addEventListener('change', () => {
+    setDeviceMode(box.checked);
+    if (box.checked) void deviceModel().catch(() => undefined);
+  });
+  if (box.checked) void deviceModel().catch(() => undefined);
+  return h(
+    'p',
+    { class: 'option' },
+    box,
+    h('label', { for: 'on-device' }, ' Analyse on this device'),
+    h(
+      'span',
+      { class: 'muted', id: 'on-device-hint' },
+      ' — the images never leave this browser and nothing is stored; works offline after the first visit.',
+    ),
+  );
+}
+
+export function isDeviceCase(c: { id: string }): boolean {
+  return c.id.startsWith(DEVICE_CASE_PREFIX);
+}
+
+let counter = 0;
+
+function toCase(file: File, a: LocalAnalysis, model: LocalModel): CaseResult {
+  return {
+    id: `${DEVICE_CASE_PREFIX}${++counter}`,
+    file: file.name,
+    createdAt: new Date().toISOString(),
+    label: a.label,
+    confidence: a.confidence,
+    probabilities: a.probabilities,
+    needsReview: a.needsReview,
+    reviewReasons: a.reviewReasons,
+    ...(a.distance ? { distance: a.distance } : {}),
+    cells: a.cells,
+    ...(a.message ? { message: a.message } : {}),
+    heatmapUrl: null,
+    // The page shows the file itself: nothing was uploaded.
+    imageUrl: URL.createObjectURL(file),
+    width: a.width,
+    height: a.height,
+    model: { name: model.card.name, version: model.card.version, tta: false },
+    review: null,
+  } as CaseResult;
+}
+
+/** Analyses files one by one in this page; a file that cannot be read fails alone, as on the server. */
+export async function predictOnDevice(files: File[], ctx: AppContext): Promise<PredictResponse> {
+  const model = await deviceModel();
+  if (ctx.classes.length === 0) ctx.classes = model.card.classes;
+  const cases: PredictResponse['cases'] = [];
+  const analysed: LocalAnalysis[] = [];
+  for (const file of files) {
+    try {
+      const a = await analyseFile(model, file);
+      analysed.push(a);
+      cases.push(toCase(file, a, model));
+    } catch (err) {
+      if (!(err instanceof HematoError)) throw err;
+      cases.push({ file: file.name, error: err.code, message: err.message });
+    }
+  }
+  return { cases, differential: differential(model.card.classes, analysed) };
+}
+
+/** In-page entry for scripts and tests: analyse one file on this device, raw numbers out. */
+export interface DeviceApi {
+  analyse(file: Blob): Promise<LocalAnalysis>;
+}
+
+declare global {
+  interface Window {
+    hematovisionDevice?: DeviceApi;
+  }
+}
+
+window.hematovisionDevice = {
+  analyse: async (file) => analyseFile(await deviceModel(), file),
+};
+
+// The service worker exists only in a build (vite.config.ts writes sw.js); a dev server answers 404, ignored.
+if ('serviceWorker' in navigator && location.protocol !== 'file:') {
+  navigator.serviceWorker.register('./sw.js').catch(() => undefined);
+}

@@ -184,8 +184,12 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
     });
     await page.goto(base);
     const toggle = page.getByLabel('Analyse on this device');
+    expect(await page.locator('.specimen-pick').isVisible()).toBe(true);
     await toggle.check();
     expect(await page.evaluate(() => localStorage.getItem('hematovision.analyseOnDevice'))).toBe('on');
+    // Nothing is stored on the device path: no specimen to pick, and the hint says so.
+    expect(await page.locator('.specimen-pick').isVisible()).toBe(false);
+    expect(await page.locator('#drop-hint').textContent()).toContain('nothing is uploaded or stored');
     const file = haveData ? pick(KAGGLE, 1)[0] : null;
     const image = file
       ? { name: path.basename(file), mimeType: 'image/jpeg', buffer: readFileSync(file) }

@@ -42,11 +42,14 @@ function setDeviceMode(on: boolean): void {
 }
 
 /** The switch, checked as last left; turning it on starts the model download at once. */
-export function deviceSwitch(): HTMLElement {
+/** The switch; `onChange` lets the page show only what applies (now, and on every change). */
+export function deviceSwitch(onChange: (on: boolean) => void = () => undefined): HTMLElement {
   const box = h('input', { type: 'checkbox', id: 'on-device', 'aria-describedby': 'on-device-hint' });
   box.checked = deviceModeOn();
+  onChange(box.checked);
   box.addEventListener('change', () => {
     setDeviceMode(box.checked);
+    onChange(box.checked);
     if (box.checked) void deviceModel().catch(() => undefined);
   });
   if (box.checked) void deviceModel().catch(() => undefined);

@@ -128,6 +128,17 @@ export function renderAnalyse(
     ),
   );
 
+  const dropHint = h('p', { class: 'muted', id: 'drop-hint' });
+  // On the device nothing is stored and nothing joins a specimen: the page says so and hides the picker.
+  const showDeviceMode = (on: boolean): void => {
+    dropHint.textContent =
+      `JPEG, PNG, BMP or TIFF; up to ${MAX_FILES} images per batch. ` +
+      (on
+        ? 'Each image is analysed in this browser; nothing is uploaded or stored.'
+        : 'Each image is analysed and stored as a case.');
+    specimenField.hidden = on;
+  };
+
   const input = h('input', {
     type: 'file',
     id: 'file-input',
@@ -165,11 +176,7 @@ export function renderAnalyse(
     chooseLabel,
     camera,
     cameraLabel,
-    h(
-      'p',
-      { class: 'muted', id: 'drop-hint' },
-      `JPEG, PNG, BMP or TIFF; up to ${MAX_FILES} images per batch. Each image is analysed and stored as a case.`,
-    ),
+    dropHint,
   );
   // Offered only when the model is calibrated for it.
   const tta = h('input', { type: 'checkbox', id: 'tta', 'aria-describedby': 'tta-hint' });
@@ -197,7 +204,14 @@ export function renderAnalyse(
       { class: 'lede' },
       'The model classifies each located white blood cell. Treat every result as a suggestion for a trained reviewer.',
     ),
-    h('section', { 'aria-label': 'Upload images' }, specimenField, drop, ttaOption, deviceSwitch()),
+    h(
+      'section',
+      { 'aria-label': 'Upload images' },
+      specimenField,
+      drop,
+      ttaOption,
+      deviceSwitch(showDeviceMode),
+    ),
     results,
   );
 

@@ -209,7 +209,8 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
     expect(errors).toEqual([]);
   }, 120_000);
 
-  // SKIPPED, NOT DONE: passed once (14:52) before `git merge main`, times out since (180 s); to debug.
+  // SKIPPED, NOT DONE: passed once (14:52) before the branch took main's hardening; times out since (180 s).
+  // The file was set on the first tab instead of the offline one (fixed), but it still times out: to debug.
   it.skip('works with the network off after the first visit (service worker)', async () => {
     await page.goto(base);
     // The first visit installs the worker, which keeps the app, the runtime and the model.
@@ -235,7 +236,7 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
       await offline.goto(base, { timeout: 60_000 });
       await expect.poll(() => offline.getByLabel('Analyse on this device').isChecked()).toBe(true);
       const file = haveData ? pick(PBC, 1)[0] : firstTeachingImage();
-      await page
+      await offline
         .locator('#file-input')
         .setInputFiles({ name: path.basename(file), mimeType: 'image/jpeg', buffer: readFileSync(file) });
       const card = offline.locator('article.result-card').first();

@@ -21,8 +21,16 @@ import { openStore, type CaseStore } from './store/index.js';
 
 export interface AppOptions {
   vision: HematoVision;
-  /** Folder of the case database and stored images (created if missing). */
+  /**
+   * Folder of the case database and stored images (created if missing); with `databaseUrl`, only upload
+   * temp files.
+   */
   dataDir: string;
+  /**
+   * `postgres://…`: cases, reviews, images and heat maps in that PostgreSQL database (several replicas can
+   * share it) instead of SQLite and files in dataDir.
+   */
+  databaseUrl?: string;
   /** The bundled teaching set practice asks (manifest.json and images/). Default: teaching/ of the repository. */
   teachingDir?: string;
   /** Built UI (vite build output). Default: dist/web of the repository. */
@@ -53,7 +61,7 @@ const VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8'
 
 /** Builds the HTTP server: REST API v1 under /api/v1, the UI from webDir at /. The store closes with the app. */
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
-  const store = openStore(options.dataDir);
+  const store = await openStore({ dataDir: options.dataDir, databaseUrl: options.databaseUrl });
   try {
     return await assemble(options, store);
   } catch (err) {

@@ -1,0 +1,56 @@
+/**
+ * Image and heat-map bytes in PostgreSQL (table `blobs`, bytea), content-addressed by sha256 so identical
+ * bytes are stored once and every replica reads every image. The same interface as the data folder's store:
+ * an S3-compatible object store could stand behind it for more data than a database should hold (README).
+ */
+import type pg from 'pg';
+import { HematoError } from '../../errors.js';
+import type { BlobKind, BlobStore } from './blobs.js';
+
+/** A pool, or a client inside a transaction: a blob and the row that uses it commit together. */
+export type Queryable = Pick<pg.Pool, 'query'> | Pick<pg.PoolClient, 'query'>;
+
+/** SQLSTATE foreign_key_violation. */
+export const FOREIGN_KEY_VIOLATION = '23503';
+
+export function isForeignKeyViolation(err: unknown, table?: string): boolean {
+  const e = err as { code?: string; table?: string };
+  return e.code === FOREIGN_KEY_VIOLATION && (table === undefined || e.table === table);
+}
+
+export class PostgresBlobStore implements BlobStore {
+  constructor(private readonly db: Queryable) {}
+
+  /**
+   * Stores the bytes unless they are there already. Durable once the transaction it runs in (`db`, default
+   * its own) commits. Both kinds share one table: the key is the content.
+   */
+  async put(_kind: BlobKind, sha: string, bytes: Buffer, db: Queryable = this.db): Promise<void> {
+    await db.query('INSERT INTO blobs (sha256, bytes) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING', [
+      sha,
+      bytes,
+    ]);
+  }
+
+  async get(_kind: BlobKind, sha: string, what: string): Promise<Buffer> {
+    const { rows } = await this.db.query<{ bytes: Buffer }>('SELECT bytes FROM blobs WHERE sha256 = $1', [
+      sha,
+    ]);
+    if (rows.length === 0) {
+      throw new HematoError(`The stored ${what} is missing from the database.`, 'file_missing', 500);
+    }
+    return rows[0].bytes;
+  }
+
+  /**
+   * Deletes the bytes unless a case references them: the foreign keys from cases refuse it (also for a case
+   * another transaction is inserting right now), and that refusal means "still in use", not a failure.
+   */
+  async remove(_kind: BlobKind, sha: string): Promise<void> {
+    try {
+      await this.db.query('DELETE FROM blobs WHERE sha256 = $1', [sha]);
+    } catch (err) {
+      if (!isForeignKeyViolation(err)) throw err;
+    }
+  }
+}

@@ -1,0 +1,284 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import pg from 'pg';
+import { HematoError } from '../../errors.js';
+import type { HeatmapData } from '../../pipeline.js';
+import { removeStaleTemps, sha256, type BlobKind } from './blobs.js';
+import { migratePostgres } from './postgres-migrate.js';
+import { isForeignKeyViolation, PostgresBlobStore, type Queryable } from './postgres-blobs.js';
+import { INSERT_CASE, isoText, ORDER, SELECT_CASE, whereClause } from './postgres-rows.js';
+import { rowToCase, type CaseRow } from './sqlite-rows.js';
+import type { AppliedMigration, CaseFilter, CaseStore, NewCase, Review, StoredCase } from './types.js';
+
+export interface PostgresStoreOptions {
+  /** `postgres://user:password@host:port/database` (libpq's URL form, as `pg` reads it). */
+  url: string;
+  /** A local folder for upload temp files (created if missing). */
+  tmpDir: string;
+  /** Connections in the pool (default 10). */
+  maxConnections?: number;
+}
+
+/** Rows per page of iterate(). */
+const ITERATE_PAGE = 200;
+/** Attempts of a write that lost a race for shared bytes to a concurrent delete (see `transaction`). */
+const BLOB_RACE_ATTEMPTS = 3;
+
+/**
+ * Cases, their review history and their image and heat-map bytes in one PostgreSQL database, through a
+ * `pg.Pool`. Nothing that matters is held in the process: any number of replicas can share the database.
+ * A case and the bytes it uses commit in one transaction, and the foreign keys from cases to blobs keep
+ * bytes that any case (on any replica, committed or not) uses, where the SQLite store needs an in-memory
+ * guard.
+ */
+export class PostgresCaseStore implements CaseStore {
+  readonly tmpDir: string;
+  private readonly blobs: PostgresBlobStore;
+  private closed = false;
+
+  private constructor(
+    private readonly pool: pg.Pool,
+    tmpDir: string,
+  ) {
+    this.tmpDir = tmpDir;
+    this.blobs = new PostgresBlobStore(pool);
+  }
+
+  /** Connects, applies pending migrations (under an advisory lock), and clears stale upload temp files. */
+  static async open(options: PostgresStoreOptions): Promise<PostgresCaseStore> {
+    const pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.maxConnections ?? 10,
+      // A database that does not answer fails the request instead of holding it forever.
+      connectionTimeoutMillis: 10_000,
+    });
+    // An idle connection the server drops (restart, failover) is an event, not a crash: the pool replaces it.
+    pool.on('error', () => undefined);
+    try {
+      await migratePostgres(pool);
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      if (err instanceof HematoError) throw err;
+      throw new HematoError(
+        `Cannot open the case database at ${redactUrl(options.url)}: ${(err as Error).message}`,
+        'database_unavailable',
+        500,
+      );
+    }
+    mkdirSync(options.tmpDir, { recursive: true });
+    removeStaleTemps(options.tmpDir);
+    return new PostgresCaseStore(pool, options.tmpDir);
+  }
+
+  async migrations(): Promise<AppliedMigration[]> {
+    const { rows } = await this.pool.query<AppliedMigration>(
+      `SELECT version, name, ${isoText('applied_at')} AS "appliedAt" FROM schema_migrations ORDER BY version`,
+    );
+    return rows;
+  }
+
+  /** The bytes and the row commit together: an acknowledged case is never a row without its image. */
+  async add(input: NewCase): Promise<StoredCase> {
+    const imageSha = sha256(input.image);
+    const heatmapSha = input.heatmapPng ? sha256(input.heatmapPng) : null;
+    const id = randomUUID();
+    const p = input.prediction;
+    await this.transaction(async (db) => {
+      await this.blobs.put('image', imageSha, input.image, db);
+      if (heatmapSha && input.heatmapPng) await this.blobs.put('heatmap', heatmapSha, input.heatmapPng, db);
+      await db.query(INSERT_CASE, [
+        id,
+        new Date().toISOString(),
+        input.file,
+        imageSha,
+        input.imageType,
+        input.image.length,
+        input.width,
+        input.height,
+        heatmapSha,
+        input.model.name,
+        input.model.version,
+        input.model.tta === true,
+        p.label,
+        p.confidence,
+        p.needsReview,
+        JSON.stringify(p.reviewReasons),
+        JSON.stringify(p.probabilities),
+        JSON.stringify(p.cells),
+        p.message ?? null,
+        input.heatmapData ? JSON.stringify(input.heatmapData) : null,
+      ]);
+    });
+    return (await this.get(id)) as StoredCase;
+  }
+
+  async get(id: string): Promise<StoredCase | undefined> {
+    const { rows } = await this.pool.query<CaseRow>(`${SELECT_CASE} WHERE c.id = $1`, [id]);
+    return rows[0] ? rowToCase(rows[0]) : undefined;
+  }
+
+  async list(
+    filter: CaseFilter & { limit: number; offset: number },
+  ): Promise<{ cases: StoredCase[]; total: number }> {
+    const { where, params } = whereClause(filter);
+    const n = params.length;
+    const [count, page] = await Promise.all([
+      this.pool.query<{ n: string }>(`SELECT count(*) AS n FROM cases c ${where}`, params),
+      this.pool.query<CaseRow>(
+        `${SELECT_CASE} ${where} ORDER BY ${ORDER[filter.sort ?? 'newest']} LIMIT $${n + 1} OFFSET $${n + 2}`,
+        [...params, filter.limit, filter.offset],
+      ),
+    ]);
+    return { cases: page.rows.map(rowToCase), total: Number(count.rows[0].n) };
+  }
+
+  /** The matching ids first (a snapshot, in order), then their rows a page at a time: no cursor held open. */
+  async *iterate(filter: CaseFilter = {}): AsyncIterable<StoredCase> {
+    const { where, params } = whereClause(filter);
+    const ids = (
+      await this.pool.query<{ id: string }>(
+        `SELECT c.id FROM cases c ${where} ORDER BY ${ORDER[filter.sort ?? 'newest']}`,
+        params,
+      )
+    ).rows.map((r) => r.id);
+    for (let i = 0; i < ids.length; i += ITERATE_PAGE) {
+      const page = ids.slice(i, i + ITERATE_PAGE);
+      const { rows } = await this.pool.query<CaseRow>(`${SELECT_CASE} WHERE c.id = ANY($1)`, [page]);
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      for (const id of page) {
+        const row = byId.get(id); // deleted since the snapshot: skipped
+        if (row) yield rowToCase(row);
+      }
+    }
+  }
+
+  async probabilityClasses(): Promise<string[]> {
+    // Byte order, as SQLite sorts: the server's collation must not reorder CSV columns.
+    const { rows } = await this.pool.query<{ k: string }>(
+      'SELECT DISTINCT j.k COLLATE "C" AS k FROM cases, json_object_keys(cases.probabilities) AS j(k) ORDER BY 1',
+    );
+    return rows.map((r) => r.k);
+  }
+
+  async addReview(
+    id: string,
+    review: { label: string; reviewer: string; note?: string },
+  ): Promise<StoredCase | undefined> {
+    const { rowCount } = await this.pool.query(
+      `INSERT INTO reviews (case_id, label, reviewer, note, reviewed_at)
+       SELECT id, $1, $2, $3, $4 FROM cases WHERE id = $5`,
+      [review.label, review.reviewer, review.note ?? '', new Date().toISOString(), id],
+    );
+    return rowCount ? this.get(id) : undefined;
+  }
+
+  async reviews(id: string): Promise<Review[]> {
+    const { rows } = await this.pool.query<Review>(
+      `SELECT label, reviewer, note, ${isoText('reviewed_at')} AS "reviewedAt"
+       FROM reviews WHERE case_id = $1 ORDER BY id`,
+      [id],
+    );
+    return rows;
+  }
+
+  /** Removes the case (its reviews cascade), then its bytes unless another case uses them. */
+  async delete(id: string): Promise<boolean> {
+    const { rows } = await this.pool.query<{ image_sha256: string; heatmap_sha256: string | null }>(
+      'DELETE FROM cases WHERE id = $1 RETURNING image_sha256, heatmap_sha256',
+      [id],
+    );
+    if (rows.length === 0) return false;
+    await this.removeIfUnused('image', rows[0].image_sha256);
+    if (rows[0].heatmap_sha256) await this.removeIfUnused('heatmap', rows[0].heatmap_sha256);
+    return true;
+  }
+
+  async readImage(c: StoredCase): Promise<Buffer> {
+    return this.blobs.get('image', c.imageSha256, `image of case ${c.id}`);
+  }
+
+  async readHeatmap(c: StoredCase): Promise<Buffer | null> {
+    return c.heatmapSha256 ? this.blobs.get('heatmap', c.heatmapSha256, `heat map of case ${c.id}`) : null;
+  }
+
+  async readHeatmapData(id: string): Promise<HeatmapData | null> {
+    // json columns arrive parsed (pg's type parser).
+    const { rows } = await this.pool.query<{ heatmap_data: HeatmapData | null }>(
+      'SELECT heatmap_data FROM cases WHERE id = $1',
+      [id],
+    );
+    return rows[0]?.heatmap_data ?? null;
+  }
+
+  /**
+   * Stores a drawn heat map and points the case at it, in one transaction. The first one attached wins
+   * (also across replicas: the UPDATE's row lock orders them); a losing render's bytes are removed again
+   * unless a case uses them. Undefined if the case was deleted meanwhile.
+   */
+  async attachHeatmap(id: string, png: Buffer): Promise<StoredCase | undefined> {
+    const sha = sha256(png);
+    const attached = await this.transaction(async (db) => {
+      await this.blobs.put('heatmap', sha, png, db);
+      const { rowCount } = await db.query(
+        'UPDATE cases SET heatmap_sha256 = $1 WHERE id = $2 AND heatmap_sha256 IS NULL',
+        [sha, id],
+      );
+      return (rowCount ?? 0) > 0;
+    });
+    if (!attached) await this.removeIfUnused('heatmap', sha);
+    return this.get(id);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+
+  /**
+   * Runs `work` in a transaction. A foreign-key failure on cases means a concurrent delete removed shared
+   * bytes between our `INSERT … ON CONFLICT DO NOTHING` (which found them) and our row (which references
+   * them): the attempt is rolled back and repeated, and stores the bytes again.
+   */
+  private async transaction<T>(work: (db: Queryable) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.pool.connect();
+      let broken: Error | undefined;
+      try {
+        await client.query('BEGIN');
+        const result = await work(client);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch((e: Error) => {
+          broken = e; // the connection is unusable: the pool drops it
+        });
+        if (attempt < BLOB_RACE_ATTEMPTS && isForeignKeyViolation(err, 'cases')) continue;
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    }
+  }
+
+  /** The caller's check is only a hint; the foreign keys decide (PostgresBlobStore.remove). */
+  private async removeIfUnused(kind: BlobKind, sha: string): Promise<void> {
+    const { rows } = await this.pool.query<{ used: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM cases WHERE image_sha256 = $1)
+           OR EXISTS (SELECT 1 FROM cases WHERE heatmap_sha256 = $1) AS used`,
+      [sha],
+    );
+    if (!rows[0].used) await this.blobs.remove(kind, sha);
+  }
+}
+
+/** The URL without its password, for messages and logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(an unparsable DATABASE_URL)';
+  }
+}

@@ -7,8 +7,16 @@ import type pg from 'pg';
 import { HematoError } from '../../errors.js';
 import type { BlobKind, BlobStore } from './blobs.js';
 
-/** A pool, or a client inside a transaction: a blob and the row that uses it commit together. */
 export type Queryable = Pick<pg.Pool, 'query'> | Pick<pg.PoolClient, 'query'>;
+
+/**
+ * The one way bytes are stored (sha and bytes are parameter placeholders; null bytes store nothing). Also a
+ * part of the statements that store a case with its bytes (postgres-rows.ts): one round trip, one commit.
+ */
+export function insertBlob(sha: string, bytes: string): string {
+  return `INSERT INTO blobs (sha256, bytes) SELECT ${sha}, ${bytes}::bytea WHERE ${bytes}::bytea IS NOT NULL
+    ON CONFLICT (sha256) DO NOTHING`;
+}
 
 /** SQLSTATE foreign_key_violation. */
 export const FOREIGN_KEY_VIOLATION = '23503';
@@ -21,15 +29,9 @@ export function isForeignKeyViolation(err: unknown, table?: string): boolean {
 export class PostgresBlobStore implements BlobStore {
   constructor(private readonly db: Queryable) {}
 
-  /**
-   * Stores the bytes unless they are there already. Durable once the transaction it runs in (`db`, default
-   * its own) commits. Both kinds share one table: the key is the content.
-   */
-  async put(_kind: BlobKind, sha: string, bytes: Buffer, db: Queryable = this.db): Promise<void> {
-    await db.query('INSERT INTO blobs (sha256, bytes) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING', [
-      sha,
-      bytes,
-    ]);
+  /** Stores the bytes unless they are there already. Both kinds share one table: the key is the content. */
+  async put(_kind: BlobKind, sha: string, bytes: Buffer): Promise<void> {
+    await this.db.query(insertBlob('$1', '$2'), [sha, bytes]);
   }
 
   async get(_kind: BlobKind, sha: string, what: string): Promise<Buffer> {

@@ -5,8 +5,16 @@ import { HematoError } from '../../errors.js';
 import type { HeatmapData } from '../../pipeline.js';
 import { removeStaleTemps, sha256, type BlobKind } from './blobs.js';
 import { migratePostgres } from './postgres-migrate.js';
-import { isForeignKeyViolation, PostgresBlobStore, type Queryable } from './postgres-blobs.js';
-import { INSERT_CASE, isoText, ORDER, SELECT_CASE, whereClause } from './postgres-rows.js';
+import { isForeignKeyViolation, PostgresBlobStore } from './postgres-blobs.js';
+import {
+  ADD_REVIEW,
+  ATTACH_HEATMAP,
+  INSERT_CASE,
+  isoText,
+  ORDER,
+  SELECT_CASE,
+  whereClause,
+} from './postgres-rows.js';
 import { rowToCase, type CaseRow } from './sqlite-rows.js';
 import type { AppliedMigration, CaseFilter, CaseStore, NewCase, Review, StoredCase } from './types.js';
 
@@ -21,13 +29,13 @@ export interface PostgresStoreOptions {
 
 /** Rows per page of iterate(). */
 const ITERATE_PAGE = 200;
-/** Attempts of a write that lost a race for shared bytes to a concurrent delete (see `transaction`). */
+/** Attempts of a write that lost a race for shared bytes to a concurrent delete (retryBlobRace). */
 const BLOB_RACE_ATTEMPTS = 3;
 
 /**
  * Cases, their review history and their image and heat-map bytes in one PostgreSQL database, through a
  * `pg.Pool`. Nothing that matters is held in the process: any number of replicas can share the database.
- * A case and the bytes it uses commit in one transaction, and the foreign keys from cases to blobs keep
+ * A case and the bytes it uses commit in one statement, and the foreign keys from cases to blobs keep
  * bytes that any case (on any replica, committed or not) uses, where the SQLite store needs an in-memory
  * guard.
  */
@@ -77,39 +85,38 @@ export class PostgresCaseStore implements CaseStore {
     return rows;
   }
 
-  /** The bytes and the row commit together: an acknowledged case is never a row without its image. */
+  /**
+   * The bytes and the row commit together, in one statement (INSERT_CASE): an acknowledged case is never a
+   * row without its image.
+   */
   async add(input: NewCase): Promise<StoredCase> {
-    const imageSha = sha256(input.image);
-    const heatmapSha = input.heatmapPng ? sha256(input.heatmapPng) : null;
-    const id = randomUUID();
     const p = input.prediction;
-    await this.transaction(async (db) => {
-      await this.blobs.put('image', imageSha, input.image, db);
-      if (heatmapSha && input.heatmapPng) await this.blobs.put('heatmap', heatmapSha, input.heatmapPng, db);
-      await db.query(INSERT_CASE, [
-        id,
-        new Date().toISOString(),
-        input.file,
-        imageSha,
-        input.imageType,
-        input.image.length,
-        input.width,
-        input.height,
-        heatmapSha,
-        input.model.name,
-        input.model.version,
-        input.model.tta === true,
-        p.label,
-        p.confidence,
-        p.needsReview,
-        JSON.stringify(p.reviewReasons),
-        JSON.stringify(p.probabilities),
-        JSON.stringify(p.cells),
-        p.message ?? null,
-        input.heatmapData ? JSON.stringify(input.heatmapData) : null,
-      ]);
-    });
-    return (await this.get(id)) as StoredCase;
+    const params = [
+      randomUUID(),
+      new Date().toISOString(),
+      input.file,
+      sha256(input.image),
+      input.imageType,
+      input.image.length,
+      input.width,
+      input.height,
+      input.heatmapPng ? sha256(input.heatmapPng) : null,
+      input.model.name,
+      input.model.version,
+      input.model.tta === true,
+      p.label,
+      p.confidence,
+      p.needsReview,
+      JSON.stringify(p.reviewReasons),
+      JSON.stringify(p.probabilities),
+      JSON.stringify(p.cells),
+      p.message ?? null,
+      input.heatmapData ? JSON.stringify(input.heatmapData) : null,
+      input.image,
+      input.heatmapPng ?? null,
+    ];
+    const { rows } = await this.retryBlobRace(() => this.pool.query<CaseRow>(INSERT_CASE, params));
+    return rowToCase(rows[0]);
   }
 
   async get(id: string): Promise<StoredCase | undefined> {
@@ -164,12 +171,14 @@ export class PostgresCaseStore implements CaseStore {
     id: string,
     review: { label: string; reviewer: string; note?: string },
   ): Promise<StoredCase | undefined> {
-    const { rowCount } = await this.pool.query(
-      `INSERT INTO reviews (case_id, label, reviewer, note, reviewed_at)
-       SELECT id, $1, $2, $3, $4 FROM cases WHERE id = $5`,
-      [review.label, review.reviewer, review.note ?? '', new Date().toISOString(), id],
-    );
-    return rowCount ? this.get(id) : undefined;
+    const { rows } = await this.pool.query<CaseRow>(ADD_REVIEW, [
+      review.label,
+      review.reviewer,
+      review.note ?? '',
+      new Date().toISOString(),
+      id,
+    ]);
+    return rows[0] ? rowToCase(rows[0]) : undefined;
   }
 
   async reviews(id: string): Promise<Review[]> {
@@ -211,21 +220,14 @@ export class PostgresCaseStore implements CaseStore {
   }
 
   /**
-   * Stores a drawn heat map and points the case at it, in one transaction. The first one attached wins
+   * Stores a drawn heat map and points the case at it, in one statement. The first one attached wins
    * (also across replicas: the UPDATE's row lock orders them); a losing render's bytes are removed again
    * unless a case uses them. Undefined if the case was deleted meanwhile.
    */
   async attachHeatmap(id: string, png: Buffer): Promise<StoredCase | undefined> {
     const sha = sha256(png);
-    const attached = await this.transaction(async (db) => {
-      await this.blobs.put('heatmap', sha, png, db);
-      const { rowCount } = await db.query(
-        'UPDATE cases SET heatmap_sha256 = $1 WHERE id = $2 AND heatmap_sha256 IS NULL',
-        [sha, id],
-      );
-      return (rowCount ?? 0) > 0;
-    });
-    if (!attached) await this.removeIfUnused('heatmap', sha);
+    const { rowCount } = await this.retryBlobRace(() => this.pool.query(ATTACH_HEATMAP, [sha, id, png]));
+    if (!rowCount) await this.removeIfUnused('heatmap', sha);
     return this.get(id);
   }
 
@@ -236,27 +238,16 @@ export class PostgresCaseStore implements CaseStore {
   }
 
   /**
-   * Runs `work` in a transaction. A foreign-key failure on cases means a concurrent delete removed shared
-   * bytes between our `INSERT … ON CONFLICT DO NOTHING` (which found them) and our row (which references
-   * them): the attempt is rolled back and repeated, and stores the bytes again.
+   * A foreign-key failure on cases means a concurrent delete removed shared bytes between our
+   * `INSERT … ON CONFLICT DO NOTHING` (which found them) and the check of our row (which references them):
+   * the statement failed whole, and is run again, storing the bytes again.
    */
-  private async transaction<T>(work: (db: Queryable) => Promise<T>): Promise<T> {
+  private async retryBlobRace<T>(statement: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const client = await this.pool.connect();
-      let broken: Error | undefined;
       try {
-        await client.query('BEGIN');
-        const result = await work(client);
-        await client.query('COMMIT');
-        return result;
+        return await statement();
       } catch (err) {
-        await client.query('ROLLBACK').catch((e: Error) => {
-          broken = e; // the connection is unusable: the pool drops it
-        });
-        if (attempt < BLOB_RACE_ATTEMPTS && isForeignKeyViolation(err, 'cases')) continue;
-        throw err;
-      } finally {
-        client.release(broken);
+        if (attempt >= BLOB_RACE_ATTEMPTS || !isForeignKeyViolation(err, 'cases')) throw err;
       }
     }
   }

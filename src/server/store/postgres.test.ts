@@ -119,6 +119,33 @@ describe.skipIf(!hasPostgres)('PostgresCaseStore (its own: replicas, locks, fore
     }
   });
 
+  it('stores the bytes again when a delete took them between its insert finding them and its row', async () => {
+    const store = await db.open();
+    try {
+      const bytes = Buffer.from('taken away');
+      const first = await store.add(newCase(bytes, { heatmapPng: undefined }));
+      // Hold the next insert after its ON CONFLICT DO NOTHING found the bytes and before its foreign keys
+      // are checked (triggers fire by name: "A…" before the "RI_…" constraint triggers).
+      await db.pool.query(`
+        CREATE FUNCTION pause_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN IF NEW.file_name = 'paused.jpg' THEN PERFORM pg_sleep(0.5); END IF; RETURN NULL; END $$;
+        CREATE TRIGGER "A_pause" AFTER INSERT ON cases FOR EACH ROW EXECUTE FUNCTION pause_insert();`);
+      const pending = store.add(newCase(bytes, { file: 'paused.jpg', heatmapPng: undefined }));
+      for (let i = 0; i < 200; i++) {
+        const { rows } = await db.pool.query(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()",
+        );
+        if (rows[0].n > 0) break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(await store.delete(first.id)).toBe(true); // the only committed user: its bytes go
+      const second = await pending;
+      expect(await store.readImage(second)).toEqual(bytes);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('migrates a schema-1 database, keeping its cases', async () => {
     await migratePostgres(db.pool, 1);
     await db.pool.query("INSERT INTO blobs VALUES ('abc', 'old image')");

@@ -65,7 +65,7 @@ export async function predictUploads(
   try {
     for (const chunk of pixelChunks(sized, batchPixels, MAX_BATCH_IMAGES)) {
       const inputs = await Promise.all(
-        chunk.map((c) => kept.get(c.index) ?? readFile(files[c.index].filepath)),
+        chunk.map(async (c) => kept.get(c.index) ?? readFile(files[c.index].filepath)),
       );
       for (const c of chunk) kept.delete(c.index);
       // Maps as data only: the PNG is drawn on first request (most heat maps are never looked at).

@@ -41,7 +41,7 @@ export async function calibrateTestTimeViews(
   try {
     for (let start = 0; start < items.length; start += CHUNK) {
       const chunk = items.slice(start, start + CHUNK);
-      const crops = await Promise.all(chunk.map((i) => crop(i)));
+      const crops = await Promise.all(chunk.map(async (i) => crop(i)));
       const s = crops[0].width;
       const input = new Float32Array(chunk.length * 3 * s * s);
       crops.forEach((c, j) => writeInput(c, input, j));

@@ -153,10 +153,11 @@ describe('SqliteCaseStore (its own: files, WAL, the in-memory guard)', () => {
   });
 
   it('lets concurrent renders of one case attach without corrupting anything', async () => {
-    store = SqliteCaseStore.open(dir);
-    const c = await store.add(newCase(Buffer.from('img'), { heatmapPng: undefined, heatmapData }));
+    const opened = SqliteCaseStore.open(dir);
+    store = opened;
+    const c = await opened.add(newCase(Buffer.from('img'), { heatmapPng: undefined, heatmapData }));
     const renders = [Buffer.alloc(1 << 20, 1), Buffer.alloc(1 << 20, 1), Buffer.alloc(1 << 20, 2)];
-    const results = await Promise.all(renders.map((png) => store?.attachHeatmap(c.id, png)));
+    const results = await Promise.all(renders.map((png) => opened.attachHeatmap(c.id, png)));
     const sha = (await store.get(c.id))?.heatmapSha256 as string;
     expect(results.map((r) => r?.heatmapSha256)).toEqual([sha, sha, sha]);
     const kept = renders.find((r) => createHash('sha256').update(r).digest('hex') === sha);

@@ -15,6 +15,7 @@ notePostgresSkip('PostgreSQL case store');
 async function database(prefix: string) {
   const db = await freshDatabase(prefix);
   const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+  pool.on('error', () => undefined); // its idle connection may be dropped on purpose (a test below)
   const tmp = mkdtempSync(join(tmpdir(), 'hv-pg-store-'));
   return {
     url: db.url,
@@ -168,6 +169,30 @@ describe.skipIf(!hasPostgres)('PostgresCaseStore (its own: replicas, locks, fore
       });
       expect((await store.readImage(c!)).toString()).toBe('old image');
     } finally {
+      await store.close();
+    }
+  });
+
+  it('survives its connections being dropped, and says when the database became read-only', async () => {
+    const store = await db.open();
+    const { rows } = await db.pool.query<{ db: string }>('SELECT current_database() AS db');
+    try {
+      await store.add(newCase(Buffer.from('before')));
+      await store.checkWritable();
+      await db.pool.query(`ALTER DATABASE ${rows[0].db} SET default_transaction_read_only = on`);
+      // A restart or failover drops every connection: the pool opens new ones (and the process lives on).
+      await db.pool.query(
+        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
+      );
+      await new Promise((r) => setTimeout(r, 100));
+      const error = await store.checkWritable().then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect((error as HematoError).code).toBe('database_read_only');
+      expect((await store.list({ limit: 10, offset: 0 })).total).toBe(1);
+    } finally {
+      await db.pool.query(`ALTER DATABASE ${rows[0].db} RESET default_transaction_read_only`);
       await store.close();
     }
   });

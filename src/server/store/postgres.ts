@@ -231,6 +231,19 @@ export class PostgresCaseStore implements CaseStore {
     return this.get(id);
   }
 
+  /**
+   * Rejects when the database cannot take a write now (a standby after failover, a read-only session);
+   * writes nothing. For a readiness check (GET /ready).
+   */
+  async checkWritable(): Promise<void> {
+    const { rows } = await this.pool.query<{ standby: boolean; readOnly: string }>(
+      `SELECT pg_is_in_recovery() AS standby, current_setting('transaction_read_only') AS "readOnly"`,
+    );
+    if (rows[0].standby || rows[0].readOnly === 'on') {
+      throw new HematoError('The case database is read-only (a standby?).', 'database_read_only', 503);
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

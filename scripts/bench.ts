@@ -234,6 +234,7 @@ async function main(): Promise<void> {
   keepEarlierSection(ADAPT_LAB, true);
   keepEarlierSection(KNOWS_AND_FLAGS, true);
   keepEarlierSection(INT8, true);
+  keepEarlierSection(STORE_WRITES, true);
 
   writeFileSync(resolve('BENCHMARKS.md'), lines.join('\n') + '\n');
   console.log('\nWrote BENCHMARKS.md');
@@ -464,6 +465,8 @@ const ADAPT_LAB = '## Adapting to a lab';
 const KNOWS_AND_FLAGS = '## What the model knows and flags';
 /** Written from scripts/bench-int8.ts (the int8 model against the float one), kept the same way. */
 const INT8 = '## The int8 model';
+/** Written from scripts/bench-store.ts (needs a PostgreSQL server), kept the same way. */
+const STORE_WRITES = '## Store write latency';
 
 function trainingBench(): void {
   const cache = mkdtempSync(join(tmpdir(), 'hv-bench-train-'));

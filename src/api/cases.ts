@@ -14,6 +14,26 @@ const REASONS_TEXT =
   'class the model learned: another cell type, debris), unfamiliar_image (stain, scale or optics unlike the ' +
   'training labs), damaged_image (decoder warnings, blank or transparent areas), no_cell. Empty when none applies.';
 
+export const Review = Type.Object(
+  {
+    label: Type.String(),
+    reviewer: Type.String(),
+    note: Type.String(),
+    reviewedAt: Type.String({ format: 'date-time' }),
+    cell: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description:
+          'The cell it reviews (0-based; image-level reviews of older clients are cell 0). In histories.',
+      }),
+    ),
+  },
+  {
+    $id: 'Review',
+    description: "A reviewer's label, kept beside the model's prediction (which it never replaces).",
+  },
+);
+
 export const Box = Type.Object(
   {
     x: Type.Number(),
@@ -31,8 +51,17 @@ export const Cell = Type.Object(
     label: Type.String(),
     confidence: Type.Number(),
     probabilities: probabilities(),
-    needsReview: Type.Boolean({ description: 'True when any review reason applies.' }),
+    needsReview: Type.Boolean({
+      description:
+        'True while the model flagged the cell (reviewReasons) and no reviewer has confirmed or corrected it.',
+    }),
     reviewReasons: reviewReasons(REASONS_TEXT),
+    review: Type.Optional(
+      Type.Unsafe<Static<typeof Review> | null>({
+        anyOf: [{ $ref: 'Review#' }, { type: 'null' }],
+        description: "The cell's latest review (POST /cases/{id}/cells/{index}/review), if any.",
+      }),
+    ),
     distance: Type.Optional(
       Type.Object(
         { cell: Type.Number(), image: Type.Number() },
@@ -45,19 +74,6 @@ export const Cell = Type.Object(
     ),
   },
   { $id: 'Cell' },
-);
-
-export const Review = Type.Object(
-  {
-    label: Type.String(),
-    reviewer: Type.String(),
-    note: Type.String(),
-    reviewedAt: Type.String({ format: 'date-time' }),
-  },
-  {
-    $id: 'Review',
-    description: "A reviewer's label, kept beside the model's prediction (which it never replaces).",
-  },
 );
 
 export const CaseModel = Type.Object({
@@ -81,9 +97,11 @@ export const Case = Type.Object(
     confidence: Type.Number(),
     probabilities: probabilities(),
     needsReview: Type.Boolean({
-      description: 'True when any review reason applies to the image or to any of its cells.',
+      description:
+        'True while a cell the model flagged is unreviewed, or the image is flagged for itself (no cell, ' +
+        'damaged) and nobody has reviewed it: the flag follows from its cells.',
     }),
-    reviewReasons: reviewReasons('Its own reasons and every reason of its cells.'),
+    reviewReasons: reviewReasons('Why the model flagged it: its own reasons and every reason of its cells.'),
     cells: Type.Array(ref(Cell)),
     message: Type.Optional(Type.String({ description: 'Why no label was given, when label is null.' })),
     heatmapUrl: nullableString({ description: 'PNG overlay of the class activation map.' }),
@@ -93,8 +111,9 @@ export const Case = Type.Object(
     model: CaseModel,
     review: Type.Unsafe<Static<typeof Review> | null>({
       anyOf: [{ $ref: 'Review#' }, { type: 'null' }],
-      description: 'The latest review, if any.',
+      description: 'The latest review of any of its cells, if any.',
     }),
+    specimen: Type.Optional(nullableString({ description: 'The specimen the image was uploaded into.' })),
   },
   { $id: 'Case', description: 'One analysed image and what the model said of it.' },
 );
@@ -147,6 +166,13 @@ const caseFilter = {
       description: 'Part of the file name, any case (`smear-12` finds `Smear-12a.jpg`).',
     }),
   ),
+  specimen: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 200,
+      description: 'The images of this specimen (its id, any case).',
+    }),
+  ),
   sort: Type.Optional(
     stringEnum(CASE_SORTS, {
       default: 'newest',
@@ -169,7 +195,17 @@ export const CaseListQuery = Type.Object(
   { additionalProperties: false },
 );
 
-/** PATCH /cases/:id's body; reviewLabel is one of the model's classes or an extra label. */
+/** POST /cases/:id/cells/:index/review's path. */
+export const CellParams = Type.Object({
+  id: Type.String({ pattern: UUID_PATTERN, description: 'Case id (a UUID).' }),
+  index: Type.Integer({
+    minimum: 0,
+    maximum: 9999,
+    description: 'The cell, 0-based, in the order of `cells`.',
+  }),
+});
+
+/** PATCH /cases/:id's body (and a cell review's); reviewLabel is one of the model's classes or an extra label. */
 export function ReviewBody(classes: readonly string[]) {
   return Type.Object({
     reviewLabel: stringEnum([...classes, ...EXTRA_REVIEW_LABELS]),
@@ -185,5 +221,6 @@ export type CaseJson = Static<typeof Case>;
 export type FileErrorJson = Static<typeof FileError>;
 export type CaseWithReviewsJson = Static<typeof CaseWithReviews>;
 export type CaseListJson = Static<typeof CaseList>;
+export type CellParamsJson = Static<typeof CellParams>;
 export type CaseListQueryJson = Static<typeof CaseListQuery>;
 export type ReviewBodyJson = Static<ReturnType<typeof ReviewBody>>;

@@ -20,3 +20,8 @@ export type CaseSort = (typeof CASE_SORTS)[number];
 
 /** GET /cases's page when the query does not say: the schema's defaults, and the handler's. */
 export const LIST_DEFAULTS = { limit: 50, offset: 0 } as const;
+
+/** A specimen id's length once trimmed. */
+export const SPECIMEN_ID_MAX = 64;
+export const SPECIMEN_TARGETS = [100, 200] as const;
+export const SPECIMEN_SORTS = ['newest', 'oldest', 'updated', 'id'] as const;

@@ -6,11 +6,24 @@
 import { Box, Case, Cell, FileError, Review } from './cases.js';
 import { Differential, Domain } from './predict.js';
 import { ErrorReply } from './service.js';
+import { Specimen, SpecimenCell } from './specimens.js';
 
 export * from './constants.js';
 export * from './cases.js';
 export * from './predict.js';
 export * from './service.js';
+export * from './specimens.js';
 
 /** Registered by $id on the server and referenced as `<id>#`; each is a component of the OpenAPI document. */
-export const sharedSchemas = [ErrorReply, Box, Cell, Review, Case, FileError, Domain, Differential];
+export const sharedSchemas = [
+  ErrorReply,
+  Box,
+  Cell,
+  Review,
+  Case,
+  FileError,
+  Domain,
+  Differential,
+  Specimen,
+  SpecimenCell,
+];

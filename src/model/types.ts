@@ -18,6 +18,15 @@ export const REVIEW_REASONS = [
 ] as const;
 export type ReviewReason = (typeof REVIEW_REASONS)[number];
 
+/** Each review reason as a person would say it (the web app and the PDF report). */
+export const REVIEW_REASON_TEXT: Record<ReviewReason, string> = {
+  low_confidence: 'low confidence',
+  unfamiliar_cell: 'unlike the cell types it knows',
+  unfamiliar_image: 'image unlike its training labs',
+  damaged_image: 'damaged image',
+  no_cell: 'no white cell found',
+};
+
 /** Reasons without repeats, in REVIEW_REASONS order, so every output lists them the same way. */
 export function orderReasons(reasons: Iterable<ReviewReason>): ReviewReason[] {
   const set = new Set(reasons);

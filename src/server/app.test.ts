@@ -186,6 +186,14 @@ describe('service routes', () => {
         'get /api/v1/cases/{id}/heatmap.png',
         'get /api/v1/teaching',
         'get /api/v1/teaching/{id}/image',
+        'post /api/v1/cases/{id}/cells/{index}/review',
+        'get /api/v1/cases/{id}/cells/{index}/crop.png',
+        'post /api/v1/specimens',
+        'get /api/v1/specimens',
+        'get /api/v1/specimens/{id}',
+        'get /api/v1/specimens/{id}/cells.csv',
+        'post /api/v1/specimens/{id}/sign',
+        'get /api/v1/specimens/{id}/report.pdf',
       ].sort(),
     );
     expect(Object.keys(doc.components.schemas)).toEqual(
@@ -789,6 +797,7 @@ describe('cases', () => {
       'modelName',
       'modelVersion',
       'tta',
+      'specimen',
     ]);
     expect(rows).toHaveLength(3);
     const byId = Object.fromEntries(
@@ -850,7 +859,7 @@ describe('cases', () => {
         label: 'neutrophil',
         review: { label: 'eosinophil', reviewer: 'ana' },
       });
-      expect((await store.migrations()).map((m) => m.version)).toEqual([1, 2, 3, 4]);
+      expect((await store.migrations()).map((m) => m.version)).toEqual([1, 2, 3, 4, 5]);
     } finally {
       await store.close();
     }
@@ -970,7 +979,7 @@ describe('heat maps', () => {
     expect(heat.rawPayload.equals(heatmapPng)).toBe(true);
     expect(vision.rendered).toBe(0);
     expect((await app.inject(`${API}/cases/${id}/image`)).rawPayload.equals(image)).toBe(true);
-    expect((await app.caseStore.migrations()).map((m) => m.version)).toEqual([1, 2, 3, 4]);
+    expect((await app.caseStore.migrations()).map((m) => m.version)).toEqual([1, 2, 3, 4, 5]);
     // New cases in the migrated folder take the lazy path.
     const fresh = await predict([{ name: 'n.jpg', bytes: await solidJpeg(16, 16, [30, 30, 220]) }]);
     const freshCase = (fresh.json() as { cases: CaseBody[] }).cases[0];

@@ -10,10 +10,12 @@ import swaggerUi from '@fastify/swagger-ui';
 import { HematoError } from '../errors.js';
 import type { HematoVision } from '../pipeline.js';
 import { API_BASE as API } from '../api/index.js';
+import { CellCrops } from './cell-crops.js';
 import { installErrorHandlers } from './http-errors.js';
 import { caseRoutes } from './routes/cases.js';
 import { predictRoutes } from './routes/predict.js';
 import { serviceRoutes } from './routes/service.js';
+import { specimenRoutes } from './routes/specimens.js';
 import { teachingRoutes } from './routes/teaching.js';
 import { webRoutes } from './routes/web.js';
 import { routeSchemas, sharedSchemas } from './schemas.js';
@@ -142,7 +144,9 @@ async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyI
     maxFileBytes,
     batchPixels,
   });
-  await app.register(caseRoutes, { prefix: API, store, vision, schemas });
+  const crops = new CellCrops(store);
+  await app.register(caseRoutes, { prefix: API, store, vision, schemas, crops });
+  await app.register(specimenRoutes, { prefix: API, store, vision, schemas, crops });
   await app.register(teachingRoutes, { prefix: API, dir: options.teachingDir });
   await app.register(webRoutes, { webDir });
 

@@ -20,5 +20,6 @@ export function caseJson(c: StoredCase): CaseJson {
     height: c.height,
     model: c.model,
     review: c.review,
+    specimen: c.specimenId,
   };
 }

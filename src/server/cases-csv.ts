@@ -1,13 +1,14 @@
 import type { Box } from '../imaging/types.js';
 import type { Prediction } from '../model/types.js';
 import { stringify } from 'csv-stringify/sync';
-import type { CaseFilter, CaseStore } from './store/index.js';
+import type { CaseFilter, CaseStore, Review } from './store/index.js';
 
 type CsvValue = string | number | boolean | null | undefined;
 
 /**
  * Every matching case as RFC 4180 CSV (fields quoted when they hold a comma, quote or line break; CRLF rows): one row per located cell (a field's second cell is a row of its own); an image
- * without cells (none found, or a whole-image model) is one row with the cell columns empty. One probability
+ * without cells (none found, or a whole-image model) is one row with the cell columns empty. The review
+ * columns are the row's cell's latest review; the specimen column the lab's id of the image's specimen. One probability
  * column per class of the model, then the classes only older cases know.
  */
 export async function casesCsv(store: CaseStore, classes: string[], filter: CaseFilter): Promise<string> {
@@ -36,19 +37,21 @@ export async function casesCsv(store: CaseStore, classes: string[], filter: Case
     'modelName',
     'modelVersion',
     'tta',
+    'specimen',
   ];
-  const textColumns = new Set(['file', 'reviewer', 'note'].map((h) => header.indexOf(h)));
+  const textColumns = new Set(['file', 'reviewer', 'note', 'specimen'].map((h) => header.indexOf(h)));
   const records: CsvValue[][] = [header];
   for await (const c of store.iterate(filter)) {
     const rows: {
       index: number | null;
       box: Box | null;
       p: Omit<Prediction, 'label'> & { label: string | null };
+      review: Review | null;
     }[] =
       c.cells.length > 0
-        ? c.cells.map((cell, i) => ({ index: i + 1, box: cell.box, p: cell }))
-        : [{ index: null, box: null, p: c }];
-    for (const { index, box, p } of rows) {
+        ? c.cells.map((cell, i) => ({ index: i + 1, box: cell.box, p: cell, review: cell.review }))
+        : [{ index: null, box: null, p: c, review: c.review }];
+    for (const { index, box, p, review } of rows) {
       const row: CsvValue[] = [
         c.id,
         c.file,
@@ -65,13 +68,14 @@ export async function casesCsv(store: CaseStore, classes: string[], filter: Case
         ...probClasses.map((k) => p.probabilities[k]),
         c.label,
         c.needsReview,
-        c.review?.label,
-        c.review?.reviewer,
-        c.review?.reviewedAt,
-        c.review?.note,
+        review?.label,
+        review?.reviewer,
+        review?.reviewedAt,
+        review?.note,
         c.model.name,
         c.model.version,
         c.model.tta,
+        c.specimenId,
       ];
       records.push(row);
     }

@@ -53,6 +53,18 @@ export function errorReply(
   if (err instanceof HematoError)
     return { status: err.status, body: { error: err.code, message: err.message } };
   if (err.validation) {
+    if (err.validationContext === 'params' && err.validation[0]?.instancePath === '/index') {
+      return {
+        status: 400,
+        body: { error: 'invalid_cell', message: 'The cell index must be a whole number from 0.' },
+      };
+    }
+    if (err.validationContext === 'params' && request.url.includes('/specimens/')) {
+      return {
+        status: 400,
+        body: { error: 'invalid_id', message: 'A specimen id has 1 to 200 characters.' },
+      };
+    }
     if (err.validationContext === 'params') {
       const id = (request.params as { id?: string }).id ?? '';
       return {

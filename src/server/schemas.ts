@@ -11,12 +11,22 @@ import {
   CaseList,
   CaseListQuery,
   CaseWithReviews,
+  CellParams,
   ErrorReply,
   EXTRA_REVIEW_LABELS,
   Health,
   ModelInfo,
+  NewSpecimen,
+  PredictQuery,
   PredictResponse,
   ReviewBody,
+  SignBody,
+  Signoff,
+  Specimen,
+  SpecimenDetail,
+  SpecimenList,
+  SpecimenListQuery,
+  SpecimenParams,
 } from '../api/index.js';
 import { ref } from '../api/shapes.js';
 
@@ -62,12 +72,10 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
         `${Math.round(opts.maxFileBytes / (1024 * 1024))} MB each). A file that cannot be analysed gets ` +
         '{file, error, message} in `cases` and the others are processed; if none can be, the reply is 4xx. ' +
         "`?tta=true` averages each cell's 8 flips and turns (more accurate, 8× the network time; the server's " +
-        'default is in GET /model `inUse.tta`).',
+        'default is in GET /model `inUse.tta`). `?specimen=<id>` stores the images in that specimen (created ' +
+        'first with POST /specimens; an unknown one is refused with 404 before the upload is read).',
       tags: ['cases'],
-      querystring: Type.Object(
-        { tta: Type.Optional(Type.Boolean({ description: 'Test-time augmentation for this request.' })) },
-        { additionalProperties: false },
-      ),
+      querystring: PredictQuery,
       body: {
         content: {
           'multipart/form-data': {
@@ -147,6 +155,62 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
       params: CaseIdParams,
       body: ReviewBody(opts.classes),
       response: { 200: ref(Case), ...errors },
+    },
+    reviewCell: {
+      summary: "Record a reviewer's label for one cell of a case",
+      description:
+        'Confirms (the model’s label) or corrects one cell; the cell then no longer needs review, and the ' +
+        'image’s and its specimen’s flags follow from their cells. Appended to the case’s review history.',
+      tags: ['cases'],
+      params: CellParams,
+      body: ReviewBody(opts.classes),
+      response: { 200: ref(Case), ...errors },
+    },
+    cellCrop: {
+      summary: 'One cell’s crop (PNG, at most 160 px), the square the classifier saw with a margin',
+      tags: ['cases'],
+      params: CellParams,
+      response: {
+        200: { description: 'PNG', content: { 'image/png': { schema: binary } } },
+        ...errors,
+      },
+    },
+    createSpecimen: {
+      summary: "Create a specimen (one patient's slide) to upload images into",
+      tags: ['specimens'],
+      body: NewSpecimen,
+      response: { 201: described('The specimen', ref(Specimen)), ...errors },
+    },
+    listSpecimens: {
+      summary: 'Specimens, newest first',
+      tags: ['specimens'],
+      querystring: SpecimenListQuery,
+      response: { 200: described('A page of specimens', SpecimenList), ...errors },
+    },
+    getSpecimen: {
+      summary: 'A specimen, its differential, progress, cells and review queue',
+      tags: ['specimens'],
+      params: SpecimenParams,
+      response: { 200: described('The specimen', SpecimenDetail), ...errors },
+    },
+    specimenCsv: {
+      summary: 'Every cell of the specimen as CSV (the columns of cases.csv, specimen included)',
+      tags: ['specimens'],
+      params: SpecimenParams,
+      response: {
+        200: { description: 'RFC 4180 CSV, UTF-8', content: { 'text/csv': { schema: { type: 'string' } } } },
+        ...errors,
+      },
+    },
+    signSpecimen: {
+      summary: 'Sign the report as it is now: the revision is frozen (its PDF stored)',
+      description:
+        'Later uploads or reviews make a new revision (a draft until signed). 409 when the report as it is ' +
+        'now is signed already.',
+      tags: ['specimens'],
+      params: SpecimenParams,
+      body: SignBody,
+      response: { 201: described('The signed revision', Signoff), ...errors },
     },
     deleteCase: {
       summary: 'Delete a case (its image file too, unless another case has the same bytes)',

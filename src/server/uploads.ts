@@ -21,6 +21,8 @@ export interface PredictOptions extends UploadLimits {
   /** Decoded pixels per analyzeBatch call. */
   batchPixels: number;
   tta: boolean;
+  /** The stored id of the specimen the images go into. */
+  specimenId?: string;
 }
 
 const MAX_BATCH_IMAGES = 16;
@@ -32,7 +34,7 @@ export async function predictUploads(
   request: FastifyRequest,
   opts: PredictOptions,
 ): Promise<PredictResponseJson> {
-  const { store, vision, maxFiles, maxFileBytes, batchPixels, tta } = opts;
+  const { store, vision, maxFiles, maxFileBytes, batchPixels, tta, specimenId } = opts;
   const files = await receiveImages(request, store.tmpDir, maxFiles);
   const results: PredictItemJson[] = new Array(files.length);
   const failures: HematoError[] = [];
@@ -87,6 +89,7 @@ export async function predictUploads(
           model: { name: vision.card.name, version: vision.card.version, tta },
           prediction: analysis,
           heatmapData: analysis.heatmap,
+          ...(specimenId !== undefined ? { specimenId } : {}),
         });
         created.push(stored.id);
         predictions.push(analysis);

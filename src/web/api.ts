@@ -11,6 +11,13 @@ import type {
   PredictResponseJson,
   ReviewBodyJson,
   ReviewJson,
+  NewSpecimenJson,
+  SignoffJson,
+  SpecimenCellJson,
+  SpecimenDetailJson,
+  SpecimenJson,
+  SpecimenListJson,
+  SpecimenListQueryJson,
 } from '../api/index.js';
 import { API_BASE, DEFAULT_MAX_FILES } from '../api/constants.js';
 import type { ModelCard } from '../model/types.js';
@@ -26,6 +33,10 @@ export type PredictItem = PredictItemJson;
 export type Differential = DifferentialJson;
 export type PredictResponse = PredictResponseJson;
 export type Health = HealthJson;
+export type Specimen = SpecimenJson;
+export type SpecimenCell = SpecimenCellJson;
+export type SpecimenDetail = SpecimenDetailJson;
+export type NewSpecimen = NewSpecimenJson;
 /** One cell of the bundled teaching set (GET /teaching): an expert-labelled PBC image. */
 export interface TeachingCellResult {
   id: string;
@@ -96,7 +107,7 @@ async function request<T>(path: string, init?: RequestInit): Promise<T> {
   return (text ? JSON.parse(text) : undefined) as T;
 }
 
-function queryString(q: CaseQuery): string {
+function queryString(q: Record<string, string | number | boolean | undefined>): string {
   const params = new URLSearchParams();
   for (const [k, v] of Object.entries(q)) if (v !== undefined && v !== '') params.set(k, String(v));
   const s = params.toString();
@@ -106,10 +117,13 @@ function queryString(q: CaseQuery): string {
 export const api = {
   health: () => request<Health>('/health'),
   model: () => request<ModelCard>('/model'),
-  predict(files: File[], options: { tta?: boolean; signal?: AbortSignal } = {}): Promise<PredictResponse> {
+  predict(
+    files: File[],
+    options: { tta?: boolean; specimen?: string; signal?: AbortSignal } = {},
+  ): Promise<PredictResponse> {
     const form = new FormData();
     for (const f of files) form.append('images', f, f.name);
-    const path = options.tta ? '/predict?tta=true' : '/predict';
+    const path = `/predict${queryString({ tta: options.tta ? 'true' : undefined, specimen: options.specimen })}`;
     return request<PredictResponse>(path, { method: 'POST', body: form, signal: options.signal });
   },
   listCases: (q: CaseQuery) => request<CaseListJson>(`/cases${queryString(q)}`),
@@ -125,4 +139,25 @@ export const api = {
   imageUrl: (c: CaseResult) => c.imageUrl || `${BASE}/cases/${encodeURIComponent(c.id)}/image`,
   heatmapUrl: (c: CaseResult) => c.heatmapUrl,
   teaching: () => request<TeachingSet>('/teaching'),
+  createSpecimen: (input: NewSpecimen) =>
+    request<Specimen>('/specimens', {
+      method: 'POST',
+      headers: { accept: 'application/json', 'content-type': 'application/json' },
+      body: JSON.stringify(input),
+    }),
+  listSpecimens: (q: SpecimenListQueryJson = {}) => request<SpecimenListJson>(`/specimens${queryString(q)}`),
+  getSpecimen: (id: string) => request<SpecimenDetail>(`/specimens/${encodeURIComponent(id)}`),
+  reviewCell: (caseId: string, cell: number, input: ReviewInput) =>
+    request<CaseResult>(`/cases/${encodeURIComponent(caseId)}/cells/${cell}/review`, {
+      method: 'POST',
+      headers: { accept: 'application/json', 'content-type': 'application/json' },
+      body: JSON.stringify(input),
+    }),
+  signSpecimen: (id: string, reviewer: string) =>
+    request<SignoffJson>(`/specimens/${encodeURIComponent(id)}/sign`, {
+      method: 'POST',
+      headers: { accept: 'application/json', 'content-type': 'application/json' },
+      body: JSON.stringify({ reviewer }),
+    }),
+  specimenCsvUrl: (id: string) => `${BASE}/specimens/${encodeURIComponent(id)}/cells.csv`,
 };

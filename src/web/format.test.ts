@@ -8,7 +8,7 @@ import {
   orderedProbabilities,
   rangeText,
 } from './format.js';
-import { caseHref, historyHref, parseHash } from './router.js';
+import { caseHref, historyHref, parseHash, specimenHref } from './router.js';
 
 describe('format', () => {
   it('formats probabilities as percentages that never wrap', () => {
@@ -71,8 +71,12 @@ describe('format', () => {
 
 describe('router', () => {
   it('parses hash routes', () => {
-    expect(parseHash('')).toEqual({ name: 'analyse' });
-    expect(parseHash('#/')).toEqual({ name: 'analyse' });
+    expect(parseHash('')).toMatchObject({ name: 'analyse' });
+    expect(parseHash('#/')).toMatchObject({ name: 'analyse' });
+    const analyse = parseHash('#/?specimen=S%201');
+    expect(analyse.name === 'analyse' && analyse.query.get('specimen')).toBe('S 1');
+    expect(parseHash('#/specimens')).toEqual({ name: 'specimens' });
+    expect(parseHash(specimenHref('a/b #7'))).toEqual({ name: 'specimen', id: 'a/b #7' });
     expect(parseHash('#/about')).toEqual({ name: 'about' });
     const history = parseHash('#/history?label=NEUTROPHIL&offset=20');
     expect(history.name).toBe('history');

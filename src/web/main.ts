@@ -9,6 +9,8 @@ import { renderAnalyse } from './views/analyse.js';
 import { renderCase } from './views/case.js';
 import { renderHistory } from './views/history.js';
 import { renderPractice } from './views/practice.js';
+import { renderSpecimen } from './views/specimen.js';
+import { renderSpecimens } from './views/specimens.js';
 
 const main = document.getElementById('main') as HTMLElement;
 const modelInfo = document.getElementById('model-info') as HTMLElement;
@@ -24,6 +26,8 @@ const TITLES: Record<Route['name'], string> = {
   case: 'Case',
   practice: 'Practice',
   about: 'About the model',
+  specimens: 'Specimens',
+  specimen: 'Specimen',
   notFound: 'Page not found',
 };
 
@@ -35,13 +39,15 @@ function render(): void {
   document.title = `${TITLES[route.name]} — HematoVision`;
   for (const link of document.querySelectorAll<HTMLAnchorElement>('.site-nav a')) {
     const active =
-      link.dataset.route === route.name || (route.name === 'case' && link.dataset.route === 'history');
+      link.dataset.route === route.name ||
+      (route.name === 'case' && link.dataset.route === 'history') ||
+      (route.name === 'specimen' && link.dataset.route === 'specimens');
     if (active) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
   switch (route.name) {
     case 'analyse':
-      current = renderAnalyse(main, ctx);
+      current = renderAnalyse(main, ctx, route.query);
       break;
     case 'history':
       current = renderHistory(main, ctx, route.query);
@@ -54,6 +60,12 @@ function render(): void {
       break;
     case 'about':
       current = renderAbout(main, ctx);
+      break;
+    case 'specimens':
+      current = renderSpecimens(main, ctx);
+      break;
+    case 'specimen':
+      current = renderSpecimen(main, ctx, route.id);
       break;
     default:
       replaceChildren(

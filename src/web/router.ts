@@ -1,21 +1,26 @@
 /** Hash routes, so the UI works from any static mount without server-side fallbacks. */
 
 export type Route =
-  | { name: 'analyse' }
+  | { name: 'analyse'; query: URLSearchParams }
   | { name: 'history'; query: URLSearchParams }
   | { name: 'case'; id: string }
   | { name: 'practice' }
   | { name: 'about' }
+  | { name: 'specimens' }
+  | { name: 'specimen'; id: string }
   | { name: 'notFound'; path: string };
 
 export function parseHash(hash: string): Route {
   const raw = hash.replace(/^#/, '') || '/';
   const [path, search = ''] = raw.split('?', 2);
   const query = new URLSearchParams(search);
-  if (path === '/' || path === '') return { name: 'analyse' };
+  if (path === '/' || path === '') return { name: 'analyse', query };
   if (path === '/history') return { name: 'history', query };
   if (path === '/practice') return { name: 'practice' };
   if (path === '/about') return { name: 'about' };
+  if (path === '/specimens') return { name: 'specimens' };
+  const specimenMatch = /^\/specimens\/(.+)$/.exec(path);
+  if (specimenMatch) return { name: 'specimen', id: decodeURIComponent(specimenMatch[1]) };
   const caseMatch = /^\/cases\/([^/]+)$/.exec(path);
   if (caseMatch) return { name: 'case', id: decodeURIComponent(caseMatch[1]) };
   return { name: 'notFound', path };
@@ -32,4 +37,8 @@ export function historyHref(params: Record<string, string | number | undefined>)
 
 export function caseHref(id: string): string {
   return `#/cases/${encodeURIComponent(id)}`;
+}
+
+export function specimenHref(id: string): string {
+  return `#/specimens/${encodeURIComponent(id)}`;
 }

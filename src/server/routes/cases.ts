@@ -1,9 +1,11 @@
 /** The stored cases: list, CSV export, one case, its image and heat map, review, delete. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { LIST_DEFAULTS } from '../../api/index.js';
+import { HematoError } from '../../errors.js';
 import type { HematoVision } from '../../pipeline.js';
 import { caseJson } from '../case-json.js';
 import { casesCsv } from '../cases-csv.js';
+import type { CellCrops } from '../cell-crops.js';
 import { HeatmapRenderer } from '../heatmaps.js';
 import { notFound } from '../http-errors.js';
 import type { RouteSchemas } from '../schemas.js';
@@ -13,12 +15,13 @@ export interface CaseRouteOptions {
   store: CaseStore;
   vision: HematoVision;
   schemas: RouteSchemas;
+  crops: CellCrops;
 }
 
 /** Request types come from the route schemas (src/api) through the TypeBox type provider. */
 export const caseRoutes: FastifyPluginAsyncTypebox<CaseRouteOptions> = async (
   app,
-  { store, vision, schemas },
+  { store, vision, schemas, crops },
 ) => {
   const heatmaps = new HeatmapRenderer(store, vision);
   const findCase = async (id: string): Promise<StoredCase> => {
@@ -61,6 +64,7 @@ export const caseRoutes: FastifyPluginAsyncTypebox<CaseRouteOptions> = async (
     return reply.type('image/png').header('cache-control', 'private, max-age=3600').send(png);
   });
 
+  // The image-level review of older clients: it reviews cell 0 (the whole image, or its first cell).
   app.patch('/cases/:id', { schema: schemas.reviewCase }, async (request) => {
     const { reviewLabel, reviewer, note } = request.body;
     const updated = await store.addReview(request.params.id, {
@@ -72,11 +76,44 @@ export const caseRoutes: FastifyPluginAsyncTypebox<CaseRouteOptions> = async (
     return caseJson(updated);
   });
 
+  app.post('/cases/:id/cells/:index/review', { schema: schemas.reviewCell }, async (request) => {
+    const { id, index } = request.params;
+    checkCell(await findCase(id), index);
+    const { reviewLabel, reviewer, note } = request.body;
+    const updated = await store.addReview(id, {
+      label: reviewLabel,
+      reviewer: reviewer.trim(),
+      note: note ?? '',
+      cell: index,
+    });
+    if (!updated) throw notFound(id);
+    return caseJson(updated);
+  });
+
+  app.get('/cases/:id/cells/:index/crop.png', { schema: schemas.cellCrop }, async (request, reply) => {
+    const c = await findCase(request.params.id);
+    checkCell(c, request.params.index);
+    const png = await crops.png(c, request.params.index);
+    return reply.type('image/png').header('cache-control', 'private, max-age=86400').send(png);
+  });
+
   app.delete('/cases/:id', { schema: schemas.deleteCase }, async (request, reply) => {
     if (!(await store.delete(request.params.id))) throw notFound(request.params.id);
+    crops.forget(request.params.id);
     return reply.code(204).send(null);
   });
 };
+
+/** A cell index the case has (an image analysed without cells has the one cell 0: the image). */
+function checkCell(c: StoredCase, index: number): void {
+  const n = Math.max(1, c.cells.length);
+  if (index >= n)
+    throw new HematoError(
+      `Case ${c.id} has ${n === 1 ? 'one cell (index 0)' : `${n} cells (indices 0 to ${n - 1})`}, not a cell ${index}.`,
+      'cell_not_found',
+      404,
+    );
+}
 
 function contentDisposition(file: string): string {
   const ascii = file.replace(/[^\x20-\x7e]|["\\]/g, '_');

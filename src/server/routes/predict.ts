@@ -2,9 +2,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { HematoError } from '../../errors.js';
 import type { RouteSchemas } from '../schemas.js';
+import type { CaseStore } from '../store/index.js';
 import { predictUploads, type PredictOptions } from '../uploads.js';
+import { findSpecimen } from './specimens.js';
 
-export interface PredictRouteOptions extends Omit<PredictOptions, 'tta'> {
+export interface PredictRouteOptions extends Omit<PredictOptions, 'tta' | 'specimenId'> {
   schemas: RouteSchemas;
   /** The server's default; a request's `?tta=` overrides it. */
   tta: boolean;
@@ -28,10 +30,26 @@ export const predictRoutes: FastifyPluginAsyncTypebox<PredictRouteOptions> = asy
           `Model ${vision.card.name} ${vision.card.version} is not calibrated for test-time augmentation.`,
           'no_tta',
         );
-      return predictUploads(request, { ...opts, tta });
+      const specimen = await specimenQuery(request.query, opts.store);
+      return predictUploads(request, { ...opts, tta, specimenId: specimen });
     },
   );
 };
+
+/**
+ * `?specimen=<id>`: the specimen's stored id, checked before the upload is read (an unknown one stores
+ * nothing). The query's other parameters are refused by name: a misspelt one must not be ignored.
+ */
+async function specimenQuery(query: unknown, store: CaseStore): Promise<string | undefined> {
+  const q = (query ?? {}) as Record<string, unknown>;
+  const unknown = Object.keys(q).find((k) => k !== 'tta' && k !== 'specimen');
+  if (unknown) throw new HematoError(`Unknown query parameter '${unknown}'.`, 'invalid_request');
+  const v = q.specimen;
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !v.trim())
+    throw new HematoError('specimen must be a specimen id, once.', 'invalid_request');
+  return (await findSpecimen(store, v)).id;
+}
 
 /** `?tta=true|false|1|0` on predict, else the server's default. */
 function ttaQuery(query: unknown, fallback: boolean): boolean {

@@ -1,4 +1,5 @@
 import Fastify from 'fastify';
+import { sharedSchemas } from '../../api/index.js';
 import { describe, expect, it } from 'vitest';
 import { sampleReport } from '../../testing/specimen-report.js';
 import { reportFileName, specimenReportRoutes } from './specimen-report.js';
@@ -7,9 +8,10 @@ describe('specimen report route', () => {
   it('sends the PDF as an attachment named after the specimen and revision, and 404 for an unknown one', async () => {
     const report = await sampleReport({ gallery: 2 });
     const app = Fastify();
+    for (const schema of sharedSchemas) app.addSchema(schema);
     await app.register(specimenReportRoutes, {
       prefix: '/api/v1',
-      load: (id) => (id === report.specimenId ? report : null),
+      load: (id) => (id === report.specimenId ? { report } : null),
     });
     const res = await app.inject({ method: 'GET', url: `/api/v1/specimens/${report.specimenId}/report.pdf` });
     expect(res.statusCode).toBe(200);

@@ -1,55 +1,75 @@
 /**
  * GET {prefix}/specimens/:id/report.pdf as a Fastify plugin: the specimen's PDF report
- * (src/report/specimen-pdf.ts). The specimens feature owns the data, so it passes `load`, which gathers one
- * specimen's SpecimenReport (counts with reviewers' corrections, flagged or corrected cells with their crops,
- * the model, the sign-off) or returns null for an unknown id.
+ * (src/report/specimen-pdf.ts). The specimens feature owns the data, so it passes `load`, which gives a
+ * signed revision's frozen bytes, or the SpecimenReport to render as the specimen is now, or null for an
+ * unknown specimen or revision.
  *
- *   await app.register(specimenReportRoutes, { prefix: '/api/v1', load: (id) => … });
+ *   await app.register(specimenReportRoutes, { prefix: '/api/v1', load: (id, revision) => … });
  */
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { ErrorReply, ReportQuery, SpecimenParams } from '../../api/index.js';
+import { ref } from '../../api/shapes.js';
 import { renderSpecimenPdf, type SpecimenReport } from '../../report/specimen-pdf.js';
 
+type ReportName = Pick<SpecimenReport, 'specimenId' | 'revision' | 'signedAt' | 'reviewer'>;
+
+/** What a report request gets: a signed revision's PDF as it was signed, or a report to render now. */
+export type ReportSource = { report: SpecimenReport } | { frozen: Buffer; name: ReportName };
+
 export interface SpecimenReportRoutesOptions {
-  load(id: string): Promise<SpecimenReport | null> | SpecimenReport | null;
+  load(id: string, revision?: number): Promise<ReportSource | null> | ReportSource | null;
 }
 
 /** A file name any browser and file system accepts: the id's letters, digits, dots, dashes and underscores. */
-export function reportFileName(
-  report: Pick<SpecimenReport, 'specimenId' | 'revision' | 'signedAt' | 'reviewer'>,
-) {
+export function reportFileName(report: ReportName) {
   const id = report.specimenId.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80) || 'specimen';
   const draft = report.signedAt && report.reviewer ? '' : '-draft';
   return `hematovision-${id}-r${report.revision}${draft}.pdf`;
 }
 
-export const specimenReportRoutes: FastifyPluginAsync<SpecimenReportRoutesOptions> = async (app, options) => {
-  app.get<{ Params: { id: string } }>(
+export const specimenReportRoutes: FastifyPluginAsyncTypebox<SpecimenReportRoutesOptions> = async (
+  app,
+  options,
+) => {
+  app.get(
     '/specimens/:id/report.pdf',
     {
       schema: {
         tags: ['specimens'],
         summary: 'The specimen’s PDF report: differential, flagged or corrected cells, model, sign-off',
-        params: { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 200 } } },
+        description:
+          'Without `revision`: the report as the specimen is now (the signed PDF, unchanged, while nothing ' +
+          'changed since the last sign-off; else a draft of the next revision). With `revision`: that signed ' +
+          'revision exactly as it was signed.',
+        params: SpecimenParams,
+        querystring: ReportQuery,
         response: {
-          200: { type: 'string', format: 'binary' },
-          404: {
-            type: 'object',
-            required: ['error', 'message'],
-            properties: { error: { type: 'string' }, message: { type: 'string' } },
+          200: {
+            description: 'PDF',
+            content: { 'application/pdf': { schema: { type: 'string', format: 'binary' } } },
           },
+          '4xx': ref(ErrorReply),
+          '5xx': ref(ErrorReply),
         },
       },
     },
     async (request, reply) => {
-      const report = await options.load(request.params.id);
-      if (!report)
-        return reply
-          .code(404)
-          .send({ error: 'not_found', message: `No specimen ${JSON.stringify(request.params.id)}.` });
-      const pdf = await renderSpecimenPdf(report);
+      const { revision } = request.query;
+      const source = await options.load(request.params.id, revision);
+      if (!source)
+        return reply.code(404).send({
+          error: 'not_found',
+          message:
+            `No specimen ${JSON.stringify(request.params.id)}` +
+            (revision !== undefined ? ` with a signed revision ${revision}.` : '.'),
+        });
+      const [pdf, name] =
+        'frozen' in source
+          ? [source.frozen, source.name]
+          : [await renderSpecimenPdf(source.report), source.report];
       return reply
         .type('application/pdf')
-        .header('content-disposition', `attachment; filename="${reportFileName(report)}"`)
+        .header('content-disposition', `attachment; filename="${reportFileName(name)}"`)
         .header('cache-control', 'no-store')
         .send(pdf);
     },

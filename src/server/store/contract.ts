@@ -9,6 +9,7 @@ import { HematoError } from '../../errors.js';
 import type { CellPrediction, ImagePrediction } from '../../model/types.js';
 import type { HeatmapData } from '../../pipeline.js';
 import type { BlobKind } from './blobs.js';
+import { specimenContract } from './contract-specimens.js';
 import { SCHEMA_VERSION } from './migrations.js';
 import type { CaseStore, NewCase } from './types.js';
 
@@ -98,6 +99,8 @@ export function describeStoreContract(name: string, makeBackend: () => Promise<S
     afterEach(async () => {
       for (const s of opened.splice(0)) await s.close();
     });
+
+    specimenContract(open, newCase);
 
     it('records every migration, once, however often it is opened', async () => {
       const store = await open();
@@ -253,7 +256,10 @@ export function describeStoreContract(name: string, makeBackend: () => Promise<S
       expect(iterated).toEqual([a.id, c.id]);
       expect(await store.probabilityClasses()).toEqual(['eosinophil', 'lymphocyte', 'neutrophil', 'zeta']);
       const read = await store.get(c.id);
-      expect(read?.cells).toEqual([cell('neutrophil', 0.7, false)]);
+      // An image-level review is its first cell's.
+      expect(read?.cells).toEqual([
+        { ...cell('neutrophil', 0.7, false), review: expect.objectContaining({ label: 'monocyte' }) },
+      ]);
       expect(read?.probabilities).toEqual({ neutrophil: 0.7, zeta: 0 });
     });
 

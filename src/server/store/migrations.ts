@@ -123,6 +123,71 @@ export const MIGRATIONS: Migration[] = [
     sqlite: `ALTER TABLE cases ADD COLUMN review_reasons TEXT;`,
     postgres: `ALTER TABLE cases ADD COLUMN review_reasons json;`,
   },
+  {
+    version: 5,
+    // A specimen is the lab's unit of work (one slide); its id is the lab's accession text, unique whatever
+    // its case. `version` grows with every change to the specimen, its cases or their reviews, so a
+    // sign-off knows whether its report is still current. Reviews older than this are image-level: they
+    // count as the first cell's (cell_index 0).
+    name: 'specimens, per-cell reviews and signed report revisions',
+    sqlite: `
+      CREATE TABLE specimens (
+        id           TEXT PRIMARY KEY COLLATE NOCASE,
+        source       TEXT,
+        note         TEXT,
+        target_count INTEGER NOT NULL DEFAULT 100 CHECK (target_count IN (100, 200)),
+        created_at   TEXT NOT NULL,
+        updated_at   TEXT NOT NULL,
+        version      INTEGER NOT NULL DEFAULT 0
+      ) STRICT;
+      CREATE INDEX specimens_created ON specimens (created_at DESC);
+      ALTER TABLE cases ADD COLUMN specimen_id TEXT REFERENCES specimens (id);
+      CREATE INDEX cases_specimen ON cases (specimen_id, created_at);
+      ALTER TABLE reviews ADD COLUMN cell_index INTEGER NOT NULL DEFAULT 0 CHECK (cell_index >= 0);
+      CREATE INDEX reviews_cell ON reviews (case_id, cell_index, id);
+      CREATE TABLE specimen_signoffs (
+        specimen_id      TEXT NOT NULL REFERENCES specimens (id),
+        revision         INTEGER NOT NULL CHECK (revision >= 1),
+        reviewer         TEXT NOT NULL,
+        signed_at        TEXT NOT NULL,
+        specimen_version INTEGER NOT NULL,
+        report_pdf       BLOB NOT NULL,
+        PRIMARY KEY (specimen_id, revision)
+      ) STRICT;
+    `,
+    // The id is kept as typed; a unique index on lower(id) makes it unique whatever its case (SQLite's
+    // COLLATE NOCASE), and the store looks specimens up by lower(id). seq orders specimens created in the
+    // same millisecond, as SQLite's rowid does.
+    postgres: `
+      CREATE TABLE specimens (
+        id           text PRIMARY KEY,
+        seq          bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+        source       text,
+        note         text,
+        target_count integer NOT NULL DEFAULT 100 CHECK (target_count IN (100, 200)),
+        created_at   timestamptz NOT NULL,
+        updated_at   timestamptz NOT NULL,
+        version      integer NOT NULL DEFAULT 0
+      );
+      CREATE UNIQUE INDEX specimens_id_any_case ON specimens (lower(id));
+      CREATE INDEX specimens_created ON specimens (created_at DESC);
+      ALTER TABLE cases ADD COLUMN specimen_id text REFERENCES specimens (id);
+      CREATE INDEX cases_specimen ON cases (specimen_id, created_at);
+      ALTER TABLE reviews ADD COLUMN cell_index integer NOT NULL DEFAULT 0 CHECK (cell_index >= 0);
+      CREATE INDEX reviews_cell ON reviews (case_id, cell_index, id);
+      CREATE TABLE specimen_signoffs (
+        specimen_id      text NOT NULL REFERENCES specimens (id),
+        revision         integer NOT NULL CHECK (revision >= 1),
+        reviewer         text NOT NULL,
+        signed_at        timestamptz NOT NULL,
+        specimen_version integer NOT NULL,
+        report_pdf       bytea NOT NULL,
+        PRIMARY KEY (specimen_id, revision)
+      );
+      -- A PDF is compressed already: stored out of line as it is.
+      ALTER TABLE specimen_signoffs ALTER COLUMN report_pdf SET STORAGE EXTERNAL;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -13,10 +13,23 @@ import {
   isoText,
   ORDER,
   SELECT_CASE,
+  touchSpecimen,
   whereClause,
 } from './postgres-rows.js';
+import * as specimens from './postgres-specimens.js';
 import { rowToCase, type CaseRow } from './sqlite-rows.js';
-import type { AppliedMigration, CaseFilter, CaseStore, NewCase, Review, StoredCase } from './types.js';
+import type {
+  AppliedMigration,
+  CaseFilter,
+  CaseStore,
+  NewCase,
+  NewSpecimen,
+  Review,
+  Signoff,
+  Specimen,
+  SpecimenFilter,
+  StoredCase,
+} from './types.js';
 
 export interface PostgresStoreOptions {
   /** `postgres://user:password@host:port/database` (libpq's URL form, as `pg` reads it). */
@@ -114,6 +127,7 @@ export class PostgresCaseStore implements CaseStore {
       input.heatmapData ? JSON.stringify(input.heatmapData) : null,
       input.image,
       input.heatmapPng ?? null,
+      input.specimenId ?? null,
     ];
     const { rows } = await this.retryBlobRace(() => this.pool.query<CaseRow>(INSERT_CASE, params));
     return rowToCase(rows[0]);
@@ -169,32 +183,59 @@ export class PostgresCaseStore implements CaseStore {
 
   async addReview(
     id: string,
-    review: { label: string; reviewer: string; note?: string },
+    review: { label: string; reviewer: string; note?: string; cell?: number },
   ): Promise<StoredCase | undefined> {
-    const { rows } = await this.pool.query<CaseRow>(ADD_REVIEW, [
+    const { rowCount } = await this.pool.query(ADD_REVIEW, [
       review.label,
       review.reviewer,
       review.note ?? '',
       new Date().toISOString(),
       id,
+      review.cell ?? 0,
     ]);
-    return rows[0] ? rowToCase(rows[0]) : undefined;
+    return rowCount ? this.get(id) : undefined;
   }
 
-  async reviews(id: string): Promise<Review[]> {
-    const { rows } = await this.pool.query<Review>(
-      `SELECT label, reviewer, note, ${isoText('reviewed_at')} AS "reviewedAt"
+  async reviews(id: string): Promise<(Review & { cell: number })[]> {
+    const { rows } = await this.pool.query<Review & { cell: number }>(
+      `SELECT label, reviewer, note, ${isoText('reviewed_at')} AS "reviewedAt", cell_index AS cell
        FROM reviews WHERE case_id = $1 ORDER BY id`,
       [id],
     );
     return rows;
   }
 
-  /** Removes the case (its reviews cascade), then its bytes unless another case uses them. */
+  async addSpecimen(input: NewSpecimen): Promise<Specimen | undefined> {
+    return specimens.addSpecimen(this.pool, input);
+  }
+
+  async getSpecimen(id: string): Promise<Specimen | undefined> {
+    return specimens.getSpecimen(this.pool, id);
+  }
+
+  async listSpecimens(filter: SpecimenFilter): Promise<{ specimens: Specimen[]; total: number }> {
+    return specimens.listSpecimens(this.pool, filter);
+  }
+
+  async signoffs(specimenId: string): Promise<Signoff[]> {
+    return specimens.signoffs(this.pool, specimenId);
+  }
+
+  async addSignoff(specimenId: string, signoff: Signoff & { pdf: Buffer }): Promise<boolean> {
+    return specimens.addSignoff(this.pool, specimenId, signoff);
+  }
+
+  async readSignedReport(specimenId: string, revision: number): Promise<Buffer | null> {
+    return specimens.readSignedReport(this.pool, specimenId, revision);
+  }
+
+  /** Removes the case (its reviews cascade; its specimen's version grows), then its bytes unless another case uses them. */
   async delete(id: string): Promise<boolean> {
     const { rows } = await this.pool.query<{ image_sha256: string; heatmap_sha256: string | null }>(
-      'DELETE FROM cases WHERE id = $1 RETURNING image_sha256, heatmap_sha256',
-      [id],
+      `WITH d AS (DELETE FROM cases WHERE id = $1 RETURNING image_sha256, heatmap_sha256, specimen_id),
+         touched AS (${touchSpecimen('(SELECT specimen_id FROM d)', '$2')})
+       SELECT image_sha256, heatmap_sha256 FROM d`,
+      [id, new Date().toISOString()],
     );
     if (rows.length === 0) return false;
     await this.removeIfUnused('image', rows[0].image_sha256);

@@ -74,8 +74,9 @@ describe('SqliteCaseStore (its own: files, WAL, the in-memory guard)', () => {
       { version: 2, name: expect.any(String), appliedAt: expect.any(String) },
       { version: 3, name: expect.any(String), appliedAt: expect.any(String) },
       { version: 4, name: expect.any(String), appliedAt: expect.any(String) },
+      { version: 5, name: expect.any(String), appliedAt: expect.any(String) },
     ]);
-    expect(SCHEMA_VERSION).toBe(4);
+    expect(SCHEMA_VERSION).toBe(5);
     await store.close();
     const db = new Database(join(dir, 'hematovision.db'), { readonly: true });
     try {
@@ -133,7 +134,7 @@ describe('SqliteCaseStore (its own: files, WAL, the in-memory guard)', () => {
     const old = { id, image: Buffer.from('old image'), heatmapPng: Buffer.from('old heat map png') };
     const { imageSha256, heatmapSha256 } = createVersion1DataDir(dir, old);
     store = SqliteCaseStore.open(dir);
-    expect((await store.migrations()).map((m) => m.version)).toEqual([1, 2, 3, 4]);
+    expect((await store.migrations()).map((m) => m.version)).toEqual([1, 2, 3, 4, 5]);
     expect((await store.migrations())[0].appliedAt).toBe('2024-01-01T00:00:00.000Z'); // history kept
     const c = await store.get(id);
     expect(c).toMatchObject({ imageSha256, heatmapSha256, hasHeatmapData: false, label: 'neutrophil' });
@@ -148,8 +149,65 @@ describe('SqliteCaseStore (its own: files, WAL, the in-memory guard)', () => {
     await store.close();
     // Opening again applies nothing twice.
     store = SqliteCaseStore.open(dir);
-    expect((await store.migrations()).map((m) => m.version)).toEqual([1, 2, 3, 4]);
+    expect((await store.migrations()).map((m) => m.version)).toEqual([1, 2, 3, 4, 5]);
     expect((await store.get(id))?.heatmapSha256).toBe(heatmapSha256);
+  });
+
+  it('migrates to specimens and per-cell reviews: older rows and their reviews survive as cell 0', async () => {
+    const id = '22222222-2222-4222-8222-222222222222';
+    const fieldId = '33333333-3333-4333-8333-333333333333';
+    createVersion1DataDir(dir, { id, image: Buffer.from('img'), heatmapPng: Buffer.from('hm') });
+    // Before the migration: an image-level review of the old case, and a two-cell field (both cells
+    // flagged) reviewed once at image level.
+    const cell = (x: number) => ({
+      box: { x, y: 0, width: 10, height: 10, score: 0.9 },
+      label: 'lymphocyte',
+      confidence: 0.4,
+      probabilities: { lymphocyte: 0.4, neutrophil: 0.6 },
+      needsReview: true,
+    });
+    const db = new Database(join(dir, 'hematovision.db'));
+    db.prepare(
+      `INSERT INTO cases SELECT ?, '2024-01-03T00:00:00.000Z', 'field.jpg', image_sha256, image_type, image_bytes,
+         width, height, NULL, model_name, model_version, 'lymphocyte', 0.4, 1, probabilities, ?, NULL
+       FROM cases WHERE id = ?`,
+    ).run(fieldId, JSON.stringify([cell(0), cell(20)]), id);
+    const review = db.prepare(
+      `INSERT INTO reviews (case_id, label, reviewer, note, reviewed_at) VALUES (?, ?, 'Dr Old', '', ?)`,
+    );
+    review.run(id, 'monocyte', '2024-01-04T00:00:00.000Z');
+    review.run(fieldId, 'neutrophil', '2024-01-05T00:00:00.000Z');
+    db.close();
+
+    store = SqliteCaseStore.open(dir);
+    expect((await store.migrations()).at(-1)?.version).toBe(5);
+    expect(await store.reviews(id)).toEqual([
+      { label: 'monocyte', reviewer: 'Dr Old', note: '', reviewedAt: '2024-01-04T00:00:00.000Z', cell: 0 },
+    ]);
+    expect((await store.get(id))?.review?.label).toBe('monocyte');
+    const field = await store.get(fieldId);
+    expect(field?.cells.map((c) => [c.review?.label ?? null, c.needsReview])).toEqual([
+      ['neutrophil', false],
+      [null, true],
+    ]);
+    // Its second cell still needs review, and the filter agrees with the flag.
+    expect(field?.needsReview).toBe(true);
+    const flagged = await store.list({ needsReview: true, limit: 10, offset: 0 });
+    expect(flagged.cases.map((c) => c.id)).toEqual([fieldId]);
+    await store.addReview(fieldId, { label: 'lymphocyte', reviewer: 'Dr New', cell: 1 });
+    expect((await store.get(fieldId))?.needsReview).toBe(false);
+    expect((await store.list({ needsReview: true, limit: 10, offset: 0 })).total).toBe(0);
+
+    // Specimens go beside them; older cases belong to none.
+    const s = await store.addSpecimen({ id: 'S-1', targetCount: 100 });
+    expect(s).toMatchObject({ id: 'S-1', imageCount: 0, version: 0 });
+    expect(await store.addSpecimen({ id: 's-1', targetCount: 200 })).toBeUndefined();
+    expect((await store.get(id))?.specimenId).toBeNull();
+    const added = await store.add(newCase(Buffer.from('in specimen'), { specimenId: 'S-1' }));
+    expect(added.specimenId).toBe('S-1');
+    expect(await store.getSpecimen('s-1')).toMatchObject({ imageCount: 1, version: 1 });
+    await store.addReview(added.id, { label: 'monocyte', reviewer: 'X' });
+    expect((await store.getSpecimen('S-1'))?.version).toBe(2);
   });
 
   it('lets concurrent renders of one case attach without corrupting anything', async () => {

@@ -4,8 +4,32 @@ import Database from 'better-sqlite3';
 import type { HeatmapData } from '../../pipeline.js';
 import { FolderBlobStore, sha256, type BlobKind } from './blobs.js';
 import { migrate } from './migrations.js';
-import { INSERT_CASE, ORDER, rowToCase, SELECT_CASE, whereClause, type CaseRow } from './sqlite-rows.js';
-import type { AppliedMigration, CaseFilter, CaseStore, NewCase, Review, StoredCase } from './types.js';
+import {
+  INSERT_CASE,
+  likeAnywhere,
+  ORDER,
+  rowToCase,
+  rowToSpecimen,
+  SELECT_CASE,
+  SELECT_SPECIMEN,
+  SPECIMEN_ORDER,
+  TOUCH_SPECIMEN,
+  whereClause,
+  type CaseRow,
+  type SpecimenRow,
+} from './sqlite-rows.js';
+import type {
+  AppliedMigration,
+  CaseFilter,
+  CaseStore,
+  NewCase,
+  NewSpecimen,
+  Review,
+  Signoff,
+  Specimen,
+  SpecimenFilter,
+  StoredCase,
+} from './types.js';
 
 /**
  * Cases in SQLite (WAL, synchronous=FULL) and their image and heat-map bytes in a content-addressed folder
@@ -105,6 +129,7 @@ export class SqliteCaseStore implements CaseStore {
         cells: JSON.stringify(p.cells),
         message: p.message ?? null,
         heatmapData: input.heatmapData ? JSON.stringify(input.heatmapData) : null,
+        specimenId: input.specimenId ?? null,
       });
       return this.getNow(id) as StoredCase;
     } finally {
@@ -170,23 +195,105 @@ export class SqliteCaseStore implements CaseStore {
 
   async addReview(
     id: string,
-    review: { label: string; reviewer: string; note?: string },
+    review: { label: string; reviewer: string; note?: string; cell?: number },
   ): Promise<StoredCase | undefined> {
-    const info = this.db
-      .prepare(
-        `INSERT INTO reviews (case_id, label, reviewer, note, reviewed_at)
-         SELECT id, ?, ?, ?, ? FROM cases WHERE id = ?`,
-      )
-      .run(review.label, review.reviewer, review.note ?? '', new Date().toISOString(), id);
-    return info.changes === 0 ? undefined : this.getNow(id);
+    const now = new Date().toISOString();
+    const changes = this.db.transaction(() => {
+      const info = this.stmt(
+        `INSERT INTO reviews (case_id, label, reviewer, note, reviewed_at, cell_index)
+         SELECT id, ?, ?, ?, ?, ? FROM cases WHERE id = ?`,
+      ).run(review.label, review.reviewer, review.note ?? '', now, review.cell ?? 0, id);
+      if (info.changes > 0) this.touchSpecimenOf(id, now);
+      return info.changes;
+    })();
+    return changes === 0 ? undefined : this.getNow(id);
   }
 
-  async reviews(id: string): Promise<Review[]> {
+  async reviews(id: string): Promise<(Review & { cell: number })[]> {
     return this.db
       .prepare(
-        `SELECT label, reviewer, note, reviewed_at AS reviewedAt FROM reviews WHERE case_id = ? ORDER BY id`,
+        `SELECT label, reviewer, note, reviewed_at AS reviewedAt, cell_index AS cell
+         FROM reviews WHERE case_id = ? ORDER BY id`,
       )
-      .all(id) as Review[];
+      .all(id) as (Review & { cell: number })[];
+  }
+
+  async addSpecimen(input: NewSpecimen): Promise<Specimen | undefined> {
+    const now = new Date().toISOString();
+    const info = this.db
+      .prepare(
+        `INSERT INTO specimens (id, source, note, target_count, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+      )
+      .run(input.id, input.source ?? null, input.note ?? null, input.targetCount, now, now);
+    return info.changes === 0 ? undefined : this.getSpecimenNow(input.id);
+  }
+
+  async getSpecimen(id: string): Promise<Specimen | undefined> {
+    return this.getSpecimenNow(id);
+  }
+
+  private getSpecimenNow(id: string): Specimen | undefined {
+    const row = this.stmt(`${SELECT_SPECIMEN} WHERE s.id = ?`).get(id) as SpecimenRow | undefined;
+    return row ? rowToSpecimen(row) : undefined;
+  }
+
+  async listSpecimens(filter: SpecimenFilter): Promise<{ specimens: Specimen[]; total: number }> {
+    const params: Record<string, unknown> = { limit: filter.limit, offset: filter.offset };
+    let where = '';
+    if (filter.search !== undefined) {
+      where = `WHERE (s.id LIKE @q ESCAPE '\\' OR s.source LIKE @q ESCAPE '\\' OR s.note LIKE @q ESCAPE '\\')`;
+      params.q = likeAnywhere(filter.search);
+    }
+    const { limit: _l, offset: _o, ...countParams } = params;
+    const total = (
+      this.db.prepare(`SELECT count(*) AS n FROM specimens s ${where}`).get(countParams) as { n: number }
+    ).n;
+    const rows = this.db
+      .prepare(
+        `${SELECT_SPECIMEN} ${where} ORDER BY ${SPECIMEN_ORDER[filter.sort ?? 'newest']} LIMIT @limit OFFSET @offset`,
+      )
+      .all(params) as SpecimenRow[];
+    return { specimens: rows.map(rowToSpecimen), total };
+  }
+
+  async signoffs(specimenId: string): Promise<Signoff[]> {
+    return this.db
+      .prepare(
+        `SELECT revision, reviewer, signed_at AS signedAt, specimen_version AS specimenVersion
+         FROM specimen_signoffs WHERE specimen_id = ? ORDER BY revision`,
+      )
+      .all(specimenId) as Signoff[];
+  }
+
+  async addSignoff(specimenId: string, signoff: Signoff & { pdf: Buffer }): Promise<boolean> {
+    const info = this.db
+      .prepare(
+        `INSERT INTO specimen_signoffs (specimen_id, revision, reviewer, signed_at, specimen_version, report_pdf)
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      )
+      .run(
+        specimenId,
+        signoff.revision,
+        signoff.reviewer,
+        signoff.signedAt,
+        signoff.specimenVersion,
+        signoff.pdf,
+      );
+    return info.changes > 0;
+  }
+
+  async readSignedReport(specimenId: string, revision: number): Promise<Buffer | null> {
+    const row = this.db
+      .prepare('SELECT report_pdf FROM specimen_signoffs WHERE specimen_id = ? AND revision = ?')
+      .get(specimenId, revision) as { report_pdf: Buffer } | undefined;
+    return row?.report_pdf ?? null;
+  }
+
+  private touchSpecimenOf(caseId: string, now: string): void {
+    const sid = this.stmt('SELECT specimen_id FROM cases WHERE id = ?').pluck().get(caseId) as
+      string | null | undefined;
+    if (sid) this.stmt(TOUCH_SPECIMEN).run({ specimenId: sid, now });
   }
 
   /**
@@ -199,6 +306,7 @@ export class SqliteCaseStore implements CaseStore {
       const row = this.db.prepare('SELECT image_sha256, heatmap_sha256 FROM cases WHERE id = ?').get(id) as
         { image_sha256: string; heatmap_sha256: string | null } | undefined;
       if (!row) return undefined;
+      this.touchSpecimenOf(id, new Date().toISOString());
       this.db.prepare('DELETE FROM cases WHERE id = ?').run(id);
       const imageRefs = this.db
         .prepare('SELECT count(*) AS n FROM cases WHERE image_sha256 = ?')
@@ -299,15 +407,14 @@ export class SqliteCaseStore implements CaseStore {
     const batch = this.inserts.splice(0);
     if (batch.length === 0) return;
     try {
-      const insert = this.stmt(INSERT_CASE);
       this.db.transaction(() => {
-        for (const b of batch) insert.run(b.row);
+        for (const b of batch) this.insertRow(b.row);
       })();
     } catch {
       // One bad row must not fail the others: each alone, in its own transaction.
       for (const b of batch) {
         try {
-          this.stmt(INSERT_CASE).run(b.row);
+          this.db.transaction(() => this.insertRow(b.row))();
           b.done();
         } catch (err) {
           b.fail(err);
@@ -316,6 +423,11 @@ export class SqliteCaseStore implements CaseStore {
       return;
     }
     for (const b of batch) b.done();
+  }
+
+  private insertRow(row: Record<string, unknown>): void {
+    this.stmt(INSERT_CASE).run(row);
+    if (row.specimenId) this.stmt(TOUCH_SPECIMEN).run({ specimenId: row.specimenId, now: row.createdAt });
   }
 
   private hold(sha: string): void {

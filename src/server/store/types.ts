@@ -31,13 +31,66 @@ export interface StoredCase {
   label: string | null;
   confidence: number;
   probabilities: Record<string, number>;
+  /**
+   * A cell the model flagged is still unreviewed (or, for an image without cells or flagged for itself,
+   * nobody has reviewed it yet): the image's flag follows from its cells.
+   */
   needsReview: boolean;
-  /** Why it needs review (model/types.ts REVIEW_REASONS); empty when it does not. */
+  /** Why the model flagged it (model/types.ts REVIEW_REASONS), reviewed or not; empty when it did not. */
   reviewReasons: ReviewReason[];
-  cells: CellPrediction[];
+  cells: StoredCell[];
   message: string | null;
-  /** The latest review, or null when nobody has reviewed the case. */
+  /** The latest review of any of its cells, or null when nobody has reviewed the case. */
   review: Review | null;
+  /** The specimen (slide) the image belongs to, or null. */
+  specimenId: string | null;
+}
+
+/**
+ * A stored cell: the model's prediction, and its latest review. `needsReview` is true while the model
+ * flagged it (reviewReasons) and no reviewer has confirmed or corrected it.
+ */
+export type StoredCell = CellPrediction & { review: Review | null };
+
+/** A specimen (one patient's slide) as stored. */
+export interface Specimen {
+  /** The lab's accession/specimen id, as first typed (trimmed); unique whatever its case. */
+  id: string;
+  source: string | null;
+  note: string | null;
+  targetCount: 100 | 200;
+  createdAt: string;
+  updatedAt: string;
+  /** Grows with every change to the specimen, its images or their reviews. */
+  version: number;
+  imageCount: number;
+  cellCount: number;
+}
+
+export interface NewSpecimen {
+  id: string;
+  source?: string | null;
+  note?: string | null;
+  targetCount: 100 | 200;
+}
+
+export type SpecimenSort = 'newest' | 'oldest' | 'updated' | 'id';
+
+export interface SpecimenFilter {
+  /** Part of the id, source or note, any case. */
+  search?: string;
+  sort?: SpecimenSort;
+  limit: number;
+  offset: number;
+}
+
+/** A signed, frozen report revision. */
+export interface Signoff {
+  revision: number;
+  reviewer: string;
+  signedAt: string;
+  /** The specimen's version when signed: the report is current while the specimen still has it. */
+  specimenVersion: number;
 }
 
 export interface NewCase {
@@ -52,6 +105,8 @@ export interface NewCase {
   heatmapPng?: Buffer;
   /** The maps to render one from later (`attachHeatmap` stores the result). */
   heatmapData?: HeatmapData;
+  /** The specimen's id as stored (getSpecimen(...).id). */
+  specimenId?: string;
 }
 
 export type CaseSort = CaseSortJson;
@@ -65,6 +120,8 @@ export interface CaseFilter {
   needsReview?: boolean;
   /** Part of the file name, any case. */
   file?: string;
+  /** The images of one specimen (its stored id). */
+  specimen?: string;
   sort?: CaseSort;
 }
 
@@ -95,13 +152,30 @@ export interface CaseStore {
   iterate(filter?: CaseFilter): AsyncIterable<StoredCase>;
   /** Class names seen in stored probabilities, for CSV columns of cases made by other model versions. */
   probabilityClasses(): Promise<string[]>;
-  /** Appends a review; the updated case, or undefined if there is no such case. */
+  /**
+   * Appends a review of one cell (`cell`, 0-based; default 0: the image-level review of older clients); the
+   * updated case, or undefined if there is no such case. The caller checks the index against the cells.
+   */
   addReview(
     id: string,
-    review: { label: string; reviewer: string; note?: string },
+    review: { label: string; reviewer: string; note?: string; cell?: number },
   ): Promise<StoredCase | undefined>;
-  /** Every review of a case, oldest first. */
-  reviews(id: string): Promise<Review[]>;
+  /** Every review of a case, oldest first, with the cell each one belongs to. */
+  reviews(id: string): Promise<(Review & { cell: number })[]>;
+  /** Stores a new specimen; undefined when one with that id (any case) exists already. */
+  addSpecimen(input: NewSpecimen): Promise<Specimen | undefined>;
+  /** By id, any case. */
+  getSpecimen(id: string): Promise<Specimen | undefined>;
+  listSpecimens(filter: SpecimenFilter): Promise<{ specimens: Specimen[]; total: number }>;
+  /** Signed revisions of a specimen, oldest first. */
+  signoffs(specimenId: string): Promise<Signoff[]>;
+  /**
+   * Freezes a signed revision with its report's bytes; false when that revision exists already (someone
+   * signed meanwhile).
+   */
+  addSignoff(specimenId: string, signoff: Signoff & { pdf: Buffer }): Promise<boolean>;
+  /** The frozen PDF of a signed revision, or null. */
+  readSignedReport(specimenId: string, revision: number): Promise<Buffer | null>;
   /** Removes the case, its reviews, and its bytes unless another case uses them; false if there was none. */
   delete(id: string): Promise<boolean>;
   readImage(c: StoredCase): Promise<Buffer>;

@@ -1,5 +1,5 @@
 import type { Review } from '../api.js';
-import type { ReviewReason } from '../../model/types.js';
+import { REVIEW_REASON_TEXT, type ReviewReason } from '../../model/types.js';
 import { h } from '../dom.js';
 import { formatDateTime, formatPercent } from '../format.js';
 
@@ -26,13 +26,7 @@ export function reviewAttribution(review: Review, reviewerClass: string): (HTMLE
 }
 
 /** Each review reason as a person would say it. */
-export const REASON_TEXT: Record<ReviewReason, string> = {
-  low_confidence: 'low confidence',
-  unfamiliar_cell: 'unlike the cell types it knows',
-  unfamiliar_image: 'image unlike its training labs',
-  damaged_image: 'damaged image',
-  no_cell: 'no white cell found',
-};
+export const REASON_TEXT: Record<ReviewReason, string> = REVIEW_REASON_TEXT;
 
 /** "Needs review" with its reasons (the reasons also in the tooltip), or null when none apply. */
 export function reviewBadge(p: { needsReview: boolean; reviewReasons?: ReviewReason[] }): HTMLElement | null {

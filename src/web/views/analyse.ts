@@ -16,7 +16,7 @@ import { specimen } from '../components/specimen.js';
 import type { AppContext, ViewHandle } from '../context.js';
 import { h, replaceChildren } from '../dom.js';
 import { displayLabel, formatPercent } from '../format.js';
-import { caseHref } from '../router.js';
+import { caseHref, specimenHref } from '../router.js';
 import { announce, errorMessage } from '../status.js';
 
 // The last batch survives navigation so "back" from a case page returns to the results.
@@ -78,8 +78,48 @@ function errorCard(e: CaseError): HTMLElement {
   );
 }
 
-export function renderAnalyse(main: HTMLElement, ctx: AppContext): ViewHandle {
+export function renderAnalyse(
+  main: HTMLElement,
+  ctx: AppContext,
+  query: URLSearchParams = new URLSearchParams(),
+): ViewHandle {
   let busy = false;
+  // The specimen (slide) the batch goes into: chosen from the list, or none.
+  const wanted = query.get('specimen') ?? '';
+  const specimenSelect = h(
+    'select',
+    { id: 'specimen-select', 'aria-describedby': 'specimen-hint' },
+    h('option', { value: '' }, 'No specimen'),
+    wanted ? h('option', { value: wanted, selected: true }, wanted) : null,
+  );
+  void api
+    .listSpecimens({ sort: 'updated', limit: 200 })
+    .then(({ specimens }) => {
+      const chosen = specimenSelect.value;
+      replaceChildren(
+        specimenSelect,
+        h('option', { value: '' }, 'No specimen'),
+        specimens.map((s) =>
+          h('option', { value: s.id, selected: s.id.toLowerCase() === chosen.toLowerCase() }, s.id),
+        ),
+      );
+    })
+    .catch(() => {
+      // The list is a convenience: without it the batch goes into the specimen of the link, or none.
+    });
+  const specimenField = h(
+    'p',
+    { class: 'option specimen-pick' },
+    h('label', { for: 'specimen-select' }, 'Specimen '),
+    specimenSelect,
+    ' ',
+    h('a', { href: '#/specimens' }, 'New specimen…'),
+    h(
+      'span',
+      { class: 'muted', id: 'specimen-hint' },
+      ' — the batch is added to this slide’s differential count.',
+    ),
+  );
 
   const input = h('input', {
     type: 'file',
@@ -150,7 +190,7 @@ export function renderAnalyse(main: HTMLElement, ctx: AppContext): ViewHandle {
       { class: 'lede' },
       'The model classifies each located white blood cell. Treat every result as a suggestion for a trained reviewer.',
     ),
-    h('section', { 'aria-label': 'Upload images' }, drop, ttaOption),
+    h('section', { 'aria-label': 'Upload images' }, specimenField, drop, ttaOption),
     results,
   );
 
@@ -159,6 +199,17 @@ export function renderAnalyse(main: HTMLElement, ctx: AppContext): ViewHandle {
     const failed = response.cases.filter(isCaseError);
     const noCell = ok.filter((c) => c.label === null).length;
     const parts: HTMLElement[] = [];
+    const into = ok.find((c) => c.specimen)?.specimen;
+    if (into)
+      parts.push(
+        h(
+          'p',
+          { class: 'notice specimen-added' },
+          `Added to specimen ${into}. `,
+          h('a', { href: specimenHref(into) }, `Open specimen ${into}`),
+          ' to see its whole differential and review its cells.',
+        ),
+      );
     if (submitted > 1) {
       const diff = differentialSection(response.differential, ctx.classes, {
         images: submitted,
@@ -220,7 +271,8 @@ export function renderAnalyse(main: HTMLElement, ctx: AppContext): ViewHandle {
     results.setAttribute('aria-busy', 'true');
     announce(`Analysing ${files.length} image${files.length > 1 ? 's' : ''}…`, 'busy');
     try {
-      const sent = await api.predict(files, { tta: tta.checked });
+      const specimenId = specimenSelect.value || undefined;
+      const sent = await api.predict(files, { tta: tta.checked, specimen: specimenId });
       // Refused files keep their place in the list, as the server's own refusals do.
       const response = { ...sent, cases: [...sent.cases, ...refused] };
       lastResult = { response, submitted: chosen.length };

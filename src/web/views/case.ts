@@ -10,7 +10,7 @@ import { announce, errorMessage } from '../status.js';
 
 const REVIEWER_KEY = 'hematovision.reviewer';
 
-function rememberedReviewer(): string {
+export function rememberedReviewer(): string {
   try {
     return localStorage.getItem(REVIEWER_KEY) ?? '';
   } catch {
@@ -18,7 +18,7 @@ function rememberedReviewer(): string {
   }
 }
 
-function rememberReviewer(name: string): void {
+export function rememberReviewer(name: string): void {
   try {
     localStorage.setItem(REVIEWER_KEY, name);
   } catch {

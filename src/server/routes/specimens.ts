@@ -1,0 +1,142 @@
+/**
+ * Specimens: create and list them, one specimen's differential and cells, its cells as CSV, signing its
+ * report, and the report itself (specimen-report.ts, given the loader here).
+ */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { SPECIMEN_ID_MAX } from '../../api/index.js';
+import { HematoError } from '../../errors.js';
+import type { HematoVision } from '../../pipeline.js';
+import { renderSpecimenPdf } from '../../report/specimen-pdf.js';
+import { casesCsv } from '../cases-csv.js';
+import type { CellCrops } from '../cell-crops.js';
+import type { RouteSchemas } from '../schemas.js';
+import { buildReport, specimenJson, specimenPath, specimenState } from '../specimens.js';
+import type { CaseStore, Specimen } from '../store/index.js';
+import { specimenReportRoutes } from './specimen-report.js';
+
+export interface SpecimenRouteOptions {
+  store: CaseStore;
+  vision: HematoVision;
+  schemas: RouteSchemas;
+  crops: CellCrops;
+}
+
+export function specimenNotFound(id: string): HematoError {
+  return new HematoError(
+    `No specimen ${JSON.stringify(id)}: create it first (POST /api/v1/specimens, or "New specimen" in the app).`,
+    'specimen_not_found',
+    404,
+  );
+}
+
+/** A specimen by its id (any case), or a 404 naming it. */
+export async function findSpecimen(store: CaseStore, id: string): Promise<Specimen> {
+  const s = await store.getSpecimen(id.trim());
+  if (!s) throw specimenNotFound(id);
+  return s;
+}
+
+const blankToNull = (s: string | null | undefined) => (s?.trim() ? s.trim() : null);
+
+export const specimenRoutes: FastifyPluginAsyncTypebox<SpecimenRouteOptions> = async (
+  app,
+  { store, vision, schemas, crops },
+) => {
+  const classes = vision.card.classes;
+
+  app.post('/specimens', { schema: schemas.createSpecimen }, async (request, reply) => {
+    const id = request.body.id.trim();
+    if (id.length > SPECIMEN_ID_MAX)
+      throw new HematoError(
+        `A specimen id has at most ${SPECIMEN_ID_MAX} characters (this one has ${id.length}).`,
+        'invalid_request',
+      );
+    const created = await store.addSpecimen({
+      id,
+      source: blankToNull(request.body.source),
+      note: blankToNull(request.body.note),
+      targetCount: request.body.targetCount ?? 100,
+    });
+    if (!created)
+      throw new HematoError(
+        `A specimen ${JSON.stringify(id)} exists already (ids are unique whatever their case): open it, or choose another id.`,
+        'specimen_exists',
+        409,
+      );
+    return reply.code(201).header('location', specimenPath(created.id)).send(specimenJson(created));
+  });
+
+  app.get('/specimens', { schema: schemas.listSpecimens }, async (request) => {
+    const { limit = 50, offset = 0, search, sort } = request.query;
+    const { specimens, total } = await store.listSpecimens({ search, sort, limit, offset });
+    return { specimens: specimens.map(specimenJson), total };
+  });
+
+  app.get('/specimens/:id', { schema: schemas.getSpecimen }, async (request) => {
+    const s = await findSpecimen(store, request.params.id);
+    return (await specimenState(store, classes, s)).detail;
+  });
+
+  app.get('/specimens/:id/cells.csv', { schema: schemas.specimenCsv }, async (request, reply) => {
+    const s = await findSpecimen(store, request.params.id);
+    const name = s.id.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80) || 'specimen';
+    return reply
+      .type('text/csv; charset=utf-8')
+      .header('content-disposition', `attachment; filename="hematovision-${name}-cells.csv"`)
+      .send(await casesCsv(store, classes, { specimen: s.id, sort: 'oldest' }));
+  });
+
+  app.post('/specimens/:id/sign', { schema: schemas.signSpecimen }, async (request, reply) => {
+    const s = await findSpecimen(store, request.params.id);
+    const state = await specimenState(store, classes, s);
+    if (state.detail.signed)
+      throw new HematoError(
+        `Revision ${state.detail.revision} of specimen ${JSON.stringify(s.id)} is signed already and nothing changed since.`,
+        'already_signed',
+        409,
+      );
+    const signoff = { reviewer: request.body.reviewer.trim(), signedAt: new Date().toISOString() };
+    const report = await buildReport(state, crops, vision.card, signoff);
+    const pdf = await renderSpecimenPdf({ ...report, generatedAt: signoff.signedAt });
+    const stored = await store.addSignoff(s.id, {
+      revision: state.detail.revision,
+      specimenVersion: s.version,
+      ...signoff,
+      pdf,
+    });
+    // Someone signed this revision while the PDF was made: theirs stands.
+    if (!stored)
+      throw new HematoError(
+        `Revision ${state.detail.revision} of specimen ${JSON.stringify(s.id)} was signed meanwhile; reload it.`,
+        'already_signed',
+        409,
+      );
+    return reply.code(201).send({
+      revision: state.detail.revision,
+      ...signoff,
+      reportUrl: `${specimenPath(s.id)}/report.pdf?revision=${state.detail.revision}`,
+    });
+  });
+
+  await app.register(specimenReportRoutes, {
+    load: async (id, revision) => {
+      const s = await store.getSpecimen(id.trim());
+      if (!s) return null;
+      const signoffs = await store.signoffs(s.id);
+      const frozen =
+        revision ?? (signoffs.at(-1)?.specimenVersion === s.version ? signoffs.at(-1)?.revision : undefined);
+      if (frozen !== undefined) {
+        const o = signoffs.find((x) => x.revision === frozen);
+        const pdf = o ? await store.readSignedReport(s.id, frozen) : null;
+        if (!o || !pdf) return null;
+        return {
+          frozen: pdf,
+          name: { specimenId: s.id, revision: o.revision, reviewer: o.reviewer, signedAt: o.signedAt },
+        };
+      }
+      return {
+        report: await buildReport(await specimenState(store, classes, s), crops, vision.card, undefined),
+      };
+    },
+  });
+};

@@ -102,6 +102,9 @@ export function specimenContract(
     await store.delete(one.id);
     expect(await store.getSpecimen('Slide-1')).toMatchObject({ imageCount: 1, cellCount: 1, version: 4 });
     expect((await store.getSpecimen('Slide-2'))?.version).toBe(1); // untouched by the others
+    // A specimen that is not stored: refused, nothing stored.
+    await expect(store.add(newCase(Buffer.from('f5'), { specimenId: 'Slide-9' }))).rejects.toThrow();
+    expect((await store.list({ limit: 10, offset: 0 })).total).toBe(3);
   });
 
   it('reviews cell by cell: the latest review per cell, the image flag and filter follow the flagged cells', async () => {

@@ -301,7 +301,9 @@ export class PostgresCaseStore implements CaseStore {
       try {
         return await statement();
       } catch (err) {
-        if (attempt >= BLOB_RACE_ATTEMPTS || !isForeignKeyViolation(err, 'cases')) throw err;
+        // A missing specimen is no race: only the foreign keys to blobs are.
+        const specimen = (err as { constraint?: string }).constraint === 'cases_specimen_id_fkey';
+        if (attempt >= BLOB_RACE_ATTEMPTS || specimen || !isForeignKeyViolation(err, 'cases')) throw err;
       }
     }
   }

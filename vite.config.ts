@@ -12,6 +12,13 @@ export default defineConfig({
     emptyOutDir: true,
   },
   server: {
-    proxy: { '/api': 'http://127.0.0.1:3000' },
+    // The server refuses a foreign Host and a cross-origin write: the dev proxy presents itself as the server's own origin.
+    proxy: {
+      '/api': {
+        target: 'http://127.0.0.1:3000',
+        changeOrigin: true,
+        headers: { origin: 'http://127.0.0.1:3000' },
+      },
+    },
   },
 });

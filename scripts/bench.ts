@@ -235,6 +235,7 @@ async function main(): Promise<void> {
   keepEarlierSection(KNOWS_AND_FLAGS, true);
   keepEarlierSection(INT8, true);
   keepEarlierSection(STORE_WRITES, true);
+  keepEarlierSection(SPECIMEN, true);
 
   writeFileSync(resolve('BENCHMARKS.md'), lines.join('\n') + '\n');
   console.log('\nWrote BENCHMARKS.md');
@@ -467,6 +468,8 @@ const KNOWS_AND_FLAGS = '## What the model knows and flags';
 const INT8 = '## The int8 model';
 /** Written from scripts/bench-store.ts (needs a PostgreSQL server), kept the same way. */
 const STORE_WRITES = '## Store write latency';
+/** Written from scripts/bench-specimen.ts (a 200-cell specimen through the server), kept the same way. */
+const SPECIMEN = '## A 200-cell specimen through the server';
 
 function trainingBench(): void {
   const cache = mkdtempSync(join(tmpdir(), 'hv-bench-train-'));

@@ -22,6 +22,29 @@ export const Health = Type.Object({
   }),
 });
 
+const Check = (description: string, extra: Parameters<typeof Type.Object>[0] = {}) =>
+  Type.Object(
+    {
+      ok: Type.Boolean(),
+      message: Type.Optional(Type.String({ description: 'Why not, when not ok.' })),
+      ...extra,
+    },
+    { description },
+  );
+
+/** GET /ready: whether this server can take work now (503 with the same shape when it cannot). */
+export const Ready = Type.Object({
+  status: stringEnum(['ready', 'not_ready'] as const),
+  checks: Type.Object({
+    database: Check('The case database takes a write (its write lock is taken and released).'),
+    disk: Check('Free space in the data folder is at least the threshold (MIN_FREE_MB).', {
+      freeBytes: Type.Optional(Type.Number()),
+      minFreeBytes: Type.Number(),
+    }),
+    model: Check('The model is loaded.'),
+  }),
+});
+
 /** The model card as model.json has it (any further field passes through), and how the server runs it. */
 export const ModelInfo = Type.Object(
   {
@@ -45,4 +68,5 @@ export const ModelInfo = Type.Object(
 
 export type ErrorJson = Static<typeof ErrorReply>;
 export type HealthJson = Static<typeof Health>;
+export type ReadyJson = Static<typeof Ready>;
 export type ModelInfoJson = Static<typeof ModelInfo>;

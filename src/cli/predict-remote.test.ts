@@ -20,7 +20,13 @@ beforeAll(async () => {
   writeFileSync(files[0], await solidPng(120, 80, [128, 128, 128])); // two cells: eosinophil, lymphocyte
   writeFileSync(files[1], await solidJpeg(32, 32, [220, 30, 30])); // one neutrophil
   writeFileSync(files[2], 'not an image');
-  await app.inject({ method: 'POST', url: '/api/v1/specimens', payload: { id: 'CLI-1' } });
+  // Over the socket, as a client would (the server answers only to the host it listens on).
+  const made = await fetch(`${base}/api/v1/specimens`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ id: 'CLI-1' }),
+  });
+  if (made.status !== 201) throw new Error(await made.text());
 });
 
 afterAll(async () => {
@@ -55,12 +61,14 @@ describe('predict --server --specimen', () => {
   });
 
   it('an unknown specimen or no server: a clear error, nothing uploaded', async () => {
-    const before = (await app.inject('/api/v1/cases')).json().total;
+    const total = async () =>
+      ((await (await fetch(`${base}/api/v1/cases`)).json()) as { total: number }).total;
+    const before = await total();
     expectCleanFailure(
       await runCli(['predict', '--server', base, '--specimen', 'NOPE', files[1]]),
       /No specimen "NOPE"/,
     );
-    expect((await app.inject('/api/v1/cases')).json().total).toBe(before);
+    expect(await total()).toBe(before);
     expectCleanFailure(
       await runCli(['predict', '--specimen', 'CLI-1', files[1]]),
       /--specimen needs --server/,

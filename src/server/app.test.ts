@@ -174,6 +174,7 @@ describe('service routes', () => {
     expect(routes.sort()).toEqual(
       [
         'get /api/v1/health',
+        'get /api/v1/ready',
         'get /api/v1/model',
         'get /api/v1/openapi.json',
         'post /api/v1/predict',

@@ -1,8 +1,8 @@
 /** Assembles the HTTP server from its parts: error mapping, security headers, uploads, docs, routes. */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import helmet from '@fastify/helmet';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
@@ -11,9 +11,13 @@ import { HematoError } from '../errors.js';
 import type { HematoVision } from '../pipeline.js';
 import { API_BASE as API } from '../api/index.js';
 import { CellCrops } from './cell-crops.js';
+import { lockDataDir, type DataLock } from './data-lock.js';
 import { installErrorHandlers } from './http-errors.js';
+import { DEFAULT_RATE_LIMITS, httpServerFactory, installHygiene, type RateLimits } from './hygiene.js';
+import { openapiOptions } from './openapi.js';
 import { caseRoutes } from './routes/cases.js';
 import { predictRoutes } from './routes/predict.js';
+import { readyRoutes } from './routes/ready.js';
 import { serviceRoutes } from './routes/service.js';
 import { specimenRoutes } from './routes/specimens.js';
 import { teachingRoutes } from './routes/teaching.js';
@@ -37,7 +41,8 @@ export interface AppOptions {
   teachingDir?: string;
   /** Built UI (vite build output). Default: dist/web of the repository. */
   webDir?: string;
-  logger?: boolean;
+  /** Fastify's logger: true, or pino options (a stream to capture the log in tests). */
+  logger?: FastifyServerOptions['logger'];
   /** Images per predict request (default 50). */
   maxFiles?: number;
   /** Test-time augmentation by default (a request's `?tta=` overrides it; the model must be calibrated for it). */
@@ -49,6 +54,22 @@ export interface AppOptions {
    * bounds memory while keeping the batch speed-up for ordinary images.
    */
   batchPixels?: number;
+  /** Host header values served (`name` or `name:port`); default localhost and the listen address. */
+  allowedHosts?: string[];
+  /** Per-IP rate limits (default DEFAULT_RATE_LIMITS); false: none. */
+  rateLimits?: RateLimits | false;
+  /** Bytes of one whole upload request (default 100 MB), refused from its Content-Length before reading. */
+  maxRequestBytes?: number;
+  /** Milliseconds for a whole request (headers and body) to arrive (default 120 s); then 408 and closed. */
+  requestTimeoutMs?: number;
+  /** Milliseconds a connection may sit idle (default 300 s). */
+  connectionTimeoutMs?: number;
+  /** Milliseconds an idle keep-alive connection stays open (default 5 s). */
+  keepAliveTimeoutMs?: number;
+  /** Below this many free bytes in dataDir GET /ready says not ready (default 512 MB). */
+  minFreeBytes?: number;
+  /** Trust X-Forwarded-* from a reverse proxy (client IP for rate limits, https for HSTS). Default false. */
+  trustProxy?: boolean;
 }
 
 declare module 'fastify' {
@@ -63,16 +84,26 @@ const VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8'
 
 /** Builds the HTTP server: REST API v1 under /api/v1, the UI from webDir at /. The store closes with the app. */
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
-  const store = await openStore({ dataDir: options.dataDir, databaseUrl: options.databaseUrl });
+  mkdirSync(options.dataDir, { recursive: true, mode: 0o750 });
+  // The lock protects SQLite's in-memory blob guard. On PostgreSQL the folder holds only upload temp files and
+  // the replicas share the database (its foreign keys guard the bytes): nothing to lock, nothing else written.
+  const lock = options.databaseUrl ? undefined : lockDataDir(resolve(options.dataDir));
+  let store: CaseStore | undefined;
   try {
-    return await assemble(options, store);
+    store = await openStore({ dataDir: options.dataDir, databaseUrl: options.databaseUrl });
+    return await assemble(options, store, lock);
   } catch (err) {
-    await store.close();
+    await store?.close();
+    lock?.release();
     throw err;
   }
 }
 
-async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyInstance> {
+async function assemble(
+  options: AppOptions,
+  store: CaseStore,
+  lock: DataLock | undefined,
+): Promise<FastifyInstance> {
   const { vision } = options;
   const maxFiles = options.maxFiles ?? 50;
   const tta = options.tta === true;
@@ -86,15 +117,34 @@ async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyI
   const webDir = resolve(options.webDir ?? join(REPO_ROOT, 'dist/web'));
 
   // Unknown query parameters are refused (400), not silently dropped: a misspelt filter must not return everything.
+  // Timeouts: a stalled or slow body, or a Content-Length larger than the body, is cut off (408).
   const app = Fastify({
     logger: options.logger ?? false,
+    // One line per request from hygiene.ts instead of Fastify's two (and its error logs for 4xx).
+    logController: new LogController({ disableRequestLogging: true }),
+    trustProxy: options.trustProxy ?? false,
+    serverFactory: httpServerFactory({
+      requestTimeoutMs: options.requestTimeoutMs ?? 120_000,
+      connectionTimeoutMs: options.connectionTimeoutMs ?? 300_000,
+      keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? 5_000,
+    }),
     ajv: { customOptions: { removeAdditional: false } },
   });
   app.decorate('caseStore', store);
-  app.addHook('onClose', () => store.close());
+  app.addHook('onClose', async () => {
+    await store.close();
+    lock?.release();
+  });
   installErrorHandlers(app, { maxFiles, maxFileBytes });
+  await installHygiene(app, {
+    allowedHosts: options.allowedHosts,
+    rateLimits: options.rateLimits ?? DEFAULT_RATE_LIMITS,
+    maxRequestBytes: options.maxRequestBytes ?? 100 * 1024 * 1024,
+  });
 
   await app.register(helmet, {
+    // Sent only to clients that came over TLS (hygiene.ts).
+    strictTransportSecurity: false,
     contentSecurityPolicy: {
       useDefaults: false,
       directives: {
@@ -117,23 +167,20 @@ async function assemble(options: AppOptions, store: CaseStore): Promise<FastifyI
     limits: { fileSize: maxFileBytes, files: maxFiles, fields: 20, parts: maxFiles + 20 },
   });
   for (const schema of sharedSchemas) app.addSchema(schema);
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'HematoVision API',
-        version: VERSION,
-        description:
-          'White-blood-cell classification of stained blood-smear images, and the cases it stored.',
-      },
-    },
-    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
-  });
+  await app.register(swagger, openapiOptions(VERSION));
   // Browsable API docs from the same OpenAPI document (scripts and styles are its own files: the CSP holds).
   await app.register(swaggerUi, { routePrefix: `${API}/docs`, uiConfig: { docExpansion: 'list' } });
 
   const schemas = routeSchemas({ classes: vision.card.classes, maxFiles, maxFileBytes });
   await app.register(serviceRoutes, { prefix: API, vision, schemas, tta });
+  await app.register(readyRoutes, {
+    prefix: API,
+    store,
+    vision,
+    schemas,
+    dataDir: options.dataDir,
+    minFreeBytes: options.minFreeBytes ?? 512 * 1024 * 1024,
+  });
   await app.register(predictRoutes, {
     prefix: API,
     store,

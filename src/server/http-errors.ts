@@ -12,6 +12,8 @@ const STATUS_CODES: Record<number, string> = {
   404: 'not_found',
   405: 'method_not_allowed',
   406: 'not_acceptable',
+  408: 'request_timeout',
+  411: 'length_required',
   413: 'payload_too_large',
   415: 'unsupported_media_type',
   429: 'too_many_requests',
@@ -21,12 +23,38 @@ const STATUS_CODES: Record<number, string> = {
 export function installErrorHandlers(app: FastifyInstance, limits: UploadLimits): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const { status, body } = errorReply(err, request, limits);
-    if (status >= 500) request.log.error({ err }, 'request failed');
+    // 4xx are the client's and logged as one line (hygiene.ts); a stack only for the server's own failures.
+    request.rejection = body.error;
+    if (status >= 500 && status !== 503) request.log.error({ err }, 'request failed');
+    if (status === 503) reply.header('retry-after', String(RETRY_AFTER_S));
     return reply.code(status).type('application/json; charset=utf-8').send(body);
   });
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({ error: 'not_found', message: `Nothing here: ${request.method} ${request.url}` }),
   );
+}
+
+/** Seconds a client is asked to wait after a 503 (disk full, out of file descriptors). */
+export const RETRY_AFTER_S = 30;
+
+/** System errors that mean the server is out of a resource for now, not that the request or code is wrong. */
+const EXHAUSTED = new Set(['ENOSPC', 'EDQUOT', 'EMFILE', 'ENFILE', 'ENOMEM']);
+
+/** ENOSPC, EMFILE and the like as a 503 to retry later (the message names no path); else undefined. */
+export function resourceError(err: unknown): HematoError | undefined {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  if (typeof code !== 'string' || !EXHAUSTED.has(code)) return undefined;
+  const what = code === 'ENOSPC' || code === 'EDQUOT' ? 'out of disk space' : 'out of file handles';
+  return new HematoError(
+    `The server is ${what} (${code}) and cannot store this now; nothing was stored. Retry later.`,
+    'unavailable',
+    503,
+  );
+}
+
+/** A system error (fs, net): its message carries paths and is never shown to a client. */
+export function isSystemError(err: unknown): boolean {
+  return typeof (err as NodeJS.ErrnoException | null)?.syscall === 'string';
 }
 
 /** The one refusal of an oversize file, for a whole request or one file of a batch. */
@@ -52,6 +80,8 @@ export function errorReply(
 ): { status: number; body: { error: string; message: string } } {
   if (err instanceof HematoError)
     return { status: err.status, body: { error: err.code, message: err.message } };
+  const exhausted = resourceError(err);
+  if (exhausted) return { status: 503, body: { error: exhausted.code, message: exhausted.message } };
   if (err.validation) {
     if (err.validationContext === 'params' && err.validation[0]?.instancePath === '/index') {
       return {
@@ -96,7 +126,7 @@ export function errorReply(
     case 'FST_FIELDS_LIMIT':
       return { status: 413, body: { error: 'too_many_parts', message: 'The form has too many fields.' } };
   }
-  const status = err.statusCode ?? 500;
+  const status = isSystemError(err) ? 500 : (err.statusCode ?? 500);
   if (status >= 400 && status < 500) {
     return { status, body: { error: STATUS_CODES[status] ?? 'bad_request', message: err.message } };
   }

@@ -2,15 +2,20 @@
  * Starts the HematoVision server.
  * HOST (default 127.0.0.1), PORT (3000), DATA_DIR (./data), MODEL (model.onnx or model.int8.onnx, or their folder; default the bundled model),
  * TTA=1 (test-time augmentation: each cell's 8 flips and turns averaged; more accurate, 8× the network time),
- * DATABASE_URL=postgres://… (cases, reviews and images in PostgreSQL; DATA_DIR then holds only upload temp files).
+ * DATABASE_URL=postgres://… (cases, reviews and images in PostgreSQL; DATA_DIR then holds only upload temp files);
+ * the hardening settings of env.ts (ALLOWED_HOSTS, rate limits, request size and timeout, MIN_FREE_MB).
  */
 import { resolve } from 'node:path';
 import { HematoError } from '../errors.js';
 import { pipeline } from '../pipeline.js';
 import { buildApp } from './app.js';
+import { hardeningFromEnv } from './env.js';
+import { installShutdown } from './shutdown.js';
 import { redactUrl } from './store/index.js';
 
 async function main(): Promise<void> {
+  // Database, images and upload temp files: owner read-write, group read, others nothing.
+  process.umask(0o027);
   const host = process.env.HOST || '127.0.0.1';
   const port = Number(process.env.PORT || 3000);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
@@ -33,6 +38,7 @@ async function main(): Promise<void> {
   if (!['', '0', '1'].includes(ttaSetting))
     throw new HematoError(`TTA must be 1 (test-time augmentation) or 0, not "${ttaSetting}".`, 'bad_config');
   const tta = ttaSetting === '1';
+  const hardening = hardeningFromEnv(process.env);
   // The network runs in its own thread so the event loop keeps serving other clients meanwhile.
   const vision = await pipeline({ model: process.env.MODEL || undefined, worker: true });
   if (tta && !vision.hasTta) {
@@ -44,29 +50,13 @@ async function main(): Promise<void> {
   }
   let app;
   try {
-    app = await buildApp({ vision, dataDir, databaseUrl, logger: true, tta });
+    app = await buildApp({ vision, dataDir, databaseUrl, logger: true, tta, ...hardening });
   } catch (err) {
     await vision.close();
     throw err;
   }
 
-  let closing = false;
-  const shutdown = async (signal: string) => {
-    if (closing) return;
-    closing = true;
-    app.log.info(`${signal}: shutting down`);
-    try {
-      // Waits for requests in flight, then the onClose hook closes the case database.
-      await app.close();
-      await vision.close();
-      process.exit(0);
-    } catch (err) {
-      app.log.error({ err }, 'shutdown failed');
-      process.exit(1);
-    }
-  };
-  process.once('SIGINT', () => void shutdown('SIGINT'));
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  installShutdown(app, vision);
 
   await app.listen({ host, port });
   const address = app.server.address();

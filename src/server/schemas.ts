@@ -19,6 +19,7 @@ import {
   NewSpecimen,
   PredictQuery,
   PredictResponse,
+  Ready,
   ReviewBody,
   SignBody,
   Signoff,
@@ -44,16 +45,32 @@ function described<T extends object>(description: string, schema: T): T {
 export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFileBytes: number }) {
   return {
     health: {
+      operationId: 'getHealth',
       summary: 'Liveness and the loaded model',
       tags: ['service'],
       response: { 200: described('The service is up', Health), ...errors },
     },
+    ready: {
+      operationId: 'getReady',
+      summary: 'Readiness: database writable, free disk space, model loaded',
+      description:
+        'For load balancers and orchestrators: 200 when this server can take work, 503 (same shape) when a ' +
+        'check fails. GET /health only says the process is alive.',
+      tags: ['service'],
+      response: {
+        200: described('Every check passed', Ready),
+        503: described('A check failed: see `checks`', Ready),
+        '4xx': ref(ErrorReply),
+      },
+    },
     model: {
+      operationId: 'getModel',
       summary: 'The model card (model.json) of the loaded model',
       tags: ['service'],
       response: { 200: described('model.json of the loaded model', ModelInfo), ...errors },
     },
     openapi: {
+      operationId: 'getOpenApi',
       summary: 'This OpenAPI document',
       tags: ['service'],
       response: {
@@ -66,6 +83,7 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
       },
     },
     predict: {
+      operationId: 'predict',
       summary: 'Analyse 1–50 images and store each as a case',
       description:
         `multipart/form-data with the files in the field \`images\` (at most ${opts.maxFiles} files of ` +
@@ -98,12 +116,14 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
       },
     },
     listCases: {
+      operationId: 'listCases',
       summary: 'Stored cases, newest first',
       tags: ['cases'],
       querystring: CaseListQuery,
       response: { 200: described('A page of cases', CaseList), ...errors },
     },
     casesCsv: {
+      operationId: 'exportCasesCsv',
       summary: 'Every matching case as CSV (one row per located cell, one column per class probability)',
       tags: ['cases'],
       querystring: CaseFilterQuery,
@@ -113,12 +133,14 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
       },
     },
     getCase: {
+      operationId: 'getCase',
       summary: 'One case with its full review history',
       tags: ['cases'],
       params: CaseIdParams,
       response: { 200: described('The case', CaseWithReviews), ...errors },
     },
     caseImage: {
+      operationId: 'getCaseImage',
       summary: 'The original image bytes as uploaded',
       tags: ['cases'],
       params: CaseIdParams,
@@ -137,6 +159,7 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
       },
     },
     caseHeatmap: {
+      operationId: 'getCaseHeatmap',
       summary: 'The class activation map overlay (PNG)',
       tags: ['cases'],
       params: CaseIdParams,
@@ -146,6 +169,7 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
       },
     },
     reviewCase: {
+      operationId: 'reviewCase',
       summary: "Record a reviewer's label beside the model's prediction",
       description:
         `reviewLabel is one of the model's classes, \`${EXTRA_REVIEW_LABELS[0]}\` (a white cell of a type ` +
@@ -157,6 +181,7 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
       response: { 200: ref(Case), ...errors },
     },
     reviewCell: {
+      operationId: 'reviewCell',
       summary: "Record a reviewer's label for one cell of a case",
       description:
         'Confirms (the model’s label) or corrects one cell; the cell then no longer needs review, and the ' +
@@ -167,6 +192,7 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
       response: { 200: ref(Case), ...errors },
     },
     cellCrop: {
+      operationId: 'cellCrop',
       summary: 'One cell’s crop (PNG, at most 160 px), the square the classifier saw with a margin',
       tags: ['cases'],
       params: CellParams,
@@ -176,24 +202,28 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
       },
     },
     createSpecimen: {
+      operationId: 'createSpecimen',
       summary: "Create a specimen (one patient's slide) to upload images into",
       tags: ['specimens'],
       body: NewSpecimen,
       response: { 201: described('The specimen', ref(Specimen)), ...errors },
     },
     listSpecimens: {
+      operationId: 'listSpecimens',
       summary: 'Specimens, newest first',
       tags: ['specimens'],
       querystring: SpecimenListQuery,
       response: { 200: described('A page of specimens', SpecimenList), ...errors },
     },
     getSpecimen: {
+      operationId: 'getSpecimen',
       summary: 'A specimen, its differential, progress, cells and review queue',
       tags: ['specimens'],
       params: SpecimenParams,
       response: { 200: described('The specimen', SpecimenDetail), ...errors },
     },
     specimenCsv: {
+      operationId: 'specimenCsv',
       summary: 'Every cell of the specimen as CSV (the columns of cases.csv, specimen included)',
       tags: ['specimens'],
       params: SpecimenParams,
@@ -203,6 +233,7 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
       },
     },
     signSpecimen: {
+      operationId: 'signSpecimen',
       summary: 'Sign the report as it is now: the revision is frozen (its PDF stored)',
       description:
         'Later uploads or reviews make a new revision (a draft until signed). 409 when the report as it is ' +
@@ -213,6 +244,7 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
       response: { 201: described('The signed revision', Signoff), ...errors },
     },
     deleteCase: {
+      operationId: 'deleteCase',
       summary: 'Delete a case (its image file too, unless another case has the same bytes)',
       tags: ['cases'],
       params: CaseIdParams,

@@ -12,7 +12,13 @@ import { checkDomain } from '../model/domain.js';
 import type { ImagePrediction } from '../model/types.js';
 import type { HematoVision } from '../pipeline.js';
 import { caseJson } from './case-json.js';
-import { fileTooLarge, isImageProblem, type UploadLimits } from './http-errors.js';
+import {
+  fileTooLarge,
+  isImageProblem,
+  isSystemError,
+  resourceError,
+  type UploadLimits,
+} from './http-errors.js';
 import type { CaseStore } from './store/index.js';
 
 export interface PredictOptions extends UploadLimits {
@@ -99,7 +105,7 @@ export async function predictUploads(
   } catch (err) {
     // All or nothing on a server-side failure: the client never learns these ids.
     for (const id of created) await store.delete(id);
-    throw err;
+    throw resourceError(err) ?? err;
   }
   if (created.length === 0) {
     if (failures.length === 1) throw failures[0];
@@ -139,11 +145,17 @@ async function receiveImages(
     );
   }
   let saved;
+  // @fastify/multipart logs a stack for every failed save; the refusal gets its one line (hygiene.ts).
+  const log = request.log;
+  request.log = log.child({}, { level: 'silent' });
   try {
     saved = await request.saveRequestFiles({ tmpdir });
   } catch (err) {
+    // Disk full or out of file handles while saving: the server's, for now (503); never the path.
+    const exhausted = resourceError(err);
+    if (exhausted) throw exhausted;
     // busboy's own parse errors carry no status; they are the client's malformed body.
-    if (err instanceof Error && !('statusCode' in err)) {
+    if (err instanceof Error && !('statusCode' in err) && !isSystemError(err)) {
       throw new HematoError(
         `The upload is not valid multipart/form-data: ${err.message}.`,
         'invalid_multipart',
@@ -151,6 +163,8 @@ async function receiveImages(
       );
     }
     throw err;
+  } finally {
+    request.log = log;
   }
   const wrong = saved.files.find((f) => f.fieldname !== 'images');
   if (wrong) {

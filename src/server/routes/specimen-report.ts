@@ -35,6 +35,7 @@ export const specimenReportRoutes: FastifyPluginAsyncTypebox<SpecimenReportRoute
     '/specimens/:id/report.pdf',
     {
       schema: {
+        operationId: 'specimenReport',
         tags: ['specimens'],
         summary: 'The specimen’s PDF report: differential, flagged or corrected cells, model, sign-off',
         description:

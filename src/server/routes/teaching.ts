@@ -63,6 +63,7 @@ export const teachingRoutes: FastifyPluginAsync<TeachingRoutesOptions> = async (
     '/teaching',
     {
       schema: {
+        operationId: 'listTeachingCells',
         tags: ['teaching'],
         summary: 'Expert-labelled cells for practice mode (the bundled PBC teaching set)',
         response: {
@@ -77,6 +78,7 @@ export const teachingRoutes: FastifyPluginAsync<TeachingRoutesOptions> = async (
               cells: { type: 'array', items: cellSchema },
             },
           },
+          '4xx': errorSchema,
         },
       },
     },
@@ -101,6 +103,7 @@ export const teachingRoutes: FastifyPluginAsync<TeachingRoutesOptions> = async (
     '/teaching/:id/image',
     {
       schema: {
+        operationId: 'getTeachingCellImage',
         tags: ['teaching'],
         summary: 'One teaching cell’s image (JPEG)',
         params: { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 64 } } },

@@ -51,7 +51,7 @@ export class FolderBlobStore implements BlobStore {
     const dir = dirname(path);
     const created = await mkdir(dir, { recursive: true });
     const tmp = join(this.tmpDir, `${randomUUID()}.part`);
-    const handle = await open(tmp, 'wx', 0o644);
+    const handle = await open(tmp, 'wx', 0o640);
     try {
       await handle.writeFile(bytes);
       await handle.sync();

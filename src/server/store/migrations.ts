@@ -224,3 +224,24 @@ export function migrate(db: Database.Database): void {
     }
   }).immediate();
 }
+
+/**
+ * Refuses a damaged database before anything is read from or written into it (a corrupt file would otherwise
+ * start, answer health checks and take new cases into it). `quick_check` reads every page: O(size), once.
+ */
+export function checkIntegrity(db: Database.Database, path: string): void {
+  let problems: string[];
+  try {
+    problems = (db.pragma('quick_check(5)') as { quick_check: string }[]).map((r) => r.quick_check);
+  } catch (err) {
+    problems = [err instanceof Error ? err.message : String(err)];
+  }
+  if (problems.length === 1 && problems[0] === 'ok') return;
+  throw new HematoError(
+    `The case database ${path} is damaged (${problems.join('; ').slice(0, 300)}); the server will not ` +
+      'start on it. Restore hematovision.db from a backup of the data folder, or move it aside to start ' +
+      'with an empty one (its images stay in images/).',
+    'corrupt_database',
+    500,
+  );
+}

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { HeatmapData } from '../../pipeline.js';
 import { FolderBlobStore, sha256, type BlobKind } from './blobs.js';
-import { migrate } from './migrations.js';
+import { checkIntegrity, migrate } from './migrations.js';
 import {
   INSERT_CASE,
   likeAnywhere,
@@ -64,8 +65,12 @@ export class SqliteCaseStore implements CaseStore {
   /** Opens (creating if needed) the store in dataDir and applies pending migrations in one transaction. */
   static open(dataDir: string): SqliteCaseStore {
     const blobs = new FolderBlobStore(dataDir);
-    const db = new Database(join(dataDir, 'hematovision.db'));
+    const dbPath = join(dataDir, 'hematovision.db');
+    const db = new Database(dbPath);
     try {
+      // Before the WAL exists: SQLite gives its -wal and -shm files the database file's mode.
+      chmodSync(dbPath, 0o640);
+      checkIntegrity(db, dbPath);
       db.pragma('journal_mode = WAL');
       // FULL: a committed case survives power loss, not only a crash of the process.
       db.pragma('synchronous = FULL');
@@ -369,6 +374,13 @@ export class SqliteCaseStore implements CaseStore {
     } finally {
       this.release(sha);
     }
+  }
+
+  /** Takes the database's write lock and lets it go (nothing written): throws when it cannot be written. */
+  async checkWritable(): Promise<void> {
+    if (this.db.readonly) throw new Error('The case database is open read-only.');
+    this.db.exec('BEGIN IMMEDIATE');
+    this.db.exec('ROLLBACK');
   }
 
   async close(): Promise<void> {

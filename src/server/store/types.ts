@@ -187,5 +187,7 @@ export interface CaseStore {
   attachHeatmap(id: string, png: Buffer): Promise<StoredCase | undefined>;
   /** Applied schema migrations, oldest first. */
   migrations(): Promise<AppliedMigration[]>;
+  /** Rejects when the database cannot take a write now (for GET /ready); writes nothing. */
+  checkWritable?(): Promise<void>;
   close(): Promise<void>;
 }

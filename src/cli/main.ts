@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { HematoError } from '../errors.js';
 import { SOFTWARE_VERSION } from '../training/model-card.js';
+import { registerAdapt } from './commands/adapt.js';
 import { registerEvaluate } from './commands/evaluate.js';
 import { registerExport } from './commands/export.js';
 import { registerFamiliarize } from './commands/familiarize.js';
@@ -29,6 +30,7 @@ export function buildProgram(io: Io = processIo()): Command {
   registerImportBackbone(program, io);
   registerTrain(program, io);
   registerFamiliarize(program, io);
+  registerAdapt(program, io);
   registerEvaluate(program, io);
   registerPredict(program, io);
   registerLocateEval(program, io);

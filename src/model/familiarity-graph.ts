@@ -2,7 +2,13 @@ import { ModelError } from '../errors.js';
 import { OUTPUTS } from './classifier-graph.js';
 import type { GaussianReference } from './familiarity.js';
 import onnxProto from 'onnx-proto';
-import { GraphBuilder, readMetadata } from './onnx/graph-builder.js';
+import {
+  GraphBuilder,
+  readFloatInitializers,
+  readInt64Initializers,
+  readMetadata,
+  readNodes,
+} from './onnx/graph-builder.js';
 
 const { onnx } = onnxProto;
 
@@ -113,4 +119,78 @@ export function shiftFamiliarityMeans(model: Uint8Array, shift: Float32Array): U
   }
   if (shifted === 0) throw new ModelError('The model has no familiarity references to shift.', 'bad_model');
   return onnx.ModelProto.encode(m).finish();
+}
+
+/**
+ * The references a model file holds, read back from the constants appendReferenceDistance wrote (names are
+ * the card's: the file keeps numbers only); null for a model without familiarity outputs.
+ */
+export function readFamiliarity(
+  model: Uint8Array,
+  names: { cell: string[]; image: string[] },
+): FamiliarityReferences | null {
+  const nodes = readNodes(model);
+  if (!nodes.some((n) => n.outputs.includes(OUTPUTS.imageDistance))) return null;
+  const floats = readFloatInitializers(model);
+  const ints = readInt64Initializers(model);
+  const read = (output: string, components: string[]): GaussianReference => {
+    // Walk up from the output through the familiarity nodes, collecting their constants by base name.
+    const consts = new Map<string, string>();
+    const todo = [output];
+    const seen = new Set<string>();
+    while (todo.length > 0) {
+      const t = todo.pop()!;
+      if (seen.has(t)) continue;
+      seen.add(t);
+      if (t.startsWith(PREFIX) && (floats.has(t) || ints.has(t)))
+        consts.set(t.slice(PREFIX.length).replace(/_\d+$/, ''), t);
+      const n = nodes.find((x) => x.outputs.includes(t));
+      if (n && (t === output || t.startsWith(PREFIX))) todo.push(...n.inputs);
+    }
+    const f = (k: string) => {
+      const v = floats.get(consts.get(k) ?? '');
+      if (!v) throw new ModelError(`The model's familiarity reference has no '${k}'.`, 'bad_model');
+      return v;
+    };
+    const i = (k: string) => ints.get(consts.get(k) ?? '')?.[0] ?? NaN;
+    const [start, end] = [i('start'), i('end')];
+    const d = end - start;
+    const centers = f('centers');
+    const basis = f('basis');
+    const invSqrtEig = f('invSqrtEig');
+    const m = invSqrtEig.length;
+    const c = centers.length / d;
+    if (!(d > 0) || c !== components.length || basis.length !== d * m)
+      throw new ModelError("The model's familiarity reference does not match its card.", 'bad_model');
+    return {
+      columns: [start, end],
+      mean: f('mean'),
+      std: f('std'),
+      components,
+      centers,
+      basis,
+      invSqrtEig,
+      centerProjections: projectCenters(centers, basis, c, d, m),
+      residualVariance: f('resVar')[0],
+    };
+  };
+  return { cell: read(OUTPUTS.cellDistance, names.cell), image: read(OUTPUTS.imageDistance, names.image) };
+}
+
+/** Centres (c×d) projected on the basis (d×m): c×m. */
+export function projectCenters(
+  centers: Float32Array,
+  basis: Float32Array,
+  c: number,
+  d: number,
+  m: number,
+): Float32Array {
+  const out = new Float32Array(c * m);
+  for (let i = 0; i < c; i++)
+    for (let k = 0; k < m; k++) {
+      let s = 0;
+      for (let j = 0; j < d; j++) s += centers[i * d + j] * basis[j * m + k];
+      out[i * m + k] = s;
+    }
+  return out;
 }

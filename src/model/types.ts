@@ -158,6 +158,13 @@ export interface ModelCard {
   familiarity?: FamiliarityRecord;
   /** Present on an int8 model: how it was quantized, and from which float model. */
   quantization?: QuantizationRecord;
+  /**
+   * The training images' per-channel statistics of every convolution's output, in a side file beside the
+   * model: what `hematovision adapt` aligns a lab's images to (the lab has not got the training data).
+   */
+  activationStats?: ActivationStatsRecord;
+  /** Present when the model is another model aligned to a lab's unlabelled images (`hematovision adapt`). */
+  adaptation?: AdaptationRecord;
   license: string;
   intendedUse: string;
 }
@@ -224,4 +231,38 @@ export interface FamiliarityRecord {
    * threshold the accuracy target chose, `reviewRate` each lab's rate at the card's threshold.
    */
   reviewBudget?: { budget: number; before: number; reviewRate: Record<string, number> };
+}
+
+export interface ActivationStatsRecord {
+  /** The side file's name, beside the model file. */
+  file: string;
+  sha256: string;
+  /** Images measured, and how many came from each training source. */
+  images: number;
+  bySource: Record<string, number>;
+  description: string;
+  computedAt: string;
+}
+
+/** What a model was aligned on, and what of its parent was kept or changed. */
+export interface AdaptationRecord {
+  method: string;
+  /** The folders given (their names only), the image files found in them and those whose crops were used. */
+  folders: string[];
+  found: number;
+  images: number;
+  /** Images read but unusable (unreadable, or no white cell found); the rest of `found` was not sampled. */
+  skipped: number;
+  /** Images the statistics were measured on (an even sample of `images` when there are more). */
+  statsImages: number;
+  date: string;
+  parent: { name: string; version: string; modelSha256: string };
+  /** Alignment passes run, and the largest channel mismatch left (in reference standard deviations). */
+  passes: number;
+  residual: { mean: number; std: number; medianMean: number; medianStd: number };
+  /** Channels whose scale was clamped or which were only shifted (no spread on one side). */
+  clampedChannels: number;
+  familiarity: string;
+  /** What still describes the parent, not this model (fitted on labelled data this model has not seen). */
+  keptFromParent: string;
 }

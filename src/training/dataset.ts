@@ -222,3 +222,10 @@ export async function scanDatasets(dirs: string[], options: ScanOptions = {}): P
   }
   return { classes, items, sources, skipped };
 }
+
+/** Every image file under a folder, nested folders included (labels, if any, ignored), sorted. */
+export async function listImageFiles(dir: string): Promise<string[]> {
+  const s = await statOrNull(resolve(dir));
+  if (!s?.isDirectory()) throw new DatasetError(`Folder ${resolve(dir)} does not exist.`);
+  return listImages(resolve(dir), { nonImage: 0 });
+}

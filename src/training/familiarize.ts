@@ -16,6 +16,7 @@ import type { FamiliarityRecord, ModelCard } from '../model/types.js';
 import { scanDatasets } from './dataset.js';
 import { computeFeatures } from './feature-cache.js';
 import { fitFamiliarity } from './familiarity.js';
+import { measureTrainingStats, writeStats } from './activation-stats.js';
 import { capReviewThreshold, REVIEW_BUDGET } from './review-budget.js';
 import { groupedStratifiedSplit } from './split.js';
 import { writeAtomic } from './files.js';
@@ -29,6 +30,7 @@ export interface FamiliarizeOptions {
   valFraction: number;
   cacheDir: string;
   onProgress?: (done: number, total: number, cached: number) => void;
+  onStage?: (stage: string) => void;
 }
 
 /** Top calibrated probability of the given rows, from the model's head (head/W, head/b) and temperature. */
@@ -55,6 +57,53 @@ function headConfidences(
   });
   const p = softmaxRows(logits, k, temperature);
   return Float32Array.from({ length: rows.length }, (_, j) => p[j * k + argmax(p, j, k)]);
+}
+
+/**
+ * Measures only the training statistics `hematovision adapt` aligns to and binds them to the card (the model
+ * file is not changed): for a model familiarized before they existed, such as the bundled one.
+ */
+export async function addTrainingStats(
+  o: Pick<FamiliarizeOptions, 'model' | 'data' | 'onProgress'>,
+): Promise<ModelCard> {
+  let modelPath = resolve(o.model);
+  if (existsSync(modelPath) && statSync(modelPath).isDirectory()) modelPath = join(modelPath, 'model.onnx');
+  const cardPath = cardPathFor(modelPath);
+  if (!existsSync(modelPath) || !existsSync(cardPath))
+    throw new ModelError(`No model.onnx with its model.json at ${o.model}.`, 'model_not_found');
+  const card = JSON.parse(readFileSync(cardPath, 'utf8')) as ModelCard;
+  const ds = await scanDatasets(o.data, { knownClasses: card.classes });
+  const activationStats = await trainingStats(
+    modelPath,
+    readFileSync(modelPath),
+    ds.items,
+    card,
+    o.onProgress,
+  );
+  const next: ModelCard = { ...card, activationStats };
+  writeAtomic(cardPath, Buffer.from(JSON.stringify(next, null, 2) + '\n'));
+  return next;
+}
+
+/** Measures and writes the side file; returns the card's record of it. */
+async function trainingStats(
+  modelPath: string,
+  bytes: Uint8Array,
+  items: Parameters<typeof measureTrainingStats>[1],
+  card: ModelCard,
+  onProgress?: FamiliarizeOptions['onProgress'],
+) {
+  const measured = await measureTrainingStats(bytes, items, card.preprocessing, {
+    seed: card.training.seed,
+    onProgress: onProgress && ((d, t) => onProgress(d, t, 0)),
+  });
+  return writeStats(modelPath, measured.stats, {
+    images: measured.images,
+    bySource: measured.bySource,
+    description:
+      'per-channel mean and variance of every convolution’s output (before its activation), one ' +
+      'unaugmented crop per image, drawn evenly across the training sources',
+  });
 }
 
 export async function familiarizeModel(
@@ -123,9 +172,13 @@ export async function familiarizeModel(
     card.reviewThreshold,
   );
   const onnx = appendFamiliarity(bytes, references);
+  // The training statistics a lab aligns its images to (`hematovision adapt`): it has not got this data.
+  o.onStage?.('Training statistics of every convolution (for hematovision adapt)');
+  const activationStats = await trainingStats(modelPath, bytes, ds.items, card, o.onProgress);
   const header = cardHeader(card.name, card.classes, onnx);
   const next: ModelCard = {
     ...card,
+    activationStats,
     modelSha256: header.modelSha256,
     reviewThreshold: budget.threshold,
     familiarity: {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { DatasetError } from '../../errors.js';
 import type { FamiliarityRecord } from '../../model/types.js';
-import { familiarizeModel } from '../../training/familiarize.js';
+import { addTrainingStats, familiarizeModel } from '../../training/familiarize.js';
 import type { Io } from '../io.js';
 import { pct, progressBar } from '../progress.js';
 
@@ -18,7 +18,27 @@ export function registerFamiliarize(program: Command, io: Io): void {
     .requiredOption('--data <dir>', 'a folder the model was trained on; repeat for each', collect, [])
     .option('--val-fraction <f>', 'the share held out when it was trained (same grouped split)', '0.2')
     .option('--cache <dir>', 'feature cache folder', '.cache/features')
+    .option(
+      '--stats-only',
+      'only measure the training statistics that `adapt` aligns a lab to (the model file is left as it is)',
+    )
     .action(async (o) => {
+      if (o.statsOnly) {
+        io.err('» Training statistics of every convolution (for hematovision adapt)');
+        const bar = progressBar('Images', io);
+        const card = await addTrainingStats({
+          model: o.model,
+          data: o.data,
+          onProgress: (d, t) => bar.update(d, t),
+        }).finally(() => bar.stop());
+        const s = card.activationStats!;
+        io.out(
+          `Wrote ${s.file}: ${s.images} images (${Object.entries(s.bySource)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ')}).`,
+        );
+        return;
+      }
       await familiarizeCli(io, o.model, o.data, Number(o.valFraction), o.cache);
     });
 }
@@ -37,7 +57,7 @@ export async function familiarizeCli(
   afterTraining = false,
 ) {
   io.err('» Familiarity: the model’s features of its training images');
-  const bar = progressBar('Features', io);
+  let bar = progressBar('Features', io);
   let r;
   try {
     r = await familiarizeModel({
@@ -45,7 +65,12 @@ export async function familiarizeCli(
       data,
       valFraction,
       cacheDir: cache,
-      onProgress: (d, t, c) => bar.update(d, t, `(${c} cached)`),
+      onProgress: (d, t, c) => bar.update(d, t, c > 0 ? `(${c} cached)` : ''),
+      onStage: (s) => {
+        bar.stop();
+        io.err(`» ${s}`);
+        bar = progressBar('Images', io);
+      },
     });
   } catch (e) {
     if (!(afterTraining && e instanceof DatasetError)) throw e;

@@ -128,7 +128,17 @@ export class GraphBuilder {
    */
   mergeInto(
     base: Uint8Array,
-    options: { keepOutputs: string[]; metadata?: Record<string, string>; doc?: string },
+    options: {
+      keepOutputs: string[];
+      metadata?: Record<string, string>;
+      doc?: string;
+      /**
+       * Base tensors renamed where they are produced (old → new), so this builder's nodes can read them
+       * under the new name and produce the old one, slipping an operation in between. The nodes are then
+       * put back in topological order.
+       */
+      renameOutputs?: Map<string, string>;
+    },
   ): Uint8Array {
     const model = onnx.ModelProto.decode(base);
     const graph = model.graph!;
@@ -137,7 +147,10 @@ export class GraphBuilder {
     graph.node = (graph.node ?? []).filter((n) => !mine(n.name) && !(n.output ?? []).some(mine));
     graph.initializer = (graph.initializer ?? []).filter((t) => !mine(t.name));
     graph.output = (graph.output ?? []).filter((o) => options.keepOutputs.includes(o.name ?? ''));
+    const rename = options.renameOutputs;
+    if (rename) for (const n of graph.node) n.output = (n.output ?? []).map((o) => rename.get(o) ?? o);
     graph.node.push(...this.nodes);
+    if (rename) graph.node = topologicalOrder(graph.node);
     graph.initializer.push(...this.inits);
     graph.output.push(...this.outputs);
     const meta = new Map((model.metadataProps ?? []).map((p) => [p.key ?? '', p.value ?? '']));
@@ -146,6 +159,30 @@ export class GraphBuilder {
     if (options.doc !== undefined) model.docString = options.doc;
     return onnx.ModelProto.encode(model).finish();
   }
+}
+
+type NodeProto = onnxProto.onnx.INodeProto;
+
+/** Nodes ordered so that each comes after the producers of its inputs (stable otherwise). */
+function topologicalOrder(nodes: NodeProto[]): NodeProto[] {
+  const producer = new Map<string, number>();
+  nodes.forEach((n, i) => (n.output ?? []).forEach((o) => producer.set(o, i)));
+  const state = new Uint8Array(nodes.length); // 0 new, 1 visiting, 2 placed
+  const out: NodeProto[] = [];
+  const visit = (i: number) => {
+    if (state[i] === 2) return;
+    if (state[i] === 1) throw new Error('The graph has a cycle.');
+    state[i] = 1;
+    // Iterative enough: a producer chain is as long as the network is deep (a few hundred nodes).
+    for (const t of nodes[i].input ?? []) {
+      const p = producer.get(t);
+      if (p !== undefined) visit(p);
+    }
+    state[i] = 2;
+    out.push(nodes[i]);
+  };
+  nodes.forEach((_, i) => visit(i));
+  return out;
 }
 
 /** metadata_props of an ONNX model, without loading it into a runtime. */
@@ -165,6 +202,47 @@ export function readFloatInitializers(bytes: Uint8Array): Map<string, Float32Arr
     out.set(t.name, new Float32Array(new Uint8Array(raw).buffer));
   }
   return out;
+}
+
+/**
+ * The model with the named float32 initializers' values replaced (same length, same dims); everything else is
+ * written back as it was. Used to fold per-channel corrections into convolution weights (model/alignment.ts).
+ */
+export function replaceFloatInitializers(bytes: Uint8Array, values: Map<string, Float32Array>): Uint8Array {
+  const model = onnx.ModelProto.decode(bytes);
+  const left = new Set(values.keys());
+  for (const t of model.graph?.initializer ?? []) {
+    const v = t.name ? values.get(t.name) : undefined;
+    if (!v) continue;
+    if (t.dataType !== DType.float || !t.rawData || t.rawData.byteLength !== v.byteLength)
+      throw new Error(`Initializer ${t.name} cannot take ${v.length} float32 values.`);
+    t.rawData = new Uint8Array(v.buffer, v.byteOffset, v.byteLength).slice();
+    left.delete(t.name!);
+  }
+  if (left.size > 0) throw new Error(`No initializer named ${[...left].join(', ')}.`);
+  return onnx.ModelProto.encode(model).finish();
+}
+
+/** The int64 initializers of a model we wrote (raw data), by name, as numbers. */
+export function readInt64Initializers(bytes: Uint8Array): Map<string, number[]> {
+  const model = onnx.ModelProto.decode(bytes);
+  const out = new Map<string, number[]>();
+  for (const t of model.graph?.initializer ?? []) {
+    const raw = t.rawData;
+    if (t.dataType !== DType.int64 || !t.name || !raw || raw.byteLength % 8 !== 0) continue;
+    out.set(t.name, Array.from(new BigInt64Array(new Uint8Array(raw).buffer), Number));
+  }
+  return out;
+}
+
+/** Each node's op type, inputs and outputs, in graph order (a topological order for models we write). */
+export function readNodes(bytes: Uint8Array): { opType: string; inputs: string[]; outputs: string[] }[] {
+  const model = onnx.ModelProto.decode(bytes);
+  return (model.graph?.node ?? []).map((n) => ({
+    opType: n.opType ?? '',
+    inputs: [...(n.input ?? [])],
+    outputs: [...(n.output ?? [])],
+  }));
 }
 
 function valueInfo(name: string, dims: Dim[], type: DTypeName) {

@@ -234,6 +234,7 @@ async function main(): Promise<void> {
   keepEarlierSection(ADAPT_LAB, true);
   keepEarlierSection(KNOWS_AND_FLAGS, true);
   keepEarlierSection(INT8, true);
+  keepEarlierSection(STORE_WRITES, true);
   keepEarlierSection(SPECIMEN, true);
 
   writeFileSync(resolve('BENCHMARKS.md'), lines.join('\n') + '\n');
@@ -465,6 +466,8 @@ const ADAPT_LAB = '## Adapting to a lab';
 const KNOWS_AND_FLAGS = '## What the model knows and flags';
 /** Written from scripts/bench-int8.ts (the int8 model against the float one), kept the same way. */
 const INT8 = '## The int8 model';
+/** Written from scripts/bench-store.ts (needs a PostgreSQL server), kept the same way. */
+const STORE_WRITES = '## Store write latency';
 /** Written from scripts/bench-specimen.ts (a 200-cell specimen through the server), kept the same way. */
 const SPECIMEN = '## A 200-cell specimen through the server';
 

@@ -3,6 +3,7 @@
 # `postgres` user (initdb refuses root). Usage:
 #   eval "$(bash scripts/pg-cluster.sh start)"   # exports HV_TEST_DATABASE_URL and HV_PG_DIR
 #   bash scripts/pg-cluster.sh stop "$HV_PG_DIR"
+# HV_PG_FSYNC=on starts it durable (fsync on, as in production) for benchmarks; tests run without fsync.
 set -euo pipefail
 
 bindir() {
@@ -24,7 +25,7 @@ case "${1:-}" in
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     as_pg "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync >/dev/null
     as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=${HV_PG_FSYNC:-off}" start >/dev/null
     echo "export HV_PG_DIR=$dir"
     echo "export HV_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:$port/postgres"
     ;;

@@ -852,7 +852,7 @@ describe('cases', () => {
     });
     await app.close();
 
-    const store = openStore(dataDir);
+    const store = await openStore({ dataDir });
     try {
       const again = await store.get(c.id);
       expect(again).toMatchObject({

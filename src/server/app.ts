@@ -28,8 +28,16 @@ import { openStore, type CaseStore } from './store/index.js';
 
 export interface AppOptions {
   vision: HematoVision;
-  /** Folder of the case database and stored images (created if missing). */
+  /**
+   * Folder of the case database and stored images (created if missing); with `databaseUrl`, only upload
+   * temp files.
+   */
   dataDir: string;
+  /**
+   * `postgres://…`: cases, reviews, images and heat maps in that PostgreSQL database (several replicas can
+   * share it) instead of SQLite and files in dataDir.
+   */
+  databaseUrl?: string;
   /** The bundled teaching set practice asks (manifest.json and images/). Default: teaching/ of the repository. */
   teachingDir?: string;
   /** Built UI (vite build output). Default: dist/web of the repository. */
@@ -80,19 +88,25 @@ const VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8'
 /** Builds the HTTP server: REST API v1 under /api/v1, the UI from webDir at /. The store closes with the app. */
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   mkdirSync(options.dataDir, { recursive: true, mode: 0o750 });
-  const lock = lockDataDir(resolve(options.dataDir));
+  // The lock protects SQLite's in-memory blob guard. On PostgreSQL the folder holds only upload temp files and
+  // the replicas share the database (its foreign keys guard the bytes): nothing to lock, nothing else written.
+  const lock = options.databaseUrl ? undefined : lockDataDir(resolve(options.dataDir));
   let store: CaseStore | undefined;
   try {
-    store = openStore(options.dataDir);
+    store = await openStore({ dataDir: options.dataDir, databaseUrl: options.databaseUrl });
     return await assemble(options, store, lock);
   } catch (err) {
     await store?.close();
-    lock.release();
+    lock?.release();
     throw err;
   }
 }
 
-async function assemble(options: AppOptions, store: CaseStore, lock: DataLock): Promise<FastifyInstance> {
+async function assemble(
+  options: AppOptions,
+  store: CaseStore,
+  lock: DataLock | undefined,
+): Promise<FastifyInstance> {
   const { vision } = options;
   const maxFiles = options.maxFiles ?? 50;
   const tta = options.tta === true;
@@ -122,7 +136,7 @@ async function assemble(options: AppOptions, store: CaseStore, lock: DataLock): 
   app.decorate('caseStore', store);
   app.addHook('onClose', async () => {
     await store.close();
-    lock.release();
+    lock?.release();
   });
   installErrorHandlers(app, { maxFiles, maxFileBytes });
   await installHygiene(app, {

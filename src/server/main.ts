@@ -1,7 +1,8 @@
 /**
  * Starts the HematoVision server.
  * HOST (default 127.0.0.1), PORT (3000), DATA_DIR (./data), MODEL (model.onnx or model.int8.onnx, or their folder; default the bundled model),
- * TTA=1 (test-time augmentation: each cell's 8 flips and turns averaged; more accurate, 8× the network time);
+ * TTA=1 (test-time augmentation: each cell's 8 flips and turns averaged; more accurate, 8× the network time),
+ * DATABASE_URL=postgres://… (cases, reviews and images in PostgreSQL; DATA_DIR then holds only upload temp files);
  * the hardening settings of env.ts (ALLOWED_HOSTS, rate limits, request size and timeout, MIN_FREE_MB).
  */
 import { resolve } from 'node:path';
@@ -10,6 +11,7 @@ import { pipeline } from '../pipeline.js';
 import { buildApp } from './app.js';
 import { hardeningFromEnv } from './env.js';
 import { installShutdown } from './shutdown.js';
+import { redactUrl } from './store/index.js';
 
 async function main(): Promise<void> {
   // Database, images and upload temp files: owner read-write, group read, others nothing.
@@ -23,6 +25,14 @@ async function main(): Promise<void> {
     );
   }
   const dataDir = resolve(process.env.DATA_DIR || 'data');
+  const databaseUrl = process.env.DATABASE_URL || undefined;
+  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new HematoError(
+      'DATABASE_URL must be a PostgreSQL URL (postgres://user:password@host:5432/database); ' +
+        'leave it unset for the embedded SQLite database in DATA_DIR.',
+      'bad_config',
+    );
+  }
 
   const ttaSetting = process.env.TTA ?? '';
   if (!['', '0', '1'].includes(ttaSetting))
@@ -40,7 +50,7 @@ async function main(): Promise<void> {
   }
   let app;
   try {
-    app = await buildApp({ vision, dataDir, logger: true, tta, ...hardening });
+    app = await buildApp({ vision, dataDir, databaseUrl, logger: true, tta, ...hardening });
   } catch (err) {
     await vision.close();
     throw err;
@@ -52,8 +62,9 @@ async function main(): Promise<void> {
   const address = app.server.address();
   const actualPort = typeof address === 'object' && address ? address.port : port;
   const shownHost = host.includes(':') ? `[${host}]` : host;
+  const where = databaseUrl ? `data in PostgreSQL at ${redactUrl(databaseUrl)}` : `data in ${dataDir}`;
   console.log(
-    `HematoVision ${vision.card.name} ${vision.card.version} at http://${shownHost}:${actualPort}/ (data in ${dataDir}` +
+    `HematoVision ${vision.card.name} ${vision.card.version} at http://${shownHost}:${actualPort}/ (${where}` +
       `${tta ? '; test-time augmentation on' : ''})`,
   );
 }

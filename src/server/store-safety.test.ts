@@ -109,7 +109,7 @@ describe('integrity check at start', () => {
     for (const page of [1, 2]) writeSync(fd, Buffer.alloc(64, 0xa5), 0, 64, page * pageSize);
     closeSync(fd);
     await expect(start()).rejects.toMatchObject({ code: 'corrupt_database' });
-    expect(() => openStore(dataDir)).toThrow(/damaged/);
+    await expect(openStore({ dataDir })).rejects.toThrow(/damaged/);
   });
 });
 

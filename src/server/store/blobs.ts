@@ -12,8 +12,12 @@ export interface BlobStore {
   put(kind: BlobKind, sha: string, bytes: Buffer): Promise<void>;
   /** The bytes; a `file_missing` error (500) when they are gone. `what` names them in that message. */
   get(kind: BlobKind, sha: string, what: string): Promise<Buffer>;
-  /** Removes the bytes (synchronously, so a caller's reference check cannot race it); gone already is fine. */
-  remove(kind: BlobKind, sha: string): void;
+  /**
+   * Removes bytes the caller found no case using; gone already is fine. The caller's check must not race a
+   * new case taking them: the folder store removes before its promise settles (SQLite's store checks and
+   * removes in one event-loop turn), PostgreSQL's foreign keys refuse to remove bytes a case references.
+   */
+  remove(kind: BlobKind, sha: string): Promise<void>;
 }
 
 export function sha256(buf: Buffer): string {
@@ -79,7 +83,12 @@ export class FolderBlobStore implements BlobStore {
     }
   }
 
-  remove(kind: BlobKind, sha: string): void {
+  async remove(kind: BlobKind, sha: string): Promise<void> {
+    this.removeNow(kind, sha);
+  }
+
+  /** Synchronous, so that nothing runs between the caller's reference check and the unlink. */
+  removeNow(kind: BlobKind, sha: string): void {
     try {
       unlinkSync(this.path(kind, sha));
     } catch (err) {
@@ -89,14 +98,19 @@ export class FolderBlobStore implements BlobStore {
 
   /** Leftovers of a crash (or an interrupted upload); recent ones may belong to a request in flight. */
   removeStaleTemps(): void {
-    const now = Date.now();
-    for (const name of readdirSync(this.tmpDir)) {
-      const p = join(this.tmpDir, name);
-      try {
-        if (now - statSync(p).mtimeMs > STALE_TEMP_MS) unlinkSync(p);
-      } catch {
-        // Already gone or not ours to remove: neither matters.
-      }
+    removeStaleTemps(this.tmpDir);
+  }
+}
+
+/** Upload temp files older than an hour: left by a crash (recent ones may belong to a request in flight). */
+export function removeStaleTemps(tmpDir: string): void {
+  const now = Date.now();
+  for (const name of readdirSync(tmpDir)) {
+    const p = join(tmpDir, name);
+    try {
+      if (now - statSync(p).mtimeMs > STALE_TEMP_MS) unlinkSync(p);
+    } catch {
+      // Already gone or not ours to remove: neither matters.
     }
   }
 }

@@ -1,10 +1,16 @@
 import type Database from 'better-sqlite3';
 import { HematoError } from '../../errors.js';
 
+/**
+ * One schema step, written once per database: this list owns the versions and names, so SQLite and PostgreSQL
+ * go through the same steps and record the same history. PostgreSQL types are the native ones (timestamptz,
+ * boolean, json, bytea); the stores read both into the same rows.
+ */
 export interface Migration {
   version: number;
   name: string;
-  sql: string;
+  sqlite: string;
+  postgres: string;
 }
 
 /**
@@ -15,7 +21,7 @@ export const MIGRATIONS: Migration[] = [
   {
     version: 1,
     name: 'cases and review history',
-    sql: `
+    sqlite: `
       CREATE TABLE cases (
         id             TEXT PRIMARY KEY,
         created_at     TEXT NOT NULL,
@@ -49,24 +55,73 @@ export const MIGRATIONS: Migration[] = [
       ) STRICT;
       CREATE INDEX reviews_case ON reviews (case_id, id);
     `,
+    // Image and heat-map bytes live in the database itself (blobs), content-addressed, so every replica reads
+    // them. The foreign keys are what keeps bytes a case uses: a blob cannot be deleted while a case (even
+    // one still being inserted by another transaction) references it. json, not jsonb: the text is kept as
+    // written (key order included), and nothing is indexed inside it. seq orders cases stored in the same
+    // millisecond, as SQLite's rowid does.
+    postgres: `
+      CREATE TABLE blobs (
+        sha256 text PRIMARY KEY,
+        bytes  bytea NOT NULL
+      );
+      -- JPEG and PNG bytes are compressed already: stored out of line as they are, not compressed again.
+      ALTER TABLE blobs ALTER COLUMN bytes SET STORAGE EXTERNAL;
+      CREATE TABLE cases (
+        id             text PRIMARY KEY,
+        seq            bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+        created_at     timestamptz NOT NULL,
+        file_name      text NOT NULL,
+        image_sha256   text NOT NULL REFERENCES blobs (sha256),
+        image_type     text NOT NULL,
+        image_bytes    integer NOT NULL,
+        width          integer NOT NULL,
+        height         integer NOT NULL,
+        heatmap_sha256 text REFERENCES blobs (sha256),
+        model_name     text NOT NULL,
+        model_version  text NOT NULL,
+        label          text,
+        confidence     double precision NOT NULL,
+        needs_review   boolean NOT NULL,
+        probabilities  json NOT NULL,
+        cells          json NOT NULL,
+        message        text
+      );
+      CREATE INDEX cases_created ON cases (created_at DESC, seq DESC);
+      CREATE INDEX cases_label ON cases (label);
+      CREATE INDEX cases_image ON cases (image_sha256);
+      CREATE INDEX cases_heatmap ON cases (heatmap_sha256);
+      CREATE TABLE reviews (
+        id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        case_id     text NOT NULL REFERENCES cases (id) ON DELETE CASCADE,
+        label       text NOT NULL,
+        reviewer    text NOT NULL,
+        note        text NOT NULL DEFAULT '',
+        reviewed_at timestamptz NOT NULL
+      );
+      CREATE INDEX reviews_case ON reviews (case_id, id);
+    `,
   },
   {
     version: 2,
     // Heat maps are rendered on first request from these maps instead of at predict time.
     name: 'heat-map data for rendering on demand',
-    sql: `ALTER TABLE cases ADD COLUMN heatmap_data TEXT;`,
+    sqlite: `ALTER TABLE cases ADD COLUMN heatmap_data TEXT;`,
+    postgres: `ALTER TABLE cases ADD COLUMN heatmap_data json;`,
   },
   {
     version: 3,
     // Cases analysed before it were all one view per cell.
     name: 'test-time augmentation flag per case',
-    sql: `ALTER TABLE cases ADD COLUMN tta INTEGER NOT NULL DEFAULT 0 CHECK (tta IN (0, 1));`,
+    sqlite: `ALTER TABLE cases ADD COLUMN tta INTEGER NOT NULL DEFAULT 0 CHECK (tta IN (0, 1));`,
+    postgres: `ALTER TABLE cases ADD COLUMN tta boolean NOT NULL DEFAULT false;`,
   },
   {
     version: 4,
     // A JSON array of review reasons; NULL for cases stored before, whose reasons are derived on read.
     name: 'review reasons per case',
-    sql: `ALTER TABLE cases ADD COLUMN review_reasons TEXT;`,
+    sqlite: `ALTER TABLE cases ADD COLUMN review_reasons TEXT;`,
+    postgres: `ALTER TABLE cases ADD COLUMN review_reasons json;`,
   },
   {
     version: 5,
@@ -75,7 +130,7 @@ export const MIGRATIONS: Migration[] = [
     // sign-off knows whether its report is still current. Reviews older than this are image-level: they
     // count as the first cell's (cell_index 0).
     name: 'specimens, per-cell reviews and signed report revisions',
-    sql: `
+    sqlite: `
       CREATE TABLE specimens (
         id           TEXT PRIMARY KEY COLLATE NOCASE,
         source       TEXT,
@@ -100,10 +155,52 @@ export const MIGRATIONS: Migration[] = [
         PRIMARY KEY (specimen_id, revision)
       ) STRICT;
     `,
+    // The id is kept as typed; a unique index on lower(id) makes it unique whatever its case (SQLite's
+    // COLLATE NOCASE), and the store looks specimens up by lower(id). seq orders specimens created in the
+    // same millisecond, as SQLite's rowid does.
+    postgres: `
+      CREATE TABLE specimens (
+        id           text PRIMARY KEY,
+        seq          bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+        source       text,
+        note         text,
+        target_count integer NOT NULL DEFAULT 100 CHECK (target_count IN (100, 200)),
+        created_at   timestamptz NOT NULL,
+        updated_at   timestamptz NOT NULL,
+        version      integer NOT NULL DEFAULT 0
+      );
+      CREATE UNIQUE INDEX specimens_id_any_case ON specimens (lower(id));
+      CREATE INDEX specimens_created ON specimens (created_at DESC);
+      ALTER TABLE cases ADD COLUMN specimen_id text REFERENCES specimens (id);
+      CREATE INDEX cases_specimen ON cases (specimen_id, created_at);
+      ALTER TABLE reviews ADD COLUMN cell_index integer NOT NULL DEFAULT 0 CHECK (cell_index >= 0);
+      CREATE INDEX reviews_cell ON reviews (case_id, cell_index, id);
+      CREATE TABLE specimen_signoffs (
+        specimen_id      text NOT NULL REFERENCES specimens (id),
+        revision         integer NOT NULL CHECK (revision >= 1),
+        reviewer         text NOT NULL,
+        signed_at        timestamptz NOT NULL,
+        specimen_version integer NOT NULL,
+        report_pdf       bytea NOT NULL,
+        PRIMARY KEY (specimen_id, revision)
+      );
+      -- A PDF is compressed already: stored out of line as it is.
+      ALTER TABLE specimen_signoffs ALTER COLUMN report_pdf SET STORAGE EXTERNAL;
+    `,
   },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
+
+/** A database of a newer schema is left untouched: this version would not know what its columns mean. */
+export function databaseTooNew(current: number): HematoError {
+  return new HematoError(
+    `The case database was written by a newer HematoVision (schema ${current}, this one knows ${SCHEMA_VERSION}); ` +
+      'upgrade HematoVision instead of opening it with this version.',
+    'database_too_new',
+    500,
+  );
+}
 
 /** Applies the pending migrations in one transaction; refuses a database of a newer schema. */
 export function migrate(db: Database.Database): void {
@@ -115,17 +212,10 @@ export function migrate(db: Database.Database): void {
   db.transaction(() => {
     const current =
       (db.prepare('SELECT max(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0;
-    if (current > SCHEMA_VERSION) {
-      throw new HematoError(
-        `The case database was written by a newer HematoVision (schema ${current}, this one knows ${SCHEMA_VERSION}); ` +
-          'upgrade HematoVision instead of opening it with this version.',
-        'database_too_new',
-        500,
-      );
-    }
+    if (current > SCHEMA_VERSION) throw databaseTooNew(current);
     for (const m of MIGRATIONS) {
       if (m.version <= current) continue;
-      db.exec(m.sql);
+      db.exec(m.sqlite);
       db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
         m.version,
         m.name,

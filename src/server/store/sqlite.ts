@@ -369,7 +369,7 @@ export class SqliteCaseStore implements CaseStore {
         return refs.n === 0;
       })();
       // Only our own hold left on it: nobody else is about to reference this file.
-      if (unused && this.pending.get(sha) === 1) this.blobs.remove('heatmap', sha);
+      if (unused && this.pending.get(sha) === 1) this.blobs.removeNow('heatmap', sha);
       return this.getNow(id);
     } finally {
       this.release(sha);
@@ -454,6 +454,6 @@ export class SqliteCaseStore implements CaseStore {
 
   /** A concurrent insert about to reference the bytes keeps them. */
   private removeUnheld(kind: BlobKind, sha: string): void {
-    if (!this.pending.has(sha)) this.blobs.remove(kind, sha);
+    if (!this.pending.has(sha)) this.blobs.removeNow(kind, sha);
   }
 }

@@ -1,0 +1,97 @@
+/** The whole server on PostgreSQL (AppOptions.databaseUrl): what a user does, end to end, on two replicas. */
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshDatabase, hasPostgres, notePostgresSkip } from '../testing/postgres.js';
+import { fakeVision, multipart, parseCsv, solidJpeg } from '../testing/server.js';
+import { buildApp } from './app.js';
+
+notePostgresSkip('server on PostgreSQL');
+
+const API = '/api/v1';
+
+describe.skipIf(!hasPostgres)('the server on PostgreSQL', () => {
+  let db: Awaited<ReturnType<typeof freshDatabase>>;
+  const dirs: string[] = [];
+  const apps: FastifyInstance[] = [];
+
+  /** A replica: its own (empty) data folder, the shared database. */
+  async function replica(): Promise<FastifyInstance> {
+    const dataDir = mkdtempSync(join(tmpdir(), 'hv-pg-app-'));
+    dirs.push(dataDir);
+    const app = await buildApp({
+      vision: fakeVision(),
+      dataDir,
+      databaseUrl: db.url,
+      webDir: join(dataDir, 'no-web'),
+    });
+    apps.push(app);
+    return app;
+  }
+
+  beforeAll(async () => {
+    db = await freshDatabase('app_pg');
+  });
+  afterAll(async () => {
+    for (const app of apps) await app.close();
+    await db?.drop();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('predicts, lists, reviews, exports and deletes a case, any replica answering', async () => {
+    const [a, b] = [await replica(), await replica()];
+    const bytes = await solidJpeg(16, 16, [30, 220, 30]);
+    const res = await a.inject({
+      method: 'POST',
+      url: `${API}/predict`,
+      ...(await multipart([{ name: 'green.jpg', bytes }])),
+    });
+    expect(res.statusCode).toBe(200);
+    const created = (res.json() as { cases: { id: string; label: string }[] }).cases[0];
+
+    // Stored in the database, not the data folder: the other replica serves it, image and all.
+    expect(readdirSync(dirs[0]).sort()).toEqual(['tmp']);
+    expect(existsSync(join(dirs[0], 'hematovision.db'))).toBe(false);
+    const list = (await b.inject(`${API}/cases`)).json() as { cases: { id: string }[]; total: number };
+    expect(list.total).toBe(1);
+    expect(list.cases[0].id).toBe(created.id);
+    const image = await b.inject(`${API}/cases/${created.id}/image`);
+    expect(image.statusCode).toBe(200);
+    expect(image.rawPayload.equals(bytes)).toBe(true);
+    const heatmap = await b.inject(`${API}/cases/${created.id}/heatmap.png`);
+    expect(heatmap.statusCode).toBe(200);
+    expect((await a.inject(`${API}/cases/${created.id}/heatmap.png`)).rawPayload).toEqual(heatmap.rawPayload);
+
+    const review = await b.inject({
+      method: 'PATCH',
+      url: `${API}/cases/${created.id}`,
+      payload: { reviewLabel: 'eosinophil', reviewer: 'ana', note: 'granules' },
+    });
+    expect(review.statusCode).toBe(200);
+    const one = (await a.inject(`${API}/cases/${created.id}`)).json() as {
+      review: { label: string; reviewer: string };
+      reviews: unknown[];
+    };
+    expect(one.review).toMatchObject({ label: 'eosinophil', reviewer: 'ana' });
+    expect(one.reviews).toHaveLength(1);
+
+    const csv = parseCsv((await a.inject(`${API}/cases.csv?reviewed=true`)).body);
+    expect(csv).toHaveLength(2); // header and the one cell
+    expect(csv[1]).toContain(created.id);
+    expect(csv[1]).toContain('eosinophil');
+
+    expect((await b.inject({ method: 'DELETE', url: `${API}/cases/${created.id}` })).statusCode).toBe(204);
+    expect((await a.inject(`${API}/cases/${created.id}`)).statusCode).toBe(404);
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      const { rows } = await client.query('SELECT count(*)::int AS n FROM blobs');
+      expect(rows[0].n).toBe(0); // its image and heat map went with it
+    } finally {
+      await client.end();
+    }
+  });
+});

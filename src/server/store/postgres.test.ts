@@ -1,0 +1,213 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { HematoError } from '../../errors.js';
+import { freshDatabase, hasPostgres, notePostgresSkip } from '../../testing/postgres.js';
+import { describeStoreContract, newCase, prediction } from './contract.js';
+import { PostgresCaseStore } from './postgres.js';
+import { migratePostgres } from './postgres-migrate.js';
+
+notePostgresSkip('PostgreSQL case store');
+
+/** A database of its own for this file; `reset` empties it (schema and all) between tests. */
+async function database(prefix: string) {
+  const db = await freshDatabase(prefix);
+  const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+  pool.on('error', () => undefined); // its idle connection may be dropped on purpose (a test below)
+  const tmp = mkdtempSync(join(tmpdir(), 'hv-pg-store-'));
+  return {
+    url: db.url,
+    pool,
+    tmp,
+    reset: async () => {
+      await pool.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public');
+    },
+    open: () => PostgresCaseStore.open({ url: db.url, tmpDir: tmp }),
+    dispose: async () => {
+      await pool.end();
+      await db.drop();
+      rmSync(tmp, { recursive: true, force: true });
+    },
+  };
+}
+
+if (hasPostgres) {
+  describeStoreContract('PostgreSQL', async () => {
+    const db = await database('store_contract');
+    return {
+      reset: db.reset,
+      open: db.open,
+      hasBlob: async (_kind, sha) =>
+        (await db.pool.query('SELECT 1 FROM blobs WHERE sha256 = $1', [sha])).rowCount === 1,
+      recordMigration: async (version) => {
+        await db.pool.query("INSERT INTO schema_migrations VALUES ($1, 'future', '2099-01-01')", [version]);
+      },
+      makeLegacyReasons: async (id, cells) => {
+        await db.pool.query(
+          'UPDATE cases SET review_reasons = NULL, needs_review = false, cells = $1 WHERE id = $2',
+          [JSON.stringify(cells), id],
+        );
+      },
+      dispose: db.dispose,
+    };
+  });
+}
+
+describe.skipIf(!hasPostgres)('PostgresCaseStore (its own: replicas, locks, foreign keys)', () => {
+  let db: Awaited<ReturnType<typeof database>>;
+  beforeAll(async () => {
+    db = await database('store_pg');
+  });
+  afterAll(async () => {
+    await db?.dispose();
+  });
+  beforeEach(async () => {
+    await db.reset();
+  });
+
+  it('lets replicas that start together on an empty database migrate it once', async () => {
+    const stores = await Promise.all(Array.from({ length: 4 }, () => db.open()));
+    try {
+      for (const s of stores) expect((await s.migrations()).map((m) => m.version)).toEqual([1, 2, 3, 4, 5]);
+      const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM schema_migrations');
+      expect(rows[0].n).toBe(5);
+      // One replica's case is every replica's case, image included.
+      const c = await stores[0].add(newCase(Buffer.from('seen by all')));
+      expect((await stores[3].readImage(c)).toString()).toBe('seen by all');
+    } finally {
+      for (const s of stores) await s.close();
+    }
+  });
+
+  it('keeps bytes that another connection is inserting a case for (not yet committed) when a case using them is deleted', async () => {
+    const store = await db.open();
+    const other = await db.pool.connect();
+    try {
+      const bytes = Buffer.from('shared across replicas');
+      const first = await store.add(newCase(bytes, { heatmapPng: undefined }));
+      // Another replica's insert, half done: its row references the bytes, uncommitted.
+      await other.query('BEGIN');
+      await other.query('INSERT INTO blobs VALUES ($1, $2) ON CONFLICT DO NOTHING', [
+        first.imageSha256,
+        bytes,
+      ]);
+      const id = '22222222-2222-4222-8222-222222222222';
+      await other.query(
+        `INSERT INTO cases (id, created_at, file_name, image_sha256, image_type, image_bytes, width, height,
+           model_name, model_version, label, confidence, needs_review, probabilities, cells)
+         VALUES ($1, now(), 'b.jpg', $2, 'image/jpeg', $3, 4, 4, 'm', '1', 'neutrophil', 0.8, false, $4, '[]')`,
+        [id, first.imageSha256, bytes.length, JSON.stringify(prediction.probabilities)],
+      );
+      const deleting = store.delete(first.id);
+      // The delete of the bytes waits for the other transaction's lock on them...
+      for (let i = 0; i < 200; i++) {
+        const { rows } = await db.pool.query(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+        );
+        if (rows[0].n > 0) break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await other.query('COMMIT');
+      // ...and then leaves them to the case that now uses them.
+      expect(await deleting).toBe(true);
+      const second = await store.get(id);
+      expect(await store.readImage(second!)).toEqual(bytes);
+    } finally {
+      other.release(true); // never back to the pool mid-transaction
+      await store.close();
+    }
+  });
+
+  it('stores the bytes again when a delete took them between its insert finding them and its row', async () => {
+    const store = await db.open();
+    try {
+      const bytes = Buffer.from('taken away');
+      const first = await store.add(newCase(bytes, { heatmapPng: undefined }));
+      // Hold the next insert after its ON CONFLICT DO NOTHING found the bytes and before its foreign keys
+      // are checked (triggers fire by name: "A…" before the "RI_…" constraint triggers).
+      await db.pool.query(`
+        CREATE FUNCTION pause_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN IF NEW.file_name = 'paused.jpg' THEN PERFORM pg_sleep(0.5); END IF; RETURN NULL; END $$;
+        CREATE TRIGGER "A_pause" AFTER INSERT ON cases FOR EACH ROW EXECUTE FUNCTION pause_insert();`);
+      const pending = store.add(newCase(bytes, { file: 'paused.jpg', heatmapPng: undefined }));
+      for (let i = 0; i < 200; i++) {
+        const { rows } = await db.pool.query(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()",
+        );
+        if (rows[0].n > 0) break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(await store.delete(first.id)).toBe(true); // the only committed user: its bytes go
+      const second = await pending;
+      expect(await store.readImage(second)).toEqual(bytes);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('migrates a schema-1 database, keeping its cases', async () => {
+    await migratePostgres(db.pool, 1);
+    await db.pool.query("INSERT INTO blobs VALUES ('abc', 'old image')");
+    await db.pool.query(
+      `INSERT INTO cases (id, created_at, file_name, image_sha256, image_type, image_bytes, width, height,
+         model_name, model_version, label, confidence, needs_review, probabilities, cells)
+       VALUES ('11111111-1111-4111-8111-111111111111', '2024-01-02T00:00:00Z', 'old.jpg', 'abc',
+         'image/jpeg', 9, 16, 16, 'fake-wbc', '0.0.0-old', 'neutrophil', 0.3, true, '{"neutrophil":0.3}', '[]')`,
+    );
+    const store = await db.open();
+    try {
+      expect((await store.migrations()).map((m) => m.version)).toEqual([1, 2, 3, 4, 5]);
+      const c = await store.get('11111111-1111-4111-8111-111111111111');
+      expect(c).toMatchObject({
+        createdAt: '2024-01-02T00:00:00.000Z',
+        model: { name: 'fake-wbc', version: '0.0.0-old', tta: false },
+        hasHeatmapData: false,
+        needsReview: true,
+        reviewReasons: ['low_confidence'], // derived: stored before reasons existed
+      });
+      expect((await store.readImage(c!)).toString()).toBe('old image');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('survives its connections being dropped, and says when the database became read-only', async () => {
+    const store = await db.open();
+    const { rows } = await db.pool.query<{ db: string }>('SELECT current_database() AS db');
+    try {
+      await store.add(newCase(Buffer.from('before')));
+      await store.checkWritable();
+      await db.pool.query(`ALTER DATABASE ${rows[0].db} SET default_transaction_read_only = on`);
+      // A restart or failover drops every connection: the pool opens new ones (and the process lives on).
+      await db.pool.query(
+        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
+      );
+      await new Promise((r) => setTimeout(r, 100));
+      const error = await store.checkWritable().then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect((error as HematoError).code).toBe('database_read_only');
+      expect((await store.list({ limit: 10, offset: 0 })).total).toBe(1);
+    } finally {
+      await db.pool.query(`ALTER DATABASE ${rows[0].db} RESET default_transaction_read_only`);
+      await store.close();
+    }
+  });
+
+  it('says which database it cannot reach, without its password', async () => {
+    const error = await PostgresCaseStore.open({
+      url: 'postgres://hv:s3cret@127.0.0.1:1/nowhere',
+      tmpDir: db.tmp,
+    }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(error).toBeInstanceOf(HematoError);
+    expect((error as HematoError).code).toBe('database_unavailable');
+    expect((error as Error).message).toContain('127.0.0.1:1/nowhere');
+    expect((error as Error).message).not.toContain('s3cret');
+  });
+});

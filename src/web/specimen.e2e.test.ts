@@ -180,6 +180,8 @@ describe.skipIf(!haveChromium || !haveModel)('specimen end to end (Chromium)', (
       expect(await page.evaluate(() => document.activeElement?.classList.contains('cell-tile'))).toBe(true);
       const [res] = await Promise.all([page.waitForResponse(isCellReview), page.keyboard.press(key)]);
       expect(res.status()).toBe(200);
+      // The page reloads the specimen after a review and ignores keys until it has: wait for that.
+      await expect.poll(() => page.locator('main').getAttribute('aria-busy')).toBe('false');
       await expect
         .poll(() => page.evaluate(() => document.activeElement?.classList.contains('cell-tile')))
         .toBe(true);

@@ -359,6 +359,8 @@ export function renderSpecimen(main: HTMLElement, ctx: AppContext, id: string): 
       return;
     }
     busy = true;
+    // Keys pressed meanwhile are ignored; aria-busy says so (to assistive technology and to the browser test).
+    main.setAttribute('aria-busy', 'true');
     const where = t.dataset.where ?? 'gallery';
     const position = [
       ...main.querySelectorAll<HTMLButtonElement>(`.cell-tile[data-where="${where}"]`),
@@ -377,6 +379,7 @@ export function renderSpecimen(main: HTMLElement, ctx: AppContext, id: string): 
       announce(errorMessage(err), 'error');
     } finally {
       busy = false;
+      main.setAttribute('aria-busy', 'false');
     }
   }
 

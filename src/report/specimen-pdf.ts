@@ -3,25 +3,32 @@
  * of flagged or corrected cells with their crops, and the model that produced the counts. Pure: the input in,
  * the PDF's bytes out (nothing read from the case store or written to disk).
  */
-import { existsSync } from 'node:fs';
 import PDFDocument from 'pdfkit';
-import sharp from 'sharp';
 import type { Differential } from '../model/differential.js';
+import { gallerySection, prepareCrop, type GalleryCell } from './gallery.js';
+import {
+  A4,
+  BAR,
+  classLabel,
+  DRAFT,
+  ensureRoom,
+  field,
+  FOOTER,
+  fonts,
+  heading,
+  INK,
+  MARGIN,
+  MUTED,
+  oneLine,
+  pct,
+  RULE,
+  when,
+  width,
+  type Doc,
+  type Fonts,
+} from './pdf-layout.js';
 
-export interface GalleryCell {
-  /** The cell's crop, PNG or JPEG. */
-  crop: Buffer;
-  /** The label the report counts (the reviewer's, when corrected). */
-  label: string;
-  /** The model's probability for its own label (`correctedFrom` when corrected), 0..1. */
-  probability: number;
-  /** Why the cell needs review, as a person would say it ("low confidence"…). */
-  reasons: string[];
-  /** The model's label, when a reviewer changed it. */
-  correctedFrom?: string;
-  /** Where the cell comes from (image file name), for finding it again. */
-  caption?: string;
-}
+export type { GalleryCell } from './gallery.js';
 
 export interface SpecimenReport {
   specimenId: string;
@@ -51,91 +58,6 @@ export interface SpecimenReport {
 
 export const DISCLAIMER =
   'HematoVision is not a medical device; results must be reviewed by a qualified person.';
-
-const A4: [number, number] = [595.28, 841.89];
-const MARGIN = 50;
-const FOOTER = 34;
-const INK = '#1b1f24';
-const MUTED = '#4b5563';
-const RULE = '#d3d8df';
-const BAR = '#2b6a94';
-const DRAFT = '#a32020';
-
-/** DejaVu Sans covers any specimen id or note a lab types; Helvetica (built in) is the fallback. */
-const DEJAVU = ['/usr/share/fonts/truetype/dejavu', '/usr/share/fonts/dejavu', '/usr/share/fonts/TTF'];
-
-interface Fonts {
-  regular: string;
-  bold: string;
-  mono: string;
-  /** Helvetica and Courier only draw Windows-1252: other characters are replaced so the text stays legible. */
-  text(s: string): string;
-}
-
-function fonts(builtIn: boolean): Fonts {
-  for (const dir of builtIn ? [] : DEJAVU) {
-    const regular = `${dir}/DejaVuSans.ttf`;
-    const bold = `${dir}/DejaVuSans-Bold.ttf`;
-    const mono = `${dir}/DejaVuSansMono.ttf`;
-    if (existsSync(regular) && existsSync(bold) && existsSync(mono))
-      return { regular, bold, mono, text: (s) => s };
-  }
-  const cp1252 = new Set([...'€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ']);
-  return {
-    regular: 'Helvetica',
-    bold: 'Helvetica-Bold',
-    mono: 'Courier',
-    text: (s) => [...s].map((ch) => (ch.charCodeAt(0) < 256 || cp1252.has(ch) ? ch : '?')).join(''),
-  };
-}
-
-const SPECIAL: Record<string, string> = {
-  ig: 'Immature granulocyte',
-  other: 'Other white cell',
-  not_a_white_cell: 'Not a white cell',
-};
-
-export function classLabel(label: string): string {
-  const key = label.toLowerCase();
-  if (SPECIAL[key]) return SPECIAL[key];
-  const words = key.replace(/[_-]+/g, ' ').trim();
-  return words.charAt(0).toUpperCase() + words.slice(1);
-}
-
-/** "2026-12-02 13:05 UTC": the same on every machine, unlike a locale format. */
-function when(iso: string | undefined): string {
-  if (!iso) return '—';
-  const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return iso;
-  return `${d.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
-}
-
-function pct(x: number, digits = 1): string {
-  return `${x.toFixed(digits)}%`;
-}
-
-/** A gallery crop is drawn about 1.3 inches wide: 192 px is sharp in print at 150 dpi. */
-const CROP_PX = 192;
-
-/**
- * Crops as small JPEGs: pdfkit copies a JPEG into the PDF as it is but decodes and re-deflates a PNG in
- * JavaScript (seconds, and megabytes, for a large gallery). An RGB JPEG of at most twice the drawn size is
- * kept as it is. null: the crop could not be read.
- */
-async function prepareCrop(crop: Buffer): Promise<Buffer | null> {
-  try {
-    const meta = await sharp(crop).metadata();
-    const small = (meta.width ?? Infinity) <= 2 * CROP_PX && (meta.height ?? Infinity) <= 2 * CROP_PX;
-    if (meta.format === 'jpeg' && meta.channels === 3 && small) return crop;
-    return await sharp(crop)
-      .resize(CROP_PX, CROP_PX, { fit: 'inside', withoutEnlargement: true })
-      .flatten({ background: '#ffffff' })
-      .jpeg({ quality: 85 })
-      .toBuffer();
-  } catch {
-    return null;
-  }
-}
 
 export interface RenderOptions {
   /** Use the PDF's built-in Helvetica even when DejaVu Sans is installed (what a machine without it gets). */
@@ -175,7 +97,7 @@ export async function renderSpecimenPdf(
     header(doc, f, report, generated);
     differentialSection(doc, f, report);
     modelSection(doc, f, report);
-    gallerySection(doc, f, report, crops);
+    gallerySection(doc, f, report.gallery, crops);
     footers(doc, f, report);
     doc.end();
   } catch (err) {
@@ -183,58 +105,6 @@ export async function renderSpecimenPdf(
     throw err;
   }
   return done;
-}
-
-type Doc = PDFKit.PDFDocument;
-
-const width = (doc: Doc) => doc.page.width - doc.page.margins.left - doc.page.margins.right;
-const bottom = (doc: Doc) => doc.page.height - doc.page.margins.bottom;
-
-function heading(doc: Doc, f: Fonts, text: string): void {
-  doc.moveDown(0.8).font('bold').fontSize(13).fillColor(INK).text(f.text(text), MARGIN);
-  const y = doc.y + 2;
-  doc
-    .moveTo(MARGIN, y)
-    .lineTo(MARGIN + width(doc), y)
-    .lineWidth(0.5)
-    .strokeColor(RULE)
-    .stroke();
-  doc.y = y + 6;
-}
-
-/**
- * One line of text cut to `w` points with an ellipsis: pdfkit wraps at spaces even with lineBreak off, and a
- * wrapped label would run into the line below.
- */
-function oneLine(
-  doc: Doc,
-  text: string,
-  x: number,
-  y: number,
-  w: number,
-  align: 'left' | 'right' = 'left',
-): void {
-  let t = text;
-  if (doc.widthOfString(t) > w) {
-    while (t.length > 1 && doc.widthOfString(`${t}…`) > w) t = t.slice(0, -1);
-    t = `${t.trimEnd()}…`;
-  }
-  const dx = align === 'right' ? w - doc.widthOfString(t) : 0;
-  doc.text(t, x + dx, y, { lineBreak: false });
-}
-
-/** Keeps a block of `height` points on one page. */
-function ensureRoom(doc: Doc, height: number): void {
-  if (doc.y + height > bottom(doc)) doc.addPage();
-}
-
-function field(doc: Doc, f: Fonts, name: string, value: string, x: number, y: number, w: number): void {
-  doc.font('regular').fontSize(8).fillColor(MUTED).text(f.text(name.toUpperCase()), x, y, { width: w });
-  doc
-    .font('regular')
-    .fontSize(10)
-    .fillColor(INK)
-    .text(f.text(value), x, y + 11, { width: w });
 }
 
 function header(doc: Doc, f: Fonts, r: SpecimenReport, generated: Date): void {
@@ -421,71 +291,6 @@ function modelSection(doc: Doc, f: Fonts, r: SpecimenReport): void {
       doc.y,
       { width: width(doc) },
     );
-}
-
-function gallerySection(doc: Doc, f: Fonts, r: SpecimenReport, crops: (Buffer | null)[]): void {
-  doc.addPage();
-  heading(doc, f, `Flagged or corrected cells (${r.gallery.length})`);
-  if (r.gallery.length === 0) {
-    doc
-      .font('regular')
-      .fontSize(10)
-      .fillColor(MUTED)
-      .text('No cell was flagged for review or corrected.', MARGIN, doc.y);
-    return;
-  }
-  const cols = 5;
-  const gap = 10;
-  const cellW = (width(doc) - gap * (cols - 1)) / cols;
-  const imgH = cellW;
-  const textH = 58;
-  let y = doc.y + 4;
-  r.gallery.forEach((cell, i) => {
-    const col = i % cols;
-    if (col === 0 && i > 0) y += imgH + textH + gap;
-    if (col === 0 && y + imgH + textH > bottom(doc)) {
-      doc.addPage();
-      doc.y = doc.page.margins.top - 10;
-      heading(doc, f, `Flagged or corrected cells (continued, ${i + 1}–${r.gallery.length})`);
-      y = doc.y + 4;
-    }
-    const x = MARGIN + col * (cellW + gap);
-    doc.rect(x, y, cellW, imgH).lineWidth(0.5).strokeColor(RULE).stroke();
-    const crop = crops[i];
-    if (crop) {
-      doc.image(crop, x + 2, y + 2, { fit: [cellW - 4, imgH - 4], align: 'center', valign: 'center' });
-    } else {
-      // A damaged crop must not lose the rest of the report: its place says so.
-      doc
-        .font('regular')
-        .fontSize(8)
-        .fillColor(DRAFT)
-        .text('Crop could not be read', x + 4, y + imgH / 2 - 5, { width: cellW - 8, align: 'center' });
-    }
-    let ty = y + imgH + 3;
-    doc.font('bold').fontSize(8.5).fillColor(INK);
-    oneLine(doc, f.text(classLabel(cell.label)), x, ty, cellW);
-    ty += 11;
-    const model = pct(100 * cell.probability, 0);
-    if (cell.correctedFrom) {
-      doc.font('bold').fontSize(7).fillColor(DRAFT);
-      oneLine(doc, 'Corrected', x, ty, cellW);
-      ty += 9;
-    }
-    const lines = [
-      cell.correctedFrom ? `Model: ${classLabel(cell.correctedFrom)} ${model}` : `Model: ${model}`,
-      // One reason a line, two at most: the cell's box has room for no more.
-      ...(cell.reasons.length > 2
-        ? [cell.reasons[0], `and ${cell.reasons.length - 1} more reasons`]
-        : cell.reasons),
-      cell.caption ?? '',
-    ].filter(Boolean);
-    doc.font('regular').fontSize(7).fillColor(MUTED);
-    for (const line of lines) {
-      oneLine(doc, f.text(line), x, ty, cellW);
-      ty += 9;
-    }
-  });
 }
 
 /** Every page: the specimen, revision and page number, and the disclaimer (a page may travel alone). */

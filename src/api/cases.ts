@@ -1,8 +1,8 @@
 /** The shapes of a stored case and of the routes that read and review cases. */
 import { Type, type Static } from '@sinclair/typebox';
 import { REVIEW_REASONS } from '../model/types.js';
-import { CASE_SORTS, EXTRA_REVIEW_LABELS, LIST_DEFAULTS, UUID_PATTERN } from './constants.js';
-import { nullableString, numberMap, ref, stringEnum } from './shapes.js';
+import { CASE_SORTS, EXTRA_REVIEW_LABELS, UUID_PATTERN } from './constants.js';
+import { nullableString, numberMap, pageQuery, ref, stringEnum } from './shapes.js';
 
 const probabilities = () =>
   numberMap({ description: 'Calibrated probability of every class, in the model card order.' });
@@ -188,9 +188,7 @@ export const CaseFilterQuery = Type.Object(caseFilter, { additionalProperties: f
 export const CaseListQuery = Type.Object(
   {
     ...caseFilter,
-    // Optional for the client; always there for the handler (the defaults are filled in by validation).
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: LIST_DEFAULTS.limit })),
-    offset: Type.Optional(Type.Integer({ minimum: 0, default: LIST_DEFAULTS.offset })),
+    ...pageQuery(),
   },
   { additionalProperties: false },
 );

@@ -18,7 +18,7 @@ export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a
 export const CASE_SORTS = ['newest', 'oldest', 'least-confident', 'most-confident'] as const;
 export type CaseSort = (typeof CASE_SORTS)[number];
 
-/** GET /cases's page when the query does not say: the schema's defaults, and the handler's. */
+/** A list's page when the query does not say (GET /cases, GET /specimens): the schemas' defaults, and the handlers'. */
 export const LIST_DEFAULTS = { limit: 50, offset: 0 } as const;
 
 /** A specimen id's length once trimmed. */

@@ -4,6 +4,7 @@
  * records would write `anyOf` and `patternProperties` into the OpenAPI document instead).
  */
 import { Type, type SchemaOptions, type Static, type TSchema, type TUnsafe } from '@sinclair/typebox';
+import { LIST_DEFAULTS } from './constants.js';
 
 /** A reference to a shared schema (registered by its $id), typed as that schema. */
 export function ref<T extends TSchema>(schema: T): TUnsafe<Static<T>> {
@@ -27,4 +28,15 @@ export function numberMap(
 
 export function stringEnum<const T extends readonly string[]>(values: T, options: SchemaOptions = {}) {
   return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
+}
+
+/**
+ * A list route's `limit` and `offset` query fields: optional for the client, always there for the handler
+ * (validation fills in LIST_DEFAULTS).
+ */
+export function pageQuery() {
+  return {
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: LIST_DEFAULTS.limit })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, default: LIST_DEFAULTS.offset })),
+  };
 }

@@ -4,7 +4,7 @@ import { REVIEW_REASONS } from '../model/types.js';
 import { Box, Review } from './cases.js';
 import { SPECIMEN_ID_MAX, SPECIMEN_SORTS, SPECIMEN_TARGETS } from './constants.js';
 import { Differential } from './predict.js';
-import { nullableString, ref, stringEnum } from './shapes.js';
+import { nullableString, pageQuery, ref, stringEnum } from './shapes.js';
 
 const nullableRef = <T extends { $id?: string }>(schema: T, description: string) =>
   Type.Unsafe<Static<typeof Review> | null>({
@@ -120,8 +120,7 @@ export const SpecimenListQuery = Type.Object(
       Type.String({ minLength: 1, maxLength: 200, description: 'Part of the id, source or note, any case.' }),
     ),
     sort: Type.Optional(stringEnum(SPECIMEN_SORTS, { default: 'newest' })),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
-    offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+    ...pageQuery(),
   },
   { additionalProperties: false },
 );

@@ -3,7 +3,7 @@
  * report, and the report itself (specimen-report.ts, given the loader here).
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { SPECIMEN_ID_MAX } from '../../api/index.js';
+import { LIST_DEFAULTS, SPECIMEN_ID_MAX } from '../../api/index.js';
 import { HematoError } from '../../errors.js';
 import type { HematoVision } from '../../pipeline.js';
 import { renderSpecimenPdf } from '../../report/specimen-pdf.js';
@@ -67,7 +67,7 @@ export const specimenRoutes: FastifyPluginAsyncTypebox<SpecimenRouteOptions> = a
   });
 
   app.get('/specimens', { schema: schemas.listSpecimens }, async (request) => {
-    const { limit = 50, offset = 0, search, sort } = request.query;
+    const { limit = LIST_DEFAULTS.limit, offset = LIST_DEFAULTS.offset, search, sort } = request.query;
     const { specimens, total } = await store.listSpecimens({ search, sort, limit, offset });
     return { specimens: specimens.map(specimenJson), total };
   });

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readdirSync, statSync, unlinkSync } from 'node:f
 import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { HematoError } from '../../errors.js';
+import type { StoredCase } from './types.js';
 
 export type BlobKind = 'image' | 'heatmap';
 
@@ -19,6 +20,19 @@ export interface BlobStore {
    */
   remove(kind: BlobKind, sha: string): Promise<void>;
 }
+
+/** A case's image bytes; a `file_missing` error when they are gone. */
+export function readCaseImage(blobs: BlobStore, c: CaseBytes): Promise<Buffer> {
+  return blobs.get('image', c.imageSha256, `image of case ${c.id}`);
+}
+
+/** A case's stored heat map (PNG), or null when none has been drawn yet. */
+export async function readCaseHeatmap(blobs: BlobStore, c: CaseBytes): Promise<Buffer | null> {
+  return c.heatmapSha256 ? blobs.get('heatmap', c.heatmapSha256, `heat map of case ${c.id}`) : null;
+}
+
+/** What of a case names its bytes. */
+type CaseBytes = Pick<StoredCase, 'id' | 'imageSha256' | 'heatmapSha256'>;
 
 export function sha256(buf: Buffer): string {
   return createHash('sha256').update(buf).digest('hex');

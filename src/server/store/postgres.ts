@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import pg from 'pg';
 import { HematoError } from '../../errors.js';
 import type { HeatmapData } from '../../pipeline.js';
-import { removeStaleTemps, sha256, type BlobKind } from './blobs.js';
+import { removeStaleTemps, readCaseHeatmap, readCaseImage, sha256, type BlobKind } from './blobs.js';
 import { migratePostgres } from './postgres-migrate.js';
 import { isForeignKeyViolation, PostgresBlobStore } from './postgres-blobs.js';
 import {
@@ -244,11 +244,11 @@ export class PostgresCaseStore implements CaseStore {
   }
 
   async readImage(c: StoredCase): Promise<Buffer> {
-    return this.blobs.get('image', c.imageSha256, `image of case ${c.id}`);
+    return readCaseImage(this.blobs, c);
   }
 
   async readHeatmap(c: StoredCase): Promise<Buffer | null> {
-    return c.heatmapSha256 ? this.blobs.get('heatmap', c.heatmapSha256, `heat map of case ${c.id}`) : null;
+    return readCaseHeatmap(this.blobs, c);
   }
 
   async readHeatmapData(id: string): Promise<HeatmapData | null> {

@@ -3,7 +3,7 @@ import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { HeatmapData } from '../../pipeline.js';
-import { FolderBlobStore, sha256, type BlobKind } from './blobs.js';
+import { FolderBlobStore, readCaseHeatmap, readCaseImage, sha256, type BlobKind } from './blobs.js';
 import { checkIntegrity, migrate } from './migrations.js';
 import {
   INSERT_CASE,
@@ -335,11 +335,11 @@ export class SqliteCaseStore implements CaseStore {
   }
 
   async readImage(c: StoredCase): Promise<Buffer> {
-    return this.blobs.get('image', c.imageSha256, `image of case ${c.id}`);
+    return readCaseImage(this.blobs, c);
   }
 
   async readHeatmap(c: StoredCase): Promise<Buffer | null> {
-    return c.heatmapSha256 ? this.blobs.get('heatmap', c.heatmapSha256, `heat map of case ${c.id}`) : null;
+    return readCaseHeatmap(this.blobs, c);
   }
 
   async readHeatmapData(id: string): Promise<HeatmapData | null> {

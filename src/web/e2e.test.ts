@@ -2,37 +2,26 @@
  * End to end in real Chromium: the built UI, served by the real app with the real model, driven like a user.
  * Writes full-page screenshots to test-results/screenshots/.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import {
-  chromium,
-  type Browser,
-  type FileChooser,
-  type Locator,
-  type Page,
-  type Response,
-} from 'playwright-core';
+import type { Browser, FileChooser, Locator, Page, Response } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MODEL_PATH } from '../model/classifier.js';
 import { pipeline, type HematoVision } from '../pipeline.js';
 import { buildApp } from '../server/app.js';
+import { builtWeb, CHROMIUM, haveChromium, openBrowser, SHOT_DIR } from '../testing/browser.js';
+import { SHARED } from '../testing/shared.js';
 import type { CaseResult, PredictResponse } from './api.js';
 import { REASON_TEXT } from './components/review.js';
 import { displayLabel, formatPercent, NBSP } from './format.js';
 import { scoreText } from './practice.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const sharedDir = path.resolve(repoRoot, '../shared');
-const shotDir = path.join(repoRoot, 'test-results/screenshots');
-const TEST_DIR = path.join(sharedDir, 'data/kaggle-blood-cells/TEST');
+const TEST_DIR = path.join(SHARED, 'data/kaggle-blood-cells/TEST');
 const SHARED_IMAGES = ['NEUTROPHIL/_0_1469.jpeg', 'EOSINOPHIL/_0_1616.jpeg', 'LYMPHOCYTE/_0_1022.jpeg'];
 
-const haveChromium = existsSync(CHROMIUM);
 const haveModel = existsSync(DEFAULT_MODEL_PATH);
 if (!haveChromium) {
   console.warn(`[e2e] skipped: no Chromium at ${CHROMIUM} (Debian: apt-get install -y chromium).`);
@@ -86,18 +75,13 @@ describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () 
   let page: Page;
   let base: string;
   let images: Upload[];
-  const consoleErrors: string[] = [];
+  let consoleErrors: string[];
+  let webDir: string;
   let reviewedCase: CaseResult;
 
   beforeAll(async () => {
     tmp = mkdtempSync(path.join(tmpdir(), 'hv-e2e-'));
-    const webDir = path.join(tmp, 'web');
-    const { build } = await import('vite');
-    await build({
-      configFile: path.join(repoRoot, 'vite.config.ts'),
-      logLevel: 'warn',
-      build: { outDir: webDir, emptyOutDir: true },
-    });
+    webDir = await builtWeb();
     images = await testImages();
     // As `npm start` serves: the network in its worker thread.
     vision = await pipeline({ worker: true });
@@ -105,26 +89,7 @@ describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () 
     const teachingDir = path.join(tmp, 'no-teaching-set');
     app = await buildApp({ vision, dataDir: path.join(tmp, 'data'), webDir, teachingDir });
     base = await app.listen({ port: 0, host: '127.0.0.1' });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-sync',
-      ],
-    });
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    page.setDefaultTimeout(60_000);
-    page.on('console', (m) => {
-      if (m.type() === 'error') consoleErrors.push(m.text());
-    });
-    page.on('pageerror', (e) => consoleErrors.push(e.message));
-    mkdirSync(shotDir, { recursive: true });
+    ({ browser, page, errors: consoleErrors } = await openBrowser());
   });
 
   afterAll(async () => {
@@ -216,7 +181,7 @@ describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () 
     } else {
       expect(await toggle.isDisabled()).toBe(true);
     }
-    await page.screenshot({ path: path.join(shotDir, 'result.png'), fullPage: true });
+    await page.screenshot({ path: path.join(SHOT_DIR, 'result.png'), fullPage: true });
   });
 
   it('analyses a batch and shows its differential count', async () => {
@@ -257,7 +222,7 @@ describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () 
       expect(Math.abs(width - share * track)).toBeLessThan(2);
     }
     expect(await table.locator('tfoot td').first().textContent()).toBe(String(body.differential.total));
-    await page.screenshot({ path: path.join(shotDir, 'differential.png'), fullPage: true });
+    await page.screenshot({ path: path.join(SHOT_DIR, 'differential.png'), fullPage: true });
   });
 
   it('lists every case in the history, with a CSV export', async () => {
@@ -272,7 +237,7 @@ describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () 
     const csv = await page.request.get(new URL(csvHref!, base).toString());
     expect(csv.status()).toBe(200);
     expect((await csv.text()).trim().split('\n')).toHaveLength(total + 1);
-    await page.screenshot({ path: path.join(shotDir, 'history.png'), fullPage: true });
+    await page.screenshot({ path: path.join(SHOT_DIR, 'history.png'), fullPage: true });
   });
 
   it('records a corrected review beside the prediction, and keeps it after a reload', async () => {
@@ -309,7 +274,7 @@ describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () 
       expect(Math.abs(review.y - pred.y)).toBeLessThan(5);
     };
     await checkReview();
-    await page.screenshot({ path: path.join(shotDir, 'case.png'), fullPage: true });
+    await page.screenshot({ path: path.join(SHOT_DIR, 'case.png'), fullPage: true });
 
     await page.reload();
     await page.locator('.review-current__label').waitFor();
@@ -347,7 +312,7 @@ describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () 
       expect(await b.locator('kbd').textContent()).toBe(String(i + 1));
       expect(await b.getAttribute('aria-keyshortcuts')).toBe(String(i + 1));
     }
-    await page.screenshot({ path: path.join(shotDir, 'practice-question.png'), fullPage: true });
+    await page.screenshot({ path: path.join(SHOT_DIR, 'practice-question.png'), fullPage: true });
     const wrong = classes.find((k) => k !== truth)!;
     await page.keyboard.press(String(classes.indexOf(wrong) + 1));
 
@@ -379,7 +344,7 @@ describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () 
       scoreText(0, 1),
     );
     expect(await page.evaluate(() => document.activeElement?.id)).toBe('practice-next');
-    await page.screenshot({ path: path.join(shotDir, 'practice.png'), fullPage: true });
+    await page.screenshot({ path: path.join(SHOT_DIR, 'practice.png'), fullPage: true });
 
     // Enter ends this one-question round with its confusion summary.
     await page.keyboard.press('Enter');
@@ -392,7 +357,7 @@ describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () 
     expect(await page.locator('.practice-summary__missed a').getAttribute('href')).toBe(
       `#/cases/${reviewedCase.id}`,
     );
-    await page.screenshot({ path: path.join(shotDir, 'practice-summary.png'), fullPage: true });
+    await page.screenshot({ path: path.join(SHOT_DIR, 'practice-summary.png'), fullPage: true });
 
     // A new round starts from a clean score; this time the answer is right (clicked, not typed).
     await page.getByRole('button', { name: 'Start a new round' }).click();
@@ -464,7 +429,7 @@ describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () 
     expect(
       await page.locator('.practice-empty a').evaluateAll((as) => as.map((a) => a.getAttribute('href'))),
     ).toEqual(['#/', '#/history?reviewed=false']);
-    await page.screenshot({ path: path.join(shotDir, 'practice-empty.png'), fullPage: true });
+    await page.screenshot({ path: path.join(SHOT_DIR, 'practice-empty.png'), fullPage: true });
 
     const { cases } = (await (await page.request.get(`${base}/api/v1/cases`)).json()) as {
       cases: CaseResult[];
@@ -546,7 +511,7 @@ describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () 
     const fresh = await buildApp({
       vision,
       dataDir: path.join(tmp, 'fresh-data'),
-      webDir: path.join(tmp, 'web'),
+      webDir,
     });
     try {
       const freshBase = await fresh.listen({ port: 0, host: '127.0.0.1' });
@@ -569,7 +534,7 @@ describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () 
       await note.waitFor();
       expect(await note.getAttribute('data-class')).toBe(truth);
       expect((await note.locator('.practice-note__text').textContent())?.length).toBeGreaterThan(40);
-      await page.screenshot({ path: path.join(shotDir, 'practice-teaching.png'), fullPage: true });
+      await page.screenshot({ path: path.join(SHOT_DIR, 'practice-teaching.png'), fullPage: true });
     } finally {
       await fresh.close();
     }
@@ -594,7 +559,7 @@ describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () 
       expect(await camera.getAttribute('capture')).toBe('environment');
       expect(await camera.getAttribute('accept')).toBe('image/*');
       // Not fullPage: Chromium drops the touch emulation while it captures a full page, hiding the button.
-      await phone.screenshot({ path: path.join(shotDir, 'phone-camera.png') });
+      await phone.screenshot({ path: path.join(SHOT_DIR, 'phone-camera.png') });
       const [response] = await Promise.all([
         phone.waitForResponse(isPredict),
         camera.setInputFiles([images[1]]),
@@ -629,7 +594,7 @@ describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () 
       card.familiarity ? 'unlike the cell types it knows' : 'This model has no familiarity checks',
     );
     expect(await page.locator('.site-nav a[data-route="about"]').getAttribute('aria-current')).toBe('page');
-    await page.screenshot({ path: path.join(shotDir, 'about.png'), fullPage: true });
+    await page.screenshot({ path: path.join(SHOT_DIR, 'about.png'), fullPage: true });
   });
 
   it('logged no browser error (CSP violations included)', () => {

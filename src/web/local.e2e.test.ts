@@ -3,26 +3,23 @@
  * with the same (int8) model file, and the device mode with the network off. Screenshots go to
  * test-results/screenshots/.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pipeline, type HematoVision, type ImageAnalysis } from '../pipeline.js';
 import { buildApp } from '../server/app.js';
+import { builtWeb, CHROMIUM, haveChromium, openBrowser, SHOT_DIR } from '../testing/browser.js';
+import { REPO_ROOT, SHARED } from '../testing/shared.js';
 import type { LocalAnalysis } from './local/analyse-local.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const dataDir = path.resolve(repoRoot, '../shared/data');
-const shotDir = path.join(repoRoot, 'test-results/screenshots');
-const INT8 = path.join(repoRoot, 'models/model.int8.onnx');
+const dataDir = path.join(SHARED, 'data');
+const INT8 = path.join(REPO_ROOT, 'models/model.int8.onnx');
 const KAGGLE = path.join(dataDir, 'kaggle-blood-cells/TRAIN');
 const PBC = path.join(dataDir, 'pbc');
 
-const haveChromium = existsSync(CHROMIUM);
 const haveModel = existsSync(INT8);
 const haveData = existsSync(KAGGLE) && existsSync(PBC);
 if (!haveChromium) console.warn(`[local e2e] skipped: no Chromium at ${CHROMIUM}.`);
@@ -56,7 +53,7 @@ async function analyseInPage(page: Page, file: string): Promise<LocalAnalysis & 
 
 /** A bundled teaching image: a real cell photo when ../shared is absent. */
 function firstTeachingImage(): string {
-  const dir = path.join(repoRoot, 'teaching/images');
+  const dir = path.join(REPO_ROOT, 'teaching/images');
   return path.join(dir, readdirSync(dir).sort()[0]);
 }
 
@@ -75,39 +72,16 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
   let context: BrowserContext;
   let page: Page;
   let base: string;
-  const errors: string[] = [];
+  let errors: string[];
 
   beforeAll(async () => {
     tmp = mkdtempSync(path.join(tmpdir(), 'hv-local-e2e-'));
-    const webDir = path.join(tmp, 'web');
-    const { build } = await import('vite');
-    await build({
-      configFile: path.join(repoRoot, 'vite.config.ts'),
-      logLevel: 'warn',
-      build: { outDir: webDir, emptyOutDir: true },
-    });
+    const webDir = await builtWeb();
     // The server answers with the same model file the page downloads.
     vision = await pipeline({ model: INT8 });
     app = await buildApp({ vision, dataDir: path.join(tmp, 'data'), webDir, deviceModel: INT8 });
     base = await app.listen({ port: 0, host: '127.0.0.1' });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--no-first-run',
-      ],
-    });
-    context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    page = await context.newPage();
-    page.setDefaultTimeout(120_000);
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(m.text());
-    });
-    page.on('pageerror', (e) => errors.push(e.message));
-    mkdirSync(shotDir, { recursive: true });
+    ({ browser, context, page, errors } = await openBrowser({ timeout: 120_000 }));
     await page.goto(base);
     await page.waitForFunction(() => window.hematovisionDevice !== undefined);
   }, 300_000);
@@ -201,7 +175,7 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
       .toBeTruthy();
     expect(await card.textContent()).toContain('Analysed on this device');
     expect(await card.locator('table.probs tbody tr').count()).toBeGreaterThan(0);
-    await page.screenshot({ path: path.join(shotDir, 'local-analyse.png'), fullPage: true });
+    await page.screenshot({ path: path.join(SHOT_DIR, 'local-analyse.png'), fullPage: true });
     expect(uploads).toEqual([]);
     // Remembered on the next visit.
     await page.reload();
@@ -242,7 +216,7 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
       const card = offline.locator('article.result-card').first();
       await expect.poll(() => card.textContent(), { timeout: 60_000 }).toContain('Analysed on this device');
       expect(await card.locator('table.probs tbody tr').count()).toBeGreaterThan(0);
-      await offline.screenshot({ path: path.join(shotDir, 'local-offline.png'), fullPage: true });
+      await offline.screenshot({ path: path.join(SHOT_DIR, 'local-offline.png'), fullPage: true });
     } finally {
       await context.setOffline(false);
     }

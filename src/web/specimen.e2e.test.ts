@@ -4,23 +4,21 @@
  * to test-results/screenshots/specimen-*.png.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import { chromium, type Browser, type Page, type Response } from 'playwright-core';
+import type { Browser, Page, Response } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MODEL_PATH } from '../model/classifier.js';
 import { pipeline, type HematoVision } from '../pipeline.js';
 import { buildApp } from '../server/app.js';
+import { builtWeb, CHROMIUM, haveChromium, openBrowser, SHOT_DIR } from '../testing/browser.js';
+import { SHARED } from '../testing/shared.js';
 import type { SpecimenDetail } from './api.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const shotDir = path.join(repoRoot, 'test-results/screenshots');
-const TEST_DIR = path.resolve(repoRoot, '../shared/data/kaggle-blood-cells/TEST');
+const TEST_DIR = path.join(SHARED, 'data/kaggle-blood-cells/TEST');
 const SHARED_IMAGES = [
   'NEUTROPHIL/_0_1469.jpeg',
   'EOSINOPHIL/_0_1616.jpeg',
@@ -29,7 +27,6 @@ const SHARED_IMAGES = [
 ];
 const SPECIMEN = 'SPEC-E2E-0001';
 
-const haveChromium = existsSync(CHROMIUM);
 const haveModel = existsSync(DEFAULT_MODEL_PATH);
 const havePoppler = (() => {
   try {
@@ -87,31 +84,15 @@ describe.skipIf(!haveChromium || !haveModel)('specimen end to end (Chromium)', (
   let browser: Browser;
   let page: Page;
   let base: string;
-  const consoleErrors: string[] = [];
+  let consoleErrors: string[];
 
   beforeAll(async () => {
     tmp = mkdtempSync(path.join(tmpdir(), 'hv-e2e-specimen-'));
-    const webDir = path.join(tmp, 'web');
-    const { build } = await import('vite');
-    await build({
-      configFile: path.join(repoRoot, 'vite.config.ts'),
-      logLevel: 'warn',
-      build: { outDir: webDir, emptyOutDir: true },
-    });
+    const webDir = await builtWeb();
     vision = await pipeline({ worker: true });
     app = await buildApp({ vision, dataDir: path.join(tmp, 'data'), webDir });
     base = await app.listen({ port: 0, host: '127.0.0.1' });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-sync'],
-    });
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
-    page.setDefaultTimeout(60_000);
-    page.on('console', (m) => {
-      if (m.type() === 'error') consoleErrors.push(m.text());
-    });
-    page.on('pageerror', (e) => consoleErrors.push(e.message));
-    mkdirSync(shotDir, { recursive: true });
+    ({ browser, page, errors: consoleErrors } = await openBrowser({ context: { acceptDownloads: true } }));
   }, 300_000);
 
   afterAll(async () => {
@@ -122,7 +103,7 @@ describe.skipIf(!haveChromium || !haveModel)('specimen end to end (Chromium)', (
   });
 
   const shot = (name: string) =>
-    page.screenshot({ path: path.join(shotDir, `specimen-${name}.png`), fullPage: true });
+    page.screenshot({ path: path.join(SHOT_DIR, `specimen-${name}.png`), fullPage: true });
   const detail = async () =>
     (await (
       await fetch(`${base}/api/v1/specimens/${encodeURIComponent(SPECIMEN)}`)
@@ -223,7 +204,7 @@ describe.skipIf(!haveChromium || !haveModel)('specimen end to end (Chromium)', (
         '1',
         '-singlefile',
         pdfPath,
-        path.join(shotDir, 'specimen-06-report-page1'),
+        path.join(SHOT_DIR, 'specimen-06-report-page1'),
       ]);
       const text = execFileSync('pdftotext', ['-layout', pdfPath, '-'], { encoding: 'utf8' });
       expect(text).toContain(SPECIMEN);

@@ -13,6 +13,7 @@ export * from './cases.js';
 export * from './predict.js';
 export * from './service.js';
 export * from './specimens.js';
+export * from './teaching.js';
 
 /** Registered by $id on the server and referenced as `<id>#`; each is a component of the OpenAPI document. */
 export const sharedSchemas = [

@@ -18,6 +18,8 @@ import type {
   SpecimenJson,
   SpecimenListJson,
   SpecimenListQueryJson,
+  TeachingCellJson,
+  TeachingSetJson,
 } from '../api/index.js';
 import { API_BASE, DEFAULT_MAX_FILES } from '../api/constants.js';
 import type { ModelCard } from '../model/types.js';
@@ -38,24 +40,8 @@ export type SpecimenCell = SpecimenCellJson;
 export type SpecimenDetail = SpecimenDetailJson;
 export type NewSpecimen = NewSpecimenJson;
 /** One cell of the bundled teaching set (GET /teaching): an expert-labelled PBC image. */
-export interface TeachingCellResult {
-  id: string;
-  label: string;
-  subtype?: string;
-  sourceFile: string;
-  imageUrl: string;
-  width: number;
-  height: number;
-}
-
-export interface TeachingSet {
-  source: string;
-  license: string;
-  modified: string;
-  /** Why the list is empty, when the server has no teaching set. */
-  message?: string;
-  cells: TeachingCellResult[];
-}
+export type TeachingCellResult = TeachingCellJson;
+export type TeachingSet = TeachingSetJson;
 
 /** GET /cases's query as the URL carries it (booleans as text). */
 export type CaseQuery = Omit<CaseListQueryJson, 'reviewed' | 'needsReview'> & {

@@ -10,7 +10,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { TeachingCellParams, TeachingError, TeachingSet } from '../../api/index.js';
 import { loadTeachingSet, TEACHING_DIR, type TeachingManifest } from '../../teaching/manifest.js';
 
 export interface TeachingRoutesOptions {
@@ -18,33 +19,7 @@ export interface TeachingRoutesOptions {
   dir?: string;
 }
 
-const cellSchema = {
-  type: 'object',
-  required: ['id', 'label', 'sourceFile', 'imageUrl', 'width', 'height'],
-  properties: {
-    id: { type: 'string' },
-    label: { type: 'string', description: 'The expert’s label (the answer key).' },
-    subtype: {
-      type: 'string',
-      description: 'A finer type from the PBC file name (band neutrophil, myelocyte…).',
-    },
-    sourceFile: { type: 'string', description: 'The image’s file name in the PBC dataset.' },
-    imageUrl: { type: 'string' },
-    width: { type: 'integer' },
-    height: { type: 'integer' },
-  },
-} as const;
-
-const errorSchema = {
-  type: 'object',
-  required: ['error', 'message'],
-  properties: { error: { type: 'string' }, message: { type: 'string' } },
-} as const;
-
-export const teachingRoutes: FastifyPluginAsync<TeachingRoutesOptions> = async (
-  app: FastifyInstance,
-  options,
-) => {
+export const teachingRoutes: FastifyPluginAsyncTypebox<TeachingRoutesOptions> = async (app, options) => {
   const dir = options.dir ?? TEACHING_DIR;
   // A missing or damaged set is a packaging fault: the server still starts and practice falls back to the
   // teacher's reviewed cases, and the list says why it is empty.
@@ -66,20 +41,7 @@ export const teachingRoutes: FastifyPluginAsync<TeachingRoutesOptions> = async (
         operationId: 'listTeachingCells',
         tags: ['teaching'],
         summary: 'Expert-labelled cells for practice mode (the bundled PBC teaching set)',
-        response: {
-          200: {
-            type: 'object',
-            required: ['source', 'license', 'modified', 'cells'],
-            properties: {
-              source: { type: 'string' },
-              license: { type: 'string' },
-              modified: { type: 'string' },
-              message: { type: 'string', description: 'Why the list is empty, when it is.' },
-              cells: { type: 'array', items: cellSchema },
-            },
-          },
-          '4xx': errorSchema,
-        },
+        response: { 200: TeachingSet, '4xx': TeachingError },
       },
     },
     async () => ({
@@ -99,15 +61,15 @@ export const teachingRoutes: FastifyPluginAsync<TeachingRoutesOptions> = async (
     }),
   );
 
-  app.get<{ Params: { id: string } }>(
+  app.get(
     '/teaching/:id/image',
     {
       schema: {
         operationId: 'getTeachingCellImage',
         tags: ['teaching'],
         summary: 'One teaching cell’s image (JPEG)',
-        params: { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 64 } } },
-        response: { 200: { type: 'string', format: 'binary' }, 404: errorSchema },
+        params: TeachingCellParams,
+        response: { 200: { type: 'string', format: 'binary' }, 404: TeachingError },
       },
     },
     async (request, reply) => {

@@ -5,6 +5,10 @@ export default defineConfig({
     include: ['src/**/*.test.ts', 'scripts/**/*.test.ts'],
     // ORT and sharp already use both cores; parallel files would only thrash.
     fileParallelism: false,
+    // One worker process for every file instead of a fresh one per file: each file's imports (ONNX Runtime,
+    // sharp, Fastify, TypeBox) were loaded anew, seconds a file on a busy machine. Files must leave no state
+    // behind (tests close what they open; vi.mock is still reset between files).
+    isolate: false,
     testTimeout: 120_000,
     hookTimeout: 300_000,
   },

@@ -3,9 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { InvalidImageError } from '../errors.js';
 import type { Classifier } from '../model/classifier.js';
-import { evaluateModel } from './evaluate.js';
 
 /*
  * Classes [a, b, c]; per file what the scripted model answers (probabilities a, b, c):
@@ -23,7 +21,8 @@ import { evaluateModel } from './evaluate.js';
  * a: P 1/1, R 1/3, F1 1/2   b: P 1/2, R 1/2, F1 1/2   c: P 1, R 1, F1 1   → macro-F1 2/3
  * ECE over the 4 answered (one per bin): (0.17 + 0.62 + 0.09 + 0.26) / 4 = 0.285
  */
-vi.mock('../model/analyzer.js', () => {
+vi.mock('../model/analyzer.js', async () => {
+  const { InvalidImageError } = await import('../errors.js');
   const answers: Record<string, number[] | null | 'unreadable'> = {
     'a/1.jpg': [0.83, 0.1, 0.07],
     'a/2.jpg': null,
@@ -59,6 +58,16 @@ vi.mock('../model/analyzer.js', () => {
       };
     },
   };
+});
+
+// The suite shares one module registry between files (vitest.config.ts, isolate: false): evaluate.js may be
+// loaded already, bound to the real analyzer. A fresh registry makes it import the scripted one above, and
+// another after this file keeps the script away from the files that follow.
+vi.resetModules();
+const { evaluateModel } = await import('./evaluate.js');
+afterAll(() => {
+  vi.doUnmock('../model/analyzer.js');
+  vi.resetModules();
 });
 
 describe('evaluateModel with images where no cell is found', () => {

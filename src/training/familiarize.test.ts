@@ -51,7 +51,7 @@ describe.skipIf(!!SKIP)(`familiarity round trip${SKIP ? ` — skipped: ${SKIP}` 
     });
     await familiarizeModel({ ...common, model: out, data: [data] });
     classifier = await Classifier.load(out);
-  }, 120_000);
+  }, 300_000);
 
   afterAll(async () => {
     await classifier?.close();

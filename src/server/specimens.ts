@@ -71,6 +71,23 @@ export interface SpecimenState {
   signoffs: Signoff[];
 }
 
+/**
+ * The cells needing review, most doubtful first: a cell flagged for a reason other than low confidence
+ * (unlike the cell types or labs the model knows, a damaged image) comes before every merely uncertain one,
+ * because its confidence says nothing (a left-out cell type is often called at 0.9 and more); within each
+ * group, lowest confidence first.
+ */
+export function reviewQueue(
+  cells: readonly Pick<SpecimenCellJson, 'needsReview' | 'reviewReasons' | 'confidence'>[],
+): number[] {
+  const unlike = (c: (typeof cells)[number]) => (c.reviewReasons.some((r) => r !== 'low_confidence') ? 0 : 1);
+  return cells
+    .map((c, i) => ({ c, i }))
+    .filter(({ c }) => c.needsReview)
+    .sort((a, b) => unlike(a.c) - unlike(b.c) || a.c.confidence - b.c.confidence || a.i - b.i)
+    .map(({ i }) => i);
+}
+
 /** The specimen's differential, cells, queue and report revision. */
 export async function specimenState(
   store: CaseStore,
@@ -84,11 +101,7 @@ export async function specimenState(
   // One prediction per counted cell, labelled as counted: differential() stays the one owner of counting.
   const asPredictions = counted.map((c) => ({ label: c.label, cells: [] }) as unknown as ImagePrediction);
   const diff = differential(classes, asPredictions);
-  const queue = cells
-    .map((c, i) => ({ c, i }))
-    .filter(({ c }) => c.needsReview)
-    .sort((a, b) => a.c.confidence - b.c.confidence || a.i - b.i)
-    .map(({ i }) => i);
+  const queue = reviewQueue(cells);
   const signoffs = await store.signoffs(s.id);
   const last = signoffs.at(-1);
   const signed = last !== undefined && last.specimenVersion === s.version;

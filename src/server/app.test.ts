@@ -797,6 +797,7 @@ describe('cases', () => {
       'note',
       'modelName',
       'modelVersion',
+      'modelSha256',
       'tta',
       'specimen',
     ]);
@@ -814,6 +815,7 @@ describe('cases', () => {
       reviewer: 'Ana, MD',
       note: 'says "maybe"\nsecond line',
       modelName: 'fake-wbc',
+      modelSha256: FAKE_CARD.modelSha256,
       tta: 'false',
     });
     expect(c.file).toContain(','); // the name really needed quoting

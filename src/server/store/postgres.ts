@@ -128,6 +128,7 @@ export class PostgresCaseStore implements CaseStore {
       input.image,
       input.heatmapPng ?? null,
       input.specimenId ?? null,
+      input.model.sha256 ?? null,
     ];
     const { rows } = await this.retryBlobRace(() => this.pool.query<CaseRow>(INSERT_CASE, params));
     return rowToCase(rows[0]);

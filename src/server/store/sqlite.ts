@@ -125,6 +125,7 @@ export class SqliteCaseStore implements CaseStore {
         heatmapSha,
         modelName: input.model.name,
         modelVersion: input.model.version,
+        modelSha256: input.model.sha256 ?? null,
         tta: input.model.tta ? 1 : 0,
         label: p.label,
         confidence: p.confidence,

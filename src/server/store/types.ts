@@ -99,7 +99,8 @@ export interface NewCase {
   imageType: string;
   width: number;
   height: number;
-  model: CaseModel;
+  /** The sha256 may be left out (tests, older callers): stored as unknown. */
+  model: Omit<CaseModel, 'sha256'> & { sha256?: string | null };
   prediction: ImagePrediction;
   /** A heat map rendered already. */
   heatmapPng?: Buffer;

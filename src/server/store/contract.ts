@@ -10,6 +10,7 @@ import type { CellPrediction, ImagePrediction } from '../../model/types.js';
 import type { HeatmapData } from '../../pipeline.js';
 import type { BlobKind } from './blobs.js';
 import { specimenContract } from './contract-specimens.js';
+import { jobContract } from './contract-jobs.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import type { CaseStore, NewCase } from './types.js';
 
@@ -101,6 +102,7 @@ export function describeStoreContract(name: string, makeBackend: () => Promise<S
     });
 
     specimenContract(open, newCase);
+    jobContract(open);
 
     it('records every migration, once, however often it is opened', async () => {
       const store = await open();

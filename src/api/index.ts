@@ -27,3 +27,4 @@ export const sharedSchemas = [
   Specimen,
   SpecimenCell,
 ];
+export * from './models.js';

@@ -7,9 +7,11 @@
  */
 import { resolve } from 'node:path';
 import { HematoError } from '../errors.js';
+import { DEFAULT_MODEL_PATH } from '../model/classifier.js';
 import { pipeline } from '../pipeline.js';
 import { buildApp } from './app.js';
 import { hardeningFromEnv } from './env.js';
+import { SwappableVision } from './models/swappable.js';
 import { installShutdown } from './shutdown.js';
 import { redactUrl } from './store/index.js';
 
@@ -40,7 +42,10 @@ async function main(): Promise<void> {
   const tta = ttaSetting === '1';
   const hardening = hardeningFromEnv(process.env);
   // The network runs in its own thread so the event loop keeps serving other clients meanwhile.
-  const vision = await pipeline({ model: process.env.MODEL || undefined, worker: true });
+  const modelPath = process.env.MODEL || DEFAULT_MODEL_PATH;
+  const load = (model: string) => pipeline({ model, worker: true });
+  // An activated model version replaces the one inside without a restart (admin API).
+  const vision = new SwappableVision(await load(modelPath));
   if (tta && !vision.hasTta) {
     await vision.close();
     throw new HematoError(
@@ -50,7 +55,16 @@ async function main(): Promise<void> {
   }
   let app;
   try {
-    app = await buildApp({ vision, dataDir, databaseUrl, logger: true, tta, ...hardening });
+    app = await buildApp({
+      vision,
+      dataDir,
+      databaseUrl,
+      logger: true,
+      tta,
+      models: { path: modelPath, load },
+      jobs: jobTimingFromEnv(process.env),
+      ...hardening,
+    });
   } catch (err) {
     await vision.close();
     throw err;
@@ -67,6 +81,24 @@ async function main(): Promise<void> {
     `HematoVision ${vision.card.name} ${vision.card.version} at http://${shownHost}:${actualPort}/ (${where}` +
       `${tta ? '; test-time augmentation on' : ''})`,
   );
+}
+
+/** JOBS_SUPERVISE_SECONDS, JOBS_POLL_SECONDS, ADAPTATION_LIMIT_SECONDS, MODEL_SYNC_SECONDS (tests shorten them). */
+function jobTimingFromEnv(env: NodeJS.ProcessEnv) {
+  const seconds = (name: string): number | undefined => {
+    const v = env[name];
+    if (v === undefined || v === '') return undefined;
+    const n = Number(v);
+    if (!(n > 0))
+      throw new HematoError(`${name} must be a number of seconds above 0, not "${v}".`, 'bad_config');
+    return n;
+  };
+  return {
+    superviseSeconds: seconds('JOBS_SUPERVISE_SECONDS'),
+    pollSeconds: seconds('JOBS_POLL_SECONDS'),
+    adaptationLimitSeconds: seconds('ADAPTATION_LIMIT_SECONDS'),
+    modelSyncSeconds: seconds('MODEL_SYNC_SECONDS'),
+  };
 }
 
 main().catch((err: unknown) => {

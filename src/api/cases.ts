@@ -79,6 +79,11 @@ export const Cell = Type.Object(
 export const CaseModel = Type.Object({
   name: Type.String(),
   version: Type.String(),
+  sha256: nullableString({
+    description:
+      'sha256 of the model file that analysed it (a model version, GET /admin/models); null for cases ' +
+      'stored before versions were recorded.',
+  }),
   tta: Type.Boolean({
     description:
       "Test-time augmentation: each cell's 8 flips and turns averaged (probabilities and needsReview " +

@@ -28,3 +28,4 @@ export const sharedSchemas = [
   Specimen,
   SpecimenCell,
 ];
+export * from './models.js';

@@ -165,6 +165,8 @@ export interface ModelCard {
   activationStats?: ActivationStatsRecord;
   /** Present when the model is another model aligned to a lab's unlabelled images (`hematovision adapt`). */
   adaptation?: AdaptationRecord;
+  /** Present when the model's head was retrained on a lab's reviewed cells (POST /api/v1/adaptations). */
+  reviewedCells?: ReviewedCellsRecord;
   license: string;
   intendedUse: string;
 }
@@ -265,4 +267,17 @@ export interface AdaptationRecord {
   familiarity: string;
   /** What still describes the parent, not this model (fitted on labelled data this model has not seen). */
   keptFromParent: string;
+}
+
+/** How a model was retrained on reviewed cells from the case store (training/reviewed.ts). */
+export interface ReviewedCellsRecord {
+  /** The model it was made from (its backbone and calibration are kept). */
+  from: { name: string; version: string; modelSha256: string };
+  /** Reviewed cells per class used to train the head, and held back (grouped by image) to score it. */
+  trained: Record<string, number>;
+  heldOut: Record<string, number>;
+  l2: number;
+  seed: number;
+  /** What was kept from the base model and what was dropped, in words. */
+  note: string;
 }

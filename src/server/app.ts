@@ -25,6 +25,11 @@ import { webRoutes } from './routes/web.js';
 import { deviceModelRoutes } from './routes/device-model.js';
 import { routeSchemas, sharedSchemas } from './schemas.js';
 import { openStore, type CaseStore } from './store/index.js';
+import { createJobQueue, type JobQueue } from './jobs/index.js';
+import { ModelRegistry, type ModelSource } from './models/registry.js';
+import { SwappableVision } from './models/swappable.js';
+import { modelRoutes } from './routes/models.js';
+import { adaptationRoutes, registerAdaptations } from './routes/adaptations.js';
 
 export interface AppOptions {
   vision: HematoVision;
@@ -73,11 +78,30 @@ export interface AppOptions {
   minFreeBytes?: number;
   /** Trust X-Forwarded-* from a reverse proxy (client IP for rate limits, https for HSTS). Default false. */
   trustProxy?: boolean;
+  /**
+   * The model file `vision` was loaded from and how to load another: turns on model versions and
+   * adaptations (admin routes). Without it the server runs `vision` alone.
+   */
+  models?: ModelSource;
+  /** Timing of jobs and of following another replica's activation (tests shorten them). */
+  jobs?: {
+    /** PostgreSQL: seconds between pg-boss's looks for jobs of dead replicas (default 30). */
+    superviseSeconds?: number;
+    /** Seconds between an idle runner's looks for a job (default 2; SQLite 1). */
+    pollSeconds?: number;
+    /** Longest adaptation run (default 1800 s); on PostgreSQL also how long a dead replica holds one. */
+    adaptationLimitSeconds?: number;
+    /** Seconds between looks for a model another replica activated (default 5). */
+    modelSyncSeconds?: number;
+  };
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     caseStore: CaseStore;
+    jobQueue: JobQueue;
+    /** Model versions, when AppOptions.models is given. */
+    modelRegistry: ModelRegistry | undefined;
   }
 }
 
@@ -107,7 +131,9 @@ async function assemble(
   store: CaseStore,
   lock: DataLock | undefined,
 ): Promise<FastifyInstance> {
-  const { vision } = options;
+  // Routes hold this one: an activated model version replaces the one inside without a restart.
+  const vision =
+    options.vision instanceof SwappableVision ? options.vision : new SwappableVision(options.vision);
   const maxFiles = options.maxFiles ?? 50;
   const tta = options.tta === true;
   if (tta && !vision.hasTta)
@@ -134,7 +160,18 @@ async function assemble(
     ajv: { customOptions: { removeAdditional: false } },
   });
   app.decorate('caseStore', store);
+  const jobs = createJobQueue(store, { databaseUrl: options.databaseUrl, ...options.jobs });
+  const registry = options.models
+    ? new ModelRegistry(store, options.dataDir, vision, options.models)
+    : undefined;
+  app.decorate('jobQueue', jobs);
+  app.decorate('modelRegistry', registry);
+  let syncTimer: NodeJS.Timeout | undefined;
   app.addHook('onClose', async () => {
+    if (syncTimer) clearInterval(syncTimer);
+    await jobs.close();
+    await registry?.close();
+    if (vision !== options.vision) await vision.closeSwapped();
     await store.close();
     lock?.release();
   });
@@ -205,8 +242,23 @@ async function assemble(
   await app.register(deviceModelRoutes, {
     modelPath: resolve(options.deviceModel ?? join(REPO_ROOT, 'models/model.int8.onnx')),
   });
+  if (registry) {
+    await registry.init();
+    await app.register(modelRoutes, { prefix: API, registry });
+    registerAdaptations(jobs, { store, registry, limitSeconds: options.jobs?.adaptationLimitSeconds });
+    await app.register(adaptationRoutes, { prefix: API, store, jobs, registry });
+  }
   await app.register(webRoutes, { webDir });
 
   await app.ready();
+  await jobs.start();
+  if (registry && options.databaseUrl) {
+    // Another replica's activation reaches this one within this interval.
+    syncTimer = setInterval(
+      () => void registry.sync().catch((err: unknown) => app.log.error(err, 'following the active model')),
+      (options.jobs?.modelSyncSeconds ?? 5) * 1000,
+    );
+    syncTimer.unref();
+  }
   return app;
 }

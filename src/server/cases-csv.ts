@@ -36,6 +36,7 @@ export async function casesCsv(store: CaseStore, classes: string[], filter: Case
     'note',
     'modelName',
     'modelVersion',
+    'modelSha256',
     'tta',
     'specimen',
   ];
@@ -74,6 +75,7 @@ export async function casesCsv(store: CaseStore, classes: string[], filter: Case
         review?.note,
         c.model.name,
         c.model.version,
+        c.model.sha256,
         c.model.tta,
         c.specimenId,
       ];

@@ -3,13 +3,16 @@
  * HOST (default 127.0.0.1), PORT (3000), DATA_DIR (./data), MODEL (model.onnx or model.int8.onnx, or their folder; default the bundled model),
  * TTA=1 (test-time augmentation: each cell's 8 flips and turns averaged; more accurate, 8× the network time),
  * DATABASE_URL=postgres://… (cases, reviews and images in PostgreSQL; DATA_DIR then holds only upload temp files);
- * the hardening settings of env.ts (ALLOWED_HOSTS, rate limits, request size and timeout, MIN_FREE_MB).
+ * the hardening settings of env.ts (ALLOWED_HOSTS, rate limits, request size and timeout, MIN_FREE_MB),
+ * job timing (JOBS_SUPERVISE_SECONDS, JOBS_POLL_SECONDS, ADAPTATION_LIMIT_SECONDS, MODEL_SYNC_SECONDS).
  */
 import { resolve } from 'node:path';
 import { HematoError } from '../errors.js';
+import { DEFAULT_MODEL_PATH } from '../model/classifier.js';
 import { pipeline } from '../pipeline.js';
 import { buildApp } from './app.js';
 import { hardeningFromEnv } from './env.js';
+import { SwappableVision } from './models/swappable.js';
 import { installShutdown } from './shutdown.js';
 import { redactUrl } from './store/index.js';
 
@@ -40,7 +43,10 @@ async function main(): Promise<void> {
   const tta = ttaSetting === '1';
   const hardening = hardeningFromEnv(process.env);
   // The network runs in its own thread so the event loop keeps serving other clients meanwhile.
-  const vision = await pipeline({ model: process.env.MODEL || undefined, worker: true });
+  const modelPath = process.env.MODEL || DEFAULT_MODEL_PATH;
+  const load = (model: string) => pipeline({ model, worker: true });
+  // An activated model version replaces the one inside without a restart (admin API).
+  const vision = new SwappableVision(await load(modelPath));
   if (tta && !vision.hasTta) {
     await vision.close();
     throw new HematoError(
@@ -50,7 +56,16 @@ async function main(): Promise<void> {
   }
   let app;
   try {
-    app = await buildApp({ vision, dataDir, databaseUrl, logger: true, tta, ...hardening });
+    app = await buildApp({
+      vision,
+      dataDir,
+      databaseUrl,
+      logger: true,
+      tta,
+      models: { path: modelPath, load },
+      jobs: jobTimingFromEnv(process.env),
+      ...hardening,
+    });
   } catch (err) {
     await vision.close();
     throw err;
@@ -67,6 +82,24 @@ async function main(): Promise<void> {
     `HematoVision ${vision.card.name} ${vision.card.version} at http://${shownHost}:${actualPort}/ (${where}` +
       `${tta ? '; test-time augmentation on' : ''})`,
   );
+}
+
+/** JOBS_SUPERVISE_SECONDS, JOBS_POLL_SECONDS, ADAPTATION_LIMIT_SECONDS, MODEL_SYNC_SECONDS (tests shorten them). */
+function jobTimingFromEnv(env: NodeJS.ProcessEnv) {
+  const seconds = (name: string): number | undefined => {
+    const v = env[name];
+    if (v === undefined || v === '') return undefined;
+    const n = Number(v);
+    if (!(n > 0))
+      throw new HematoError(`${name} must be a number of seconds above 0, not "${v}".`, 'bad_config');
+    return n;
+  };
+  return {
+    superviseSeconds: seconds('JOBS_SUPERVISE_SECONDS'),
+    pollSeconds: seconds('JOBS_POLL_SECONDS'),
+    adaptationLimitSeconds: seconds('ADAPTATION_LIMIT_SECONDS'),
+    modelSyncSeconds: seconds('MODEL_SYNC_SECONDS'),
+  };
 }
 
 main().catch((err: unknown) => {

@@ -92,7 +92,12 @@ export async function predictUploads(
           imageType: sniffImageType(inputs[j]),
           width: analysis.width,
           height: analysis.height,
-          model: { name: vision.card.name, version: vision.card.version, tta },
+          model: {
+            name: vision.card.name,
+            version: vision.card.version,
+            sha256: vision.card.modelSha256,
+            tta,
+          },
           prediction: analysis,
           heatmapData: analysis.heatmap,
           ...(specimenId !== undefined ? { specimenId } : {}),

@@ -69,7 +69,7 @@ export function isCaseError(item: PredictItem): item is CaseError {
 
 const BASE = API_BASE;
 
-async function request<T>(path: string, init?: RequestInit): Promise<T> {
+export async function request<T>(path: string, init?: RequestInit): Promise<T> {
   let res: Response;
   try {
     res = await fetch(`${BASE}${path}`, { headers: { accept: 'application/json' }, ...init });

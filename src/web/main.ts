@@ -5,6 +5,7 @@ import { parseHash, type Route } from './router.js';
 import { announce, clearStatus, errorMessage, initStatus } from './status.js';
 import { h, replaceChildren } from './dom.js';
 import { renderAbout } from './views/about.js';
+import { renderAdmin } from './views/admin.js';
 import { renderAnalyse } from './views/analyse.js';
 import { renderCase } from './views/case.js';
 import { renderHistory } from './views/history.js';
@@ -28,6 +29,7 @@ const TITLES: Record<Route['name'], string> = {
   about: 'About the model',
   specimens: 'Specimens',
   specimen: 'Specimen',
+  admin: 'Model versions',
   notFound: 'Page not found',
 };
 
@@ -66,6 +68,9 @@ function render(): void {
       break;
     case 'specimen':
       current = renderSpecimen(main, ctx, route.id);
+      break;
+    case 'admin':
+      current = renderAdmin(main, ctx);
       break;
     default:
       replaceChildren(

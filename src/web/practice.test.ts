@@ -49,7 +49,7 @@ function kase(id: string, reviewLabel: string | null, label: string | null = 'ne
     createdAt: '2024-01-01T00:00:00Z',
     width: 64,
     height: 64,
-    model: { name: 'fake', version: '1', tta: false },
+    model: { name: 'fake', version: '1', sha256: null, tta: false },
     review: reviewLabel
       ? { label: reviewLabel, reviewer: 'Dr A', note: '', reviewedAt: '2024-01-02T00:00:00Z' }
       : null,

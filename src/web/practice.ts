@@ -71,7 +71,7 @@ export function teachingCase(cell: TeachingCellResult): CaseResult {
     height: cell.height,
     review: { label: cell.label, reviewer: 'PBC dataset experts', note: '', reviewedAt: '' },
     // No model read it (see above): the case shape's model names the teaching set instead.
-    model: { name: 'teaching set', version: '', tta: false },
+    model: { name: 'teaching set', version: '', sha256: null, tta: false },
   };
   teachingInfo.set(c, { sourceFile: cell.sourceFile, ...(cell.subtype ? { subtype: cell.subtype } : {}) });
   return c;

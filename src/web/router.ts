@@ -8,6 +8,7 @@ export type Route =
   | { name: 'about' }
   | { name: 'specimens' }
   | { name: 'specimen'; id: string }
+  | { name: 'admin' }
   | { name: 'notFound'; path: string };
 
 export function parseHash(hash: string): Route {
@@ -19,6 +20,7 @@ export function parseHash(hash: string): Route {
   if (path === '/practice') return { name: 'practice' };
   if (path === '/about') return { name: 'about' };
   if (path === '/specimens') return { name: 'specimens' };
+  if (path === '/admin') return { name: 'admin' };
   const specimenMatch = /^\/specimens\/(.+)$/.exec(path);
   if (specimenMatch) return { name: 'specimen', id: decodeURIComponent(specimenMatch[1]) };
   const caseMatch = /^\/cases\/([^/]+)$/.exec(path);

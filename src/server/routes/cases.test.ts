@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EXTRA_REVIEW_LABELS } from '../../api/index.js';
 import { openStore, type SqliteCaseStore } from '../store/index.js';
+import { MIGRATIONS } from '../store/migrations.js';
 import {
   API,
   app,
@@ -14,7 +15,7 @@ import {
   predict,
   start,
 } from '../../testing/app.js';
-import { parseCsv, solidJpeg, solidPng } from '../../testing/server.js';
+import { FAKE_CARD, parseCsv, solidJpeg, solidPng } from '../../testing/server.js';
 
 freshAppPerTest();
 
@@ -271,6 +272,7 @@ describe('cases', () => {
       'note',
       'modelName',
       'modelVersion',
+      'modelSha256',
       'tta',
       'specimen',
     ]);
@@ -288,6 +290,7 @@ describe('cases', () => {
       reviewer: 'Ana, MD',
       note: 'says "maybe"\nsecond line',
       modelName: 'fake-wbc',
+      modelSha256: FAKE_CARD.modelSha256,
       tta: 'false',
     });
     expect(c.file).toContain(','); // the name really needed quoting
@@ -334,7 +337,7 @@ describe('cases', () => {
         label: 'neutrophil',
         review: { label: 'eosinophil', reviewer: 'ana' },
       });
-      expect((await store.migrations()).map((m) => m.version)).toEqual([1, 2, 3, 4, 5]);
+      expect((await store.migrations()).map((m) => m.version)).toEqual(MIGRATIONS.map((m) => m.version));
     } finally {
       await store.close();
     }

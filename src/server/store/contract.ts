@@ -10,7 +10,8 @@ import type { CellPrediction, ImagePrediction } from '../../model/types.js';
 import type { HeatmapData } from '../../pipeline.js';
 import type { BlobKind } from './blobs.js';
 import { specimenContract } from './contract-specimens.js';
-import { SCHEMA_VERSION } from './migrations.js';
+import { jobContract } from './contract-jobs.js';
+import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import type { CaseStore, NewCase } from './types.js';
 
 /** One database for the suite, emptied before each test, and a way to look at it from outside the store. */
@@ -101,10 +102,11 @@ export function describeStoreContract(name: string, makeBackend: () => Promise<S
     });
 
     specimenContract(open, newCase);
+    jobContract(open);
 
     it('records every migration, once, however often it is opened', async () => {
       const store = await open();
-      const versions = Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1);
+      const versions = MIGRATIONS.map((m) => m.version);
       expect((await store.migrations()).map((m) => m.version)).toEqual(versions);
       const [first] = await store.migrations();
       expect(first).toEqual({ version: 1, name: 'cases and review history', appliedAt: expect.any(String) });
@@ -113,19 +115,20 @@ export function describeStoreContract(name: string, makeBackend: () => Promise<S
       expect(await again.migrations()).toEqual(await store.migrations());
     });
 
-    it('stores images content-addressed, once, with model name and version', async () => {
+    it('stores images content-addressed, once, with model name, version and sha256', async () => {
       const store = await open();
       const bytes = Buffer.from('some image bytes');
       const a = await store.add(newCase(bytes));
       const b = await store.add(
-        newCase(bytes, { file: 'y.jpg', model: { name: 'm', version: '2', tta: true } }),
+        newCase(bytes, { file: 'y.jpg', model: { name: 'm', version: '2', sha256: 'ab12', tta: true } }),
       );
       expect(a.imageSha256).toBe(sha(bytes));
       expect(b.imageSha256).toBe(a.imageSha256);
       expect(a.id).not.toBe(b.id);
       expect(a).toMatchObject({ file: 'x.jpg', imageType: 'image/jpeg', imageBytes: bytes.length, width: 4 });
-      expect(a.model).toEqual({ name: 'm', version: '1', tta: false });
-      expect(b.model).toEqual({ name: 'm', version: '2', tta: true });
+      // The model file's sha256 is kept when given (every case the server stores); unknown otherwise.
+      expect(a.model).toEqual({ name: 'm', version: '1', sha256: null, tta: false });
+      expect(b.model).toEqual({ name: 'm', version: '2', sha256: 'ab12', tta: true });
       expect(new Date(a.createdAt).toISOString()).toBe(a.createdAt);
       expect(await store.readImage(b)).toEqual(bytes);
       expect((await store.readHeatmap(a))?.toString()).toBe('png bytes');

@@ -188,6 +188,88 @@ export const MIGRATIONS: Migration[] = [
       ALTER TABLE specimen_signoffs ALTER COLUMN report_pdf SET STORAGE EXTERNAL;
     `,
   },
+  {
+    version: 7,
+    // Jobs (adaptations, …) any replica can run: the row is what the API shows; on PostgreSQL pg-boss carries
+    // the delivery and the retry after a replica's death, on SQLite the server's own runner claims rows.
+    // Model versions keep their bytes in the database so every replica can load the one made active; the
+    // activations are a log, so a roll back knows what was active before. Cases made before this have no
+    // model sha256 (NULL).
+    name: 'jobs, model versions and the model sha256 per case',
+    sqlite: `
+      CREATE TABLE jobs (
+        id          TEXT PRIMARY KEY,
+        kind        TEXT NOT NULL,
+        state       TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed')),
+        progress    REAL NOT NULL DEFAULT 0,
+        stage       TEXT,
+        input       TEXT NOT NULL,
+        result      TEXT,
+        error       TEXT,
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        owner       TEXT,
+        created_at  TEXT NOT NULL,
+        started_at  TEXT,
+        updated_at  TEXT NOT NULL,
+        finished_at TEXT
+      ) STRICT;
+      CREATE INDEX jobs_state ON jobs (state, created_at);
+      CREATE INDEX jobs_kind ON jobs (kind, created_at DESC);
+      CREATE TABLE model_versions (
+        version    INTEGER PRIMARY KEY,
+        sha256     TEXT NOT NULL UNIQUE,
+        name       TEXT NOT NULL,
+        card       TEXT NOT NULL,
+        onnx       BLOB NOT NULL,
+        source     TEXT NOT NULL,
+        job_id     TEXT,
+        created_at TEXT NOT NULL
+      ) STRICT;
+      CREATE TABLE model_activations (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        version      INTEGER NOT NULL REFERENCES model_versions (version),
+        activated_at TEXT NOT NULL
+      ) STRICT;
+      ALTER TABLE cases ADD COLUMN model_sha256 TEXT;
+    `,
+    postgres: `
+      CREATE TABLE jobs (
+        id          text PRIMARY KEY,
+        kind        text NOT NULL,
+        state       text NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed')),
+        progress    double precision NOT NULL DEFAULT 0,
+        stage       text,
+        input       json NOT NULL,
+        result      json,
+        error       text,
+        attempts    integer NOT NULL DEFAULT 0,
+        owner       text,
+        created_at  timestamptz NOT NULL,
+        started_at  timestamptz,
+        updated_at  timestamptz NOT NULL,
+        finished_at timestamptz
+      );
+      CREATE INDEX jobs_state ON jobs (state, created_at);
+      CREATE INDEX jobs_kind ON jobs (kind, created_at DESC);
+      CREATE TABLE model_versions (
+        version    integer PRIMARY KEY,
+        sha256     text NOT NULL UNIQUE,
+        name       text NOT NULL,
+        card       json NOT NULL,
+        onnx       bytea NOT NULL,
+        source     text NOT NULL,
+        job_id     text,
+        created_at timestamptz NOT NULL
+      );
+      ALTER TABLE model_versions ALTER COLUMN onnx SET STORAGE EXTERNAL;
+      CREATE TABLE model_activations (
+        id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        version      integer NOT NULL REFERENCES model_versions (version),
+        activated_at timestamptz NOT NULL
+      );
+      ALTER TABLE cases ADD COLUMN model_sha256 text;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

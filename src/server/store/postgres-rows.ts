@@ -20,7 +20,7 @@ export function isoText(column: string): string {
 
 /** A case's own columns in the CaseRow shape, from `cases c`. */
 const CASE_COLUMNS = `c.id, ${isoText('c.created_at')} AS created_at, c.file_name, c.image_sha256, c.image_type,
-    c.image_bytes, c.width, c.height, c.heatmap_sha256, c.model_name, c.model_version, c.tta::int AS tta,
+    c.image_bytes, c.width, c.height, c.heatmap_sha256, c.model_name, c.model_version, c.model_sha256, c.tta::int AS tta,
     c.label, c.confidence, c.needs_review::int AS needs_review, c.review_reasons::text AS review_reasons,
     c.probabilities::text AS probabilities, c.cells::text AS cells, c.message,
     (c.heatmap_data IS NOT NULL)::int AS has_heatmap_data, c.specimen_id`;
@@ -60,8 +60,9 @@ export const INSERT_CASE = `
     touched AS (${touchSpecimen('$23', '$2')})
   INSERT INTO cases AS c (id, created_at, file_name, image_sha256, image_type, image_bytes, width, height,
     heatmap_sha256, model_name, model_version, tta, label, confidence, needs_review, review_reasons,
-    probabilities, cells, message, heatmap_data, specimen_id)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $23)
+    probabilities, cells, message, heatmap_data, specimen_id, model_sha256)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $23,
+    $24)
   RETURNING ${CASE_COLUMNS}, NULL AS review_label, NULL AS reviewer, NULL AS review_note, NULL AS reviewed_at,
     NULL AS cell_reviews`;
 

@@ -8,6 +8,7 @@ import { freshDatabase, hasPostgres, notePostgresSkip } from '../../testing/post
 import { describeStoreContract, newCase, prediction } from './contract.js';
 import { PostgresCaseStore } from './postgres.js';
 import { migratePostgres } from './postgres-migrate.js';
+import { MIGRATIONS } from './migrations.js';
 
 notePostgresSkip('PostgreSQL case store');
 
@@ -70,9 +71,10 @@ describe.skipIf(!hasPostgres)('PostgresCaseStore (its own: replicas, locks, fore
   it('lets replicas that start together on an empty database migrate it once', async () => {
     const stores = await Promise.all(Array.from({ length: 4 }, () => db.open()));
     try {
-      for (const s of stores) expect((await s.migrations()).map((m) => m.version)).toEqual([1, 2, 3, 4, 5]);
+      for (const s of stores)
+        expect((await s.migrations()).map((m) => m.version)).toEqual(MIGRATIONS.map((m) => m.version));
       const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM schema_migrations');
-      expect(rows[0].n).toBe(5);
+      expect(rows[0].n).toBe(MIGRATIONS.length);
       // One replica's case is every replica's case, image included.
       const c = await stores[0].add(newCase(Buffer.from('seen by all')));
       expect((await stores[3].readImage(c)).toString()).toBe('seen by all');
@@ -158,11 +160,11 @@ describe.skipIf(!hasPostgres)('PostgresCaseStore (its own: replicas, locks, fore
     );
     const store = await db.open();
     try {
-      expect((await store.migrations()).map((m) => m.version)).toEqual([1, 2, 3, 4, 5]);
+      expect((await store.migrations()).map((m) => m.version)).toEqual(MIGRATIONS.map((m) => m.version));
       const c = await store.get('11111111-1111-4111-8111-111111111111');
       expect(c).toMatchObject({
         createdAt: '2024-01-02T00:00:00.000Z',
-        model: { name: 'fake-wbc', version: '0.0.0-old', tta: false },
+        model: { name: 'fake-wbc', version: '0.0.0-old', sha256: null, tta: false },
         hasHeatmapData: false,
         needsReview: true,
         reviewReasons: ['low_confidence'], // derived: stored before reasons existed

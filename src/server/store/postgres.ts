@@ -17,6 +17,7 @@ import {
   whereClause,
 } from './postgres-rows.js';
 import * as specimens from './postgres-specimens.js';
+import { PostgresJobRows, PostgresModelRows } from './postgres-jobs.js';
 import { rowToCase, type CaseRow } from './sqlite-rows.js';
 import type {
   AppliedMigration,
@@ -54,6 +55,8 @@ const BLOB_RACE_ATTEMPTS = 3;
  */
 export class PostgresCaseStore implements CaseStore {
   readonly tmpDir: string;
+  readonly jobs: PostgresJobRows;
+  readonly models: PostgresModelRows;
   private readonly blobs: PostgresBlobStore;
   private closed = false;
 
@@ -63,6 +66,8 @@ export class PostgresCaseStore implements CaseStore {
   ) {
     this.tmpDir = tmpDir;
     this.blobs = new PostgresBlobStore(pool);
+    this.jobs = new PostgresJobRows(pool);
+    this.models = new PostgresModelRows(pool);
   }
 
   /** Connects, applies pending migrations (under an advisory lock), and clears stale upload temp files. */
@@ -128,6 +133,7 @@ export class PostgresCaseStore implements CaseStore {
       input.image,
       input.heatmapPng ?? null,
       input.specimenId ?? null,
+      input.model.sha256 ?? null,
     ];
     const { rows } = await this.retryBlobRace(() => this.pool.query<CaseRow>(INSERT_CASE, params));
     return rowToCase(rows[0]);

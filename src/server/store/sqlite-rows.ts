@@ -21,6 +21,7 @@ export interface CaseRow {
   heatmap_sha256: string | null;
   model_name: string;
   model_version: string;
+  model_sha256: string | null;
   tta: number;
   label: string | null;
   confidence: number;
@@ -43,7 +44,7 @@ export interface CaseRow {
 // data itself is read only when a heat map is rendered (readHeatmapData).
 export const SELECT_CASE = `
   SELECT c.id, c.created_at, c.file_name, c.image_sha256, c.image_type, c.image_bytes, c.width, c.height,
-    c.heatmap_sha256, c.model_name, c.model_version, c.tta, c.label, c.confidence, c.needs_review,
+    c.heatmap_sha256, c.model_name, c.model_version, c.model_sha256, c.tta, c.label, c.confidence, c.needs_review,
     c.review_reasons, c.probabilities, c.cells, c.message, c.heatmap_data IS NOT NULL AS has_heatmap_data,
     r.label AS review_label, r.reviewer AS reviewer, r.note AS review_note, r.reviewed_at AS reviewed_at,
     c.specimen_id,
@@ -57,10 +58,10 @@ export const SELECT_CASE = `
 export const INSERT_CASE = `
   INSERT INTO cases (id, created_at, file_name, image_sha256, image_type, image_bytes, width, height,
     heatmap_sha256, model_name, model_version, tta, label, confidence, needs_review, review_reasons,
-    probabilities, cells, message, heatmap_data, specimen_id)
+    probabilities, cells, message, heatmap_data, specimen_id, model_sha256)
   VALUES (@id, @createdAt, @file, @imageSha, @imageType, @imageBytes, @width, @height, @heatmapSha,
     @modelName, @modelVersion, @tta, @label, @confidence, @needsReview, @reviewReasons, @probabilities,
-    @cells, @message, @heatmapData, @specimenId)`;
+    @cells, @message, @heatmapData, @specimenId, @modelSha256)`;
 
 /** A change to a specimen's images or reviews: its report is no longer the one signed. */
 export const TOUCH_SPECIMEN = `
@@ -182,7 +183,12 @@ export function rowToCase(row: CaseRow): StoredCase {
     height: row.height,
     heatmapSha256: row.heatmap_sha256,
     hasHeatmapData: row.has_heatmap_data === 1,
-    model: { name: row.model_name, version: row.model_version, tta: row.tta === 1 },
+    model: {
+      name: row.model_name,
+      version: row.model_version,
+      sha256: row.model_sha256 ?? null,
+      tta: row.tta === 1,
+    },
     label: row.label,
     confidence: row.confidence,
     probabilities: JSON.parse(row.probabilities) as Record<string, number>,

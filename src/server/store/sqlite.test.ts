@@ -15,6 +15,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createVersion1DataDir } from '../../testing/server.js';
 import { describeStoreContract, heatmapData, newCase } from './contract.js';
 import { SCHEMA_VERSION, SqliteCaseStore } from './index.js';
+import { MIGRATIONS } from './migrations.js';
 
 describeStoreContract('SQLite', async () => {
   let root = mkdtempSync(join(tmpdir(), 'hv-store-contract-'));
@@ -69,14 +70,10 @@ afterEach(async () => {
 describe('SqliteCaseStore (its own: files, WAL, the in-memory guard)', () => {
   it('creates the schema with WAL, foreign keys and a migration record', async () => {
     store = SqliteCaseStore.open(dir);
-    expect(await store.migrations()).toEqual([
-      { version: 1, name: expect.any(String), appliedAt: expect.any(String) },
-      { version: 2, name: expect.any(String), appliedAt: expect.any(String) },
-      { version: 3, name: expect.any(String), appliedAt: expect.any(String) },
-      { version: 4, name: expect.any(String), appliedAt: expect.any(String) },
-      { version: 5, name: expect.any(String), appliedAt: expect.any(String) },
-    ]);
-    expect(SCHEMA_VERSION).toBe(5);
+    expect(await store.migrations()).toEqual(
+      MIGRATIONS.map((m) => ({ version: m.version, name: m.name, appliedAt: expect.any(String) })),
+    );
+    expect(SCHEMA_VERSION).toBe(MIGRATIONS.at(-1)?.version);
     await store.close();
     const db = new Database(join(dir, 'hematovision.db'), { readonly: true });
     try {
@@ -105,8 +102,8 @@ describe('SqliteCaseStore (its own: files, WAL, the in-memory guard)', () => {
     expect(path).toBe(join(dir, 'images', a.imageSha256.slice(0, 2), a.imageSha256));
     expect(readFileSync(path).equals(bytes)).toBe(true);
     expect(readFileSync(store.heatmapPath(a.heatmapSha256 as string)).toString()).toBe('png bytes');
-    expect(a.model).toEqual({ name: 'm', version: '1', tta: false });
-    expect(b.model).toEqual({ name: 'm', version: '2', tta: true });
+    expect(a.model).toEqual({ name: 'm', version: '1', sha256: null, tta: false });
+    expect(b.model).toEqual({ name: 'm', version: '2', sha256: null, tta: true });
     expect(a.id).not.toBe(b.id);
     expect(readdirSync(store.tmpDir)).toEqual([]); // no temp file left behind
     expect(await store.readImage(b)).toEqual(bytes);
@@ -134,7 +131,7 @@ describe('SqliteCaseStore (its own: files, WAL, the in-memory guard)', () => {
     const old = { id, image: Buffer.from('old image'), heatmapPng: Buffer.from('old heat map png') };
     const { imageSha256, heatmapSha256 } = createVersion1DataDir(dir, old);
     store = SqliteCaseStore.open(dir);
-    expect((await store.migrations()).map((m) => m.version)).toEqual([1, 2, 3, 4, 5]);
+    expect((await store.migrations()).map((m) => m.version)).toEqual(MIGRATIONS.map((m) => m.version));
     expect((await store.migrations())[0].appliedAt).toBe('2024-01-01T00:00:00.000Z'); // history kept
     const c = await store.get(id);
     expect(c).toMatchObject({ imageSha256, heatmapSha256, hasHeatmapData: false, label: 'neutrophil' });
@@ -149,7 +146,7 @@ describe('SqliteCaseStore (its own: files, WAL, the in-memory guard)', () => {
     await store.close();
     // Opening again applies nothing twice.
     store = SqliteCaseStore.open(dir);
-    expect((await store.migrations()).map((m) => m.version)).toEqual([1, 2, 3, 4, 5]);
+    expect((await store.migrations()).map((m) => m.version)).toEqual(MIGRATIONS.map((m) => m.version));
     expect((await store.get(id))?.heatmapSha256).toBe(heatmapSha256);
   });
 
@@ -180,7 +177,7 @@ describe('SqliteCaseStore (its own: files, WAL, the in-memory guard)', () => {
     db.close();
 
     store = SqliteCaseStore.open(dir);
-    expect((await store.migrations()).at(-1)?.version).toBe(5);
+    expect((await store.migrations()).at(-1)?.version).toBe(SCHEMA_VERSION);
     expect(await store.reviews(id)).toEqual([
       { label: 'monocyte', reviewer: 'Dr Old', note: '', reviewedAt: '2024-01-04T00:00:00.000Z', cell: 0 },
     ]);

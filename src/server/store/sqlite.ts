@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import type { HeatmapData } from '../../pipeline.js';
 import { FolderBlobStore, readCaseHeatmap, readCaseImage, sha256, type BlobKind } from './blobs.js';
 import { checkIntegrity, migrate } from './migrations.js';
+import { SqliteJobRows, SqliteModelRows } from './sqlite-jobs.js';
 import {
   INSERT_CASE,
   likeAnywhere,
@@ -46,6 +47,8 @@ export class SqliteCaseStore implements CaseStore {
   readonly dataDir: string;
   /** Same file system as the blobs, so a rename into place is atomic. */
   readonly tmpDir: string;
+  readonly jobs: SqliteJobRows;
+  readonly models: SqliteModelRows;
   private readonly db: Database.Database;
   private readonly blobs: FolderBlobStore;
   /** sha256 → inserts in flight that will reference it; delete must not remove those files. */
@@ -60,6 +63,8 @@ export class SqliteCaseStore implements CaseStore {
     this.tmpDir = blobs.tmpDir;
     this.blobs = blobs;
     this.db = db;
+    this.jobs = new SqliteJobRows(db);
+    this.models = new SqliteModelRows(db);
   }
 
   /** Opens (creating if needed) the store in dataDir and applies pending migrations in one transaction. */
@@ -125,6 +130,7 @@ export class SqliteCaseStore implements CaseStore {
         heatmapSha,
         modelName: input.model.name,
         modelVersion: input.model.version,
+        modelSha256: input.model.sha256 ?? null,
         tta: input.model.tta ? 1 : 0,
         label: p.label,
         confidence: p.confidence,

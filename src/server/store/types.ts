@@ -99,7 +99,8 @@ export interface NewCase {
   imageType: string;
   width: number;
   height: number;
-  model: CaseModel;
+  /** The sha256 may be left out (tests, older callers): stored as unknown. */
+  model: Omit<CaseModel, 'sha256'> & { sha256?: string | null };
   prediction: ImagePrediction;
   /** A heat map rendered already. */
   heatmapPng?: Buffer;
@@ -138,6 +139,10 @@ export interface AppliedMigration {
 export interface CaseStore {
   /** A local folder for upload temp files (same file system as the blobs where that matters). */
   readonly tmpDir: string;
+  /** Jobs any runner (replica) can take (migration 7). */
+  readonly jobs: JobRows;
+  /** Model versions, their bytes and which one is active. */
+  readonly models: ModelRows;
   /** Stores the image (and heat map) durably, then the row; resolves once both are durable. */
   add(input: NewCase): Promise<StoredCase>;
   get(id: string): Promise<StoredCase | undefined>;
@@ -190,4 +195,86 @@ export interface CaseStore {
   /** Rejects when the database cannot take a write now (for GET /ready); writes nothing. */
   checkWritable?(): Promise<void>;
   close(): Promise<void>;
+}
+
+export type JobState = 'queued' | 'running' | 'succeeded' | 'failed';
+
+/** A long piece of work (an adaptation, …) as stored: what GET /jobs and its kind's routes show. */
+export interface JobRow {
+  id: string;
+  kind: string;
+  state: JobState;
+  /** 0 to 1. */
+  progress: number;
+  /** What it is doing now, in words. */
+  stage: string | null;
+  input: unknown;
+  result: unknown;
+  error: string | null;
+  /** How many times a runner took it (more than one: a replica died while it ran and another took over). */
+  attempts: number;
+  /** The runner (replica) holding it while it runs. */
+  owner: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  updatedAt: string;
+  finishedAt: string | null;
+}
+
+export type JobOutcome = { state: 'succeeded'; result: unknown } | { state: 'failed'; error: string };
+
+/** The job rows; who runs them (and when) is the job queue's business (server/jobs/). */
+export interface JobRows {
+  create(kind: string, input: unknown): Promise<JobRow>;
+  get(id: string): Promise<JobRow | undefined>;
+  /** Newest first. */
+  list(filter: { kind?: string; limit: number }): Promise<JobRow[]>;
+  /**
+   * Takes the job for `owner` (running, one more attempt) unless it has finished: a queued job, or a running
+   * one whose runner died (the queue decides that). Undefined when it is finished or gone.
+   */
+  claim(id: string, owner: string): Promise<JobRow | undefined>;
+  /** Claims the oldest queued job of these kinds, if any (the in-process runner). */
+  claimNext(kinds: string[], owner: string): Promise<JobRow | undefined>;
+  /** Progress of a job `owner` still holds; false when it no longer does (another runner took it over). */
+  progress(id: string, owner: string, progress: number, stage: string | null): Promise<boolean>;
+  /** Finishes a job `owner` still holds; false when it no longer does. */
+  finish(id: string, owner: string, outcome: JobOutcome): Promise<boolean>;
+  /** Fails running jobs (of one owner, or all): a restart mid-job. The number failed. */
+  failRunning(error: string, owner?: string): Promise<number>;
+  /** Fails one job if it is still queued or running (its delivery was given up); false otherwise. */
+  failUnfinished(id: string, error: string): Promise<boolean>;
+}
+
+/** A stored model version (its bytes apart: ModelRows.readOnnx). */
+export interface ModelVersion {
+  /** 1, 2, …: the bundled (or first) model is 1. */
+  version: number;
+  sha256: string;
+  name: string;
+  /** The model card (model.json). */
+  card: unknown;
+  /** 'bundled', 'adaptation', … */
+  source: string;
+  jobId: string | null;
+  createdAt: string;
+}
+
+export interface ModelRows {
+  /** Stores a model (the next version number); the existing version when these bytes are stored already. */
+  add(input: {
+    sha256: string;
+    name: string;
+    card: unknown;
+    onnx: Buffer;
+    source: string;
+    jobId?: string | null;
+  }): Promise<ModelVersion>;
+  list(): Promise<ModelVersion[]>;
+  get(version: number): Promise<ModelVersion | undefined>;
+  readOnnx(version: number): Promise<Buffer | undefined>;
+  /** Makes a stored version the active one (appends to the activation log). */
+  activate(version: number): Promise<void>;
+  /** The activation log, newest first. */
+  activations(limit: number): Promise<{ version: number; activatedAt: string }[]>;
 }

@@ -1,0 +1,152 @@
+/**
+ * Learning from reviewed cells and model versions, end to end through the API on the bundled model: refuse
+ * too few reviews, run the job off the request, compare, activate (new cases carry the new sha256), roll back.
+ */
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_MODEL_PATH } from '../model/classifier.js';
+import { pipeline } from '../pipeline.js';
+import { seedReviewedCells, teachingCells, type Send } from '../testing/reviewed.js';
+import { multipart } from '../testing/server.js';
+import { buildApp } from './app.js';
+import { SwappableVision } from './models/swappable.js';
+
+const API = '/api/v1';
+
+interface Job {
+  id: string;
+  state: string;
+  progress: number;
+  stage: string | null;
+  error: string | null;
+  result: {
+    baseVersion: number;
+    candidateVersion: number;
+    candidateSha256: string;
+    baseSha256: string;
+    counts: { trained: Record<string, number>; heldOut: Record<string, number> };
+    comparison: {
+      heldOut: number;
+      active: Record<string, unknown>;
+      candidate: { accuracy: number; macroF1: number; reviewRate: number; silentErrors: number };
+    };
+  } | null;
+}
+
+describe('adaptations and model versions (bundled model, SQLite)', () => {
+  let app: FastifyInstance;
+  let vision: SwappableVision;
+  const dataDir = mkdtempSync(join(tmpdir(), 'hv-adapt-'));
+  const send: Send = (req) => app.inject(req);
+
+  beforeAll(async () => {
+    const load = (model: string) => pipeline({ model, worker: true });
+    vision = new SwappableVision(await load(DEFAULT_MODEL_PATH));
+    app = await buildApp({
+      vision,
+      dataDir,
+      webDir: join(dataDir, 'no-web'),
+      rateLimits: false,
+      models: { path: DEFAULT_MODEL_PATH, load },
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await app?.close();
+    await vision?.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  const models = async () =>
+    (await app.inject(`${API}/admin/models`)).json() as {
+      active: number;
+      versions: { version: number; sha256: string; source: string; active: boolean }[];
+      activations: { version: number }[];
+    };
+  const predictOne = async () => {
+    const [cell] = teachingCells(1);
+    const res = await app.inject({
+      method: 'POST',
+      url: `${API}/predict`,
+      ...(await multipart([{ name: 'one.jpg', bytes: cell.bytes }])),
+    });
+    return (res.json() as { cases: { model: { sha256: string } }[] }).cases[0].model.sha256;
+  };
+
+  it('starts with the bundled model as version 1, active, and refuses to adapt without reviews', async () => {
+    const list = await models();
+    expect(list.active).toBe(1);
+    expect(list.versions).toEqual([expect.objectContaining({ version: 1, source: 'bundled', active: true })]);
+    expect(list.versions[0].sha256).toBe(vision.card.modelSha256);
+    expect(existsSync(join(dataDir, 'models'))).toBe(false); // written out only when loaded from the store
+    const res = await app.inject({ method: 'POST', url: `${API}/adaptations`, payload: {} });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ error: 'too_few_reviewed_cells' });
+    expect(res.json().message).toMatch(/each class needs at least 10; eosinophil has 0/);
+    // Every new case records the model file that made it.
+    expect(await predictOne()).toBe(vision.card.modelSha256);
+  });
+
+  it('trains a candidate on reviewed cells, shows it beside the active model, activates it, rolls back', async () => {
+    const seeded = await seedReviewedCells(send, teachingCells(15));
+    expect(seeded.reviewed).toBeGreaterThan(80);
+    const started = await app.inject({
+      method: 'POST',
+      url: `${API}/adaptations`,
+      payload: { minCellsPerClass: 5, holdOutFraction: 0.3 },
+    });
+    expect(started.statusCode).toBe(202);
+    const job = started.json() as Job;
+    expect(job.state).toBe('queued');
+
+    // Predictions go on while it runs (the heavy part is in a worker thread).
+    const seen = new Set<string>();
+    let done: Job = job;
+    const end = Date.now() + 180_000;
+    while (Date.now() < end) {
+      done = (await app.inject(`${API}/adaptations/${job.id}`)).json() as Job;
+      seen.add(done.state);
+      if (done.state === 'succeeded' || done.state === 'failed') break;
+      expect(await predictOne()).toBe(vision.card.modelSha256);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(done.error).toBeNull();
+    expect(done.state).toBe('succeeded');
+    expect(seen.has('running')).toBe(true);
+    const result = done.result as NonNullable<Job['result']>;
+    expect(result).toMatchObject({ baseVersion: 1, candidateVersion: 2 });
+    expect(result.comparison.heldOut).toBe(Object.values(result.counts.heldOut).reduce((a, b) => a + b, 0));
+    for (const side of [result.comparison.active, result.comparison.candidate])
+      expect(Object.keys(side).sort()).toEqual(
+        ['accuracy', 'macroF1', 'perClass', 'reviewRate', 'silentErrorRate', 'silentErrors'].sort(),
+      );
+    expect(result.comparison.candidate.accuracy).toBeGreaterThan(0.5);
+
+    // Stored, not active: the server still serves version 1.
+    let list = await models();
+    expect(list.active).toBe(1);
+    expect(list.versions.map((v) => [v.version, v.source])).toEqual([
+      [1, 'bundled'],
+      [2, 'adaptation'],
+    ]);
+    expect(await predictOne()).toBe(result.baseSha256);
+
+    const activated = await app.inject({ method: 'POST', url: `${API}/admin/models/2/activate` });
+    expect(activated.statusCode).toBe(200);
+    expect(await predictOne()).toBe(result.candidateSha256); // swapped without a restart
+    list = await models();
+    expect(list.active).toBe(2);
+    expect(readdirSync(join(dataDir, 'models'))).toContain(result.candidateSha256);
+    if (process.env.HV_PRINT_ADAPTATION) console.log(JSON.stringify(result, null, 1));
+
+    const back = await app.inject({ method: 'POST', url: `${API}/admin/models/rollback` });
+    expect(back.statusCode).toBe(200);
+    expect(await predictOne()).toBe(result.baseSha256);
+    expect((await models()).activations.map((a) => a.version)).toEqual([1, 2, 1]);
+    expect((await app.inject({ method: 'POST', url: `${API}/admin/models/9/activate` })).statusCode).toBe(
+      404,
+    );
+  }, 300_000);
+});

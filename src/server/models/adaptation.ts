@@ -1,0 +1,111 @@
+/**
+ * The adaptation job: a candidate model from the active one, trained on the reviewed cells in the store
+ * (training/reviewed.ts, in a worker thread), stored as a new model version but not activated — a person
+ * compares and activates it (routes/models.ts). On any failure nothing is stored and the active model stays.
+ */
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Box } from '../../imaging/types.js';
+import type { ModelCard } from '../../model/types.js';
+import { checkReviewed, type ReviewedCell, type ReviewedResult } from '../../training/reviewed.js';
+import { learnFromReviewedInThread } from '../../training/reviewed-thread.js';
+import type { JobQueue } from '../jobs/index.js';
+import type { CaseStore, StoredCase } from '../store/index.js';
+import type { ModelRegistry } from './registry.js';
+
+export const ADAPTATION = 'adaptation';
+
+export interface AdaptationInput {
+  baseVersion: number;
+  minCellsPerClass: number;
+  holdOutFraction: number;
+  seed: number;
+}
+
+export interface AdaptationResult {
+  baseVersion: number;
+  baseSha256: string;
+  candidateVersion: number;
+  candidateSha256: string;
+  counts: ReviewedResult['counts'];
+  comparison: ReviewedResult['comparison'];
+}
+
+/** The reviewed cells of a stored case: each cell's latest review label (an image without cells: the image). */
+function reviewedOf(c: StoredCase): { box: Box | null; label: string }[] {
+  if (c.cells.length === 0) return c.review ? [{ box: null, label: c.review.label }] : [];
+  return c.cells.flatMap((cell) => (cell.review ? [{ box: cell.box, label: cell.review.label }] : []));
+}
+
+/** Labels of every reviewed cell, without reading an image: the quick check before a job is queued. */
+export async function reviewedLabels(store: CaseStore): Promise<{ label: string }[]> {
+  const out: { label: string }[] = [];
+  for await (const c of store.iterate({ reviewed: true }))
+    for (const r of reviewedOf(c)) out.push({ label: r.label });
+  return out;
+}
+
+/** Refuses at once (400) what the job would fail on: too few reviewed cells, no class in common. */
+export async function checkAdaptable(store: CaseStore, card: ModelCard, minCellsPerClass: number): Promise<void> {
+  checkReviewed(card.classes, await reviewedLabels(store), minCellsPerClass);
+}
+
+export function registerAdaptations(
+  jobs: JobQueue,
+  o: { store: CaseStore; registry: ModelRegistry; limitSeconds?: number },
+): void {
+  jobs.register(ADAPTATION, {
+    expireSeconds: o.limitSeconds ?? 1800,
+    handler: async (raw, ctx) => {
+      const input = raw as AdaptationInput;
+      const base = await o.store.models.get(input.baseVersion);
+      if (!base) throw new Error(`Model version ${input.baseVersion} is gone.`);
+      const modelPath = await o.registry.materialize(input.baseVersion);
+      const card = base.card as ModelCard;
+      await ctx.progress(0, 'Reading the reviewed cells');
+      const cells: ReviewedCell[] = [];
+      for await (const c of o.store.iterate({ reviewed: true })) {
+        const reviewed = reviewedOf(c).filter((r) => r.box !== null || card.preprocessing.crop === 'whole');
+        if (reviewed.length === 0) continue;
+        const image = await o.store.readImage(c);
+        for (const r of reviewed) cells.push({ image, box: r.box, label: r.label, group: c.id });
+      }
+      const outDir = join(o.store.tmpDir, `adaptation-${ctx.job.id}`);
+      mkdirSync(outDir, { recursive: true });
+      try {
+        const learned = await learnFromReviewedInThread(
+          {
+            modelPath,
+            cells,
+            outDir,
+            minCellsPerClass: input.minCellsPerClass,
+            holdOutFraction: input.holdOutFraction,
+            seed: input.seed,
+            onProgress: (fraction, stage) => void ctx.progress(0.05 + 0.9 * fraction, stage),
+          },
+          ctx.signal,
+        );
+        await ctx.progress(0.97, 'Storing the candidate as a new model version');
+        const stored = await o.store.models.add({
+          sha256: learned.card.modelSha256,
+          name: learned.card.name,
+          card: learned.card,
+          onnx: readFileSync(learned.modelPath),
+          source: 'adaptation',
+          jobId: ctx.job.id,
+        });
+        const result: AdaptationResult = {
+          baseVersion: base.version,
+          baseSha256: base.sha256,
+          candidateVersion: stored.version,
+          candidateSha256: stored.sha256,
+          counts: learned.counts,
+          comparison: learned.comparison,
+        };
+        return result;
+      } finally {
+        rmSync(outDir, { recursive: true, force: true });
+      }
+    },
+  });
+}

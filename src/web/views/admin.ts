@@ -1,0 +1,233 @@
+/**
+ * Admin: model versions (activate, roll back) and learning from reviewed cells (start an adaptation, follow
+ * it, compare its candidate with the active model on the held-back cells, activate it on request).
+ */
+import { adminApi, type AdaptationResult, type HeldOutScore, type Job } from '../admin-api.js';
+import type { AppContext, ViewHandle } from '../context.js';
+import { h, replaceChildren } from '../dom.js';
+import { announce, errorMessage } from '../status.js';
+
+const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+
+export function renderAdmin(main: HTMLElement, _ctx: AppContext): ViewHandle {
+  let timer: number | undefined;
+  let destroyed = false;
+  const versions = h('div', { id: 'model-versions' }, h('p', null, 'Loading…'));
+  const jobs = h('div', { id: 'adaptation-jobs' });
+  const follow = h('section', { id: 'adaptation-follow', 'aria-live': 'polite' });
+  const minCells = h('input', { id: 'min-cells', type: 'number', min: '2', max: '1000', value: '10' });
+
+  const act = async (what: string, f: () => Promise<unknown>) => {
+    try {
+      await f();
+      announce(what);
+      await loadVersions();
+    } catch (err) {
+      announce(errorMessage(err), 'error');
+    }
+  };
+
+  async function loadVersions(): Promise<void> {
+    const list = await adminApi.models();
+    replaceChildren(
+      versions,
+      h(
+        'table',
+        { className: 'versions' },
+        h(
+          'thead',
+          null,
+          h(
+            'tr',
+            null,
+            ...['Version', 'Name', 'Source', 'sha256', 'Created', ''].map((t) => h('th', null, t)),
+          ),
+        ),
+        h(
+          'tbody',
+          null,
+          ...list.versions.map((v) =>
+            h(
+              'tr',
+              { 'data-version': v.version, 'aria-current': v.active ? 'true' : null },
+              h('td', null, String(v.version)),
+              h('td', null, `${v.name} ${v.cardVersion}`),
+              h('td', null, v.source),
+              h('td', null, h('code', { title: v.sha256 }, v.sha256.slice(0, 12))),
+              h('td', null, v.createdAt.slice(0, 19).replace('T', ' ')),
+              h(
+                'td',
+                null,
+                v.active
+                  ? h('strong', null, 'active')
+                  : h(
+                      'button',
+                      {
+                        type: 'button',
+                        onclick: () =>
+                          void act(`Version ${v.version} is active.`, () => adminApi.activate(v.version)),
+                      },
+                      `Activate ${v.version}`,
+                    ),
+              ),
+            ),
+          ),
+        ),
+      ),
+      h(
+        'button',
+        {
+          type: 'button',
+          id: 'rollback',
+          disabled: list.activations.length < 2,
+          onclick: () => void act('Rolled back.', () => adminApi.rollback()),
+        },
+        'Roll back to the previous version',
+      ),
+    );
+  }
+
+  async function loadJobs(): Promise<void> {
+    const { jobs: list } = await adminApi.adaptations();
+    replaceChildren(
+      jobs,
+      list.length === 0
+        ? h('p', null, 'No adaptation yet.')
+        : h(
+            'ul',
+            null,
+            ...list.map((j) =>
+              h(
+                'li',
+                null,
+                h(
+                  'button',
+                  { type: 'button', className: 'link', onclick: () => void show(j.id) },
+                  j.createdAt.slice(0, 19),
+                ),
+                ` — ${j.state}`,
+              ),
+            ),
+          ),
+    );
+  }
+
+  function scoreRows(a: HeldOutScore, c: HeldOutScore) {
+    const row = (name: string, x: string, y: string) =>
+      h('tr', null, h('th', null, name), h('td', null, x), h('td', null, y));
+    return [
+      row('Accuracy', pct(a.accuracy), pct(c.accuracy)),
+      row('Macro-F1', pct(a.macroF1), pct(c.macroF1)),
+      row('Review rate', pct(a.reviewRate), pct(c.reviewRate)),
+      row('Silent errors', String(a.silentErrors), String(c.silentErrors)),
+      ...Object.keys(a.perClass).map((k) =>
+        row(`Recall: ${k} (${a.perClass[k].support})`, pct(a.perClass[k].recall), pct(c.perClass[k].recall)),
+      ),
+    ];
+  }
+
+  function renderJob(job: Job): void {
+    const result = job.result as AdaptationResult | null;
+    replaceChildren(
+      follow,
+      h('h2', null, 'Adaptation'),
+      h('p', { id: 'job-state' }, `${job.state}${job.stage ? ` — ${job.stage}` : ''}`),
+      h('progress', { max: '1', value: String(job.progress), 'aria-label': 'Progress' }),
+      job.error ? h('p', { className: 'error', role: 'alert' }, job.error) : null,
+      result
+        ? [
+            h(
+              'p',
+              null,
+              `Scored on ${result.comparison.heldOut} held-back reviewed cells (whole images held back).`,
+            ),
+            h(
+              'table',
+              { id: 'comparison' },
+              h(
+                'thead',
+                null,
+                h(
+                  'tr',
+                  null,
+                  h('th', null, ''),
+                  h('th', null, `Version ${result.baseVersion}`),
+                  h('th', null, `Candidate ${result.candidateVersion}`),
+                ),
+              ),
+              h('tbody', null, ...scoreRows(result.comparison.active, result.comparison.candidate)),
+            ),
+            h(
+              'button',
+              {
+                type: 'button',
+                id: 'activate-candidate',
+                onclick: () =>
+                  void act(`Version ${result.candidateVersion} is active.`, () =>
+                    adminApi.activate(result.candidateVersion),
+                  ),
+              },
+              `Activate candidate ${result.candidateVersion}`,
+            ),
+          ]
+        : null,
+    );
+  }
+
+  async function show(id: string): Promise<void> {
+    window.clearTimeout(timer);
+    try {
+      const job = await adminApi.adaptation(id);
+      if (destroyed) return;
+      renderJob(job);
+      if (job.state === 'queued' || job.state === 'running')
+        timer = window.setTimeout(() => void show(id), 1000);
+      else await Promise.all([loadJobs(), loadVersions()]);
+    } catch (err) {
+      announce(errorMessage(err), 'error');
+    }
+  }
+
+  replaceChildren(
+    main,
+    h('h1', { id: 'page-heading', tabindex: '-1' }, 'Model versions and adaptation'),
+    h('section', null, h('h2', null, 'Versions'), versions),
+    h(
+      'section',
+      null,
+      h('h2', null, 'Learn from reviewed cells'),
+      h(
+        'p',
+        null,
+        'Trains a candidate from the active model on the cells reviewers confirmed or corrected, holding ' +
+          'back part of the images to score it beside the active model. The active model does not change ' +
+          'until you activate the candidate.',
+      ),
+      h(
+        'form',
+        {
+          onsubmit: (e: Event) => {
+            e.preventDefault();
+            void adminApi
+              .startAdaptation({ minCellsPerClass: Number(minCells.value) })
+              .then((job) => (announce('Adaptation started.'), loadJobs(), show(job.id)))
+              .catch((err: unknown) => announce(errorMessage(err), 'error'));
+          },
+        },
+        h('label', { for: 'min-cells' }, 'Fewest reviewed cells per class '),
+        minCells,
+        h('button', { type: 'submit', id: 'start-adaptation' }, 'Start'),
+      ),
+      jobs,
+      follow,
+    ),
+  );
+  void loadVersions().catch((err: unknown) => announce(errorMessage(err), 'error'));
+  void loadJobs().catch((err: unknown) => announce(errorMessage(err), 'error'));
+  return {
+    destroy() {
+      destroyed = true;
+      window.clearTimeout(timer);
+    },
+  };
+}

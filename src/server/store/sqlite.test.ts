@@ -16,6 +16,8 @@ import { createVersion1DataDir } from '../../testing/server.js';
 import { describeStoreContract, heatmapData, newCase } from './contract.js';
 import { SCHEMA_VERSION, SqliteCaseStore } from './index.js';
 
+const ALL_VERSIONS = Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1);
+
 describeStoreContract('SQLite', async () => {
   let root = mkdtempSync(join(tmpdir(), 'hv-store-contract-'));
   const db = () => new Database(join(root, 'hematovision.db'));
@@ -43,6 +45,7 @@ describeStoreContract('SQLite', async () => {
         JSON.stringify(cells),
         id,
       ),
+    runSql: async (sql) => write(sql),
     dispose: async () => rmSync(root, { recursive: true, force: true }),
   };
 });
@@ -75,8 +78,9 @@ describe('SqliteCaseStore (its own: files, WAL, the in-memory guard)', () => {
       { version: 3, name: expect.any(String), appliedAt: expect.any(String) },
       { version: 4, name: expect.any(String), appliedAt: expect.any(String) },
       { version: 5, name: expect.any(String), appliedAt: expect.any(String) },
+      { version: 6, name: expect.any(String), appliedAt: expect.any(String) },
     ]);
-    expect(SCHEMA_VERSION).toBe(5);
+    expect(SCHEMA_VERSION).toBe(6);
     await store.close();
     const db = new Database(join(dir, 'hematovision.db'), { readonly: true });
     try {
@@ -134,7 +138,7 @@ describe('SqliteCaseStore (its own: files, WAL, the in-memory guard)', () => {
     const old = { id, image: Buffer.from('old image'), heatmapPng: Buffer.from('old heat map png') };
     const { imageSha256, heatmapSha256 } = createVersion1DataDir(dir, old);
     store = SqliteCaseStore.open(dir);
-    expect((await store.migrations()).map((m) => m.version)).toEqual([1, 2, 3, 4, 5]);
+    expect((await store.migrations()).map((m) => m.version)).toEqual(ALL_VERSIONS);
     expect((await store.migrations())[0].appliedAt).toBe('2024-01-01T00:00:00.000Z'); // history kept
     const c = await store.get(id);
     expect(c).toMatchObject({ imageSha256, heatmapSha256, hasHeatmapData: false, label: 'neutrophil' });
@@ -149,7 +153,7 @@ describe('SqliteCaseStore (its own: files, WAL, the in-memory guard)', () => {
     await store.close();
     // Opening again applies nothing twice.
     store = SqliteCaseStore.open(dir);
-    expect((await store.migrations()).map((m) => m.version)).toEqual([1, 2, 3, 4, 5]);
+    expect((await store.migrations()).map((m) => m.version)).toEqual(ALL_VERSIONS);
     expect((await store.get(id))?.heatmapSha256).toBe(heatmapSha256);
   });
 
@@ -180,7 +184,7 @@ describe('SqliteCaseStore (its own: files, WAL, the in-memory guard)', () => {
     db.close();
 
     store = SqliteCaseStore.open(dir);
-    expect((await store.migrations()).at(-1)?.version).toBe(5);
+    expect((await store.migrations()).at(-1)?.version).toBe(SCHEMA_VERSION);
     expect(await store.reviews(id)).toEqual([
       { label: 'monocyte', reviewer: 'Dr Old', note: '', reviewedAt: '2024-01-04T00:00:00.000Z', cell: 0 },
     ]);

@@ -23,6 +23,7 @@ describe.skipIf(!hasPostgres)('the server on PostgreSQL', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'hv-pg-app-'));
     dirs.push(dataDir);
     const app = await buildApp({
+      auth: 'off',
       vision: fakeVision(),
       dataDir,
       databaseUrl: db.url,

@@ -7,7 +7,7 @@ import { ModelError } from '../errors.js';
 import { buildApp, type AppOptions } from './app.js';
 import { pixelChunks } from './uploads.js';
 import { EXTRA_REVIEW_LABELS } from '../api/index.js';
-import { openStore, type SqliteCaseStore } from './store/index.js';
+import { openStore, SCHEMA_VERSION, type SqliteCaseStore } from './store/index.js';
 import {
   createVersion1DataDir,
   FAKE_CARD,
@@ -46,8 +46,16 @@ interface CaseBody {
 let dataDir: string;
 let app: FastifyInstance;
 
+const ALL_VERSIONS = Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1);
+
 async function start(opts: Partial<AppOptions> = {}): Promise<FastifyInstance> {
-  app = await buildApp({ vision: fakeVision(), dataDir, webDir: join(dataDir, 'no-web'), ...opts });
+  app = await buildApp({
+    auth: 'off',
+    vision: fakeVision(),
+    dataDir,
+    webDir: join(dataDir, 'no-web'),
+    ...opts,
+  });
   return app;
 }
 
@@ -94,7 +102,7 @@ describe('service routes', () => {
 
   it('TTA: per server (TTA=1) or per request (?tta=); stored on each case; /model says what is in force', async () => {
     const plain = fakeVision();
-    await expect(buildApp({ vision: plain, dataDir, tta: true })).rejects.toMatchObject({
+    await expect(buildApp({ auth: 'off', vision: plain, dataDir, tta: true })).rejects.toMatchObject({
       code: 'bad_config',
     });
 
@@ -195,6 +203,15 @@ describe('service routes', () => {
         'get /api/v1/specimens/{id}/cells.csv',
         'post /api/v1/specimens/{id}/sign',
         'get /api/v1/specimens/{id}/report.pdf',
+        'post /api/v1/cases/{id}/restore',
+        'get /api/v1/session',
+        'post /api/v1/session',
+        'delete /api/v1/session',
+        'post /api/v1/setup',
+        'get /api/v1/accounts',
+        'post /api/v1/accounts',
+        'patch /api/v1/accounts/{name}',
+        'get /api/v1/audit',
       ].sort(),
     );
     expect(Object.keys(doc.components.schemas)).toEqual(
@@ -721,35 +738,48 @@ describe('cases', () => {
       ['GET', '/heatmap.png'],
       ['DELETE', ''],
     ] as const) {
-      const res = await app.inject({ method, url: `${API}/cases/${unknown}${suffix}` });
+      const payload = method === 'DELETE' ? { reason: 'test' } : undefined;
+      const res = await app.inject({ method, url: `${API}/cases/${unknown}${suffix}`, payload });
       expect(res.statusCode).toBe(404);
       expect(res.json()).toEqual({ error: 'not_found', message: `No case with id ${unknown}.` });
-      const bad = await app.inject({ method, url: `${API}/cases/not-a-uuid${suffix}` });
+      const bad = await app.inject({ method, url: `${API}/cases/not-a-uuid${suffix}`, payload });
       expect(bad.statusCode).toBe(400);
       expect(errorOf(bad).error).toBe('invalid_id');
     }
   });
 
-  it('deletes a case, and its image only when no other case uses the same bytes', async () => {
+  it('deletes a case softly, with a reason: hidden, its bytes and reviews kept, restorable, audited', async () => {
     await start();
     const bytes = await solidJpeg(16, 16, [30, 220, 30]);
     const a = ((await predict([{ name: 'a.jpg', bytes }])).json() as { cases: CaseBody[] }).cases[0];
-    const b = ((await predict([{ name: 'b.jpg', bytes }])).json() as { cases: CaseBody[] }).cases[0];
     const store = app.caseStore as SqliteCaseStore; // its blob paths
     const sha = (await store.get(a.id))?.imageSha256 as string;
-    expect((await store.get(b.id))?.imageSha256).toBe(sha);
-    expect(readdirSync(join(dataDir, 'images', sha.slice(0, 2)))).toEqual([sha]); // stored once
+    const url = `${API}/cases/${a.id}`;
 
-    const del = await app.inject({ method: 'DELETE', url: `${API}/cases/${a.id}` });
+    expect(errorOf(await app.inject({ method: 'DELETE', url })).error).toBe('invalid_request');
+    const del = await app.inject({ method: 'DELETE', url, payload: { reason: 'wrong patient' } });
     expect(del.statusCode).toBe(204);
     expect(del.body).toBe('');
-    expect((await app.inject(`${API}/cases/${a.id}`)).statusCode).toBe(404);
+    expect((await app.inject(url)).statusCode).toBe(404);
+    expect((await app.inject(`${url}/image`)).statusCode).toBe(404);
+    expect((await app.inject(`${API}/cases`)).json()).toMatchObject({ total: 0 });
     expect(existsSync(store.imagePath(sha))).toBe(true);
-    expect((await app.inject(`${API}/cases/${b.id}/image`)).rawPayload.equals(bytes)).toBe(true);
+    expect((await app.inject({ method: 'DELETE', url, payload: { reason: 'again' } })).statusCode).toBe(404);
 
-    expect((await app.inject({ method: 'DELETE', url: `${API}/cases/${b.id}` })).statusCode).toBe(204);
-    expect(existsSync(store.imagePath(sha))).toBe(false);
-    expect((await app.inject({ method: 'DELETE', url: `${API}/cases/${b.id}` })).statusCode).toBe(404);
+    const restored = await app.inject({ method: 'POST', url: `${url}/restore` });
+    expect(restored.statusCode).toBe(200);
+    expect(restored.json()).toMatchObject({ id: a.id });
+    expect((await app.inject(`${url}/image`)).rawPayload.equals(bytes)).toBe(true);
+    expect(errorOf(await app.inject({ method: 'POST', url: `${url}/restore` })).error).toBe('not_deleted');
+
+    const audit = (await app.inject(`${API}/audit?targetId=${a.id}`)).json() as {
+      entries: { actor: string; action: string; detail: string }[];
+    };
+    expect(audit.entries.map((e) => [e.actor, e.action, e.detail])).toEqual([
+      ['local', 'restore', ''],
+      ['local', 'delete', 'wrong patient'],
+      ['local', 'create', ''],
+    ]);
   });
 
   it('exports CSV with proper quoting and one column per class', async () => {
@@ -860,7 +890,7 @@ describe('cases', () => {
         label: 'neutrophil',
         review: { label: 'eosinophil', reviewer: 'ana' },
       });
-      expect((await store.migrations()).map((m) => m.version)).toEqual([1, 2, 3, 4, 5]);
+      expect((await store.migrations()).map((m) => m.version)).toEqual(ALL_VERSIONS);
     } finally {
       await store.close();
     }
@@ -920,7 +950,7 @@ describe('heat maps', () => {
     expect((await app.inject(c.heatmapUrl as string)).rawPayload.equals(first.rawPayload)).toBe(true);
     expect(again.rendered).toBe(0);
 
-    expect((await app.inject({ method: 'DELETE', url: `${API}/cases/${c.id}` })).statusCode).toBe(204);
+    expect(await app.caseStore.delete(c.id)).toBe(true);
     expect(heatmapFiles()).toEqual([]);
   });
 
@@ -980,7 +1010,7 @@ describe('heat maps', () => {
     expect(heat.rawPayload.equals(heatmapPng)).toBe(true);
     expect(vision.rendered).toBe(0);
     expect((await app.inject(`${API}/cases/${id}/image`)).rawPayload.equals(image)).toBe(true);
-    expect((await app.caseStore.migrations()).map((m) => m.version)).toEqual([1, 2, 3, 4, 5]);
+    expect((await app.caseStore.migrations()).map((m) => m.version)).toEqual(ALL_VERSIONS);
     // New cases in the migrated folder take the lazy path.
     const fresh = await predict([{ name: 'n.jpg', bytes: await solidJpeg(16, 16, [30, 30, 220]) }]);
     const freshCase = (fresh.json() as { cases: CaseBody[] }).cases[0];

@@ -103,7 +103,7 @@ describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () 
     vision = await pipeline({ worker: true });
     // Practice on reviewed cases alone (the bundled teaching set has its own test below, on a fresh install).
     const teachingDir = path.join(tmp, 'no-teaching-set');
-    app = await buildApp({ vision, dataDir: path.join(tmp, 'data'), webDir, teachingDir });
+    app = await buildApp({ auth: 'off', vision, dataDir: path.join(tmp, 'data'), webDir, teachingDir });
     base = await app.listen({ port: 0, host: '127.0.0.1' });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -544,6 +544,7 @@ describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () 
 
   it('practises on the bundled teaching cells on a fresh install, with a note after each answer', async () => {
     const fresh = await buildApp({
+      auth: 'off',
       vision,
       dataDir: path.join(tmp, 'fresh-data'),
       webDir: path.join(tmp, 'web'),

@@ -88,7 +88,7 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
     });
     // The server answers with the same model file the page downloads.
     vision = await pipeline({ model: INT8 });
-    app = await buildApp({ vision, dataDir: path.join(tmp, 'data'), webDir, deviceModel: INT8 });
+    app = await buildApp({ auth: 'off', vision, dataDir: path.join(tmp, 'data'), webDir, deviceModel: INT8 });
     base = await app.listen({ port: 0, host: '127.0.0.1' });
     browser = await chromium.launch({
       executablePath: CHROMIUM,

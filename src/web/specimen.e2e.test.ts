@@ -99,7 +99,7 @@ describe.skipIf(!haveChromium || !haveModel)('specimen end to end (Chromium)', (
       build: { outDir: webDir, emptyOutDir: true },
     });
     vision = await pipeline({ worker: true });
-    app = await buildApp({ vision, dataDir: path.join(tmp, 'data'), webDir });
+    app = await buildApp({ auth: 'off', vision, dataDir: path.join(tmp, 'data'), webDir });
     base = await app.listen({ port: 0, host: '127.0.0.1' });
     browser = await chromium.launch({
       executablePath: CHROMIUM,

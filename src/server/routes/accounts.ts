@@ -20,7 +20,8 @@ import {
 import { ref } from '../../api/shapes.js';
 import { HematoError } from '../../errors.js';
 import { actor } from '../auth/guard.js';
-import { hashPassword, sha256Hex, verifyPassword } from '../auth/secrets.js';
+import { sha256Hex, verifyPassword } from '../auth/secrets.js';
+import { createAccount } from '../auth/users.js';
 import type { Account, CaseStore } from '../store/index.js';
 
 const errors = { '4xx': ref(ErrorReply), '5xx': ref(ErrorReply) };
@@ -35,15 +36,6 @@ export function accountJson(a: Account) {
     disabled: a.disabled,
     createdAt: a.createdAt,
   };
-}
-
-/** A clinic account needs its clinic; the others have none. */
-export function checkClinic(role: Account['role'], clinic: string | null | undefined): string | null {
-  const c = clinic?.trim() || null;
-  if (role === 'clinic' && !c)
-    throw new HematoError('A clinic account needs its clinic (`clinic`).', 'invalid_request');
-  if (role !== 'clinic' && c) throw new HematoError('Only a clinic account has a clinic.', 'invalid_request');
-  return c;
 }
 
 export const accountRoutes: FastifyPluginAsyncTypebox<{ store: CaseStore }> = async (app, { store }) => {
@@ -128,18 +120,19 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ store: CaseStore }> = as
           403,
         );
       const { name, displayName, password } = request.body;
-      const created = await accounts.addUser(
-        {
-          name,
-          displayName: displayName.trim(),
-          role: 'admin',
-          clinic: null,
-          passwordHash: await hashPassword(password),
-        },
-        { onlyIfNone: true },
-      );
+      let created;
+      try {
+        created = await createAccount(
+          accounts,
+          { name, displayName, role: 'admin', password },
+          { onlyIfNone: true },
+        );
+      } catch (err) {
+        // Someone made an account meanwhile (another replica's setup, the CLI): the link is spent.
+        if (err instanceof HematoError && err.code === 'setup_done') auth.setupToken = null;
+        throw err;
+      }
       auth.setupToken = null;
-      if (!created) throw new HematoError('This server is set up already: sign in.', 'setup_done', 409);
       await accounts.audit({
         actor: name,
         action: 'user.create',
@@ -177,17 +170,8 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ store: CaseStore }> = as
       },
     },
     async (request, reply) => {
-      const { name, displayName, role, password } = request.body;
-      const clinic = checkClinic(role, request.body.clinic);
-      const created = await accounts.addUser({
-        name,
-        displayName: displayName.trim(),
-        role,
-        clinic,
-        passwordHash: await hashPassword(password),
-      });
-      if (!created)
-        throw new HematoError(`An account "${name}" exists already (any case).`, 'account_exists', 409);
+      const { name, role } = request.body;
+      const created = await createAccount(accounts, request.body);
       await accounts.audit({
         actor: actor(request),
         action: 'user.create',

@@ -26,10 +26,7 @@ export async function createAccount(
 ): Promise<Account> {
   const name = input.name.trim();
   if (!NAME.test(name))
-    throw new HematoError(
-      'A login name is 1–64 letters, digits or . _ @ - (no spaces).',
-      'invalid_request',
-    );
+    throw new HematoError('A login name is 1–64 letters, digits or . _ @ - (no spaces).', 'invalid_request');
   if (!ROLES.includes(input.role))
     throw new HematoError(`The role is one of ${ROLES.join(', ')}, not "${input.role}".`, 'invalid_request');
   if (input.password.length < PASSWORD_MIN)

@@ -3,12 +3,15 @@
  * HOST (default 127.0.0.1), PORT (3000), DATA_DIR (./data), MODEL (model.onnx or model.int8.onnx, or their folder; default the bundled model),
  * TTA=1 (test-time augmentation: each cell's 8 flips and turns averaged; more accurate, 8× the network time),
  * DATABASE_URL=postgres://… (cases, reviews and images in PostgreSQL; DATA_DIR then holds only upload temp files);
- * the hardening settings of env.ts (ALLOWED_HOSTS, rate limits, request size and timeout, MIN_FREE_MB).
+ * the hardening settings of env.ts (ALLOWED_HOSTS, rate limits, request size and timeout, MIN_FREE_MB),
+ * AUTH=off (no accounts: only on a loopback HOST; accounts are on by default and the first start prints a
+ * one-time link to create the admin).
  */
 import { resolve } from 'node:path';
 import { HematoError } from '../errors.js';
 import { pipeline } from '../pipeline.js';
 import { buildApp } from './app.js';
+import { AUTH_OFF_WARNING, authFromEnv } from './auth/env.js';
 import { hardeningFromEnv } from './env.js';
 import { installShutdown } from './shutdown.js';
 import { redactUrl } from './store/index.js';
@@ -39,6 +42,7 @@ async function main(): Promise<void> {
     throw new HematoError(`TTA must be 1 (test-time augmentation) or 0, not "${ttaSetting}".`, 'bad_config');
   const tta = ttaSetting === '1';
   const hardening = hardeningFromEnv(process.env);
+  const auth = authFromEnv(process.env, host);
   // The network runs in its own thread so the event loop keeps serving other clients meanwhile.
   const vision = await pipeline({ model: process.env.MODEL || undefined, worker: true });
   if (tta && !vision.hasTta) {
@@ -50,7 +54,7 @@ async function main(): Promise<void> {
   }
   let app;
   try {
-    app = await buildApp({ vision, dataDir, databaseUrl, logger: true, tta, ...hardening });
+    app = await buildApp({ vision, dataDir, databaseUrl, logger: true, tta, auth, ...hardening });
   } catch (err) {
     await vision.close();
     throw err;
@@ -67,6 +71,17 @@ async function main(): Promise<void> {
     `HematoVision ${vision.card.name} ${vision.card.version} at http://${shownHost}:${actualPort}/ (${where}` +
       `${tta ? '; test-time augmentation on' : ''})`,
   );
+  if (auth === 'off') console.warn(AUTH_OFF_WARNING);
+  const setupToken = app.auth.setupToken;
+  if (setupToken) {
+    // On the console only (not in the request log): whoever can read it can make the first admin.
+    const linkHost = host === '0.0.0.0' || host === '::' ? 'localhost' : shownHost;
+    console.log(
+      `\nNo account exists yet. Create the admin account here (a one-time link; or run ` +
+        '`hematovision users add <name> --role admin`):\n' +
+        `  http://${linkHost}:${actualPort}/#/setup?token=${setupToken}\n`,
+    );
+  }
 }
 
 main().catch((err: unknown) => {

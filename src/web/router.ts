@@ -8,6 +8,9 @@ export type Route =
   | { name: 'about' }
   | { name: 'specimens' }
   | { name: 'specimen'; id: string }
+  | { name: 'login' }
+  | { name: 'setup'; query: URLSearchParams }
+  | { name: 'audit' }
   | { name: 'notFound'; path: string };
 
 export function parseHash(hash: string): Route {
@@ -19,6 +22,9 @@ export function parseHash(hash: string): Route {
   if (path === '/practice') return { name: 'practice' };
   if (path === '/about') return { name: 'about' };
   if (path === '/specimens') return { name: 'specimens' };
+  if (path === '/login') return { name: 'login' };
+  if (path === '/setup') return { name: 'setup', query };
+  if (path === '/audit') return { name: 'audit' };
   const specimenMatch = /^\/specimens\/(.+)$/.exec(path);
   if (specimenMatch) return { name: 'specimen', id: decodeURIComponent(specimenMatch[1]) };
   const caseMatch = /^\/cases\/([^/]+)$/.exec(path);

@@ -421,6 +421,10 @@ describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () 
     expect((await page.request.get(`${base}/api/v1/cases/${reviewedCase.id}`)).status()).toBe(200);
 
     await page.getByRole('button', { name: 'Delete case…' }).click();
+    // A reason is required (kept in the audit trail); without one the dialog stays open.
+    await dialog.getByRole('button', { name: 'Delete case' }).click();
+    expect(await dialog.isVisible()).toBe(true);
+    await dialog.getByLabel('Reason').fill('duplicate of another field');
     await dialog.getByRole('button', { name: 'Delete case' }).click();
     await page.waitForURL(/#\/history$/);
     const total = images.length; // 1 + batch, minus the deleted case

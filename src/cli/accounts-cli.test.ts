@@ -1,11 +1,11 @@
 // `hematovision users …` and `tokens …` on a data folder, and what the server then accepts.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../server/app.js';
 import { expectCleanFailure, runCli } from '../testing/cli.js';
-import { fakeVision } from '../testing/server.js';
+import { fakeVision, solidJpeg } from '../testing/server.js';
 
 let dir: string;
 beforeEach(() => {
@@ -69,6 +69,34 @@ describe('hematovision users and tokens', () => {
         'cli user.disable north',
       ]);
     } finally {
+      await app.close();
+    }
+  });
+
+  it('predicts through a server with accounts on, with the API token in HEMATOVISION_TOKEN', async () => {
+    expect(
+      (await runCli(['users', 'add', 'up', '--role', 'clinic', '--clinic', 'East', '--data-dir', dir])).code,
+    ).toBe(0);
+    const token = (await runCli(['tokens', 'create', 'up', '--data-dir', dir])).stdout
+      .trim()
+      .split('\n')
+      .at(-1)!;
+    const app = await buildApp({ vision: fakeVision(), dataDir: dir, webDir: join(dir, 'no-web') });
+    const image = join(dir, 'red.jpg');
+    writeFileSync(image, await solidJpeg(32, 32, [220, 30, 30]));
+    const saved = process.env.HEMATOVISION_TOKEN;
+    try {
+      const base = await app.listen({ port: 0, host: '127.0.0.1' });
+      delete process.env.HEMATOVISION_TOKEN;
+      expectCleanFailure(await runCli(['predict', '--server', base, image]), /Set HEMATOVISION_TOKEN/);
+      process.env.HEMATOVISION_TOKEN = token;
+      const ok = await runCli(['predict', '--server', base, image]);
+      expect(ok.code, ok.stderr).toBe(0);
+      const cases = await app.caseStore.list({ limit: 10, offset: 0 });
+      expect(cases.cases.map((c) => c.clinic)).toEqual(['East']);
+    } finally {
+      if (saved === undefined) delete process.env.HEMATOVISION_TOKEN;
+      else process.env.HEMATOVISION_TOKEN = saved;
       await app.close();
     }
   });

@@ -184,6 +184,8 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
     });
     await page.goto(base);
     const toggle = page.getByLabel('Analyse on this device');
+    // The view renders once the session and model are known (after load): wait for it, do not race it.
+    await toggle.waitFor();
     expect(await page.locator('.specimen-pick').isVisible()).toBe(true);
     await toggle.check();
     expect(await page.evaluate(() => localStorage.getItem('hematovision.analyseOnDevice'))).toBe('on');

@@ -170,9 +170,9 @@ async function loadSession(): Promise<void> {
 
 /** Signed in or out: the session, the model (its classes feed the filters and review forms), the view. */
 function restart(): void {
-  void loadSession().then(async () => {
-    if (!signedOut()) await loadModel();
-    else modelInfo.textContent = '';
+  // Both at once (health is public): the first view waits for one round trip, not two.
+  void Promise.all([loadSession(), loadModel()]).then(() => {
+    if (signedOut()) modelInfo.textContent = '';
     render();
   });
 }

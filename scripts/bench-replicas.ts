@@ -23,7 +23,7 @@ const ROOT = resolve(import.meta.dirname, '..');
 async function start(url: string, dir: string): Promise<{ child: ChildProcess; base: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server/main.ts'], {
     cwd: ROOT,
-    env: { ...process.env, PORT: '0', DATA_DIR: dir, DATABASE_URL: url, RATE_LIMIT: '0' },
+    env: { ...process.env, PORT: '0', DATA_DIR: dir, DATABASE_URL: url, RATE_LIMIT: '0', AUTH: 'off' },
   });
   let out = '';
   const port = await new Promise<number>((ok, fail) => {

@@ -119,6 +119,9 @@ export const Case = Type.Object(
       description: 'The latest review of any of its cells, if any.',
     }),
     specimen: Type.Optional(nullableString({ description: 'The specimen the image was uploaded into.' })),
+    clinic: Type.Optional(
+      nullableString({ description: 'The clinic that uploaded it, if a clinic account.' }),
+    ),
   },
   { $id: 'Case', description: 'One analysed image and what the model said of it.' },
 );
@@ -212,7 +215,16 @@ export const CellParams = Type.Object({
 export function ReviewBody(classes: readonly string[]) {
   return Type.Object({
     reviewLabel: stringEnum([...classes, ...EXTRA_REVIEW_LABELS]),
-    reviewer: Type.String({ minLength: 1, maxLength: 200, pattern: '\\S' }),
+    reviewer: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 200,
+        pattern: '\\S',
+        description:
+          'Only when accounts are off (AUTH=off): who reviews. With accounts the reviewer is the signed-in ' +
+          'account and this field is refused.',
+      }),
+    ),
     note: Type.Optional(Type.Unsafe<string | null>({ type: ['string', 'null'], maxLength: 4000 })),
   });
 }

@@ -25,3 +25,28 @@ export const LIST_DEFAULTS = { limit: 50, offset: 0 } as const;
 export const SPECIMEN_ID_MAX = 64;
 export const SPECIMEN_TARGETS = [100, 200] as const;
 export const SPECIMEN_SORTS = ['newest', 'oldest', 'updated', 'id'] as const;
+
+/** Account roles: `clinic` uploads and sees its own clinic's work, `reviewer` reviews all and signs, `admin` manages. */
+export const ROLES = ['clinic', 'reviewer', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** What the audit trail records. */
+export const AUDIT_ACTIONS = [
+  'create',
+  'review',
+  'sign',
+  'export',
+  'delete',
+  'restore',
+  'user.create',
+  'user.disable',
+  'user.enable',
+  'token.create',
+  'token.revoke',
+] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+export const AUDIT_TARGETS = ['case', 'cases', 'specimen', 'user', 'token'] as const;
+export type AuditTarget = (typeof AUDIT_TARGETS)[number];
+
+/** The session cookie's name (HttpOnly; SameSite=Strict; Secure over TLS). */
+export const SESSION_COOKIE = 'hv_session';

@@ -3,11 +3,13 @@
  * OpenAPI document from them; the web client takes its types from them (`import type`, so its bundle holds
  * no TypeBox). Pure: no Node imports.
  */
+import { Account, AuditEntry } from './accounts.js';
 import { Box, Case, Cell, FileError, Review } from './cases.js';
 import { Differential, Domain } from './predict.js';
 import { ErrorReply } from './service.js';
 import { Specimen, SpecimenCell } from './specimens.js';
 
+export * from './accounts.js';
 export * from './constants.js';
 export * from './cases.js';
 export * from './predict.js';
@@ -27,5 +29,7 @@ export const sharedSchemas = [
   Differential,
   Specimen,
   SpecimenCell,
+  Account,
+  AuditEntry,
 ];
 export * from './models.js';

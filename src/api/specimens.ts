@@ -49,6 +49,9 @@ export const Specimen = Type.Object(
     cellCount: Type.Integer({
       description: 'Located cells of its images (an image without cells counts 1).',
     }),
+    clinic: Type.Optional(
+      nullableString({ description: 'The clinic that created it, if a clinic account.' }),
+    ),
   },
   { $id: 'Specimen', description: "A specimen (one patient's slide): the images uploaded into it." },
 );
@@ -132,12 +135,16 @@ export const SpecimenList = Type.Object({
 
 export const SignBody = Type.Object(
   {
-    reviewer: Type.String({
-      minLength: 1,
-      maxLength: 200,
-      pattern: '\\S',
-      description: 'Who signs (a name until accounts exist).',
-    }),
+    reviewer: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 200,
+        pattern: '\\S',
+        description:
+          'Only when accounts are off (AUTH=off): who signs. With accounts the signer is the signed-in ' +
+          'account and this field is refused.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

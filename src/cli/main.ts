@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { HematoError } from '../errors.js';
 import { SOFTWARE_VERSION } from '../training/model-card.js';
+import { registerAccounts } from './commands/accounts.js';
 import { registerAdapt } from './commands/adapt.js';
 import { registerEvaluate } from './commands/evaluate.js';
 import { registerExport } from './commands/export.js';
@@ -35,6 +36,7 @@ export function buildProgram(io: Io = processIo()): Command {
   registerPredict(program, io);
   registerLocateEval(program, io);
   registerExport(program, io);
+  registerAccounts(program, io);
   return program;
 }
 

@@ -14,7 +14,12 @@ let files: string[];
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'hv-cli-remote-'));
-  app = await buildApp({ vision: fakeVision(), dataDir: join(dir, 'data'), webDir: join(dir, 'no-web') });
+  app = await buildApp({
+    auth: 'off',
+    vision: fakeVision(),
+    dataDir: join(dir, 'data'),
+    webDir: join(dir, 'no-web'),
+  });
   base = await app.listen({ port: 0, host: '127.0.0.1' });
   files = [join(dir, 'field.png'), join(dir, 'red.jpg'), join(dir, 'bad.jpg')];
   writeFileSync(files[0], await solidPng(120, 80, [128, 128, 128])); // two cells: eosinophil, lymphocyte

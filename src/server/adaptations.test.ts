@@ -46,6 +46,7 @@ describe('adaptations and model versions (bundled model, SQLite)', () => {
     const load = (model: string) => pipeline({ model, worker: true });
     vision = new SwappableVision(await load(DEFAULT_MODEL_PATH));
     app = await buildApp({
+      auth: 'off',
       vision,
       dataDir,
       webDir: join(dataDir, 'no-web'),

@@ -47,7 +47,7 @@ describe.skipIf(!hasModel)(
     beforeAll(async () => {
       dataDir = mkdtempSync(join(tmpdir(), 'hv-server-model-'));
       vision = await pipeline();
-      app = await buildApp({ vision, dataDir, webDir: join(dataDir, 'no-web') });
+      app = await buildApp({ auth: 'off', vision, dataDir, webDir: join(dataDir, 'no-web') });
     });
 
     afterAll(async () => {

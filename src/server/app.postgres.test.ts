@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, hasPostgres, notePostgresSkip } from '../testing/postgres.js';
 import { fakeVision, multipart, parseCsv, solidJpeg } from '../testing/server.js';
 import { buildApp } from './app.js';
+import { createAccount, createApiToken } from './auth/users.js';
 
 notePostgresSkip('server on PostgreSQL');
 
@@ -23,6 +24,7 @@ describe.skipIf(!hasPostgres)('the server on PostgreSQL', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'hv-pg-app-'));
     dirs.push(dataDir);
     const app = await buildApp({
+      auth: 'off',
       vision: fakeVision(),
       dataDir,
       databaseUrl: db.url,
@@ -83,15 +85,61 @@ describe.skipIf(!hasPostgres)('the server on PostgreSQL', () => {
     expect(csv[1]).toContain(created.id);
     expect(csv[1]).toContain('eosinophil');
 
-    expect((await b.inject({ method: 'DELETE', url: `${API}/cases/${created.id}` })).statusCode).toBe(204);
+    const del = await b.inject({
+      method: 'DELETE',
+      url: `${API}/cases/${created.id}`,
+      payload: { reason: 'duplicate' },
+    });
+    expect(del.statusCode).toBe(204);
     expect((await a.inject(`${API}/cases/${created.id}`)).statusCode).toBe(404);
+    // Soft: the bytes stay, and the other replica restores it.
+    expect((await a.inject({ method: 'POST', url: `${API}/cases/${created.id}/restore` })).statusCode).toBe(
+      200,
+    );
+    expect((await b.inject(`${API}/cases/${created.id}/image`)).rawPayload.equals(bytes)).toBe(true);
+    // A hard delete (the store's) takes its image and heat map with it.
+    expect(await a.caseStore.delete(created.id)).toBe(true);
     const client = new pg.Client({ connectionString: db.url });
     await client.connect();
     try {
       const { rows } = await client.query('SELECT count(*)::int AS n FROM blobs');
-      expect(rows[0].n).toBe(0); // its image and heat map went with it
+      expect(rows[0].n).toBe(0);
     } finally {
       await client.end();
     }
+  });
+
+  it('shares sessions and tokens between replicas: signed in on one, served by the other', async () => {
+    const replicaWithAccounts = async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'hv-pg-app-'));
+      dirs.push(dataDir);
+      const app = await buildApp({
+        vision: fakeVision(),
+        dataDir,
+        databaseUrl: db.url,
+        webDir: join(dataDir, 'no-web'),
+      });
+      apps.push(app);
+      return app;
+    };
+    const [a, b] = [await replicaWithAccounts(), await replicaWithAccounts()];
+    await createAccount(a.caseStore.accounts, {
+      name: 'rev',
+      role: 'reviewer',
+      password: 'a long passphrase',
+    });
+    const signIn = await a.inject({
+      method: 'POST',
+      url: `${API}/session`,
+      payload: { name: 'rev', password: 'a long passphrase' },
+    });
+    const cookie = `hv_session=${signIn.cookies[0].value}`;
+    expect((await b.inject({ url: `${API}/cases`, headers: { cookie } })).statusCode).toBe(200);
+    const { token } = await createApiToken(b.caseStore.accounts, 'rev', 'script');
+    expect(
+      (await a.inject({ url: `${API}/cases`, headers: { authorization: `Bearer ${token}` } })).statusCode,
+    ).toBe(200);
+    await b.inject({ method: 'DELETE', url: `${API}/session`, headers: { cookie } });
+    expect((await a.inject({ url: `${API}/cases`, headers: { cookie } })).statusCode).toBe(401);
   });
 });

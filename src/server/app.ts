@@ -12,9 +12,11 @@ import type { HematoVision } from '../pipeline.js';
 import { API_BASE as API } from '../api/index.js';
 import { CellCrops } from './cell-crops.js';
 import { lockDataDir, type DataLock } from './data-lock.js';
+import { installGuard } from './auth/guard.js';
 import { installErrorHandlers } from './http-errors.js';
 import { DEFAULT_RATE_LIMITS, httpServerFactory, installHygiene, type RateLimits } from './hygiene.js';
 import { openapiOptions } from './openapi.js';
+import { accountRoutes } from './routes/accounts.js';
 import { caseRoutes } from './routes/cases.js';
 import { predictRoutes } from './routes/predict.js';
 import { readyRoutes } from './routes/ready.js';
@@ -94,6 +96,11 @@ export interface AppOptions {
     /** Seconds between looks for a model another replica activated (default 5). */
     modelSyncSeconds?: number;
   };
+  /**
+   * Accounts (default 'on'): every case, specimen, model and audit route needs a signed-in account or an
+   * API token. 'off': everyone acts as one local admin (main.ts allows it only on a loopback address).
+   */
+  auth?: 'on' | 'off';
 }
 
 declare module 'fastify' {
@@ -181,6 +188,8 @@ async function assemble(
     rateLimits: options.rateLimits ?? DEFAULT_RATE_LIMITS,
     maxRequestBytes: options.maxRequestBytes ?? 100 * 1024 * 1024,
   });
+  // Before any route: the guard gives each route its access level as it is added.
+  await installGuard(app, { enabled: options.auth !== 'off', accounts: store.accounts });
 
   await app.register(helmet, {
     // Sent only to clients that came over TLS (hygiene.ts).
@@ -217,6 +226,7 @@ async function assemble(
 
   const schemas = routeSchemas({ classes: vision.card.classes, maxFiles, maxFileBytes });
   await app.register(serviceRoutes, { prefix: API, vision, schemas, tta });
+  await app.register(accountRoutes, { prefix: API, store });
   await app.register(readyRoutes, {
     prefix: API,
     store,

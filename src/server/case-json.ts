@@ -21,5 +21,6 @@ export function caseJson(c: StoredCase): CaseJson {
     model: c.model,
     review: c.review,
     specimen: c.specimenId,
+    ...(c.clinic !== null ? { clinic: c.clinic } : {}),
   };
 }

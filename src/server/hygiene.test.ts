@@ -24,7 +24,13 @@ afterEach(async () => {
 });
 
 async function start(opts: Partial<AppOptions> = {}): Promise<FastifyInstance> {
-  app = await buildApp({ vision: fakeVision(), dataDir, webDir: join(dataDir, 'no-web'), ...opts });
+  app = await buildApp({
+    auth: 'off',
+    vision: fakeVision(),
+    dataDir,
+    webDir: join(dataDir, 'no-web'),
+    ...opts,
+  });
   return app;
 }
 

@@ -41,6 +41,7 @@ async function replica(url: string): Promise<Replica> {
       DATA_DIR: dataDir,
       DATABASE_URL: url,
       RATE_LIMIT: '0',
+      AUTH: 'off',
       // Short enough for a test: pg-boss looks for expired jobs every second, and an adaptation held by a
       // dead replica is given to another after 40 s.
       JOBS_SUPERVISE_SECONDS: '1',

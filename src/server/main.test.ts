@@ -16,11 +16,13 @@ interface Server {
   exited: Promise<{ code: number | null; at: number }>;
 }
 
-function startServer(dataDir: string): Server {
+function startServer(dataDir: string, env: Record<string, string> = { AUTH: 'off' }): Server {
   // One process (node with tsx's loader, not the tsx command, which runs the server in a child of its own).
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
     cwd: REPO_ROOT,
-    env: { ...process.env, DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1' },
+    // Accounts off by default here (allowed on loopback): the stalled upload below must reach the upload
+    // code, not a 401.
+    env: { ...process.env, DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -91,5 +93,40 @@ describe('the server process', () => {
     await socketClosed;
     expect(existsSync(join(dataDir, 'server.lock'))).toBe(false);
     expect(first.output()).toMatch(/aborted 1 upload/);
+  }, 120_000);
+
+  it('starts with accounts on, printing a one-time setup link that creates the admin', async () => {
+    const server = startServer(dataDir, {});
+    running.push(server.child);
+    const port = await listeningPort(server);
+    const t0 = Date.now();
+    while (!/#\/setup\?token=/.test(server.output()) && Date.now() - t0 < 5000)
+      await new Promise((r) => setTimeout(r, 50));
+    const m = /http:\/\/127\.0\.0\.1:(\d+)\/#\/setup\?token=([A-Za-z0-9_-]+)/.exec(server.output());
+    expect(m?.[1]).toBe(String(port));
+    expect(server.output()).not.toContain('ACCOUNTS ARE OFF');
+    const base = `http://127.0.0.1:${port}/api/v1`;
+    expect((await fetch(`${base}/cases`)).status).toBe(401);
+    const setup = await fetch(`${base}/setup`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        token: m![2],
+        name: 'admin',
+        displayName: 'Lab admin',
+        password: 'a long passphrase',
+      }),
+    });
+    expect(setup.status).toBe(201);
+    const cookie = setup.headers.get('set-cookie')!.split(';')[0];
+    expect((await fetch(`${base}/cases`, { headers: { cookie } })).status).toBe(200);
+    server.child.kill('SIGTERM');
+    await server.exited;
+
+    // AUTH=off is refused on an address others can reach.
+    const open = startServer(dataDir, { AUTH: 'off', HOST: '0.0.0.0' });
+    running.push(open.child);
+    expect((await open.exited).code).toBe(1);
+    expect(open.output()).toMatch(/AUTH=off is allowed only on a loopback address/);
   }, 120_000);
 });

@@ -5,12 +5,15 @@
  * DATABASE_URL=postgres://… (cases, reviews and images in PostgreSQL; DATA_DIR then holds only upload temp files);
  * the hardening settings of env.ts (ALLOWED_HOSTS, rate limits, request size and timeout, MIN_FREE_MB),
  * job timing (JOBS_SUPERVISE_SECONDS, JOBS_POLL_SECONDS, ADAPTATION_LIMIT_SECONDS, MODEL_SYNC_SECONDS).
+ * AUTH=off (no accounts: only on a loopback HOST; accounts are on by default and the first start prints a
+ * one-time link to create the admin).
  */
 import { resolve } from 'node:path';
 import { HematoError } from '../errors.js';
 import { DEFAULT_MODEL_PATH } from '../model/classifier.js';
 import { pipeline } from '../pipeline.js';
 import { buildApp } from './app.js';
+import { AUTH_OFF_WARNING, authFromEnv } from './auth/env.js';
 import { hardeningFromEnv } from './env.js';
 import { SwappableVision } from './models/swappable.js';
 import { installShutdown } from './shutdown.js';
@@ -42,6 +45,7 @@ async function main(): Promise<void> {
     throw new HematoError(`TTA must be 1 (test-time augmentation) or 0, not "${ttaSetting}".`, 'bad_config');
   const tta = ttaSetting === '1';
   const hardening = hardeningFromEnv(process.env);
+  const auth = authFromEnv(process.env, host);
   // The network runs in its own thread so the event loop keeps serving other clients meanwhile.
   const modelPath = process.env.MODEL || DEFAULT_MODEL_PATH;
   const load = (model: string) => pipeline({ model, worker: true });
@@ -62,6 +66,7 @@ async function main(): Promise<void> {
       databaseUrl,
       logger: true,
       tta,
+      auth,
       models: { path: modelPath, load },
       jobs: jobTimingFromEnv(process.env),
       ...hardening,
@@ -82,6 +87,17 @@ async function main(): Promise<void> {
     `HematoVision ${vision.card.name} ${vision.card.version} at http://${shownHost}:${actualPort}/ (${where}` +
       `${tta ? '; test-time augmentation on' : ''})`,
   );
+  if (auth === 'off') console.warn(AUTH_OFF_WARNING);
+  const setupToken = app.auth.setupToken;
+  if (setupToken) {
+    // On the console only (not in the request log): whoever can read it can make the first admin.
+    const linkHost = host === '0.0.0.0' || host === '::' ? 'localhost' : shownHost;
+    console.log(
+      `\nNo account exists yet. Create the admin account here (a one-time link; or run ` +
+        '`hematovision users add <name> --role admin`):\n' +
+        `  http://${linkHost}:${actualPort}/#/setup?token=${setupToken}\n`,
+    );
+  }
 }
 
 /** JOBS_SUPERVISE_SECONDS, JOBS_POLL_SECONDS, ADAPTATION_LIMIT_SECONDS, MODEL_SYNC_SECONDS (tests shorten them). */

@@ -53,6 +53,7 @@ describe.skipIf(!hasPostgres)('model versions on two replicas', () => {
     const first = fakeModel(join(root, 'first'), 'first model bytes');
     const replica = async (name: string) => {
       const app = await buildApp({
+        auth: 'off',
         vision: await loadFake(first.path),
         dataDir: join(root, name),
         databaseUrl: db.url,

@@ -1,7 +1,7 @@
 /**
- * The OpenAPI document's head: servers, licence and how the API is secured. Accounts are not built yet
- * (issue 15 part 1): the cookie session and the bearer token are declared so generated clients know them,
- * and every operation's security is optional (`{}` first) until they land.
+ * The OpenAPI document's head: servers, licence and how the API is secured: a session cookie (the web app)
+ * or a bearer token (scripts). Each operation says which applies (auth/guard.ts sets it from auth/access.ts):
+ * none for the public ones (health, readiness, this document, sign-in), either for the rest.
  */
 import type { SwaggerOptions } from '@fastify/swagger';
 
@@ -11,18 +11,18 @@ export const SECURITY_SCHEMES = {
     in: 'cookie',
     name: 'hv_session',
     description:
-      'The session cookie of a signed-in account (the web app). Not enforced yet: accounts to come.',
+      'The session cookie set by POST /session (sign-in) or /setup: HttpOnly, SameSite=Strict, Secure over TLS.',
   },
   bearer: {
     type: 'http',
     scheme: 'bearer',
     description:
-      'An API token for scripts (`Authorization: Bearer <token>`). Not enforced yet: accounts to come.',
+      'An API token for scripts (`Authorization: Bearer hv_…`), made with `hematovision tokens create`.',
   },
 } as const;
 
-/** Optional for now: anonymous (`{}`) or either scheme. */
-export const SECURITY: Record<string, string[]>[] = [{}, { session: [] }, { bearer: [] }];
+/** The default of an operation that does not say: either scheme. */
+export const SECURITY: Record<string, string[]>[] = [{ session: [] }, { bearer: [] }];
 
 export function openapiOptions(version: string): SwaggerOptions {
   return {
@@ -33,7 +33,9 @@ export function openapiOptions(version: string): SwaggerOptions {
         version,
         description:
           'White-blood-cell classification of stained blood-smear images, and the cases it stored. ' +
-          'Authentication is declared (session cookie, bearer token) but not required yet.',
+          'Every route but health, readiness, this document and sign-in needs a signed-in account (session ' +
+          'cookie) or an API token (bearer). Roles: clinic (uploads; its own clinic’s cases), reviewer ' +
+          '(reviews all, signs reports), admin (accounts, deletes, the audit trail).',
         license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
       },
       servers: [{ url: '/', description: 'The server that serves this document' }],

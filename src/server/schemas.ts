@@ -12,6 +12,7 @@ import {
   CaseListQuery,
   CaseWithReviews,
   CellParams,
+  DeleteCaseBody,
   ErrorReply,
   EXTRA_REVIEW_LABELS,
   Health,
@@ -20,6 +21,7 @@ import {
   PredictQuery,
   PredictResponse,
   Ready,
+  RestoreParams,
   ReviewBody,
   SignBody,
   Signoff,
@@ -245,10 +247,21 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
     },
     deleteCase: {
       operationId: 'deleteCase',
-      summary: 'Delete a case (its image file too, unless another case has the same bytes)',
+      summary: 'Delete a case, with a reason (admins only): hidden, not removed; restorable',
+      description:
+        'Soft delete: the case leaves every list, export and specimen, its bytes and reviews stay, and the ' +
+        'audit trail records who deleted it and why. POST /cases/{id}/restore brings it back.',
       tags: ['cases'],
       params: CaseIdParams,
+      body: DeleteCaseBody,
       response: { 204: Type.Null({ description: 'Deleted' }), ...errors },
+    },
+    restoreCase: {
+      operationId: 'restoreCase',
+      summary: 'Restore a deleted case (admins only)',
+      tags: ['cases'],
+      params: RestoreParams,
+      response: { 200: described('The case, back in lists', ref(Case)), ...errors },
     },
   };
 }

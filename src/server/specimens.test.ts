@@ -60,7 +60,13 @@ beforeEach(async () => {
       await client.end();
     }
   }
-  app = await buildApp({ vision: fakeVision(), dataDir, databaseUrl, webDir: join(dataDir, 'no-web') });
+  app = await buildApp({
+    auth: 'off',
+    vision: fakeVision(),
+    dataDir,
+    databaseUrl,
+    webDir: join(dataDir, 'no-web'),
+  });
 });
 
 afterEach(async () => {

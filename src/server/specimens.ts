@@ -27,6 +27,7 @@ export function specimenJson(s: Specimen): SpecimenJson {
     updatedAt: s.updatedAt,
     imageCount: s.imageCount,
     cellCount: s.cellCount,
+    ...(s.clinic !== null ? { clinic: s.clinic } : {}),
   };
 }
 

@@ -34,7 +34,13 @@ afterEach(async () => {
 });
 
 async function start(opts: Partial<AppOptions> = {}): Promise<FastifyInstance> {
-  const app = await buildApp({ vision: fakeVision(), dataDir, webDir: join(dataDir, 'no-web'), ...opts });
+  const app = await buildApp({
+    auth: 'off',
+    vision: fakeVision(),
+    dataDir,
+    webDir: join(dataDir, 'no-web'),
+    ...opts,
+  });
   apps.push(app);
   return app;
 }

@@ -29,6 +29,8 @@ export interface PredictOptions extends UploadLimits {
   tta: boolean;
   /** The stored id of the specimen the images go into. */
   specimenId?: string;
+  /** The uploading clinic account's clinic, stamped on each case. */
+  clinic?: string | null;
 }
 
 const MAX_BATCH_IMAGES = 16;
@@ -40,7 +42,7 @@ export async function predictUploads(
   request: FastifyRequest,
   opts: PredictOptions,
 ): Promise<PredictResponseJson> {
-  const { store, vision, maxFiles, maxFileBytes, batchPixels, tta, specimenId } = opts;
+  const { store, vision, maxFiles, maxFileBytes, batchPixels, tta, specimenId, clinic } = opts;
   const files = await receiveImages(request, store.tmpDir, maxFiles);
   const results: PredictItemJson[] = new Array(files.length);
   const failures: HematoError[] = [];
@@ -101,6 +103,7 @@ export async function predictUploads(
           prediction: analysis,
           heatmapData: analysis.heatmap,
           ...(specimenId !== undefined ? { specimenId } : {}),
+          clinic: clinic ?? null,
         });
         created.push(stored.id);
         predictions.push(analysis);

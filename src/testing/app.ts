@@ -52,7 +52,13 @@ export function freshAppPerTest(): void {
 
 /** Builds the app on the test's data folder with the fake model and no web UI; `opts` overrides. */
 export async function start(opts: Partial<AppOptions> = {}): Promise<FastifyInstance> {
-  app = await buildApp({ vision: fakeVision(), dataDir, webDir: join(dataDir, 'no-web'), ...opts });
+  app = await buildApp({
+    auth: 'off',
+    vision: fakeVision(),
+    dataDir,
+    webDir: join(dataDir, 'no-web'),
+    ...opts,
+  });
   return app;
 }
 

@@ -1,5 +1,8 @@
 /** Typed client for the HematoVision REST API (/api/v1); its shapes are the server's (src/api). */
 import type {
+  AccountJson,
+  AuditListJson,
+  SessionStateJson,
   CaseJson,
   CaseListJson,
   CaseListQueryJson,
@@ -39,6 +42,9 @@ export type Specimen = SpecimenJson;
 export type SpecimenCell = SpecimenCellJson;
 export type SpecimenDetail = SpecimenDetailJson;
 export type NewSpecimen = NewSpecimenJson;
+export type Account = AccountJson;
+export type SessionState = SessionStateJson;
+export type AuditList = AuditListJson;
 /** One cell of the bundled teaching set (GET /teaching): an expert-labelled PBC image. */
 export type TeachingCellResult = TeachingCellJson;
 export type TeachingSet = TeachingSetJson;
@@ -76,6 +82,10 @@ export async function request<T>(path: string, init?: RequestInit): Promise<T> {
   } catch {
     throw new ApiError('The server cannot be reached. Check that HematoVision is running.', 0, 'network');
   }
+  if (res.status === 401 && !path.startsWith('/session') && !path.startsWith('/setup')) {
+    // Signed out meanwhile (session expired, account disabled): the app shows its sign-in page.
+    window.dispatchEvent(new CustomEvent('hv:signed-out'));
+  }
   if (!res.ok) {
     let message = `${res.status} ${res.statusText}`;
     let code = 'http_error';
@@ -100,7 +110,22 @@ function queryString(q: Record<string, string | number | boolean | undefined>): 
   return s ? `?${s}` : '';
 }
 
+const json = (method: string, body: unknown): RequestInit => ({
+  method,
+  headers: { accept: 'application/json', 'content-type': 'application/json' },
+  body: JSON.stringify(body),
+});
+
 export const api = {
+  session: () => request<SessionState>('/session'),
+  signIn: (name: string, password: string) => request<Account>('/session', json('POST', { name, password })),
+  signOut: () => request<unknown>('/session', { method: 'DELETE' }),
+  setup: (input: { token: string; name: string; displayName: string; password: string }) =>
+    request<Account>('/setup', json('POST', input)),
+  audit: (q: { action?: string; limit?: number; offset?: number } = {}) =>
+    request<AuditList>(`/audit${queryString(q)}`),
+  restoreCase: (id: string) =>
+    request<CaseResult>(`/cases/${encodeURIComponent(id)}/restore`, { method: 'POST' }),
   health: () => request<Health>('/health'),
   model: () => request<ModelCard>('/model'),
   predict(
@@ -120,7 +145,8 @@ export const api = {
       headers: { accept: 'application/json', 'content-type': 'application/json' },
       body: JSON.stringify(input),
     }),
-  deleteCase: (id: string) => request<unknown>(`/cases/${encodeURIComponent(id)}`, { method: 'DELETE' }),
+  deleteCase: (id: string, reason: string) =>
+    request<unknown>(`/cases/${encodeURIComponent(id)}`, json('DELETE', { reason })),
   csvUrl: (q: Omit<CaseQuery, 'limit' | 'offset'>) => `${BASE}/cases.csv${queryString(q)}`,
   imageUrl: (c: CaseResult) => c.imageUrl || `${BASE}/cases/${encodeURIComponent(c.id)}/image`,
   heatmapUrl: (c: CaseResult) => c.heatmapUrl,
@@ -139,11 +165,11 @@ export const api = {
       headers: { accept: 'application/json', 'content-type': 'application/json' },
       body: JSON.stringify(input),
     }),
-  signSpecimen: (id: string, reviewer: string) =>
-    request<SignoffJson>(`/specimens/${encodeURIComponent(id)}/sign`, {
-      method: 'POST',
-      headers: { accept: 'application/json', 'content-type': 'application/json' },
-      body: JSON.stringify({ reviewer }),
-    }),
+  /** `reviewer` only when accounts are off: else the signer is the signed-in account. */
+  signSpecimen: (id: string, reviewer?: string) =>
+    request<SignoffJson>(
+      `/specimens/${encodeURIComponent(id)}/sign`,
+      json('POST', reviewer === undefined ? {} : { reviewer }),
+    ),
   specimenCsvUrl: (id: string) => `${BASE}/specimens/${encodeURIComponent(id)}/cells.csv`,
 };

@@ -87,7 +87,7 @@ describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () 
     vision = await pipeline({ worker: true });
     // Practice on reviewed cases alone (the bundled teaching set has its own test below, on a fresh install).
     const teachingDir = path.join(tmp, 'no-teaching-set');
-    app = await buildApp({ vision, dataDir: path.join(tmp, 'data'), webDir, teachingDir });
+    app = await buildApp({ auth: 'off', vision, dataDir: path.join(tmp, 'data'), webDir, teachingDir });
     base = await app.listen({ port: 0, host: '127.0.0.1' });
     ({ browser, page, errors: consoleErrors } = await openBrowser());
   });
@@ -386,6 +386,10 @@ describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () 
     expect((await page.request.get(`${base}/api/v1/cases/${reviewedCase.id}`)).status()).toBe(200);
 
     await page.getByRole('button', { name: 'Delete case…' }).click();
+    // A reason is required (kept in the audit trail); without one the dialog stays open.
+    await dialog.getByRole('button', { name: 'Delete case' }).click();
+    expect(await dialog.isVisible()).toBe(true);
+    await dialog.getByLabel('Reason').fill('duplicate of another field');
     await dialog.getByRole('button', { name: 'Delete case' }).click();
     await page.waitForURL(/#\/history$/);
     const total = images.length; // 1 + batch, minus the deleted case
@@ -509,6 +513,7 @@ describe.skipIf(!haveChromium || !haveModel)('web UI end to end (Chromium)', () 
 
   it('practises on the bundled teaching cells on a fresh install, with a note after each answer', async () => {
     const fresh = await buildApp({
+      auth: 'off',
       vision,
       dataDir: path.join(tmp, 'fresh-data'),
       webDir,

@@ -79,7 +79,7 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
     const webDir = await builtWeb();
     // The server answers with the same model file the page downloads.
     vision = await pipeline({ model: INT8 });
-    app = await buildApp({ vision, dataDir: path.join(tmp, 'data'), webDir, deviceModel: INT8 });
+    app = await buildApp({ auth: 'off', vision, dataDir: path.join(tmp, 'data'), webDir, deviceModel: INT8 });
     base = await app.listen({ port: 0, host: '127.0.0.1' });
     ({ browser, context, page, errors } = await openBrowser({ timeout: 120_000 }));
     await page.goto(base);
@@ -158,6 +158,8 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
     });
     await page.goto(base);
     const toggle = page.getByLabel('Analyse on this device');
+    // The view renders once the session and model are known (after load): wait for it, do not race it.
+    await toggle.waitFor();
     expect(await page.locator('.specimen-pick').isVisible()).toBe(true);
     await toggle.check();
     expect(await page.evaluate(() => localStorage.getItem('hematovision.analyseOnDevice'))).toBe('on');

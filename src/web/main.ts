@@ -7,6 +7,9 @@ import { h, replaceChildren } from './dom.js';
 import { renderAbout } from './views/about.js';
 import { renderAdmin } from './views/admin.js';
 import { renderAnalyse } from './views/analyse.js';
+import { renderAudit } from './views/audit.js';
+import { renderLogin } from './views/login.js';
+import { renderSetup } from './views/setup.js';
 import { renderCase } from './views/case.js';
 import { renderHistory } from './views/history.js';
 import { renderPractice } from './views/practice.js';
@@ -15,9 +18,10 @@ import { renderSpecimens } from './views/specimens.js';
 
 const main = document.getElementById('main') as HTMLElement;
 const modelInfo = document.getElementById('model-info') as HTMLElement;
+const accountBox = document.getElementById('account') as HTMLElement;
 initStatus(document.getElementById('status') as HTMLElement, document.getElementById('alert') as HTMLElement);
 
-const ctx: AppContext = { model: null, classes: [] };
+const ctx: AppContext = { model: null, classes: [], auth: false, account: null };
 let current: ViewHandle | null = null;
 let firstRender = true;
 
@@ -30,11 +34,18 @@ const TITLES: Record<Route['name'], string> = {
   specimens: 'Specimens',
   specimen: 'Specimen',
   admin: 'Model versions',
+  login: 'Sign in',
+  setup: 'Set up',
+  audit: 'Audit trail',
   notFound: 'Page not found',
 };
 
+/** Accounts on and nobody signed in: only the sign-in and setup pages. */
+const signedOut = () => ctx.auth && ctx.account === null;
+
 function render(): void {
-  const route = parseHash(location.hash);
+  let route = parseHash(location.hash);
+  if (signedOut() && route.name !== 'setup') route = { name: 'login' };
   current?.destroy?.();
   current = null;
   if (!firstRender) clearStatus();
@@ -72,6 +83,18 @@ function render(): void {
     case 'admin':
       current = renderAdmin(main, ctx);
       break;
+    case 'login':
+      current = signedOut() ? renderLogin(main, restart) : (location.replace('#/'), null);
+      break;
+    case 'setup':
+      current = renderSetup(main, route.query, () => {
+        location.hash = '#/';
+        restart();
+      });
+      break;
+    case 'audit':
+      current = renderAudit(main);
+      break;
     default:
       replaceChildren(
         main,
@@ -107,6 +130,64 @@ async function loadModel(): Promise<void> {
   }
 }
 
+/** Who is signed in (GET /session): the header shows them, with a sign-out button. */
+async function loadSession(): Promise<void> {
+  try {
+    const s = await api.session();
+    ctx.auth = s.auth;
+    ctx.account = s.account;
+  } catch {
+    // The server is down: /health below says so; views fail with their own messages.
+  }
+  // The audit trail and model versions are admins' pages; the rest is for every signed-in account.
+  const adminOnly = ['audit', 'admin'];
+  for (const link of document.querySelectorAll<HTMLAnchorElement>('.site-nav a')) {
+    link.hidden = adminOnly.includes(link.dataset.route ?? '')
+      ? ctx.auth && ctx.account?.role !== 'admin'
+      : signedOut();
+  }
+  accountBox.hidden = !ctx.auth || !ctx.account;
+  if (!ctx.auth || !ctx.account) return replaceChildren(accountBox);
+  const signOut = h(
+    'button',
+    { type: 'button', class: 'btn btn--secondary btn--small', id: 'sign-out' },
+    'Sign out',
+  );
+  signOut.addEventListener('click', () => {
+    void api.signOut().finally(() => {
+      location.hash = '#/';
+      restart();
+    });
+  });
+  replaceChildren(
+    accountBox,
+    h(
+      'span',
+      { class: 'account__name', title: `${ctx.account.name} · ${ctx.account.role}` },
+      ctx.account.displayName,
+    ),
+    h(
+      'span',
+      { class: 'account__role muted' },
+      ` (${ctx.account.role}${ctx.account.clinic ? `, ${ctx.account.clinic}` : ''}) `,
+    ),
+    signOut,
+  );
+}
+
+/** Signed in or out: the session, the model (its classes feed the filters and review forms), the view. */
+function restart(): void {
+  // Both at once (health is public): the first view waits for one round trip, not two.
+  void Promise.all([loadSession(), loadModel()]).then(() => {
+    if (signedOut()) modelInfo.textContent = '';
+    render();
+  });
+}
+
+window.addEventListener('hv:signed-out', () => {
+  if (!signedOut()) restart();
+});
+
 // "#main" would be taken for a route: move focus without touching the hash.
 document.querySelector('.skip-link')?.addEventListener('click', (e) => {
   e.preventDefault();
@@ -114,4 +195,4 @@ document.querySelector('.skip-link')?.addEventListener('click', (e) => {
 });
 window.addEventListener('hashchange', render);
 // Classes feed the filters and the review form, so the first view waits for /health (it is fast).
-void loadModel().then(render);
+restart();

@@ -9,6 +9,9 @@ export type Route =
   | { name: 'specimens' }
   | { name: 'specimen'; id: string }
   | { name: 'admin' }
+  | { name: 'login' }
+  | { name: 'setup'; query: URLSearchParams }
+  | { name: 'audit' }
   | { name: 'notFound'; path: string };
 
 export function parseHash(hash: string): Route {
@@ -21,6 +24,9 @@ export function parseHash(hash: string): Route {
   if (path === '/about') return { name: 'about' };
   if (path === '/specimens') return { name: 'specimens' };
   if (path === '/admin') return { name: 'admin' };
+  if (path === '/login') return { name: 'login' };
+  if (path === '/setup') return { name: 'setup', query };
+  if (path === '/audit') return { name: 'audit' };
   const specimenMatch = /^\/specimens\/(.+)$/.exec(path);
   if (specimenMatch) return { name: 'specimen', id: decodeURIComponent(specimenMatch[1]) };
   const caseMatch = /^\/cases\/([^/]+)$/.exec(path);

@@ -90,7 +90,7 @@ describe.skipIf(!haveChromium || !haveModel)('specimen end to end (Chromium)', (
     tmp = mkdtempSync(path.join(tmpdir(), 'hv-e2e-specimen-'));
     const webDir = await builtWeb();
     vision = await pipeline({ worker: true });
-    app = await buildApp({ vision, dataDir: path.join(tmp, 'data'), webDir });
+    app = await buildApp({ auth: 'off', vision, dataDir: path.join(tmp, 'data'), webDir });
     base = await app.listen({ port: 0, host: '127.0.0.1' });
     ({ browser, page, errors: consoleErrors } = await openBrowser({ context: { acceptDownloads: true } }));
   }, 300_000);

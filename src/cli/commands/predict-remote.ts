@@ -35,7 +35,10 @@ function apiUrl(server: string, path: string): string {
 async function call<T>(server: string, path: string, init?: RequestInit): Promise<T> {
   let res: Response;
   try {
-    res = await fetch(apiUrl(server, path), { headers: { accept: 'application/json' }, ...init });
+    // A server with accounts on wants an API token (`hematovision tokens create <user>`).
+    const token = process.env.HEMATOVISION_TOKEN;
+    const headers = { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
+    res = await fetch(apiUrl(server, path), { headers, ...init });
   } catch (err) {
     throw new HematoError(
       `No HematoVision server answers at ${server} (${err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err)}).`,
@@ -50,7 +53,9 @@ async function call<T>(server: string, path: string, init?: RequestInit): Promis
     body = undefined;
   }
   if (!res.ok) {
-    const message = (body as { message?: string } | undefined)?.message ?? `${res.status} ${res.statusText}`;
+    let message = (body as { message?: string } | undefined)?.message ?? `${res.status} ${res.statusText}`;
+    if (res.status === 401)
+      message += ' Set HEMATOVISION_TOKEN to an API token (hematovision tokens create <user> on the server).';
     throw new HematoError(
       `The server refused: ${message}`,
       (body as { error?: string })?.error ?? 'http_error',

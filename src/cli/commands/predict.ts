@@ -56,7 +56,8 @@ export function registerPredict(program: Command, io: Io): void {
     .addOption(
       new Option(
         '--server <url>',
-        'send the images to a running HematoVision server, which analyses and stores them',
+        'send the images to a running HematoVision server, which analyses and stores them (with accounts ' +
+          'on, an API token in $HEMATOVISION_TOKEN)',
       ).conflicts(['csv', 'model']),
     )
     .option('--specimen <id>', 'with --server: add the images to this specimen and print its differential')

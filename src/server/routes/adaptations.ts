@@ -35,6 +35,7 @@ export const adaptationRoutes: FastifyPluginAsyncTypebox<AdaptationRouteOptions>
     '/adaptations',
     {
       schema: {
+        operationId: 'startAdaptation',
         tags: ['admin'],
         summary:
           'Starts training a candidate model on the reviewed cells (a job; the active model is untouched)',
@@ -62,6 +63,7 @@ export const adaptationRoutes: FastifyPluginAsyncTypebox<AdaptationRouteOptions>
     '/adaptations',
     {
       schema: {
+        operationId: 'listAdaptations',
         tags: ['admin'],
         summary: 'Adaptation jobs, newest first',
         response: { 200: Type.Object({ jobs: Type.Array(JobJson) }) },
@@ -74,6 +76,7 @@ export const adaptationRoutes: FastifyPluginAsyncTypebox<AdaptationRouteOptions>
     '/adaptations/:id',
     {
       schema: {
+        operationId: 'getAdaptation',
         tags: ['admin'],
         summary: "An adaptation's state and progress; when done, its candidate beside the active model",
         params: Type.Object({ id: Type.String({ maxLength: 100 }) }),

@@ -1,6 +1,5 @@
 /** The case routes: listing, search, reviews, deletion, CSV export and persistence across restarts. */
-import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { EXTRA_REVIEW_LABELS } from '../../api/index.js';
 import { openStore, type SqliteCaseStore } from '../store/index.js';
@@ -196,35 +195,48 @@ describe('cases', () => {
       ['GET', '/heatmap.png'],
       ['DELETE', ''],
     ] as const) {
-      const res = await app.inject({ method, url: `${API}/cases/${unknown}${suffix}` });
+      const payload = method === 'DELETE' ? { reason: 'test' } : undefined;
+      const res = await app.inject({ method, url: `${API}/cases/${unknown}${suffix}`, payload });
       expect(res.statusCode).toBe(404);
       expect(res.json()).toEqual({ error: 'not_found', message: `No case with id ${unknown}.` });
-      const bad = await app.inject({ method, url: `${API}/cases/not-a-uuid${suffix}` });
+      const bad = await app.inject({ method, url: `${API}/cases/not-a-uuid${suffix}`, payload });
       expect(bad.statusCode).toBe(400);
       expect(errorOf(bad).error).toBe('invalid_id');
     }
   });
 
-  it('deletes a case, and its image only when no other case uses the same bytes', async () => {
+  it('deletes a case softly, with a reason: hidden, its bytes and reviews kept, restorable, audited', async () => {
     await start();
     const bytes = await solidJpeg(16, 16, [30, 220, 30]);
     const a = ((await predict([{ name: 'a.jpg', bytes }])).json() as { cases: CaseBody[] }).cases[0];
-    const b = ((await predict([{ name: 'b.jpg', bytes }])).json() as { cases: CaseBody[] }).cases[0];
     const store = app.caseStore as SqliteCaseStore; // its blob paths
     const sha = (await store.get(a.id))?.imageSha256 as string;
-    expect((await store.get(b.id))?.imageSha256).toBe(sha);
-    expect(readdirSync(join(dataDir, 'images', sha.slice(0, 2)))).toEqual([sha]); // stored once
+    const url = `${API}/cases/${a.id}`;
 
-    const del = await app.inject({ method: 'DELETE', url: `${API}/cases/${a.id}` });
+    expect(errorOf(await app.inject({ method: 'DELETE', url })).error).toBe('invalid_request');
+    const del = await app.inject({ method: 'DELETE', url, payload: { reason: 'wrong patient' } });
     expect(del.statusCode).toBe(204);
     expect(del.body).toBe('');
-    expect((await app.inject(`${API}/cases/${a.id}`)).statusCode).toBe(404);
+    expect((await app.inject(url)).statusCode).toBe(404);
+    expect((await app.inject(`${url}/image`)).statusCode).toBe(404);
+    expect((await app.inject(`${API}/cases`)).json()).toMatchObject({ total: 0 });
     expect(existsSync(store.imagePath(sha))).toBe(true);
-    expect((await app.inject(`${API}/cases/${b.id}/image`)).rawPayload.equals(bytes)).toBe(true);
+    expect((await app.inject({ method: 'DELETE', url, payload: { reason: 'again' } })).statusCode).toBe(404);
 
-    expect((await app.inject({ method: 'DELETE', url: `${API}/cases/${b.id}` })).statusCode).toBe(204);
-    expect(existsSync(store.imagePath(sha))).toBe(false);
-    expect((await app.inject({ method: 'DELETE', url: `${API}/cases/${b.id}` })).statusCode).toBe(404);
+    const restored = await app.inject({ method: 'POST', url: `${url}/restore` });
+    expect(restored.statusCode).toBe(200);
+    expect(restored.json()).toMatchObject({ id: a.id });
+    expect((await app.inject(`${url}/image`)).rawPayload.equals(bytes)).toBe(true);
+    expect(errorOf(await app.inject({ method: 'POST', url: `${url}/restore` })).error).toBe('not_deleted');
+
+    const audit = (await app.inject(`${API}/audit?targetId=${a.id}`)).json() as {
+      entries: { actor: string; action: string; detail: string }[];
+    };
+    expect(audit.entries.map((e) => [e.actor, e.action, e.detail])).toEqual([
+      ['local', 'restore', ''],
+      ['local', 'delete', 'wrong patient'],
+      ['local', 'create', ''],
+    ]);
   });
 
   it('exports CSV with proper quoting and one column per class', async () => {

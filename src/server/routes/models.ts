@@ -36,6 +36,7 @@ export const modelRoutes: FastifyPluginAsyncTypebox<ModelRouteOptions> = async (
     '/admin/models',
     {
       schema: {
+        operationId: 'listModelVersions',
         tags: ['admin'],
         summary: 'Model versions, the active one, and the activation log',
         response: { 200: ModelVersionList },
@@ -52,6 +53,7 @@ export const modelRoutes: FastifyPluginAsyncTypebox<ModelRouteOptions> = async (
     '/admin/models/:version/activate',
     {
       schema: {
+        operationId: 'activateModelVersion',
         tags: ['admin'],
         summary: 'Makes a stored version the active model (every replica follows; no restart)',
         params: Type.Object({ version: Type.Integer({ minimum: 1 }) }),
@@ -68,6 +70,7 @@ export const modelRoutes: FastifyPluginAsyncTypebox<ModelRouteOptions> = async (
     '/admin/models/rollback',
     {
       schema: {
+        operationId: 'rollBackModel',
         tags: ['admin'],
         summary: 'Activates the version that was active before the current one',
         response: { 200: ModelVersionJson, 409: ErrorRef },

@@ -1,12 +1,14 @@
 /** POST /predict: analyse uploaded images and store each as a case (uploads.ts does the work). */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import { HematoError } from '../../errors.js';
+import { actor } from '../auth/guard.js';
 import type { RouteSchemas } from '../schemas.js';
 import type { CaseStore } from '../store/index.js';
 import { predictUploads, type PredictOptions } from '../uploads.js';
 import { findSpecimen } from './specimens.js';
 
-export interface PredictRouteOptions extends Omit<PredictOptions, 'tta' | 'specimenId'> {
+export interface PredictRouteOptions extends Omit<PredictOptions, 'tta' | 'specimenId' | 'clinic'> {
   schemas: RouteSchemas;
   /** The server's default; a request's `?tta=` overrides it. */
   tta: boolean;
@@ -30,8 +32,19 @@ export const predictRoutes: FastifyPluginAsyncTypebox<PredictRouteOptions> = asy
           `Model ${vision.card.name} ${vision.card.version} is not calibrated for test-time augmentation.`,
           'no_tta',
         );
-      const specimen = await specimenQuery(request.query, opts.store);
-      return predictUploads(request, { ...opts, tta, specimenId: specimen });
+      const specimen = await specimenQuery(request, opts.store);
+      const clinic = request.account?.role === 'clinic' ? request.account.clinic : null;
+      const reply = await predictUploads(request, { ...opts, tta, specimenId: specimen, clinic });
+      for (const item of reply.cases)
+        if ('id' in item)
+          await opts.store.accounts.audit({
+            actor: actor(request),
+            action: 'create',
+            targetType: 'case',
+            targetId: item.id,
+            detail: specimen ? `specimen ${specimen}` : '',
+          });
+      return reply;
     },
   );
 };
@@ -40,15 +53,15 @@ export const predictRoutes: FastifyPluginAsyncTypebox<PredictRouteOptions> = asy
  * `?specimen=<id>`: the specimen's stored id, checked before the upload is read (an unknown one stores
  * nothing). The query's other parameters are refused by name: a misspelt one must not be ignored.
  */
-async function specimenQuery(query: unknown, store: CaseStore): Promise<string | undefined> {
-  const q = (query ?? {}) as Record<string, unknown>;
+async function specimenQuery(request: FastifyRequest, store: CaseStore): Promise<string | undefined> {
+  const q = (request.query ?? {}) as Record<string, unknown>;
   const unknown = Object.keys(q).find((k) => k !== 'tta' && k !== 'specimen');
   if (unknown) throw new HematoError(`Unknown query parameter '${unknown}'.`, 'invalid_request');
   const v = q.specimen;
   if (v === undefined) return undefined;
   if (typeof v !== 'string' || !v.trim())
     throw new HematoError('specimen must be a specimen id, once.', 'invalid_request');
-  return (await findSpecimen(store, v)).id;
+  return (await findSpecimen(store, v, request)).id;
 }
 
 /** `?tta=true|false|1|0` on predict, else the server's default. */

@@ -27,7 +27,7 @@ describe('service routes', () => {
 
   it('TTA: per server (TTA=1) or per request (?tta=); stored on each case; /model says what is in force', async () => {
     const plain = fakeVision();
-    await expect(buildApp({ vision: plain, dataDir, tta: true })).rejects.toMatchObject({
+    await expect(buildApp({ auth: 'off', vision: plain, dataDir, tta: true })).rejects.toMatchObject({
       code: 'bad_config',
     });
 
@@ -128,6 +128,15 @@ describe('service routes', () => {
         'get /api/v1/specimens/{id}/cells.csv',
         'post /api/v1/specimens/{id}/sign',
         'get /api/v1/specimens/{id}/report.pdf',
+        'post /api/v1/cases/{id}/restore',
+        'get /api/v1/session',
+        'post /api/v1/session',
+        'delete /api/v1/session',
+        'post /api/v1/setup',
+        'get /api/v1/accounts',
+        'post /api/v1/accounts',
+        'patch /api/v1/accounts/{name}',
+        'get /api/v1/audit',
       ].sort(),
     );
     expect(Object.keys(doc.components.schemas)).toEqual(

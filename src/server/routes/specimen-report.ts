@@ -7,6 +7,7 @@
  *   await app.register(specimenReportRoutes, { prefix: '/api/v1', load: (id, revision) => … });
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import { ErrorReply, ReportQuery, SpecimenParams } from '../../api/index.js';
 import { ref } from '../../api/shapes.js';
 import { renderSpecimenPdf, type SpecimenReport } from '../../report/specimen-pdf.js';
@@ -17,7 +18,12 @@ type ReportName = Pick<SpecimenReport, 'specimenId' | 'revision' | 'signedAt' | 
 export type ReportSource = { report: SpecimenReport } | { frozen: Buffer; name: ReportName };
 
 export interface SpecimenReportRoutesOptions {
-  load(id: string, revision?: number): Promise<ReportSource | null> | ReportSource | null;
+  /** `request`: who asks (the loader decides whether they may see the specimen). */
+  load(
+    id: string,
+    revision: number | undefined,
+    request: FastifyRequest,
+  ): Promise<ReportSource | null> | ReportSource | null;
 }
 
 /** A file name any browser and file system accepts: the id's letters, digits, dots, dashes and underscores. */
@@ -56,7 +62,7 @@ export const specimenReportRoutes: FastifyPluginAsyncTypebox<SpecimenReportRoute
     },
     async (request, reply) => {
       const { revision } = request.query;
-      const source = await options.load(request.params.id, revision);
+      const source = await options.load(request.params.id, revision, request);
       if (!source)
         return reply.code(404).send({
           error: 'not_found',

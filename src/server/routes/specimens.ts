@@ -3,8 +3,11 @@
  * report, and the report itself (specimen-report.ts, given the loader here).
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import { LIST_DEFAULTS, SPECIMEN_ID_MAX } from '../../api/index.js';
 import { HematoError } from '../../errors.js';
+import { clinicScope, maySee } from '../auth/access.js';
+import { actingName, actor } from '../auth/guard.js';
 import type { HematoVision } from '../../pipeline.js';
 import { renderSpecimenPdf } from '../../report/specimen-pdf.js';
 import { casesCsv } from '../cases-csv.js';
@@ -29,10 +32,17 @@ export function specimenNotFound(id: string): HematoError {
   );
 }
 
-/** A specimen by its id (any case), or a 404 naming it. */
-export async function findSpecimen(store: CaseStore, id: string): Promise<Specimen> {
+/**
+ * A specimen by its id (any case), or a 404 naming it; with a request, only one its account may see (another
+ * clinic's specimen is not found).
+ */
+export async function findSpecimen(
+  store: CaseStore,
+  id: string,
+  request?: FastifyRequest,
+): Promise<Specimen> {
   const s = await store.getSpecimen(id.trim());
-  if (!s) throw specimenNotFound(id);
+  if (!s || (request && !maySee(request.account, s))) throw specimenNotFound(id);
   return s;
 }
 
@@ -56,6 +66,7 @@ export const specimenRoutes: FastifyPluginAsyncTypebox<SpecimenRouteOptions> = a
       source: blankToNull(request.body.source),
       note: blankToNull(request.body.note),
       targetCount: request.body.targetCount ?? 100,
+      clinic: request.account?.role === 'clinic' ? request.account.clinic : null,
     });
     if (!created)
       throw new HematoError(
@@ -63,23 +74,26 @@ export const specimenRoutes: FastifyPluginAsyncTypebox<SpecimenRouteOptions> = a
         'specimen_exists',
         409,
       );
+    await audit(request, 'create', created.id, '');
     return reply.code(201).header('location', specimenPath(created.id)).send(specimenJson(created));
   });
 
   app.get('/specimens', { schema: schemas.listSpecimens }, async (request) => {
     const { limit = LIST_DEFAULTS.limit, offset = LIST_DEFAULTS.offset, search, sort } = request.query;
-    const { specimens, total } = await store.listSpecimens({ search, sort, limit, offset });
+    const clinic = clinicScope(request.account);
+    const { specimens, total } = await store.listSpecimens({ search, sort, limit, offset, clinic });
     return { specimens: specimens.map(specimenJson), total };
   });
 
   app.get('/specimens/:id', { schema: schemas.getSpecimen }, async (request) => {
-    const s = await findSpecimen(store, request.params.id);
+    const s = await findSpecimen(store, request.params.id, request);
     return (await specimenState(store, classes, s)).detail;
   });
 
   app.get('/specimens/:id/cells.csv', { schema: schemas.specimenCsv }, async (request, reply) => {
-    const s = await findSpecimen(store, request.params.id);
+    const s = await findSpecimen(store, request.params.id, request);
     const name = s.id.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80) || 'specimen';
+    await audit(request, 'export', s.id, 'cells.csv');
     return reply
       .type('text/csv; charset=utf-8')
       .header('content-disposition', `attachment; filename="hematovision-${name}-cells.csv"`)
@@ -87,7 +101,8 @@ export const specimenRoutes: FastifyPluginAsyncTypebox<SpecimenRouteOptions> = a
   });
 
   app.post('/specimens/:id/sign', { schema: schemas.signSpecimen }, async (request, reply) => {
-    const s = await findSpecimen(store, request.params.id);
+    const s = await findSpecimen(store, request.params.id, request);
+    const reviewer = actingName(request, request.body.reviewer, 'signer');
     const state = await specimenState(store, classes, s);
     if (state.detail.signed)
       throw new HematoError(
@@ -95,7 +110,7 @@ export const specimenRoutes: FastifyPluginAsyncTypebox<SpecimenRouteOptions> = a
         'already_signed',
         409,
       );
-    const signoff = { reviewer: request.body.reviewer.trim(), signedAt: new Date().toISOString() };
+    const signoff = { reviewer, signedAt: new Date().toISOString() };
     const report = await buildReport(state, crops, vision.card, signoff);
     const pdf = await renderSpecimenPdf({ ...report, generatedAt: signoff.signedAt });
     const stored = await store.addSignoff(s.id, {
@@ -111,6 +126,7 @@ export const specimenRoutes: FastifyPluginAsyncTypebox<SpecimenRouteOptions> = a
         'already_signed',
         409,
       );
+    await audit(request, 'sign', s.id, `revision ${state.detail.revision}`);
     return reply.code(201).send({
       revision: state.detail.revision,
       ...signoff,
@@ -119,9 +135,15 @@ export const specimenRoutes: FastifyPluginAsyncTypebox<SpecimenRouteOptions> = a
   });
 
   await app.register(specimenReportRoutes, {
-    load: async (id, revision) => {
+    load: async (id, revision, request) => {
       const s = await store.getSpecimen(id.trim());
-      if (!s) return null;
+      if (!s || !maySee(request.account, s)) return null;
+      await audit(
+        request,
+        'export',
+        s.id,
+        `report.pdf${revision !== undefined ? ` revision ${revision}` : ''}`,
+      );
       const signoffs = await store.signoffs(s.id);
       const frozen =
         revision ?? (signoffs.at(-1)?.specimenVersion === s.version ? signoffs.at(-1)?.revision : undefined);
@@ -139,4 +161,14 @@ export const specimenRoutes: FastifyPluginAsyncTypebox<SpecimenRouteOptions> = a
       };
     },
   });
+
+  function audit(request: FastifyRequest, action: 'create' | 'sign' | 'export', id: string, detail: string) {
+    return store.accounts.audit({
+      actor: actor(request),
+      action,
+      targetType: 'specimen',
+      targetId: id,
+      detail,
+    });
+  }
 };

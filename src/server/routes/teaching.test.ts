@@ -68,7 +68,12 @@ describe('teaching routes', async () => {
 describe('practice on a fresh install', () => {
   it('has a full question pool from the teaching set alone, with an empty data folder', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'hv-fresh-'));
-    const cases = await buildApp({ vision: fakeVision(), dataDir, webDir: join(dataDir, 'no-web') });
+    const cases = await buildApp({
+      auth: 'off',
+      vision: fakeVision(),
+      dataDir,
+      webDir: join(dataDir, 'no-web'),
+    });
     const teaching = await server();
     try {
       const get = async <T>(app: typeof cases, url: string) =>

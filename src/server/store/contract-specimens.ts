@@ -49,6 +49,7 @@ export function specimenContract(
       version: 0,
       imageCount: 0,
       cellCount: 0,
+      clinic: null,
     });
     expect(new Date(a!.createdAt).toISOString()).toBe(a!.createdAt);
     expect(await store.addSpecimen({ id: 's-10', targetCount: 200 })).toBeUndefined();

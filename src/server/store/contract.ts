@@ -9,6 +9,7 @@ import { HematoError } from '../../errors.js';
 import type { CellPrediction, ImagePrediction } from '../../model/types.js';
 import type { HeatmapData } from '../../pipeline.js';
 import type { BlobKind } from './blobs.js';
+import { accountsContract } from './contract-accounts.js';
 import { specimenContract } from './contract-specimens.js';
 import { jobContract } from './contract-jobs.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
@@ -26,6 +27,8 @@ export interface StoreBackend {
   recordMigration(version: number): Promise<void>;
   /** Rewrites a case as one stored before review reasons existed: no reasons, image flag off, these cells. */
   makeLegacyReasons(id: string, cells: unknown[]): Promise<void>;
+  /** Runs one SQL statement from outside the store, as someone with the database file or a login could. */
+  runSql(sql: string): Promise<void>;
   dispose(): Promise<void>;
 }
 
@@ -103,6 +106,7 @@ export function describeStoreContract(name: string, makeBackend: () => Promise<S
 
     specimenContract(open, newCase);
     jobContract(open);
+    accountsContract(open, newCase, (sql) => backend.runSql(sql));
 
     it('records every migration, once, however often it is opened', async () => {
       const store = await open();

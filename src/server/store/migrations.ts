@@ -189,6 +189,109 @@ export const MIGRATIONS: Migration[] = [
     `,
   },
   {
+    version: 6,
+    // Accounts (issue 15): users with argon2 password hashes, sessions and API tokens stored as sha256 of
+    // their random secret (a stolen database gives no usable secret), an append-only audit trail (triggers
+    // refuse UPDATE and DELETE), the clinic a case or specimen belongs to (clinic accounts see only theirs;
+    // NULL: uploaded without one) and soft delete (deleted_at set: hidden from lists, recoverable).
+    name: 'accounts, sessions, API tokens, audit trail, clinics and soft delete',
+    sqlite: `
+      CREATE TABLE users (
+        id            TEXT PRIMARY KEY,
+        name          TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        display_name  TEXT NOT NULL,
+        role          TEXT NOT NULL CHECK (role IN ('clinic', 'reviewer', 'admin')),
+        clinic        TEXT,
+        password_hash TEXT,
+        disabled      INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+        created_at    TEXT NOT NULL
+      ) STRICT;
+      CREATE TABLE sessions (
+        token_sha256 TEXT PRIMARY KEY,
+        user_id      TEXT NOT NULL REFERENCES users (id),
+        created_at   TEXT NOT NULL,
+        expires_at   TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX sessions_expiry ON sessions (expires_at);
+      CREATE TABLE api_tokens (
+        id           TEXT PRIMARY KEY,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        user_id      TEXT NOT NULL REFERENCES users (id),
+        name         TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        revoked_at   TEXT
+      ) STRICT;
+      CREATE TABLE audit_log (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        at          TEXT NOT NULL,
+        actor       TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        target_type TEXT NOT NULL,
+        target_id   TEXT NOT NULL,
+        detail      TEXT NOT NULL DEFAULT ''
+      ) STRICT;
+      CREATE INDEX audit_target ON audit_log (target_type, target_id, id);
+      CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+      CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+      ALTER TABLE cases ADD COLUMN clinic TEXT;
+      ALTER TABLE cases ADD COLUMN deleted_at TEXT;
+      ALTER TABLE cases ADD COLUMN deleted_by TEXT;
+      ALTER TABLE cases ADD COLUMN delete_reason TEXT;
+      CREATE INDEX cases_clinic ON cases (clinic, created_at);
+      ALTER TABLE specimens ADD COLUMN clinic TEXT;
+    `,
+    postgres: `
+      CREATE TABLE users (
+        id            text PRIMARY KEY,
+        name          text NOT NULL,
+        display_name  text NOT NULL,
+        role          text NOT NULL CHECK (role IN ('clinic', 'reviewer', 'admin')),
+        clinic        text,
+        password_hash text,
+        disabled      boolean NOT NULL DEFAULT false,
+        created_at    timestamptz NOT NULL
+      );
+      CREATE UNIQUE INDEX users_name_any_case ON users (lower(name));
+      CREATE TABLE sessions (
+        token_sha256 text PRIMARY KEY,
+        user_id      text NOT NULL REFERENCES users (id),
+        created_at   timestamptz NOT NULL,
+        expires_at   timestamptz NOT NULL
+      );
+      CREATE INDEX sessions_expiry ON sessions (expires_at);
+      CREATE TABLE api_tokens (
+        id           text PRIMARY KEY,
+        token_sha256 text NOT NULL UNIQUE,
+        user_id      text NOT NULL REFERENCES users (id),
+        name         text NOT NULL,
+        created_at   timestamptz NOT NULL,
+        revoked_at   timestamptz
+      );
+      CREATE TABLE audit_log (
+        id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at          timestamptz NOT NULL,
+        actor       text NOT NULL,
+        action      text NOT NULL,
+        target_type text NOT NULL,
+        target_id   text NOT NULL,
+        detail      text NOT NULL DEFAULT ''
+      );
+      CREATE INDEX audit_target ON audit_log (target_type, target_id, id);
+      CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS
+        $fn$ BEGIN RAISE EXCEPTION 'the audit trail is append-only'; END $fn$;
+      CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_log
+        FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
+      ALTER TABLE cases ADD COLUMN clinic text;
+      ALTER TABLE cases ADD COLUMN deleted_at timestamptz;
+      ALTER TABLE cases ADD COLUMN deleted_by text;
+      ALTER TABLE cases ADD COLUMN delete_reason text;
+      CREATE INDEX cases_clinic ON cases (clinic, created_at);
+      ALTER TABLE specimens ADD COLUMN clinic text;
+    `,
+  },
+  {
     version: 7,
     // Jobs (adaptations, …) any replica can run: the row is what the API shows; on PostgreSQL pg-boss carries
     // the delivery and the retry after a replica's death, on SQLite the server's own runner claims rows.

@@ -23,7 +23,8 @@ const CASE_COLUMNS = `c.id, ${isoText('c.created_at')} AS created_at, c.file_nam
     c.image_bytes, c.width, c.height, c.heatmap_sha256, c.model_name, c.model_version, c.model_sha256, c.tta::int AS tta,
     c.label, c.confidence, c.needs_review::int AS needs_review, c.review_reasons::text AS review_reasons,
     c.probabilities::text AS probabilities, c.cells::text AS cells, c.message,
-    (c.heatmap_data IS NOT NULL)::int AS has_heatmap_data, c.specimen_id`;
+    (c.heatmap_data IS NOT NULL)::int AS has_heatmap_data, c.specimen_id, c.clinic,
+    ${isoText('c.deleted_at')} AS deleted_at, c.deleted_by, c.delete_reason`;
 
 /** The review columns of CaseRow, from `r` (a review row, or nulls). */
 const REVIEW_COLUMNS = `r.label AS review_label, r.reviewer AS reviewer, r.note AS review_note,
@@ -60,9 +61,9 @@ export const INSERT_CASE = `
     touched AS (${touchSpecimen('$23', '$2')})
   INSERT INTO cases AS c (id, created_at, file_name, image_sha256, image_type, image_bytes, width, height,
     heatmap_sha256, model_name, model_version, tta, label, confidence, needs_review, review_reasons,
-    probabilities, cells, message, heatmap_data, specimen_id, model_sha256)
+    probabilities, cells, message, heatmap_data, specimen_id, model_sha256, clinic)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $23,
-    $24)
+    $24, $25)
   RETURNING ${CASE_COLUMNS}, NULL AS review_label, NULL AS reviewer, NULL AS review_note, NULL AS reviewed_at,
     NULL AS cell_reviews`;
 
@@ -96,12 +97,14 @@ const CASE_NEEDS_REVIEW = `(${OPEN_CELL} OR (c.needs_review AND NOT EXISTS (SELE
 
 /** The WHERE clause of a filter, with its parameters numbered from `$<first>`. */
 export function whereClause(filter: CaseFilter, first = 1): { where: string; params: unknown[] } {
-  const conds: string[] = [];
+  // Soft-deleted cases are in no list or export (get still finds them).
+  const conds: string[] = ['c.deleted_at IS NULL'];
   const params: unknown[] = [];
   const param = (value: unknown): string => {
     params.push(value);
     return `$${first + params.length - 1}`;
   };
+  if (filter.clinic !== undefined) conds.push(`c.clinic = ${param(filter.clinic)}`);
   if (filter.label !== undefined) conds.push(`c.label = ${param(filter.label)}`);
   if (filter.reviewed !== undefined) {
     conds.push(`${filter.reviewed ? '' : 'NOT '}EXISTS (SELECT 1 FROM reviews WHERE case_id = c.id)`);
@@ -119,5 +122,5 @@ export function whereClause(filter: CaseFilter, first = 1): { where: string; par
     // Rows stored before review reasons flagged the image by its first cell only: the cells are asked too.
     conds.push(filter.needsReview ? CASE_NEEDS_REVIEW : `NOT ${CASE_NEEDS_REVIEW}`);
   }
-  return { where: conds.length ? `WHERE ${conds.join(' AND ')}` : '', params };
+  return { where: `WHERE ${conds.join(' AND ')}`, params };
 }

@@ -9,10 +9,10 @@ import type { NewSpecimen, Signoff, Specimen, SpecimenFilter, SpecimenSort } fro
 
 const SELECT_SPECIMEN = `
   SELECT s.id, s.source, s.note, s.target_count, ${isoText('s.created_at')} AS created_at,
-    ${isoText('s.updated_at')} AS updated_at, s.version,
-    (SELECT count(*)::int FROM cases WHERE specimen_id = s.id) AS image_count,
-    (SELECT coalesce(sum(greatest(json_array_length(cells), 1)), 0)::int FROM cases WHERE specimen_id = s.id)
-      AS cell_count
+    ${isoText('s.updated_at')} AS updated_at, s.version, s.clinic,
+    (SELECT count(*)::int FROM cases WHERE specimen_id = s.id AND deleted_at IS NULL) AS image_count,
+    (SELECT coalesce(sum(greatest(json_array_length(cells), 1)), 0)::int FROM cases
+      WHERE specimen_id = s.id AND deleted_at IS NULL) AS cell_count
   FROM specimens s`;
 
 // "id" sorts as SQLite's COLLATE NOCASE does: case folded, then byte order.
@@ -27,9 +27,9 @@ const SPECIMEN_ORDER: Record<SpecimenSort, string> = {
 export async function addSpecimen(pool: pg.Pool, input: NewSpecimen): Promise<Specimen | undefined> {
   const now = new Date().toISOString();
   const { rowCount } = await pool.query(
-    `INSERT INTO specimens (id, source, note, target_count, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT DO NOTHING`,
-    [input.id, input.source ?? null, input.note ?? null, input.targetCount, now],
+    `INSERT INTO specimens (id, source, note, target_count, created_at, updated_at, clinic)
+     VALUES ($1, $2, $3, $4, $5, $5, $6) ON CONFLICT DO NOTHING`,
+    [input.id, input.source ?? null, input.note ?? null, input.targetCount, now, input.clinic ?? null],
   );
   return rowCount ? getSpecimen(pool, input.id) : undefined;
 }
@@ -44,12 +44,20 @@ export async function listSpecimens(
   filter: SpecimenFilter,
 ): Promise<{ specimens: Specimen[]; total: number }> {
   const params: unknown[] = [];
-  let where = '';
+  const conds: string[] = [];
   if (filter.search !== undefined) {
     // ILIKE: any case, as SQLite's LIKE (ASCII); wildcards in the text are escaped.
-    where = `WHERE (s.id ILIKE $1 ESCAPE '\\' OR s.source ILIKE $1 ESCAPE '\\' OR s.note ILIKE $1 ESCAPE '\\')`;
     params.push(likeAnywhere(filter.search));
+    const q = `$${params.length}`;
+    conds.push(
+      `(s.id ILIKE ${q} ESCAPE '\\' OR s.source ILIKE ${q} ESCAPE '\\' OR s.note ILIKE ${q} ESCAPE '\\')`,
+    );
   }
+  if (filter.clinic !== undefined) {
+    params.push(filter.clinic);
+    conds.push(`s.clinic = $${params.length}`);
+  }
+  const where = conds.length ? `WHERE ${conds.join(' AND ')}` : '';
   const n = params.length;
   const [count, page] = await Promise.all([
     pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM specimens s ${where}`, params),

@@ -51,6 +51,9 @@ if (hasPostgres) {
           [JSON.stringify(cells), id],
         );
       },
+      runSql: async (sql) => {
+        await db.pool.query(sql);
+      },
       dispose: db.dispose,
     };
   });

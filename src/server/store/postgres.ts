@@ -18,6 +18,7 @@ import {
 } from './postgres-rows.js';
 import * as specimens from './postgres-specimens.js';
 import { PostgresJobRows, PostgresModelRows } from './postgres-jobs.js';
+import { PostgresAccountStore } from './postgres-accounts.js';
 import { rowToCase, type CaseRow } from './sqlite-rows.js';
 import type {
   AppliedMigration,
@@ -57,6 +58,7 @@ export class PostgresCaseStore implements CaseStore {
   readonly tmpDir: string;
   readonly jobs: PostgresJobRows;
   readonly models: PostgresModelRows;
+  readonly accounts: PostgresAccountStore;
   private readonly blobs: PostgresBlobStore;
   private closed = false;
 
@@ -68,6 +70,7 @@ export class PostgresCaseStore implements CaseStore {
     this.blobs = new PostgresBlobStore(pool);
     this.jobs = new PostgresJobRows(pool);
     this.models = new PostgresModelRows(pool);
+    this.accounts = new PostgresAccountStore(pool);
   }
 
   /** Connects, applies pending migrations (under an advisory lock), and clears stale upload temp files. */
@@ -134,6 +137,7 @@ export class PostgresCaseStore implements CaseStore {
       input.heatmapPng ?? null,
       input.specimenId ?? null,
       input.model.sha256 ?? null,
+      input.clinic ?? null,
     ];
     const { rows } = await this.retryBlobRace(() => this.pool.query<CaseRow>(INSERT_CASE, params));
     return rowToCase(rows[0]);
@@ -233,6 +237,31 @@ export class PostgresCaseStore implements CaseStore {
 
   async readSignedReport(specimenId: string, revision: number): Promise<Buffer | null> {
     return specimens.readSignedReport(this.pool, specimenId, revision);
+  }
+
+  async softDelete(id: string, by: { actor: string; reason: string }): Promise<boolean> {
+    return this.changeCase(
+      'deleted_at = $2, deleted_by = $3, delete_reason = $4 WHERE id = $1 AND deleted_at IS NULL',
+      [id, new Date().toISOString(), by.actor, by.reason],
+    );
+  }
+
+  async restore(id: string): Promise<boolean> {
+    return this.changeCase(
+      'deleted_at = NULL, deleted_by = NULL, delete_reason = NULL WHERE id = $1 AND deleted_at IS NOT NULL',
+      [id],
+    );
+  }
+
+  /** An UPDATE of case $1 (`SET …` given) and its specimen's new version, in one statement. */
+  private async changeCase(set: string, params: unknown[]): Promise<boolean> {
+    const { rows } = await this.pool.query(
+      `WITH u AS (UPDATE cases SET ${set} RETURNING specimen_id),
+         touched AS (${touchSpecimen('(SELECT specimen_id FROM u)', 'now()')})
+       SELECT 1 FROM u`,
+      params,
+    );
+    return rows.length > 0;
   }
 
   /** Removes the case (its reviews cascade; its specimen's version grows), then its bytes unless another case uses them. */

@@ -38,6 +38,10 @@ export interface CaseRow {
   specimen_id: string | null;
   /** JSON object: cell index → its latest review. */
   cell_reviews: string | null;
+  clinic: string | null;
+  deleted_at: string | null;
+  deleted_by: string | null;
+  delete_reason: string | null;
 }
 
 // The latest review per case is the one with the highest id (ids only grow: AUTOINCREMENT). The heat-map
@@ -47,7 +51,7 @@ export const SELECT_CASE = `
     c.heatmap_sha256, c.model_name, c.model_version, c.model_sha256, c.tta, c.label, c.confidence, c.needs_review,
     c.review_reasons, c.probabilities, c.cells, c.message, c.heatmap_data IS NOT NULL AS has_heatmap_data,
     r.label AS review_label, r.reviewer AS reviewer, r.note AS review_note, r.reviewed_at AS reviewed_at,
-    c.specimen_id,
+    c.specimen_id, c.clinic, c.deleted_at, c.deleted_by, c.delete_reason,
     (SELECT json_group_object(cr.cell_index, json_object('label', cr.label, 'reviewer', cr.reviewer,
         'note', cr.note, 'reviewedAt', cr.reviewed_at))
       FROM reviews cr
@@ -58,12 +62,20 @@ export const SELECT_CASE = `
 export const INSERT_CASE = `
   INSERT INTO cases (id, created_at, file_name, image_sha256, image_type, image_bytes, width, height,
     heatmap_sha256, model_name, model_version, tta, label, confidence, needs_review, review_reasons,
-    probabilities, cells, message, heatmap_data, specimen_id, model_sha256)
+    probabilities, cells, message, heatmap_data, specimen_id, model_sha256, clinic)
   VALUES (@id, @createdAt, @file, @imageSha, @imageType, @imageBytes, @width, @height, @heatmapSha,
     @modelName, @modelVersion, @tta, @label, @confidence, @needsReview, @reviewReasons, @probabilities,
-    @cells, @message, @heatmapData, @specimenId, @modelSha256)`;
+    @cells, @message, @heatmapData, @specimenId, @modelSha256, @clinic)`;
 
 /** A change to a specimen's images or reviews: its report is no longer the one signed. */
+/** Soft delete (@actor, @reason at @now) and its undoing; both change the specimen's version. */
+export const SOFT_DELETE = `
+  UPDATE cases SET deleted_at = @now, deleted_by = @actor, delete_reason = @reason
+  WHERE id = @id AND deleted_at IS NULL`;
+export const RESTORE = `
+  UPDATE cases SET deleted_at = NULL, deleted_by = NULL, delete_reason = NULL
+  WHERE id = @id AND deleted_at IS NOT NULL`;
+
 export const TOUCH_SPECIMEN = `
   UPDATE specimens SET version = version + 1, updated_at = @now WHERE id = @specimenId`;
 
@@ -88,12 +100,14 @@ export interface SpecimenRow {
   version: number;
   image_count: number;
   cell_count: number;
+  clinic: string | null;
 }
 
 export const SELECT_SPECIMEN = `
-  SELECT s.id, s.source, s.note, s.target_count, s.created_at, s.updated_at, s.version,
-    (SELECT count(*) FROM cases WHERE specimen_id = s.id) AS image_count,
-    (SELECT coalesce(sum(max(json_array_length(cells), 1)), 0) FROM cases WHERE specimen_id = s.id) AS cell_count
+  SELECT s.id, s.source, s.note, s.target_count, s.created_at, s.updated_at, s.version, s.clinic,
+    (SELECT count(*) FROM cases WHERE specimen_id = s.id AND deleted_at IS NULL) AS image_count,
+    (SELECT coalesce(sum(max(json_array_length(cells), 1)), 0) FROM cases
+      WHERE specimen_id = s.id AND deleted_at IS NULL) AS cell_count
   FROM specimens s`;
 
 export const SPECIMEN_ORDER: Record<string, string> = {
@@ -114,6 +128,7 @@ export function rowToSpecimen(row: SpecimenRow): Specimen {
     version: row.version,
     imageCount: row.image_count,
     cellCount: row.cell_count,
+    clinic: row.clinic,
   };
 }
 
@@ -204,12 +219,22 @@ export function rowToCase(row: CaseRow): StoredCase {
             reviewedAt: row.reviewed_at ?? '',
           },
     specimenId: row.specimen_id,
+    clinic: row.clinic,
+    deleted:
+      row.deleted_at === null
+        ? null
+        : { at: row.deleted_at, by: row.deleted_by ?? '', reason: row.delete_reason ?? '' },
   };
 }
 
 export function whereClause(filter: CaseFilter): { where: string; params: Record<string, unknown> } {
-  const conds: string[] = [];
+  // Soft-deleted cases are in no list or export (get still finds them).
+  const conds: string[] = ['c.deleted_at IS NULL'];
   const params: Record<string, unknown> = {};
+  if (filter.clinic !== undefined) {
+    conds.push('c.clinic = @clinic');
+    params.clinic = filter.clinic;
+  }
   if (filter.label !== undefined) {
     conds.push('c.label = @label');
     params.label = filter.label;
@@ -230,5 +255,5 @@ export function whereClause(filter: CaseFilter): { where: string; params: Record
     // Rows stored before review reasons flagged the image by its first cell only: the cells are asked too.
     conds.push(filter.needsReview ? CASE_NEEDS_REVIEW : `NOT ${CASE_NEEDS_REVIEW}`);
   }
-  return { where: conds.length ? `WHERE ${conds.join(' AND ')}` : '', params };
+  return { where: `WHERE ${conds.join(' AND ')}`, params };
 }

@@ -44,6 +44,7 @@ describeStoreContract('SQLite', async () => {
         JSON.stringify(cells),
         id,
       ),
+    runSql: async (sql) => write(sql),
     dispose: async () => rmSync(root, { recursive: true, force: true }),
   };
 });

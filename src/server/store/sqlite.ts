@@ -6,13 +6,16 @@ import type { HeatmapData } from '../../pipeline.js';
 import { FolderBlobStore, readCaseHeatmap, readCaseImage, sha256, type BlobKind } from './blobs.js';
 import { checkIntegrity, migrate } from './migrations.js';
 import { SqliteJobRows, SqliteModelRows } from './sqlite-jobs.js';
+import { SqliteAccountStore } from './sqlite-accounts.js';
 import {
   INSERT_CASE,
   likeAnywhere,
   ORDER,
   rowToCase,
+  RESTORE,
   rowToSpecimen,
   SELECT_CASE,
+  SOFT_DELETE,
   SELECT_SPECIMEN,
   SPECIMEN_ORDER,
   TOUCH_SPECIMEN,
@@ -49,6 +52,7 @@ export class SqliteCaseStore implements CaseStore {
   readonly tmpDir: string;
   readonly jobs: SqliteJobRows;
   readonly models: SqliteModelRows;
+  readonly accounts: SqliteAccountStore;
   private readonly db: Database.Database;
   private readonly blobs: FolderBlobStore;
   /** sha256 → inserts in flight that will reference it; delete must not remove those files. */
@@ -65,6 +69,7 @@ export class SqliteCaseStore implements CaseStore {
     this.db = db;
     this.jobs = new SqliteJobRows(db);
     this.models = new SqliteModelRows(db);
+    this.accounts = new SqliteAccountStore(db);
   }
 
   /** Opens (creating if needed) the store in dataDir and applies pending migrations in one transaction. */
@@ -141,6 +146,7 @@ export class SqliteCaseStore implements CaseStore {
         message: p.message ?? null,
         heatmapData: input.heatmapData ? JSON.stringify(input.heatmapData) : null,
         specimenId: input.specimenId ?? null,
+        clinic: input.clinic ?? null,
       });
       return this.getNow(id) as StoredCase;
     } finally {
@@ -233,10 +239,18 @@ export class SqliteCaseStore implements CaseStore {
     const now = new Date().toISOString();
     const info = this.db
       .prepare(
-        `INSERT INTO specimens (id, source, note, target_count, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+        `INSERT INTO specimens (id, source, note, target_count, created_at, updated_at, clinic)
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
       )
-      .run(input.id, input.source ?? null, input.note ?? null, input.targetCount, now, now);
+      .run(
+        input.id,
+        input.source ?? null,
+        input.note ?? null,
+        input.targetCount,
+        now,
+        now,
+        input.clinic ?? null,
+      );
     return info.changes === 0 ? undefined : this.getSpecimenNow(input.id);
   }
 
@@ -251,11 +265,16 @@ export class SqliteCaseStore implements CaseStore {
 
   async listSpecimens(filter: SpecimenFilter): Promise<{ specimens: Specimen[]; total: number }> {
     const params: Record<string, unknown> = { limit: filter.limit, offset: filter.offset };
-    let where = '';
+    const conds: string[] = [];
     if (filter.search !== undefined) {
-      where = `WHERE (s.id LIKE @q ESCAPE '\\' OR s.source LIKE @q ESCAPE '\\' OR s.note LIKE @q ESCAPE '\\')`;
+      conds.push(`(s.id LIKE @q ESCAPE '\\' OR s.source LIKE @q ESCAPE '\\' OR s.note LIKE @q ESCAPE '\\')`);
       params.q = likeAnywhere(filter.search);
     }
+    if (filter.clinic !== undefined) {
+      conds.push('s.clinic = @clinic');
+      params.clinic = filter.clinic;
+    }
+    const where = conds.length ? `WHERE ${conds.join(' AND ')}` : '';
     const { limit: _l, offset: _o, ...countParams } = params;
     const total = (
       this.db.prepare(`SELECT count(*) AS n FROM specimens s ${where}`).get(countParams) as { n: number }
@@ -305,6 +324,23 @@ export class SqliteCaseStore implements CaseStore {
     const sid = this.stmt('SELECT specimen_id FROM cases WHERE id = ?').pluck().get(caseId) as
       string | null | undefined;
     if (sid) this.stmt(TOUCH_SPECIMEN).run({ specimenId: sid, now });
+  }
+
+  async softDelete(id: string, by: { actor: string; reason: string }): Promise<boolean> {
+    return this.changeCase(id, SOFT_DELETE, { ...by, id });
+  }
+
+  async restore(id: string): Promise<boolean> {
+    return this.changeCase(id, RESTORE, { id });
+  }
+
+  private changeCase(id: string, sql: string, params: Record<string, unknown>): boolean {
+    const now = new Date().toISOString();
+    return this.db.transaction(() => {
+      const changed = this.stmt(sql).run({ ...params, now }).changes > 0;
+      if (changed) this.touchSpecimenOf(id, now);
+      return changed;
+    })();
   }
 
   /**

@@ -6,6 +6,7 @@ import type { Static } from '@sinclair/typebox';
 import type { CaseModel as CaseModelSchema, CaseSort as CaseSortJson, ReviewJson } from '../../api/index.js';
 import type { CellPrediction, ImagePrediction, ReviewReason } from '../../model/types.js';
 import type { HeatmapData } from '../../pipeline.js';
+import type { AccountStore } from './accounts.js';
 
 /** A reviewer's verdict, kept beside the model's prediction (never over it): the API's Review. */
 export type Review = ReviewJson;
@@ -44,6 +45,10 @@ export interface StoredCase {
   review: Review | null;
   /** The specimen (slide) the image belongs to, or null. */
   specimenId: string | null;
+  /** The clinic that uploaded it (a clinic account's), or null. */
+  clinic: string | null;
+  /** Set while the case is soft-deleted (hidden from lists; restorable). */
+  deleted: { at: string; by: string; reason: string } | null;
 }
 
 /**
@@ -65,10 +70,13 @@ export interface Specimen {
   version: number;
   imageCount: number;
   cellCount: number;
+  /** The clinic that created it (a clinic account's), or null. */
+  clinic: string | null;
 }
 
 export interface NewSpecimen {
   id: string;
+  clinic?: string | null;
   source?: string | null;
   note?: string | null;
   targetCount: 100 | 200;
@@ -79,6 +87,8 @@ export type SpecimenSort = 'newest' | 'oldest' | 'updated' | 'id';
 export interface SpecimenFilter {
   /** Part of the id, source or note, any case. */
   search?: string;
+  /** Only this clinic's specimens (a clinic account's view). */
+  clinic?: string;
   sort?: SpecimenSort;
   limit: number;
   offset: number;
@@ -108,6 +118,8 @@ export interface NewCase {
   heatmapData?: HeatmapData;
   /** The specimen's id as stored (getSpecimen(...).id). */
   specimenId?: string;
+  /** The uploading clinic account's clinic. */
+  clinic?: string | null;
 }
 
 export type CaseSort = CaseSortJson;
@@ -123,8 +135,12 @@ export interface CaseFilter {
   file?: string;
   /** The images of one specimen (its stored id). */
   specimen?: string;
+  /** Only this clinic's cases (a clinic account's view). */
+  clinic?: string;
   sort?: CaseSort;
 }
+
+export type * from './accounts.js';
 
 export interface AppliedMigration {
   version: number;
@@ -181,6 +197,15 @@ export interface CaseStore {
   addSignoff(specimenId: string, signoff: Signoff & { pdf: Buffer }): Promise<boolean>;
   /** The frozen PDF of a signed revision, or null. */
   readSignedReport(specimenId: string, revision: number): Promise<Buffer | null>;
+  /**
+   * Soft delete: the case is hidden from lists, exports and its specimen (get still finds it, with `deleted`)
+   * and nothing is removed; false when there is no such case or it is deleted already.
+   */
+  softDelete(id: string, by: { actor: string; reason: string }): Promise<boolean>;
+  /** Undoes softDelete; false when there is no such case or it is not deleted. */
+  restore(id: string): Promise<boolean>;
+  /** Users, sessions, API tokens and the audit trail, in the same database. */
+  readonly accounts: AccountStore;
   /** Removes the case, its reviews, and its bytes unless another case uses them; false if there was none. */
   delete(id: string): Promise<boolean>;
   readImage(c: StoredCase): Promise<Buffer>;

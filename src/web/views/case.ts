@@ -2,29 +2,12 @@
 import { api, ApiError, EXTRA_REVIEW_LABELS, type CaseResult, type Review } from '../api.js';
 import { probabilityTable } from '../components/probabilities.js';
 import { confidenceLine, reviewAttribution, reviewBadge } from '../components/review.js';
+import { reviewerField } from '../components/reviewer.js';
 import { specimen } from '../components/specimen.js';
 import type { AppContext, ViewHandle } from '../context.js';
 import { dataTable, h, replaceChildren } from '../dom.js';
 import { displayLabel, formatDateTime, formatPercent } from '../format.js';
 import { announce, errorMessage } from '../status.js';
-
-const REVIEWER_KEY = 'hematovision.reviewer';
-
-export function rememberedReviewer(): string {
-  try {
-    return localStorage.getItem(REVIEWER_KEY) ?? '';
-  } catch {
-    return '';
-  }
-}
-
-export function rememberReviewer(name: string): void {
-  try {
-    localStorage.setItem(REVIEWER_KEY, name);
-  } catch {
-    // Private mode or storage disabled: the name simply is not prefilled next time.
-  }
-}
 
 function cellsTable(c: CaseResult): HTMLElement | null {
   if (c.cells.length < 2) return null;
@@ -106,15 +89,7 @@ export function renderCase(main: HTMLElement, ctx: AppContext, id: string): View
     const classes = ctx.classes.length ? ctx.classes : Object.keys(c.probabilities);
     const reviewArea = h('div', null, reviewSummary(c.review, c.label), reviewHistory(c.reviews));
 
-    const reviewer = h('input', {
-      id: 'review-reviewer',
-      name: 'reviewer',
-      type: 'text',
-      required: true,
-      autocomplete: 'name',
-      maxlength: '100',
-      value: rememberedReviewer(),
-    });
+    const reviewer = reviewerField(ctx, 'review-reviewer', 'Reviewer');
     const selected = c.review?.label ?? c.label;
     const option = (k: string) => h('option', { value: k, selected: k === selected }, displayLabel(k));
     const labelSelect = h(
@@ -140,7 +115,7 @@ export function renderCase(main: HTMLElement, ctx: AppContext, id: string): View
       'form',
       { class: 'review-form', 'aria-labelledby': 'review-form-heading', novalidate: false },
       h('h3', { id: 'review-form-heading' }, c.review ? 'Change review' : 'Record review'),
-      h('div', { class: 'field' }, h('label', { for: 'review-reviewer' }, 'Reviewer'), reviewer),
+      reviewer.element,
       h('div', { class: 'field' }, h('label', { for: 'review-label' }, 'Cell type'), labelSelect),
       h(
         'div',
@@ -152,13 +127,13 @@ export function renderCase(main: HTMLElement, ctx: AppContext, id: string): View
     );
 
     async function submit(reviewLabel: string): Promise<void> {
-      reviewer.value = reviewer.value.trim();
-      if (!form.reportValidity()) return;
+      const name = reviewer.name();
+      if (name === null || !form.reportValidity()) return;
       saveBtn.disabled = confirmBtn.disabled = true;
       announce('Saving review…', 'busy');
       try {
-        await api.reviewCase(c.id, { reviewLabel, reviewer: reviewer.value, note: note.value.trim() });
-        rememberReviewer(reviewer.value);
+        await api.reviewCase(c.id, { reviewLabel, reviewer: name, note: note.value.trim() });
+        reviewer.saved();
         // Reload rather than trusting the PATCH body shape: the page then shows exactly what is stored.
         const fresh = await api.getCase(c.id);
         if (cancelled) return;
@@ -192,12 +167,23 @@ export function renderCase(main: HTMLElement, ctx: AppContext, id: string): View
         h(
           'p',
           { id: 'delete-desc' },
-          `${c.file}: the image, heat map, prediction and review are removed permanently.`,
+          `${c.file} leaves the history, its specimen and exports. Nothing is erased: an admin can ` +
+            'restore it from the audit trail, which keeps who deleted it and why.',
+        ),
+        h(
+          'div',
+          { class: 'field' },
+          h('label', { for: 'delete-reason' }, 'Reason'),
+          h('textarea', { id: 'delete-reason', rows: '2', maxlength: '1000', required: true }),
         ),
         h(
           'div',
           { class: 'form-actions' },
-          h('button', { value: 'cancel', class: 'btn btn--secondary', autofocus: true }, 'Cancel'),
+          h(
+            'button',
+            { value: 'cancel', class: 'btn btn--secondary', autofocus: true, formnovalidate: true },
+            'Cancel',
+          ),
           h('button', { value: 'delete', class: 'btn btn--danger' }, 'Delete case'),
         ),
       ),
@@ -207,7 +193,8 @@ export function renderCase(main: HTMLElement, ctx: AppContext, id: string): View
       void (async () => {
         announce('Deleting case…', 'busy');
         try {
-          await api.deleteCase(c.id);
+          const reason = (dialog.querySelector('#delete-reason') as HTMLTextAreaElement).value.trim();
+          await api.deleteCase(c.id, reason || 'no reason given');
           announce(`Case ${c.file} deleted.`, 'success');
           location.hash = '#/history';
         } catch (err) {
@@ -222,6 +209,9 @@ export function renderCase(main: HTMLElement, ctx: AppContext, id: string): View
     });
 
     const found = c.label !== null;
+    const role = ctx.auth ? ctx.account?.role : 'admin';
+    const mayReview = role === 'reviewer' || role === 'admin';
+    const mayDelete = role === 'admin';
     replaceChildren(
       main,
       h('p', { class: 'breadcrumb' }, h('a', { href: '#/history' }, '‹ Case history')),
@@ -271,10 +261,10 @@ export function renderCase(main: HTMLElement, ctx: AppContext, id: string): View
           { class: 'panel case-review', 'aria-labelledby': 'review-heading' },
           h('h2', { id: 'review-heading' }, 'Review'),
           reviewArea,
-          form,
+          mayReview ? form : h('p', { class: 'muted' }, 'Reviews are recorded by reviewer accounts.'),
         ),
       ),
-      h('div', { class: 'danger-zone' }, deleteBtn, dialog),
+      mayDelete ? h('div', { class: 'danger-zone' }, deleteBtn, dialog) : null,
     );
     document.getElementById('review-current')?.setAttribute('tabindex', '-1');
     // Re-rendering removed the focused element; keep keyboard users at the top of the page, not lost.

@@ -11,7 +11,7 @@ import { REASON_TEXT } from '../components/review.js';
 import { h, replaceChildren } from '../dom.js';
 import { displayLabel, formatDateTime, formatPercent } from '../format.js';
 import { announce, errorMessage } from '../status.js';
-import { rememberedReviewer, rememberReviewer } from './case.js';
+import { reviewerField } from '../components/reviewer.js';
 
 /** Keys 1–8 (9 at most): the model card's classes in order. */
 const MAX_KEYS = 9;
@@ -58,13 +58,7 @@ export function renderSpecimen(main: HTMLElement, ctx: AppContext, id: string): 
   let detail: SpecimenDetail | null = null;
   let busy = false;
   const classes = ctx.classes.slice(0, MAX_KEYS);
-  const reviewer = h('input', {
-    type: 'text',
-    id: 'cell-reviewer',
-    maxlength: 200,
-    value: rememberedReviewer(),
-    autocomplete: 'name',
-  });
+  const reviewer = reviewerField(ctx, 'cell-reviewer', 'Reviewer');
   replaceChildren(main, h('p', { class: 'muted' }, 'Loading specimen…'));
 
   async function load(focus?: { key: string; where: string; position: number }): Promise<void> {
@@ -115,18 +109,11 @@ export function renderSpecimen(main: HTMLElement, ctx: AppContext, id: string): 
       rejected: 0,
     });
 
-    const signName = h('input', {
-      type: 'text',
-      id: 'sign-reviewer',
-      required: true,
-      maxlength: 200,
-      value: rememberedReviewer(),
-      autocomplete: 'name',
-    });
+    const signName = reviewerField(ctx, 'sign-reviewer', 'Signed by');
     const signForm = h(
       'form',
       { class: 'sign-form' },
-      h('div', { class: 'field' }, h('label', { for: 'sign-reviewer' }, 'Signed by'), signName),
+      signName.element,
       h(
         'button',
         { type: 'submit', class: 'btn btn--primary', disabled: d.signed || s.imageCount === 0 },
@@ -136,15 +123,14 @@ export function renderSpecimen(main: HTMLElement, ctx: AppContext, id: string): 
     signForm.addEventListener('submit', (e) => {
       e.preventDefault();
       void (async () => {
-        const name = signName.value.trim();
-        if (!name) {
+        const name = signName.name();
+        if (name === null) {
           announce('Enter the name of the person signing.', 'error');
-          signName.focus();
           return;
         }
         try {
           const o = await api.signSpecimen(s.id, name);
-          rememberReviewer(name);
+          signName.saved();
           announce(`Revision ${o.revision} signed by ${o.reviewer}.`, 'success');
           await load();
           document.getElementById('report-download')?.focus();
@@ -239,12 +225,7 @@ export function renderSpecimen(main: HTMLElement, ctx: AppContext, id: string): 
         h('kbd', null, 'Enter'),
         ' confirm the model’s label.',
       ),
-      h(
-        'div',
-        { class: 'field cell-review__reviewer' },
-        h('label', { for: 'cell-reviewer' }, 'Reviewer'),
-        reviewer,
-      ),
+      h('div', { class: 'cell-review__reviewer' }, reviewer.element),
       keys,
       h('h3', null, `Needs review (${queueCells.length}), most doubtful first`),
       queueCells.length > 0
@@ -352,10 +333,9 @@ export function renderSpecimen(main: HTMLElement, ctx: AppContext, id: string): 
   ): Promise<void> {
     const c = byKey.get(t.dataset.cell ?? '');
     if (!c || busy) return;
-    const name = reviewer.value.trim();
-    if (!name) {
+    const name = reviewer.name();
+    if (name === null) {
       announce('Enter your name as reviewer first.', 'error');
-      reviewer.focus();
       return;
     }
     busy = true;
@@ -367,7 +347,7 @@ export function renderSpecimen(main: HTMLElement, ctx: AppContext, id: string): 
     ].indexOf(t);
     try {
       await api.reviewCell(c.caseId, c.cell, { reviewLabel: label, reviewer: name });
-      rememberReviewer(name);
+      reviewer.saved();
       announce(
         label === c.predictedLabel
           ? `Confirmed ${displayLabel(label)} (${c.file}).`

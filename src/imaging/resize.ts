@@ -84,6 +84,8 @@ function boxShrink(img: RgbImage, factor: number, vertical: boolean): RgbImage {
 /** Reduces the rows (vertical) or the columns of an image along one axis to outLen. */
 function reduceAxis(original: RgbImage, outLen: number, vertical: boolean): RgbImage {
   // libvips first box-shrinks by the whole part of in / out / 2 (its reducing gap) when that is 2 or more.
+  // Measured exact with a box of 2 (4× to 6× reductions); with 3 or more, one level on a quarter of the
+  // values (never a cell crop: those reduce by less than 2×).
   const boxed = Math.max(1, Math.floor((vertical ? original.height : original.width) / outLen / 2));
   const img = boxed > 1 ? boxShrink(original, boxed, vertical) : original;
   const { width: W, height: H, data } = img;

@@ -117,7 +117,7 @@ try {
   );
   console.log(
     `  in the page, p50: decode ${q(stage.decode, 0.5)} ms, network on the cells' crops ${q(stage.network, 0.5)} ms ` +
-      `(the rest, locate + crop + resize + predictions: ~${(Number(q(stage.total, 0.5)) - Number(q(stage.decode, 0.5)) - Number(q(stage.network, 0.5))).toFixed(1)} ms)`,
+      '(each timed alone, so they need not add up to the whole under load)',
   );
   console.log(
     `server pipeline (onnxruntime-node, same file, same images, same run): p50 ${q(stage.server, 0.5)} ms, ` +

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { defineConfig, type Plugin } from 'vite';
+import { renderServiceWorker } from './src/web/local/sw-build.js';
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 
@@ -18,9 +19,8 @@ function offlinePlugin(): Plugin {
       const files = ['./', ...Object.keys(bundle).map((f) => `./${f}`)];
       files.push('./models/model.int8.onnx', './models/model.int8.json');
       const version = createHash('sha256').update(files.join('\n')).digest('hex').slice(0, 12);
-      const source = readFileSync(here('./src/web/local/sw-template.js'), 'utf8')
-        .replace('__VERSION__', version)
-        .replace('__PRECACHE__', JSON.stringify(files));
+      const template = readFileSync(here('./src/web/local/sw-template.js'), 'utf8');
+      const source = renderServiceWorker(template, version, files);
       this.emitFile({ type: 'asset', fileName: 'sw.js', source });
     },
   };

@@ -3,19 +3,23 @@
  * "Analyse on this device" speed in headless Chromium: file → result in the page (decode, locate, crop,
  * resize, int8 network in onnxruntime-web, predictions), one image at a time, on Kaggle TRAIN and PBC
  * images from ../shared. Builds the UI, serves it with the real app. Prints p50/p90 and the stage split.
- * Usage: npx tsx scripts/bench-device.ts [images=40]
+ * The same images through the server's pipeline (onnxruntime-node, the same int8 file) in the same run, side
+ * by side. Usage: npx tsx scripts/bench-device.ts [images=40] [wasm threads]
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { build } from 'vite';
+import { prepareImage } from '../src/model/inputs.js';
 import { pipeline } from '../src/pipeline.js';
 import { buildApp } from '../src/server/app.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const data = path.resolve(root, '../shared/data');
 const n = Number(process.argv[2] ?? 40);
+/** onnxruntime-web threads (default: the page's own choice). */
+const threads = process.argv[3];
 if (!existsSync(data)) {
   console.error(`bench-device: ${data} (../shared) is missing.`);
   process.exit(1);
@@ -46,7 +50,7 @@ const browser = await chromium.launch({
 });
 try {
   const page = await browser.newPage();
-  await page.goto(base);
+  await page.goto(threads ? `${base}?ortThreads=${threads}` : base);
   await page.waitForFunction(
     () =>
       (window as unknown as { hematovisionDevice?: { analyse(b: Blob): Promise<unknown> } })
@@ -60,25 +64,64 @@ try {
     ...pick(path.join(data, 'kaggle-blood-cells/TRAIN'), n / 2),
     ...pick(path.join(data, 'pbc'), n / 2),
   ];
-  const times: number[] = [];
+  type Api = {
+    analyse(b: Blob): Promise<unknown>;
+    decode(b: Blob): Promise<unknown>;
+    classify(c: { width: number; height: number; rgb: string }[]): Promise<unknown>;
+  };
+  const stage = {
+    total: [] as number[],
+    decode: [] as number[],
+    network: [] as number[],
+    server: [] as number[],
+  };
   let first = 0;
   for (const [i, file] of files.entries()) {
-    const ms = await page.evaluate(async (b64) => {
-      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-      const t0 = performance.now();
-      await (
-        window as unknown as { hematovisionDevice?: { analyse(b: Blob): Promise<unknown> } }
-      ).hematovisionDevice!.analyse(new Blob([bytes], { type: 'image/jpeg' }));
-      return performance.now() - t0;
-    }, readFileSync(file).toString('base64'));
-    if (i === 0) first = ms;
-    else times.push(ms);
+    const bytes = readFileSync(file);
+    const crops = (await prepareImage(file, vision.card.preprocessing)).regions.map((r) => ({
+      width: r.pixels.width,
+      height: r.pixels.height,
+      rgb: Buffer.from(r.pixels.data).toString('base64'),
+    }));
+    const ms = await page.evaluate(
+      async ([b64, crops]) => {
+        const api = (window as unknown as { hematovisionDevice: Api }).hematovisionDevice;
+        const blob = new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], { type: 'image/jpeg' });
+        const t0 = performance.now();
+        await api.analyse(blob);
+        const t1 = performance.now();
+        await api.decode(blob);
+        const t2 = performance.now();
+        await api.classify(crops);
+        return { total: t1 - t0, decode: t2 - t1, network: performance.now() - t2 };
+      },
+      [bytes.toString('base64'), crops] as const,
+    );
+    const t0 = performance.now();
+    await vision.analyze(bytes);
+    const server = performance.now() - t0;
+    if (i === 0) first = ms.total;
+    else {
+      stage.total.push(ms.total);
+      stage.decode.push(ms.decode);
+      stage.network.push(ms.network);
+      stage.server.push(server);
+    }
   }
-  times.sort((a, b) => a - b);
-  const q = (p: number) => times[Math.min(times.length - 1, Math.floor(p * times.length))].toFixed(1);
+  const q = (xs: number[], p: number) =>
+    [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))].toFixed(1);
   console.log(
-    `device analysis, ${times.length} images (Kaggle TRAIN + PBC), cross-origin isolated ${info.isolated}, ` +
-      `${info.cores} cores: p50 ${q(0.5)} ms, p90 ${q(0.9)} ms; first image ${first.toFixed(0)} ms (model download and start)`,
+    `device analysis, ${stage.total.length} images (Kaggle TRAIN + PBC), cross-origin isolated ${info.isolated}, ` +
+      `${info.cores} cores: p50 ${q(stage.total, 0.5)} ms, p90 ${q(stage.total, 0.9)} ms; first image ` +
+      `${first.toFixed(0)} ms (model download and start)`,
+  );
+  console.log(
+    `  in the page, p50: decode ${q(stage.decode, 0.5)} ms, network on the cells' crops ${q(stage.network, 0.5)} ms ` +
+      '(each timed alone, so they need not add up to the whole under load)',
+  );
+  console.log(
+    `server pipeline (onnxruntime-node, same file, same images, same run): p50 ${q(stage.server, 0.5)} ms, ` +
+      `p90 ${q(stage.server, 0.9)} ms`,
   );
 } finally {
   await browser.close();

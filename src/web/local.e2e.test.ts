@@ -9,11 +9,16 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pipeline, type HematoVision, type ImageAnalysis } from '../pipeline.js';
+import { cropSquare } from '../imaging/crop.js';
+import { resizeLinear } from '../imaging/resize.js';
+import type { RgbImage } from '../imaging/types.js';
+import { prepareImage } from '../model/inputs.js';
+import { pipeline, type HematoVision, type ImageAnalysis, type Prediction } from '../pipeline.js';
 import { buildApp } from '../server/app.js';
 import { builtWeb, CHROMIUM, haveChromium, openBrowser, SHOT_DIR } from '../testing/browser.js';
 import { REPO_ROOT, SHARED } from '../testing/shared.js';
 import type { LocalAnalysis } from './local/analyse-local.js';
+import type { WirePixels } from './local/device.js';
 
 const dataDir = path.join(SHARED, 'data');
 const INT8 = path.join(REPO_ROOT, 'models/model.int8.onnx');
@@ -64,6 +69,66 @@ function maxProbDiff(a: Record<string, number>, b: Record<string, number>): numb
   return m;
 }
 
+const wire = (p: RgbImage): WirePixels => ({
+  width: p.width,
+  height: p.height,
+  rgb: Buffer.from(p.data).toString('base64'),
+});
+
+/** How far two images' values are apart: count of differing values and the largest difference. */
+function pixelDiff(a: Uint8Array, b: Uint8Array): { off: number; max: number } {
+  let off = 0;
+  let max = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (d) off++;
+    if (d > max) max = d;
+  }
+  return { off, max };
+}
+
+/** Per image, each stage of the device path against the server's (filled by the first test). */
+interface Stages {
+  /** Decoded values (browser vs sharp) that differ, of `decoded`. */
+  decodeOff: number;
+  decoded: number;
+  /** resizeLinear's crops against sharp's, same cells. */
+  resizeOff: number;
+  resizeMax: number;
+  resized: number;
+  /** The server's own (sharp) crops run through the browser's runtime. */
+  sameCrops: Prediction[];
+}
+
+/** The file's stages in the page and on the server. */
+async function stagesOf(page: Page, vision: HematoVision, file: string): Promise<Stages> {
+  const prep = await prepareImage(file, vision.card.preprocessing, { keepImage: true });
+  const image = prep.image!;
+  const b64 = readFileSync(file).toString('base64');
+  const decoded = await page.evaluate(
+    (d) => window.hematovisionDevice!.decode(new Blob([Uint8Array.from(atob(d), (c) => c.charCodeAt(0))])),
+    b64,
+  );
+  const dec = pixelDiff(Buffer.from(decoded.rgb, 'base64'), image.data);
+  let resizeOff = 0;
+  let resizeMax = 0;
+  let resized = 0;
+  const size = vision.card.preprocessing.inputSize;
+  for (const r of prep.regions) {
+    const ours = resizeLinear(cropSquare(image, r.box!, vision.card.preprocessing.cropPadding), size, size);
+    const d = pixelDiff(ours.data, r.pixels.data);
+    resizeOff += d.off;
+    resizeMax = Math.max(resizeMax, d.max);
+    resized += ours.data.length;
+  }
+  const crops = prep.regions.map((r) => wire(r.pixels));
+  const sameCrops = await page.evaluate((c) => window.hematovisionDevice!.classify(c), crops);
+  return { decodeOff: dec.off, decoded: image.data.length, resizeOff, resizeMax, resized, sameCrops };
+}
+
+const quantile = (xs: number[], q: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
+
 describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)', () => {
   let tmp: string;
   let vision: HematoVision;
@@ -73,6 +138,7 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
   let page: Page;
   let base: string;
   let errors: string[];
+  let serverStopped = false;
 
   beforeAll(async () => {
     tmp = mkdtempSync(path.join(tmpdir(), 'hv-local-e2e-'));
@@ -88,13 +154,18 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
 
   afterAll(async () => {
     await browser?.close();
-    await app?.close();
+    if (!serverStopped) await app?.close();
     await vision?.close();
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
   /** Every image of the parity set, analysed in the page and by the server (filled by the first test). */
-  const pairs: { name: string; server: ImageAnalysis; local: LocalAnalysis & { ms: number } }[] = [];
+  const pairs: {
+    name: string;
+    server: ImageAnalysis;
+    local: LocalAnalysis & { ms: number };
+    stages: Stages;
+  }[] = [];
 
   it.skipIf(!haveData)(
     'gives the server\u2019s labels, review flags and boxes (within 1 px) on 50 images of both labs',
@@ -103,7 +174,8 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
       for (const file of files) {
         const server: ImageAnalysis = await vision.analyze(file);
         const local = await analyseInPage(page, file);
-        pairs.push({ name: path.relative(dataDir, file), server, local });
+        const stages = await stagesOf(page, vision, file);
+        pairs.push({ name: path.relative(dataDir, file), server, local, stages });
       }
       let worstBox = 0;
       for (const { name, server, local } of pairs) {
@@ -129,26 +201,65 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
     600_000,
   );
 
-  // KNOWN GAP (issue 18 asks for 1e-3): resizeLinear rounds exact .5 ties where libvips' fixed point lands
-  // just below or above them, ±1 level on ~0.3 % of values, and the int8 model turns that into up to ~7e-2
-  // on some cells (the same pixels give the same numbers in both runtimes). `it.fails` keeps the target in
-  // view: this starts failing, and must become `it`, once the browser and the server resize identically.
+  // Stage by stage, what is ours: the browser decodes to sharp's very pixels (colour management off on both
+  // sides, files without ICC profiles), and resizeLinear follows libvips' fixed point (exact when reducing,
+  // one level on ~0.2 % of enlarged cell values).
+  it.skipIf(!haveData)(
+    'decodes to the server\u2019s exact pixels and crops within one level of sharp',
+    () => {
+      expect(pairs.length).toBeGreaterThan(0);
+      const sum = (f: (s: Stages) => number) => pairs.reduce((t, p) => t + f(p.stages), 0);
+      const resizeShare = sum((s) => s.resizeOff) / sum((s) => s.resized);
+      console.log(
+        `[local e2e] decode: ${sum((s) => s.decodeOff)} of ${sum((s) => s.decoded)} values differ; ` +
+          `crops: ${(resizeShare * 100).toFixed(3)} % of values differ, by at most ` +
+          `${Math.max(...pairs.map((p) => p.stages.resizeMax))}`,
+      );
+      expect(sum((s) => s.decodeOff)).toBe(0);
+      expect(Math.max(...pairs.map((p) => p.stages.resizeMax))).toBeLessThanOrEqual(1);
+      expect(resizeShare).toBeLessThan(0.005);
+    },
+  );
+
+  // The runtimes alone: the server's own crops through onnxruntime-web give the same labels and review
+  // reasons; the probabilities differ by the int8 kernels (wasm against native: p90 ~3e-5, one cell of 50
+  // at 2.2e-3 when measured). Not ours to fix; the bound guards against a regression of the device path.
+  it.skipIf(!haveData)(
+    'runs the network like the server: same answers on the server\u2019s own crops',
+    () => {
+      const gaps: number[] = [];
+      for (const { name, server, stages } of pairs) {
+        server.cells.forEach((s, i) => {
+          const l = stages.sameCrops[i];
+          expect(l.label, name).toBe(s.label);
+          expect(l.reviewReasons, name).toEqual(s.reviewReasons);
+          gaps.push(maxProbDiff(l.probabilities, s.probabilities));
+        });
+      }
+      console.log(
+        `[local e2e] same crops, ${gaps.length} cells: |Δp| p50 ${quantile(gaps, 0.5).toExponential(2)}, ` +
+          `p90 ${quantile(gaps, 0.9).toExponential(2)}, max ${quantile(gaps, 1).toExponential(2)}`,
+      );
+      expect(quantile(gaps, 0.9)).toBeLessThanOrEqual(1e-3);
+      expect(quantile(gaps, 1)).toBeLessThanOrEqual(5e-3);
+    },
+  );
+
+  // KNOWN GAP (issue 18 asks for 1e-3 end to end): the int8 network amplifies the crops' last one-level
+  // differences (see above) into up to ~7e-2 on some cells (the same pixels in both runtimes: 2.2e-3), so the
+  // target needs bit-identical crops and runtimes. `it.fails` keeps it in view: this starts failing, and must
+  // become `it`, when both hold.
   it.skipIf(!haveData).fails('gives the server\u2019s probabilities within 1e-3 (known gap)', () => {
     expect(pairs.length).toBeGreaterThan(0);
-    let worst = 0;
+    const gaps: number[] = [];
     for (const { server, local } of pairs) {
-      worst = Math.max(worst, maxProbDiff(local.probabilities, server.probabilities));
-      server.cells.forEach((s, i) => {
-        worst = Math.max(worst, maxProbDiff(local.cells[i].probabilities, s.probabilities));
-      });
+      server.cells.forEach((s, i) => gaps.push(maxProbDiff(local.cells[i].probabilities, s.probabilities)));
     }
-    const all = pairs
-      .map((p) => maxProbDiff(p.local.probabilities, p.server.probabilities))
-      .sort((a, b) => a - b);
     console.log(
-      `[local e2e] max |Δp| ${worst.toExponential(2)}, per image p50 ${all[all.length >> 1].toExponential(2)}`,
+      `[local e2e] end to end, ${gaps.length} cells: |Δp| p50 ${quantile(gaps, 0.5).toExponential(2)}, ` +
+        `p90 ${quantile(gaps, 0.9).toExponential(2)}, max ${quantile(gaps, 1).toExponential(2)}`,
     );
-    expect(worst).toBeLessThanOrEqual(1e-3);
+    expect(quantile(gaps, 1)).toBeLessThanOrEqual(1e-3);
   });
 
   it('analyses on the device from the analyse page, showing the result card, nothing uploaded', async () => {
@@ -185,14 +296,18 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
     expect(errors).toEqual([]);
   }, 120_000);
 
-  // SKIPPED, NOT DONE: passed once (14:52) before the branch took main's hardening; times out since (180 s).
-  // The file was set on the first tab instead of the offline one (fixed), but it still times out: to debug.
-  it.skip('works with the network off after the first visit (service worker)', async () => {
+  // Last in the file: it stops the server.
+  it('works with the network off and the server stopped after the first visit (service worker)', async () => {
     await page.goto(base);
-    // The first visit installs the worker, which keeps the app, the runtime and the model.
-    await page.evaluate(async () => {
-      await navigator.serviceWorker.ready;
-    });
+    // The first visit installs the worker, which keeps the app, the runtime and the model. A worker whose
+    // script throws never activates: say so instead of waiting for the test's timeout.
+    const active = await page.evaluate(() =>
+      Promise.race([
+        navigator.serviceWorker.ready.then(() => true),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 30_000)),
+      ]),
+    );
+    expect(active, 'the service worker never activated (does sw.js run?)').toBe(true);
     await expect
       .poll(
         () =>
@@ -204,11 +319,21 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
         { timeout: 60_000 },
       )
       .toContain('/models/model.int8.onnx');
+    // The switch as a returning user left it (also when this test runs alone).
+    await page.evaluate(() => localStorage.setItem('hematovision.analyseOnDevice', 'on'));
+    await app.close();
+    serverStopped = true;
     await context.setOffline(true);
     try {
       // A fresh tab, as a user coming back later: everything must come from the worker's cache.
       const offline = await context.newPage();
       offline.setDefaultTimeout(60_000);
+      // The API calls fail (no server, no network) and the console says so; anything else is a bug.
+      const offlineErrors: string[] = [];
+      offline.on('pageerror', (e) => offlineErrors.push(e.message));
+      offline.on('console', (m) => {
+        if (m.type() === 'error') offlineErrors.push(m.text());
+      });
       await offline.goto(base, { timeout: 60_000 });
       await expect.poll(() => offline.getByLabel('Analyse on this device').isChecked()).toBe(true);
       const file = haveData ? pick(PBC, 1)[0] : firstTeachingImage();
@@ -216,8 +341,11 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
         .locator('#file-input')
         .setInputFiles({ name: path.basename(file), mimeType: 'image/jpeg', buffer: readFileSync(file) });
       const card = offline.locator('article.result-card').first();
-      await expect.poll(() => card.textContent(), { timeout: 60_000 }).toContain('Analysed on this device');
+      await expect.poll(() => card.textContent(), { timeout: 90_000 }).toContain('Analysed on this device');
       expect(await card.locator('table.probs tbody tr').count()).toBeGreaterThan(0);
+      expect(
+        offlineErrors.filter((e) => !/ERR_INTERNET_DISCONNECTED|Failed to load resource/.test(e)),
+      ).toEqual([]);
       await offline.screenshot({ path: path.join(SHOT_DIR, 'local-offline.png'), fullPage: true });
     } finally {
       await context.setOffline(false);

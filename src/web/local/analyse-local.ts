@@ -12,7 +12,7 @@ import type { RgbImage } from '../../imaging/types.js';
 import { OUTPUTS as OUT } from '../../model/outputs.js';
 import { imagePrediction, predictionOf } from '../../model/predictions.js';
 import { writeInput } from '../../model/tensor.js';
-import type { CellPrediction, ImagePrediction, ModelCard } from '../../model/types.js';
+import type { CellPrediction, ImagePrediction, ModelCard, Prediction } from '../../model/types.js';
 import { createSession, type WebSession } from './ort-web.js';
 
 /** The int8 model the server offers for devices (small: one download, then cached). */
@@ -107,13 +107,37 @@ export async function decodeFile(file: Blob): Promise<RgbImage & { transparentFr
   return { width, height, data, transparentFraction: width * height ? clear / (width * height) : 0 };
 }
 
+/**
+ * Network-sized RGB crops → one network run → a prediction per crop (the server's predictionOf on the same
+ * numbers). Also what the parity test feeds the server's own crops to, to compare the runtimes alone.
+ */
+export async function classifyCrops(model: LocalModel, crops: RgbImage[]): Promise<Prediction[]> {
+  const { card, session } = model;
+  const size = card.preprocessing.inputSize;
+  if (crops.length === 0) return [];
+  for (const c of crops) {
+    if (c.width !== size || c.height !== size)
+      throw new RangeError(`classifyCrops: a ${c.width}x${c.height} crop; the model takes ${size}x${size}`);
+  }
+  const n = crops.length;
+  const input = new Float32Array(n * 3 * size * size);
+  crops.forEach((c, slot) => writeInput(c, input, slot));
+  const names = [OUT.probabilities, ...(model.familiar ? [OUT.cellDistance, OUT.imageDistance] : [])];
+  const res = await session.run(input, [n, 3, size, size], names);
+  const out = {
+    probabilities: res[OUT.probabilities],
+    reviewThreshold: card.reviewThreshold,
+    distances: model.familiar ? { cell: res[OUT.cellDistance], image: res[OUT.imageDistance] } : undefined,
+  };
+  return crops.map((_, i) => predictionOf(card, out, i));
+}
+
 /** Decoded pixels → located cells → one network run → predictions, as the server's analyzeImage. */
 export async function analysePixels(
   model: LocalModel,
   image: RgbImage & { transparentFraction: number },
 ): Promise<LocalAnalysis> {
-  const { card, session } = model;
-  const prep = card.preprocessing;
+  const prep = model.card.preprocessing;
   const size = prep.inputSize;
   const damage = damageOf({ ...image, warnings: [] });
   const regions =
@@ -123,24 +147,15 @@ export async function analysePixels(
           box,
           pixels: resizeLinear(cropSquare(image, box, prep.cropPadding), size, size),
         }));
-  let primary = null;
+  const predictions = await classifyCrops(
+    model,
+    regions.map((r) => r.pixels),
+  );
   const cells: CellPrediction[] = [];
-  if (regions.length > 0) {
-    const n = regions.length;
-    const input = new Float32Array(n * 3 * size * size);
-    regions.forEach((r, slot) => writeInput(r.pixels, input, slot));
-    const names = [OUT.probabilities, ...(model.familiar ? [OUT.cellDistance, OUT.imageDistance] : [])];
-    const res = await session.run(input, [n, 3, size, size], names);
-    const out = {
-      probabilities: res[OUT.probabilities],
-      reviewThreshold: card.reviewThreshold,
-      distances: model.familiar ? { cell: res[OUT.cellDistance], image: res[OUT.imageDistance] } : undefined,
-    };
-    regions.forEach((r, i) => {
-      if (r.box) cells.push({ ...predictionOf(card, out, i), box: r.box });
-    });
-    primary = predictionOf(card, out, 0);
-  }
+  regions.forEach((r, i) => {
+    if (r.box) cells.push({ ...predictions[i], box: r.box });
+  });
+  const primary = predictions[0] ?? null;
   return { width: image.width, height: image.height, ...imagePrediction(primary, cells, damage) };
 }
 

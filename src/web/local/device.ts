@@ -8,7 +8,16 @@ import type { AppContext } from '../context.js';
 import { h } from '../dom.js';
 import { differential } from '../../model/differential.js';
 import { HematoError } from '../../errors.js';
-import { analyseFile, loadLocalModel, type LocalAnalysis, type LocalModel } from './analyse-local.js';
+import type { RgbImage } from '../../imaging/types.js';
+import type { Prediction } from '../../model/types.js';
+import {
+  analyseFile,
+  classifyCrops,
+  decodeFile,
+  loadLocalModel,
+  type LocalAnalysis,
+  type LocalModel,
+} from './analyse-local.js';
 
 const STORAGE_KEY = 'hematovision.analyseOnDevice';
 /** Ids of cases analysed here start with this: they exist only in this page. */
@@ -114,9 +123,31 @@ export async function predictOnDevice(files: File[], ctx: AppContext): Promise<P
   return { cases, differential: differential(model.card.classes, analysed) };
 }
 
-/** In-page entry for scripts and tests: analyse one file on this device, raw numbers out. */
+/** Pixels across the page boundary (scripts and tests): RGB bytes as base64. */
+export interface WirePixels {
+  width: number;
+  height: number;
+  rgb: string;
+}
+
+function toBase64(bytes: Uint8Array): string {
+  let bin = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(bin);
+}
+
+function fromWire(p: WirePixels): RgbImage {
+  return { width: p.width, height: p.height, data: Uint8Array.from(atob(p.rgb), (c) => c.charCodeAt(0)) };
+}
+
+/**
+ * In-page entry for scripts and tests, raw numbers out: a file's whole analysis on this device, and its
+ * stages alone (the browser's decode; the network on given crops) so parity can be measured stage by stage.
+ */
 export interface DeviceApi {
   analyse(file: Blob): Promise<LocalAnalysis>;
+  decode(file: Blob): Promise<WirePixels>;
+  classify(crops: WirePixels[]): Promise<Prediction[]>;
 }
 
 declare global {
@@ -127,6 +158,11 @@ declare global {
 
 window.hematovisionDevice = {
   analyse: async (file) => analyseFile(await deviceModel(), file),
+  decode: async (file) => {
+    const { width, height, data } = await decodeFile(file);
+    return { width, height, rgb: toBase64(data) };
+  },
+  classify: async (crops) => classifyCrops(await deviceModel(), crops.map(fromWire)),
 };
 
 // The service worker exists only in a build (vite.config.ts writes sw.js); a dev server answers 404, ignored.

@@ -18,9 +18,13 @@ function configure(): void {
     wasm: new URL(wasmUrl, document.baseURI).href,
     mjs: new URL(mjsUrl, document.baseURI).href,
   };
-  ort.env.wasm.numThreads = globalThis.crossOriginIsolated
-    ? Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1))
-    : 1;
+  // `?ortThreads=n` in the page address overrides the choice (for benchmarks: scripts/bench-device.ts).
+  const asked = Number(new URLSearchParams(location.search).get('ortThreads'));
+  ort.env.wasm.numThreads = !globalThis.crossOriginIsolated
+    ? 1
+    : Number.isInteger(asked) && asked > 0
+      ? asked
+      : Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1));
   // The model is small and one image at a time: the proxy worker would only add a copy.
   ort.env.wasm.proxy = false;
   ort.env.logLevel = 'error';

@@ -11,6 +11,7 @@ import { HematoError } from '../errors.js';
 import type { HematoVision } from '../pipeline.js';
 import { API_BASE as API } from '../api/index.js';
 import { CellCrops } from './cell-crops.js';
+import { clientErrorHandler, DEFAULT_MAX_CONNECTIONS, limitConnections } from './connections.js';
 import { lockDataDir, type DataLock } from './data-lock.js';
 import { installErrorHandlers } from './http-errors.js';
 import { DEFAULT_RATE_LIMITS, httpServerFactory, installHygiene, type RateLimits } from './hygiene.js';
@@ -73,6 +74,8 @@ export interface AppOptions {
   minFreeBytes?: number;
   /** Trust X-Forwarded-* from a reverse proxy (client IP for rate limits, https for HSTS). Default false. */
   trustProxy?: boolean;
+  /** Open connections at most (default 512); one more is closed at once and logged. */
+  maxConnections?: number;
 }
 
 declare module 'fastify' {
@@ -132,7 +135,9 @@ async function assemble(
       keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? 5_000,
     }),
     ajv: { customOptions: { removeAdditional: false } },
+    clientErrorHandler,
   });
+  limitConnections(app, options.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
   app.decorate('caseStore', store);
   app.addHook('onClose', async () => {
     await store.close();

@@ -36,7 +36,8 @@ export class FolderBlobStore implements BlobStore {
 
   constructor(readonly dataDir: string) {
     this.tmpDir = join(dataDir, 'tmp');
-    for (const sub of [...Object.values(FOLDERS), 'tmp']) mkdirSync(join(dataDir, sub), { recursive: true });
+    for (const sub of [...Object.values(FOLDERS), 'tmp'])
+      mkdirSync(join(dataDir, sub), { recursive: true, mode: 0o750 });
   }
 
   path(kind: BlobKind, sha: string): string {
@@ -49,7 +50,7 @@ export class FolderBlobStore implements BlobStore {
     const existing = await stat(path).catch(() => null);
     if (existing?.isFile() && existing.size === bytes.length) return;
     const dir = dirname(path);
-    const created = await mkdir(dir, { recursive: true });
+    const created = await mkdir(dir, { recursive: true, mode: 0o750 });
     const tmp = join(this.tmpDir, `${randomUUID()}.part`);
     const handle = await open(tmp, 'wx', 0o640);
     try {

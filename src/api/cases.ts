@@ -190,7 +190,7 @@ export const CaseListQuery = Type.Object(
     ...caseFilter,
     // Optional for the client; always there for the handler (the defaults are filled in by validation).
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: LIST_DEFAULTS.limit })),
-    offset: Type.Optional(Type.Integer({ minimum: 0, default: LIST_DEFAULTS.offset })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1, default: LIST_DEFAULTS.offset })),
   },
   { additionalProperties: false },
 );

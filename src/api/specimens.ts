@@ -121,7 +121,7 @@ export const SpecimenListQuery = Type.Object(
     ),
     sort: Type.Optional(stringEnum(SPECIMEN_SORTS, { default: 'newest' })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
-    offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1, default: 0 })),
   },
   { additionalProperties: false },
 );

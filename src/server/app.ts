@@ -25,6 +25,7 @@ import { teachingRoutes } from './routes/teaching.js';
 import { webRoutes } from './routes/web.js';
 import { deviceModelRoutes } from './routes/device-model.js';
 import { routeSchemas, sharedSchemas } from './schemas.js';
+import { removeStaleTemps } from './store/blobs.js';
 import { openStore, type CaseStore } from './store/index.js';
 
 export interface AppOptions {
@@ -97,6 +98,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   let store: CaseStore | undefined;
   try {
     store = await openStore({ dataDir: options.dataDir, databaseUrl: options.databaseUrl });
+    // With the lock held no other process writes here: every temp file is a dead server's (kill -9 with
+    // uploads arriving), not only those older than an hour.
+    if (lock) removeStaleTemps(store.tmpDir, 0);
     return await assemble(options, store, lock);
   } catch (err) {
     await store?.close();
@@ -148,6 +152,7 @@ async function assemble(
     allowedHosts: options.allowedHosts,
     rateLimits: options.rateLimits ?? DEFAULT_RATE_LIMITS,
     maxRequestBytes: options.maxRequestBytes ?? 100 * 1024 * 1024,
+    requestTimeoutMs: options.requestTimeoutMs ?? 120_000,
   });
 
   await app.register(helmet, {

@@ -51,9 +51,12 @@ export function clientErrorHandler(this: FastifyInstance, err: NodeJS.ErrnoExcep
     return;
   }
   const body = JSON.stringify({ error: refusal.code, message: refusal.message });
-  socket.end(
+  // Written, then the connection destroyed (as Node does): after end() alone a client still sending its body
+  // kept the half-closed socket open.
+  socket.write(
     `HTTP/1.1 ${refusal.status} ${refusal.status === 408 ? 'Request Timeout' : refusal.status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
       `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
       `Connection: close\r\n\r\n${body}`,
+    () => socket.destroy(),
   );
 }

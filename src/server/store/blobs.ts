@@ -103,13 +103,16 @@ export class FolderBlobStore implements BlobStore {
   }
 }
 
-/** Upload temp files older than an hour: left by a crash (recent ones may belong to a request in flight). */
-export function removeStaleTemps(tmpDir: string): void {
+/**
+ * Upload temp files older than `maxAgeMs` (an hour): left by a crash (recent ones may belong to a request in
+ * flight). 0: all of them, for the one process that holds the data folder's lock.
+ */
+export function removeStaleTemps(tmpDir: string, maxAgeMs = STALE_TEMP_MS): void {
   const now = Date.now();
   for (const name of readdirSync(tmpDir)) {
     const p = join(tmpDir, name);
     try {
-      if (now - statSync(p).mtimeMs > STALE_TEMP_MS) unlinkSync(p);
+      if (now - statSync(p).mtimeMs >= maxAgeMs) unlinkSync(p);
     } catch {
       // Already gone or not ours to remove: neither matters.
     }

@@ -12,6 +12,7 @@ import { checkDomain } from '../model/domain.js';
 import type { ImagePrediction } from '../model/types.js';
 import type { HematoVision } from '../pipeline.js';
 import { caseJson } from './case-json.js';
+import type { Gate } from './gate.js';
 import {
   fileTooLarge,
   isImageProblem,
@@ -29,6 +30,8 @@ export interface PredictOptions extends UploadLimits {
   tta: boolean;
   /** The stored id of the specimen the images go into. */
   specimenId?: string;
+  /** Requests with test-time augmentation are analysed one at a time through this (gate.ts). */
+  ttaGate?: Gate;
 }
 
 const MAX_BATCH_IMAGES = 16;
@@ -70,6 +73,7 @@ export async function predictUploads(
   }
   const predictions: ImagePrediction[] = [];
   const created: string[] = [];
+  const release = tta && opts.ttaGate ? await opts.ttaGate.acquire() : undefined;
   try {
     for (const chunk of pixelChunks(sized, batchPixels, MAX_BATCH_IMAGES)) {
       const inputs = await Promise.all(
@@ -106,6 +110,8 @@ export async function predictUploads(
     // All or nothing on a server-side failure: the client never learns these ids.
     for (const id of created) await store.delete(id);
     throw resourceError(err) ?? err;
+  } finally {
+    release?.();
   }
   if (created.length === 0) {
     if (failures.length === 1) throw failures[0];

@@ -4,7 +4,7 @@ import { LIST_DEFAULTS } from '../../api/index.js';
 import { HematoError } from '../../errors.js';
 import type { HematoVision } from '../../pipeline.js';
 import { caseJson } from '../case-json.js';
-import { casesCsv } from '../cases-csv.js';
+import { casesCsvStream } from '../cases-csv.js';
 import type { CellCrops } from '../cell-crops.js';
 import { HeatmapRenderer } from '../heatmaps.js';
 import { notFound } from '../http-errors.js';
@@ -41,7 +41,7 @@ export const caseRoutes: FastifyPluginAsyncTypebox<CaseRouteOptions> = async (
     reply
       .type('text/csv; charset=utf-8')
       .header('content-disposition', 'attachment; filename="hematovision-cases.csv"')
-      .send(await casesCsv(store, vision.card.classes, request.query)),
+      .send(await casesCsvStream(store, vision.card.classes, request.query)),
   );
 
   app.get('/cases/:id', { schema: schemas.getCase }, async (request) => {

@@ -3,10 +3,11 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { HematoError } from '../../errors.js';
 import type { RouteSchemas } from '../schemas.js';
 import type { CaseStore } from '../store/index.js';
+import { Gate } from '../gate.js';
 import { predictUploads, type PredictOptions } from '../uploads.js';
 import { findSpecimen } from './specimens.js';
 
-export interface PredictRouteOptions extends Omit<PredictOptions, 'tta' | 'specimenId'> {
+export interface PredictRouteOptions extends Omit<PredictOptions, 'tta' | 'specimenId' | 'ttaGate'> {
   schemas: RouteSchemas;
   /** The server's default; a request's `?tta=` overrides it. */
   tta: boolean;
@@ -14,6 +15,7 @@ export interface PredictRouteOptions extends Omit<PredictOptions, 'tta' | 'speci
 
 export const predictRoutes: FastifyPluginAsyncTypebox<PredictRouteOptions> = async (app, opts) => {
   const { vision, schemas } = opts;
+  const ttaGate = new Gate(1);
   app.post(
     '/predict',
     {
@@ -31,7 +33,7 @@ export const predictRoutes: FastifyPluginAsyncTypebox<PredictRouteOptions> = asy
           'no_tta',
         );
       const specimen = await specimenQuery(request.query, opts.store);
-      return predictUploads(request, { ...opts, tta, specimenId: specimen });
+      return predictUploads(request, { ...opts, tta, specimenId: specimen, ttaGate });
     },
   );
 };

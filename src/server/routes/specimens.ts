@@ -7,7 +7,7 @@ import { SPECIMEN_ID_MAX } from '../../api/index.js';
 import { HematoError } from '../../errors.js';
 import type { HematoVision } from '../../pipeline.js';
 import { renderSpecimenPdf } from '../../report/specimen-pdf.js';
-import { casesCsv } from '../cases-csv.js';
+import { casesCsvStream } from '../cases-csv.js';
 import type { CellCrops } from '../cell-crops.js';
 import type { RouteSchemas } from '../schemas.js';
 import { buildReport, specimenJson, specimenPath, specimenState } from '../specimens.js';
@@ -83,7 +83,7 @@ export const specimenRoutes: FastifyPluginAsyncTypebox<SpecimenRouteOptions> = a
     return reply
       .type('text/csv; charset=utf-8')
       .header('content-disposition', `attachment; filename="hematovision-${name}-cells.csv"`)
-      .send(await casesCsv(store, classes, { specimen: s.id, sort: 'oldest' }));
+      .send(await casesCsvStream(store, classes, { specimen: s.id, sort: 'oldest' }));
   });
 
   app.post('/specimens/:id/sign', { schema: schemas.signSpecimen }, async (request, reply) => {

@@ -5,7 +5,7 @@
  * target: the victim's p99 under each mix at most 2× its unloaded p99. Prints a Markdown section for
  * BENCHMARKS.md; run it when `uptime` shows a quiet machine.
  *
- *   npm run bench:fairness -- [victimRequests=40] [csvCases=5000]
+ *   [MIXES=bmp,png,csv,tta] npm run bench:fairness -- [victimRequests=40] [csvCases=5000]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -106,24 +106,35 @@ async function main(): Promise<void> {
     .png({ compressionLevel: 9 })
     .toBuffer();
   const fifty = await Promise.all(Array.from({ length: 50 }, (_, i) => discJpeg(i)));
-  const mixes: { name: string; clients: number; send: () => Promise<unknown> }[] = [
-    { name: 'two clients sending a 1-bit 7000² BMP, again and again', clients: 2, send: () => post([bmp]) },
+  const all: { key: string; name: string; clients: number; send: () => Promise<unknown> }[] = [
     {
+      key: 'bmp',
+      name: 'two clients sending a 1-bit 7000² BMP, again and again',
+      clients: 2,
+      send: () => post([bmp]),
+    },
+    {
+      key: 'png',
       name: 'eight clients sending a 7000² PNG (49 MP), again and again',
       clients: 8,
       send: () => post([png]),
     },
     {
+      key: 'csv',
       name: `two clients exporting CSV of ${csvCases} cases, again and again`,
       clients: 2,
       send: () => rawRequest(port, { path: '/api/v1/cases.csv' }, 600_000),
     },
     {
+      key: 'tta',
       name: 'four clients sending 50 images with ?tta=true, again and again',
       clients: 4,
       send: () => post(fifty, '?tta=true'),
     },
   ];
+  // MIXES=csv,tta: only those rows.
+  const only = process.env.MIXES?.split(',');
+  const mixes = all.filter((m) => !only || only.includes(m.key));
 
   await victim(); // warm-up
   const unloaded = await victim();

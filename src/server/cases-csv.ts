@@ -6,6 +6,9 @@ import type { CaseFilter, CaseStore, Review, StoredCase } from './store/index.js
 
 type CsvValue = string | number | boolean | null | undefined;
 
+/** Cases written between two turns of the event loop. */
+const YIELD_EVERY = 20;
+
 /**
  * Every matching case as RFC 4180 CSV (fields quoted when they hold a comma, quote or line break; CRLF rows): one row per located cell (a field's second cell is a row of its own); an image
  * without cells (none found, or a whole-image model) is one row with the cell columns empty. The review
@@ -51,7 +54,13 @@ export async function casesCsvStream(
   const textColumns = new Set(['file', 'reviewer', 'note', 'specimen'].map((h) => header.indexOf(h)));
   async function* records(): AsyncGenerator<CsvValue[]> {
     yield header;
-    for await (const c of store.iterate(filter)) yield* rowsOf(c);
+    let n = 0;
+    for await (const c of store.iterate(filter)) {
+      yield* rowsOf(c);
+      // Other requests get the event loop every few cases, not only between the store's pages of 200: each
+      // of their steps would otherwise wait behind a whole page.
+      if (++n % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
   }
   const rowsOf = (c: StoredCase): CsvValue[][] => {
     const out: CsvValue[][] = [];

@@ -219,11 +219,11 @@ function defaultHosts(app: FastifyInstance): { name: string; port: string }[] {
  */
 function trackUploads(app: FastifyInstance, requestTimeoutMs?: number): void {
   const inFlight = new Set<FastifyRequest>();
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', async (request, reply) => {
     inFlight.add(request);
     let timer: NodeJS.Timeout | undefined;
     if (requestTimeoutMs && !request.raw.complete) {
-      timer = setTimeout(() => cutOff(app, request), requestTimeoutMs);
+      timer = setTimeout(() => cutOff(app, request, reply.raw), requestTimeoutMs);
       timer.unref();
     }
     request.raw.once('close', () => {
@@ -247,7 +247,7 @@ function trackUploads(app: FastifyInstance, requestTimeoutMs?: number): void {
 }
 
 /** A body that did not arrive in time: 408 in the API's shape (unless a reply went out), one log line, closed. */
-function cutOff(app: FastifyInstance, request: FastifyRequest): void {
+function cutOff(app: FastifyInstance, request: FastifyRequest, response: ServerResponse): void {
   const socket = request.raw.socket;
   if (request.raw.complete || !socket || socket.destroyed) return;
   request.timedOut = true;
@@ -263,7 +263,7 @@ function cutOff(app: FastifyInstance, request: FastifyRequest): void {
     },
     'request refused',
   );
-  if (request.raw.socket.writable && !request.raw.socket.destroyed && !requestHeadersSent(request)) {
+  if (request.raw.socket.writable && !request.raw.socket.destroyed && !response.headersSent) {
     const body = JSON.stringify({
       error: 'request_timeout',
       message: 'The request took too long to arrive (REQUEST_TIMEOUT); send it again.',
@@ -276,11 +276,6 @@ function cutOff(app: FastifyInstance, request: FastifyRequest): void {
   } else {
     socket.destroy();
   }
-}
-
-function requestHeadersSent(request: FastifyRequest): boolean {
-  // The reply of this request (its raw response) has started: nothing more may be written before it.
-  return (request.raw as IncomingMessage & { res?: ServerResponse }).res?.headersSent ?? false;
 }
 
 export interface Timeouts {

@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'scripts/**/*.test.ts'],
+    // The reliability suite has its own command (vitest.reliability.config.ts).
+    exclude: ['**/node_modules/**', 'src/server/reliability/**'],
     // ORT and sharp already use both cores; parallel files would only thrash.
     fileParallelism: false,
     // One worker process for every file instead of a fresh one per file: each file's imports (ONNX Runtime,

@@ -8,6 +8,7 @@ import {
   type HeatmapData,
   type ImageAnalysis,
 } from './model/analyzer.js';
+import { PreparePool } from './model/prepare-pool.js';
 import type { ModelCard } from './model/types.js';
 
 export type { AnalyzeOptions, BatchItem, HeatmapData, ImageAnalysis };
@@ -33,8 +34,9 @@ export interface PipelineOptions {
   /** Path to model.onnx (its model.json beside it). Default: the bundled model in models/. */
   model?: string;
   /**
-   * Run the network in a worker thread so this thread's event loop stays free while it runs: for servers
-   * and apps that answer other work meanwhile. Default false (one thread, no start-up cost).
+   * Run the network in a worker thread, and decoding and cell location in a pool of two more, so this
+   * thread's event loop stays free while they run: for servers and apps that answer other work meanwhile.
+   * Default false (one thread, no start-up cost).
    */
   worker?: boolean;
 }
@@ -42,13 +44,17 @@ export interface PipelineOptions {
 /** Loads a model (default: the bundled one) and returns the analyser. */
 export async function pipeline(options: PipelineOptions = {}): Promise<HematoVision> {
   const classifier = await Classifier.load(options.model ?? DEFAULT_MODEL_PATH, { worker: options.worker });
+  const pool = options.worker ? new PreparePool(2) : undefined;
   return {
     card: classifier.card,
     hasTta: classifier.hasTta,
     reviewThreshold: (tta) => classifier.reviewThreshold(tta),
-    analyze: (input, opts) => analyzeImage(classifier, input, opts),
-    analyzeBatch: (inputs, opts) => analyzeBatch(classifier, inputs, opts),
+    analyze: (input, opts) => analyzeImage(classifier, input, opts, pool),
+    analyzeBatch: (inputs, opts) => analyzeBatch(classifier, inputs, opts, pool),
     renderHeatmap,
-    close: () => classifier.close(),
+    close: async () => {
+      await pool?.close();
+      await classifier.close();
+    },
   };
 }

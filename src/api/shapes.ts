@@ -37,6 +37,6 @@ export function stringEnum<const T extends readonly string[]>(values: T, options
 export function pageQuery() {
   return {
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: LIST_DEFAULTS.limit })),
-    offset: Type.Optional(Type.Integer({ minimum: 0, default: LIST_DEFAULTS.offset })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1, default: LIST_DEFAULTS.offset })),
   };
 }

@@ -54,6 +54,7 @@ function parseHeader(buf: Buffer): ParsedHeader {
     throw unsupported(`compression type ${compression}`);
   }
   const paletteBytes = bitsPerPixel <= 8 ? 4 * (colours || 1 << bitsPerPixel) : 0;
+  if (FILE_HEADER + headerSize + paletteBytes > buf.length) throw corrupt('header larger than the file');
   const rowBytes = Math.ceil((width * bitsPerPixel) / 32) * 4;
   return { width, height, bitsPerPixel, dataOffset, headerSize, compression, paletteBytes, rowBytes };
 }
@@ -70,6 +71,16 @@ export function readBmpHeader(buf: Buffer): BmpHeader {
  * byte order for BI_BITFIELDS, so the file is first rewritten with a plain 40-byte header.
  */
 export function decodeBmp(buf: Buffer): RgbImage {
+  try {
+    return decodeBmpUnchecked(buf);
+  } catch (err) {
+    // Whatever a damaged file trips on (a range error on a forged offset…) is the file's fault, never a 500.
+    if (err instanceof InvalidImageError) throw err;
+    throw corrupt(err instanceof RangeError ? 'offsets point outside the file' : 'unreadable');
+  }
+}
+
+function decodeBmpUnchecked(buf: Buffer): RgbImage {
   const h = parseHeader(buf);
   if (h.compression === BI_BITFIELDS) {
     // Masks sit inside V4/V5 headers, or right after a 40-byte header.

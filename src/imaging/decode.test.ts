@@ -200,5 +200,9 @@ describe('decodeImage errors', () => {
     const bmp = writeBmp(photo, { bitsPerPixel: 24 });
     await expectInvalid(decodeImage(bmp.subarray(0, bmp.length >> 1)), 'corrupt_image', 400);
     await expectInvalid(decodeImage(bmp.subarray(0, 20)), 'corrupt_image', 400);
+    // A flipped bit in the header size points past the end of the file (found by the reliability suite).
+    const bigHeader = Buffer.from(bmp);
+    bigHeader.writeUInt32LE(0x104028, 14);
+    await expectInvalid(decodeImage(bigHeader), 'corrupt_image', 400);
   });
 });

@@ -2,6 +2,7 @@ import { HematoError } from '../errors.js';
 import type { Classifier } from './classifier.js';
 import { renderHeatmapPng, type CamRegion } from './heatmap.js';
 import { prepareImage, writeInput, type PreparedImage } from './inputs.js';
+import type { PreparePool } from './prepare-pool.js';
 import { decodeImage } from '../imaging/decode.js';
 import type { Box } from '../imaging/types.js';
 import { imagePrediction } from './predictions.js';
@@ -54,25 +55,31 @@ export async function analyzeImage(
   classifier: Classifier,
   input: Buffer | string,
   options: AnalyzeOptions = {},
+  pool?: PreparePool,
 ): Promise<ImageAnalysis> {
-  const prepared = await prepareImage(input, classifier.card.preprocessing, {
-    keepImage: options.heatmap === true,
-  });
+  const prep = classifier.card.preprocessing;
+  const opts = { keepImage: options.heatmap === true };
+  const prepared = await (pool ? pool.prepare(input, prep, opts) : prepareImage(input, prep, opts));
   return (await runPrepared(classifier, [prepared], options))[0];
 }
 
 /**
  * Many images at once: decoding overlaps across images and all their cells go through the network in
- * batches, which is what makes batch throughput higher than one-by-one. A bad image fails alone.
+ * batches, which is what makes batch throughput higher than one-by-one. A bad image fails alone. With a
+ * pool, decoding and cell location run in its threads, the images of this call taking turns with other
+ * calls' (one request's 50 images do not queue ahead of another's one).
  */
 export async function analyzeBatch(
   classifier: Classifier,
   inputs: (Buffer | string)[],
   options: AnalyzeOptions & { batchSize?: number } = {},
+  pool?: PreparePool,
 ): Promise<BatchItem[]> {
   const prep = classifier.card.preprocessing;
+  const opts = { keepImage: options.heatmap === true };
+  const group = pool?.group();
   const settled = await Promise.allSettled(
-    inputs.map((input) => prepareImage(input, prep, { keepImage: options.heatmap === true })),
+    inputs.map((input) => (pool ? pool.prepare(input, prep, opts, group) : prepareImage(input, prep, opts))),
   );
   const out: BatchItem[] = new Array(inputs.length);
   const good: { index: number; prepared: PreparedImage }[] = [];

@@ -42,6 +42,26 @@ describe.skipIf(!hasModel)('Classifier.run', () => {
     });
     await c.close();
   });
+
+  it('takes turns: a single cell queued behind a large call is answered first, and both answers are right', async () => {
+    const c = await Classifier.load();
+    const one = 3 * 224 * 224;
+    const big = Float32Array.from({ length: 48 * one }, (_, i) => Math.sin(i * 0.003));
+    const small = Float32Array.from({ length: one }, (_, i) => Math.cos(i * 0.01));
+    const bigAlone = await c.run(big, 48);
+    const smallAlone = await c.run(small, 1);
+    const order: string[] = [];
+    const bigRun = c.run(big, 48).then((r) => (order.push('big'), r));
+    // Arrives while the big call's first turn runs.
+    await new Promise((r) => setImmediate(r));
+    const smallRun = c.run(small, 1).then((r) => (order.push('small'), r));
+    const [b, sm] = await Promise.all([bigRun, smallRun]);
+    expect(order).toEqual(['small', 'big']);
+    b.probabilities.forEach((p, i) => expect(p).toBeCloseTo(bigAlone.probabilities[i], 5));
+    sm.probabilities.forEach((p, i) => expect(p).toBeCloseTo(smallAlone.probabilities[i], 5));
+    expect(b.distances?.cell).toHaveLength(bigAlone.distances?.cell.length ?? 0);
+    await c.close();
+  });
 });
 
 describe.skipIf(!hasModel)('Classifier with test-time views', () => {

@@ -60,6 +60,18 @@ interface Pending {
   withCam: boolean;
   resolve: (out: BatchOutput) => void;
   reject: (e: unknown) => void;
+  /** Rows run so far (a call may take several turns). */
+  done: number;
+  /** Its outputs, filled turn by turn. */
+  out?: RunRows;
+  failed?: boolean;
+}
+
+/** Rows start..start+count of one call, in one run. */
+interface Slice {
+  p: Pending;
+  start: number;
+  count: number;
 }
 
 export interface BatchOutput {
@@ -207,7 +219,7 @@ export class Classifier {
     const views = tta?.views ?? 1;
     const rows = views > 1 ? expandViews(input, n, 3, this.inputSize, views) : input;
     return new Promise((resolve, reject) => {
-      this.queue.push({ input: rows, n, views, withCam: options.cam === true, resolve, reject });
+      this.queue.push({ input: rows, n, views, withCam: options.cam === true, resolve, reject, done: 0 });
       if (!this.busy) void this.drain();
     });
   }
@@ -215,46 +227,69 @@ export class Classifier {
   private readonly queue: Pending[] = [];
   private busy = false;
 
+  /**
+   * Runs the queue in turns: each run takes at most MAX_RUN_ROWS rows of the first waiting call when it is
+   * alone, else at most MAX_BATCH rows, filled from the calls in queue order (concurrent small requests share
+   * a run). A call with rows left goes to the back, so one request's 128 rows of test-time augmentation wait
+   * behind another's single cell instead of the other way round.
+   */
   private async drain(): Promise<void> {
     this.busy = true;
     while (this.queue.length > 0) {
-      const batch: Pending[] = [];
+      // Nothing to run for a call without rows: answered at once.
+      for (const p of this.queue.filter((q) => q.n === 0)) {
+        p.out = { scores: new Float32Array(0), cam: p.withCam ? new Float32Array(0) : undefined };
+        this.finish(p);
+      }
+      this.queue.splice(0, this.queue.length, ...this.queue.filter((q) => q.n > 0));
+      if (this.queue.length === 0) break;
+      const limit = this.queue.length === 1 ? MAX_RUN_ROWS : MAX_BATCH;
+      const views = this.queue[0].views;
+      const slices: Slice[] = [];
       let rows = 0;
-      while (
-        this.queue.length > 0 &&
-        (batch.length === 0 ||
-          (this.queue[0].views === batch[0].views && rows + this.queue[0].n * batch[0].views <= MAX_BATCH))
-      ) {
-        const p = this.queue.shift()!;
-        batch.push(p);
-        rows += p.n * p.views;
+      for (const p of this.queue) {
+        if (p.views !== views) continue;
+        const count = Math.min(p.n * p.views - p.done, limit - rows);
+        if (count <= 0) break;
+        slices.push({ p, start: p.done, count });
+        rows += count;
       }
       try {
-        this.finish(batch, await this.runRows(batch, rows));
+        const out = await this.runRows(slices, rows);
+        this.collect(slices, out);
       } catch (e) {
-        for (const p of batch) p.reject(e);
+        for (const { p } of slices) {
+          p.failed = true;
+          p.reject(e);
+        }
       }
+      const served = new Set(slices.map((x) => x.p));
+      const waiting = this.queue.filter((p) => !served.has(p));
+      const unfinished = [...served].filter((p) => !p.failed && p.done < p.n * p.views);
+      for (const p of served) if (!p.failed && p.done === p.n * p.views) this.finish(p);
+      this.queue.splice(0, this.queue.length, ...waiting, ...unfinished);
     }
     this.busy = false;
   }
 
-  /** One batch's rows through the network, in runs of at most MAX_RUN_ROWS. */
-  private async runRows(batch: Pending[], rows: number): Promise<RunRows> {
+  /** Some calls' rows through the network, in runs of at most MAX_RUN_ROWS. */
+  private async runRows(slices: Slice[], rows: number): Promise<RunRows> {
     const s = this.inputSize;
     const k = this.classes.length;
     const one = 3 * s * s;
-    const input = batch.length === 1 ? batch[0].input : new Float32Array(rows * one);
-    if (batch.length > 1) {
+    const single = slices.length === 1 && slices[0].start === 0 && slices[0].count === rows;
+    const input = single ? slices[0].p.input : new Float32Array(rows * one);
+    if (!single) {
       let off = 0;
-      for (const p of batch) {
-        input.set(p.input.subarray(0, p.n * p.views * one), off);
-        off += p.n * p.views * one;
+      for (const { p, start, count } of slices) {
+        input.set(p.input.subarray(start * one, (start + count) * one), off);
+        off += count * one;
       }
     }
     // One view: the graph's calibrated probabilities. Several: their logits, averaged and calibrated after.
-    const name = batch[0].views > 1 ? OUTPUTS.logits : OUTPUTS.probabilities;
+    const name = slices[0].p.views > 1 ? OUTPUTS.logits : OUTPUTS.probabilities;
     const outputs: string[] = [name];
-    const withCam = batch.some((p) => p.withCam);
+    const withCam = slices.some((x) => x.p.withCam);
     if (withCam) outputs.push(OUTPUTS.cam);
     if (this.familiar) outputs.push(OUTPUTS.cellDistance, OUTPUTS.imageDistance);
     const camSize = k * CAM_SIDE * CAM_SIDE;
@@ -275,39 +310,56 @@ export class Classifier {
     return { scores, cam, distances };
   }
 
-  private finish(batch: Pending[], out: RunRows): void {
+  /** Copies each slice's rows of a run into its call's own outputs. */
+  private collect(slices: Slice[], out: RunRows): void {
     const k = this.classes.length;
     const camSize = k * CAM_SIDE * CAM_SIDE;
-    const tta = this.card.testTimeAugmentation;
     let row = 0;
-    for (const p of batch) {
-      const v = p.views;
-      const scores = out.scores.subarray(row * k, (row + p.n * v) * k);
-      const cam = p.withCam ? out.cam?.subarray(row * camSize, (row + p.n * v) * camSize) : undefined;
-      const rows = (a: Float32Array) => a.subarray(row, row + p.n * v);
-      const distances = out.distances && {
-        cell: meanOverViews(rows(out.distances.cell), p.n, 1, v),
-        image: meanOverViews(rows(out.distances.image), p.n, 1, v),
+    for (const { p, start, count } of slices) {
+      const total = p.n * p.views;
+      p.out ??= {
+        scores: new Float32Array(total * k),
+        cam: p.withCam ? new Float32Array(total * camSize) : undefined,
+        distances: out.distances && { cell: new Float32Array(total), image: new Float32Array(total) },
       };
-      p.resolve(
-        v > 1 && tta
-          ? {
-              probabilities: softmaxRows(meanOverViews(scores, p.n, k, v), k, tta.temperature),
-              cam: cam && meanMapsOverViews(cam, p.n, k, CAM_SIDE, v),
-              views: v,
-              reviewThreshold: this.reviewThreshold(true),
-              distances,
-            }
-          : {
-              probabilities: scores.slice(),
-              cam: cam?.slice(),
-              views: 1,
-              reviewThreshold: this.reviewThreshold(false),
-              distances,
-            },
-      );
-      row += p.n * v;
+      p.out.scores.set(out.scores.subarray(row * k, (row + count) * k), start * k);
+      if (p.out.cam && out.cam)
+        p.out.cam.set(out.cam.subarray(row * camSize, (row + count) * camSize), start * camSize);
+      if (p.out.distances && out.distances) {
+        p.out.distances.cell.set(out.distances.cell.subarray(row, row + count), start);
+        p.out.distances.image.set(out.distances.image.subarray(row, row + count), start);
+      }
+      p.done += count;
+      row += count;
     }
+  }
+
+  private finish(p: Pending): void {
+    const k = this.classes.length;
+    const tta = this.card.testTimeAugmentation;
+    const v = p.views;
+    const out = p.out!;
+    const distances = out.distances && {
+      cell: meanOverViews(out.distances.cell, p.n, 1, v),
+      image: meanOverViews(out.distances.image, p.n, 1, v),
+    };
+    p.resolve(
+      v > 1 && tta
+        ? {
+            probabilities: softmaxRows(meanOverViews(out.scores, p.n, k, v), k, tta.temperature),
+            cam: out.cam && meanMapsOverViews(out.cam, p.n, k, CAM_SIDE, v),
+            views: v,
+            reviewThreshold: this.reviewThreshold(true),
+            distances,
+          }
+        : {
+            probabilities: out.scores,
+            cam: out.cam,
+            views: 1,
+            reviewThreshold: this.reviewThreshold(false),
+            distances,
+          },
+    );
   }
 
   /** Row `i` of a run's output as a Prediction. */

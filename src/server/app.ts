@@ -11,6 +11,7 @@ import { HematoError } from '../errors.js';
 import type { HematoVision } from '../pipeline.js';
 import { API_BASE as API } from '../api/index.js';
 import { CellCrops } from './cell-crops.js';
+import { clientErrorHandler, DEFAULT_MAX_CONNECTIONS, limitConnections } from './connections.js';
 import { lockDataDir, type DataLock } from './data-lock.js';
 import { installGuard } from './auth/guard.js';
 import { installErrorHandlers } from './http-errors.js';
@@ -26,6 +27,7 @@ import { teachingRoutes } from './routes/teaching.js';
 import { webRoutes } from './routes/web.js';
 import { deviceModelRoutes } from './routes/device-model.js';
 import { routeSchemas, sharedSchemas } from './schemas.js';
+import { removeStaleTemps } from './store/blobs.js';
 import { openStore, type CaseStore } from './store/index.js';
 import { createJobQueue, type JobQueue } from './jobs/index.js';
 import { ModelRegistry, type ModelSource } from './models/registry.js';
@@ -101,6 +103,8 @@ export interface AppOptions {
    * API token. 'off': everyone acts as one local admin (main.ts allows it only on a loopback address).
    */
   auth?: 'on' | 'off';
+  /** Open connections at most (default 512); one more is closed at once and logged. */
+  maxConnections?: number;
 }
 
 declare module 'fastify' {
@@ -125,6 +129,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   let store: CaseStore | undefined;
   try {
     store = await openStore({ dataDir: options.dataDir, databaseUrl: options.databaseUrl });
+    // With the lock held no other process writes here: every temp file is a dead server's (kill -9 with
+    // uploads arriving), not only those older than an hour.
+    if (lock) removeStaleTemps(store.tmpDir, 0);
     return await assemble(options, store, lock);
   } catch (err) {
     await store?.close();
@@ -165,7 +172,9 @@ async function assemble(
       keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? 5_000,
     }),
     ajv: { customOptions: { removeAdditional: false } },
+    clientErrorHandler,
   });
+  limitConnections(app, options.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
   app.decorate('caseStore', store);
   const jobs = createJobQueue(store, { databaseUrl: options.databaseUrl, ...options.jobs });
   const registry = options.models
@@ -187,6 +196,7 @@ async function assemble(
     allowedHosts: options.allowedHosts,
     rateLimits: options.rateLimits ?? DEFAULT_RATE_LIMITS,
     maxRequestBytes: options.maxRequestBytes ?? 100 * 1024 * 1024,
+    requestTimeoutMs: options.requestTimeoutMs ?? 120_000,
   });
   // Before any route: the guard gives each route its access level as it is added.
   await installGuard(app, { enabled: options.auth !== 'off', accounts: store.accounts });

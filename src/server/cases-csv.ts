@@ -1,17 +1,29 @@
 import type { Box } from '../imaging/types.js';
 import type { Prediction } from '../model/types.js';
-import { stringify } from 'csv-stringify/sync';
-import type { CaseFilter, CaseStore, Review } from './store/index.js';
+import { Readable } from 'node:stream';
+import { stringify, type Options } from 'csv-stringify';
+import type { CaseFilter, CaseStore, Review, StoredCase } from './store/index.js';
 
 type CsvValue = string | number | boolean | null | undefined;
+
+/** Cases written between two turns of the event loop. */
+const YIELD_EVERY = 20;
 
 /**
  * Every matching case as RFC 4180 CSV (fields quoted when they hold a comma, quote or line break; CRLF rows): one row per located cell (a field's second cell is a row of its own); an image
  * without cells (none found, or a whole-image model) is one row with the cell columns empty. The review
  * columns are the row's cell's latest review; the specimen column the lab's id of the image's specimen. One probability
  * column per class of the model, then the classes only older cases know.
+ *
+ * Streamed: rows are written as the store yields its pages of cases, so exporting 14k cases
+ * never holds the event loop for the whole file (nor the whole file in memory). A failure half-way cuts the
+ * download short rather than sending a partial file as complete.
  */
-export async function casesCsv(store: CaseStore, classes: string[], filter: CaseFilter): Promise<string> {
+export async function casesCsvStream(
+  store: CaseStore,
+  classes: string[],
+  filter: CaseFilter,
+): Promise<Readable> {
   const known = new Set(classes);
   const probClasses = [...classes, ...(await store.probabilityClasses()).filter((c) => !known.has(c))];
   const header = [
@@ -41,8 +53,18 @@ export async function casesCsv(store: CaseStore, classes: string[], filter: Case
     'specimen',
   ];
   const textColumns = new Set(['file', 'reviewer', 'note', 'specimen'].map((h) => header.indexOf(h)));
-  const records: CsvValue[][] = [header];
-  for await (const c of store.iterate(filter)) {
+  async function* records(): AsyncGenerator<CsvValue[]> {
+    yield header;
+    let n = 0;
+    for await (const c of store.iterate(filter)) {
+      yield* rowsOf(c);
+      // Other requests get the event loop every few cases, not only between the store's pages of 200: each
+      // of their steps would otherwise wait behind a whole page.
+      if (++n % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+  const rowsOf = (c: StoredCase): CsvValue[][] => {
+    const out: CsvValue[][] = [];
     const rows: {
       index: number | null;
       box: Box | null;
@@ -79,10 +101,11 @@ export async function casesCsv(store: CaseStore, classes: string[], filter: Case
         c.model.tta,
         c.specimenId,
       ];
-      records.push(row);
+      out.push(row);
     }
-  }
-  return stringify(records, {
+    return out;
+  };
+  const options: Options = {
     record_delimiter: 'windows',
     // A field with a lone CR or LF is quoted too (by default only one holding the whole CRLF is).
     quote_record_delimiter: true,
@@ -93,5 +116,9 @@ export async function casesCsv(store: CaseStore, classes: string[], filter: Case
       string: (value, context) =>
         !context.header && textColumns.has(context.index) ? { value, escape_formulas: true } : value,
     },
-  });
+  };
+  const csv = stringify(options);
+  const source = Readable.from(records());
+  source.on('error', (err) => csv.destroy(err));
+  return source.pipe(csv);
 }

@@ -1,19 +1,26 @@
 /** The server's hardening settings from the environment (README: configuration), checked with clear errors. */
 import { HematoError } from '../errors.js';
 import type { AppOptions } from './app.js';
+import { DEFAULT_MAX_CONNECTIONS } from './connections.js';
 import { DEFAULT_RATE_LIMITS } from './hygiene.js';
 
 type Env = Record<string, string | undefined>;
 
 export type HardeningOptions = Pick<
   AppOptions,
-  'allowedHosts' | 'rateLimits' | 'maxRequestBytes' | 'requestTimeoutMs' | 'minFreeBytes' | 'trustProxy'
+  | 'allowedHosts'
+  | 'rateLimits'
+  | 'maxRequestBytes'
+  | 'requestTimeoutMs'
+  | 'minFreeBytes'
+  | 'trustProxy'
+  | 'maxConnections'
 >;
 
 /**
  * ALLOWED_HOSTS (comma-separated `name` or `name:port`), RATE_LIMIT and PREDICT_RATE_LIMIT (requests per
  * minute per client IP; RATE_LIMIT=0 turns both off), MAX_REQUEST_MB, REQUEST_TIMEOUT (seconds), MIN_FREE_MB,
- * TRUST_PROXY=1.
+ * TRUST_PROXY=1, MAX_CONNECTIONS.
  */
 export function hardeningFromEnv(env: Env): HardeningOptions {
   const hosts = env.ALLOWED_HOSTS?.split(',')
@@ -31,6 +38,7 @@ export function hardeningFromEnv(env: Env): HardeningOptions {
     requestTimeoutMs: number(env, 'REQUEST_TIMEOUT', 120, 1) * 1000,
     minFreeBytes: number(env, 'MIN_FREE_MB', 512, 0) * 1024 * 1024,
     trustProxy: trust === '1',
+    maxConnections: number(env, 'MAX_CONNECTIONS', DEFAULT_MAX_CONNECTIONS, 1),
   };
 }
 

@@ -38,13 +38,14 @@ export function installErrorHandlers(app: FastifyInstance, limits: UploadLimits)
 export const RETRY_AFTER_S = 30;
 
 /** System errors that mean the server is out of a resource for now, not that the request or code is wrong. */
-const EXHAUSTED = new Set(['ENOSPC', 'EDQUOT', 'EMFILE', 'ENFILE', 'ENOMEM']);
+const EXHAUSTED = new Set(['ENOSPC', 'EDQUOT', 'EMFILE', 'ENFILE', 'ENOMEM', 'SQLITE_FULL']);
+const DISK_FULL = new Set(['ENOSPC', 'EDQUOT', 'SQLITE_FULL']);
 
 /** ENOSPC, EMFILE and the like as a 503 to retry later (the message names no path); else undefined. */
 export function resourceError(err: unknown): HematoError | undefined {
   const code = (err as NodeJS.ErrnoException | null)?.code;
   if (typeof code !== 'string' || !EXHAUSTED.has(code)) return undefined;
-  const what = code === 'ENOSPC' || code === 'EDQUOT' ? 'out of disk space' : 'out of file handles';
+  const what = DISK_FULL.has(code) ? 'out of disk space' : 'out of file handles';
   return new HematoError(
     `The server is ${what} (${code}) and cannot store this now; nothing was stored. Retry later.`,
     'unavailable',

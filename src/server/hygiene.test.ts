@@ -300,5 +300,9 @@ describe('replies and logs', () => {
     const sub = readdirSync(join(dataDir, 'images'))[0];
     const file = readdirSync(join(dataDir, 'images', sub))[0];
     expect(mode(join(dataDir, 'images', sub, file)) & 0o027).toBe(0);
+    // Folders too, whatever the process's umask: nothing for others to list.
+    for (const dir of ['images', join('images', sub), 'tmp', 'heatmaps']) {
+      expect(mode(join(dataDir, dir)) & 0o007).toBe(0);
+    }
   });
 });

@@ -32,6 +32,8 @@ export interface HygieneOptions {
   rateLimits: RateLimits | false;
   /** Bytes of a whole multipart request (all files and fields together); refused from its Content-Length. */
   maxRequestBytes: number;
+  /** A body still arriving this long (ms) after its head is cut off: 408, logged once, connection closed. */
+  requestTimeoutMs?: number;
 }
 
 /** Routes a load balancer or orchestrator probes by IP address: exempt from the Host check, nothing secret. */
@@ -42,6 +44,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The error code the request was refused with, for its log line. */
     rejection?: string;
+    /** Its body timed out: refused and logged already, its connection gone. */
+    timedOut?: boolean;
   }
   interface FastifyInstance {
     /** Destroys the connections of requests whose body is still arriving (uploads); their count. */
@@ -87,7 +91,7 @@ export async function installHygiene(app: FastifyInstance, opts: HygieneOptions)
     });
   }
 
-  trackUploads(app);
+  trackUploads(app, opts.requestTimeoutMs);
 
   // HSTS only when the client reached us over TLS (directly, or through a trusted proxy's X-Forwarded-Proto):
   // over plain HTTP it would tell a browser to expect HTTPS that is not there.
@@ -99,6 +103,7 @@ export async function installHygiene(app: FastifyInstance, opts: HygieneOptions)
 
   // One line per request (Fastify's own two are off): a refusal says its code, without a stack.
   app.addHook('onResponse', async (request, reply) => {
+    if (request.timedOut) return;
     const line = {
       method: request.method,
       url: request.url.slice(0, 200),
@@ -207,12 +212,25 @@ function defaultHosts(app: FastifyInstance): { name: string; port: string }[] {
   return [...names].map((name) => ({ name, port }));
 }
 
-/** Requests in flight, so a shutdown can drop the uploads still arriving instead of waiting for them. */
-function trackUploads(app: FastifyInstance): void {
+/**
+ * Requests in flight, so a shutdown can drop the uploads still arriving instead of waiting for them; and each
+ * body's deadline. Node's own request timeout is checked only every so often (a slow body was cut off after
+ * about 1.5× of it), so a body still arriving at its deadline is cut off here, on time.
+ */
+function trackUploads(app: FastifyInstance, requestTimeoutMs?: number): void {
   const inFlight = new Set<FastifyRequest>();
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', async (request, reply) => {
     inFlight.add(request);
-    request.raw.once('close', () => inFlight.delete(request));
+    let timer: NodeJS.Timeout | undefined;
+    if (requestTimeoutMs && !request.raw.complete) {
+      timer = setTimeout(() => cutOff(app, request, reply.raw), requestTimeoutMs);
+      timer.unref();
+    }
+    request.raw.once('close', () => {
+      clearTimeout(timer);
+      inFlight.delete(request);
+    });
+    request.raw.once('end', () => clearTimeout(timer));
   });
   app.addHook('onResponse', async (request) => {
     inFlight.delete(request);
@@ -226,6 +244,38 @@ function trackUploads(app: FastifyInstance): void {
     }
     return n;
   });
+}
+
+/** A body that did not arrive in time: 408 in the API's shape (unless a reply went out), one log line, closed. */
+function cutOff(app: FastifyInstance, request: FastifyRequest, response: ServerResponse): void {
+  const socket = request.raw.socket;
+  if (request.raw.complete || !socket || socket.destroyed) return;
+  request.timedOut = true;
+  // The app's logger: an upload silences its request's own while it is being saved (uploads.ts).
+  app.log.warn(
+    {
+      reqId: request.id,
+      method: request.method,
+      url: request.url.slice(0, 200),
+      status: 408,
+      ip: request.ip,
+      error: 'request_timeout',
+    },
+    'request refused',
+  );
+  if (request.raw.socket.writable && !request.raw.socket.destroyed && !response.headersSent) {
+    const body = JSON.stringify({
+      error: 'request_timeout',
+      message: 'The request took too long to arrive (REQUEST_TIMEOUT); send it again.',
+    });
+    socket.write(
+      `HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      () => socket.destroy(),
+    );
+  } else {
+    socket.destroy();
+  }
 }
 
 export interface Timeouts {

@@ -89,6 +89,18 @@ describe('the data folder lock', () => {
   });
 });
 
+describe('leftovers of a killed server', () => {
+  it('removes every temp file in tmp/ when a server takes the folder, however recent', async () => {
+    const first = await start();
+    await first.close();
+    apps.length = 0;
+    const leftover = join(dataDir, 'tmp', 'upload-cut-off-by-kill-9');
+    writeFileSync(leftover, 'half an upload');
+    await start();
+    expect(existsSync(leftover)).toBe(false);
+  });
+});
+
 describe('integrity check at start', () => {
   it('refuses a file that is not a database with a clear message and leaves it untouched', async () => {
     const db = join(dataDir, 'hematovision.db');

@@ -12,6 +12,7 @@ import { checkDomain } from '../model/domain.js';
 import type { ImagePrediction } from '../model/types.js';
 import type { HematoVision } from '../pipeline.js';
 import { caseJson } from './case-json.js';
+import type { Gate } from './gate.js';
 import {
   fileTooLarge,
   isImageProblem,
@@ -31,6 +32,8 @@ export interface PredictOptions extends UploadLimits {
   specimenId?: string;
   /** The uploading clinic account's clinic, stamped on each case. */
   clinic?: string | null;
+  /** Requests with test-time augmentation are analysed one at a time through this (gate.ts). */
+  ttaGate?: Gate;
 }
 
 const MAX_BATCH_IMAGES = 16;
@@ -72,6 +75,7 @@ export async function predictUploads(
   }
   const predictions: ImagePrediction[] = [];
   const created: string[] = [];
+  const release = tta && opts.ttaGate ? await opts.ttaGate.acquire() : undefined;
   try {
     for (const chunk of pixelChunks(sized, batchPixels, MAX_BATCH_IMAGES)) {
       const inputs = await Promise.all(
@@ -114,6 +118,8 @@ export async function predictUploads(
     // All or nothing on a server-side failure: the client never learns these ids.
     for (const id of created) await store.delete(id);
     throw resourceError(err) ?? err;
+  } finally {
+    release?.();
   }
   if (created.length === 0) {
     if (failures.length === 1) throw failures[0];

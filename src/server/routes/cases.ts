@@ -11,7 +11,7 @@ import { clinicScope, maySee } from '../auth/access.js';
 import { actingName, actor } from '../auth/guard.js';
 import type { HematoVision } from '../../pipeline.js';
 import { caseJson } from '../case-json.js';
-import { casesCsv } from '../cases-csv.js';
+import { casesCsvStream } from '../cases-csv.js';
 import type { CellCrops } from '../cell-crops.js';
 import { HeatmapRenderer } from '../heatmaps.js';
 import { notFound } from '../http-errors.js';
@@ -52,7 +52,6 @@ export const caseRoutes: FastifyPluginAsyncTypebox<CaseRouteOptions> = async (
 
   app.get('/cases.csv', { schema: schemas.casesCsv }, async (request, reply) => {
     const filter = { ...request.query, clinic: clinicScope(request.account) };
-    const csv = await casesCsv(store, vision.card.classes, filter);
     await store.accounts.audit({
       actor: actor(request),
       action: 'export',
@@ -63,7 +62,7 @@ export const caseRoutes: FastifyPluginAsyncTypebox<CaseRouteOptions> = async (
     return reply
       .type('text/csv; charset=utf-8')
       .header('content-disposition', 'attachment; filename="hematovision-cases.csv"')
-      .send(csv);
+      .send(await casesCsvStream(store, vision.card.classes, filter));
   });
 
   app.get('/cases/:id', { schema: schemas.getCase }, async (request) => {

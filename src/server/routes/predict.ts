@@ -5,10 +5,14 @@ import { HematoError } from '../../errors.js';
 import { actor } from '../auth/guard.js';
 import type { RouteSchemas } from '../schemas.js';
 import type { CaseStore } from '../store/index.js';
+import { Gate } from '../gate.js';
 import { predictUploads, type PredictOptions } from '../uploads.js';
 import { findSpecimen } from './specimens.js';
 
-export interface PredictRouteOptions extends Omit<PredictOptions, 'tta' | 'specimenId' | 'clinic'> {
+export interface PredictRouteOptions extends Omit<
+  PredictOptions,
+  'tta' | 'specimenId' | 'clinic' | 'ttaGate'
+> {
   schemas: RouteSchemas;
   /** The server's default; a request's `?tta=` overrides it. */
   tta: boolean;
@@ -16,6 +20,7 @@ export interface PredictRouteOptions extends Omit<PredictOptions, 'tta' | 'speci
 
 export const predictRoutes: FastifyPluginAsyncTypebox<PredictRouteOptions> = async (app, opts) => {
   const { vision, schemas } = opts;
+  const ttaGate = new Gate(1);
   app.post(
     '/predict',
     {
@@ -34,7 +39,7 @@ export const predictRoutes: FastifyPluginAsyncTypebox<PredictRouteOptions> = asy
         );
       const specimen = await specimenQuery(request, opts.store);
       const clinic = request.account?.role === 'clinic' ? request.account.clinic : null;
-      const reply = await predictUploads(request, { ...opts, tta, specimenId: specimen, clinic });
+      const reply = await predictUploads(request, { ...opts, tta, specimenId: specimen, clinic, ttaGate });
       for (const item of reply.cases)
         if ('id' in item)
           await opts.store.accounts.audit({

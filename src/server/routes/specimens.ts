@@ -10,7 +10,7 @@ import { clinicScope, maySee } from '../auth/access.js';
 import { actingName, actor } from '../auth/guard.js';
 import type { HematoVision } from '../../pipeline.js';
 import { renderSpecimenPdf } from '../../report/specimen-pdf.js';
-import { casesCsv } from '../cases-csv.js';
+import { casesCsvStream } from '../cases-csv.js';
 import type { CellCrops } from '../cell-crops.js';
 import type { RouteSchemas } from '../schemas.js';
 import { buildReport, specimenJson, specimenPath, specimenState } from '../specimens.js';
@@ -97,7 +97,7 @@ export const specimenRoutes: FastifyPluginAsyncTypebox<SpecimenRouteOptions> = a
     return reply
       .type('text/csv; charset=utf-8')
       .header('content-disposition', `attachment; filename="hematovision-${name}-cells.csv"`)
-      .send(await casesCsv(store, classes, { specimen: s.id, sort: 'oldest' }));
+      .send(await casesCsvStream(store, classes, { specimen: s.id, sort: 'oldest' }));
   });
 
   app.post('/specimens/:id/sign', { schema: schemas.signSpecimen }, async (request, reply) => {

@@ -50,7 +50,8 @@ export class FolderBlobStore implements BlobStore {
 
   constructor(readonly dataDir: string) {
     this.tmpDir = join(dataDir, 'tmp');
-    for (const sub of [...Object.values(FOLDERS), 'tmp']) mkdirSync(join(dataDir, sub), { recursive: true });
+    for (const sub of [...Object.values(FOLDERS), 'tmp'])
+      mkdirSync(join(dataDir, sub), { recursive: true, mode: 0o750 });
   }
 
   path(kind: BlobKind, sha: string): string {
@@ -63,7 +64,7 @@ export class FolderBlobStore implements BlobStore {
     const existing = await stat(path).catch(() => null);
     if (existing?.isFile() && existing.size === bytes.length) return;
     const dir = dirname(path);
-    const created = await mkdir(dir, { recursive: true });
+    const created = await mkdir(dir, { recursive: true, mode: 0o750 });
     const tmp = join(this.tmpDir, `${randomUUID()}.part`);
     const handle = await open(tmp, 'wx', 0o640);
     try {
@@ -116,13 +117,16 @@ export class FolderBlobStore implements BlobStore {
   }
 }
 
-/** Upload temp files older than an hour: left by a crash (recent ones may belong to a request in flight). */
-export function removeStaleTemps(tmpDir: string): void {
+/**
+ * Upload temp files older than `maxAgeMs` (an hour): left by a crash (recent ones may belong to a request in
+ * flight). 0: all of them, for the one process that holds the data folder's lock.
+ */
+export function removeStaleTemps(tmpDir: string, maxAgeMs = STALE_TEMP_MS): void {
   const now = Date.now();
   for (const name of readdirSync(tmpDir)) {
     const p = join(tmpDir, name);
     try {
-      if (now - statSync(p).mtimeMs > STALE_TEMP_MS) unlinkSync(p);
+      if (now - statSync(p).mtimeMs >= maxAgeMs) unlinkSync(p);
     } catch {
       // Already gone or not ours to remove: neither matters.
     }

@@ -1,0 +1,90 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InvalidImageError } from '../errors.js';
+import { discJpeg } from '../testing/cells.js';
+import { REPO_ROOT } from '../testing/shared.js';
+import { prepareImage } from './inputs.js';
+import { PreparePool } from './prepare-pool.js';
+import type { ModelCard } from './types.js';
+
+const card = JSON.parse(readFileSync(join(REPO_ROOT, 'models/model.json'), 'utf8')) as ModelCard;
+const prep = card.preprocessing;
+
+/** A 1-bit BMP of width × height (decoded in JavaScript: the slowest image there is per byte). */
+function bmp1(width: number, height: number): Buffer {
+  const rowBytes = Math.ceil(width / 32) * 4;
+  const offset = 14 + 40 + 8;
+  const buf = Buffer.alloc(offset + rowBytes * height);
+  buf.fill(0x5a, offset);
+  buf.write('BM', 0, 'latin1');
+  buf.writeUInt32LE(buf.length, 2);
+  buf.writeUInt32LE(offset, 10);
+  buf.writeUInt32LE(40, 14);
+  buf.writeInt32LE(width, 18);
+  buf.writeInt32LE(height, 22);
+  buf.writeUInt16LE(1, 26);
+  buf.writeUInt16LE(1, 28);
+  buf.writeUInt32LE(2, 46);
+  buf.set([0, 0, 0, 0, 255, 255, 255, 0], 54);
+  return buf;
+}
+
+let pool: PreparePool;
+beforeAll(() => {
+  pool = new PreparePool(2);
+});
+afterAll(async () => {
+  await pool.close();
+});
+
+describe('PreparePool', () => {
+  it('gives exactly what prepareImage gives on this thread', async () => {
+    const jpeg = await discJpeg(3);
+    const here = await prepareImage(jpeg, prep);
+    const there = await pool.prepare(jpeg, prep);
+    expect(there.width).toBe(here.width);
+    expect(there.regions.map((r) => r.box)).toEqual(here.regions.map((r) => r.box));
+    expect(there.regions.length).toBeGreaterThan(0);
+    for (const [i, r] of there.regions.entries())
+      expect(Buffer.from(r.pixels.data).equals(Buffer.from(here.regions[i].pixels.data))).toBe(true);
+  });
+
+  it('refuses a bad image with the same error', async () => {
+    const err = await pool.prepare(Buffer.from('not an image'), prep).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidImageError);
+    expect(err).toMatchObject({ code: 'unsupported_format', status: 415 });
+    const cut = await pool.prepare(bmp1(100, 100).subarray(0, 300), prep).catch((e: unknown) => e);
+    expect(cut).toMatchObject({ code: 'corrupt_image', status: 400 });
+  });
+
+  it('keeps the event loop free while a huge BMP decodes, and a small image does not wait for it', async () => {
+    const big = bmp1(7000, 7000);
+    const small = await discJpeg(1);
+    let maxGap = 0;
+    let last = performance.now();
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      maxGap = Math.max(maxGap, now - last);
+      last = now;
+    }, 5);
+    const t0 = performance.now();
+    const group = pool.group();
+    // Two bombs of one client, then another client's photo.
+    const bombs = [pool.prepare(big, prep, {}, group), pool.prepare(big, prep, {}, group)];
+    let smallAt = 0;
+    await new Promise((r) => setTimeout(r, 20));
+    await pool.prepare(small, prep).then(() => (smallAt = performance.now() - t0));
+    const bigResults = await Promise.all(bombs);
+    const bigAt = performance.now() - t0;
+    clearInterval(ticker);
+    expect(bigResults[0].width).toBe(7000);
+    console.log(
+      `two 7000² 1-bit BMPs prepared in ${bigAt.toFixed(0)} ms; a photo sent meanwhile ready after ` +
+        `${smallAt.toFixed(0)} ms; longest event-loop gap ${maxGap.toFixed(0)} ms`,
+    );
+    // On this thread one such decode stalled everything for 1.8 s (issue 15).
+    expect(maxGap).toBeLessThan(250);
+    expect(smallAt).toBeLessThan(bigAt / 2);
+  });
+});

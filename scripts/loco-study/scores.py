@@ -83,7 +83,7 @@ def report(name, left, s_val, s_ood, src_val):
 for left in ['basophil', 'ig', 'erythroblast', 'platelet']:
     tr, va, ood = (~val) & (lab != left), val & (lab != left), lab == left
     known = sorted(set(lab[tr]))
-    y = np.array([known.index(c) for c in lab])
+    y = np.array([known.index(c) if c in known else -1 for c in lab])
     m, s = X[tr].mean(0), X[tr].std(0) + 1e-6
     Z = (X - m) / s
     keys = np.char.add(lab[tr], src[tr])

@@ -254,6 +254,18 @@ describe('timeouts (real sockets)', () => {
   });
 });
 
+describe('timeouts (injected requests)', () => {
+  it('leaves an answered injected request alone when its deadline passes (its socket is a stand-in)', async () => {
+    // Vitest fails the run on an uncaught exception: a deadline left running threw from a timer.
+    const timeout = 100;
+    await start({ requestTimeoutMs: timeout });
+    expect((await upload()).statusCode).toBe(200);
+    expect((await app!.inject(`${API}/cases`)).statusCode).toBe(200);
+    await new Promise((r) => setTimeout(r, 3 * timeout));
+    expect((await app!.inject(`${API}/health`)).statusCode).toBe(200);
+  });
+});
+
 describe('replies and logs', () => {
   it('logs one line per refused request, without a stack', async () => {
     const lines: string[] = [];

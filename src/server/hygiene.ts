@@ -219,12 +219,14 @@ function defaultHosts(app: FastifyInstance): { name: string; port: string }[] {
  */
 function trackUploads(app: FastifyInstance, requestTimeoutMs?: number): void {
   const inFlight = new Set<FastifyRequest>();
+  const deadlines = new WeakMap<FastifyRequest, NodeJS.Timeout>();
   app.addHook('onRequest', async (request, reply) => {
     inFlight.add(request);
     let timer: NodeJS.Timeout | undefined;
     if (requestTimeoutMs && !request.raw.complete) {
       timer = setTimeout(() => cutOff(app, request, reply.raw), requestTimeoutMs);
       timer.unref();
+      deadlines.set(request, timer);
     }
     request.raw.once('close', () => {
       clearTimeout(timer);
@@ -233,6 +235,8 @@ function trackUploads(app: FastifyInstance, requestTimeoutMs?: number): void {
     request.raw.once('end', () => clearTimeout(timer));
   });
   app.addHook('onResponse', async (request) => {
+    // Answered: its body arrived (an injected request never emits 'end' or 'close').
+    clearTimeout(deadlines.get(request));
     inFlight.delete(request);
   });
   app.decorate('abortUploads', () => {
@@ -249,7 +253,8 @@ function trackUploads(app: FastifyInstance, requestTimeoutMs?: number): void {
 /** A body that did not arrive in time: 408 in the API's shape (unless a reply went out), one log line, closed. */
 function cutOff(app: FastifyInstance, request: FastifyRequest, response: ServerResponse): void {
   const socket = request.raw.socket;
-  if (request.raw.complete || !socket || socket.destroyed) return;
+  // An injected request (app.inject) has a stand-in socket with nothing to cut off.
+  if (request.raw.complete || !socket || socket.destroyed || typeof socket.destroy !== 'function') return;
   request.timedOut = true;
   // The app's logger: an upload silences its request's own while it is being saved (uploads.ts).
   app.log.warn(

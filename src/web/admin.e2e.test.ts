@@ -128,7 +128,9 @@ describe.skipIf(!haveChromium || !haveModel)('admin page end to end (Chromium, b
       )
       .toMatch(/^(succeeded|failed)/);
     expect(await page.locator('#adaptation-follow [role="alert"]').count()).toBe(0);
-    expect(await state.textContent()).toMatch(/^succeeded/);
+    // Ended: no stale stage ("succeeded — Storing…" read as still working), and the end is announced.
+    expect(await state.textContent()).toBe('succeeded');
+    await poll(() => page.locator('#status').textContent()).toContain('Adaptation finished');
     expect(seen.has('running')).toBe(true);
     expect(progress.some((p) => p > 0 && p < 1)).toBe(true);
     expect(progress.at(-1)).toBe(1);
@@ -153,6 +155,10 @@ describe.skipIf(!haveChromium || !haveModel)('admin page end to end (Chromium, b
     await page.locator('#activate-candidate').click();
     await poll(() => row(2).getAttribute('aria-current')).toBe('true');
     await poll(() => page.locator('#status').textContent()).toContain('Version 2 is active.');
+    // The header names the model now served, and the candidate's button gives way to its state.
+    await poll(() => page.locator('#model-info').textContent()).toMatch(/reviewed/);
+    expect(await page.locator('#candidate-active').textContent()).toBe('Candidate 2 is active.');
+    expect(await page.locator('#activate-candidate').count()).toBe(0);
     const list = await models();
     expect(list.active).toBe(2);
     const candidateSha = list.versions.find((v) => v.version === 2)?.sha256;
@@ -169,6 +175,8 @@ describe.skipIf(!haveChromium || !haveModel)('admin page end to end (Chromium, b
     await poll(() => page.locator('#status').textContent()).toContain('Rolled back.');
     expect((await models()).active).toBe(1);
     expect(await newCaseSha()).toBe(bundledSha);
+    await poll(() => page.locator('#model-info').textContent()).not.toMatch(/reviewed/);
+    expect(await page.locator('#activate-candidate').textContent()).toBe('Activate candidate 2');
     await shot('5-rolled-back');
     expect(errors.filter((e) => !/status of 400/.test(e))).toEqual([]);
   }, 420_000);

@@ -149,6 +149,13 @@ describe.skipIf(!haveChromium || !haveModel)('admin page end to end (Chromium, b
     expect(await row(1).getAttribute('aria-current')).toBe('true');
     expect(await page.locator('#adaptation-jobs').textContent()).toContain('succeeded');
     expect(await newCaseSha()).toBe(bundledSha);
+    // A candidate scoring lower than the active model is said so in words.
+    const acc = async (col: number) =>
+      parseFloat(
+        (await comparison.locator('tbody tr').first().locator('td').nth(col).textContent()) ?? 'NaN',
+      );
+    const worse = (await acc(1)) < (await acc(0));
+    expect(await page.locator('#candidate-worse').count()).toBe(worse ? 1 : 0);
     await shot('3-compared');
 
     // Activate it on the page: new cases carry the candidate's sha256, without a restart.

@@ -179,6 +179,15 @@ export function renderAdmin(main: HTMLElement, _ctx: AppContext): ViewHandle {
               ),
               h('tbody', null, ...scoreRows(result.comparison.active, result.comparison.candidate)),
             ),
+            // Activating is the admin's call; a candidate that scores lower is said so in words, not left to be spotted.
+            result.comparison.candidate.accuracy < result.comparison.active.accuracy
+              ? h(
+                  'p',
+                  { id: 'candidate-worse', className: 'warning' },
+                  `The candidate is less accurate than version ${result.baseVersion} on these cells: ` +
+                    `keep version ${result.baseVersion} unless you have a reason to switch.`,
+                )
+              : null,
             active === result.candidateVersion
               ? h(
                   'p',

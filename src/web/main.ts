@@ -5,7 +5,7 @@ import { parseHash, type Route } from './router.js';
 import { announce, clearStatus, errorMessage, initStatus } from './status.js';
 import { h, replaceChildren } from './dom.js';
 import { renderAbout } from './views/about.js';
-import { renderAdmin } from './views/admin.js';
+import { MODEL_CHANGED, renderAdmin } from './views/admin.js';
 import { renderAnalyse } from './views/analyse.js';
 import { renderAudit } from './views/audit.js';
 import { renderLogin } from './views/login.js';
@@ -114,6 +114,9 @@ function render(): void {
   if (!firstRender) document.getElementById('page-heading')?.focus();
   firstRender = false;
 }
+
+// An admin activated or rolled back a version: the header names the model now served.
+window.addEventListener(MODEL_CHANGED, () => void loadModel());
 
 async function loadModel(): Promise<void> {
   try {

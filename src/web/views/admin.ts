@@ -8,10 +8,18 @@ import { h, replaceChildren } from '../dom.js';
 import { announce, errorMessage } from '../status.js';
 
 const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+const when = (iso: string) => iso.slice(0, 19).replace('T', ' ');
+
+/** Tells the header (main.ts) that the served model changed, so it shows the new one's name. */
+export const MODEL_CHANGED = 'hv:model-changed';
 
 export function renderAdmin(main: HTMLElement, _ctx: AppContext): ViewHandle {
   let timer: number | undefined;
   let destroyed = false;
+  let active: number | null = null;
+  let shown: Job | null = null;
+  /** The job started on this page: its end is announced once. */
+  let following: string | null = null;
   const versions = h('div', { id: 'model-versions' }, h('p', null, 'Loading…'));
   const jobs = h('div', { id: 'adaptation-jobs' });
   const follow = h('section', { id: 'adaptation-follow', 'aria-live': 'polite' });
@@ -21,6 +29,7 @@ export function renderAdmin(main: HTMLElement, _ctx: AppContext): ViewHandle {
     try {
       await f();
       announce(what);
+      window.dispatchEvent(new Event(MODEL_CHANGED));
       await loadVersions();
     } catch (err) {
       announce(errorMessage(err), 'error');
@@ -29,11 +38,15 @@ export function renderAdmin(main: HTMLElement, _ctx: AppContext): ViewHandle {
 
   async function loadVersions(): Promise<void> {
     const list = await adminApi.models();
+    if (destroyed) return;
+    active = list.active;
+    // The candidate's button follows the active version.
+    if (shown) renderJob(shown);
     replaceChildren(
       versions,
       h(
         'table',
-        { className: 'versions' },
+        { className: 'versions data-table' },
         h(
           'thead',
           null,
@@ -54,7 +67,7 @@ export function renderAdmin(main: HTMLElement, _ctx: AppContext): ViewHandle {
               h('td', null, `${v.name} ${v.cardVersion}`),
               h('td', null, v.source),
               h('td', null, h('code', { title: v.sha256 }, v.sha256.slice(0, 12))),
-              h('td', null, v.createdAt.slice(0, 19).replace('T', ' ')),
+              h('td', null, when(v.createdAt)),
               h(
                 'td',
                 null,
@@ -103,7 +116,7 @@ export function renderAdmin(main: HTMLElement, _ctx: AppContext): ViewHandle {
                 h(
                   'button',
                   { type: 'button', className: 'link', onclick: () => void show(j.id) },
-                  j.createdAt.slice(0, 19),
+                  when(j.createdAt),
                 ),
                 ` — ${j.state}`,
               ),
@@ -114,7 +127,13 @@ export function renderAdmin(main: HTMLElement, _ctx: AppContext): ViewHandle {
 
   function scoreRows(a: HeldOutScore, c: HeldOutScore) {
     const row = (name: string, x: string, y: string) =>
-      h('tr', null, h('th', null, name), h('td', null, x), h('td', null, y));
+      h(
+        'tr',
+        null,
+        h('th', { scope: 'row' }, name),
+        h('td', { className: 'num' }, x),
+        h('td', { className: 'num' }, y),
+      );
     return [
       row('Accuracy', pct(a.accuracy), pct(c.accuracy)),
       row('Macro-F1', pct(a.macroF1), pct(c.macroF1)),
@@ -127,11 +146,14 @@ export function renderAdmin(main: HTMLElement, _ctx: AppContext): ViewHandle {
   }
 
   function renderJob(job: Job): void {
+    shown = job;
     const result = job.result as AdaptationResult | null;
+    const busy = job.state === 'queued' || job.state === 'running';
+    // The stage is what it is doing now: once it has ended, the last one would read as still going on.
     replaceChildren(
       follow,
       h('h2', null, 'Adaptation'),
-      h('p', { id: 'job-state' }, `${job.state}${job.stage ? ` — ${job.stage}` : ''}`),
+      h('p', { id: 'job-state' }, `${job.state}${busy && job.stage ? ` — ${job.stage}` : ''}`),
       h('progress', { max: '1', value: String(job.progress), 'aria-label': 'Progress' }),
       job.error ? h('p', { className: 'error', role: 'alert' }, job.error) : null,
       result
@@ -143,7 +165,7 @@ export function renderAdmin(main: HTMLElement, _ctx: AppContext): ViewHandle {
             ),
             h(
               'table',
-              { id: 'comparison' },
+              { id: 'comparison', className: 'data-table comparison' },
               h(
                 'thead',
                 null,
@@ -151,24 +173,39 @@ export function renderAdmin(main: HTMLElement, _ctx: AppContext): ViewHandle {
                   'tr',
                   null,
                   h('th', null, ''),
-                  h('th', null, `Version ${result.baseVersion}`),
-                  h('th', null, `Candidate ${result.candidateVersion}`),
+                  h('th', { className: 'num' }, `Version ${result.baseVersion}`),
+                  h('th', { className: 'num' }, `Candidate ${result.candidateVersion}`),
                 ),
               ),
               h('tbody', null, ...scoreRows(result.comparison.active, result.comparison.candidate)),
             ),
-            h(
-              'button',
-              {
-                type: 'button',
-                id: 'activate-candidate',
-                onclick: () =>
-                  void act(`Version ${result.candidateVersion} is active.`, () =>
-                    adminApi.activate(result.candidateVersion),
-                  ),
-              },
-              `Activate candidate ${result.candidateVersion}`,
-            ),
+            // Activating is the admin's call; a candidate that scores lower is said so in words, not left to be spotted.
+            result.comparison.candidate.accuracy < result.comparison.active.accuracy
+              ? h(
+                  'p',
+                  { id: 'candidate-worse', className: 'warning' },
+                  `The candidate is less accurate than version ${result.baseVersion} on these cells: ` +
+                    `keep version ${result.baseVersion} unless you have a reason to switch.`,
+                )
+              : null,
+            active === result.candidateVersion
+              ? h(
+                  'p',
+                  { id: 'candidate-active' },
+                  h('strong', null, `Candidate ${result.candidateVersion} is active.`),
+                )
+              : h(
+                  'button',
+                  {
+                    type: 'button',
+                    id: 'activate-candidate',
+                    onclick: () =>
+                      void act(`Version ${result.candidateVersion} is active.`, () =>
+                        adminApi.activate(result.candidateVersion),
+                      ),
+                  },
+                  `Activate candidate ${result.candidateVersion}`,
+                ),
           ]
         : null,
     );
@@ -182,7 +219,14 @@ export function renderAdmin(main: HTMLElement, _ctx: AppContext): ViewHandle {
       renderJob(job);
       if (job.state === 'queued' || job.state === 'running')
         timer = window.setTimeout(() => void show(id), 1000);
-      else await Promise.all([loadJobs(), loadVersions()]);
+      else {
+        if (following === id) {
+          following = null;
+          if (job.state === 'succeeded') announce('Adaptation finished: compare the candidate below.');
+          else announce(`Adaptation ${job.state}.`, 'error');
+        }
+        await Promise.all([loadJobs(), loadVersions()]);
+      }
     } catch (err) {
       announce(errorMessage(err), 'error');
     }
@@ -210,7 +254,11 @@ export function renderAdmin(main: HTMLElement, _ctx: AppContext): ViewHandle {
             e.preventDefault();
             void adminApi
               .startAdaptation({ minCellsPerClass: Number(minCells.value) })
-              .then((job) => (announce('Adaptation started.'), loadJobs(), show(job.id)))
+              .then((job) => {
+                following = job.id;
+                announce('Adaptation started.');
+                return Promise.all([loadJobs(), show(job.id)]);
+              })
               .catch((err: unknown) => announce(errorMessage(err), 'error'));
           },
         },

@@ -5,18 +5,11 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { sampleReport } from '../testing/specimen-report.js';
+import { hasTool } from '../testing/tools.js';
 import { DISCLAIMER, renderSpecimenPdf } from './specimen-pdf.js';
 
-function has(tool: string): boolean {
-  try {
-    execFileSync(tool, ['-v'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-const havePdftoppm = has('pdftoppm');
-const havePdftotext = has('pdftotext');
+const havePdftoppm = hasTool('pdftoppm');
+const havePdftotext = hasTool('pdftotext');
 if (!havePdftoppm)
   console.warn('[skipped] PDF page pixels: needs pdftoppm (Debian: apt-get install poppler-utils)');
 if (!havePdftotext)

@@ -10,18 +10,11 @@ import type { CaseJson, SpecimenDetailJson } from '../api/index.js';
 import { buildApp } from './app.js';
 import { freshDatabase, hasPostgres, notePostgresSkip } from '../testing/postgres.js';
 import { fakeVision, multipart, parseCsv, solidJpeg, solidPng, type UploadFile } from '../testing/server.js';
+import { hasTool } from '../testing/tools.js';
 
 const API = '/api/v1';
 
-function has(tool: string): boolean {
-  try {
-    execFileSync(tool, ['-v'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-const havePdftotext = has('pdftotext');
+const havePdftotext = hasTool('pdftotext');
 if (!havePdftotext)
   console.warn('[skipped] report PDF text: needs pdftotext (apt-get install poppler-utils)');
 

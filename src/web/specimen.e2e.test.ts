@@ -16,6 +16,7 @@ import { pipeline, type HematoVision } from '../pipeline.js';
 import { buildApp } from '../server/app.js';
 import { builtWeb, CHROMIUM, haveChromium, openBrowser, SHOT_DIR } from '../testing/browser.js';
 import { SHARED } from '../testing/shared.js';
+import { hasTool } from '../testing/tools.js';
 import type { SpecimenDetail } from './api.js';
 
 const TEST_DIR = path.join(SHARED, 'data/kaggle-blood-cells/TEST');
@@ -28,14 +29,7 @@ const SHARED_IMAGES = [
 const SPECIMEN = 'SPEC-E2E-0001';
 
 const haveModel = existsSync(DEFAULT_MODEL_PATH);
-const havePoppler = (() => {
-  try {
-    execFileSync('pdftoppm', ['-v'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const havePoppler = hasTool('pdftoppm');
 if (!haveChromium) console.warn(`[e2e specimen] skipped: no Chromium at ${CHROMIUM}.`);
 else if (!haveModel) console.warn(`[e2e specimen] skipped: no bundled model at ${DEFAULT_MODEL_PATH}.`);
 if (!havePoppler)

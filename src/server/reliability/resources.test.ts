@@ -211,7 +211,13 @@ describe('disk full', () => {
     rmSync(filler);
     const after = await predict(port, 3000);
     note(after);
-    const store = checkStore(dataDir, { ignoreTmp: /^\.ready-/ });
+    // An upload's temp files are removed after its reply is sent (onResponse), so the client can see the reply
+    // a moment before the last one is gone: give that a few seconds before calling a file left over.
+    let store = checkStore(dataDir, { ignoreTmp: /^\.ready-/ });
+    for (let t = 0; t < 50 && store.tmpFiles.length > 0; t++) {
+      await new Promise((r) => setTimeout(r, 100));
+      store = checkStore(dataDir, { ignoreTmp: /^\.ready-/ });
+    }
     const lost = [...acknowledged].filter((id) => !store.ids.has(id));
     const unacknowledged = [...store.ids].filter((id) => !acknowledged.has(id));
     console.log(

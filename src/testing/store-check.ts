@@ -56,3 +56,20 @@ export function checkStore(dataDir: string, options: { ignoreTmp?: RegExp } = {}
     db.close();
   }
 }
+
+/**
+ * checkStore once the server has finished with the last reply: an upload's temp files are removed after its
+ * reply is sent (onResponse), so a client can see the reply a moment before the last one is gone. Waits up to
+ * 5 s for tmp/ to empty before calling a file left over.
+ */
+export async function checkSettledStore(
+  dataDir: string,
+  options: { ignoreTmp?: RegExp } = {},
+): Promise<StoreCheck> {
+  let store = checkStore(dataDir, options);
+  for (let t = 0; t < 50 && store.tmpFiles.length > 0; t++) {
+    await new Promise((r) => setTimeout(r, 100));
+    store = checkStore(dataDir, options);
+  }
+  return store;
+}

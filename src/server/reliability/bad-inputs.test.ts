@@ -13,7 +13,7 @@ import {
   type ServerProcess,
 } from '../../testing/server-process.js';
 import { REPO_ROOT } from '../../testing/shared.js';
-import { checkStore } from '../../testing/store-check.js';
+import { checkSettledStore } from '../../testing/store-check.js';
 
 let dataDir: string;
 let server: ServerProcess;
@@ -78,7 +78,7 @@ describe('bad input', () => {
       for (const c of body.cases) if (c.id) acknowledged.add(c.id);
     }
     await new Promise((r) => setTimeout(r, 500));
-    const store = checkStore(dataDir, { ignoreTmp: /^\.ready-/ });
+    const store = await checkSettledStore(dataDir, { ignoreTmp: /^\.ready-/ });
     const unacknowledged = [...store.ids].filter((id) => !acknowledged.has(id));
     const lost = [...acknowledged].filter((id) => !store.ids.has(id));
 

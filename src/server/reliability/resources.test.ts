@@ -17,7 +17,7 @@ import {
   type ServerProcess,
 } from '../../testing/server-process.js';
 import { skipNote } from '../../testing/shared.js';
-import { checkStore } from '../../testing/store-check.js';
+import { checkSettledStore } from '../../testing/store-check.js';
 
 const API = '/api/v1';
 const CONTENT_TYPE = 'multipart/form-data; boundary=----hvReliability7MA4YWxkTrZu0gW';
@@ -107,7 +107,7 @@ describe('slow clients', () => {
       latencies.push(Date.now() - t);
     }
     const lastClosed = Math.max(...closedAt);
-    const store = checkStore(dataDir, { ignoreTmp: /^\.ready-/ });
+    const store = await checkSettledStore(dataDir, { ignoreTmp: /^\.ready-/ });
     console.log(
       `[reliability] slow bodies (load average ${loadavg()[0].toFixed(1)}): ${N} held open with REQUEST_TIMEOUT=${timeoutS} s: ${closedAt.length} cut off, ` +
         `each after at most ${(lastClosed / 1000).toFixed(1)} s (p50 ${(percentile(closedAt, 50) / 1000).toFixed(1)} s); meanwhile another client: ${latencies.length} ` +
@@ -211,13 +211,7 @@ describe('disk full', () => {
     rmSync(filler);
     const after = await predict(port, 3000);
     note(after);
-    // An upload's temp files are removed after its reply is sent (onResponse), so the client can see the reply
-    // a moment before the last one is gone: give that a few seconds before calling a file left over.
-    let store = checkStore(dataDir, { ignoreTmp: /^\.ready-/ });
-    for (let t = 0; t < 50 && store.tmpFiles.length > 0; t++) {
-      await new Promise((r) => setTimeout(r, 100));
-      store = checkStore(dataDir, { ignoreTmp: /^\.ready-/ });
-    }
+    const store = await checkSettledStore(dataDir, { ignoreTmp: /^\.ready-/ });
     const lost = [...acknowledged].filter((id) => !store.ids.has(id));
     const unacknowledged = [...store.ids].filter((id) => !acknowledged.has(id));
     console.log(

@@ -1,6 +1,7 @@
 import { ModelError } from '../errors.js';
 import { OUTPUTS } from './classifier-graph.js';
-import type { GaussianReference } from './familiarity.js';
+import type { DisagreementHeads } from './disagreement.js';
+import type { FamiliarityReferences, GaussianReference } from './familiarity.js';
 import onnxProto from 'onnx-proto';
 import {
   GraphBuilder,
@@ -12,13 +13,7 @@ import {
 
 const { onnx } = onnxProto;
 
-/** The references a model uses to flag cells and images unlike its training data. */
-export interface FamiliarityReferences {
-  /** Over every feature, one centre per class: is this cell like any class the model learned? */
-  cell: GaussianReference;
-  /** Over the early blocks' features, one centre per training lab: stain, optics and texture. */
-  image: GaussianReference;
-}
+export type { FamiliarityReferences } from './familiarity.js';
 
 const BASE_OUTPUTS = [
   OUTPUTS.probabilities,
@@ -28,6 +23,8 @@ const BASE_OUTPUTS = [
   OUTPUTS.featureMap,
 ];
 const PREFIX = 'familiarity/';
+/** The Mahalanobis part of `cell_distance` when disagreement shares the output (read back by readFamiliarity). */
+const CELL_MAHALANOBIS = `${PREFIX}cell_mahalanobis`;
 
 /** The same model without its familiarity outputs (what they cost is measured against it: scripts/bench.ts). */
 export function withoutFamiliarity(model: Uint8Array): Uint8Array {
@@ -44,16 +41,52 @@ export function appendFamiliarity(model: Uint8Array, refs: FamiliarityReferences
   const meta = readMetadata(model);
   const d = (meta['hematovision.feature_dims'] ?? '').split(',').reduce((a, b) => a + Number(b), 0);
   const g = new GraphBuilder('hematovision_familiarity', 13, PREFIX);
-  for (const [ref, out] of [
-    [refs.cell, OUTPUTS.cellDistance],
-    [refs.image, OUTPUTS.imageDistance],
-  ] as const) {
-    if (!(ref.columns[1] <= d))
-      throw new ModelError('A familiarity reference reads past the features.', 'bad_model');
-    appendReferenceDistance(g, OUTPUTS.features, ref, out);
-    g.output(out, ['N']);
+  const columns = [refs.cell.columns, refs.image.columns, ...(refs.disagreement?.blocks ?? [])];
+  if (!columns.every((c) => c[1] <= d))
+    throw new ModelError('A familiarity reference reads past the features.', 'bad_model');
+  const labs = appendComponentDistances(g, OUTPUTS.features, refs.image);
+  g.op('ReduceMin', [labs], { axes: [1], keepdims: 0 }, OUTPUTS.imageDistance);
+  if (!refs.disagreement) appendReferenceDistance(g, OUTPUTS.features, refs.cell, OUTPUTS.cellDistance);
+  else {
+    const h = refs.disagreement;
+    if (h.thresholds.length !== refs.image.components.length)
+      throw new ModelError('Disagreement thresholds do not match the training labs.', 'bad_model');
+    const mahalanobis = appendReferenceDistance(g, OUTPUTS.features, refs.cell, CELL_MAHALANOBIS);
+    // Each crop is judged by the threshold of the lab it looks most like.
+    const nearest = g.op('ArgMin', [labs], { axis: 1, keepdims: 0 });
+    const threshold = g.op('Gather', [g.constant('dis_thr', h.thresholds, [h.thresholds.length]), nearest]);
+    const ratio = g.op('Div', [appendDisagreement(g, OUTPUTS.features, h), threshold]);
+    const scaled = g.op('Mul', [ratio, g.scalar('dis_scale', h.cellScale)]);
+    g.op('Max', [mahalanobis, scaled], {}, OUTPUTS.cellDistance);
   }
+  g.output(OUTPUTS.cellDistance, ['N']);
+  g.output(OUTPUTS.imageDistance, ['N']);
   return g.mergeInto(model, { keepOutputs: BASE_OUTPUTS });
+}
+
+/** Appends model/disagreement.ts's `disagreementOf` on the pooled `features` [N, D]: output [N]. */
+export function appendDisagreement(g: GraphBuilder, features: string, h: DisagreementHeads): string {
+  const probs = h.blocks.map(([start, end], i) => {
+    const k = h.biases[i].length;
+    const x = g.op('Slice', [
+      features,
+      g.int64s(`dis${i}_start`, [start]),
+      g.int64s(`dis${i}_end`, [end]),
+      g.int64s('axis', [1]),
+    ]);
+    const w = g.constant(`dis${i}_w`, h.weights[i], [k, end - start]);
+    const logits = g.op('Gemm', [x, w, g.constant(`dis${i}_b`, h.biases[i], [k])], { transB: 1 });
+    return g.op('Softmax', [logits], { axis: 1 });
+  });
+  const axes = g.int64s('axes', [1]);
+  const pairs: string[] = [];
+  for (let a = 0; a < probs.length; a++)
+    for (let b = a + 1; b < probs.length; b++)
+      pairs.push(
+        g.op('ReduceSum', [g.op('Abs', [g.op('Sub', [probs[a], probs[b]])]), axes], { keepdims: 0 }),
+      );
+  const sum = pairs.length === 1 ? pairs[0] : g.op('Sum', pairs);
+  return g.op('Div', [sum, g.scalar('pairs2', 2 * pairs.length)]);
 }
 
 /**
@@ -68,6 +101,12 @@ export function appendReferenceDistance(
   ref: GaussianReference,
   output: string,
 ): string {
+  const perComponent = appendComponentDistances(g, features, ref);
+  return g.op('ReduceMin', [perComponent], { axes: [1], keepdims: 0 }, output);
+}
+
+/** The distance to every centre, [N, c] (model/familiarity.ts's `componentDistances`). */
+export function appendComponentDistances(g: GraphBuilder, features: string, ref: GaussianReference): string {
   const [start, end] = ref.columns;
   const d = end - start;
   const c = ref.components.length;
@@ -91,8 +130,7 @@ export function appendReferenceDistance(
   const principal = g.op('ReduceSumSquare', [scaled], { axes: [2], keepdims: 0 });
   const residual = g.op('Relu', [g.op('Sub', [total, projected])]);
   const sum = g.op('Add', [principal, g.op('Div', [residual, g.scalar('resVar', ref.residualVariance)])]);
-  const perDim = g.op('Div', [sum, g.scalar('dim', d)]);
-  return g.op('ReduceMin', [perDim], { axes: [1], keepdims: 0 }, output);
+  return g.op('Div', [sum, g.scalar('dim', d)]);
 }
 
 /**
@@ -104,17 +142,45 @@ export function shiftFamiliarityMeans(model: Uint8Array, shift: Float32Array): U
   const m = onnx.ModelProto.decode(model);
   const graph = m.graph!;
   const inits = new Map((graph.initializer ?? []).map((t) => [t.name ?? '', t]));
-  const subOf = new Map((graph.node ?? []).filter((n) => n.opType === 'Sub').map((n) => [n.input?.[0], n]));
+  const consumerOf = (op: string) =>
+    new Map((graph.node ?? []).filter((n) => n.opType === op).map((n) => [n.input?.[0], n]));
+  const subOf = consumerOf('Sub');
+  const gemmOf = consumerOf('Gemm');
+  const int64At = (name: string | undefined) => {
+    const raw = inits.get(name ?? '')?.rawData;
+    if (!raw) throw new ModelError('Unexpected familiarity graph.', 'bad_model');
+    return Number(new BigInt64Array(new Uint8Array(raw).slice().buffer)[0]);
+  };
+  const floatsOf = (t: onnxProto.onnx.ITensorProto) =>
+    new Float32Array(new Uint8Array(t.rawData!).slice().buffer);
   let shifted = 0;
   for (const n of graph.node ?? []) {
     if (n.opType !== 'Slice' || !n.name?.startsWith(PREFIX) || n.input?.[0] !== OUTPUTS.features) continue;
-    const startRaw = inits.get(n.input[1])?.rawData;
-    const mean = inits.get(subOf.get(n.output?.[0])?.input?.[1] ?? '');
-    if (!startRaw || !mean?.rawData) throw new ModelError('Unexpected familiarity graph.', 'bad_model');
-    const start = Number(new BigInt64Array(new Uint8Array(startRaw).buffer)[0]);
-    const values = new Float32Array(new Uint8Array(mean.rawData).buffer);
-    for (let j = 0; j < values.length; j++) values[j] += shift[start + j];
-    mean.rawData = new Uint8Array(values.buffer);
+    const start = int64At(n.input[1]);
+    const sub = subOf.get(n.output?.[0]);
+    const gemm = gemmOf.get(n.output?.[0]);
+    if (sub) {
+      // A reference: its standardising mean moves with the features.
+      const mean = inits.get(sub.input?.[1] ?? '');
+      if (!mean?.rawData) throw new ModelError('Unexpected familiarity graph.', 'bad_model');
+      const values = floatsOf(mean);
+      for (let j = 0; j < values.length; j++) values[j] += shift[start + j];
+      mean.rawData = new Uint8Array(values.buffer);
+    } else if (gemm) {
+      // A disagreement head (logits = x·Wᵀ + b): b − W·shift gives the shifted features the same logits.
+      const w = inits.get(gemm.input?.[1] ?? '');
+      const b = inits.get(gemm.input?.[2] ?? '');
+      if (!w?.rawData || !b?.rawData) throw new ModelError('Unexpected familiarity graph.', 'bad_model');
+      const weight = floatsOf(w);
+      const bias = floatsOf(b);
+      const d = weight.length / bias.length;
+      for (let c = 0; c < bias.length; c++) {
+        let s = 0;
+        for (let j = 0; j < d; j++) s += weight[c * d + j] * shift[start + j];
+        bias[c] -= s;
+      }
+      b.rawData = new Uint8Array(bias.buffer);
+    } else throw new ModelError('Unexpected familiarity graph.', 'bad_model');
     shifted++;
   }
   if (shifted === 0) throw new ModelError('The model has no familiarity references to shift.', 'bad_model');
@@ -174,7 +240,29 @@ export function readFamiliarity(
       residualVariance: f('resVar')[0],
     };
   };
-  return { cell: read(OUTPUTS.cellDistance, names.cell), image: read(OUTPUTS.imageDistance, names.image) };
+  const combined = nodes.some((n) => n.outputs.includes(CELL_MAHALANOBIS));
+  const cell = read(combined ? CELL_MAHALANOBIS : OUTPUTS.cellDistance, names.cell);
+  const image = read(OUTPUTS.imageDistance, names.image);
+  return combined ? { cell, image, disagreement: readDisagreement(floats, ints) } : { cell, image };
+}
+
+/** The disagreement heads appendDisagreement wrote, read back by their constants' names. */
+function readDisagreement(floats: Map<string, Float32Array>, ints: Map<string, number[]>): DisagreementHeads {
+  const get = (name: string) => {
+    const v = floats.get(PREFIX + name);
+    if (!v) throw new ModelError(`The model's disagreement heads have no '${name}'.`, 'bad_model');
+    return v;
+  };
+  const blocks: [number, number][] = [];
+  for (let i = 0; ints.has(`${PREFIX}dis${i}_start`); i++)
+    blocks.push([ints.get(`${PREFIX}dis${i}_start`)![0], ints.get(`${PREFIX}dis${i}_end`)![0]]);
+  return {
+    blocks,
+    weights: blocks.map((_, i) => get(`dis${i}_w`)),
+    biases: blocks.map((_, i) => get(`dis${i}_b`)),
+    thresholds: get('dis_thr'),
+    cellScale: get('dis_scale')[0],
+  };
 }
 
 /** Centres (c×d) projected on the basis (d×m): c×m. */

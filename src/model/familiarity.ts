@@ -6,6 +6,20 @@
  * data never varied (where unfamiliar inputs tend to stray) without storing or inverting a d×d matrix.
  * Lee et al. 2018 ("A simple unified framework for detecting out-of-distribution samples") is the idea.
  */
+import { disagreementOf, type DisagreementHeads } from './disagreement.js';
+
+/** The references a model uses to flag cells and images unlike its training data. */
+export interface FamiliarityReferences {
+  /** Over every feature, one centre per class: is this cell like any class the model learned? */
+  cell: GaussianReference;
+  /** Over the early blocks' features, one centre per training lab: stain, optics and texture. */
+  image: GaussianReference;
+  /**
+   * Block heads whose disagreement also marks a cell unfamiliar (model/disagreement.ts), thresholded per
+   * training lab (the image reference's components); absent in models familiarized before they existed.
+   */
+  disagreement?: DisagreementHeads;
+}
 
 /** A fitted reference, as stored in the model file (as graph constants) and, in short, in the card. */
 export interface GaussianReference {
@@ -37,6 +51,29 @@ export function referenceDistance(
   D: number,
   row: number,
 ): number {
+  return Math.min(...componentDistances(ref, features, D, row));
+}
+
+/** The index of the nearest centre (for the image reference: the training lab a crop looks most like). */
+export function nearestComponent(
+  ref: GaussianReference,
+  features: Float32Array,
+  D: number,
+  row: number,
+): number {
+  const d = componentDistances(ref, features, D, row);
+  let best = 0;
+  for (let c = 1; c < d.length; c++) if (d[c] < d[best]) best = c;
+  return best;
+}
+
+/** The distance of row `row` to every centre (referenceDistance is their minimum). */
+export function componentDistances(
+  ref: GaussianReference,
+  features: Float32Array,
+  D: number,
+  row: number,
+): Float64Array {
   const [start, end] = ref.columns;
   const d = end - start;
   const m = ref.invSqrtEig.length;
@@ -48,7 +85,7 @@ export function referenceDistance(
     if (xj === 0) continue;
     for (let i = 0; i < m; i++) p[i] += xj * ref.basis[j * m + i];
   }
-  let best = Infinity;
+  const out = new Float64Array(ref.components.length);
   for (let c = 0; c < ref.components.length; c++) {
     let total = 0;
     for (let j = 0; j < d; j++) total += (x[j] - ref.centers[c * d + j]) ** 2;
@@ -59,8 +96,26 @@ export function referenceDistance(
       projected += diff * diff;
       principal += (diff * ref.invSqrtEig[i]) ** 2;
     }
-    const dist = (principal + Math.max(0, total - projected) / ref.residualVariance) / d;
-    if (dist < best) best = dist;
+    out[c] = (principal + Math.max(0, total - projected) / ref.residualVariance) / d;
   }
-  return best;
+  return out;
+}
+
+/**
+ * The model file's `cell_distance` for one row: the Mahalanobis distance to the nearest class, or, where the
+ * block heads disagree more, their disagreement over the threshold of the lab the row looks most like, put on
+ * the Mahalanobis threshold's scale (`cellScale`), so one threshold serves both checks. The reference
+ * implementation of familiarity-graph.ts's graph.
+ */
+export function cellDistance(
+  refs: FamiliarityReferences,
+  features: Float32Array,
+  D: number,
+  row: number,
+): number {
+  const mahalanobis = referenceDistance(refs.cell, features, D, row);
+  const h = refs.disagreement;
+  if (!h) return mahalanobis;
+  const lab = nearestComponent(refs.image, features, D, row);
+  return Math.max(mahalanobis, (disagreementOf(h, features, D, row) / h.thresholds[lab]) * h.cellScale);
 }

@@ -225,6 +225,16 @@ export interface FamiliarityRecord {
   method: string;
   cell: FamiliarityCheck;
   image: FamiliarityCheck;
+  /**
+   * Block heads whose disagreement is part of `unfamiliar_cell` (model/disagreement.ts): the feature blocks
+   * they read and each training lab's threshold (the quantile of its validation cells' disagreement).
+   */
+  disagreement?: {
+    method: string;
+    quantile: number;
+    blocks: [number, number][];
+    thresholds: Record<string, number>;
+  };
   /** Share of validation images the familiarity checks flag, in all and by reason. */
   validation?: { n: number; reviewRate: number; byReason: Record<string, number> };
   /**

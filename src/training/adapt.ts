@@ -18,10 +18,16 @@ import {
   type StatsMismatch,
 } from '../model/alignment.js';
 import { cardPathFor } from '../model/classifier.js';
-import { referenceDistance, type GaussianReference } from '../model/familiarity.js';
+import {
+  cellDistance,
+  referenceDistance,
+  type FamiliarityReferences,
+  type GaussianReference,
+} from '../model/familiarity.js';
 import { appendFamiliarity, readFamiliarity } from '../model/familiarity-graph.js';
 import type { AdaptationRecord, FamiliarityCheck, ModelCard } from '../model/types.js';
-import { fitReference, quantile, referenceDistances } from './familiarity.js';
+import { fitReference, referenceDistances } from './familiarity.js';
+import { quantile } from './quantile.js';
 import {
   evenSample,
   loadCrops,
@@ -112,7 +118,7 @@ async function labImages(dirs: string[], max: number): Promise<{ files: string[]
 
 /** Lab rows each familiarity check flags, as shares. */
 function flaggedShares(
-  refs: { cell: GaussianReference; image: GaussianReference },
+  refs: FamiliarityReferences,
   t: { cell: number; image: number },
   x: Float32Array,
   n: number,
@@ -122,7 +128,7 @@ function flaggedShares(
   let cell = 0;
   for (let r = 0; r < n; r++) {
     if (referenceDistance(refs.image, x, d, r) > t.image) img++;
-    if (referenceDistance(refs.cell, x, d, r) > t.cell) cell++;
+    if (cellDistance(refs, x, d, r) > t.cell) cell++;
   }
   return { unfamiliarImage: img / n, unfamiliarCell: cell / n };
 }
@@ -268,7 +274,18 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
   if (fam && refs) {
     const d = after.length / n;
     const refit = refitImageReference(refs.image, fam.image, lab, after, n, d);
-    model = appendFamiliarity(model, { cell: refs.cell, image: refit.ref });
+    // One lab now, so one disagreement threshold: the parent's loosest, as no labels here can choose one.
+    const adapted: FamiliarityReferences = {
+      cell: refs.cell,
+      image: refit.ref,
+      ...(refs.disagreement && {
+        disagreement: {
+          ...refs.disagreement,
+          thresholds: Float32Array.of(Math.max(...refs.disagreement.thresholds)),
+        },
+      }),
+    };
+    model = appendFamiliarity(model, adapted);
     const held = new Float32Array(refit.heldOut.length * d);
     refit.heldOut.forEach((r, j) => held.set(after.subarray(r * d, (r + 1) * d), j * d));
     flagged = {
@@ -280,7 +297,7 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
         d,
       ),
       after: flaggedShares(
-        { cell: refs.cell, image: refit.ref },
+        adapted,
         thresholds(fam.cell.threshold, refit.threshold),
         held,
         refit.heldOut.length,
@@ -295,12 +312,21 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
         components: [lab],
         rank: refit.ref.invSqrtEig.length,
       },
+      ...(fam.disagreement && {
+        disagreement: {
+          ...fam.disagreement,
+          thresholds: { [lab]: Math.max(...Object.values(fam.disagreement.thresholds)) },
+        },
+      }),
     };
     familiarityNote =
       `unfamiliar_image: refitted on the lab's aligned images (one component, the lab; fitted on ` +
       `${n - refit.heldOut.length}, threshold the ${fam.image.quantile} quantile of the other ` +
       `${refit.heldOut.length} images' distances; no labels needed). unfamiliar_cell: the parent's ` +
-      'reference and threshold, unchanged (its class centres need labels).';
+      'reference and threshold, unchanged (its class centres need labels)' +
+      (refs.disagreement
+        ? "; the block heads' disagreement at the loosest of the parent's lab thresholds."
+        : '.');
   }
 
   const mism = mismatch[mismatch.length - 1];

@@ -4,7 +4,8 @@ import { appendReferenceDistance } from '../model/familiarity-graph.js';
 import { referenceDistance } from '../model/familiarity.js';
 import { GraphBuilder } from '../model/onnx/graph-builder.js';
 import { OnnxSession } from '../model/onnx/runtime.js';
-import { fitReference, quantile, referenceDistances } from './familiarity.js';
+import { fitReference, referenceDistances } from './familiarity.js';
+import { quantile } from './quantile.js';
 import { symmetricEigen, topEigen } from './linalg.js';
 
 /** n rows of D features: class c centred at 3·e_c, noise mostly in the first `spread` dimensions. */

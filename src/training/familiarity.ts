@@ -7,10 +7,12 @@
 import { DatasetError } from '../errors.js';
 import { createRng, shuffled } from '../imaging/random.js';
 import type { GaussianReference } from '../model/familiarity.js';
-import { referenceDistance } from '../model/familiarity.js';
-import type { FamiliarityReferences } from '../model/familiarity-graph.js';
+import { nearestComponent, referenceDistance } from '../model/familiarity.js';
+import type { FamiliarityReferences } from '../model/familiarity.js';
 import type { FamiliarityRecord } from '../model/types.js';
 import { topEigen } from './linalg.js';
+import { quantile } from './quantile.js';
+import { DISAGREEMENT_DEFAULTS, disagreementBlocks, fitDisagreement } from './disagreement.js';
 
 export interface FitReferenceOptions {
   columns: [number, number];
@@ -127,16 +129,6 @@ export function referenceDistances(
   return Float64Array.from(rows as ArrayLike<number>, (r) => referenceDistance(ref, features, D, r));
 }
 
-/** The q-quantile (0–1) of values, by linear interpolation between order statistics. */
-export function quantile(values: ArrayLike<number>, q: number): number {
-  const s = Float64Array.from(values).sort();
-  if (s.length === 0) return NaN;
-  const pos = q * (s.length - 1);
-  const lo = Math.floor(pos);
-  const hi = Math.min(s.length - 1, lo + 1);
-  return s[lo] + (s[hi] - s[lo]) * (pos - lo);
-}
-
 /** Backbone features of one view per image, with what each row is and which side of the split it is on. */
 export interface LabelledFeatures {
   /** n×d */
@@ -160,6 +152,9 @@ export const FAMILIARITY_DEFAULTS = {
   imageQuantile: 0.99,
   cellRank: 128,
   imageRank: 64,
+  /** Block-head disagreement as part of the cell check (training/disagreement.ts), where the blocks exist. */
+  disagreement: true,
+  disagreementQuantile: DISAGREEMENT_DEFAULTS.quantile,
 };
 
 /**
@@ -219,12 +214,34 @@ export function fitFamiliarity(
     opts.imageRank,
     opts.imageQuantile,
   );
+  // The block heads' disagreement joins the cell check where the backbone has the blocks (model/disagreement.ts).
+  const blocks = opts.disagreement ? disagreementBlocks(featureDims) : null;
+  const dis = blocks
+    ? fitDisagreement(
+        {
+          x: trainX,
+          n: train.length,
+          label: train.map((r) => f.label[r]),
+          source: train.map((r) => f.source[r]),
+        },
+        { x: valX, n: val.length },
+        f.d,
+        classes.length,
+        blocks,
+        image.ref,
+        cell.threshold,
+        { quantile: opts.disagreementQuantile },
+      )
+    : null;
   let flagged = 0;
-  const byReason = { unfamiliar_cell: 0, unfamiliar_image: 0 };
+  const byReason = { unfamiliar_cell: 0, unfamiliar_image: 0, disagreement: 0 };
   const valFlags = new Uint8Array(val.length);
   for (let j = 0; j < val.length; j++) {
-    const c = cell.distances[j] > cell.threshold;
+    const lab = dis ? nearestComponent(image.ref, valX, f.d, j) : 0;
+    const disagrees = dis !== null && dis.validation[j] > dis.heads.thresholds[lab];
+    const c = cell.distances[j] > cell.threshold || disagrees;
     const i = image.distances[j] > image.threshold;
+    if (disagrees) byReason.disagreement++;
     if (c) byReason.unfamiliar_cell++;
     if (i) byReason.unfamiliar_image++;
     if (c || i) {
@@ -241,19 +258,34 @@ export function fitFamiliarity(
   });
   return {
     val: { rows: val, flagged: valFlags },
-    references: { cell: cell.ref, image: image.ref },
+    references: dis
+      ? { cell: cell.ref, image: image.ref, disagreement: dis.heads }
+      : { cell: cell.ref, image: image.ref },
     record: {
       method:
         'Mahalanobis distance to the nearest class centre (all features) and to the nearest training lab ' +
         '(first two feature blocks), shared covariance kept as its top eigenvectors plus one residual variance',
       cell: check(cell, opts.cellQuantile),
       image: check(image, opts.imageQuantile),
+      ...(dis && {
+        disagreement: {
+          method:
+            'mean pairwise total-variation distance between softmax heads on feature blocks ' +
+            blocks!.map(([a, b]) => `[${a}, ${b})`).join(', ') +
+            `, threshold the ${opts.disagreementQuantile} quantile of each training lab's validation cells ` +
+            '(lab: the nearest image-reference component); part of unfamiliar_cell',
+          quantile: opts.disagreementQuantile,
+          blocks: blocks!,
+          thresholds: Object.fromEntries(image.ref.components.map((c, i) => [c, dis.heads.thresholds[i]])),
+        },
+      }),
       validation: {
         n: val.length,
         reviewRate: flagged / val.length,
         byReason: {
           unfamiliar_cell: byReason.unfamiliar_cell / val.length,
           unfamiliar_image: byReason.unfamiliar_image / val.length,
+          ...(dis && { disagreement: byReason.disagreement / val.length }),
         },
       },
     },

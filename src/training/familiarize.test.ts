@@ -68,6 +68,14 @@ describe.skipIf(!!SKIP)(`familiarity round trip${SKIP ? ` — skipped: ${SKIP}` 
     expect(f.cell.columns).toEqual([0, 2192]);
     expect(f.image.columns).toEqual([0, 336]);
     expect(f.cell.threshold).toBeGreaterThan(0);
+    // The block heads' disagreement, thresholded for the one training lab.
+    expect(f.disagreement!.blocks).toEqual([
+      [0, 336],
+      [336, 912],
+      [912, 2192],
+    ]);
+    expect(f.disagreement!.thresholds.data).toBeGreaterThan(0);
+    expect(f.validation!.byReason.disagreement).toBeLessThanOrEqual(0.1);
     // Each check alone flags about 1 − its quantile of validation images: a handful at most here.
     expect(f.validation!.reviewRate).toBeLessThanOrEqual(0.15);
     // The review budget: the confidence threshold only ever goes down, and the lab stays within 10 %.

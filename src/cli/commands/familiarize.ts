@@ -92,10 +92,21 @@ export function printFamiliarity(f: FamiliarityRecord, reviewThreshold: number, 
       `distance to their nearest class; an image beyond the ${pct(f.image.quantile)} point of their distance ` +
       `to the nearest training lab (${f.image.components.join(', ')}).`,
   );
+  if (f.disagreement)
+    io.out(
+      `A cell is also unfamiliar where the block heads disagree beyond the ${pct(f.disagreement.quantile)} ` +
+        `point of its lab's validation cells (${Object.entries(f.disagreement.thresholds)
+          .map(([lab, t]) => `${lab} ${t.toFixed(3)}`)
+          .join(', ')}).`,
+    );
   if (v)
     io.out(
       `On ${v.n} validation images they flag ${pct(v.reviewRate)} ` +
-        `(unfamiliar cell ${pct(v.byReason.unfamiliar_cell ?? 0)}, unfamiliar image ${pct(v.byReason.unfamiliar_image ?? 0)}).`,
+        `(unfamiliar cell ${pct(v.byReason.unfamiliar_cell ?? 0)}` +
+        (v.byReason.disagreement !== undefined
+          ? `, of which disagreement ${pct(v.byReason.disagreement)}`
+          : '') +
+        `, unfamiliar image ${pct(v.byReason.unfamiliar_image ?? 0)}).`,
     );
   const b = f.reviewBudget;
   if (b)

@@ -8,11 +8,7 @@ import { createRng } from '../imaging/random.js';
 import { OUTPUTS } from '../model/classifier-graph.js';
 import { disagreementOf } from '../model/disagreement.js';
 import { cellDistance, nearestComponent, referenceDistance } from '../model/familiarity.js';
-import {
-  appendFamiliarity,
-  readFamiliarity,
-  shiftFamiliarityMeans,
-} from '../model/familiarity-graph.js';
+import { appendFamiliarity, readFamiliarity, shiftFamiliarityMeans } from '../model/familiarity-graph.js';
 import { GraphBuilder } from '../model/onnx/graph-builder.js';
 import { OnnxSession } from '../model/onnx/runtime.js';
 import { disagreementBlocks } from './disagreement.js';

@@ -41,6 +41,7 @@ describe.skipIf(!canRunWebE2e())('web UI end to end (Chromium): about', () => {
     expect(text).toContain(
       card.familiarity ? 'unlike the cell types it knows' : 'This model has no familiarity checks',
     );
+    if (card.familiarity?.disagreement) expect(text).toContain('three views of the cell');
     expect(await page.locator('.site-nav a[data-route="about"]').getAttribute('aria-current')).toBe('page');
     await page.screenshot({ path: path.join(SHOT_DIR, 'about.png'), fullPage: true });
   });

@@ -122,7 +122,10 @@ function aboutSections(card: ModelCard): HTMLElement[] {
               h(
                 'li',
                 null,
-                `${REASON_TEXT.unfamiliar_cell}: beyond the ${formatPercent(f.cell.quantile)} point of validation cells' distance to their class`,
+                `${REASON_TEXT.unfamiliar_cell}: beyond the ${formatPercent(f.cell.quantile)} point of validation cells' distance to their class` +
+                  (f.disagreement
+                    ? `, or where three views of the cell (early, middle and late features) disagree on its class beyond the ${formatPercent(f.disagreement.quantile)} point of its lab's validation cells`
+                    : ''),
               ),
               h(
                 'li',

@@ -88,7 +88,14 @@ export const AuditEntry = Type.Object(
     action: stringEnum(AUDIT_ACTIONS),
     targetType: stringEnum(AUDIT_TARGETS),
     targetId: Type.String(),
-    detail: Type.String({ description: 'A delete’s reason, a review’s label, an export’s filter…' }),
+    detail: Type.String({
+      description:
+        'A delete’s reason, a review’s label, an export’s filter, why a sign-in failed (never a password)…',
+    }),
+    ip: nullableString({
+      description:
+        'The client address it came from (behind TRUST_PROXY, the forwarded one); null from the CLI.',
+    }),
   },
   { $id: 'AuditEntry', description: 'One append-only record of who did what, when, to what.' },
 );

@@ -65,6 +65,7 @@ describe('hematovision users and tokens', () => {
         'cli user.create north',
         'cli user.create rev',
         `cli token.create ${id}`,
+        'north sign-in north',
         `cli token.revoke ${id}`,
         'cli user.disable north',
       ]);

@@ -46,6 +46,8 @@ export interface NewAuditEntry {
   targetId: string;
   /** Free text: a delete's reason, a review's label, an export's filter. */
   detail?: string;
+  /** The client address of the request (null or absent: not from a request, e.g. the CLI). */
+  ip?: string | null;
 }
 
 export type AuditEntry = Required<NewAuditEntry> & { id: number; at: string };

@@ -82,10 +82,23 @@ export function accountsContract(
       detail: 'wrong patient',
     });
     await store.accounts.audit({ actor: 'bob', action: 'sign', targetType: 'specimen', targetId: 'S1' });
+    // A failed sign-in: who was tried (the target), from where; the actor is nobody yet.
+    await store.accounts.audit({
+      actor: 'anonymous',
+      action: 'sign-in.failed',
+      targetType: 'user',
+      targetId: 'bob',
+      detail: 'wrong password',
+      ip: '203.0.113.7',
+    });
     const all = await store.accounts.auditEntries({ limit: 10, offset: 0 });
-    expect(all.total).toBe(3);
-    expect(all.entries.map((e) => e.action)).toEqual(['sign', 'delete', 'create']);
-    expect(all.entries[1]).toMatchObject({
+    expect(all.total).toBe(4);
+    expect(all.entries.map((e) => e.action)).toEqual(['sign-in.failed', 'sign', 'delete', 'create']);
+    expect(all.entries[0]).toMatchObject({ actor: 'anonymous', targetId: 'bob', ip: '203.0.113.7' });
+    const failed = await store.accounts.auditEntries({ action: 'sign-in.failed', limit: 10, offset: 0 });
+    expect(failed.entries.map((e) => e.targetId)).toEqual(['bob']);
+    expect(all.entries[2]).toMatchObject({
+      ip: null,
       actor: 'ana',
       targetType: 'case',
       targetId: 'c1',
@@ -97,7 +110,7 @@ export function accountsContract(
     // Append-only in the database itself, not only in the store's code.
     await expect(runSql("UPDATE audit_log SET actor = 'mallory'")).rejects.toThrow(/append-only/);
     await expect(runSql('DELETE FROM audit_log')).rejects.toThrow(/append-only/);
-    expect((await store.accounts.auditEntries({ limit: 10, offset: 0 })).total).toBe(3);
+    expect((await store.accounts.auditEntries({ limit: 10, offset: 0 })).total).toBe(4);
   });
 
   it('stamps cases and specimens with their clinic and filters by it', async () => {

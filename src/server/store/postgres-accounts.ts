@@ -152,8 +152,8 @@ export class PostgresAccountStore implements AccountStore {
 
   async audit(entry: NewAuditEntry): Promise<void> {
     await this.pool.query(
-      `INSERT INTO audit_log (at, actor, action, target_type, target_id, detail)
-       VALUES ($1, $2, $3, $4, $5, $6)`,
+      `INSERT INTO audit_log (at, actor, action, target_type, target_id, detail, ip)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
       [
         new Date().toISOString(),
         entry.actor,
@@ -161,6 +161,7 @@ export class PostgresAccountStore implements AccountStore {
         entry.targetType,
         entry.targetId,
         entry.detail ?? '',
+        entry.ip ?? null,
       ],
     );
   }
@@ -181,7 +182,7 @@ export class PostgresAccountStore implements AccountStore {
       this.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM audit_log ${where}`, params),
       this.pool.query<AuditEntry>(
         `SELECT id::int AS id, ${isoText('at')} AS at, actor, action, target_type AS "targetType",
-           target_id AS "targetId", detail
+           target_id AS "targetId", detail, ip
          FROM audit_log ${where} ORDER BY id DESC LIMIT $${n + 1} OFFSET $${n + 2}`,
         [...params, filter.limit, filter.offset],
       ),

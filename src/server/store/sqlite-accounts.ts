@@ -174,7 +174,8 @@ export class SqliteAccountStore implements AccountStore {
   async audit(entry: NewAuditEntry): Promise<void> {
     this.db
       .prepare(
-        `INSERT INTO audit_log (at, actor, action, target_type, target_id, detail) VALUES (?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO audit_log (at, actor, action, target_type, target_id, detail, ip)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         new Date().toISOString(),
@@ -183,6 +184,7 @@ export class SqliteAccountStore implements AccountStore {
         entry.targetType,
         entry.targetId,
         entry.detail ?? '',
+        entry.ip ?? null,
       );
   }
 
@@ -191,7 +193,7 @@ export class SqliteAccountStore implements AccountStore {
     const total = this.db.prepare(`SELECT count(*) FROM audit_log ${where}`).pluck().get(params) as number;
     const entries = this.db
       .prepare(
-        `SELECT id, at, actor, action, target_type AS targetType, target_id AS targetId, detail
+        `SELECT id, at, actor, action, target_type AS targetType, target_id AS targetId, detail, ip
          FROM audit_log ${where} ORDER BY id DESC LIMIT @limit OFFSET @offset`,
       )
       .all({ ...params, limit: filter.limit, offset: filter.offset }) as AuditEntry[];

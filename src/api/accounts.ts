@@ -71,6 +71,18 @@ export const NewUser = Type.Object(
   { additionalProperties: false },
 );
 
+export const PasswordChange = Type.Object(
+  {
+    currentPassword: Type.String({
+      minLength: 1,
+      maxLength: 1024,
+      description: 'The password the account signs in with now.',
+    }),
+    newPassword: Type.String({ ...PASSWORD, description: `At least ${PASSWORD_MIN} characters.` }),
+  },
+  { additionalProperties: false },
+);
+
 export const UserPatch = Type.Object(
   { disabled: Type.Boolean({ description: 'A disabled account cannot sign in; its sessions end.' }) },
   { additionalProperties: false },
@@ -137,5 +149,6 @@ export type SessionStateJson = Static<typeof SessionState>;
 export type SignInBodyJson = Static<typeof SignInBody>;
 export type SetupBodyJson = Static<typeof SetupBody>;
 export type NewUserJson = Static<typeof NewUser>;
+export type PasswordChangeJson = Static<typeof PasswordChange>;
 export type AuditEntryJson = Static<typeof AuditEntry>;
 export type AuditListJson = Static<typeof AuditList>;

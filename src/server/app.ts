@@ -18,6 +18,7 @@ import { installErrorHandlers } from './http-errors.js';
 import { DEFAULT_RATE_LIMITS, httpServerFactory, installHygiene, type RateLimits } from './hygiene.js';
 import { openapiOptions } from './openapi.js';
 import { accountRoutes } from './routes/accounts.js';
+import { passwordRoutes } from './routes/password.js';
 import { caseRoutes } from './routes/cases.js';
 import { predictRoutes } from './routes/predict.js';
 import { readyRoutes } from './routes/ready.js';
@@ -237,6 +238,7 @@ async function assemble(
   const schemas = routeSchemas({ classes: vision.card.classes, maxFiles, maxFileBytes });
   await app.register(serviceRoutes, { prefix: API, vision, schemas, tta });
   await app.register(accountRoutes, { prefix: API, store });
+  await app.register(passwordRoutes, { prefix: API, store });
   await app.register(readyRoutes, {
     prefix: API,
     store,

@@ -130,6 +130,16 @@ async function authenticate(request: FastifyRequest, accounts: AccountStore): Pr
 }
 
 /**
+ * The sha256 of the session the request was authenticated by (as authenticate() chooses: a bearer token
+ * wins), or undefined when it came with a token or no session.
+ */
+export function sessionOf(request: FastifyRequest): string | undefined {
+  if (request.headers.authorization !== undefined) return undefined;
+  const secret = request.cookies[SESSION_COOKIE];
+  return secret ? sha256Hex(secret) : undefined;
+}
+
+/**
  * Who a review or sign-off is by: the signed-in account's display name when accounts are on (a name in the
  * request is refused: it could be anyone's), the typed name when they are off.
  */

@@ -16,11 +16,10 @@ import {
   UserParams,
   UserPatch,
   Account as AccountSchema,
-  SESSION_COOKIE,
 } from '../../api/index.js';
 import { ref } from '../../api/shapes.js';
 import { HematoError } from '../../errors.js';
-import { actor } from '../auth/guard.js';
+import { actor, sessionOf } from '../auth/guard.js';
 import { sha256Hex, verifyPassword } from '../auth/secrets.js';
 import { createAccount } from '../auth/users.js';
 import type { Account, CaseStore } from '../store/index.js';
@@ -112,8 +111,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ store: CaseStore }> = as
     },
     async (request, reply) => {
       // The session's account, looked up (by the guard) before the session ends; a bearer token has none.
-      const fromSession = request.cookies[SESSION_COOKIE] !== undefined && !request.headers.authorization;
-      const account = auth.enabled && fromSession ? request.account : null;
+      const account = auth.enabled && sessionOf(request) !== undefined ? request.account : null;
       await auth.endSession(request, reply);
       if (account)
         await accounts.audit({

@@ -55,6 +55,28 @@ export function accountsContract(
     expect((await accounts.findUser('dee'))?.disabled).toBe(true);
   });
 
+  it('replaces a password hash and ends every other session of that user, not its tokens', async () => {
+    const { accounts } = await open();
+    const u = (await accounts.addUser(user('fay', 'reviewer')))!;
+    const v = (await accounts.addUser(user('gus', 'reviewer')))!;
+    const later = new Date(Date.now() + 60_000).toISOString();
+    for (const s of ['1', '2', '3']) await accounts.addSession(u.id, s.repeat(64), later);
+    await accounts.addSession(v.id, '4'.repeat(64), later);
+    await accounts.addToken(u.id, { id: 'tok-f', sha256: '5'.repeat(64), name: 'script' });
+    expect(await accounts.setPassword('FAY', 'new-hash', '2'.repeat(64))).toBe(true);
+    expect((await accounts.findUser('fay'))?.passwordHash).toBe('new-hash');
+    expect(await accounts.sessionUser('1'.repeat(64))).toBeUndefined();
+    expect((await accounts.sessionUser('2'.repeat(64)))?.name).toBe('fay');
+    expect(await accounts.sessionUser('3'.repeat(64))).toBeUndefined();
+    expect((await accounts.sessionUser('4'.repeat(64)))?.name).toBe('gus');
+    expect((await accounts.tokenUser('5'.repeat(64)))?.name).toBe('fay');
+    // Without a session to keep (an admin's reset): all of them end.
+    expect(await accounts.setPassword('fay', 'reset-hash')).toBe(true);
+    expect(await accounts.sessionUser('2'.repeat(64))).toBeUndefined();
+    expect((await accounts.findUser('gus'))?.passwordHash).toBe('hash-of-gus');
+    expect(await accounts.setPassword('nobody', 'x')).toBe(false);
+  });
+
   it('finds a token user until the token is revoked or the user disabled', async () => {
     const { accounts } = await open();
     const u = (await accounts.addUser(user('eve', 'clinic', 'South')))!;

@@ -93,6 +93,17 @@ export class PostgresAccountStore implements AccountStore {
     return rows.length > 0;
   }
 
+  async setPassword(name: string, passwordHash: string, keepSessionSha256 = ''): Promise<boolean> {
+    // One statement: the new hash and the end of the other sessions commit together.
+    const { rows } = await this.pool.query<{ id: string }>(
+      `WITH u AS (UPDATE users SET password_hash = $2 WHERE lower(name) = lower($1) RETURNING id),
+         s AS (DELETE FROM sessions WHERE user_id IN (SELECT id FROM u) AND token_sha256 <> $3)
+       SELECT id FROM u`,
+      [name, passwordHash, keepSessionSha256],
+    );
+    return rows.length > 0;
+  }
+
   async addSession(userId: string, tokenSha256: string, expiresAt: string): Promise<void> {
     await this.pool.query('DELETE FROM sessions WHERE expires_at <= now()');
     await this.pool.query(

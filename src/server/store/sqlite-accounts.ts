@@ -113,6 +113,19 @@ export class SqliteAccountStore implements AccountStore {
     })();
   }
 
+  async setPassword(name: string, passwordHash: string, keepSessionSha256 = ''): Promise<boolean> {
+    return this.db.transaction(() => {
+      const id = this.db.prepare('SELECT id FROM users WHERE name = ?').pluck().get(name) as
+        string | undefined;
+      if (!id) return false;
+      this.db.prepare('UPDATE users SET password_hash = ? WHERE id = ?').run(passwordHash, id);
+      this.db
+        .prepare('DELETE FROM sessions WHERE user_id = ? AND token_sha256 <> ?')
+        .run(id, keepSessionSha256);
+      return true;
+    })();
+  }
+
   async addSession(userId: string, tokenSha256: string, expiresAt: string): Promise<void> {
     const now = new Date().toISOString();
     this.db.transaction(() => {

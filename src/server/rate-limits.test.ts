@@ -109,6 +109,18 @@ describe('sign-in brute force', () => {
     expect(failed.total).toBe(3);
   });
 
+  it('limits sign-in attempts per address whatever the names (one password sprayed over many)', async () => {
+    await start({ signInMax: 3, signInAddressMax: 4 });
+    for (const name of ['ann', 'ben', 'cat', 'dan'])
+      expect((await signIn(name, 'Summer2026!!', NAT)).statusCode).toBe(401);
+    const blocked = await signIn('north', PASSWORD, NAT);
+    expect(blocked.statusCode).toBe(429);
+    expect(blocked.json().message).toMatch(
+      /^Too many sign-in attempts from this address: at most 4 per 15 min/,
+    );
+    expect((await signIn('north', PASSWORD, '203.0.113.5')).statusCode).toBe(200);
+  });
+
   it('limits password changes per account (a session left open is no password oracle)', async () => {
     await start({ signInMax: 2 });
     const headers = { authorization: `Bearer ${await token('north')}` };
@@ -129,16 +141,22 @@ describe('sign-in brute force', () => {
 });
 
 describe('settings', () => {
-  it('reads SIGN_IN_LIMIT beside RATE_LIMIT and PREDICT_RATE_LIMIT; RATE_LIMIT=0 turns all off', () => {
+  it('reads SIGN_IN_LIMIT and SIGN_IN_ADDRESS_LIMIT beside RATE_LIMIT and PREDICT_RATE_LIMIT', () => {
     expect(hardeningFromEnv({}).rateLimits).toEqual(DEFAULT_RATE_LIMITS);
-    expect(
-      hardeningFromEnv({ RATE_LIMIT: '50', PREDICT_RATE_LIMIT: '5', SIGN_IN_LIMIT: '4' }).rateLimits,
-    ).toEqual({
+    const env = {
+      RATE_LIMIT: '50',
+      PREDICT_RATE_LIMIT: '5',
+      SIGN_IN_LIMIT: '4',
+      SIGN_IN_ADDRESS_LIMIT: '40',
+    };
+    expect(hardeningFromEnv(env).rateLimits).toEqual({
       ...DEFAULT_RATE_LIMITS,
       max: 50,
       predictMax: 5,
       signInMax: 4,
+      signInAddressMax: 40,
     });
+    // RATE_LIMIT=0 turns every limit off.
     expect(hardeningFromEnv({ RATE_LIMIT: '0' }).rateLimits).toBe(false);
     expect(() => hardeningFromEnv({ SIGN_IN_LIMIT: '0' })).toThrow(
       /SIGN_IN_LIMIT must be a number of at least 1/,

@@ -2,7 +2,7 @@
  * Rate limits (@fastify/rate-limit, in each process's memory): a budget per signed-in account, or per client
  * address for anonymous requests, so one account cannot use up another's and a clinic's shared NAT address
  * is not one bucket for all its accounts; predict has its own, stricter budget. Sign-in attempts are limited
- * per login name and address (brute force), password changes per account.
+ * per login name and address (brute force) and per address (spraying), password changes per account.
  *
  * The general limit runs inside the guard (auth/guard.ts), once the account is known and before a 401, so
  * requests with bad credentials are counted too (by address).
@@ -20,6 +20,8 @@ export interface RateLimits {
   windowMs: number;
   /** Sign-in attempts per login name and address (and password changes per account) per signInWindowMs. */
   signInMax: number;
+  /** Sign-in attempts per address, whatever the names (one password tried on many names), per signInWindowMs. */
+  signInAddressMax: number;
   signInWindowMs: number;
 }
 
@@ -28,16 +30,44 @@ export const DEFAULT_RATE_LIMITS: RateLimits = {
   predictMax: 120,
   windowMs: 60_000,
   signInMax: 10,
+  // A clinic's staff behind one NAT address sign in through it: far above what they need, far below what
+  // spraying many names (each an argon2 check) would.
+  signInAddressMax: 100,
   signInWindowMs: 15 * 60_000,
 };
 
-/** Operations that check a password: each attempt counts against the sign-in budget, before the check. */
-const PASSWORD_CHECKS: Record<string, (request: FastifyRequest) => string> = {
-  // Per name and address: a guesser elsewhere cannot lock the name's owner out.
-  signIn: (request) =>
-    `sign-in:${normalizeIP(request.ip)}:${(request.body as { name: string }).name.trim().toLowerCase()}`,
+interface AttemptBudget {
+  key: (request: FastifyRequest) => string;
+  max: (limits: RateLimits) => number;
+  /** What is limited, for the refusal. */
+  what: string;
+}
+
+const loginName = (request: FastifyRequest) => (request.body as { name: string }).name.trim().toLowerCase();
+
+/** Operations that check a password: each attempt counts against these budgets, before the check. */
+const PASSWORD_CHECKS: Record<string, AttemptBudget[]> = {
+  signIn: [
+    // Per name and address: a guesser elsewhere cannot lock the name's owner out.
+    {
+      key: (request) => `sign-in:${normalizeIP(request.ip)}:${loginName(request)}`,
+      max: (limits) => limits.signInMax,
+      what: 'sign-in attempts for this name from this address',
+    },
+    {
+      key: (request) => `sign-in:${normalizeIP(request.ip)}`,
+      max: (limits) => limits.signInAddressMax,
+      what: 'sign-in attempts from this address',
+    },
+  ],
   // Per account: a session left open must not become a password oracle.
-  changePassword: (request) => `password:${request.account?.id ?? normalizeIP(request.ip)}`,
+  changePassword: [
+    {
+      key: (request) => `password:${request.account?.id ?? normalizeIP(request.ip)}`,
+      max: (limits) => limits.signInMax,
+      what: 'password changes',
+    },
+  ],
 };
 
 /** The budget a request counts against: its account's when signed in (accounts on), else its address's. */
@@ -68,26 +98,32 @@ export async function installRateLimits(
   app.addHook('onRoute', (route: RouteOptions) => {
     const id = (route.schema as { operationId?: string } | undefined)?.operationId;
     if (id === undefined || !Object.hasOwn(PASSWORD_CHECKS, id)) return;
-    const signIn = app.createRateLimit({
-      timeWindow: limits.signInWindowMs,
-      max: limits.signInMax,
-      keyGenerator: PASSWORD_CHECKS[id],
-    });
+    const budgets = PASSWORD_CHECKS[id].map((budget) => ({
+      ...budget,
+      max: budget.max(limits),
+      limiter: app.createRateLimit({
+        timeWindow: limits.signInWindowMs,
+        max: budget.max(limits),
+        keyGenerator: budget.key,
+      }),
+    }));
     // After validation (the name is in the body), before the handler checks the password.
     const hooks = route.preHandler === undefined ? [] : [route.preHandler].flat();
     route.preHandler = [
       ...hooks,
       async (request, reply) => {
-        // Counted before the check, so attempts sent all at once are counted all the same.
-        const state = await signIn(request);
-        if (state.isAllowed || !state.isExceeded) return;
+        // Every budget counts the attempt before the check, so attempts sent all at once count all the same.
+        const states = await Promise.all(budgets.map((b) => b.limiter(request)));
+        const over = budgets.findIndex((_, i) => {
+          const state = states[i];
+          return !state.isAllowed && state.isExceeded;
+        });
+        if (over < 0) return;
+        const state = states[over];
         refuse(
           reply,
-          state.ttlInSeconds,
-          id === 'signIn'
-            ? `Too many sign-in attempts for this name from this address: at most ${limits.signInMax} per ` +
-                `${minutes(limits.signInWindowMs)}.`
-            : `Too many password changes: at most ${limits.signInMax} per ${minutes(limits.signInWindowMs)}.`,
+          state.isAllowed ? 0 : state.ttlInSeconds,
+          `Too many ${budgets[over].what}: at most ${budgets[over].max} per ${minutes(limits.signInWindowMs)}.`,
           'too_many_attempts',
         );
       },

@@ -71,6 +71,18 @@ export const NewUser = Type.Object(
   { additionalProperties: false },
 );
 
+export const PasswordChange = Type.Object(
+  {
+    currentPassword: Type.String({
+      minLength: 1,
+      maxLength: 1024,
+      description: 'The password the account signs in with now.',
+    }),
+    newPassword: Type.String({ ...PASSWORD, description: `At least ${PASSWORD_MIN} characters.` }),
+  },
+  { additionalProperties: false },
+);
+
 export const UserPatch = Type.Object(
   { disabled: Type.Boolean({ description: 'A disabled account cannot sign in; its sessions end.' }) },
   { additionalProperties: false },
@@ -88,7 +100,14 @@ export const AuditEntry = Type.Object(
     action: stringEnum(AUDIT_ACTIONS),
     targetType: stringEnum(AUDIT_TARGETS),
     targetId: Type.String(),
-    detail: Type.String({ description: 'A delete’s reason, a review’s label, an export’s filter…' }),
+    detail: Type.String({
+      description:
+        'A delete’s reason, a review’s label, an export’s filter, why a sign-in failed (never a password)…',
+    }),
+    ip: nullableString({
+      description:
+        'The client address it came from (behind TRUST_PROXY, the forwarded one); null from the CLI.',
+    }),
   },
   { $id: 'AuditEntry', description: 'One append-only record of who did what, when, to what.' },
 );
@@ -130,5 +149,6 @@ export type SessionStateJson = Static<typeof SessionState>;
 export type SignInBodyJson = Static<typeof SignInBody>;
 export type SetupBodyJson = Static<typeof SetupBody>;
 export type NewUserJson = Static<typeof NewUser>;
+export type PasswordChangeJson = Static<typeof PasswordChange>;
 export type AuditEntryJson = Static<typeof AuditEntry>;
 export type AuditListJson = Static<typeof AuditList>;

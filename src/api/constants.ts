@@ -43,6 +43,11 @@ export const AUDIT_ACTIONS = [
   'user.enable',
   'token.create',
   'token.revoke',
+  'sign-in',
+  'sign-in.failed',
+  'sign-out',
+  'password.change',
+  'password.reset',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 export const AUDIT_TARGETS = ['case', 'cases', 'specimen', 'user', 'token'] as const;

@@ -65,9 +65,42 @@ describe('hematovision users and tokens', () => {
         'cli user.create north',
         'cli user.create rev',
         `cli token.create ${id}`,
+        'north sign-in north',
         `cli token.revoke ${id}`,
         'cli user.disable north',
       ]);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('resets a password (users password): the new one signs in, the old one and its sessions do not', async () => {
+    const data = ['--data-dir', dir];
+    const add = await runCli(['users', 'add', 'rev', '--role', 'reviewer', ...data]);
+    const old = /Password \(shown once[^)]*\): (\S+)/.exec(add.stdout)![1];
+    const app = await buildApp({ vision: fakeVision(), dataDir: dir, webDir: join(dir, 'no-web') });
+    try {
+      const signIn = (password: string) =>
+        app.inject({ method: 'POST', url: '/api/v1/session', payload: { name: 'rev', password } });
+      const before = await signIn(old);
+      expect(before.statusCode).toBe(200);
+      const cookie = `hv_session=${before.cookies[0].value}`;
+
+      const reset = await runCli(['users', 'password', 'REV', ...data]);
+      expect(reset.code, reset.stderr).toBe(0);
+      expect(reset.stdout).toContain('Set the password of "rev"; its sessions ended');
+      const fresh = /Password \(shown once\): (\S+)/.exec(reset.stdout)![1];
+      expect(fresh).not.toBe(old);
+      expect((await app.inject({ url: '/api/v1/cases', headers: { cookie } })).statusCode).toBe(401);
+      expect((await signIn(old)).statusCode).toBe(401);
+      expect((await signIn(fresh)).statusCode).toBe(200);
+      expectCleanFailure(await runCli(['users', 'password', 'nobody', ...data]), /No account "nobody"/);
+      const audit = await app.caseStore.accounts.auditEntries({
+        action: 'password.reset',
+        limit: 5,
+        offset: 0,
+      });
+      expect(audit.entries).toMatchObject([{ actor: 'cli', targetId: 'rev', ip: null }]);
     } finally {
       await app.close();
     }

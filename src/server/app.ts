@@ -15,9 +15,11 @@ import { clientErrorHandler, DEFAULT_MAX_CONNECTIONS, limitConnections } from '.
 import { lockDataDir, type DataLock } from './data-lock.js';
 import { installGuard } from './auth/guard.js';
 import { installErrorHandlers } from './http-errors.js';
-import { DEFAULT_RATE_LIMITS, httpServerFactory, installHygiene, type RateLimits } from './hygiene.js';
+import { httpServerFactory, installHygiene } from './hygiene.js';
+import { DEFAULT_RATE_LIMITS, installRateLimits, type RateLimits } from './rate-limits.js';
 import { openapiOptions } from './openapi.js';
 import { accountRoutes } from './routes/accounts.js';
+import { passwordRoutes } from './routes/password.js';
 import { caseRoutes } from './routes/cases.js';
 import { predictRoutes } from './routes/predict.js';
 import { readyRoutes } from './routes/ready.js';
@@ -68,8 +70,8 @@ export interface AppOptions {
   batchPixels?: number;
   /** Host header values served (`name` or `name:port`); default localhost and the listen address. */
   allowedHosts?: string[];
-  /** Per-IP rate limits (default DEFAULT_RATE_LIMITS); false: none. */
-  rateLimits?: RateLimits | false;
+  /** Rate limits per account or client address, and of sign-in attempts (default DEFAULT_RATE_LIMITS); false: none. */
+  rateLimits?: Partial<RateLimits> | false;
   /** Bytes of one whole upload request (default 100 MB), refused from its Content-Length before reading. */
   maxRequestBytes?: number;
   /** Milliseconds for a whole request (headers and body) to arrive (default 120 s); then 408 and closed. */
@@ -194,12 +196,15 @@ async function assemble(
   installErrorHandlers(app, { maxFiles, maxFileBytes });
   await installHygiene(app, {
     allowedHosts: options.allowedHosts,
-    rateLimits: options.rateLimits ?? DEFAULT_RATE_LIMITS,
     maxRequestBytes: options.maxRequestBytes ?? 100 * 1024 * 1024,
     requestTimeoutMs: options.requestTimeoutMs ?? 120_000,
   });
+  const limit =
+    options.rateLimits === false
+      ? undefined
+      : await installRateLimits(app, { ...DEFAULT_RATE_LIMITS, ...options.rateLimits });
   // Before any route: the guard gives each route its access level as it is added.
-  await installGuard(app, { enabled: options.auth !== 'off', accounts: store.accounts });
+  await installGuard(app, { enabled: options.auth !== 'off', accounts: store.accounts, limit });
 
   await app.register(helmet, {
     // Sent only to clients that came over TLS (hygiene.ts).
@@ -237,6 +242,7 @@ async function assemble(
   const schemas = routeSchemas({ classes: vision.card.classes, maxFiles, maxFileBytes });
   await app.register(serviceRoutes, { prefix: API, vision, schemas, tta });
   await app.register(accountRoutes, { prefix: API, store });
+  await app.register(passwordRoutes, { prefix: API, store });
   await app.register(readyRoutes, {
     prefix: API,
     store,

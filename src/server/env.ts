@@ -2,7 +2,7 @@
 import { HematoError } from '../errors.js';
 import type { AppOptions } from './app.js';
 import { DEFAULT_MAX_CONNECTIONS } from './connections.js';
-import { DEFAULT_RATE_LIMITS } from './hygiene.js';
+import { DEFAULT_RATE_LIMITS } from './rate-limits.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -19,7 +19,9 @@ export type HardeningOptions = Pick<
 
 /**
  * ALLOWED_HOSTS (comma-separated `name` or `name:port`), RATE_LIMIT and PREDICT_RATE_LIMIT (requests per
- * minute per client IP; RATE_LIMIT=0 turns both off), MAX_REQUEST_MB, REQUEST_TIMEOUT (seconds), MIN_FREE_MB,
+ * minute per signed-in account, or per client IP when anonymous), SIGN_IN_LIMIT and SIGN_IN_ADDRESS_LIMIT
+ * (sign-in attempts per 15 min per login name and client IP, and per client IP; RATE_LIMIT=0 turns all
+ * off), MAX_REQUEST_MB, REQUEST_TIMEOUT (seconds), MIN_FREE_MB,
  * TRUST_PROXY=1, MAX_CONNECTIONS.
  */
 export function hardeningFromEnv(env: Env): HardeningOptions {
@@ -28,12 +30,14 @@ export function hardeningFromEnv(env: Env): HardeningOptions {
     .filter(Boolean);
   const max = number(env, 'RATE_LIMIT', DEFAULT_RATE_LIMITS.max, 0);
   const predictMax = number(env, 'PREDICT_RATE_LIMIT', DEFAULT_RATE_LIMITS.predictMax, 1);
+  const signInMax = number(env, 'SIGN_IN_LIMIT', DEFAULT_RATE_LIMITS.signInMax, 1);
+  const signInAddressMax = number(env, 'SIGN_IN_ADDRESS_LIMIT', DEFAULT_RATE_LIMITS.signInAddressMax, 1);
   const trust = env.TRUST_PROXY ?? '';
   if (!['', '0', '1'].includes(trust))
     throw new HematoError(`TRUST_PROXY must be 1 or 0, not "${trust}".`, 'bad_config');
   return {
     allowedHosts: hosts && hosts.length > 0 ? hosts : undefined,
-    rateLimits: max === 0 ? false : { max, predictMax, windowMs: DEFAULT_RATE_LIMITS.windowMs },
+    rateLimits: max === 0 ? false : { ...DEFAULT_RATE_LIMITS, max, predictMax, signInMax, signInAddressMax },
     maxRequestBytes: number(env, 'MAX_REQUEST_MB', 100, 1) * 1024 * 1024,
     requestTimeoutMs: number(env, 'REQUEST_TIMEOUT', 120, 1) * 1000,
     minFreeBytes: number(env, 'MIN_FREE_MB', 512, 0) * 1024 * 1024,

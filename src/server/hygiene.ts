@@ -1,25 +1,14 @@
 /**
- * Request hygiene (issue 15): which Host and Origin a request may carry (DNS rebinding, CSRF), per-IP rate
- * limits, the whole-request size limit, uploads in flight (so a shutdown can abort them), HSTS behind TLS and
+ * Request hygiene (issue 15): which Host and Origin a request may carry (DNS rebinding, CSRF), the
+ * whole-request size limit, uploads in flight (so a shutdown can abort them), HSTS behind TLS and
  * one log line per request.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { hostname, networkInterfaces } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import rateLimit from '@fastify/rate-limit';
 import { HematoError } from '../errors.js';
 import { API_BASE as API } from '../api/index.js';
-
-export interface RateLimits {
-  /** Requests per window per client IP, all routes but predict. */
-  max: number;
-  /** Predict requests per window per client IP (each may carry many images): stricter. */
-  predictMax: number;
-  windowMs: number;
-}
-
-export const DEFAULT_RATE_LIMITS: RateLimits = { max: 1200, predictMax: 120, windowMs: 60_000 };
 
 export interface HygieneOptions {
   /**
@@ -28,8 +17,6 @@ export interface HygieneOptions {
    * on the listening port.
    */
   allowedHosts?: string[];
-  /** false: no rate limits. */
-  rateLimits: RateLimits | false;
   /** Bytes of a whole multipart request (all files and fields together); refused from its Content-Length. */
   maxRequestBytes: number;
   /** A body still arriving this long (ms) after its head is cut off: 408, logged once, connection closed. */
@@ -70,26 +57,6 @@ export async function installHygiene(app: FastifyInstance, opts: HygieneOptions)
       checkRequestSize(request, reply, opts.maxRequestBytes);
     }
   });
-
-  if (opts.rateLimits) {
-    const limits = opts.rateLimits;
-    const isPredict = (request: FastifyRequest) =>
-      request.method === 'POST' && request.url.split('?')[0] === `${API}/predict`;
-    await app.register(rateLimit, {
-      global: true,
-      timeWindow: limits.windowMs,
-      max: (request) => (isPredict(request) ? limits.predictMax : limits.max),
-      // Predict has its own budget, so reads are not used up by uploads nor uploads by reads.
-      keyGenerator: (request) => (isPredict(request) ? `predict:${request.ip}` : request.ip),
-      errorResponseBuilder: (_request, ctx) =>
-        new HematoError(
-          `Too many requests from this address: at most ${ctx.max} per ${Math.round(limits.windowMs / 1000)} s. ` +
-            `Retry in ${ctx.after}.`,
-          'too_many_requests',
-          429,
-        ),
-    });
-  }
 
   trackUploads(app, opts.requestTimeoutMs);
 

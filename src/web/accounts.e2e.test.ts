@@ -168,6 +168,10 @@ describe.skipIf(!haveChromium)('accounts end to end (Chromium)', () => {
         expect.stringMatching(/revsign/),
       ]),
     );
+    // Sign-ins are on it too, with the address they came from.
+    expect(await page.locator('tr[data-action="sign-in"]').first().textContent()).toMatch(
+      /adminsign-inuser admin.*127\.0\.0\.1/,
+    );
     await shot('6-audit');
     await deleted.getByRole('button', { name: 'Restore' }).click();
     await page.locator('tr[data-action="restore"]').waitFor();

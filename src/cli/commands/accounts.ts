@@ -1,5 +1,5 @@
 /**
- * `hematovision users add|list|disable|enable` and `tokens create|list|revoke`: accounts and API tokens in
+ * `hematovision users add|list|password|disable|enable` and `tokens create|list|revoke`: accounts and API tokens in
  * the server's database (DATA_DIR's SQLite, or DATABASE_URL's PostgreSQL), also while the server runs.
  * Thin: the checks are the server's (src/server/auth/users.ts).
  */
@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { ROLES, type Role } from '../../api/index.js';
 import { HematoError } from '../../errors.js';
-import { createAccount, createApiToken } from '../../server/auth/users.js';
+import { createAccount, createApiToken, resetPassword } from '../../server/auth/users.js';
 import { openStore, type CaseStore } from '../../server/store/index.js';
 import type { Io } from '../io.js';
 
@@ -87,9 +87,33 @@ export function registerAccounts(program: Command, io: Io): void {
           `Created ${account.role} account "${account.name}"` +
             `${account.clinic ? ` of clinic "${account.clinic}"` : ''}.`,
         );
-        if (generated) io.out(`Password (shown once; change by disabling and re-adding): ${generated}`);
+        if (generated) io.out(`Password (shown once; change with \`users password\`): ${generated}`);
       },
     );
+
+  storeOptions(users.command('password <name>'))
+    .description(
+      "Set an account's password (an admin's reset); its sessions end. Without --password-stdin a random " +
+        'one is made and shown once',
+    )
+    .option('--password-stdin', 'read the password from the first line of standard input')
+    .action(async (name: string, opts: StoreCliOptions & { passwordStdin?: boolean }) => {
+      const generated = opts.passwordStdin ? undefined : randomBytes(15).toString('base64url');
+      const password = generated ?? (await stdinLine());
+      const account = await withStore(opts, async (store) => {
+        const user = await resetPassword(store.accounts, name, password);
+        await store.accounts.audit({
+          actor: 'cli',
+          action: 'password.reset',
+          targetType: 'user',
+          targetId: user.name,
+          detail: 'all sessions ended',
+        });
+        return user;
+      });
+      io.out(`Set the password of "${account.name}"; its sessions ended (its API tokens still work).`);
+      if (generated) io.out(`Password (shown once): ${generated}`);
+    });
 
   storeOptions(users.command('list'))
     .description('List the accounts')

@@ -6,10 +6,14 @@
 import type { Role } from '../../api/index.js';
 import type { Account } from '../store/index.js';
 
-/** public: anyone; read/upload/review/manage: a signed-in account whose role has it. */
-export type Access = 'public' | 'read' | 'upload' | 'review' | 'manage';
+/**
+ * public: anyone; self: any signed-in account, acting on itself (its password); read/upload/review/manage: a
+ * signed-in account whose role has it.
+ */
+export type Access = 'public' | 'self' | 'read' | 'upload' | 'review' | 'manage';
 
 export const ROLE_ACCESS: Record<Exclude<Access, 'public'>, readonly Role[]> = {
+  self: ['clinic', 'reviewer', 'admin'],
   read: ['clinic', 'reviewer', 'admin'],
   upload: ['clinic', 'reviewer', 'admin'],
   review: ['reviewer', 'admin'],
@@ -25,6 +29,7 @@ export const OPERATION_ACCESS: Record<string, Access> = {
   signIn: 'public',
   signOut: 'public',
   setUp: 'public',
+  changePassword: 'self',
   getModel: 'read',
   listTeachingCells: 'read',
   getTeachingCellImage: 'read',

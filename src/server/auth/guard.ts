@@ -55,7 +55,12 @@ export function securityOf(access: Access): Record<string, string[]>[] {
 
 export async function installGuard(
   app: FastifyInstance,
-  opts: { enabled: boolean; accounts: AccountStore },
+  opts: {
+    enabled: boolean;
+    accounts: AccountStore;
+    /** Rate limits (rate-limits.ts), run once the account is known and before access is checked. */
+    limit?: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+  },
 ): Promise<void> {
   const { accounts } = opts;
   await app.register(cookie);
@@ -100,6 +105,8 @@ export async function installGuard(
 
   app.addHook('onRequest', async (request, reply) => {
     request.account = opts.enabled ? await authenticate(request, accounts) : LOCAL_ACCOUNT;
+    // Keyed by the account when there is one; before the 401, so bad credentials count (by address) too.
+    await opts.limit?.(request, reply);
     const access = request.routeOptions.config?.access ?? 'public';
     if (access === 'public' || allowed(request.account, access)) return;
     if (!request.account) {
@@ -127,6 +134,16 @@ async function authenticate(request: FastifyRequest, accounts: AccountStore): Pr
   }
   const secret = request.cookies[SESSION_COOKIE];
   return secret ? ((await accounts.sessionUser(sha256Hex(secret))) ?? null) : null;
+}
+
+/**
+ * The sha256 of the session the request was authenticated by (as authenticate() chooses: a bearer token
+ * wins), or undefined when it came with a token or no session.
+ */
+export function sessionOf(request: FastifyRequest): string | undefined {
+  if (request.headers.authorization !== undefined) return undefined;
+  const secret = request.cookies[SESSION_COOKIE];
+  return secret ? sha256Hex(secret) : undefined;
 }
 
 /**

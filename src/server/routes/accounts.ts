@@ -19,7 +19,7 @@ import {
 } from '../../api/index.js';
 import { ref } from '../../api/shapes.js';
 import { HematoError } from '../../errors.js';
-import { actor } from '../auth/guard.js';
+import { actor, sessionOf } from '../auth/guard.js';
 import { sha256Hex, verifyPassword } from '../auth/secrets.js';
 import { createAccount } from '../auth/users.js';
 import type { Account, CaseStore } from '../store/index.js';
@@ -72,11 +72,29 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ store: CaseStore }> = as
     },
     async (request, reply) => {
       if (!auth.enabled) throw new HematoError('Accounts are off on this server.', 'auth_off', 409);
-      const user = await accounts.findUser(request.body.name.trim());
+      const name = request.body.name.trim();
+      const user = await accounts.findUser(name);
       const ok = await verifyPassword(user?.passwordHash ?? null, request.body.password);
-      if (!user || !ok || user.disabled)
+      if (!user || !ok || user.disabled) {
+        // The name tried and why it failed, for the admin (never the password); the client sees one answer.
+        await accounts.audit({
+          actor: 'anonymous',
+          action: 'sign-in.failed',
+          targetType: 'user',
+          targetId: user?.name ?? name,
+          detail: !user ? 'no such account' : !ok ? 'wrong password' : 'account disabled',
+          ip: request.ip,
+        });
         throw new HematoError('Wrong name or password (or the account is disabled).', 'bad_credentials', 401);
+      }
       await auth.startSession(request, reply, user);
+      await accounts.audit({
+        actor: user.name,
+        action: 'sign-in',
+        targetType: 'user',
+        targetId: user.name,
+        ip: request.ip,
+      });
       return accountJson(user);
     },
   );
@@ -92,7 +110,17 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ store: CaseStore }> = as
       },
     },
     async (request, reply) => {
+      // The session's account, looked up (by the guard) before the session ends; a bearer token has none.
+      const account = auth.enabled && sessionOf(request) !== undefined ? request.account : null;
       await auth.endSession(request, reply);
+      if (account)
+        await accounts.audit({
+          actor: account.name,
+          action: 'sign-out',
+          targetType: 'user',
+          targetId: account.name,
+          ip: request.ip,
+        });
       return reply.code(204).send(null);
     },
   );
@@ -139,6 +167,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ store: CaseStore }> = as
         targetType: 'user',
         targetId: name,
         detail: 'admin (setup)',
+        ip: request.ip,
       });
       await auth.startSession(request, reply, created);
       return reply.code(201).send(accountJson(created));
@@ -178,6 +207,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ store: CaseStore }> = as
         targetType: 'user',
         targetId: name,
         detail: role,
+        ip: request.ip,
       });
       return reply.code(201).send(accountJson(created));
     },
@@ -207,6 +237,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ store: CaseStore }> = as
         action: disabled ? 'user.disable' : 'user.enable',
         targetType: 'user',
         targetId: name,
+        ip: request.ip,
       });
       return accountJson((await accounts.findUser(name))!);
     },

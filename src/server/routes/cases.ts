@@ -58,6 +58,7 @@ export const caseRoutes: FastifyPluginAsyncTypebox<CaseRouteOptions> = async (
       targetType: 'cases',
       targetId: 'cases.csv',
       detail: new URLSearchParams(request.query as Record<string, string>).toString(),
+      ip: request.ip,
     });
     return reply
       .type('text/csv; charset=utf-8')
@@ -147,7 +148,14 @@ export const caseRoutes: FastifyPluginAsyncTypebox<CaseRouteOptions> = async (
     id: string,
     detail: string,
   ) {
-    return store.accounts.audit({ actor: actor(request), action, targetType: 'case', targetId: id, detail });
+    return store.accounts.audit({
+      actor: actor(request),
+      action,
+      targetType: 'case',
+      targetId: id,
+      detail,
+      ip: request.ip,
+    });
   }
 };
 

@@ -48,6 +48,7 @@ export const predictRoutes: FastifyPluginAsyncTypebox<PredictRouteOptions> = asy
             targetType: 'case',
             targetId: item.id,
             detail: specimen ? `specimen ${specimen}` : '',
+            ip: request.ip,
           });
       return reply;
     },

@@ -136,6 +136,7 @@ describe('service routes', () => {
         'get /api/v1/accounts',
         'post /api/v1/accounts',
         'patch /api/v1/accounts/{name}',
+        'put /api/v1/account/password',
         'get /api/v1/audit',
       ].sort(),
     );

@@ -169,6 +169,7 @@ export const specimenRoutes: FastifyPluginAsyncTypebox<SpecimenRouteOptions> = a
       targetType: 'specimen',
       targetId: id,
       detail,
+      ip: request.ip,
     });
   }
 };

@@ -46,6 +46,8 @@ export interface NewAuditEntry {
   targetId: string;
   /** Free text: a delete's reason, a review's label, an export's filter. */
   detail?: string;
+  /** The client address of the request (null or absent: not from a request, e.g. the CLI). */
+  ip?: string | null;
 }
 
 export type AuditEntry = Required<NewAuditEntry> & { id: number; at: string };
@@ -70,6 +72,12 @@ export interface AccountStore {
   listUsers(): Promise<Account[]>;
   /** false when there is no such user. Disabling ends the user's sessions. */
   setDisabled(name: string, disabled: boolean): Promise<boolean>;
+  /**
+   * Replaces the user's password hash and ends every session of the user but `keepSessionSha256` (the one
+   * that changed it, if any): whoever knew the old password is signed out. API tokens stay. false when there
+   * is no such user.
+   */
+  setPassword(name: string, passwordHash: string, keepSessionSha256?: string): Promise<boolean>;
   addSession(userId: string, tokenSha256: string, expiresAt: string): Promise<void>;
   /** The session's user while it has not expired and the user is enabled. */
   sessionUser(tokenSha256: string): Promise<Account | undefined>;

@@ -55,6 +55,28 @@ export function accountsContract(
     expect((await accounts.findUser('dee'))?.disabled).toBe(true);
   });
 
+  it('replaces a password hash and ends every other session of that user, not its tokens', async () => {
+    const { accounts } = await open();
+    const u = (await accounts.addUser(user('fay', 'reviewer')))!;
+    const v = (await accounts.addUser(user('gus', 'reviewer')))!;
+    const later = new Date(Date.now() + 60_000).toISOString();
+    for (const s of ['1', '2', '3']) await accounts.addSession(u.id, s.repeat(64), later);
+    await accounts.addSession(v.id, '4'.repeat(64), later);
+    await accounts.addToken(u.id, { id: 'tok-f', sha256: '5'.repeat(64), name: 'script' });
+    expect(await accounts.setPassword('FAY', 'new-hash', '2'.repeat(64))).toBe(true);
+    expect((await accounts.findUser('fay'))?.passwordHash).toBe('new-hash');
+    expect(await accounts.sessionUser('1'.repeat(64))).toBeUndefined();
+    expect((await accounts.sessionUser('2'.repeat(64)))?.name).toBe('fay');
+    expect(await accounts.sessionUser('3'.repeat(64))).toBeUndefined();
+    expect((await accounts.sessionUser('4'.repeat(64)))?.name).toBe('gus');
+    expect((await accounts.tokenUser('5'.repeat(64)))?.name).toBe('fay');
+    // Without a session to keep (an admin's reset): all of them end.
+    expect(await accounts.setPassword('fay', 'reset-hash')).toBe(true);
+    expect(await accounts.sessionUser('2'.repeat(64))).toBeUndefined();
+    expect((await accounts.findUser('gus'))?.passwordHash).toBe('hash-of-gus');
+    expect(await accounts.setPassword('nobody', 'x')).toBe(false);
+  });
+
   it('finds a token user until the token is revoked or the user disabled', async () => {
     const { accounts } = await open();
     const u = (await accounts.addUser(user('eve', 'clinic', 'South')))!;
@@ -82,10 +104,23 @@ export function accountsContract(
       detail: 'wrong patient',
     });
     await store.accounts.audit({ actor: 'bob', action: 'sign', targetType: 'specimen', targetId: 'S1' });
+    // A failed sign-in: who was tried (the target), from where; the actor is nobody yet.
+    await store.accounts.audit({
+      actor: 'anonymous',
+      action: 'sign-in.failed',
+      targetType: 'user',
+      targetId: 'bob',
+      detail: 'wrong password',
+      ip: '203.0.113.7',
+    });
     const all = await store.accounts.auditEntries({ limit: 10, offset: 0 });
-    expect(all.total).toBe(3);
-    expect(all.entries.map((e) => e.action)).toEqual(['sign', 'delete', 'create']);
-    expect(all.entries[1]).toMatchObject({
+    expect(all.total).toBe(4);
+    expect(all.entries.map((e) => e.action)).toEqual(['sign-in.failed', 'sign', 'delete', 'create']);
+    expect(all.entries[0]).toMatchObject({ actor: 'anonymous', targetId: 'bob', ip: '203.0.113.7' });
+    const failed = await store.accounts.auditEntries({ action: 'sign-in.failed', limit: 10, offset: 0 });
+    expect(failed.entries.map((e) => e.targetId)).toEqual(['bob']);
+    expect(all.entries[2]).toMatchObject({
+      ip: null,
       actor: 'ana',
       targetType: 'case',
       targetId: 'c1',
@@ -97,7 +132,7 @@ export function accountsContract(
     // Append-only in the database itself, not only in the store's code.
     await expect(runSql("UPDATE audit_log SET actor = 'mallory'")).rejects.toThrow(/append-only/);
     await expect(runSql('DELETE FROM audit_log')).rejects.toThrow(/append-only/);
-    expect((await store.accounts.auditEntries({ limit: 10, offset: 0 })).total).toBe(3);
+    expect((await store.accounts.auditEntries({ limit: 10, offset: 0 })).total).toBe(4);
   });
 
   it('stamps cases and specimens with their clinic and filters by it', async () => {

@@ -373,6 +373,14 @@ export const MIGRATIONS: Migration[] = [
       ALTER TABLE cases ADD COLUMN model_sha256 text;
     `,
   },
+  {
+    version: 8,
+    // Sign-ins (and their failures) are audited with the client address they came from, so an admin sees
+    // who tried which account from where; entries made before this, and the CLI's, have none (NULL).
+    name: 'client address on audit entries',
+    sqlite: `ALTER TABLE audit_log ADD COLUMN ip TEXT;`,
+    postgres: `ALTER TABLE audit_log ADD COLUMN ip text;`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -93,6 +93,17 @@ export class PostgresAccountStore implements AccountStore {
     return rows.length > 0;
   }
 
+  async setPassword(name: string, passwordHash: string, keepSessionSha256 = ''): Promise<boolean> {
+    // One statement: the new hash and the end of the other sessions commit together.
+    const { rows } = await this.pool.query<{ id: string }>(
+      `WITH u AS (UPDATE users SET password_hash = $2 WHERE lower(name) = lower($1) RETURNING id),
+         s AS (DELETE FROM sessions WHERE user_id IN (SELECT id FROM u) AND token_sha256 <> $3)
+       SELECT id FROM u`,
+      [name, passwordHash, keepSessionSha256],
+    );
+    return rows.length > 0;
+  }
+
   async addSession(userId: string, tokenSha256: string, expiresAt: string): Promise<void> {
     await this.pool.query('DELETE FROM sessions WHERE expires_at <= now()');
     await this.pool.query(
@@ -152,8 +163,8 @@ export class PostgresAccountStore implements AccountStore {
 
   async audit(entry: NewAuditEntry): Promise<void> {
     await this.pool.query(
-      `INSERT INTO audit_log (at, actor, action, target_type, target_id, detail)
-       VALUES ($1, $2, $3, $4, $5, $6)`,
+      `INSERT INTO audit_log (at, actor, action, target_type, target_id, detail, ip)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
       [
         new Date().toISOString(),
         entry.actor,
@@ -161,6 +172,7 @@ export class PostgresAccountStore implements AccountStore {
         entry.targetType,
         entry.targetId,
         entry.detail ?? '',
+        entry.ip ?? null,
       ],
     );
   }
@@ -181,7 +193,7 @@ export class PostgresAccountStore implements AccountStore {
       this.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM audit_log ${where}`, params),
       this.pool.query<AuditEntry>(
         `SELECT id::int AS id, ${isoText('at')} AS at, actor, action, target_type AS "targetType",
-           target_id AS "targetId", detail
+           target_id AS "targetId", detail, ip
          FROM audit_log ${where} ORDER BY id DESC LIMIT $${n + 1} OFFSET $${n + 2}`,
         [...params, filter.limit, filter.offset],
       ),

@@ -113,6 +113,19 @@ export class SqliteAccountStore implements AccountStore {
     })();
   }
 
+  async setPassword(name: string, passwordHash: string, keepSessionSha256 = ''): Promise<boolean> {
+    return this.db.transaction(() => {
+      const id = this.db.prepare('SELECT id FROM users WHERE name = ?').pluck().get(name) as
+        string | undefined;
+      if (!id) return false;
+      this.db.prepare('UPDATE users SET password_hash = ? WHERE id = ?').run(passwordHash, id);
+      this.db
+        .prepare('DELETE FROM sessions WHERE user_id = ? AND token_sha256 <> ?')
+        .run(id, keepSessionSha256);
+      return true;
+    })();
+  }
+
   async addSession(userId: string, tokenSha256: string, expiresAt: string): Promise<void> {
     const now = new Date().toISOString();
     this.db.transaction(() => {
@@ -174,7 +187,8 @@ export class SqliteAccountStore implements AccountStore {
   async audit(entry: NewAuditEntry): Promise<void> {
     this.db
       .prepare(
-        `INSERT INTO audit_log (at, actor, action, target_type, target_id, detail) VALUES (?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO audit_log (at, actor, action, target_type, target_id, detail, ip)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         new Date().toISOString(),
@@ -183,6 +197,7 @@ export class SqliteAccountStore implements AccountStore {
         entry.targetType,
         entry.targetId,
         entry.detail ?? '',
+        entry.ip ?? null,
       );
   }
 
@@ -191,7 +206,7 @@ export class SqliteAccountStore implements AccountStore {
     const total = this.db.prepare(`SELECT count(*) FROM audit_log ${where}`).pluck().get(params) as number;
     const entries = this.db
       .prepare(
-        `SELECT id, at, actor, action, target_type AS targetType, target_id AS targetId, detail
+        `SELECT id, at, actor, action, target_type AS targetType, target_id AS targetId, detail, ip
          FROM audit_log ${where} ORDER BY id DESC LIMIT @limit OFFSET @offset`,
       )
       .all({ ...params, limit: filter.limit, offset: filter.offset }) as AuditEntry[];

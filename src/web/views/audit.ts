@@ -2,6 +2,7 @@
  * Audit page (admins): the append-only trail of who created, reviewed, signed, exported, deleted or
  * restored what, newest first; a deleted case can be restored from its entry.
  */
+import { AUDIT_ACTIONS } from '../../api/constants.js';
 import { api, type AuditList } from '../api.js';
 import type { ViewHandle } from '../context.js';
 import { dataTable, h, replaceChildren } from '../dom.js';
@@ -17,19 +18,7 @@ export function renderAudit(main: HTMLElement): ViewHandle {
   const filter = h(
     'select',
     { id: 'audit-action', class: 'audit-filter' },
-    [
-      '',
-      'create',
-      'review',
-      'sign',
-      'export',
-      'delete',
-      'restore',
-      'user.create',
-      'user.disable',
-      'token.create',
-      'token.revoke',
-    ].map((a) => h('option', { value: a }, a || 'Every action')),
+    ['', ...AUDIT_ACTIONS].map((a) => h('option', { value: a }, a || 'Every action')),
   );
   const body = h('div', { 'aria-live': 'polite' });
   filter.addEventListener('change', () => {
@@ -87,14 +76,20 @@ export function renderAudit(main: HTMLElement): ViewHandle {
         list.entries.length
           ? dataTable({
               caption: 'Audit trail, newest first',
-              columns: ['When', 'Who', 'Action', 'Target', 'Detail', ''].map((label) => ({ label })),
+              columns: ['When', 'Who', 'Action', 'Target', 'Detail', 'From', ''].map((label) => ({ label })),
               rows: list.entries.map((e) =>
                 h(
                   'tr',
                   { 'data-action': e.action },
-                  [formatDateTime(e.at), e.actor, e.action, target(e), e.detail, restoreButton(e)].map((c) =>
-                    h('td', null, c),
-                  ),
+                  [
+                    formatDateTime(e.at),
+                    e.actor,
+                    e.action,
+                    target(e),
+                    e.detail,
+                    e.ip ?? '',
+                    restoreButton(e),
+                  ].map((c) => h('td', null, c)),
                 ),
               ),
             })

@@ -56,10 +56,14 @@ export const AdaptationRequest = Type.Object(
       Type.Number({
         minimum: 0.1,
         maximum: 0.5,
-        description: 'Part of the reviewed images held back to score the candidate (default 0.3).',
+        description:
+          'Part of the reviewed images held back to score the candidate (default 0.3): chosen per class by a ' +
+          "hash of each image's content with the seed, so the same reviewed images always split the same way.",
       }),
     ),
-    seed: Type.Optional(Type.Integer({ minimum: 0 })),
+    seed: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'Seeds the held-back split and nothing else (default 1).' }),
+    ),
   },
   { additionalProperties: false },
 );

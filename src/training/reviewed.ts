@@ -31,7 +31,10 @@ export interface ReviewedCell {
   /** The cell's box in the image (null: the whole image, for a model that reads whole images). */
   box: Box | null;
   label: string;
-  /** Cells of one image share a group: never split across training and held-back. */
+  /**
+   * Cells of one image share a group: never split across training and held-back. Give the image's sha256
+   * (not a case id): the split is drawn from it, so the same reviewed images always split the same way.
+   */
   group: string;
 }
 
@@ -97,25 +100,59 @@ export function checkReviewed(
   return { usable, ignored };
 }
 
-export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedResult> {
-  const progress = o.onProgress ?? (() => {});
-  const base = JSON.parse(readFileSync(cardPathFor(o.modelPath), 'utf8')) as ModelCard;
-  const { classes } = base;
-  const k = classes.length;
-  const { usable, ignored } = checkReviewed(classes, o.cells, o.minCellsPerClass);
+/** A cell's place in a fixed order of the cells: image (group), then box, then label. */
+function cellKey(c: ReviewedCell): string {
+  const b = c.box;
+  const box = b ? [b.x, b.y, b.width, b.height].map((v) => v.toFixed(3).padStart(12, '0')).join(',') : '';
+  return `${c.group}\0${box}\0${c.label}`;
+}
+
+/**
+ * The checks, then the usable cells in a fixed order and their split into training and held-back: the
+ * held-back images are chosen by a hash of their group (the image's sha256) with the seed, stratified by
+ * class, so neither the cells' order nor the ids of the cases they came from change the split or the rows.
+ */
+export function splitReviewed(
+  classes: string[],
+  cells: ReviewedCell[],
+  o: Pick<ReviewedOptions, 'minCellsPerClass' | 'holdOutFraction' | 'seed'>,
+): {
+  /** Indices into `cells`, in the fixed order (the rows of `items`). */
+  usable: number[];
+  items: { labelIndex: number; group: string; source: number }[];
+  /** Indices into `items`. */
+  split: { train: number[]; val: number[] };
+  ignored: Record<string, number>;
+} {
+  const checked = checkReviewed(classes, cells, o.minCellsPerClass);
+  const keys = cells.map(cellKey);
+  const usable = [...checked.usable].sort((a, b) => (keys[a] < keys[b] ? -1 : keys[a] > keys[b] ? 1 : 0));
   const items = usable.map((i) => ({
-    labelIndex: classes.indexOf(o.cells[i].label),
-    group: o.cells[i].group,
+    labelIndex: classes.indexOf(cells[i].label),
+    group: cells[i].group,
     source: 0,
   }));
-  const split = groupedStratifiedSplit(items, { valFraction: o.holdOutFraction, seed: o.seed });
-  const held = new Set(split.val);
+  const split = groupedStratifiedSplit(items, {
+    valFraction: o.holdOutFraction,
+    seed: o.seed,
+    order: 'hashed',
+  });
   const missing = classes.filter((_, c) => !split.val.some((i) => items[i].labelIndex === c));
   if (missing.length > 0)
     throw new DatasetError(
       `No held-back image of ${missing.join(', ')} to score the candidate on: review cells of more images.`,
       'too_few_reviewed_cells',
     );
+  return { usable, items, split, ignored: checked.ignored };
+}
+
+export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedResult> {
+  const progress = o.onProgress ?? (() => {});
+  const base = JSON.parse(readFileSync(cardPathFor(o.modelPath), 'utf8')) as ModelCard;
+  const { classes } = base;
+  const k = classes.length;
+  const { usable, items, split, ignored } = splitReviewed(classes, o.cells, o);
+  const held = new Set(split.val);
 
   progress(0.02, 'Backbone features of the reviewed cells');
   const bytes = readFileSync(o.modelPath);

@@ -22,7 +22,12 @@ export const ModelVersionList = Type.Object({
   active: Type.Integer(),
   versions: Type.Array(ModelVersionJson),
   activations: Type.Array(Type.Object({ version: Type.Integer(), activatedAt: Type.String() }), {
-    description: 'Newest first: what was active when.',
+    description: 'Newest first: what was active when (the latest 50).',
+  }),
+  rollbackTo: Type.Union([Type.Integer(), Type.Null()], {
+    description:
+      'The version a roll back would activate: the one active before the current one was activated, skipping ' +
+      'versions already rolled back from (an undo). Null when there is nothing left to roll back to.',
   }),
 });
 

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /** What a split needs to know of an item. */
 export interface SplitItem {
   labelIndex: number;
@@ -11,7 +13,6 @@ export interface Split {
   val: number[];
 }
 
-import { createHash } from 'node:crypto';
 /** The project's one seeded generator (mulberry32), under the name this module's callers use. */
 import { createRng as seededRandom, shuffled } from '../imaging/random.js';
 export { seededRandom };

@@ -22,7 +22,12 @@ export const ModelVersionList = Type.Object({
   active: Type.Integer(),
   versions: Type.Array(ModelVersionJson),
   activations: Type.Array(Type.Object({ version: Type.Integer(), activatedAt: Type.String() }), {
-    description: 'Newest first: what was active when.',
+    description: 'Newest first: what was active when (the latest 50).',
+  }),
+  rollbackTo: Type.Union([Type.Integer(), Type.Null()], {
+    description:
+      'The version a roll back would activate: the one active before the current one was activated, skipping ' +
+      'versions already rolled back from (an undo). Null when there is nothing left to roll back to.',
   }),
 });
 
@@ -56,10 +61,14 @@ export const AdaptationRequest = Type.Object(
       Type.Number({
         minimum: 0.1,
         maximum: 0.5,
-        description: 'Part of the reviewed images held back to score the candidate (default 0.3).',
+        description:
+          'Part of the reviewed images held back to score the candidate (default 0.3): chosen per class by a ' +
+          "hash of each image's content with the seed, so the same reviewed images always split the same way.",
       }),
     ),
-    seed: Type.Optional(Type.Integer({ minimum: 0 })),
+    seed: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'Seeds the held-back split and nothing else (default 1).' }),
+    ),
   },
   { additionalProperties: false },
 );

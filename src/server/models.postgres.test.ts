@@ -1,39 +1,23 @@
 /**
  * Model versions across replicas: a version activated on one replica is served by the other within its sync
- * interval, without a restart; cases on each record the sha256 of the model that made them. Test doubles
- * stand in for the network (fakeVision) and the model file (bytes whose sha256 its card states).
+ * interval, without a restart; cases on each record the sha256 of the model that made them; roll back undoes
+ * activations one by one. Test doubles stand in for the network (fakeVision) and the model file (bytes whose
+ * sha256 its card states).
  */
-import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ModelCard } from '../model/types.js';
 import { freshDatabase, hasPostgres, notePostgresSkip } from '../testing/postgres.js';
-import { FAKE_CARD, fakeVision, multipart, solidJpeg } from '../testing/server.js';
+import { expectRollbackUndoes, fakeModel, loadFake } from '../testing/model-versions.js';
+import { multipart, solidJpeg } from '../testing/server.js';
 import { buildApp } from './app.js';
+import { SwappableVision } from './models/swappable.js';
 
 notePostgresSkip('model versions across replicas');
 
 const API = '/api/v1';
-
-/** A folder with model.onnx (some bytes) and its card. */
-function fakeModel(dir: string, bytes: string): { path: string; card: ModelCard } {
-  mkdirSync(dir, { recursive: true });
-  const onnx = Buffer.from(bytes);
-  const card = { ...FAKE_CARD, modelSha256: createHash('sha256').update(onnx).digest('hex') };
-  writeFileSync(join(dir, 'model.onnx'), onnx);
-  writeFileSync(join(dir, 'model.json'), JSON.stringify(card));
-  return { path: join(dir, 'model.onnx'), card };
-}
-
-/** Loads a fake model file as the server would: its card from beside it. */
-async function loadFake(path: string) {
-  const v = fakeVision();
-  Object.assign(v, { card: JSON.parse(readFileSync(path.replace(/\.onnx$/, '.json'), 'utf8')) as ModelCard });
-  return v;
-}
 
 describe.skipIf(!hasPostgres)('model versions on two replicas', () => {
   let db: Awaited<ReturnType<typeof freshDatabase>>;
@@ -103,5 +87,26 @@ describe.skipIf(!hasPostgres)('model versions on two replicas', () => {
     );
     expect((await b.inject({ method: 'POST', url: `${API}/admin/models/rollback` })).statusCode).toBe(200);
     expect(await predictOn(b)).toBe(first.card.modelSha256);
+  });
+
+  it('rolls back as an undo: activate 2, activate 3, roll back → 2, roll back → 1, roll back → 409', async () => {
+    const rb = await freshDatabase('models_pg_rollback');
+    let app: FastifyInstance | undefined;
+    try {
+      const first = fakeModel(join(root, 'undo-first'), 'undo first model bytes');
+      const vision = new SwappableVision(await loadFake(first.path));
+      app = await buildApp({
+        auth: 'off',
+        vision,
+        dataDir: join(root, 'undo'),
+        databaseUrl: rb.url,
+        webDir: join(root, 'no-web'),
+        models: { path: first.path, load: loadFake },
+      });
+      await expectRollbackUndoes(app, join(root, 'undo-models'), () => vision.card.modelSha256);
+    } finally {
+      await app?.close();
+      await rb.drop();
+    }
   });
 });

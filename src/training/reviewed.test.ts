@@ -32,4 +32,22 @@ describe('heldOutScore', () => {
     expect(s).toMatchObject({ accuracy: 0.5, reviewRate: 0.25, silentErrors: 1, silentErrorRate: 0.25 });
     expect(s.perClass.b.support).toBe(3);
   });
+
+  it('counts a cell flagged as unfamiliar as flagged, never as a silent error', () => {
+    const w = Float32Array.from([1, 0, 0, 1]);
+    const x = Float32Array.from([5, 0, 0, 5, 5, 0, 0.1, 0]);
+    const y = Int32Array.from([0, 1, 1, 1]);
+    const s = heldOutScore(
+      x,
+      y,
+      w,
+      new Float32Array(2),
+      2,
+      ['a', 'b'],
+      1,
+      0.9,
+      Uint8Array.from([0, 0, 1, 0]),
+    );
+    expect(s).toMatchObject({ accuracy: 0.5, reviewRate: 0.5, silentErrors: 0, silentErrorRate: 0 });
+  });
 });

@@ -2,8 +2,9 @@
  * Learning from reviewed cells: a new head on the active model's own (frozen) backbone features of the cells
  * reviewers confirmed or corrected, trained on most of them and scored, beside the active model, on the rest
  * (held back whole images at a time, so no image's cells sit on both sides). The backbone, preprocessing,
- * temperature and review threshold are the base model's; its familiarity checks and test-time calibration
- * describe the old head's features and are left out of the candidate's card and graph.
+ * temperature and review threshold are the base model's, and so are its familiarity checks: the backbone is
+ * frozen, so they measure the candidate's features as they measured the base's (reviewed-familiarity.ts).
+ * Its test-time calibration was fitted on the old head's averaged logits and is left out.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,6 +23,7 @@ import { writeAtomic } from './files.js';
 import { fitSoftmaxHead, foldStandardisation } from './head.js';
 import { evaluatePredictions } from './metrics.js';
 import { cardHeader } from './model-card.js';
+import { carryFamiliarity } from './reviewed-familiarity.js';
 import { groupedStratifiedSplit } from './split.js';
 
 export interface ReviewedCell {
@@ -29,7 +31,10 @@ export interface ReviewedCell {
   /** The cell's box in the image (null: the whole image, for a model that reads whole images). */
   box: Box | null;
   label: string;
-  /** Cells of one image share a group: never split across training and held-back. */
+  /**
+   * Cells of one image share a group: never split across training and held-back. Give the image's sha256
+   * (not a case id): the split is drawn from it, so the same reviewed images always split the same way.
+   */
   group: string;
 }
 
@@ -47,7 +52,7 @@ export interface ReviewedOptions {
 export interface HeldOutScore {
   accuracy: number;
   macroF1: number;
-  /** Share of cells flagged for review (confidence below the review threshold). */
+  /** Share of cells flagged for review (confidence below the review threshold, or unfamiliar). */
   reviewRate: number;
   /** Wrong and not flagged: the errors nobody is asked to look at. */
   silentErrors: number;
@@ -95,25 +100,59 @@ export function checkReviewed(
   return { usable, ignored };
 }
 
-export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedResult> {
-  const progress = o.onProgress ?? (() => {});
-  const base = JSON.parse(readFileSync(cardPathFor(o.modelPath), 'utf8')) as ModelCard;
-  const { classes } = base;
-  const k = classes.length;
-  const { usable, ignored } = checkReviewed(classes, o.cells, o.minCellsPerClass);
+/** A cell's place in a fixed order of the cells: image (group), then box, then label. */
+function cellKey(c: ReviewedCell): string {
+  const b = c.box;
+  const box = b ? [b.x, b.y, b.width, b.height].map((v) => v.toFixed(3).padStart(12, '0')).join(',') : '';
+  return `${c.group}\0${box}\0${c.label}`;
+}
+
+/**
+ * The checks, then the usable cells in a fixed order and their split into training and held-back: the
+ * held-back images are chosen by a hash of their group (the image's sha256) with the seed, stratified by
+ * class, so neither the cells' order nor the ids of the cases they came from change the split or the rows.
+ */
+export function splitReviewed(
+  classes: string[],
+  cells: ReviewedCell[],
+  o: Pick<ReviewedOptions, 'minCellsPerClass' | 'holdOutFraction' | 'seed'>,
+): {
+  /** Indices into `cells`, in the fixed order (the rows of `items`). */
+  usable: number[];
+  items: { labelIndex: number; group: string; source: number }[];
+  /** Indices into `items`. */
+  split: { train: number[]; val: number[] };
+  ignored: Record<string, number>;
+} {
+  const checked = checkReviewed(classes, cells, o.minCellsPerClass);
+  const keys = cells.map(cellKey);
+  const usable = [...checked.usable].sort((a, b) => (keys[a] < keys[b] ? -1 : keys[a] > keys[b] ? 1 : 0));
   const items = usable.map((i) => ({
-    labelIndex: classes.indexOf(o.cells[i].label),
-    group: o.cells[i].group,
+    labelIndex: classes.indexOf(cells[i].label),
+    group: cells[i].group,
     source: 0,
   }));
-  const split = groupedStratifiedSplit(items, { valFraction: o.holdOutFraction, seed: o.seed });
-  const held = new Set(split.val);
+  const split = groupedStratifiedSplit(items, {
+    valFraction: o.holdOutFraction,
+    seed: o.seed,
+    order: 'hashed',
+  });
   const missing = classes.filter((_, c) => !split.val.some((i) => items[i].labelIndex === c));
   if (missing.length > 0)
     throw new DatasetError(
       `No held-back image of ${missing.join(', ')} to score the candidate on: review cells of more images.`,
       'too_few_reviewed_cells',
     );
+  return { usable, items, split, ignored: checked.ignored };
+}
+
+export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedResult> {
+  const progress = o.onProgress ?? (() => {});
+  const base = JSON.parse(readFileSync(cardPathFor(o.modelPath), 'utf8')) as ModelCard;
+  const { classes } = base;
+  const k = classes.length;
+  const { usable, items, split, ignored } = splitReviewed(classes, o.cells, o);
+  const held = new Set(split.val);
 
   progress(0.02, 'Backbone features of the reviewed cells');
   const bytes = readFileSync(o.modelPath);
@@ -164,13 +203,22 @@ export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedRes
   const folded = foldStandardisation(fit.head);
 
   progress(0.9, 'Scoring the candidate beside the active model on the held-back cells');
+  const name = `${base.name}-reviewed`;
+  const headOnly = buildClassifierModel(
+    bytes,
+    { weight: folded.weight, bias: folded.bias, k, d },
+    { temperature: base.temperature, classes, metadata: { 'hematovision.name': name } },
+  );
+  const familiarity = carryFamiliarity(bytes, base, headOnly);
+  // Both models flag the same held-back cells as unfamiliar (same features, same references).
+  const unfamiliar = familiarity?.flags(test.x, test.idx.length, d);
   const init = readFloatInitializers(bytes);
   const activeW = init.get('head/W');
   const activeB = init.get('head/b');
   if (!activeW || !activeB || activeW.length !== k * d)
     throw new DatasetError('The active model has no head this version can read.', 'bad_model');
   const score = (w: Float32Array, b: Float32Array) =>
-    heldOutScore(test.x, test.y, w, b, d, classes, base.temperature, base.reviewThreshold);
+    heldOutScore(test.x, test.y, w, b, d, classes, base.temperature, base.reviewThreshold, unfamiliar);
   const comparison = {
     heldOut: test.idx.length,
     active: score(activeW, activeB),
@@ -178,20 +226,16 @@ export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedRes
   };
 
   progress(0.95, 'Writing the candidate model');
-  const name = `${base.name}-reviewed`;
-  const onnx = buildClassifierModel(
-    bytes,
-    { weight: folded.weight, bias: folded.bias, k, d },
-    { temperature: base.temperature, classes, metadata: { 'hematovision.name': name } },
-  );
+  const onnx = familiarity?.onnx ?? headOnly;
   const count = (idx: number[]) =>
     Object.fromEntries(classes.map((c, ci) => [c, idx.filter((i) => items[i].labelIndex === ci).length]));
   const counts = { trained: count(train.idx), heldOut: count(test.idx), ignored };
   /* eslint-disable @typescript-eslint/no-unused-vars */
-  const { familiarity, testTimeAugmentation, activationStats, quantization, ...kept } = base;
+  const { familiarity: _, testTimeAugmentation, activationStats, quantization, ...kept } = base;
   /* eslint-enable @typescript-eslint/no-unused-vars */
   const card: ModelCard = {
     ...kept,
+    ...(familiarity ? { familiarity: familiarity.record } : {}),
     ...cardHeader(name, classes, onnx),
     head: {
       ...base.head,
@@ -216,8 +260,13 @@ export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedRes
       l2,
       seed: o.seed,
       note:
-        "Backbone, preprocessing, temperature and review threshold are the base model's; its familiarity " +
-        'checks and test-time augmentation calibration are not carried over (they describe the old head).',
+        "Backbone, preprocessing, temperature and review threshold are the base model's. " +
+        (familiarity
+          ? 'Its familiarity checks (unfamiliar_cell, unfamiliar_image) are carried over as they are: the ' +
+            "backbone is frozen, so their references and thresholds measure this model's features as they " +
+            "measured the base's. "
+          : 'The base model has no familiarity checks, so this one has none. ') +
+        'Its test-time augmentation calibration is not carried over (it was fitted on the old head).',
     },
   };
   const modelPath = join(o.outDir, 'model.onnx');
@@ -227,7 +276,10 @@ export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedRes
   return { modelPath, card, counts, comparison };
 }
 
-/** Accuracy, macro-F1, review rate and silent errors of a folded head (raw features) on labelled rows. */
+/**
+ * Accuracy, macro-F1, review rate and silent errors of a folded head (raw features) on labelled rows: a row
+ * is flagged when its confidence is below the threshold or `flaggedOtherwise` flags it.
+ */
 export function heldOutScore(
   x: Float32Array,
   y: Int32Array,
@@ -237,6 +289,8 @@ export function heldOutScore(
   classes: string[],
   temperature: number,
   reviewThreshold: number,
+  /** Rows flagged for another reason (unfamiliar), 1 each: never silent errors. */
+  flaggedOtherwise?: Uint8Array,
 ): HeldOutScore {
   const k = classes.length;
   const n = y.length;
@@ -253,7 +307,7 @@ export function heldOutScore(
   let silent = 0;
   for (let r = 0; r < n; r++) {
     const top = argmax(p, r, k);
-    const review = p[r * k + top] < reviewThreshold;
+    const review = p[r * k + top] < reviewThreshold || flaggedOtherwise?.[r] === 1;
     if (review) flagged++;
     else if (top !== y[r]) silent++;
   }

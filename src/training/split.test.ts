@@ -97,6 +97,27 @@ describe('groupedStratifiedSplit', () => {
     }
   });
 
+  it("hashed: a group's side depends on its name, the seed and its stratum's size, not on other strata", () => {
+    const valGroups = (its: SplitItem[], seed: number) =>
+      new Set(
+        groupedStratifiedSplit(its, { valFraction: 0.2, seed, order: 'hashed' }).val.map((i) => its[i].group),
+      );
+    const a = valGroups(items, 7);
+    for (const groups of groupSides(
+      items,
+      groupedStratifiedSplit(items, { valFraction: 0.2, seed: 7, order: 'hashed' }),
+    ).values())
+      expect(groups.size).toBe(1);
+    // Another class's groups changed (source 1, class 0 loses ten): the other strata keep their sides.
+    const fewer = items.filter(
+      (it) => !(it.source === 1 && it.labelIndex === 0 && /g[12]\d$/.test(it.group)),
+    );
+    const inOthers = (set: Set<string>) => [...set].filter((g) => !g.startsWith('s1/c0/')).sort();
+    expect(inOthers(valGroups(fewer, 7))).toEqual(inOthers(a));
+    expect(valGroups([...items].reverse(), 7)).toEqual(a);
+    expect(valGroups(items, 8)).not.toEqual(a);
+  });
+
   it('rejects a fraction outside [0, 1)', () => {
     expect(() => groupedStratifiedSplit(items, { valFraction: 1, seed: 0 })).toThrow(RangeError);
     expect(groupedStratifiedSplit(items, { valFraction: 0, seed: 0 }).val).toEqual([]);

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /** What a split needs to know of an item. */
 export interface SplitItem {
   labelIndex: number;
@@ -56,21 +58,32 @@ function stratify(items: SplitItem[]): Strata {
  * Train/validation split that never cuts a group (copies of one cell) and takes about `valFraction` of the
  * groups of every (source, class): at least one when that cell has two or more groups, never all of them
  * (a class with a single group stays in training).
+ *
+ * `order: 'shuffled'` (the default) draws each stratum's validation groups with one seeded generator run
+ * across the strata. `order: 'hashed'` takes those first by sha256(seed, group name) instead: a group's
+ * side then depends only on its own name, the seed and its stratum's size, so when group names come from
+ * content (an image's sha256) the same images split the same way whatever else is stored with them.
  */
 export function groupedStratifiedSplit(
   items: SplitItem[],
-  options: { valFraction: number; seed: number },
+  options: { valFraction: number; seed: number; order?: 'shuffled' | 'hashed' },
 ): Split {
   const { valFraction, seed } = options;
   if (!(valFraction >= 0 && valFraction < 1)) throw new RangeError('valFraction must be in [0, 1).');
   const { strata, members } = stratify(items);
   const rand = seededRandom(seed);
+  const hashed = (groups: string[]) =>
+    groups
+      .map((g) => ({ g, h: createHash('sha256').update(`${seed}\0${g}`).digest('hex') }))
+      .sort((a, b) => (a.h < b.h ? -1 : a.h > b.h ? 1 : 0))
+      .map((x) => x.g);
   const isVal = new Uint8Array(items.length);
   for (const groups of strata.values()) {
     const n = groups.length;
     if (n < 2 || valFraction === 0) continue;
     const nVal = Math.min(n - 1, Math.max(1, Math.round(valFraction * n)));
-    for (const g of shuffled(groups, rand).slice(0, nVal)) for (const i of members.get(g)!) isVal[i] = 1;
+    const ordered = options.order === 'hashed' ? hashed(groups) : shuffled(groups, rand);
+    for (const g of ordered.slice(0, nVal)) for (const i of members.get(g)!) isVal[i] = 1;
   }
   const train: number[] = [];
   const val: number[] = [];

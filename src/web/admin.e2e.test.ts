@@ -95,6 +95,7 @@ describe.skipIf(!haveChromium || !haveModel)('admin page end to end (Chromium, b
     await row(1).waitFor();
     expect(await row(1).getAttribute('aria-current')).toBe('true');
     expect(await page.locator('#rollback').isDisabled()).toBe(true);
+    expect(await page.locator('#rollback').textContent()).toBe('Nothing to roll back to');
     expect(await page.locator('#adaptation-jobs').textContent()).toContain('No adaptation yet.');
     await page.locator('#start-adaptation').click();
     await poll(() => page.locator('#alert').textContent()).toMatch(/each class needs at least 10/);
@@ -173,6 +174,7 @@ describe.skipIf(!haveChromium || !haveModel)('admin page end to end (Chromium, b
     expect(candidateSha).not.toBe(bundledSha);
     expect(await newCaseSha()).toBe(candidateSha);
     expect(await row(2).locator('code').getAttribute('title')).toBe(candidateSha);
+    expect(await page.locator('#rollback').textContent()).toBe('Roll back to version 1');
     await shot('4-activated');
 
     // Roll back on the page: version 1 is active again, here and for new cases.
@@ -184,6 +186,9 @@ describe.skipIf(!haveChromium || !haveModel)('admin page end to end (Chromium, b
     expect(await newCaseSha()).toBe(bundledSha);
     await poll(() => page.locator('#model-info').textContent()).not.toMatch(/reviewed/);
     expect(await page.locator('#activate-candidate').textContent()).toBe('Activate candidate 2');
+    // An undo, not a toggle: nothing is left to roll back to (it no longer goes forward to version 2).
+    await poll(() => page.locator('#rollback').textContent()).toBe('Nothing to roll back to');
+    expect(await page.locator('#rollback').isDisabled()).toBe(true);
     await shot('5-rolled-back');
     expect(errors.filter((e) => !/status of 400/.test(e))).toEqual([]);
   }, 420_000);

@@ -45,6 +45,22 @@ export async function reviewedLabels(store: CaseStore): Promise<{ label: string 
   return out;
 }
 
+/**
+ * Every reviewed cell the model can learn from, with its image. Cells are grouped by the image's sha256,
+ * not by case id: the held-back split is drawn from the groups (training/reviewed.ts), so the same reviewed
+ * images split the same way in any store, and an image uploaded twice never sits on both sides.
+ */
+export async function reviewedCells(store: CaseStore, card: ModelCard): Promise<ReviewedCell[]> {
+  const cells: ReviewedCell[] = [];
+  for await (const c of store.iterate({ reviewed: true })) {
+    const reviewed = reviewedOf(c).filter((r) => r.box !== null || card.preprocessing.crop === 'whole');
+    if (reviewed.length === 0) continue;
+    const image = await store.readImage(c);
+    for (const r of reviewed) cells.push({ image, box: r.box, label: r.label, group: c.imageSha256 });
+  }
+  return cells;
+}
+
 /** Refuses at once (400) what the job would fail on: too few reviewed cells, no class in common. */
 export async function checkAdaptable(store: CaseStore, card: ModelCard, minCellsPerClass: number): Promise<void> {
   checkReviewed(card.classes, await reviewedLabels(store), minCellsPerClass);
@@ -63,13 +79,7 @@ export function registerAdaptations(
       const modelPath = await o.registry.materialize(input.baseVersion);
       const card = base.card as ModelCard;
       await ctx.progress(0, 'Reading the reviewed cells');
-      const cells: ReviewedCell[] = [];
-      for await (const c of o.store.iterate({ reviewed: true })) {
-        const reviewed = reviewedOf(c).filter((r) => r.box !== null || card.preprocessing.crop === 'whole');
-        if (reviewed.length === 0) continue;
-        const image = await o.store.readImage(c);
-        for (const r of reviewed) cells.push({ image, box: r.box, label: r.label, group: c.id });
-      }
+      const cells = await reviewedCells(o.store, card);
       const outDir = join(o.store.tmpDir, `adaptation-${ctx.job.id}`);
       mkdirSync(outDir, { recursive: true });
       try {

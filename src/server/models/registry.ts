@@ -2,7 +2,8 @@
  * Model versions: every model the server has run or made, its card and sha256, in the store (so every
  * replica can load any of them) and written out under DATA_DIR/models/<sha256>/ to be loaded; the first
  * model the server started with (the bundled one) is version 1. Activating a version loads it, records it,
- * and swaps it into the running analyser; other replicas notice the new activation and follow (sync).
+ * and swaps it into the running analyser; other replicas notice the new activation and follow (sync). A roll
+ * back undoes activations one by one (rollback.ts).
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -13,7 +14,13 @@ import type { ModelCard } from '../../model/types.js';
 import type { HematoVision } from '../../pipeline.js';
 import { writeAtomic } from '../../training/files.js';
 import type { CaseStore, ModelVersion } from '../store/index.js';
+import { rollbackTarget } from './rollback.js';
 import type { SwappableVision } from './swappable.js';
+
+/** More activations than a server will ever see: the whole log is read to replay it (rollback.ts). */
+const ACTIVATION_LOG_MAX = 1_000_000;
+
+const versionsOldestFirst = (newestFirst: { version: number }[]) => newestFirst.map((a) => a.version).reverse();
 
 export interface ModelSource {
   /** The model the server was started with (model.onnx, card beside it). */
@@ -71,12 +78,19 @@ export class ModelRegistry {
     return this.activeVersion;
   }
 
-  async list(): Promise<{ versions: ModelVersion[]; activations: { version: number; activatedAt: string }[] }> {
-    const [versions, activations] = await Promise.all([
-      this.store.models.list(),
-      this.store.models.activations(50),
-    ]);
-    return { versions, activations };
+  /** The versions, the latest activations (newest first) and the version a roll back would activate. */
+  async list(): Promise<{
+    versions: ModelVersion[];
+    activations: { version: number; activatedAt: string }[];
+    rollbackTo: number | null;
+  }> {
+    const [versions, log] = await Promise.all([this.store.models.list(), this.activationLog()]);
+    return { versions, activations: log.slice(0, 50), rollbackTo: rollbackTarget(versionsOldestFirst(log)) };
+  }
+
+  /** The whole activation log, newest first: a roll back replays all of it (people activate rarely). */
+  private activationLog() {
+    return this.store.models.activations(ACTIVATION_LOG_MAX);
   }
 
   /** Writes a stored version's files under DATA_DIR/models/<sha256>/ (once) and returns its model.onnx. */
@@ -98,24 +112,37 @@ export class ModelRegistry {
 
   /** Makes `version` the active model here and for every replica; refused for other classes. */
   activate(version: number): Promise<ModelVersion> {
-    return this.serial(async () => {
-      const m = await this.store.models.get(version);
-      if (!m) throw new HematoError(`There is no model version ${version}.`, 'not_found', 404);
-      this.checkClasses(m);
-      await this.load(version);
-      await this.store.models.activate(version);
-      return m;
-    });
+    return this.serial(() => this.activateNow(version));
   }
 
-  /** Activates the version that was active before the current one. */
-  async rollback(): Promise<ModelVersion> {
-    const log = await this.store.models.activations(1000);
-    const current = log[0]?.version;
-    const previous = log.find((a) => a.version !== current)?.version;
-    if (previous === undefined)
-      throw new HematoError('No earlier model version was ever active: nothing to roll back to.', 'conflict', 409);
-    return this.activate(previous);
+  private async activateNow(version: number): Promise<ModelVersion> {
+    const m = await this.store.models.get(version);
+    if (!m) throw new HematoError(`There is no model version ${version}.`, 'not_found', 404);
+    this.checkClasses(m);
+    await this.load(version);
+    await this.store.models.activate(version);
+    return m;
+  }
+
+  /**
+   * Undoes the last activation (rollback.ts): activates the version that was active before the current one
+   * was, skipping the versions already rolled back from, down to the first version activated; 409 there.
+   */
+  rollback(): Promise<ModelVersion> {
+    return this.serial(async () => {
+      const log = versionsOldestFirst(await this.activationLog());
+      const target = rollbackTarget(log);
+      if (target === null)
+        throw new HematoError(
+          log.length === 0
+            ? 'No model version was ever activated: nothing to roll back to.'
+            : `Nothing to roll back to: version ${log[log.length - 1]} is the first version activated ` +
+                '(every activation after it was rolled back already). Activate a version by its number instead.',
+          'conflict',
+          409,
+        );
+      return this.activateNow(target);
+    });
   }
 
   /** Follows an activation made by another replica (PostgreSQL). */

@@ -1,5 +1,5 @@
 /**
- * Admin: model versions — list them, activate one, roll back to the one active before. Its own plugin so
+ * Admin: model versions — list them, activate one, roll back (undo the last activation). Its own plugin so
  * the admin guard (accounts) goes on it alone.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
@@ -43,9 +43,9 @@ export const modelRoutes: FastifyPluginAsyncTypebox<ModelRouteOptions> = async (
       },
     },
     async () => {
-      const { versions, activations } = await registry.list();
+      const { versions, activations, rollbackTo } = await registry.list();
       const active = registry.active;
-      return { active, versions: versions.map((m) => versionJson(m, active)), activations };
+      return { active, versions: versions.map((m) => versionJson(m, active)), activations, rollbackTo };
     },
   );
 
@@ -72,7 +72,9 @@ export const modelRoutes: FastifyPluginAsyncTypebox<ModelRouteOptions> = async (
       schema: {
         operationId: 'rollBackModel',
         tags: ['admin'],
-        summary: 'Activates the version that was active before the current one',
+        summary:
+          'Undoes the last activation: activates the version active before the current one, skipping versions ' +
+          'already rolled back from; 409 when there is nothing left to roll back to',
         response: { 200: ModelVersionJson, 409: ErrorRef },
       },
     },

@@ -92,10 +92,13 @@ export function renderAdmin(main: HTMLElement, _ctx: AppContext): ViewHandle {
         {
           type: 'button',
           id: 'rollback',
-          disabled: list.activations.length < 2,
+          disabled: list.rollbackTo === null,
+          title:
+            'Undoes the last activation: each roll back goes one step further back, down to the first ' +
+            'version activated.',
           onclick: () => void act('Rolled back.', () => adminApi.rollback()),
         },
-        'Roll back to the previous version',
+        list.rollbackTo === null ? 'Nothing to roll back to' : `Roll back to version ${list.rollbackTo}`,
       ),
     );
   }

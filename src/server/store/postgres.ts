@@ -4,6 +4,7 @@ import pg from 'pg';
 import { HematoError } from '../../errors.js';
 import type { HeatmapData } from '../../pipeline.js';
 import { removeStaleTemps, readCaseHeatmap, readCaseImage, sha256, type BlobKind } from './blobs.js';
+import { casesInPages } from './case-pages.js';
 import { migratePostgres } from './postgres-migrate.js';
 import { isForeignKeyViolation, PostgresBlobStore } from './postgres-blobs.js';
 import {
@@ -42,8 +43,6 @@ export interface PostgresStoreOptions {
   maxConnections?: number;
 }
 
-/** Rows per page of iterate(). */
-const ITERATE_PAGE = 200;
 /** Attempts of a write that lost a race for shared bytes to a concurrent delete (retryBlobRace). */
 const BLOB_RACE_ATTEMPTS = 3;
 
@@ -163,7 +162,7 @@ export class PostgresCaseStore implements CaseStore {
     return { cases: page.rows.map(rowToCase), total: Number(count.rows[0].n) };
   }
 
-  /** The matching ids first (a snapshot, in order), then their rows a page at a time: no cursor held open. */
+  /** The matching ids first (a snapshot, in order), then their rows a page at a time (casesInPages). */
   async *iterate(filter: CaseFilter = {}): AsyncIterable<StoredCase> {
     const { where, params } = whereClause(filter);
     const ids = (
@@ -172,15 +171,10 @@ export class PostgresCaseStore implements CaseStore {
         params,
       )
     ).rows.map((r) => r.id);
-    for (let i = 0; i < ids.length; i += ITERATE_PAGE) {
-      const page = ids.slice(i, i + ITERATE_PAGE);
-      const { rows } = await this.pool.query<CaseRow>(`${SELECT_CASE} WHERE c.id = ANY($1)`, [page]);
-      const byId = new Map(rows.map((r) => [r.id, r]));
-      for (const id of page) {
-        const row = byId.get(id); // deleted since the snapshot: skipped
-        if (row) yield rowToCase(row);
-      }
-    }
+    yield* casesInPages(
+      ids,
+      async (page) => (await this.pool.query<CaseRow>(`${SELECT_CASE} WHERE c.id = ANY($1)`, [page])).rows,
+    );
   }
 
   async probabilityClasses(): Promise<string[]> {

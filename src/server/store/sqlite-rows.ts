@@ -67,7 +67,6 @@ export const INSERT_CASE = `
     @modelName, @modelVersion, @tta, @label, @confidence, @needsReview, @reviewReasons, @probabilities,
     @cells, @message, @heatmapData, @specimenId, @modelSha256, @clinic)`;
 
-/** A change to a specimen's images or reviews: its report is no longer the one signed. */
 /** Soft delete (@actor, @reason at @now) and its undoing; both change the specimen's version. */
 export const SOFT_DELETE = `
   UPDATE cases SET deleted_at = @now, deleted_by = @actor, delete_reason = @reason
@@ -76,6 +75,7 @@ export const RESTORE = `
   UPDATE cases SET deleted_at = NULL, deleted_by = NULL, delete_reason = NULL
   WHERE id = @id AND deleted_at IS NOT NULL`;
 
+/** A change to a specimen's images or reviews: its report is no longer the one signed. */
 export const TOUCH_SPECIMEN = `
   UPDATE specimens SET version = version + 1, updated_at = @now WHERE id = @specimenId`;
 

@@ -30,6 +30,8 @@ import type {
   Review,
   Signoff,
   Specimen,
+  SpecimenDeleteOutcome,
+  SpecimenFields,
   SpecimenFilter,
   StoredCase,
 } from './types.js';
@@ -219,6 +221,21 @@ export class PostgresCaseStore implements CaseStore {
 
   async listSpecimens(filter: SpecimenFilter): Promise<{ specimens: Specimen[]; total: number }> {
     return specimens.listSpecimens(this.pool, filter);
+  }
+
+  async updateSpecimen(id: string, fields: SpecimenFields): Promise<Specimen | undefined> {
+    return specimens.updateSpecimen(this.pool, id, fields);
+  }
+
+  async softDeleteSpecimen(
+    id: string,
+    by: { actor: string; reason: string },
+  ): Promise<SpecimenDeleteOutcome> {
+    return specimens.softDeleteSpecimen(this.pool, id, by);
+  }
+
+  async restoreSpecimen(id: string): Promise<boolean> {
+    return specimens.restoreSpecimen(this.pool, id);
   }
 
   async signoffs(specimenId: string): Promise<Signoff[]> {

@@ -10,7 +10,14 @@ import {
   SPECIMEN_ORDER,
   type SpecimenRow,
 } from './sqlite-rows.js';
-import type { NewSpecimen, Signoff, Specimen, SpecimenFilter } from './types.js';
+import type {
+  NewSpecimen,
+  Signoff,
+  Specimen,
+  SpecimenDeleteOutcome,
+  SpecimenFields,
+  SpecimenFilter,
+} from './types.js';
 
 export class SqliteSpecimens {
   /** `stmt`: the store's cache of prepared statements (getSpecimen runs on every predict into a specimen). */
@@ -46,7 +53,7 @@ export class SqliteSpecimens {
 
   list(filter: SpecimenFilter): { specimens: Specimen[]; total: number } {
     const params: Record<string, unknown> = { limit: filter.limit, offset: filter.offset };
-    const conds: string[] = [];
+    const conds: string[] = ['s.deleted_at IS NULL'];
     if (filter.search !== undefined) {
       conds.push(`(s.id LIKE @q ESCAPE '\\' OR s.source LIKE @q ESCAPE '\\' OR s.note LIKE @q ESCAPE '\\')`);
       params.q = likeAnywhere(filter.search);
@@ -55,7 +62,7 @@ export class SqliteSpecimens {
       conds.push('s.clinic = @clinic');
       params.clinic = filter.clinic;
     }
-    const where = conds.length ? `WHERE ${conds.join(' AND ')}` : '';
+    const where = `WHERE ${conds.join(' AND ')}`;
     const { limit: _l, offset: _o, ...countParams } = params;
     const total = (
       this.db.prepare(`SELECT count(*) AS n FROM specimens s ${where}`).get(countParams) as { n: number }
@@ -66,6 +73,39 @@ export class SqliteSpecimens {
       )
       .all(params) as SpecimenRow[];
     return { specimens: rows.map(rowToSpecimen), total };
+  }
+
+  /** The version grows only when a field changed: saving an unchanged form leaves a signed report current. */
+  update(id: string, fields: SpecimenFields): Specimen | undefined {
+    this.db
+      .prepare(
+        `UPDATE specimens SET source = @source, note = @note, target_count = @targetCount,
+           version = version + 1, updated_at = @now
+         WHERE id = @id AND deleted_at IS NULL
+           AND (source IS NOT @source OR note IS NOT @note OR target_count IS NOT @targetCount)`,
+      )
+      .run({ ...fields, id, now: new Date().toISOString() });
+    const s = this.get(id);
+    return s && !s.deleted ? s : undefined;
+  }
+
+  softDelete(id: string, by: { actor: string; reason: string }): SpecimenDeleteOutcome {
+    const { changes } = this.db
+      .prepare(
+        `UPDATE specimens SET deleted_at = @now, deleted_by = @actor, delete_reason = @reason
+         WHERE id = @id AND deleted_at IS NULL
+           AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.specimen_id = specimens.id AND c.deleted_at IS NULL)`,
+      )
+      .run({ ...by, id, now: new Date().toISOString() });
+    if (changes > 0) return 'deleted';
+    const s = this.get(id);
+    return s && !s.deleted ? 'has_images' : 'not_found';
+  }
+
+  restore(id: string): boolean {
+    const sql = `UPDATE specimens SET deleted_at = NULL, deleted_by = NULL, delete_reason = NULL
+      WHERE id = ? AND deleted_at IS NOT NULL`;
+    return this.db.prepare(sql).run(id).changes > 0;
   }
 
   signoffs(specimenId: string): Signoff[] {

@@ -29,6 +29,8 @@ import type {
   Review,
   Signoff,
   Specimen,
+  SpecimenDeleteOutcome,
+  SpecimenFields,
   SpecimenFilter,
   StoredCase,
 } from './types.js';
@@ -233,6 +235,21 @@ export class SqliteCaseStore implements CaseStore {
 
   async listSpecimens(filter: SpecimenFilter): Promise<{ specimens: Specimen[]; total: number }> {
     return this.specimens.list(filter);
+  }
+
+  async updateSpecimen(id: string, fields: SpecimenFields): Promise<Specimen | undefined> {
+    return this.specimens.update(id, fields);
+  }
+
+  async softDeleteSpecimen(
+    id: string,
+    by: { actor: string; reason: string },
+  ): Promise<SpecimenDeleteOutcome> {
+    return this.specimens.softDelete(id, by);
+  }
+
+  async restoreSpecimen(id: string): Promise<boolean> {
+    return this.specimens.restore(id);
   }
 
   async signoffs(specimenId: string): Promise<Signoff[]> {

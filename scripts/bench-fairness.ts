@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { oneBitBmp } from '../src/testing/bmp.js';
 import { discJpeg } from '../src/testing/cells.js';
 import { multipartBody } from '../src/testing/bad-inputs.js';
 import { killHard, rawRequest, startServerProcess } from '../src/testing/server-process.js';
@@ -23,24 +24,6 @@ const CONTENT_TYPE = 'multipart/form-data; boundary=----hvReliability7MA4YWxkTrZ
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-}
-
-function bmp1(width: number, height: number): Buffer {
-  const rowBytes = Math.ceil(width / 32) * 4;
-  const offset = 14 + 40 + 8;
-  const buf = Buffer.alloc(offset + rowBytes * height);
-  buf.fill(0x5a, offset);
-  buf.write('BM', 0, 'latin1');
-  buf.writeUInt32LE(buf.length, 2);
-  buf.writeUInt32LE(offset, 10);
-  buf.writeUInt32LE(40, 14);
-  buf.writeInt32LE(width, 18);
-  buf.writeInt32LE(height, 22);
-  buf.writeUInt16LE(1, 26);
-  buf.writeUInt16LE(1, 28);
-  buf.writeUInt32LE(2, 46);
-  buf.set([0, 0, 0, 0, 255, 255, 255, 0], 54);
-  return buf;
 }
 
 /** Fills a data folder with `n` cases (one image, its bytes stored once) for the CSV exports to read. */
@@ -101,7 +84,7 @@ async function main(): Promise<void> {
     return times;
   };
 
-  const bmp = bmp1(7000, 7000);
+  const bmp = oneBitBmp(7000, 7000);
   const png = await sharp({ create: { width: 7000, height: 7000, channels: 3, background: '#dcd' } })
     .png({ compressionLevel: 9 })
     .toBuffer();

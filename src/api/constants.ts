@@ -33,6 +33,7 @@ export type Role = (typeof ROLES)[number];
 /** What the audit trail records. */
 export const AUDIT_ACTIONS = [
   'create',
+  'update',
   'review',
   'sign',
   'export',

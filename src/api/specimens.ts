@@ -37,6 +37,22 @@ export const NewSpecimen = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * PATCH /specimens/:id's body: the fields to change, at least one. The id is not among them: it is what the
+ * specimen's images, signed reports and audit entries are filed under (a wrong id: create the right specimen).
+ * A blank source or note clears it.
+ */
+export const SpecimenEdit = Type.Object(
+  {
+    source: Type.Optional(
+      nullableString({ maxLength: 200, description: 'Source or clinic; null clears it.' }),
+    ),
+    note: Type.Optional(nullableString({ maxLength: 4000, description: 'Null clears it.' })),
+    targetCount: Type.Optional(target()),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+
 export const Specimen = Type.Object(
   {
     id: Type.String(),
@@ -177,6 +193,7 @@ export const PredictQuery = Type.Object(
 );
 
 export type NewSpecimenJson = Static<typeof NewSpecimen>;
+export type SpecimenEditJson = Static<typeof SpecimenEdit>;
 export type SpecimenJson = Static<typeof Specimen>;
 export type SpecimenCellJson = Static<typeof SpecimenCell>;
 export type SpecimenDetailJson = Static<typeof SpecimenDetail>;

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidImageError } from '../errors.js';
+import { oneBitBmp } from '../testing/bmp.js';
 import { discJpeg } from '../testing/cells.js';
 import { REPO_ROOT } from '../testing/shared.js';
 import { prepareImage } from './inputs.js';
@@ -10,25 +11,6 @@ import type { ModelCard } from './types.js';
 
 const card = JSON.parse(readFileSync(join(REPO_ROOT, 'models/model.json'), 'utf8')) as ModelCard;
 const prep = card.preprocessing;
-
-/** A 1-bit BMP of width × height (decoded in JavaScript: the slowest image there is per byte). */
-function bmp1(width: number, height: number): Buffer {
-  const rowBytes = Math.ceil(width / 32) * 4;
-  const offset = 14 + 40 + 8;
-  const buf = Buffer.alloc(offset + rowBytes * height);
-  buf.fill(0x5a, offset);
-  buf.write('BM', 0, 'latin1');
-  buf.writeUInt32LE(buf.length, 2);
-  buf.writeUInt32LE(offset, 10);
-  buf.writeUInt32LE(40, 14);
-  buf.writeInt32LE(width, 18);
-  buf.writeInt32LE(height, 22);
-  buf.writeUInt16LE(1, 26);
-  buf.writeUInt16LE(1, 28);
-  buf.writeUInt32LE(2, 46);
-  buf.set([0, 0, 0, 0, 255, 255, 255, 0], 54);
-  return buf;
-}
 
 let pool: PreparePool;
 beforeAll(() => {
@@ -54,12 +36,12 @@ describe('PreparePool', () => {
     const err = await pool.prepare(Buffer.from('not an image'), prep).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InvalidImageError);
     expect(err).toMatchObject({ code: 'unsupported_format', status: 415 });
-    const cut = await pool.prepare(bmp1(100, 100).subarray(0, 300), prep).catch((e: unknown) => e);
+    const cut = await pool.prepare(oneBitBmp(100, 100).subarray(0, 300), prep).catch((e: unknown) => e);
     expect(cut).toMatchObject({ code: 'corrupt_image', status: 400 });
   });
 
   it('keeps the event loop free while a huge BMP decodes, and a small image does not wait for it', async () => {
-    const big = bmp1(7000, 7000);
+    const big = oneBitBmp(7000, 7000);
     const small = await discJpeg(1);
     let maxGap = 0;
     let last = performance.now();

@@ -343,6 +343,52 @@ describe('accounts on', () => {
     expect((await app.inject({ url: `${API}/cases`, ...as(reviewer) })).json()).toMatchObject({ total: 1 });
   });
 
+  it('lets a clinic edit only its own specimens, and only an admin delete and restore one; all audited', async () => {
+    await start();
+    const north = await signedIn('north', 'clinic', 'North');
+    const south = await signedIn('south', 'clinic', 'South');
+    const reviewer = await signedIn('rev', 'reviewer');
+    const admin = await signedIn('boss', 'admin');
+    await app.inject({ method: 'POST', url: `${API}/specimens`, payload: { id: 'N-2' }, ...as(north) });
+    const edit = (cookie: string) =>
+      app.inject({
+        method: 'PATCH',
+        url: `${API}/specimens/N-2`,
+        payload: { note: 'lipaemic' },
+        ...as(cookie),
+      });
+    expect((await edit(south)).statusCode).toBe(404); // another clinic's: not found, not forbidden
+    expect((await edit(north)).json()).toMatchObject({ id: 'N-2', note: 'lipaemic', clinic: 'North' });
+    const del = (cookie: string) =>
+      app.inject({
+        method: 'DELETE',
+        url: `${API}/specimens/N-2`,
+        payload: { reason: 'duplicate' },
+        ...as(cookie),
+      });
+    expect((await del(north)).statusCode).toBe(403);
+    expect((await del(reviewer)).statusCode).toBe(403);
+    expect((await del(admin)).statusCode).toBe(204);
+    expect((await edit(north)).statusCode).toBe(404);
+    const restore = (cookie: string) =>
+      app.inject({ method: 'POST', url: `${API}/specimens/N-2/restore`, ...as(cookie) });
+    expect((await restore(reviewer)).statusCode).toBe(403);
+    expect((await restore(admin)).statusCode).toBe(200);
+    const audit = (await app.inject({ url: `${API}/audit?targetType=specimen`, ...as(admin) })).json();
+    expect(
+      audit.entries.map((e: { actor: string; action: string; detail: string }) => [
+        e.actor,
+        e.action,
+        e.detail,
+      ]),
+    ).toEqual([
+      ['boss', 'restore', ''],
+      ['boss', 'delete', 'duplicate'],
+      ['north', 'update', 'note'],
+      ['north', 'create', ''],
+    ]);
+  });
+
   it('accepts API tokens (Bearer) until revoked, and ends a disabled account’s sessions and tokens', async () => {
     await start();
     const admin = await signedIn('boss', 'admin');

@@ -3,7 +3,7 @@ import { request as httpRequest } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp, type AppOptions } from './app.js';
@@ -263,6 +263,26 @@ describe('timeouts (injected requests)', () => {
     expect((await app!.inject(`${API}/cases`)).statusCode).toBe(200);
     await new Promise((r) => setTimeout(r, 3 * timeout));
     expect((await app!.inject(`${API}/health`)).statusCode).toBe(200);
+  });
+});
+
+describe('uploads in flight (injected requests)', () => {
+  it('neither times out nor aborts an injected request whose body is still arriving (nothing to cut off)', async () => {
+    await start({ requestTimeoutMs: 100 });
+    const body = await multipart([{ name: 'a.jpg', bytes: await solidJpeg(40, 40, [200, 30, 30]) }]);
+    const payload = new PassThrough();
+    const reply = app!.inject({
+      method: 'POST',
+      url: `${API}/predict`,
+      payload,
+      headers: { ...body.headers, 'content-length': String(body.payload.length) },
+    });
+    payload.write(body.payload.subarray(0, 100));
+    await new Promise((r) => setTimeout(r, 300)); // past its deadline
+    // A shutdown aborts the uploads of real connections only (the stand-in socket has no destroy).
+    expect(app!.abortUploads()).toBe(0);
+    payload.end(body.payload.subarray(100));
+    expect((await reply).statusCode).toBe(200);
   });
 });
 

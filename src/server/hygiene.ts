@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { hostname, networkInterfaces } from 'node:os';
-import type { AddressInfo } from 'node:net';
+import { Socket, type AddressInfo } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HematoError } from '../errors.js';
 import { API_BASE as API } from '../api/index.js';
@@ -188,6 +188,9 @@ function trackUploads(app: FastifyInstance, requestTimeoutMs?: number): void {
   const inFlight = new Set<FastifyRequest>();
   const deadlines = new WeakMap<FastifyRequest, NodeJS.Timeout>();
   app.addHook('onRequest', async (request, reply) => {
+    // Only a request on a real connection has a socket to cut off or abort: an injected one (app.inject) has a
+    // stand-in (an EventEmitter, no destroy) and no client to wait for.
+    if (!(request.raw.socket instanceof Socket)) return;
     inFlight.add(request);
     let timer: NodeJS.Timeout | undefined;
     if (requestTimeoutMs && !request.raw.complete) {
@@ -220,8 +223,7 @@ function trackUploads(app: FastifyInstance, requestTimeoutMs?: number): void {
 /** A body that did not arrive in time: 408 in the API's shape (unless a reply went out), one log line, closed. */
 function cutOff(app: FastifyInstance, request: FastifyRequest, response: ServerResponse): void {
   const socket = request.raw.socket;
-  // An injected request (app.inject) has a stand-in socket with nothing to cut off.
-  if (request.raw.complete || !socket || socket.destroyed || typeof socket.destroy !== 'function') return;
+  if (request.raw.complete || socket.destroyed) return;
   request.timedOut = true;
   // The app's logger: an upload silences its request's own while it is being saved (uploads.ts).
   app.log.warn(

@@ -27,6 +27,7 @@ import {
   Signoff,
   Specimen,
   SpecimenDetail,
+  SpecimenEdit,
   SpecimenList,
   SpecimenListQuery,
   SpecimenParams,
@@ -209,6 +210,37 @@ export function routeSchemas(opts: { classes: string[]; maxFiles: number; maxFil
       tags: ['specimens'],
       body: NewSpecimen,
       response: { 201: described('The specimen', ref(Specimen)), ...errors },
+    },
+    updateSpecimen: {
+      operationId: 'updateSpecimen',
+      summary: "Change a specimen's source, note or target count",
+      description:
+        'Only the fields sent change; the id stays. A change makes the report a new revision (a draft until ' +
+        'signed), since the report shows these fields; sending the values it has already changes nothing.',
+      tags: ['specimens'],
+      params: SpecimenParams,
+      body: SpecimenEdit,
+      response: { 200: described('The specimen', ref(Specimen)), ...errors },
+    },
+    deleteSpecimen: {
+      operationId: 'deleteSpecimen',
+      summary:
+        'Delete a specimen without images, with a reason (admins only): hidden, not removed; restorable',
+      description:
+        'Soft delete, as for a case. 409 while the specimen holds an image that is not deleted: a slide’s ' +
+        'images are results filed under its patient, so they are never dropped or orphaned with it (delete ' +
+        'them first). POST /specimens/{id}/restore brings it back.',
+      tags: ['specimens'],
+      params: SpecimenParams,
+      body: DeleteCaseBody,
+      response: { 204: Type.Null({ description: 'Deleted' }), ...errors },
+    },
+    restoreSpecimen: {
+      operationId: 'restoreSpecimen',
+      summary: 'Restore a deleted specimen (admins only)',
+      tags: ['specimens'],
+      params: SpecimenParams,
+      response: { 200: described('The specimen, back in lists', ref(Specimen)), ...errors },
     },
     listSpecimens: {
       operationId: 'listSpecimens',

@@ -141,6 +141,114 @@ describe.each(BACKENDS)('specimens API on $name', ({ postgres }) => {
     expect((await app.inject(`${API}/specimens?colour=red`)).statusCode).toBe(400);
   });
 
+  it('edits a specimen’s source, note and target (not its id); a change makes the signed report a new revision', async () => {
+    await createSpecimen({ id: 'E-1', source: 'Ward 7' });
+    await predictInto('E-1', [await redCell('r.jpg')]);
+    const patch = (id: string, payload: Record<string, unknown>) =>
+      app.inject({ method: 'PATCH', url: `${API}/specimens/${encodeURIComponent(id)}`, payload });
+    const sign = () =>
+      app.inject({ method: 'POST', url: `${API}/specimens/E-1/sign`, payload: { reviewer: 'Dr A' } });
+    expect((await sign()).statusCode).toBe(201);
+
+    const edited = await patch('e-1', { note: ' haemolysed ', targetCount: 200 });
+    expect(edited.statusCode).toBe(200);
+    expect(edited.json()).toMatchObject({
+      id: 'E-1',
+      source: 'Ward 7',
+      note: 'haemolysed',
+      targetCount: 200,
+    });
+    let d = await detail('E-1');
+    expect(d.specimen).toMatchObject({ note: 'haemolysed', targetCount: 200, imageCount: 1 });
+    expect(d.progress.target).toBe(200);
+    expect([d.revision, d.signed]).toEqual([2, false]); // the report shows these fields
+    expect((await sign()).json().revision).toBe(2);
+    // The values it has already: nothing changes, the signed revision stays current.
+    expect((await patch('E-1', { note: 'haemolysed', targetCount: 200 })).statusCode).toBe(200);
+    d = await detail('E-1');
+    expect([d.revision, d.signed]).toEqual([2, true]);
+    // A blank field clears it, as null does.
+    expect((await patch('E-1', { source: '  ', note: null })).json()).toMatchObject({
+      source: null,
+      note: null,
+    });
+
+    for (const bad of [
+      {},
+      { id: 'E-2' },
+      { targetCount: 150 },
+      { note: 'x'.repeat(4001) },
+      { source: { text: 'Ward 7' } },
+      { colour: 'red' },
+    ]) {
+      const r = await patch('E-1', bad);
+      expect(r.statusCode, JSON.stringify(bad)).toBe(400);
+    }
+    expect((await detail('E-1')).specimen).toMatchObject({ id: 'E-1', source: null, targetCount: 200 });
+    const missing = await patch('NOPE-1', { note: 'x' });
+    expect(missing.statusCode).toBe(404);
+    expect(missing.json()).toMatchObject({ error: 'specimen_not_found' });
+  });
+
+  it('deletes only a specimen without images, softly and with a reason; restoring brings it back', async () => {
+    await createSpecimen({ id: 'D-1' });
+    const [img] = (await predictInto('D-1', [await redCell('r.jpg')])).json().cases as CaseJson[];
+    const del = (
+      id: string,
+      payload: Record<string, unknown> | null = { reason: 'typed on the wrong slide' },
+    ) =>
+      app.inject({
+        method: 'DELETE',
+        url: `${API}/specimens/${encodeURIComponent(id)}`,
+        ...(payload === null ? {} : { payload }), // null: no body at all
+      });
+
+    // Its image is a result filed under this slide: never dropped or orphaned with it.
+    const refused = await del('d-1');
+    expect(refused.statusCode).toBe(409);
+    expect(refused.json()).toMatchObject({ error: 'specimen_not_empty' });
+    expect(refused.json().message).toContain('holds an image');
+    expect((await app.inject(`${API}/cases/${img.id}`)).json()).toMatchObject({ specimen: 'D-1' });
+    expect((await detail('D-1')).specimen.imageCount).toBe(1);
+    for (const bad of [null, {}, { reason: '   ' }, { reason: 'x', also: 1 }]) {
+      expect((await del('D-1', bad)).statusCode, JSON.stringify(bad)).toBe(400);
+    }
+
+    const gone = await app.inject({
+      method: 'DELETE',
+      url: `${API}/cases/${img.id}`,
+      payload: { reason: 'blurred' },
+    });
+    expect(gone.statusCode).toBe(204);
+    expect((await del('D-1')).statusCode).toBe(204);
+    expect((await del('D-1')).statusCode).toBe(404); // once
+    expect((await del('NOPE-2')).statusCode).toBe(404);
+    // Gone from every view and from uploads; its id stays taken, so a restore finds it free.
+    expect((await app.inject(`${API}/specimens/D-1`)).statusCode).toBe(404);
+    expect((await app.inject(`${API}/specimens/D-1/report.pdf`)).statusCode).toBe(404);
+    expect((await app.inject(`${API}/specimens`)).json()).toMatchObject({ total: 0 });
+    expect((await predictInto('D-1', [await redCell('x.jpg')])).statusCode).toBe(404);
+    const again = await createSpecimen({ id: 'd-1' });
+    expect(again.statusCode).toBe(409);
+    expect(again.json().message).toContain('was deleted');
+    // Its image comes back only with it.
+    const early = await app.inject({ method: 'POST', url: `${API}/cases/${img.id}/restore` });
+    expect(early.statusCode).toBe(409);
+    expect(early.json()).toMatchObject({ error: 'specimen_deleted' });
+
+    const back = await app.inject({ method: 'POST', url: `${API}/specimens/d-1/restore` });
+    expect(back.statusCode).toBe(200);
+    expect(back.json()).toMatchObject({ id: 'D-1', imageCount: 0 });
+    expect((await app.inject({ method: 'POST', url: `${API}/specimens/D-1/restore` })).statusCode).toBe(409);
+    expect((await app.inject({ method: 'POST', url: `${API}/specimens/NOPE-2/restore` })).statusCode).toBe(
+      404,
+    );
+    expect((await app.inject({ method: 'POST', url: `${API}/cases/${img.id}/restore` })).statusCode).toBe(
+      200,
+    );
+    expect((await detail('D-1')).specimen.imageCount).toBe(1);
+  });
+
   it('uploads into a specimen: the differential grows and persists; an unknown specimen stores nothing', async () => {
     await createSpecimen({ id: 'S 1/a' });
     const first = await predictInto('S 1/a', [await greyField('f1.png'), await redCell('r1.jpg')]);

@@ -58,6 +58,8 @@ export function apiCalls(rng: Rng): BadRequest[] {
     add(`cell review body ${b.slice(0, 30)}`, 'POST', `${API}/cases/${randomUUID()}/cells/0/review`, b);
     add(`specimen body ${b.slice(0, 30)}`, 'POST', `${API}/specimens`, b);
     add(`sign body ${b.slice(0, 30)}`, 'POST', `${API}/specimens/NOPE/sign`, b);
+    add(`specimen edit body ${b.slice(0, 30)}`, 'PATCH', `${API}/specimens/NOPE`, b);
+    add(`specimen delete body ${b.slice(0, 30)}`, 'DELETE', `${API}/specimens/NOPE`, b);
   }
   add('review as text/plain', 'PATCH', `${API}/cases/${randomUUID()}`, 'reviewLabel=x', 'text/plain');
   add('review as XML', 'PATCH', `${API}/cases/${randomUUID()}`, '<a/>', 'application/xml');
@@ -88,6 +90,7 @@ export function apiCalls(rng: Rng): BadRequest[] {
       `${API}/specimens/${encodeURIComponent(s)}/report.pdf?revision=abc`,
     );
     add(`cells.csv of ${s.slice(0, 20)}`, 'GET', `${API}/specimens/${encodeURIComponent(s)}/cells.csv`);
+    add(`restore ${s.slice(0, 20)}`, 'POST', `${API}/specimens/${encodeURIComponent(s)}/restore`);
   }
   for (const path of [
     '/%2e%2e/%2e%2e/etc/passwd',

@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import { createRng, type Rng } from '../imaging/random.js';
 import { writeBmp } from '../imaging/testing.js';
 import { apiCalls } from './bad-api-calls.js';
+import { oneBitBmp } from './bmp.js';
 
 export interface BadRequest {
   kind: string;
@@ -127,24 +128,6 @@ function forgedPng(width: number, height: number): Buffer {
   ]);
 }
 
-/** A 1-bit BMP header claiming width × height, followed by `dataBytes` of pixels (short on purpose or not). */
-function bmp1(width: number, height: number, dataBytes: number): Buffer {
-  const offset = 14 + 40 + 8;
-  const buf = Buffer.alloc(offset + dataBytes, 0x55);
-  buf.write('BM', 0, 'latin1');
-  buf.writeUInt32LE(buf.length, 2);
-  buf.writeUInt32LE(offset, 10);
-  buf.writeUInt32LE(40, 14);
-  buf.writeInt32LE(width, 18);
-  buf.writeInt32LE(height, 22);
-  buf.writeUInt16LE(1, 26);
-  buf.writeUInt16LE(1, 28);
-  buf.writeUInt32LE(0, 30);
-  buf.writeUInt32LE(2, 46);
-  buf.set([0, 0, 0, 0, 255, 255, 255, 0], 54);
-  return buf;
-}
-
 async function bombs(jpeg: Buffer): Promise<BadRequest[]> {
   const out: BadRequest[] = [];
   for (const [w, h] of [
@@ -163,10 +146,9 @@ async function bombs(jpeg: Buffer): Promise<BadRequest[]> {
     [-5, 10, 100],
     [10, -2147483648, 100],
   ])
-    out.push(fileRequest('bomb', `BMP header ${w}x${h} with ${data} bytes`, bmp1(w, h, data)));
+    out.push(fileRequest('bomb', `BMP header ${w}x${h} with ${data} bytes`, oneBitBmp(w, h, data)));
   // Within the 50 MP limit and fully decodable: work the server must do without stalling everyone.
-  const rowBytes = Math.ceil(7000 / 32) * 4;
-  out.push(fileRequest('bomb', '1-bit BMP 7000x7000 (49 MP, decoded)', bmp1(7000, 7000, rowBytes * 7000)));
+  out.push(fileRequest('bomb', '1-bit BMP 7000x7000 (49 MP, decoded)', oneBitBmp(7000, 7000)));
   const flat = await sharp({ create: { width: 7000, height: 7000, channels: 3, background: '#ddd' } })
     .png({ compressionLevel: 9 })
     .toBuffer();

@@ -18,6 +18,7 @@ import type {
   SignoffJson,
   SpecimenCellJson,
   SpecimenDetailJson,
+  SpecimenEditJson,
   SpecimenJson,
   SpecimenListJson,
   SpecimenListQueryJson,
@@ -159,6 +160,12 @@ export const api = {
     }),
   listSpecimens: (q: SpecimenListQueryJson = {}) => request<SpecimenListJson>(`/specimens${queryString(q)}`),
   getSpecimen: (id: string) => request<SpecimenDetail>(`/specimens/${encodeURIComponent(id)}`),
+  updateSpecimen: (id: string, edit: SpecimenEditJson) =>
+    request<Specimen>(`/specimens/${encodeURIComponent(id)}`, json('PATCH', edit)),
+  deleteSpecimen: (id: string, reason: string) =>
+    request<unknown>(`/specimens/${encodeURIComponent(id)}`, json('DELETE', { reason })),
+  restoreSpecimen: (id: string) =>
+    request<Specimen>(`/specimens/${encodeURIComponent(id)}/restore`, { method: 'POST' }),
   reviewCell: (caseId: string, cell: number, input: ReviewInput) =>
     request<CaseResult>(`/cases/${encodeURIComponent(caseId)}/cells/${cell}/review`, {
       method: 'POST',

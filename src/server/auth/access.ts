@@ -45,6 +45,11 @@ export const OPERATION_ACCESS: Record<string, Access> = {
   deleteCase: 'manage',
   restoreCase: 'manage',
   createSpecimen: 'upload',
+  // Who may create a specimen may correct its source, note and target; a clinic only its own (maySee).
+  updateSpecimen: 'upload',
+  // As a case: only an admin deletes (softly, with a reason) and restores.
+  deleteSpecimen: 'manage',
+  restoreSpecimen: 'manage',
   listSpecimens: 'read',
   getSpecimen: 'read',
   specimenCsv: 'read',

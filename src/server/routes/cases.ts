@@ -137,6 +137,13 @@ export const caseRoutes: FastifyPluginAsyncTypebox<CaseRouteOptions> = async (
     if (!c) throw notFound(id);
     if (!c.deleted)
       throw new HematoError(`Case ${id} is not deleted: nothing to restore.`, 'not_deleted', 409);
+    // Back into a deleted specimen it would be a result nobody can open from its slide: that comes first.
+    if (c.specimenId && (await store.getSpecimen(c.specimenId))?.deleted)
+      throw new HematoError(
+        `Case ${id} belongs to specimen ${JSON.stringify(c.specimenId)}, which is deleted: restore the specimen first.`,
+        'specimen_deleted',
+        409,
+      );
     await store.restore(id);
     await audit(request, 'restore', id, '');
     return caseJson((await store.get(id))!);

@@ -1,6 +1,6 @@
 /**
- * Specimens: create and list them, one specimen's differential and cells, its cells as CSV, signing its
- * report, and the report itself (specimen-report.ts, given the loader here).
+ * Specimens: create, list, edit, (soft) delete and restore them, one specimen's differential and cells, its
+ * cells as CSV, signing its report, and the report itself (specimen-report.ts, given the loader here).
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
@@ -33,8 +33,8 @@ export function specimenNotFound(id: string): HematoError {
 }
 
 /**
- * A specimen by its id (any case), or a 404 naming it; with a request, only one its account may see (another
- * clinic's specimen is not found).
+ * A specimen by its id (any case) that is not deleted, or a 404 naming it; with a request, only one its
+ * account may see (another clinic's specimen is not found).
  */
 export async function findSpecimen(
   store: CaseStore,
@@ -42,7 +42,7 @@ export async function findSpecimen(
   request?: FastifyRequest,
 ): Promise<Specimen> {
   const s = await store.getSpecimen(id.trim());
-  if (!s || (request && !maySee(request.account, s))) throw specimenNotFound(id);
+  if (!s || s.deleted || (request && !maySee(request.account, s))) throw specimenNotFound(id);
   return s;
 }
 
@@ -68,12 +68,16 @@ export const specimenRoutes: FastifyPluginAsyncTypebox<SpecimenRouteOptions> = a
       targetCount: request.body.targetCount ?? 100,
       clinic: request.account?.role === 'clinic' ? request.account.clinic : null,
     });
-    if (!created)
+    if (!created) {
+      const deleted = (await store.getSpecimen(id))?.deleted;
       throw new HematoError(
-        `A specimen ${JSON.stringify(id)} exists already (ids are unique whatever their case): open it, or choose another id.`,
+        deleted
+          ? `A specimen ${JSON.stringify(id)} was deleted (its id stays taken): an admin can restore it, or choose another id.`
+          : `A specimen ${JSON.stringify(id)} exists already (ids are unique whatever their case): open it, or choose another id.`,
         'specimen_exists',
         409,
       );
+    }
     await audit(request, 'create', created.id, '');
     return reply.code(201).header('location', specimenPath(created.id)).send(specimenJson(created));
   });
@@ -88,6 +92,56 @@ export const specimenRoutes: FastifyPluginAsyncTypebox<SpecimenRouteOptions> = a
   app.get('/specimens/:id', { schema: schemas.getSpecimen }, async (request) => {
     const s = await findSpecimen(store, request.params.id, request);
     return (await specimenState(store, classes, s)).detail;
+  });
+
+  app.patch('/specimens/:id', { schema: schemas.updateSpecimen }, async (request) => {
+    const s = await findSpecimen(store, request.params.id, request);
+    const { source, note, targetCount } = request.body;
+    const fields = {
+      source: source === undefined ? s.source : blankToNull(source),
+      note: note === undefined ? s.note : blankToNull(note),
+      targetCount: targetCount ?? s.targetCount,
+    };
+    const updated = await store.updateSpecimen(s.id, fields);
+    if (!updated) throw specimenNotFound(request.params.id); // deleted meanwhile
+    const changed = (['source', 'note', 'targetCount'] as const).filter((k) => fields[k] !== s[k]);
+    if (changed.length > 0) await audit(request, 'update', s.id, changed.join(', '));
+    return specimenJson(updated);
+  });
+
+  // Soft, as for a case. A specimen holding images is refused rather than emptied or deleted with them: its
+  // images are results filed under one patient's slide, and detaching them would leave cells nobody can
+  // attribute, while deleting them along would hide results behind one click. A lab deletes the images it
+  // means to (each with its own reason), then the empty specimen.
+  app.delete('/specimens/:id', { schema: schemas.deleteSpecimen }, async (request, reply) => {
+    const s = await findSpecimen(store, request.params.id, request);
+    const reason = request.body.reason.trim();
+    const outcome = await store.softDeleteSpecimen(s.id, { actor: actor(request), reason });
+    if (outcome === 'not_found') throw specimenNotFound(request.params.id);
+    if (outcome === 'has_images') {
+      const n = (await store.getSpecimen(s.id))?.imageCount ?? s.imageCount;
+      throw new HematoError(
+        `Specimen ${JSON.stringify(s.id)} holds ${n === 1 ? 'an image' : `${n} images`}: delete ${n === 1 ? 'it' : 'them'} first (a specimen is never deleted with its images).`,
+        'specimen_not_empty',
+        409,
+      );
+    }
+    await audit(request, 'delete', s.id, reason);
+    return reply.code(204).send(null);
+  });
+
+  app.post('/specimens/:id/restore', { schema: schemas.restoreSpecimen }, async (request) => {
+    const s = await store.getSpecimen(request.params.id.trim());
+    if (!s || !maySee(request.account, s)) throw specimenNotFound(request.params.id);
+    if (!s.deleted)
+      throw new HematoError(
+        `Specimen ${JSON.stringify(s.id)} is not deleted: nothing to restore.`,
+        'not_deleted',
+        409,
+      );
+    await store.restoreSpecimen(s.id);
+    await audit(request, 'restore', s.id, '');
+    return specimenJson((await store.getSpecimen(s.id))!);
   });
 
   app.get('/specimens/:id/cells.csv', { schema: schemas.specimenCsv }, async (request, reply) => {
@@ -137,7 +191,7 @@ export const specimenRoutes: FastifyPluginAsyncTypebox<SpecimenRouteOptions> = a
   await app.register(specimenReportRoutes, {
     load: async (id, revision, request) => {
       const s = await store.getSpecimen(id.trim());
-      if (!s || !maySee(request.account, s)) return null;
+      if (!s || s.deleted || !maySee(request.account, s)) return null;
       await audit(
         request,
         'export',
@@ -162,7 +216,12 @@ export const specimenRoutes: FastifyPluginAsyncTypebox<SpecimenRouteOptions> = a
     },
   });
 
-  function audit(request: FastifyRequest, action: 'create' | 'sign' | 'export', id: string, detail: string) {
+  function audit(
+    request: FastifyRequest,
+    action: 'create' | 'update' | 'delete' | 'restore' | 'sign' | 'export',
+    id: string,
+    detail: string,
+  ) {
     return store.accounts.audit({
       actor: actor(request),
       action,

@@ -50,6 +50,7 @@ export function specimenContract(
       imageCount: 0,
       cellCount: 0,
       clinic: null,
+      deleted: null,
     });
     expect(new Date(a!.createdAt).toISOString()).toBe(a!.createdAt);
     expect(await store.addSpecimen({ id: 's-10', targetCount: 200 })).toBeUndefined();
@@ -161,6 +162,66 @@ export function specimenContract(
     expect(done?.needsReview).toBe(false);
     expect((await store.reviews(noCell.id))[0].cell).toBe(0);
     expect(await flaggedIds()).toEqual([]);
+  });
+
+  it('edits a specimen’s own fields (its version grows only on a change) in any case of its id', async () => {
+    const store = await open();
+    await store.addSpecimen({ id: 'Ed-1', source: 'Ward 1', targetCount: 100 });
+    const same = await store.updateSpecimen('ed-1', { source: 'Ward 1', note: null, targetCount: 100 });
+    expect(same).toMatchObject({ id: 'Ed-1', version: 0 }); // nothing changed: a signed report stays current
+    await new Promise((r) => setTimeout(r, 2));
+    const edited = await store.updateSpecimen('ED-1', { source: null, note: 'haemolysed', targetCount: 200 });
+    expect(edited).toMatchObject({
+      id: 'Ed-1',
+      source: null,
+      note: 'haemolysed',
+      targetCount: 200,
+      version: 1,
+    });
+    expect(edited!.updatedAt > edited!.createdAt).toBe(true);
+    expect(await store.getSpecimen('Ed-1')).toEqual(edited);
+    expect(
+      await store.updateSpecimen('Ed-9', { source: null, note: null, targetCount: 100 }),
+    ).toBeUndefined();
+  });
+
+  it('soft-deletes only a specimen without images, hides it from lists, and restores it', async () => {
+    const store = await open();
+    await store.addSpecimen({ id: 'Del-1', targetCount: 100 });
+    await store.addSpecimen({ id: 'Del-2', targetCount: 100 });
+    const c = await store.add(newCase(Buffer.from('d1'), { specimenId: 'Del-2' }));
+    const by = { actor: 'boss', reason: 'typed twice' };
+
+    // Its images are never lost with it: refused while it holds one, and nothing changed.
+    expect(await store.softDeleteSpecimen('del-2', by)).toBe('has_images');
+    expect((await store.getSpecimen('Del-2'))?.deleted).toBeNull();
+    expect((await store.get(c.id))?.specimenId).toBe('Del-2');
+
+    expect(await store.softDeleteSpecimen('DEL-1', by)).toBe('deleted');
+    expect(await store.softDeleteSpecimen('Del-1', by)).toBe('not_found'); // once
+    expect(await store.softDeleteSpecimen('Del-9', by)).toBe('not_found');
+    expect((await store.getSpecimen('Del-1'))?.deleted).toEqual({
+      at: expect.stringMatching(/^\d{4}-\d\d-\d\dT.*Z$/),
+      by: 'boss',
+      reason: 'typed twice',
+    });
+    const list = await store.listSpecimens({ limit: 10, offset: 0 });
+    expect([list.specimens.map((s) => s.id), list.total]).toEqual([['Del-2'], 1]);
+    expect(
+      await store.updateSpecimen('Del-1', { source: 'x', note: null, targetCount: 100 }),
+    ).toBeUndefined();
+    // The id stays taken while deleted (a restore must find it free).
+    expect(await store.addSpecimen({ id: 'del-1', targetCount: 100 })).toBeUndefined();
+
+    expect(await store.restoreSpecimen('del-1')).toBe(true);
+    expect(await store.restoreSpecimen('Del-1')).toBe(false);
+    expect((await store.getSpecimen('Del-1'))?.deleted).toBeNull();
+    expect((await store.listSpecimens({ limit: 10, offset: 0 })).total).toBe(2);
+
+    // A specimen whose images were all deleted can go; restoring it keeps them pointing at it.
+    await store.softDelete(c.id, by);
+    expect(await store.softDeleteSpecimen('Del-2', by)).toBe('deleted');
+    expect((await store.get(c.id))?.specimenId).toBe('Del-2');
   });
 
   it('freezes signed report revisions with their bytes; a revision is signed once', async () => {

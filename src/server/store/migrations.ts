@@ -381,6 +381,21 @@ export const MIGRATIONS: Migration[] = [
     sqlite: `ALTER TABLE audit_log ADD COLUMN ip TEXT;`,
     postgres: `ALTER TABLE audit_log ADD COLUMN ip text;`,
   },
+  {
+    version: 9,
+    // A specimen can be deleted as a case can (issue 14): softly, with who and why, restorable. Its images
+    // keep pointing at it, so a restore brings the whole slide back.
+    name: 'soft delete of specimens',
+    sqlite: `
+      ALTER TABLE specimens ADD COLUMN deleted_at TEXT;
+      ALTER TABLE specimens ADD COLUMN deleted_by TEXT;
+      ALTER TABLE specimens ADD COLUMN delete_reason TEXT;
+    `,
+    postgres: `
+      ALTER TABLE specimens ADD COLUMN deleted_at timestamptz, ADD COLUMN deleted_by text,
+        ADD COLUMN delete_reason text;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -4,6 +4,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
+import {
+  accountWithHash,
+  auditConditions,
+  maybeAccount,
+  rowToAccount,
+  type UserRow,
+} from './account-rows.js';
 import type {
   Account,
   AccountStore,
@@ -14,7 +21,6 @@ import type {
   NewAuditEntry,
 } from './accounts.js';
 import { isoText } from './postgres-rows.js';
-import { rowToAccount, type UserRow } from './sqlite-accounts.js';
 
 const USER_COLUMNS = `u.id, u.name, u.display_name, u.role, u.clinic, u.disabled,
   ${isoText('u.created_at')} AS created_at`;
@@ -45,7 +51,7 @@ export class PostgresAccountStore implements AccountStore {
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING ${USER_COLUMNS}`,
         params,
       );
-      return rows[0] ? rowToAccount(rows[0]) : undefined;
+      return maybeAccount(rows[0]);
     }
     // The first user: a lock on the table makes "none yet" and the insert one step across replicas.
     const client = await this.pool.connect();
@@ -59,7 +65,7 @@ export class PostgresAccountStore implements AccountStore {
         params,
       );
       await client.query('COMMIT');
-      return rows[0] ? rowToAccount(rows[0]) : undefined;
+      return maybeAccount(rows[0]);
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
@@ -73,7 +79,7 @@ export class PostgresAccountStore implements AccountStore {
       `SELECT ${USER_COLUMNS}, u.password_hash FROM users u WHERE lower(u.name) = lower($1)`,
       [name],
     );
-    return rows[0] ? { ...rowToAccount(rows[0]), passwordHash: rows[0].password_hash ?? null } : undefined;
+    return accountWithHash(rows[0]);
   }
 
   async listUsers(): Promise<Account[]> {
@@ -118,7 +124,7 @@ export class PostgresAccountStore implements AccountStore {
        WHERE s.token_sha256 = $1 AND s.expires_at > now() AND NOT u.disabled`,
       [tokenSha256],
     );
-    return rows[0] ? rowToAccount(rows[0]) : undefined;
+    return maybeAccount(rows[0]);
   }
 
   async deleteSession(tokenSha256: string): Promise<void> {
@@ -143,7 +149,7 @@ export class PostgresAccountStore implements AccountStore {
        WHERE t.token_sha256 = $1 AND t.revoked_at IS NULL AND NOT u.disabled`,
       [tokenSha256],
     );
-    return rows[0] ? rowToAccount(rows[0]) : undefined;
+    return maybeAccount(rows[0]);
   }
 
   async listTokens(): Promise<ApiToken[]> {
@@ -178,16 +184,9 @@ export class PostgresAccountStore implements AccountStore {
   }
 
   async auditEntries(filter: AuditFilter): Promise<{ entries: AuditEntry[]; total: number }> {
-    const conds: string[] = [];
-    const params: unknown[] = [];
-    const add = (sql: string, value: unknown) => {
-      params.push(value);
-      conds.push(`${sql} = $${params.length}`);
-    };
-    if (filter.targetType !== undefined) add('target_type', filter.targetType);
-    if (filter.targetId !== undefined) add('target_id', filter.targetId);
-    if (filter.action !== undefined) add('action', filter.action);
-    const where = conds.length ? `WHERE ${conds.join(' AND ')}` : '';
+    const conds = auditConditions(filter);
+    const params = conds.map((c) => c.value);
+    const where = conds.length ? `WHERE ${conds.map((c, i) => `${c.column} = $${i + 1}`).join(' AND ')}` : '';
     const n = params.length;
     const [count, page] = await Promise.all([
       this.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM audit_log ${where}`, params),

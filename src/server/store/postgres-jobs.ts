@@ -1,51 +1,16 @@
 /**
  * Job rows and model versions in PostgreSQL (migration 7): the same contract as sqlite-jobs.ts. Times are read
- * as SQLite stores them (isoText), json columns as their text.
+ * as SQLite stores them (isoText), json columns as their text, so job-rows.ts maps both stores' rows.
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
+import { rowToJob, rowToModel, type JobRecord, type ModelRecord } from './job-rows.js';
 import { isoText } from './postgres-rows.js';
 import type { JobOutcome, JobRow, JobRows, ModelRows, ModelVersion } from './types.js';
 
 const JOB_COLUMNS = `id, kind, state, progress, stage, input::text AS input, result::text AS result, error,
   attempts, owner, ${isoText('created_at')} AS created_at, ${isoText('started_at')} AS started_at,
   ${isoText('updated_at')} AS updated_at, ${isoText('finished_at')} AS finished_at`;
-
-interface PgJob {
-  id: string;
-  kind: string;
-  state: JobRow['state'];
-  progress: number;
-  stage: string | null;
-  input: string;
-  result: string | null;
-  error: string | null;
-  attempts: number;
-  owner: string | null;
-  created_at: string;
-  started_at: string | null;
-  updated_at: string;
-  finished_at: string | null;
-}
-
-function toJob(r: PgJob): JobRow {
-  return {
-    id: r.id,
-    kind: r.kind,
-    state: r.state,
-    progress: r.progress,
-    stage: r.stage,
-    input: JSON.parse(r.input) as unknown,
-    result: r.result === null ? null : (JSON.parse(r.result) as unknown),
-    error: r.error,
-    attempts: r.attempts,
-    owner: r.owner,
-    createdAt: r.created_at,
-    startedAt: r.started_at,
-    updatedAt: r.updated_at,
-    finishedAt: r.finished_at,
-  };
-}
 
 const CLAIM = `UPDATE jobs SET state = 'running', owner = $2, attempts = attempts + 1,
     started_at = coalesce(started_at, now()), updated_at = now()
@@ -55,36 +20,36 @@ export class PostgresJobRows implements JobRows {
   constructor(private readonly pool: pg.Pool) {}
 
   async create(kind: string, input: unknown): Promise<JobRow> {
-    const { rows } = await this.pool.query<PgJob>(
+    const { rows } = await this.pool.query<JobRecord>(
       `INSERT INTO jobs (id, kind, state, input, created_at, updated_at)
        VALUES ($1, $2, 'queued', $3, clock_timestamp(), clock_timestamp()) RETURNING ${JOB_COLUMNS}`,
       [randomUUID(), kind, JSON.stringify(input ?? null)],
     );
-    return toJob(rows[0]);
+    return rowToJob(rows[0]);
   }
 
   async get(id: string): Promise<JobRow | undefined> {
-    const { rows } = await this.pool.query<PgJob>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = $1`, [id]);
-    return rows[0] && toJob(rows[0]);
+    const { rows } = await this.pool.query<JobRecord>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = $1`, [id]);
+    return rows[0] && rowToJob(rows[0]);
   }
 
   async list(filter: { kind?: string; limit: number }): Promise<JobRow[]> {
-    const { rows } = await this.pool.query<PgJob>(
+    const { rows } = await this.pool.query<JobRecord>(
       `SELECT ${JOB_COLUMNS} FROM jobs WHERE ($1::text IS NULL OR kind = $1)
        ORDER BY jobs.created_at DESC, id DESC LIMIT $2`,
       [filter.kind ?? null, filter.limit],
     );
-    return rows.map(toJob);
+    return rows.map(rowToJob);
   }
 
   async claim(id: string, owner: string): Promise<JobRow | undefined> {
-    const { rows } = await this.pool.query<PgJob>(CLAIM, [id, owner]);
-    return rows[0] && toJob(rows[0]);
+    const { rows } = await this.pool.query<JobRecord>(CLAIM, [id, owner]);
+    return rows[0] && rowToJob(rows[0]);
   }
 
   async claimNext(kinds: string[], owner: string): Promise<JobRow | undefined> {
     // SKIP LOCKED: two runners asking at once take different jobs instead of waiting on each other.
-    const { rows } = await this.pool.query<PgJob>(
+    const { rows } = await this.pool.query<JobRecord>(
       `UPDATE jobs SET state = 'running', owner = $2, attempts = attempts + 1,
          started_at = coalesce(started_at, now()), updated_at = now()
        WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND kind = ANY($1)
@@ -92,7 +57,7 @@ export class PostgresJobRows implements JobRows {
        RETURNING ${JOB_COLUMNS}`,
       [kinds, owner],
     );
-    return rows[0] && toJob(rows[0]);
+    return rows[0] && rowToJob(rows[0]);
   }
 
   async progress(id: string, owner: string, progress: number, stage: string | null): Promise<boolean> {
@@ -143,28 +108,6 @@ export class PostgresJobRows implements JobRows {
 const MODEL_COLUMNS = `version, sha256, name, card::text AS card, source, job_id,
   ${isoText('created_at')} AS created_at`;
 
-interface PgModel {
-  version: number;
-  sha256: string;
-  name: string;
-  card: string;
-  source: string;
-  job_id: string | null;
-  created_at: string;
-}
-
-function toModel(r: PgModel): ModelVersion {
-  return {
-    version: r.version,
-    sha256: r.sha256,
-    name: r.name,
-    card: JSON.parse(r.card) as unknown,
-    source: r.source,
-    jobId: r.job_id,
-    createdAt: r.created_at,
-  };
-}
-
 export class PostgresModelRows implements ModelRows {
   constructor(private readonly pool: pg.Pool) {}
 
@@ -175,13 +118,13 @@ export class PostgresModelRows implements ModelRows {
       try {
         // Numbers are handed out one at a time: two replicas adding at once get 2 and 3, not a conflict.
         await client.query('LOCK TABLE model_versions IN SHARE ROW EXCLUSIVE MODE');
-        const found = await client.query<PgModel>(
+        const found = await client.query<ModelRecord>(
           `SELECT ${MODEL_COLUMNS} FROM model_versions WHERE sha256 = $1`,
           [input.sha256],
         );
         const { rows } = found.rows[0]
           ? found
-          : await client.query<PgModel>(
+          : await client.query<ModelRecord>(
               `INSERT INTO model_versions (version, sha256, name, card, onnx, source, job_id, created_at)
                VALUES ((SELECT coalesce(max(version), 0) + 1 FROM model_versions), $1, $2, $3, $4, $5, $6,
                  now())
@@ -196,7 +139,7 @@ export class PostgresModelRows implements ModelRows {
               ],
             );
         await client.query('COMMIT');
-        return toModel(rows[0]);
+        return rowToModel(rows[0]);
       } catch (err) {
         await client.query('ROLLBACK').catch(() => undefined);
         throw err;
@@ -207,18 +150,18 @@ export class PostgresModelRows implements ModelRows {
   }
 
   async list(): Promise<ModelVersion[]> {
-    const { rows } = await this.pool.query<PgModel>(
+    const { rows } = await this.pool.query<ModelRecord>(
       `SELECT ${MODEL_COLUMNS} FROM model_versions ORDER BY version`,
     );
-    return rows.map(toModel);
+    return rows.map(rowToModel);
   }
 
   async get(version: number): Promise<ModelVersion | undefined> {
-    const { rows } = await this.pool.query<PgModel>(
+    const { rows } = await this.pool.query<ModelRecord>(
       `SELECT ${MODEL_COLUMNS} FROM model_versions WHERE version = $1`,
       [version],
     );
-    return rows[0] && toModel(rows[0]);
+    return rows[0] && rowToModel(rows[0]);
   }
 
   async readOnnx(version: number): Promise<Buffer | undefined> {

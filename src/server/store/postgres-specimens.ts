@@ -5,11 +5,20 @@
 import type pg from 'pg';
 import { isoText } from './postgres-rows.js';
 import { likeAnywhere, rowToSpecimen, type SpecimenRow } from './sqlite-rows.js';
-import type { NewSpecimen, Signoff, Specimen, SpecimenFilter, SpecimenSort } from './types.js';
+import type {
+  NewSpecimen,
+  Signoff,
+  Specimen,
+  SpecimenDeleteOutcome,
+  SpecimenFields,
+  SpecimenFilter,
+  SpecimenSort,
+} from './types.js';
 
 const SELECT_SPECIMEN = `
   SELECT s.id, s.source, s.note, s.target_count, ${isoText('s.created_at')} AS created_at,
-    ${isoText('s.updated_at')} AS updated_at, s.version, s.clinic,
+    ${isoText('s.updated_at')} AS updated_at, s.version, s.clinic, ${isoText('s.deleted_at')} AS deleted_at,
+    s.deleted_by, s.delete_reason,
     (SELECT count(*)::int FROM cases WHERE specimen_id = s.id AND deleted_at IS NULL) AS image_count,
     (SELECT coalesce(sum(greatest(json_array_length(cells), 1)), 0)::int FROM cases
       WHERE specimen_id = s.id AND deleted_at IS NULL) AS cell_count
@@ -44,7 +53,7 @@ export async function listSpecimens(
   filter: SpecimenFilter,
 ): Promise<{ specimens: Specimen[]; total: number }> {
   const params: unknown[] = [];
-  const conds: string[] = [];
+  const conds: string[] = ['s.deleted_at IS NULL'];
   if (filter.search !== undefined) {
     // ILIKE: any case, as SQLite's LIKE (ASCII); wildcards in the text are escaped.
     params.push(likeAnywhere(filter.search));
@@ -57,7 +66,7 @@ export async function listSpecimens(
     params.push(filter.clinic);
     conds.push(`s.clinic = $${params.length}`);
   }
-  const where = conds.length ? `WHERE ${conds.join(' AND ')}` : '';
+  const where = `WHERE ${conds.join(' AND ')}`;
   const n = params.length;
   const [count, page] = await Promise.all([
     pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM specimens s ${where}`, params),
@@ -68,6 +77,49 @@ export async function listSpecimens(
     ),
   ]);
   return { specimens: page.rows.map(rowToSpecimen), total: count.rows[0].n };
+}
+
+/** The version grows only when a field changed: saving an unchanged form leaves a signed report current. */
+export async function updateSpecimen(
+  pool: pg.Pool,
+  id: string,
+  fields: SpecimenFields,
+): Promise<Specimen | undefined> {
+  await pool.query(
+    `UPDATE specimens SET source = $2::text, note = $3::text, target_count = $4::int,
+       version = version + 1, updated_at = clock_timestamp()
+     WHERE lower(id) = lower($1) AND deleted_at IS NULL AND (source IS DISTINCT FROM $2::text
+       OR note IS DISTINCT FROM $3::text OR target_count IS DISTINCT FROM $4::int)`,
+    [id, fields.source, fields.note, fields.targetCount],
+  );
+  const s = await getSpecimen(pool, id);
+  return s && !s.deleted ? s : undefined;
+}
+
+/** The check for images and the delete are one statement: an upload committing meanwhile is seen or waits. */
+export async function softDeleteSpecimen(
+  pool: pg.Pool,
+  id: string,
+  by: { actor: string; reason: string },
+): Promise<SpecimenDeleteOutcome> {
+  const { rowCount } = await pool.query(
+    `UPDATE specimens s SET deleted_at = clock_timestamp(), deleted_by = $2, delete_reason = $3
+     WHERE lower(s.id) = lower($1) AND s.deleted_at IS NULL
+       AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.specimen_id = s.id AND c.deleted_at IS NULL)`,
+    [id, by.actor, by.reason],
+  );
+  if (rowCount) return 'deleted';
+  const s = await getSpecimen(pool, id);
+  return s && !s.deleted ? 'has_images' : 'not_found';
+}
+
+export async function restoreSpecimen(pool: pg.Pool, id: string): Promise<boolean> {
+  const { rowCount } = await pool.query(
+    `UPDATE specimens SET deleted_at = NULL, deleted_by = NULL, delete_reason = NULL
+     WHERE lower(id) = lower($1) AND deleted_at IS NOT NULL`,
+    [id],
+  );
+  return (rowCount ?? 0) > 0;
 }
 
 export async function signoffs(pool: pg.Pool, specimenId: string): Promise<Signoff[]> {

@@ -4,6 +4,7 @@ import pg from 'pg';
 import { HematoError } from '../../errors.js';
 import type { HeatmapData } from '../../pipeline.js';
 import { removeStaleTemps, readCaseHeatmap, readCaseImage, sha256, type BlobKind } from './blobs.js';
+import { casesInPages } from './case-pages.js';
 import { migratePostgres } from './postgres-migrate.js';
 import { isForeignKeyViolation, PostgresBlobStore } from './postgres-blobs.js';
 import {
@@ -29,6 +30,8 @@ import type {
   Review,
   Signoff,
   Specimen,
+  SpecimenDeleteOutcome,
+  SpecimenFields,
   SpecimenFilter,
   StoredCase,
 } from './types.js';
@@ -42,8 +45,6 @@ export interface PostgresStoreOptions {
   maxConnections?: number;
 }
 
-/** Rows per page of iterate(). */
-const ITERATE_PAGE = 200;
 /** Attempts of a write that lost a race for shared bytes to a concurrent delete (retryBlobRace). */
 const BLOB_RACE_ATTEMPTS = 3;
 
@@ -163,7 +164,7 @@ export class PostgresCaseStore implements CaseStore {
     return { cases: page.rows.map(rowToCase), total: Number(count.rows[0].n) };
   }
 
-  /** The matching ids first (a snapshot, in order), then their rows a page at a time: no cursor held open. */
+  /** The matching ids first (a snapshot, in order), then their rows a page at a time (casesInPages). */
   async *iterate(filter: CaseFilter = {}): AsyncIterable<StoredCase> {
     const { where, params } = whereClause(filter);
     const ids = (
@@ -172,15 +173,10 @@ export class PostgresCaseStore implements CaseStore {
         params,
       )
     ).rows.map((r) => r.id);
-    for (let i = 0; i < ids.length; i += ITERATE_PAGE) {
-      const page = ids.slice(i, i + ITERATE_PAGE);
-      const { rows } = await this.pool.query<CaseRow>(`${SELECT_CASE} WHERE c.id = ANY($1)`, [page]);
-      const byId = new Map(rows.map((r) => [r.id, r]));
-      for (const id of page) {
-        const row = byId.get(id); // deleted since the snapshot: skipped
-        if (row) yield rowToCase(row);
-      }
-    }
+    yield* casesInPages(
+      ids,
+      async (page) => (await this.pool.query<CaseRow>(`${SELECT_CASE} WHERE c.id = ANY($1)`, [page])).rows,
+    );
   }
 
   async probabilityClasses(): Promise<string[]> {
@@ -225,6 +221,21 @@ export class PostgresCaseStore implements CaseStore {
 
   async listSpecimens(filter: SpecimenFilter): Promise<{ specimens: Specimen[]; total: number }> {
     return specimens.listSpecimens(this.pool, filter);
+  }
+
+  async updateSpecimen(id: string, fields: SpecimenFields): Promise<Specimen | undefined> {
+    return specimens.updateSpecimen(this.pool, id, fields);
+  }
+
+  async softDeleteSpecimen(
+    id: string,
+    by: { actor: string; reason: string },
+  ): Promise<SpecimenDeleteOutcome> {
+    return specimens.softDeleteSpecimen(this.pool, id, by);
+  }
+
+  async restoreSpecimen(id: string): Promise<boolean> {
+    return specimens.restoreSpecimen(this.pool, id);
   }
 
   async signoffs(specimenId: string): Promise<Signoff[]> {

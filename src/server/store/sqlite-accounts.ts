@@ -1,6 +1,13 @@
 /** Accounts, sessions, API tokens and the audit trail in the SQLite case database (accounts.ts). */
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
+import {
+  accountWithHash,
+  auditConditions,
+  maybeAccount,
+  rowToAccount,
+  type UserRow,
+} from './account-rows.js';
 import type {
   Account,
   AccountStore,
@@ -11,49 +18,15 @@ import type {
   NewAuditEntry,
 } from './accounts.js';
 
-export interface UserRow {
-  id: string;
-  name: string;
-  display_name: string;
-  role: Account['role'];
-  clinic: string | null;
-  disabled: number | boolean;
-  created_at: string;
-  password_hash?: string | null;
-}
-
-export function rowToAccount(row: UserRow): Account {
-  return {
-    id: row.id,
-    name: row.name,
-    displayName: row.display_name,
-    role: row.role,
-    clinic: row.clinic,
-    disabled: row.disabled === 1 || row.disabled === true,
-    createdAt: row.created_at,
-  };
-}
-
 const USER_COLUMNS = 'u.id, u.name, u.display_name, u.role, u.clinic, u.disabled, u.created_at';
 const TOKEN_COLUMNS = 't.id, u.name AS user, t.name, t.created_at AS createdAt, t.revoked_at AS revokedAt';
 
-/** The WHERE clause of an audit filter (named parameters). */
-export function auditWhere(filter: AuditFilter): { where: string; params: Record<string, unknown> } {
-  const conds: string[] = [];
-  const params: Record<string, unknown> = {};
-  if (filter.targetType !== undefined) {
-    conds.push('target_type = @targetType');
-    params.targetType = filter.targetType;
-  }
-  if (filter.targetId !== undefined) {
-    conds.push('target_id = @targetId');
-    params.targetId = filter.targetId;
-  }
-  if (filter.action !== undefined) {
-    conds.push('action = @action');
-    params.action = filter.action;
-  }
-  return { where: conds.length ? `WHERE ${conds.join(' AND ')}` : '', params };
+/** The WHERE clause of an audit filter (named parameters, @p0, @p1, …). */
+function auditWhere(filter: AuditFilter): { where: string; params: Record<string, unknown> } {
+  const conds = auditConditions(filter);
+  const params = Object.fromEntries(conds.map((c, i) => [`p${i}`, c.value]));
+  const where = conds.map((c, i) => `${c.column} = @p${i}`).join(' AND ');
+  return { where: where ? `WHERE ${where}` : '', params };
 }
 
 export class SqliteAccountStore implements AccountStore {
@@ -87,14 +60,14 @@ export class SqliteAccountStore implements AccountStore {
   private byId(id: string): Account | undefined {
     const row = this.db.prepare(`SELECT ${USER_COLUMNS} FROM users u WHERE u.id = ?`).get(id) as
       UserRow | undefined;
-    return row ? rowToAccount(row) : undefined;
+    return maybeAccount(row);
   }
 
   async findUser(name: string): Promise<(Account & { passwordHash: string | null }) | undefined> {
     const row = this.db
       .prepare(`SELECT ${USER_COLUMNS}, u.password_hash FROM users u WHERE u.name = ?`)
       .get(name) as UserRow | undefined;
-    return row ? { ...rowToAccount(row), passwordHash: row.password_hash ?? null } : undefined;
+    return accountWithHash(row);
   }
 
   async listUsers(): Promise<Account[]> {
@@ -143,7 +116,7 @@ export class SqliteAccountStore implements AccountStore {
          WHERE s.token_sha256 = ? AND s.expires_at > ? AND u.disabled = 0`,
       )
       .get(tokenSha256, new Date().toISOString()) as UserRow | undefined;
-    return row ? rowToAccount(row) : undefined;
+    return maybeAccount(row);
   }
 
   async deleteSession(tokenSha256: string): Promise<void> {
@@ -166,7 +139,7 @@ export class SqliteAccountStore implements AccountStore {
          WHERE t.token_sha256 = ? AND t.revoked_at IS NULL AND u.disabled = 0`,
       )
       .get(tokenSha256) as UserRow | undefined;
-    return row ? rowToAccount(row) : undefined;
+    return maybeAccount(row);
   }
 
   async listTokens(): Promise<ApiToken[]> {

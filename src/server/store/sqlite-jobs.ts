@@ -1,43 +1,11 @@
-/** Job rows and model versions in SQLite (migration 7): the same contract as postgres-jobs.ts. */
+/**
+ * Job rows and model versions in SQLite (migration 7): the same contract as postgres-jobs.ts, and the same row
+ * shapes (job-rows.ts).
+ */
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import type { JobOutcome, JobRow, JobRows, JobState, ModelRows, ModelVersion } from './types.js';
-
-interface SqliteJob {
-  id: string;
-  kind: string;
-  state: JobState;
-  progress: number;
-  stage: string | null;
-  input: string;
-  result: string | null;
-  error: string | null;
-  attempts: number;
-  owner: string | null;
-  created_at: string;
-  started_at: string | null;
-  updated_at: string;
-  finished_at: string | null;
-}
-
-function toJob(r: SqliteJob): JobRow {
-  return {
-    id: r.id,
-    kind: r.kind,
-    state: r.state,
-    progress: r.progress,
-    stage: r.stage,
-    input: JSON.parse(r.input) as unknown,
-    result: r.result === null ? null : (JSON.parse(r.result) as unknown),
-    error: r.error,
-    attempts: r.attempts,
-    owner: r.owner,
-    createdAt: r.created_at,
-    startedAt: r.started_at,
-    updatedAt: r.updated_at,
-    finishedAt: r.finished_at,
-  };
-}
+import { rowToJob, rowToModel, type JobRecord, type ModelRecord } from './job-rows.js';
+import type { JobOutcome, JobRow, JobRows, ModelRows, ModelVersion } from './types.js';
 
 const now = () => new Date().toISOString();
 
@@ -55,13 +23,13 @@ export class SqliteJobRows implements JobRows {
         `INSERT INTO jobs (id, kind, state, input, created_at, updated_at)
          VALUES (?, ?, 'queued', ?, ?, ?) RETURNING *`,
       )
-      .get(randomUUID(), kind, JSON.stringify(input ?? null), t, t) as SqliteJob;
-    return toJob(row);
+      .get(randomUUID(), kind, JSON.stringify(input ?? null), t, t) as JobRecord;
+    return rowToJob(row);
   }
 
   async get(id: string): Promise<JobRow | undefined> {
-    const row = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as SqliteJob | undefined;
-    return row && toJob(row);
+    const row = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRecord | undefined;
+    return row && rowToJob(row);
   }
 
   async list(filter: { kind?: string; limit: number }): Promise<JobRow[]> {
@@ -70,13 +38,13 @@ export class SqliteJobRows implements JobRows {
         `SELECT * FROM jobs WHERE (@kind IS NULL OR kind = @kind)
          ORDER BY created_at DESC, rowid DESC LIMIT @limit`,
       )
-      .all({ kind: filter.kind ?? null, limit: filter.limit }) as SqliteJob[];
-    return rows.map(toJob);
+      .all({ kind: filter.kind ?? null, limit: filter.limit }) as JobRecord[];
+    return rows.map(rowToJob);
   }
 
   async claim(id: string, owner: string): Promise<JobRow | undefined> {
-    const row = this.db.prepare(CLAIM).get({ id, owner, now: now() }) as SqliteJob | undefined;
-    return row && toJob(row);
+    const row = this.db.prepare(CLAIM).get({ id, owner, now: now() }) as JobRecord | undefined;
+    return row && rowToJob(row);
   }
 
   async claimNext(kinds: string[], owner: string): Promise<JobRow | undefined> {
@@ -91,8 +59,8 @@ export class SqliteJobRows implements JobRows {
           )
           .get(...kinds) as { id: string } | undefined;
         if (!next) return undefined;
-        const row = this.db.prepare(CLAIM).get({ id: next.id, owner, now: now() }) as SqliteJob;
-        return toJob(row);
+        const row = this.db.prepare(CLAIM).get({ id: next.id, owner, now: now() }) as JobRecord;
+        return rowToJob(row);
       })
       .immediate();
   }
@@ -151,29 +119,7 @@ export class SqliteJobRows implements JobRows {
   }
 }
 
-interface SqliteModel {
-  version: number;
-  sha256: string;
-  name: string;
-  card: string;
-  source: string;
-  job_id: string | null;
-  created_at: string;
-}
-
 const MODEL_COLUMNS = 'version, sha256, name, card, source, job_id, created_at';
-
-function toModel(r: SqliteModel): ModelVersion {
-  return {
-    version: r.version,
-    sha256: r.sha256,
-    name: r.name,
-    card: JSON.parse(r.card) as unknown,
-    source: r.source,
-    jobId: r.job_id,
-    createdAt: r.created_at,
-  };
-}
 
 export class SqliteModelRows implements ModelRows {
   constructor(private readonly db: Database.Database) {}
@@ -183,8 +129,8 @@ export class SqliteModelRows implements ModelRows {
       .transaction(() => {
         const existing = this.db
           .prepare(`SELECT ${MODEL_COLUMNS} FROM model_versions WHERE sha256 = ?`)
-          .get(input.sha256) as SqliteModel | undefined;
-        if (existing) return toModel(existing);
+          .get(input.sha256) as ModelRecord | undefined;
+        if (existing) return rowToModel(existing);
         const row = this.db
           .prepare(
             `INSERT INTO model_versions (version, sha256, name, card, onnx, source, job_id, created_at)
@@ -199,8 +145,8 @@ export class SqliteModelRows implements ModelRows {
             input.source,
             input.jobId ?? null,
             now(),
-          ) as SqliteModel;
-        return toModel(row);
+          ) as ModelRecord;
+        return rowToModel(row);
       })
       .immediate();
   }
@@ -208,15 +154,15 @@ export class SqliteModelRows implements ModelRows {
   async list(): Promise<ModelVersion[]> {
     const rows = this.db
       .prepare(`SELECT ${MODEL_COLUMNS} FROM model_versions ORDER BY version`)
-      .all() as SqliteModel[];
-    return rows.map(toModel);
+      .all() as ModelRecord[];
+    return rows.map(rowToModel);
   }
 
   async get(version: number): Promise<ModelVersion | undefined> {
     const row = this.db
       .prepare(`SELECT ${MODEL_COLUMNS} FROM model_versions WHERE version = ?`)
-      .get(version) as SqliteModel | undefined;
-    return row && toModel(row);
+      .get(version) as ModelRecord | undefined;
+    return row && rowToModel(row);
   }
 
   async readOnnx(version: number): Promise<Buffer | undefined> {

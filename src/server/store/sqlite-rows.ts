@@ -67,7 +67,6 @@ export const INSERT_CASE = `
     @modelName, @modelVersion, @tta, @label, @confidence, @needsReview, @reviewReasons, @probabilities,
     @cells, @message, @heatmapData, @specimenId, @modelSha256, @clinic)`;
 
-/** A change to a specimen's images or reviews: its report is no longer the one signed. */
 /** Soft delete (@actor, @reason at @now) and its undoing; both change the specimen's version. */
 export const SOFT_DELETE = `
   UPDATE cases SET deleted_at = @now, deleted_by = @actor, delete_reason = @reason
@@ -76,6 +75,7 @@ export const RESTORE = `
   UPDATE cases SET deleted_at = NULL, deleted_by = NULL, delete_reason = NULL
   WHERE id = @id AND deleted_at IS NOT NULL`;
 
+/** A change to a specimen's images or reviews: its report is no longer the one signed. */
 export const TOUCH_SPECIMEN = `
   UPDATE specimens SET version = version + 1, updated_at = @now WHERE id = @specimenId`;
 
@@ -101,10 +101,14 @@ export interface SpecimenRow {
   image_count: number;
   cell_count: number;
   clinic: string | null;
+  deleted_at: string | null;
+  deleted_by: string | null;
+  delete_reason: string | null;
 }
 
 export const SELECT_SPECIMEN = `
   SELECT s.id, s.source, s.note, s.target_count, s.created_at, s.updated_at, s.version, s.clinic,
+    s.deleted_at, s.deleted_by, s.delete_reason,
     (SELECT count(*) FROM cases WHERE specimen_id = s.id AND deleted_at IS NULL) AS image_count,
     (SELECT coalesce(sum(max(json_array_length(cells), 1)), 0) FROM cases
       WHERE specimen_id = s.id AND deleted_at IS NULL) AS cell_count
@@ -129,6 +133,7 @@ export function rowToSpecimen(row: SpecimenRow): Specimen {
     imageCount: row.image_count,
     cellCount: row.cell_count,
     clinic: row.clinic,
+    deleted: deletedOf(row),
   };
 }
 
@@ -220,11 +225,19 @@ export function rowToCase(row: CaseRow): StoredCase {
           },
     specimenId: row.specimen_id,
     clinic: row.clinic,
-    deleted:
-      row.deleted_at === null
-        ? null
-        : { at: row.deleted_at, by: row.deleted_by ?? '', reason: row.delete_reason ?? '' },
+    deleted: deletedOf(row),
   };
+}
+
+/** A case's or specimen's soft delete, from its three columns. */
+function deletedOf(row: {
+  deleted_at: string | null;
+  deleted_by: string | null;
+  delete_reason: string | null;
+}): { at: string; by: string; reason: string } | null {
+  return row.deleted_at === null
+    ? null
+    : { at: row.deleted_at, by: row.deleted_by ?? '', reason: row.delete_reason ?? '' };
 }
 
 export function whereClause(filter: CaseFilter): { where: string; params: Record<string, unknown> } {

@@ -7,22 +7,19 @@ import { FolderBlobStore, readCaseHeatmap, readCaseImage, sha256, type BlobKind 
 import { checkIntegrity, migrate } from './migrations.js';
 import { SqliteJobRows, SqliteModelRows } from './sqlite-jobs.js';
 import { SqliteAccountStore } from './sqlite-accounts.js';
+import { casesInPages } from './case-pages.js';
 import {
   INSERT_CASE,
-  likeAnywhere,
   ORDER,
   rowToCase,
   RESTORE,
-  rowToSpecimen,
   SELECT_CASE,
   SOFT_DELETE,
-  SELECT_SPECIMEN,
-  SPECIMEN_ORDER,
   TOUCH_SPECIMEN,
   whereClause,
   type CaseRow,
-  type SpecimenRow,
 } from './sqlite-rows.js';
+import { SqliteSpecimens } from './sqlite-specimens.js';
 import type {
   AppliedMigration,
   CaseFilter,
@@ -32,6 +29,8 @@ import type {
   Review,
   Signoff,
   Specimen,
+  SpecimenDeleteOutcome,
+  SpecimenFields,
   SpecimenFilter,
   StoredCase,
 } from './types.js';
@@ -43,9 +42,6 @@ import type {
  * the PNG rendered from them is stored on first use (older cases have only the PNG), never recomputed.
  * One process per data folder: the guard that keeps a blob a concurrent insert still needs is in memory.
  */
-/** Rows per page of iterate(). */
-const ITERATE_PAGE = 200;
-
 export class SqliteCaseStore implements CaseStore {
   readonly dataDir: string;
   /** Same file system as the blobs, so a rename into place is atomic. */
@@ -55,6 +51,7 @@ export class SqliteCaseStore implements CaseStore {
   readonly accounts: SqliteAccountStore;
   private readonly db: Database.Database;
   private readonly blobs: FolderBlobStore;
+  private readonly specimens: SqliteSpecimens;
   /** sha256 → inserts in flight that will reference it; delete must not remove those files. */
   private readonly pending = new Map<string, number>();
   private readonly statements = new Map<string, Database.Statement>();
@@ -70,6 +67,7 @@ export class SqliteCaseStore implements CaseStore {
     this.jobs = new SqliteJobRows(db);
     this.models = new SqliteModelRows(db);
     this.accounts = new SqliteAccountStore(db);
+    this.specimens = new SqliteSpecimens(db, (sql) => this.stmt(sql));
   }
 
   /** Opens (creating if needed) the store in dataDir and applies pending migrations in one transaction. */
@@ -179,28 +177,20 @@ export class SqliteCaseStore implements CaseStore {
     return { cases: rows.map(rowToCase), total };
   }
 
-  /**
-   * The matching ids first (a snapshot, in order), then their rows a page at a time, yielding to the event loop
-   * between pages: a large export neither holds a cursor open across awaits nor stalls other requests.
-   */
+  /** The matching ids first (a snapshot, in order), then their rows a page at a time (casesInPages). */
   async *iterate(filter: CaseFilter = {}): AsyncIterable<StoredCase> {
     const { where, params } = whereClause(filter);
     const ids = this.db
       .prepare(`SELECT c.id FROM cases c ${where} ORDER BY ${ORDER[filter.sort ?? 'newest']}`)
       .pluck()
       .all(params) as string[];
-    for (let i = 0; i < ids.length; i += ITERATE_PAGE) {
-      const page = ids.slice(i, i + ITERATE_PAGE);
-      const rows = this.db
-        .prepare(`${SELECT_CASE} WHERE c.id IN (${page.map(() => '?').join(',')})`)
-        .all(...page) as CaseRow[];
-      const byId = new Map(rows.map((r) => [r.id, r]));
-      for (const id of page) {
-        const row = byId.get(id); // deleted since the snapshot: skipped
-        if (row) yield rowToCase(row);
-      }
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
+    yield* casesInPages(
+      ids,
+      (page) =>
+        this.db
+          .prepare(`${SELECT_CASE} WHERE c.id IN (${page.map(() => '?').join(',')})`)
+          .all(...page) as CaseRow[],
+    );
   }
 
   async probabilityClasses(): Promise<string[]> {
@@ -236,88 +226,42 @@ export class SqliteCaseStore implements CaseStore {
   }
 
   async addSpecimen(input: NewSpecimen): Promise<Specimen | undefined> {
-    const now = new Date().toISOString();
-    const info = this.db
-      .prepare(
-        `INSERT INTO specimens (id, source, note, target_count, created_at, updated_at, clinic)
-         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-      )
-      .run(
-        input.id,
-        input.source ?? null,
-        input.note ?? null,
-        input.targetCount,
-        now,
-        now,
-        input.clinic ?? null,
-      );
-    return info.changes === 0 ? undefined : this.getSpecimenNow(input.id);
+    return this.specimens.add(input);
   }
 
   async getSpecimen(id: string): Promise<Specimen | undefined> {
-    return this.getSpecimenNow(id);
-  }
-
-  private getSpecimenNow(id: string): Specimen | undefined {
-    const row = this.stmt(`${SELECT_SPECIMEN} WHERE s.id = ?`).get(id) as SpecimenRow | undefined;
-    return row ? rowToSpecimen(row) : undefined;
+    return this.specimens.get(id);
   }
 
   async listSpecimens(filter: SpecimenFilter): Promise<{ specimens: Specimen[]; total: number }> {
-    const params: Record<string, unknown> = { limit: filter.limit, offset: filter.offset };
-    const conds: string[] = [];
-    if (filter.search !== undefined) {
-      conds.push(`(s.id LIKE @q ESCAPE '\\' OR s.source LIKE @q ESCAPE '\\' OR s.note LIKE @q ESCAPE '\\')`);
-      params.q = likeAnywhere(filter.search);
-    }
-    if (filter.clinic !== undefined) {
-      conds.push('s.clinic = @clinic');
-      params.clinic = filter.clinic;
-    }
-    const where = conds.length ? `WHERE ${conds.join(' AND ')}` : '';
-    const { limit: _l, offset: _o, ...countParams } = params;
-    const total = (
-      this.db.prepare(`SELECT count(*) AS n FROM specimens s ${where}`).get(countParams) as { n: number }
-    ).n;
-    const rows = this.db
-      .prepare(
-        `${SELECT_SPECIMEN} ${where} ORDER BY ${SPECIMEN_ORDER[filter.sort ?? 'newest']} LIMIT @limit OFFSET @offset`,
-      )
-      .all(params) as SpecimenRow[];
-    return { specimens: rows.map(rowToSpecimen), total };
+    return this.specimens.list(filter);
+  }
+
+  async updateSpecimen(id: string, fields: SpecimenFields): Promise<Specimen | undefined> {
+    return this.specimens.update(id, fields);
+  }
+
+  async softDeleteSpecimen(
+    id: string,
+    by: { actor: string; reason: string },
+  ): Promise<SpecimenDeleteOutcome> {
+    return this.specimens.softDelete(id, by);
+  }
+
+  async restoreSpecimen(id: string): Promise<boolean> {
+    return this.specimens.restore(id);
   }
 
   async signoffs(specimenId: string): Promise<Signoff[]> {
-    return this.db
-      .prepare(
-        `SELECT revision, reviewer, signed_at AS signedAt, specimen_version AS specimenVersion
-         FROM specimen_signoffs WHERE specimen_id = ? ORDER BY revision`,
-      )
-      .all(specimenId) as Signoff[];
+    return this.specimens.signoffs(specimenId);
   }
 
   async addSignoff(specimenId: string, signoff: Signoff & { pdf: Buffer }): Promise<boolean> {
-    const info = this.db
-      .prepare(
-        `INSERT INTO specimen_signoffs (specimen_id, revision, reviewer, signed_at, specimen_version, report_pdf)
-         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-      )
-      .run(
-        specimenId,
-        signoff.revision,
-        signoff.reviewer,
-        signoff.signedAt,
-        signoff.specimenVersion,
-        signoff.pdf,
-      );
-    return info.changes > 0;
+    return this.specimens.addSignoff(specimenId, signoff);
   }
 
   async readSignedReport(specimenId: string, revision: number): Promise<Buffer | null> {
-    const row = this.db
-      .prepare('SELECT report_pdf FROM specimen_signoffs WHERE specimen_id = ? AND revision = ?')
-      .get(specimenId, revision) as { report_pdf: Buffer } | undefined;
-    return row?.report_pdf ?? null;
+    return this.specimens.readSignedReport(specimenId, revision);
   }
 
   private touchSpecimenOf(caseId: string, now: string): void {

@@ -72,7 +72,19 @@ export interface Specimen {
   cellCount: number;
   /** The clinic that created it (a clinic account's), or null. */
   clinic: string | null;
+  /** Set while the specimen is soft-deleted (hidden from lists; restorable). */
+  deleted: { at: string; by: string; reason: string } | null;
 }
+
+/** A specimen's own fields, as an edit sets them (the id, which its images and reports are filed under, stays). */
+export interface SpecimenFields {
+  source: string | null;
+  note: string | null;
+  targetCount: 100 | 200;
+}
+
+/** What a specimen's soft delete did: refused while the specimen holds images that are not deleted. */
+export type SpecimenDeleteOutcome = 'deleted' | 'has_images' | 'not_found';
 
 export interface NewSpecimen {
   id: string;
@@ -187,7 +199,20 @@ export interface CaseStore {
   addSpecimen(input: NewSpecimen): Promise<Specimen | undefined>;
   /** By id, any case. */
   getSpecimen(id: string): Promise<Specimen | undefined>;
+  /** Specimens not deleted. */
   listSpecimens(filter: SpecimenFilter): Promise<{ specimens: Specimen[]; total: number }>;
+  /**
+   * Sets a specimen's own fields; its version grows when any changed (the report shows them, so a signed
+   * revision is no longer current). Undefined when there is no such specimen or it is deleted.
+   */
+  updateSpecimen(id: string, fields: SpecimenFields): Promise<Specimen | undefined>;
+  /**
+   * Soft delete, in one step with the check that it holds no image that is not deleted (an upload cannot slip
+   * in between): hidden from lists, getSpecimen still finds it (with `deleted`), nothing is removed.
+   */
+  softDeleteSpecimen(id: string, by: { actor: string; reason: string }): Promise<SpecimenDeleteOutcome>;
+  /** Undoes softDeleteSpecimen; false when there is no such specimen or it is not deleted. */
+  restoreSpecimen(id: string): Promise<boolean>;
   /** Signed revisions of a specimen, oldest first. */
   signoffs(specimenId: string): Promise<Signoff[]>;
   /**

@@ -1,6 +1,6 @@
 /**
  * Audit page (admins): the append-only trail of who created, reviewed, signed, exported, deleted or
- * restored what, newest first; a deleted case can be restored from its entry.
+ * restored what, newest first; a deleted case or specimen can be restored from its entry.
  */
 import { AUDIT_ACTIONS } from '../../api/constants.js';
 import { api, type AuditList } from '../api.js';
@@ -30,20 +30,21 @@ export function renderAudit(main: HTMLElement): ViewHandle {
   function target(e: AuditList['entries'][number]): HTMLElement | string {
     if (e.targetType === 'case' && e.action !== 'delete')
       return h('a', { href: caseHref(e.targetId) }, `case ${e.targetId.slice(0, 8)}`);
-    if (e.targetType === 'specimen')
+    if (e.targetType === 'specimen' && e.action !== 'delete')
       return h('a', { href: specimenHref(e.targetId) }, `specimen ${e.targetId}`);
     return `${e.targetType} ${e.targetType === 'case' ? e.targetId.slice(0, 8) : e.targetId}`;
   }
 
   function restoreButton(e: AuditList['entries'][number]): HTMLElement | null {
-    if (e.action !== 'delete' || e.targetType !== 'case') return null;
+    if (e.action !== 'delete' || (e.targetType !== 'case' && e.targetType !== 'specimen')) return null;
+    const what = e.targetType === 'case' ? 'Case' : 'Specimen';
     const btn = h('button', { type: 'button', class: 'btn btn--secondary btn--small' }, 'Restore');
     btn.addEventListener('click', () => {
       btn.disabled = true;
       void (async () => {
         try {
-          await api.restoreCase(e.targetId);
-          announce('Case restored.', 'success');
+          await (e.targetType === 'case' ? api.restoreCase(e.targetId) : api.restoreSpecimen(e.targetId));
+          announce(`${what} restored.`, 'success');
           await load();
         } catch (err) {
           announce(errorMessage(err), 'error');
@@ -107,7 +108,7 @@ export function renderAudit(main: HTMLElement): ViewHandle {
     h(
       'p',
       { class: 'muted' },
-      'Append-only: entries are never changed or removed. Deleted cases are hidden, not erased, and can be restored here.',
+      'Append-only: entries are never changed or removed. Deleted cases and specimens are hidden, not erased, and can be restored here.',
     ),
     h('div', { class: 'field' }, h('label', { for: 'audit-action' }, 'Action'), filter),
     body,

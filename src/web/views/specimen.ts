@@ -12,6 +12,7 @@ import { h, replaceChildren } from '../dom.js';
 import { displayLabel, formatDateTime, formatPercent } from '../format.js';
 import { announce, errorMessage } from '../status.js';
 import { reviewerField } from '../components/reviewer.js';
+import { specimenDetails } from '../components/specimen-details.js';
 
 /** Keys 1–8 (9 at most): the model card's classes in order. */
 const MAX_KEYS = 9;
@@ -302,6 +303,7 @@ export function renderSpecimen(main: HTMLElement, ctx: AppContext, id: string): 
       ),
       h('div', { class: 'specimen-layout' }, diff, report),
       review,
+      specimenDetails(s, ctx, () => load()),
     );
   }
 

@@ -1,12 +1,14 @@
 /** The shapes of accounts, sign-in, first-start setup, the audit trail and soft delete. */
 import { Type, type Static } from '@sinclair/typebox';
-import { AUDIT_ACTIONS, AUDIT_TARGETS, ROLES, UUID_PATTERN } from './constants.js';
+import { AUDIT_ACTIONS, AUDIT_TARGETS, PASSWORD_MIN, ROLES, UUID_PATTERN } from './constants.js';
 import { nullableString, ref, stringEnum } from './shapes.js';
 
 /** Login names: letters, digits and . _ - @ (an e-mail address works), 1–64 characters. */
 const LOGIN_NAME = { minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._@-]+$' } as const;
-/** Long passphrases are welcome; the upper bound keeps a hash request cheap to refuse. */
-export const PASSWORD_MIN = 10;
+/**
+ * PASSWORD_MIN is in constants.ts, so the web app's forms read it without TypeBox; the upper bound keeps a
+ * hash request cheap to refuse.
+ */
 const PASSWORD = { minLength: PASSWORD_MIN, maxLength: 1024 } as const;
 
 export const Account = Type.Object(

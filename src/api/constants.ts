@@ -26,6 +26,12 @@ export const SPECIMEN_ID_MAX = 64;
 export const SPECIMEN_TARGETS = [100, 200] as const;
 export const SPECIMEN_SORTS = ['newest', 'oldest', 'updated', 'id'] as const;
 
+/**
+ * The shortest password any account may have (the schemas, the server's check and the web forms all read it
+ * here). Long passphrases are welcome.
+ */
+export const PASSWORD_MIN = 10;
+
 /** Account roles: `clinic` uploads and sees its own clinic's work, `reviewer` reviews all and signs, `admin` manages. */
 export const ROLES = ['clinic', 'reviewer', 'admin'] as const;
 export type Role = (typeof ROLES)[number];

@@ -1,8 +1,8 @@
 /**
  * End to end in real Chromium with accounts on: the first-start setup page creates the admin, sign-out,
  * sign-in through the form, a review and a sign-off recorded under the signed-in reviewer (no name to type),
- * and an admin's delete with a reason, seen and undone on the audit page. Screenshots go to
- * test-results/screenshots/accounts-*.png.
+ * an admin's delete with a reason, seen and undone on the audit page, and a password changed on "Your
+ * account" (its refusals said in the page). Screenshots go to test-results/screenshots/accounts-*.png.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PASSWORD_MIN } from '../api/constants.js';
 import { buildApp } from '../server/app.js';
 import { createAccount } from '../server/auth/users.js';
 import { fakeVision, solidPng } from '../testing/server.js';
@@ -34,9 +35,9 @@ describe.skipIf(!haveChromium)('accounts end to end (Chromium)', () => {
   const shot = (name: string) =>
     page.screenshot({ path: path.join(shotDir, `accounts-${name}.png`), fullPage: true });
 
-  async function signIn(name: string): Promise<void> {
+  async function signIn(name: string, password = PASSWORD): Promise<void> {
     await page.locator('#login-name').fill(name);
-    await page.locator('#login-password').fill(PASSWORD);
+    await page.locator('#login-password').fill(password);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.locator('#sign-out').waitFor();
   }
@@ -178,5 +179,130 @@ describe.skipIf(!haveChromium)('accounts end to end (Chromium)', () => {
     expect((await app.caseStore.get(caseId))?.deleted).toBeNull();
     await shot('7-audit-restored');
     expect(consoleErrors).toEqual([]);
+  }, 90_000);
+
+  it('changes the password on "Your account", says why it refuses, and only the new one signs in', async () => {
+    const NEW = 'a brand new lab passphrase';
+    await createAccount(app.caseStore.accounts, {
+      name: 'north',
+      displayName: 'North Clinic Desk',
+      role: 'clinic',
+      clinic: 'North',
+      password: PASSWORD,
+    });
+    await page.goto(`${base}/#/`);
+    await page.locator('#sign-out, #login-name').first().waitFor();
+    if (await page.locator('#sign-out').isVisible()) await signOut();
+    await signIn('north');
+    // The same account signed in elsewhere: the change ends that session.
+    const elsewhere = await browser.newContext();
+    expect(
+      (
+        await elsewhere.request.post(`${base}/api/v1/session`, {
+          data: { name: 'north', password: PASSWORD },
+        })
+      ).status(),
+    ).toBe(200);
+    const sent: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().endsWith('/api/v1/account/password')) sent.push(r.method());
+    });
+
+    // Reached from the name in the header.
+    await page.locator('#account-link').click();
+    await page.waitForURL(/#\/account$/);
+    await page.getByRole('heading', { name: 'Change password' }).waitFor();
+    expect(await page.locator('#account-link').getAttribute('aria-current')).toBe('page');
+    expect(await page.locator('.account-details').textContent()).toMatch(
+      /North Clinic Desk.*north.*clinic.*North/,
+    );
+    const current = page.locator('#account-current');
+    const next = page.locator('#account-new');
+    const again = page.locator('#account-again');
+    const submit = page.getByRole('button', { name: 'Change password' });
+    const problem = page.locator('#password-problem');
+    expect(await page.locator('#account-new-hint').textContent()).toContain(
+      `At least ${PASSWORD_MIN} characters`,
+    );
+
+    // Refused in the page, nothing sent: too short (the API's own minimum), then two different new ones.
+    const short = 'x'.repeat(PASSWORD_MIN - 1);
+    await current.fill(PASSWORD);
+    await next.fill(short);
+    await again.fill(short);
+    await submit.click();
+    await expect
+      .poll(() => problem.textContent())
+      .toContain(`too short: at least ${PASSWORD_MIN} characters`);
+    expect(await next.getAttribute('aria-invalid')).toBe('true');
+    await next.fill(NEW);
+    await again.fill(`${NEW}!`);
+    await submit.click();
+    await expect.poll(() => problem.textContent()).toMatch(/two new passwords differ/);
+    expect(await again.getAttribute('aria-invalid')).toBe('true');
+    expect(await next.getAttribute('aria-invalid')).toBeNull();
+    expect(sent).toEqual([]);
+
+    // Refused by the server: a wrong current password (403 wrong_password).
+    await current.fill('not my password at all');
+    await again.fill(NEW);
+    await submit.click();
+    await expect
+      .poll(() => problem.textContent())
+      .toBe('The current password is wrong. Nothing was changed.');
+    expect(await page.locator('#alert').textContent()).toBe(
+      'The current password is wrong. Nothing was changed.',
+    );
+    expect(await current.getAttribute('aria-invalid')).toBe('true');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('account-current');
+    await shot('8-password-wrong-current');
+
+    // Rate limited (429): the server's refusal as it sends it, answered here so the real budget is not spent.
+    await page.route('**/api/v1/account/password', (route) =>
+      route.fulfill({
+        status: 429,
+        contentType: 'application/json',
+        headers: { 'retry-after': '754' },
+        body: JSON.stringify({
+          error: 'too_many_attempts',
+          message: 'Too many password changes: at most 10 per 15 min. Retry in 754 s.',
+        }),
+      }),
+    );
+    await current.fill(PASSWORD);
+    await submit.click();
+    await expect
+      .poll(() => problem.textContent())
+      .toBe('Too many attempts to change the password. Nothing was changed; try again in 13 minutes.');
+    await page.unroute('**/api/v1/account/password');
+
+    // Changed: the form empties, this session stays, the other one ends.
+    await current.fill(PASSWORD);
+    await next.fill(NEW);
+    await again.fill(NEW);
+    await submit.click();
+    await expect.poll(() => page.locator('#status').textContent()).toMatch(/^Password changed\./);
+    expect(await problem.isHidden()).toBe(true);
+    expect([await current.inputValue(), await next.inputValue(), await again.inputValue()]).toEqual([
+      '',
+      '',
+      '',
+    ]);
+    await shot('9-password-changed');
+    expect(sent).toEqual(['PUT', 'PUT', 'PUT']);
+    expect((await page.request.get(`${base}/api/v1/cases`)).status()).toBe(200);
+    expect((await elsewhere.request.get(`${base}/api/v1/cases`)).status()).toBe(401);
+    await elsewhere.close();
+
+    // Signed out, the old password no longer signs in; the new one does.
+    await signOut();
+    await page.locator('#login-name').fill('north');
+    await page.locator('#login-password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.locator('#alert').textContent()).toMatch(/Wrong name or password/);
+    await signIn('north', NEW);
+    await expect.poll(() => page.locator('#account').textContent()).toContain('North Clinic Desk');
+    // The refusals above log their status codes; anything else is a bug.
+    expect(consoleErrors.filter((e) => !/status of (403|429)/.test(e))).toEqual([]);
   }, 90_000);
 });

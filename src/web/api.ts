@@ -15,6 +15,7 @@ import type {
   ReviewBodyJson,
   ReviewJson,
   NewSpecimenJson,
+  PasswordChangeJson,
   SignoffJson,
   SpecimenCellJson,
   SpecimenDetailJson,
@@ -121,6 +122,8 @@ export const api = {
   session: () => request<SessionState>('/session'),
   signIn: (name: string, password: string) => request<Account>('/session', json('POST', { name, password })),
   signOut: () => request<unknown>('/session', { method: 'DELETE' }),
+  /** 204; the account's other sessions end, this one stays signed in. */
+  changePassword: (change: PasswordChangeJson) => request<void>('/account/password', json('PUT', change)),
   setup: (input: { token: string; name: string; displayName: string; password: string }) =>
     request<Account>('/setup', json('POST', input)),
   audit: (q: { action?: string; limit?: number; offset?: number } = {}) =>

@@ -78,6 +78,7 @@ describe('router', () => {
     expect(parseHash('#/specimens')).toEqual({ name: 'specimens' });
     expect(parseHash(specimenHref('a/b #7'))).toEqual({ name: 'specimen', id: 'a/b #7' });
     expect(parseHash('#/about')).toEqual({ name: 'about' });
+    expect(parseHash('#/account')).toEqual({ name: 'account' });
     const history = parseHash('#/history?label=NEUTROPHIL&offset=20');
     expect(history.name).toBe('history');
     if (history.name === 'history') {

@@ -5,6 +5,7 @@ import { parseHash, type Route } from './router.js';
 import { announce, clearStatus, errorMessage, initStatus } from './status.js';
 import { h, replaceChildren } from './dom.js';
 import { renderAbout } from './views/about.js';
+import { renderAccount } from './views/account.js';
 import { MODEL_CHANGED, renderAdmin } from './views/admin.js';
 import { renderAnalyse } from './views/analyse.js';
 import { renderAudit } from './views/audit.js';
@@ -37,6 +38,7 @@ const TITLES: Record<Route['name'], string> = {
   login: 'Sign in',
   setup: 'Set up',
   audit: 'Audit trail',
+  account: 'Your account',
   notFound: 'Page not found',
 };
 
@@ -58,6 +60,9 @@ function render(): void {
     if (active) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
+  const accountLink = document.getElementById('account-link');
+  if (route.name === 'account') accountLink?.setAttribute('aria-current', 'page');
+  else accountLink?.removeAttribute('aria-current');
   switch (route.name) {
     case 'analyse':
       current = renderAnalyse(main, ctx, route.query);
@@ -94,6 +99,9 @@ function render(): void {
       break;
     case 'audit':
       current = renderAudit(main);
+      break;
+    case 'account':
+      current = renderAccount(main, ctx);
       break;
     default:
       replaceChildren(
@@ -164,9 +172,15 @@ async function loadSession(): Promise<void> {
   });
   replaceChildren(
     accountBox,
+    // The name opens "Your account" (its password form).
     h(
-      'span',
-      { class: 'account__name', title: `${ctx.account.name} · ${ctx.account.role}` },
+      'a',
+      {
+        href: '#/account',
+        id: 'account-link',
+        class: 'account__name',
+        title: `Your account: ${ctx.account.name} · ${ctx.account.role}`,
+      },
       ctx.account.displayName,
     ),
     h(

@@ -12,6 +12,7 @@ export type Route =
   | { name: 'login' }
   | { name: 'setup'; query: URLSearchParams }
   | { name: 'audit' }
+  | { name: 'account' }
   | { name: 'notFound'; path: string };
 
 export function parseHash(hash: string): Route {
@@ -27,6 +28,7 @@ export function parseHash(hash: string): Route {
   if (path === '/login') return { name: 'login' };
   if (path === '/setup') return { name: 'setup', query };
   if (path === '/audit') return { name: 'audit' };
+  if (path === '/account') return { name: 'account' };
   const specimenMatch = /^\/specimens\/(.+)$/.exec(path);
   if (specimenMatch) return { name: 'specimen', id: decodeURIComponent(specimenMatch[1]) };
   const caseMatch = /^\/cases\/([^/]+)$/.exec(path);

@@ -2,12 +2,11 @@
  * First-start page: the one-time link the server printed on its console opens it (#/setup?token=…); it
  * creates the admin account and signs it in.
  */
+import { PASSWORD_MIN } from '../../api/constants.js';
 import { api } from '../api.js';
 import type { ViewHandle } from '../context.js';
 import { h, replaceChildren } from '../dom.js';
 import { announce, errorMessage } from '../status.js';
-
-const PASSWORD_MIN = 10;
 
 export function renderSetup(main: HTMLElement, query: URLSearchParams, onDone: () => void): ViewHandle {
   const token = query.get('token') ?? '';

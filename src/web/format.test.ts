@@ -3,6 +3,7 @@ import {
   differentialRows,
   displayLabel,
   formatDateTime,
+  formatConfidence,
   formatPercent,
   NBSP,
   orderedProbabilities,
@@ -16,6 +17,9 @@ describe('format', () => {
     expect(formatPercent(1)).toBe(`100.0${NBSP}%`);
     expect(formatPercent(0.004, 0)).toBe(`0${NBSP}%`);
     expect(formatPercent(Number.NaN)).toBe('—');
+    // A confidence has one format everywhere: 99.5 % is never "100 %" on the box and "99.5 %" on the card.
+    expect(formatConfidence(0.995)).toBe(`99.5${NBSP}%`);
+    expect(formatConfidence(0.995)).toBe(formatPercent(0.995));
   });
 
   it('shows class names as words and null as "no cell"', () => {

@@ -10,6 +10,14 @@ export function formatPercent(p: number, digits = 1): string {
   return `${(p * 100).toFixed(digits)}${NBSP}%`;
 }
 
+/**
+ * A model's confidence wherever it is shown (result card, label on the image, cell lists, specimen tiles):
+ * one format, so two places never disagree about one cell ("100 %" on the box beside "99.5 %" on the card).
+ */
+export function formatConfidence(p: number): string {
+  return formatPercent(p);
+}
+
 const pad = (n: number) => String(n).padStart(2, '0');
 
 /** ISO timestamp → "2024-05-03 14:07" in local time: unambiguous across locales. */

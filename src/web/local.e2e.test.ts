@@ -343,6 +343,20 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
       const card = offline.locator('article.result-card').first();
       await expect.poll(() => card.textContent(), { timeout: 90_000 }).toContain('Analysed on this device');
       expect(await card.locator('table.probs tbody tr').count()).toBeGreaterThan(0);
+      // The header names the model that answers (the device's copy), not "unavailable".
+      const header = offline.locator('#model-info');
+      await expect.poll(() => header.getAttribute('data-state')).toBe('device');
+      expect(await header.textContent()).toMatch(/^Model: \S+ \S+ \(on this device\)$/);
+      // One cell, one confidence: the label on its box says what the card says.
+      const confidence = (await card.locator('.prediction__meta strong').textContent())!;
+      expect(confidence).toMatch(/^\d+\.\d\u00a0%$/);
+      const boxLabels = await card
+        .locator('.cell-box__label')
+        .evaluateAll((ls) => ls.map((l) => (l as HTMLElement).dataset.full ?? ''));
+      expect(
+        boxLabels.some((l) => l.endsWith(` ${confidence}`)),
+        boxLabels.join(' | '),
+      ).toBe(true);
       expect(
         offlineErrors.filter((e) => !/ERR_INTERNET_DISCONNECTED|Failed to load resource/.test(e)),
       ).toEqual([]);

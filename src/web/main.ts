@@ -6,6 +6,8 @@ import { announce, clearStatus, errorMessage, initStatus } from './status.js';
 import { h, replaceChildren } from './dom.js';
 import { renderAbout } from './views/about.js';
 import { renderAccount } from './views/account.js';
+import { DEVICE_MODE_CHANGED, deviceModeOn, deviceModel } from './local/device.js';
+import { modelHeader, type ModelHeader } from './model-header.js';
 import { MODEL_CHANGED, renderAdmin } from './views/admin.js';
 import { renderAnalyse } from './views/analyse.js';
 import { renderAudit } from './views/audit.js';
@@ -126,20 +128,57 @@ function render(): void {
 // An admin activated or rolled back a version: the header names the model now served.
 window.addEventListener(MODEL_CHANGED, () => void loadModel());
 
+let modelLoads = 0;
+
+function showModel(header: ModelHeader): void {
+  modelInfo.textContent = header.text;
+  modelInfo.title = header.title;
+  modelInfo.dataset.state = header.state;
+}
+
 async function loadModel(): Promise<void> {
+  const load = ++modelLoads;
   try {
     const health = await api.health();
     ctx.model = health.model;
     ctx.classes = health.model.classes;
-    modelInfo.textContent = `Model: ${health.model.name} ${health.model.version}`;
-    modelInfo.title = `Classes: ${health.model.classes.join(', ')}`;
-    modelInfo.dataset.state = health.status === 'ok' ? 'ok' : 'degraded';
+    showModel(modelHeader(health));
   } catch (err) {
-    modelInfo.textContent = 'Model: unavailable';
-    modelInfo.dataset.state = 'down';
-    announce(`The model could not be reached: ${errorMessage(err)}`, 'error');
+    ctx.model = null;
+    if (!deviceModeOn()) {
+      showModel(modelHeader(null));
+      announce(`The model could not be reached: ${errorMessage(err)}`, 'error');
+      return;
+    }
+    // Offline (or the server down) with "analyse on this device" on: the page's own copy of the model still
+    // analyses. Not awaited: the page renders meanwhile (starting the model takes a moment).
+    showModel(modelHeader(null, 'loading'));
+    void deviceModel().then(
+      (m) => {
+        if (load !== modelLoads) return;
+        if (ctx.classes.length === 0) ctx.classes = m.card.classes;
+        showModel(modelHeader(null, m.card));
+        announce(
+          'The server cannot be reached: images are analysed on this device, and nothing is stored.',
+          'info',
+        );
+      },
+      (deviceErr: unknown) => {
+        if (load !== modelLoads) return;
+        showModel(modelHeader(null, null));
+        announce(
+          `The model could not be reached: ${errorMessage(err)} On this device: ${errorMessage(deviceErr)}`,
+          'error',
+        );
+      },
+    );
   }
 }
+
+// Device mode switched while the server is unreachable: the header follows (the device's model, or none).
+window.addEventListener(DEVICE_MODE_CHANGED, () => {
+  if (ctx.model === null) void loadModel();
+});
 
 /** Who is signed in (GET /session): the header shows them, with a sign-out button. */
 async function loadSession(): Promise<void> {

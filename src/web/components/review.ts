@@ -1,7 +1,7 @@
 import type { Review } from '../api.js';
 import { REVIEW_REASON_TEXT, type ReviewReason } from '../../model/types.js';
 import { h } from '../dom.js';
-import { formatDateTime, formatPercent } from '../format.js';
+import { formatConfidence, formatDateTime } from '../format.js';
 
 /** "by <reviewer> on <time>" and the reviewer's note, as the case page and practice mode show them. */
 export function reviewAttribution(review: Review, reviewerClass: string): (HTMLElement | null)[] {
@@ -48,7 +48,7 @@ export function confidenceLine(p: {
   return h(
     'p',
     { class: 'prediction__meta' },
-    h('span', null, 'Confidence ', h('strong', { class: 'num' }, formatPercent(p.confidence))),
+    h('span', null, 'Confidence ', h('strong', { class: 'num' }, formatConfidence(p.confidence))),
     reviewBadge(p),
   );
 }

@@ -1,7 +1,7 @@
 /** The smear image with located cells outlined, and a toggle to its class-activation heat map. */
 import { api, type CaseResult, type CellResult } from '../api.js';
 import { h } from '../dom.js';
-import { displayLabel, formatPercent } from '../format.js';
+import { displayLabel, formatConfidence } from '../format.js';
 
 export interface Specimen {
   root: HTMLElement;
@@ -33,7 +33,7 @@ function drawBoxes(
   cells.forEach((cell, i) => {
     const { x, y, width: w, height: bh } = cell.box;
     const number = cells.length > 1 ? `${i + 1}` : '';
-    const full = `${number ? `${number}. ` : ''}${displayLabel(cell.label)} ${formatPercent(cell.confidence, 0)}`;
+    const full = `${number ? `${number}. ` : ''}${displayLabel(cell.label)} ${formatConfidence(cell.confidence)}`;
     const placement = [
       y / height < 0.12 ? 'cell-box__label--inside' : '',
       (x + w / 2) / width > 0.6 ? 'cell-box__label--right' : '',

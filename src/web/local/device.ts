@@ -42,12 +42,16 @@ export function deviceModeOn(): boolean {
   }
 }
 
+/** Sent on window when the switch changes: the header names the device's model when the server is away. */
+export const DEVICE_MODE_CHANGED = 'hv:device-mode';
+
 function setDeviceMode(on: boolean): void {
   try {
     localStorage.setItem(STORAGE_KEY, on ? 'on' : 'off');
   } catch {
     // Private modes may refuse storage: the switch still works for this visit.
   }
+  window.dispatchEvent(new CustomEvent(DEVICE_MODE_CHANGED));
 }
 
 /** The switch, checked as last left; turning it on starts the model download at once. */

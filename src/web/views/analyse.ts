@@ -15,7 +15,7 @@ import { screenUploads } from '../upload.js';
 import { specimen } from '../components/specimen.js';
 import type { AppContext, ViewHandle } from '../context.js';
 import { h, replaceChildren } from '../dom.js';
-import { displayLabel, formatPercent } from '../format.js';
+import { displayLabel, formatConfidence } from '../format.js';
 import { caseHref, specimenHref } from '../router.js';
 import { deviceModeOn, deviceSwitch, isDeviceCase, predictOnDevice } from '../local/device.js';
 import { announce, errorMessage } from '../status.js';
@@ -58,7 +58,7 @@ function resultCard(c: CaseResult, classes: string[]): HTMLElement {
               `${c.cells.length} white cells located: `,
               c.cells
                 .map(
-                  (cell, i) => `${i + 1}. ${displayLabel(cell.label)} ${formatPercent(cell.confidence, 0)}`,
+                  (cell, i) => `${i + 1}. ${displayLabel(cell.label)} ${formatConfidence(cell.confidence)}`,
                 )
                 .join(' · '),
             )

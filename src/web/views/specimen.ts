@@ -9,7 +9,7 @@ import type { AppContext, ViewHandle } from '../context.js';
 import { differentialSection } from '../components/differential.js';
 import { REASON_TEXT } from '../components/review.js';
 import { h, replaceChildren } from '../dom.js';
-import { displayLabel, formatDateTime, formatPercent } from '../format.js';
+import { displayLabel, formatConfidence, formatDateTime } from '../format.js';
 import { announce, errorMessage } from '../status.js';
 import { reviewerField } from '../components/reviewer.js';
 import { specimenDetails } from '../components/specimen-details.js';
@@ -38,7 +38,7 @@ function tile(c: SpecimenCell, where: 'queue' | 'gallery'): HTMLButtonElement {
       class: `cell-tile${c.needsReview ? ' cell-tile--review' : ''}${c.review ? ' cell-tile--done' : ''}`,
       'data-cell': cellKey(c),
       'data-where': where,
-      'aria-label': `${displayLabel(c.label)}, ${formatPercent(c.confidence, 0)}${corrected ? `, corrected from ${displayLabel(c.predictedLabel)}` : ''}, ${c.file}${c.box ? ` cell ${c.cell + 1}` : ''}${why ? `, needs review: ${why}` : ''}`,
+      'aria-label': `${displayLabel(c.label)}, ${formatConfidence(c.confidence)}${corrected ? `, corrected from ${displayLabel(c.predictedLabel)}` : ''}, ${c.file}${c.box ? ` cell ${c.cell + 1}` : ''}${why ? `, needs review: ${why}` : ''}`,
       title: `${c.file}${c.box ? ` · cell ${c.cell + 1}` : ''}${why ? ` · ${why}` : ''}`,
     },
     h('img', { src: c.cropUrl, alt: '', class: 'cell-tile__img', loading: 'lazy', decoding: 'async' }),
@@ -47,7 +47,7 @@ function tile(c: SpecimenCell, where: 'queue' | 'gallery'): HTMLButtonElement {
       'span',
       { class: 'cell-tile__meta' },
       corrected ? `was ${displayLabel(c.predictedLabel)} ` : '',
-      formatPercent(c.confidence, 0),
+      formatConfidence(c.confidence),
     ),
     reviewState(c),
     // Why the model flagged it: a confident cell can be flagged as unlike anything it learned.

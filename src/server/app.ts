@@ -202,7 +202,7 @@ async function assemble(
   const limit =
     options.rateLimits === false
       ? undefined
-      : await installRateLimits(app, { ...DEFAULT_RATE_LIMITS, ...options.rateLimits });
+      : await installRateLimits(app, { ...DEFAULT_RATE_LIMITS, ...options.rateLimits }, store.rateCounters);
   // Before any route: the guard gives each route its access level as it is added.
   await installGuard(app, { enabled: options.auth !== 'off', accounts: store.accounts, limit });
 

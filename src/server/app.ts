@@ -11,6 +11,7 @@ import { HematoError } from '../errors.js';
 import type { HematoVision } from '../pipeline.js';
 import { API_BASE as API } from '../api/index.js';
 import { CellCrops } from './cell-crops.js';
+import { ReportRenderer } from '../report/render-thread.js';
 import { clientErrorHandler, DEFAULT_MAX_CONNECTIONS, limitConnections } from './connections.js';
 import { lockDataDir, type DataLock } from './data-lock.js';
 import { installGuard } from './auth/guard.js';
@@ -185,8 +186,11 @@ async function assemble(
   app.decorate('jobQueue', jobs);
   app.decorate('modelRegistry', registry);
   let syncTimer: NodeJS.Timeout | undefined;
+  // PDF reports off the event loop (one thread, started by the first report).
+  const reports = new ReportRenderer();
   app.addHook('onClose', async () => {
     if (syncTimer) clearInterval(syncTimer);
+    await reports.close();
     await jobs.close();
     await registry?.close();
     if (vision !== options.vision) await vision.closeSwapped();
@@ -202,7 +206,7 @@ async function assemble(
   const limit =
     options.rateLimits === false
       ? undefined
-      : await installRateLimits(app, { ...DEFAULT_RATE_LIMITS, ...options.rateLimits });
+      : await installRateLimits(app, { ...DEFAULT_RATE_LIMITS, ...options.rateLimits }, store.rateCounters);
   // Before any route: the guard gives each route its access level as it is added.
   await installGuard(app, { enabled: options.auth !== 'off', accounts: store.accounts, limit });
 
@@ -263,7 +267,7 @@ async function assemble(
   });
   const crops = new CellCrops(store);
   await app.register(caseRoutes, { prefix: API, store, vision, schemas, crops });
-  await app.register(specimenRoutes, { prefix: API, store, vision, schemas, crops });
+  await app.register(specimenRoutes, { prefix: API, store, vision, schemas, crops, reports });
   await app.register(teachingRoutes, { prefix: API, dir: options.teachingDir });
   await app.register(deviceModelRoutes, {
     modelPath: resolve(options.deviceModel ?? join(REPO_ROOT, 'models/model.int8.onnx')),

@@ -1,5 +1,6 @@
 /**
- * Rate limits (@fastify/rate-limit, in each process's memory): a budget per signed-in account, or per client
+ * Rate limits (@fastify/rate-limit; counters in the process's memory on SQLite, in the database every replica
+ * shares on PostgreSQL: shared-rate-limits.ts): a budget per signed-in account, or per client
  * address for anonymous requests, so one account cannot use up another's and a clinic's shared NAT address
  * is not one bucket for all its accounts; predict has its own, stricter budget. Sign-in attempts are limited
  * per login name and address (brute force) and per address (spraying), password changes per account.
@@ -11,6 +12,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from
 import rateLimit, { normalizeIP } from '@fastify/rate-limit';
 import { API_BASE as API } from '../api/index.js';
 import { HematoError } from '../errors.js';
+import { sharedStore, sweepPeriodically } from './shared-rate-limits.js';
+import type { RateCounters } from './store/index.js';
 
 export interface RateLimits {
   /** Requests per window per account (signed in) or client address (anonymous), all routes but predict. */
@@ -80,12 +83,18 @@ export function clientKey(request: FastifyRequest): { key: string; who: 'account
 /**
  * Registers the limiter; returns the general limit as a function for the guard to call once it knows the
  * account. Must be installed before the routes (it adds the sign-in limit to them as they are added).
+ * `shared`: counters every replica uses (PostgreSQL); without them each process counts alone.
  */
 export async function installRateLimits(
   app: FastifyInstance,
   limits: RateLimits,
+  shared?: RateCounters,
 ): Promise<(request: FastifyRequest, reply: FastifyReply) => Promise<void>> {
-  await app.register(rateLimit, { global: false });
+  if (shared) {
+    // A database error lets the request through (logged once per outage) rather than answering 500.
+    await app.register(rateLimit, { global: false, store: sharedStore(shared, app.log), skipOnError: true });
+    sweepPeriodically(app, shared);
+  } else await app.register(rateLimit, { global: false });
   const isPredict = (request: FastifyRequest) =>
     request.method === 'POST' && request.url.split('?')[0] === `${API}/predict`;
   const general = app.createRateLimit({

@@ -1,6 +1,7 @@
 import Fastify from 'fastify';
 import { sharedSchemas } from '../../api/index.js';
 import { describe, expect, it } from 'vitest';
+import { renderSpecimenPdf } from '../../report/specimen-pdf.js';
 import { sampleReport } from '../../testing/specimen-report.js';
 import { reportFileName, specimenReportRoutes } from './specimen-report.js';
 
@@ -12,6 +13,7 @@ describe('specimen report route', () => {
     await app.register(specimenReportRoutes, {
       prefix: '/api/v1',
       load: (id) => (id === report.specimenId ? { report } : null),
+      render: (r) => renderSpecimenPdf(r),
     });
     const res = await app.inject({ method: 'GET', url: `/api/v1/specimens/${report.specimenId}/report.pdf` });
     expect(res.statusCode).toBe(200);

@@ -2,15 +2,16 @@
  * GET {prefix}/specimens/:id/report.pdf as a Fastify plugin: the specimen's PDF report
  * (src/report/specimen-pdf.ts). The specimens feature owns the data, so it passes `load`, which gives a
  * signed revision's frozen bytes, or the SpecimenReport to render as the specimen is now, or null for an
- * unknown specimen or revision.
+ * unknown specimen or revision; and `render`, which makes a report's PDF (the server's renders in a worker
+ * thread: src/report/render-thread.ts).
  *
- *   await app.register(specimenReportRoutes, { prefix: '/api/v1', load: (id, revision) => … });
+ *   await app.register(specimenReportRoutes, { prefix: '/api/v1', load: (id, revision) => …, render });
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { ErrorReply, ReportQuery, SpecimenParams } from '../../api/index.js';
 import { ref } from '../../api/shapes.js';
-import { renderSpecimenPdf, type SpecimenReport } from '../../report/specimen-pdf.js';
+import type { SpecimenReport } from '../../report/specimen-pdf.js';
 
 type ReportName = Pick<SpecimenReport, 'specimenId' | 'revision' | 'signedAt' | 'reviewer'>;
 
@@ -24,6 +25,8 @@ export interface SpecimenReportRoutesOptions {
     revision: number | undefined,
     request: FastifyRequest,
   ): Promise<ReportSource | null> | ReportSource | null;
+  /** The report's PDF bytes (renderSpecimenPdf's, made off the event loop by the server). */
+  render(report: SpecimenReport): Promise<Buffer>;
 }
 
 /** A file name any browser and file system accepts: the id's letters, digits, dots, dashes and underscores. */
@@ -73,7 +76,7 @@ export const specimenReportRoutes: FastifyPluginAsyncTypebox<SpecimenReportRoute
       const [pdf, name] =
         'frozen' in source
           ? [source.frozen, source.name]
-          : [await renderSpecimenPdf(source.report), source.report];
+          : [await options.render(source.report), source.report];
       return reply
         .type('application/pdf')
         .header('content-disposition', `attachment; filename="${reportFileName(name)}"`)

@@ -9,7 +9,7 @@ import { HematoError } from '../../errors.js';
 import { clinicScope, maySee } from '../auth/access.js';
 import { actingName, actor } from '../auth/guard.js';
 import type { HematoVision } from '../../pipeline.js';
-import { renderSpecimenPdf } from '../../report/specimen-pdf.js';
+import type { ReportRenderer } from '../../report/render-thread.js';
 import { casesCsvStream } from '../cases-csv.js';
 import type { CellCrops } from '../cell-crops.js';
 import type { RouteSchemas } from '../schemas.js';
@@ -22,6 +22,8 @@ export interface SpecimenRouteOptions {
   vision: HematoVision;
   schemas: RouteSchemas;
   crops: CellCrops;
+  /** Renders reports in a worker thread (the caller closes it). */
+  reports: ReportRenderer;
 }
 
 export function specimenNotFound(id: string): HematoError {
@@ -50,7 +52,7 @@ const blankToNull = (s: string | null | undefined) => (s?.trim() ? s.trim() : nu
 
 export const specimenRoutes: FastifyPluginAsyncTypebox<SpecimenRouteOptions> = async (
   app,
-  { store, vision, schemas, crops },
+  { store, vision, schemas, crops, reports },
 ) => {
   const classes = vision.card.classes;
 
@@ -166,7 +168,7 @@ export const specimenRoutes: FastifyPluginAsyncTypebox<SpecimenRouteOptions> = a
       );
     const signoff = { reviewer, signedAt: new Date().toISOString() };
     const report = await buildReport(state, crops, vision.card, signoff);
-    const pdf = await renderSpecimenPdf({ ...report, generatedAt: signoff.signedAt });
+    const pdf = await reports.render({ ...report, generatedAt: signoff.signedAt });
     const stored = await store.addSignoff(s.id, {
       revision: state.detail.revision,
       specimenVersion: s.version,
@@ -214,6 +216,7 @@ export const specimenRoutes: FastifyPluginAsyncTypebox<SpecimenRouteOptions> = a
         report: await buildReport(await specimenState(store, classes, s), crops, vision.card, undefined),
       };
     },
+    render: (report) => reports.render(report),
   });
 
   function audit(

@@ -396,6 +396,23 @@ export const MIGRATIONS: Migration[] = [
         ADD COLUMN delete_reason text;
     `,
   },
+  {
+    version: 10,
+    // Rate-limit counters shared by every replica (server/shared-rate-limits.ts), so N replicas allow each
+    // limit once, not N times. SQLite means one process, whose in-memory counters are already the only ones:
+    // nothing to share, no table. UNLOGGED on PostgreSQL: a counter is worth no WAL write per request, and
+    // losing them in a database crash only restarts the windows.
+    name: 'shared rate-limit counters',
+    sqlite: `-- none: one process, counters in its memory`,
+    postgres: `
+      CREATE UNLOGGED TABLE rate_limits (
+        key        text PRIMARY KEY,
+        count      integer NOT NULL,
+        expires_at timestamptz NOT NULL
+      );
+      CREATE INDEX rate_limits_expiry ON rate_limits (expires_at);
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

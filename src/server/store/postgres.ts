@@ -20,6 +20,7 @@ import {
 import * as specimens from './postgres-specimens.js';
 import { PostgresJobRows, PostgresModelRows } from './postgres-jobs.js';
 import { PostgresAccountStore } from './postgres-accounts.js';
+import { PostgresRateCounters } from './postgres-rate-counters.js';
 import { rowToCase, type CaseRow } from './sqlite-rows.js';
 import type {
   AppliedMigration,
@@ -60,6 +61,7 @@ export class PostgresCaseStore implements CaseStore {
   readonly jobs: PostgresJobRows;
   readonly models: PostgresModelRows;
   readonly accounts: PostgresAccountStore;
+  readonly rateCounters: PostgresRateCounters;
   private readonly blobs: PostgresBlobStore;
   private closed = false;
 
@@ -72,6 +74,7 @@ export class PostgresCaseStore implements CaseStore {
     this.jobs = new PostgresJobRows(pool);
     this.models = new PostgresModelRows(pool);
     this.accounts = new PostgresAccountStore(pool);
+    this.rateCounters = new PostgresRateCounters(pool);
   }
 
   /** Connects, applies pending migrations (under an advisory lock), and clears stale upload temp files. */

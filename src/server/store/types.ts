@@ -244,7 +244,23 @@ export interface CaseStore {
   migrations(): Promise<AppliedMigration[]>;
   /** Rejects when the database cannot take a write now (for GET /ready); writes nothing. */
   checkWritable?(): Promise<void>;
+  /**
+   * Rate-limit counters every replica shares (PostgreSQL). Absent on SQLite: one process, whose in-memory
+   * counters are the only ones.
+   */
+  readonly rateCounters?: RateCounters;
   close(): Promise<void>;
+}
+
+/** Fixed-window hit counters by key, shared by the processes that use one database (migration 10). */
+export interface RateCounters {
+  /**
+   * Counts one hit on `key` in one atomic step: a key whose window ended (or a new one) starts a window of
+   * `windowMs` at 1. The count so far in the window and the milliseconds left in it.
+   */
+  hit(key: string, windowMs: number): Promise<{ count: number; ttlMs: number }>;
+  /** Removes counters whose window ended; how many. */
+  sweep(): Promise<number>;
 }
 
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed';

@@ -80,45 +80,46 @@ def report(name, left, s_val, s_ood, src_val):
               + ' / '.join(f'{100 * v:3.0f} %' for v in det), flush=True)
 
 
-for left in ['basophil', 'ig', 'erythroblast', 'platelet']:
-    tr, va, ood = (~val) & (lab != left), val & (lab != left), lab == left
-    known = sorted(set(lab[tr]))
-    y = np.array([known.index(c) if c in known else -1 for c in lab])
-    m, s = X[tr].mean(0), X[tr].std(0) + 1e-6
-    Z = (X - m) / s
-    keys = np.char.add(lab[tr], src[tr])
-    _, inv, cnt = np.unique(keys, return_inverse=True, return_counts=True)
-    sw = 1.0 / cnt[inv]
-    k = len(known)
+if __name__ == '__main__':
+    for left in ['basophil', 'ig', 'erythroblast', 'platelet']:
+        tr, va, ood = (~val) & (lab != left), val & (lab != left), lab == left
+        known = sorted(set(lab[tr]))
+        y = np.array([known.index(c) if c in known else -1 for c in lab])
+        m, s = X[tr].mean(0), X[tr].std(0) + 1e-6
+        Z = (X - m) / s
+        keys = np.char.add(lab[tr], src[tr])
+        _, inv, cnt = np.unique(keys, return_inverse=True, return_counts=True)
+        sw = 1.0 / cnt[inv]
+        k = len(known)
 
-    dist = mahalanobis(Z[tr], lab[tr])
-    report('mahalanobis', left, dist(Z[va]), dist(Z[ood]), src[va])
-    dist = mahalanobis(Z[tr], np.char.add(np.char.add(lab[tr], '|'), src[tr]))
-    report('mahal/lab', left, dist(Z[va]), dist(Z[ood]), src[va])
-    trp = tr & (src == 'pbc')
-    mp, sp = X[trp].mean(0), X[trp].std(0) + 1e-6
-    dist = mahalanobis((X[trp] - mp) / sp, lab[trp])
-    report('mahal/PBC', left, dist((X[va] - mp) / sp), dist((X[ood] - mp) / sp), src[va])
+        dist = mahalanobis(Z[tr], lab[tr])
+        report('mahalanobis', left, dist(Z[va]), dist(Z[ood]), src[va])
+        dist = mahalanobis(Z[tr], np.char.add(np.char.add(lab[tr], '|'), src[tr]))
+        report('mahal/lab', left, dist(Z[va]), dist(Z[ood]), src[va])
+        trp = tr & (src == 'pbc')
+        mp, sp = X[trp].mean(0), X[trp].std(0) + 1e-6
+        dist = mahalanobis((X[trp] - mp) / sp, lab[trp])
+        report('mahal/PBC', left, dist((X[va] - mp) / sp), dist((X[ood] - mp) / sp), src[va])
 
-    W, b = softmax_head(Z[tr], y[tr], k, sw)
-    report('msp', left, 1 - probs(Z[va], W, b).max(1), 1 - probs(Z[ood], W, b).max(1), src[va])
+        W, b = softmax_head(Z[tr], y[tr], k, sw)
+        report('msp', left, 1 - probs(Z[va], W, b).max(1), 1 - probs(Z[ood], W, b).max(1), src[va])
 
-    # Placeholders: features mixed between two cells of different classes from the same lab, as class k.
-    Ztr, ytr, srctr = Z[tr], y[tr], src[tr]
-    i, j = rng.integers(0, len(Ztr), 3 * len(Ztr)), rng.integers(0, len(Ztr), 3 * len(Ztr))
-    ok = (ytr[i] != ytr[j]) & (srctr[i] == srctr[j])
-    i, j = i[ok][: len(Ztr)], j[ok][: len(Ztr)]
-    lam = rng.uniform(0.3, 0.7, len(i))[:, None]
-    Zmix = lam * Ztr[i] + (1 - lam) * Ztr[j]
-    W, b = softmax_head(np.concatenate([Ztr, Zmix]), np.concatenate([ytr, np.full(len(Zmix), k)]), k + 1,
-                        np.concatenate([sw, np.full(len(Zmix), sw.mean())]))
-    report('placeholder', left, probs(Z[va], W, b)[:, -1], probs(Z[ood], W, b)[:, -1], src[va])
+        # Placeholders: features mixed between two cells of different classes from the same lab, as class k.
+        Ztr, ytr, srctr = Z[tr], y[tr], src[tr]
+        i, j = rng.integers(0, len(Ztr), 3 * len(Ztr)), rng.integers(0, len(Ztr), 3 * len(Ztr))
+        ok = (ytr[i] != ytr[j]) & (srctr[i] == srctr[j])
+        i, j = i[ok][: len(Ztr)], j[ok][: len(Ztr)]
+        lam = rng.uniform(0.3, 0.7, len(i))[:, None]
+        Zmix = lam * Ztr[i] + (1 - lam) * Ztr[j]
+        W, b = softmax_head(np.concatenate([Ztr, Zmix]), np.concatenate([ytr, np.full(len(Zmix), k)]), k + 1,
+                            np.concatenate([sw, np.full(len(Zmix), sw.mean())]))
+        report('placeholder', left, probs(Z[va], W, b)[:, -1], probs(Z[ood], W, b)[:, -1], src[va])
 
-    heads = [slice(0, off[2]), slice(off[2], off[3]), slice(off[3], off[4])]
-    Pv, Po = [], []
-    for cols in heads:
-        W, b = softmax_head(Ztr[:, cols], ytr, k, sw)
-        Pv.append(probs(Z[va][:, cols], W, b))
-        Po.append(probs(Z[ood][:, cols], W, b))
-    tv = lambda P: np.mean([0.5 * np.abs(P[a] - P[c]).sum(1) for a in range(3) for c in range(a + 1, 3)], 0)
-    report('ensemble', left, tv(Pv), tv(Po), src[va])
+        heads = [slice(0, off[2]), slice(off[2], off[3]), slice(off[3], off[4])]
+        Pv, Po = [], []
+        for cols in heads:
+            W, b = softmax_head(Ztr[:, cols], ytr, k, sw)
+            Pv.append(probs(Z[va][:, cols], W, b))
+            Po.append(probs(Z[ood][:, cols], W, b))
+        tv = lambda P: np.mean([0.5 * np.abs(P[a] - P[c]).sum(1) for a in range(3) for c in range(a + 1, 3)], 0)
+        report('ensemble', left, tv(Pv), tv(Po), src[va])

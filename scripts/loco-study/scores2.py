@@ -12,17 +12,12 @@ import sys
 import numpy as np
 
 sys.path.insert(0, 'scripts/loco-study')
-meta = json.load(open('.cache/loco/features.json'))
-n, d = meta['n'], meta['d']
-X = np.fromfile('.cache/loco/features.bin', dtype=np.float32).reshape(n, d).astype(np.float64)
+from scores import X, lab, mahalanobis, meta, n, off, probs, softmax_head, src, val  # noqa: E402
+
 mm = json.load(open('.cache/loco/morph.json'))
 M = np.fromfile('.cache/loco/morph.bin', dtype=np.float32).reshape(mm['n'], mm['d']).astype(np.float64)
 assert mm['n'] == n, (mm['n'], n)
 assert all(a['label'] == b['label'] and a['source'] == b['source'] for a, b in zip(meta['rows'], mm['rows']))
-lab = np.array([r['label'] for r in meta['rows']])
-src = np.array([r['source'] for r in meta['rows']])
-val = np.array([r['val'] for r in meta['rows']]).astype(bool)
-off = np.cumsum([0] + meta['dims'])
 BUDGETS = (0.05, 0.10)
 FOCUS = 'pbc'
 
@@ -39,49 +34,6 @@ def mahal_full(Z, comp, ridge=1e-3):
         return np.min(np.stack([np.einsum('ij,jk,ik->i', Q - m, Ci, Q - m) for m in mu]), 0)
 
     return dist
-
-
-def mahal_lowrank(Z, comp, rank=128):
-    comps = sorted(set(comp))
-    mu = np.stack([Z[comp == c].mean(0) for c in comps])
-    R = np.concatenate([Z[comp == c] - mu[i] for i, c in enumerate(comps)])
-    w = np.concatenate([np.full((comp == c).sum(), 1 / (comp == c).sum()) for c in comps])
-    ev, V = np.linalg.eigh((R * w[:, None]).T @ R / len(comps))
-    ev, V = ev[::-1], V[:, ::-1]
-    res = max(ev[rank:].mean(), 1e-3 * ev.sum() / len(ev))
-    Vk, ek = V[:, :rank], np.maximum(ev[:rank], res)
-    muP, mu2 = mu @ Vk, (mu ** 2).sum(1)
-
-    def dist(Q):
-        P, q2, Qm = Q @ Vk, (Q ** 2).sum(1), Q @ mu.T
-        best = np.full(len(Q), np.inf)
-        for i in range(len(comps)):
-            Pd = P - muP[i]
-            pp = (Pd ** 2).sum(1)
-            best = np.minimum(best, (Pd ** 2 / ek).sum(1) + (q2 - 2 * Qm[:, i] + mu2[i] - pp) / res)
-        return best
-
-    return dist
-
-
-def softmax_head(Z, y, k, sw, steps=200, lr=0.05, wd=1e-4):
-    W, b = np.zeros((Z.shape[1], k)), np.zeros(k)
-    Y, sw = np.eye(k)[y], sw / sw.sum()
-    state = [(W, np.zeros_like(W), np.zeros_like(W)), (b, np.zeros(k), np.zeros(k))]
-    for t in range(1, steps + 1):
-        P = probs(Z, W, b)
-        G = (P - Y) * sw[:, None]
-        for (p, m, v), g in zip(state, (Z.T @ G + wd * W, G.sum(0))):
-            m *= 0.9; m += 0.1 * g; v *= 0.999; v += 0.001 * g * g
-            p -= lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
-    return W, b
-
-
-def probs(Z, W, b):
-    L = Z @ W + b
-    L -= L.max(1, keepdims=True)
-    P = np.exp(L)
-    return P / P.sum(1, keepdims=True)
 
 
 def knn(Ztr, k=10):
@@ -129,7 +81,7 @@ if __name__ == '__main__':
         sw = 1.0 / cnt[inv]
         k = len(known)
         S = {}
-        dist = mahal_lowrank(Z[tr], lab[tr])
+        dist = mahalanobis(Z[tr], lab[tr])
         S['mahalanobis'] = (dist(Z[va]), dist(Z[ood]))
         dist = mahal_full(Zm[tr], np.char.add(np.char.add(lab[tr], '|'), src[tr]))
         S['morph/lab'] = (dist(Zm[va]), dist(Zm[ood]))
@@ -138,19 +90,19 @@ if __name__ == '__main__':
         trp = tr & (src == FOCUS)
         dist = knn(Z[trp])
         S['knn/PBC'] = (dist(Z[va]), dist(Z[ood]))
-        W, b = softmax_head(Z[tr], y[tr], k, sw)
+        W, b = softmax_head(Z[tr], y[tr], k, sw, steps=200)
         S['msp'] = (1 - probs(Z[va], W, b).max(1), 1 - probs(Z[ood], W, b).max(1))
         heads = [slice(0, off[2]), slice(off[2], off[3]), slice(off[3], off[4])]
         Pv, Po = [], []
         for cols in heads:
-            W, b = softmax_head(Z[tr][:, cols], y[tr], k, sw)
+            W, b = softmax_head(Z[tr][:, cols], y[tr], k, sw, steps=200)
             Pv.append(probs(Z[va][:, cols], W, b))
             Po.append(probs(Z[ood][:, cols], W, b))
         tv = lambda P: np.mean([0.5 * np.abs(P[a] - P[c]).sum(1) for a in range(3) for c in range(a + 1, 3)], 0)
         S['ensemble'] = (tv(Pv), tv(Po))
         # Morphology head + its disagreement with the full-feature head.
         Wm, bm = softmax_head(Zm[tr], y[tr], k, sw, steps=400)
-        W, b = softmax_head(Z[tr], y[tr], k, sw)
+        W, b = softmax_head(Z[tr], y[tr], k, sw, steps=200)
         pm = lambda Q, Qm: 0.5 * np.abs(probs(Q, W, b) - probs(Qm, Wm, bm)).sum(1)
         S['morph-vs-net'] = (pm(Z[va], Zm[va]), pm(Z[ood], Zm[ood]))
         for name, (sv, so) in S.items():

@@ -177,20 +177,51 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
         const stages = await stagesOf(page, vision, file);
         pairs.push({ name: path.relative(dataDir, file), server, local, stages });
       }
+      // wasm and native int8 kernels differ a little (the known gap below), so a cell lying on a review line
+      // may fall on either side: a reason may differ only where the server's value is within 10 % of its line
+      // (a distance of 0.9–1.1 in threshold units, a confidence within 0.03 of the review threshold), and on
+      // at most two images; anything else is a real difference.
+      const reviewThreshold = (
+        JSON.parse(readFileSync(INT8.replace(/\.onnx$/, '.json'), 'utf8')) as {
+          reviewThreshold: number;
+        }
+      ).reviewThreshold;
+      const near = (p: Prediction, reason: string) =>
+        reason === 'low_confidence'
+          ? Math.abs(p.confidence - reviewThreshold) < 0.03
+          : reason === 'unfamiliar_cell'
+            ? Math.abs((p.distance?.cell ?? 0) - 1) < 0.1
+            : reason === 'unfamiliar_image'
+              ? Math.abs((p.distance?.image ?? 0) - 1) < 0.1
+              : false;
+      const differing = (a: string[], b: string[]) => [
+        ...a.filter((r) => !b.includes(r)),
+        ...b.filter((r) => !a.includes(r)),
+      ];
       let worstBox = 0;
+      const borderline = new Set<string>();
       for (const { name, server, local } of pairs) {
         expect([local.width, local.height], name).toEqual([server.width, server.height]);
         expect(local.label, name).toBe(server.label);
-        expect(local.reviewReasons, name).toEqual(server.reviewReasons);
         expect(local.cells.length, name).toBe(server.cells.length);
+        for (const r of differing(local.reviewReasons, server.reviewReasons)) {
+          expect(
+            server.cells.some((s) => near(s, r)),
+            `${name}: ${r} differs away from its line`,
+          ).toBe(true);
+          borderline.add(name);
+        }
         server.cells.forEach((s, i) => {
           const l = local.cells[i];
           expect(l.label, name).toBe(s.label);
-          expect(l.reviewReasons, name).toEqual(s.reviewReasons);
+          for (const r of differing(l.reviewReasons, s.reviewReasons))
+            expect(near(s, r), `${name} cell ${i}: ${r} differs away from its line`).toBe(true);
           for (const k of ['x', 'y', 'width', 'height'] as const)
             worstBox = Math.max(worstBox, Math.abs(l.box[k] - s.box[k]));
         });
       }
+      console.log(`[local e2e] review reasons differ on ${borderline.size} image(s), each on a line`);
+      expect(borderline.size).toBeLessThanOrEqual(2);
       const ms = pairs.map((p) => p.local.ms).sort((a, b) => a - b);
       console.log(
         `[local e2e] ${pairs.length} images: max box Δ ${worstBox} px; in-page time per image p50 ` +

@@ -42,7 +42,13 @@ const webDir = path.join(tmp, 'web');
 await build({ configFile: path.join(root, 'vite.config.ts'), logLevel: 'warn', build: { outDir: webDir } });
 const int8 = path.join(root, 'models/model.int8.onnx');
 const vision = await pipeline({ model: int8 });
-const app = await buildApp({ vision, dataDir: path.join(tmp, 'data'), webDir, deviceModel: int8 });
+const app = await buildApp({
+  auth: 'off',
+  vision,
+  dataDir: path.join(tmp, 'data'),
+  webDir,
+  deviceModel: int8,
+});
 const base = await app.listen({ port: 0, host: '127.0.0.1' });
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',

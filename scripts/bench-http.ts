@@ -52,7 +52,8 @@ async function startServer(worker: boolean) {
   const { pipeline } = await import('../src/pipeline.js');
   const dataDir = mkdtempSync(join(tmpdir(), 'hv-bench-http-'));
   const vision = await pipeline({ worker });
-  const app = await buildApp({ vision, dataDir, logger: false });
+  // Throughput, not the limits: a loopback bench with accounts and rate limits off (both have their own tests).
+  const app = await buildApp({ auth: 'off', rateLimits: false, vision, dataDir, logger: false });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : 0;

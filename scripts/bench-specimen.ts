@@ -14,7 +14,13 @@ import type { SpecimenDetailJson } from '../src/api/index.js';
 
 const runs = Number(process.argv[2] ?? 5);
 const dir = mkdtempSync(join(tmpdir(), 'hv-bench-specimen-'));
-const app = await buildApp({ vision: fakeVision(), dataDir: dir, webDir: join(dir, 'no-web') });
+const app = await buildApp({
+  auth: 'off',
+  rateLimits: false,
+  vision: fakeVision(),
+  dataDir: dir,
+  webDir: join(dir, 'no-web'),
+});
 try {
   await app.inject({ method: 'POST', url: '/api/v1/specimens', payload: { id: 'BENCH', targetCount: 200 } });
   // 100 fields of 320×240, two cells each in the fake model.

@@ -233,6 +233,7 @@ async function main(): Promise<void> {
   keepEarlierSection(INT8, true);
   keepEarlierSection(STORE_WRITES, true);
   keepEarlierSection(SPECIMEN, true);
+  keepOtherSections();
 
   writeFileSync(resolve('BENCHMARKS.md'), lines.join('\n') + '\n');
   console.log('\nWrote BENCHMARKS.md');
@@ -330,6 +331,24 @@ function keepEarlierSection(heading: string, verbatim = false): void {
   const marked = first.includes('(from the full run of');
   log(verbatim || marked ? section : [`${first} (from the full run of ${date})`, ...rest].join('\n'));
   log();
+}
+
+/**
+ * Every other section of the earlier file (written by its own study or benchmark script: replicas, the device,
+ * reliability, fairness, …), kept verbatim in its order, so that no run of this script drops what it did not
+ * measure.
+ */
+function keepOtherSections(): void {
+  if (!existsSync('BENCHMARKS.md')) return;
+  const written = new Set(
+    lines.filter((l) => l.startsWith('## ')).map((l) => l.replace(/ \(from the full run of .*$/, '')),
+  );
+  const old = readFileSync('BENCHMARKS.md', 'utf8');
+  for (const m of old.matchAll(/^## .*$/gm)) {
+    const heading = m[0].replace(/ \(from the full run of .*$/, '');
+    if (![...written].some((w) => w.startsWith(heading) || heading.startsWith(w)))
+      keepEarlierSection(m[0], true);
+  }
 }
 
 const FROZEN_TRAINING = '## Training a frozen-backbone head';

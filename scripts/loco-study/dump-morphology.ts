@@ -40,7 +40,8 @@ function morphology(img: RgbImage, box: { width: number; height: number }): Floa
   }
   const out = new Float32Array(MORPH_DIM);
   let o = 0;
-  for (let p = 0; p < n; p++) out[o + Math.min(DARK_BINS - 1, Math.floor((dark[p] / DARK_MAX) * DARK_BINS))] += 1 / n;
+  for (let p = 0; p < n; p++)
+    out[o + Math.min(DARK_BINS - 1, Math.floor((dark[p] / DARK_MAX) * DARK_BINS))] += 1 / n;
   o += DARK_BINS;
   // Stained pixels: darker than the crop's background (its 30th percentile) by a fixed margin.
   const sorted = Float32Array.from(dark).sort();

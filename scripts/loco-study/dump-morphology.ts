@@ -88,7 +88,7 @@ function morphology(img: RgbImage, box: { width: number; height: number }): Floa
   out[o++] = nn ? meanNucleus / nn - background : 0;
   out[o++] = ns ? lapSum / ns : 0;
   out[o++] = Math.log(Math.max(1, box.width * box.height));
-  out[o++] = box.width / Math.max(1, box.height);
+  out[o] = box.width / Math.max(1, box.height);
   return out;
 }
 

@@ -3,6 +3,7 @@ import type { Classifier } from './classifier.js';
 import { renderHeatmapPng, type CamRegion } from './heatmap.js';
 import { prepareImage, writeInput, type PreparedImage } from './inputs.js';
 import type { PreparePool } from './prepare-pool.js';
+import type { Priority } from './run-queue.js';
 import { decodeImage } from '../imaging/decode.js';
 import type { Box } from '../imaging/types.js';
 import { imagePrediction } from './predictions.js';
@@ -21,6 +22,12 @@ export interface AnalyzeOptions {
    * time; needs a card with `testTimeAugmentation`).
    */
   tta?: boolean;
+  /**
+   * Interactive work (someone waits for an image or two) runs before bulk work (test-time augmentation, many
+   * images) in the network's queue and may use every preparation thread; bulk preparation keeps one free.
+   * Default: the network decides per call by its size (run-queue.ts), preparation counts as interactive.
+   */
+  priority?: Priority;
 }
 
 /** Where the model looked, as plain JSON-safe data: one 7×7 map per classified region. */
@@ -124,7 +131,7 @@ export async function runPrepared(
   for (const p of images) for (const r of p.regions) writeInput(r.pixels, batch, slot++);
   const out =
     total > 0
-      ? await classifier.run(batch, total, { cam: wantCams, tta: options.tta })
+      ? await classifier.run(batch, total, { cam: wantCams, tta: options.tta, priority: options.priority })
       : {
           probabilities: new Float32Array(0),
           views: 1,

@@ -6,6 +6,7 @@ import { HematoError, ModelError } from '../errors.js';
 import { OUTPUTS } from './classifier-graph.js';
 import { OnnxSession, OnnxThreadSession, type InferenceSession } from './onnx/runtime.js';
 import { predictionOf } from './predictions.js';
+import { defaultPriority, MAX_RUN_ROWS, RunQueue, type Priority, type Slice } from './run-queue.js';
 import { softmaxRows } from './softmax.js';
 import type { ModelCard, Prediction } from './types.js';
 import { expandViews, meanMapsOverViews, meanOverViews } from './views.js';
@@ -32,13 +33,6 @@ export function cardPathFor(modelPath: string): string {
   return sibling !== modelPath && existsSync(sibling) ? sibling : join(dirname(modelPath), 'model.json');
 }
 
-/**
- * Largest number of rows coalesced into one network run. onnxruntime-node's run blocks the event loop, so
- * smaller batches keep HTTP latency tails short (16 clients: p99 ~185–197 ms at 8, 206–215 ms at 32).
- */
-const MAX_BATCH = 8;
-/** Largest single network run: a big request (or one image's 8 views, twice) is split into runs of this. */
-const MAX_RUN_ROWS = 16;
 /** Class activation maps are 7×7 (224 / 32). */
 const CAM_SIDE = 7;
 
@@ -50,6 +44,11 @@ export interface RunOptions {
    * `testTimeAugmentation` (more accurate, 8× the network time). Refused for a model without that block.
    */
   tta?: boolean;
+  /**
+   * Interactive calls run before bulk ones (run-queue.ts). Default: bulk for test-time augmentation or more
+   * than a few rows; a server says so per request (all chunks of a 50-image upload are bulk).
+   */
+  priority?: Priority;
 }
 
 interface Pending {
@@ -57,6 +56,7 @@ interface Pending {
   input: Float32Array;
   n: number;
   views: number;
+  priority: Priority;
   withCam: boolean;
   resolve: (out: BatchOutput) => void;
   reject: (e: unknown) => void;
@@ -65,13 +65,6 @@ interface Pending {
   /** Its outputs, filled turn by turn. */
   out?: RunRows;
   failed?: boolean;
-}
-
-/** Rows start..start+count of one call, in one run. */
-interface Slice {
-  p: Pending;
-  start: number;
-  count: number;
 }
 
 export interface BatchOutput {
@@ -219,41 +212,39 @@ export class Classifier {
     const views = tta?.views ?? 1;
     const rows = views > 1 ? expandViews(input, n, 3, this.inputSize, views) : input;
     return new Promise((resolve, reject) => {
-      this.queue.push({ input: rows, n, views, withCam: options.cam === true, resolve, reject, done: 0 });
+      this.queue.push({
+        input: rows,
+        n,
+        views,
+        priority: options.priority ?? defaultPriority(n, views),
+        withCam: options.cam === true,
+        resolve,
+        reject,
+        done: 0,
+      });
       if (!this.busy) void this.drain();
     });
   }
 
-  private readonly queue: Pending[] = [];
+  private readonly queue = new RunQueue<Pending>();
   private busy = false;
 
   /**
-   * Runs the queue in turns: each run takes at most MAX_RUN_ROWS rows of the first waiting call when it is
-   * alone, else at most MAX_BATCH rows, filled from the calls in queue order (concurrent small requests share
-   * a run). A call with rows left goes to the back, so one request's 128 rows of test-time augmentation wait
-   * behind another's single cell instead of the other way round.
+   * Runs the queue in turns (run-queue.ts): interactive calls first, coalesced up to MAX_BATCH rows (or
+   * MAX_RUN_ROWS for a call waiting alone); a bulk call (test-time augmentation, many images) gets small turns
+   * when no interactive call waits. A call with rows left goes behind the others of its priority.
    */
   private async drain(): Promise<void> {
     this.busy = true;
     while (this.queue.length > 0) {
       // Nothing to run for a call without rows: answered at once.
-      for (const p of this.queue.filter((q) => q.n === 0)) {
+      for (const p of this.queue.takeEmpty()) {
         p.out = { scores: new Float32Array(0), cam: p.withCam ? new Float32Array(0) : undefined };
         this.finish(p);
       }
-      this.queue.splice(0, this.queue.length, ...this.queue.filter((q) => q.n > 0));
-      if (this.queue.length === 0) break;
-      const limit = this.queue.length === 1 ? MAX_RUN_ROWS : MAX_BATCH;
-      const views = this.queue[0].views;
-      const slices: Slice[] = [];
-      let rows = 0;
-      for (const p of this.queue) {
-        if (p.views !== views) continue;
-        const count = Math.min(p.n * p.views - p.done, limit - rows);
-        if (count <= 0) break;
-        slices.push({ p, start: p.done, count });
-        rows += count;
-      }
+      const slices = this.queue.next();
+      if (slices.length === 0) break;
+      const rows = slices.reduce((a, x) => a + x.count, 0);
       try {
         const out = await this.runRows(slices, rows);
         this.collect(slices, out);
@@ -263,17 +254,14 @@ export class Classifier {
           p.reject(e);
         }
       }
-      const served = new Set(slices.map((x) => x.p));
-      const waiting = this.queue.filter((p) => !served.has(p));
-      const unfinished = [...served].filter((p) => !p.failed && p.done < p.n * p.views);
-      for (const p of served) if (!p.failed && p.done === p.n * p.views) this.finish(p);
-      this.queue.splice(0, this.queue.length, ...waiting, ...unfinished);
+      for (const { p } of slices) if (!p.failed && p.done === p.n * p.views) this.finish(p);
+      this.queue.served(slices);
     }
     this.busy = false;
   }
 
   /** Some calls' rows through the network, in runs of at most MAX_RUN_ROWS. */
-  private async runRows(slices: Slice[], rows: number): Promise<RunRows> {
+  private async runRows(slices: Slice<Pending>[], rows: number): Promise<RunRows> {
     const s = this.inputSize;
     const k = this.classes.length;
     const one = 3 * s * s;
@@ -311,7 +299,7 @@ export class Classifier {
   }
 
   /** Copies each slice's rows of a run into its call's own outputs. */
-  private collect(slices: Slice[], out: RunRows): void {
+  private collect(slices: Slice<Pending>[], out: RunRows): void {
     const k = this.classes.length;
     const camSize = k * CAM_SIDE * CAM_SIDE;
     let row = 0;

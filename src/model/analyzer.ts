@@ -84,7 +84,7 @@ export async function analyzeBatch(
 ): Promise<BatchItem[]> {
   const prep = classifier.card.preprocessing;
   const opts = { keepImage: options.heatmap === true };
-  const group = pool?.group();
+  const group = pool?.group(options.priority);
   const settled = await Promise.allSettled(
     inputs.map((input) => (pool ? pool.prepare(input, prep, opts, group) : prepareImage(input, prep, opts))),
   );

@@ -9,7 +9,7 @@ import { predictionOf } from './predictions.js';
 import { defaultPriority, MAX_RUN_ROWS, RunQueue, type Priority, type Slice } from './run-queue.js';
 import { softmaxRows } from './softmax.js';
 import type { ModelCard, Prediction } from './types.js';
-import { expandViews, meanMapsOverViews, meanOverViews } from './views.js';
+import { meanMapsOverViews, meanOverViews, writeViewRows } from './views.js';
 
 /** The bundled default model, shipped in the repository's models/ folder. */
 export const DEFAULT_MODEL_PATH = resolve(dirname(fileURLToPath(import.meta.url)), '../../models/model.onnx');
@@ -52,7 +52,7 @@ export interface RunOptions {
 }
 
 interface Pending {
-  /** n images, already expanded to n × views rows */
+  /** n images; with several views, each image's rows are built when a turn runs them (views.ts) */
   input: Float32Array;
   n: number;
   views: number;
@@ -210,10 +210,9 @@ export class Classifier {
       );
     }
     const views = tta?.views ?? 1;
-    const rows = views > 1 ? expandViews(input, n, 3, this.inputSize, views) : input;
     return new Promise((resolve, reject) => {
       this.queue.push({
-        input: rows,
+        input,
         n,
         views,
         priority: options.priority ?? defaultPriority(n, views),
@@ -265,13 +264,15 @@ export class Classifier {
     const s = this.inputSize;
     const k = this.classes.length;
     const one = 3 * s * s;
-    const single = slices.length === 1 && slices[0].start === 0 && slices[0].count === rows;
+    const single =
+      slices.length === 1 && slices[0].p.views === 1 && slices[0].start === 0 && slices[0].count === rows;
     const input = single ? slices[0].p.input : new Float32Array(rows * one);
     if (!single) {
       let off = 0;
       for (const { p, start, count } of slices) {
-        input.set(p.input.subarray(start * one, (start + count) * one), off);
-        off += count * one;
+        if (p.views > 1) writeViewRows(p.input, 3, s, p.views, start, count, input, off);
+        else input.set(p.input.subarray(start * one, (start + count) * one), off * one);
+        off += count;
       }
     }
     // One view: the graph's calibrated probabilities. Several: their logits, averaged and calibrated after.

@@ -44,7 +44,7 @@ export interface PipelineOptions {
 /** Loads a model (default: the bundled one) and returns the analyser. */
 export async function pipeline(options: PipelineOptions = {}): Promise<HematoVision> {
   const classifier = await Classifier.load(options.model ?? DEFAULT_MODEL_PATH, { worker: options.worker });
-  const pool = options.worker ? new PreparePool(2) : undefined;
+  const pool = options.worker ? new PreparePool(2, classifier.hold) : undefined;
   return {
     card: classifier.card,
     hasTta: classifier.hasTta,

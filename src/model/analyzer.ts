@@ -25,7 +25,8 @@ export interface AnalyzeOptions {
   /**
    * Interactive work (someone waits for an image or two) runs before bulk work (test-time augmentation, many
    * images) in the network's queue and may use every preparation thread; bulk preparation keeps one free.
-   * Default: the network decides per call by its size (run-queue.ts), preparation counts as interactive.
+   * While 'interactive' work is in flight, bulk work waits (bulk-hold.ts). Default: the network decides per
+   * call by its size (run-queue.ts), preparation counts as interactive, and nothing is held back.
    */
   priority?: Priority;
 }
@@ -64,10 +65,15 @@ export async function analyzeImage(
   options: AnalyzeOptions = {},
   pool?: PreparePool,
 ): Promise<ImageAnalysis> {
-  const prep = classifier.card.preprocessing;
-  const opts = { keepImage: options.heatmap === true };
-  const prepared = await (pool ? pool.prepare(input, prep, opts) : prepareImage(input, prep, opts));
-  return (await runPrepared(classifier, [prepared], options))[0];
+  const end = options.priority === 'interactive' ? classifier.hold.begin() : undefined;
+  try {
+    const prep = classifier.card.preprocessing;
+    const opts = { keepImage: options.heatmap === true };
+    const prepared = await (pool ? pool.prepare(input, prep, opts) : prepareImage(input, prep, opts));
+    return (await runPrepared(classifier, [prepared], options))[0];
+  } finally {
+    end?.();
+  }
 }
 
 /**
@@ -80,6 +86,21 @@ export async function analyzeBatch(
   classifier: Classifier,
   inputs: (Buffer | string)[],
   options: AnalyzeOptions & { batchSize?: number } = {},
+  pool?: PreparePool,
+): Promise<BatchItem[]> {
+  // Interactive work holds back bulk work while it runs (bulk-hold.ts).
+  const end = options.priority === 'interactive' ? classifier.hold.begin() : undefined;
+  try {
+    return await analyzeAll(classifier, inputs, options, pool);
+  } finally {
+    end?.();
+  }
+}
+
+async function analyzeAll(
+  classifier: Classifier,
+  inputs: (Buffer | string)[],
+  options: AnalyzeOptions & { batchSize?: number },
   pool?: PreparePool,
 ): Promise<BatchItem[]> {
   const prep = classifier.card.preprocessing;

@@ -82,6 +82,23 @@ describe.skipIf(!hasModel)('Classifier.run', () => {
     f.probabilities.forEach((p, i) => expect(p).toBeCloseTo(fewAlone.probabilities[i], 5));
     await c.close();
   });
+
+  it('holds bulk calls back while interactive work is in flight, yet finishes them (no hang)', async () => {
+    const c = await Classifier.load();
+    const one = 3 * 224 * 224;
+    const big = Float32Array.from({ length: 24 * one }, (_, i) => Math.sin(i * 0.003));
+    const alone = await c.run(big, 24, { priority: 'bulk' });
+    // Held for good: bulk turns still start, one per maxHoldMs.
+    const forever = c.hold.begin();
+    const held = await c.run(big, 24, { priority: 'bulk' });
+    held.probabilities.forEach((p, i) => expect(p).toBeCloseTo(alone.probabilities[i], 5));
+    // Held, then released: the release runs what waits.
+    c.hold.bulkStarted();
+    const released = c.run(big, 24, { priority: 'bulk' });
+    setTimeout(forever, 20);
+    expect((await released).probabilities).toHaveLength(alone.probabilities.length);
+    await c.close();
+  });
 });
 
 describe.skipIf(!hasModel)('Classifier with test-time views', () => {

@@ -6,6 +6,7 @@ import { HematoError, ModelError } from '../errors.js';
 import { OUTPUTS } from './classifier-graph.js';
 import { OnnxSession, OnnxThreadSession, type InferenceSession } from './onnx/runtime.js';
 import { predictionOf } from './predictions.js';
+import { BulkHold } from './bulk-hold.js';
 import { defaultPriority, MAX_RUN_ROWS, RunQueue, type Priority, type Slice } from './run-queue.js';
 import { softmaxRows } from './softmax.js';
 import type { ModelCard, Prediction } from './types.js';
@@ -110,7 +111,15 @@ export class Classifier {
     readonly path: string,
     private readonly session: InferenceSession,
     private readonly hasDistances: boolean,
-  ) {}
+  ) {
+    this.hold.onIdle(() => this.kick());
+  }
+
+  /**
+   * Interactive work in flight (an analyzer call of priority 'interactive', from decoding to answer) holds
+   * back bulk turns here and bulk decoding in the preparation pool (bulk-hold.ts).
+   */
+  readonly hold = new BulkHold();
 
   static async load(modelPath: string = DEFAULT_MODEL_PATH, options: LoadOptions = {}): Promise<Classifier> {
     const path = resolveModelPath(modelPath);
@@ -241,8 +250,13 @@ export class Classifier {
         p.out = { scores: new Float32Array(0), cam: p.withCam ? new Float32Array(0) : undefined };
         this.finish(p);
       }
-      const slices = this.queue.next();
-      if (slices.length === 0) break;
+      const slices = this.queue.next(this.hold.mayStartBulk());
+      if (slices.length === 0) {
+        // Only bulk calls wait, held back: run them when the interactive work ends, or when held too long.
+        this.wakeLater();
+        break;
+      }
+      if (slices[0].p.priority === 'bulk') this.hold.bulkStarted();
       const rows = slices.reduce((a, x) => a + x.count, 0);
       try {
         const out = await this.runRows(slices, rows);
@@ -257,6 +271,20 @@ export class Classifier {
       this.queue.served(slices);
     }
     this.busy = false;
+  }
+
+  private wakeTimer?: NodeJS.Timeout;
+
+  private wakeLater(): void {
+    if (this.wakeTimer) return;
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = undefined;
+      this.kick();
+    }, this.hold.waitMs());
+  }
+
+  private kick(): void {
+    if (!this.busy && this.queue.length > 0) void this.drain();
   }
 
   /** Some calls' rows through the network, in runs of at most MAX_RUN_ROWS. */
@@ -357,6 +385,7 @@ export class Classifier {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.wakeTimer);
     await this.session.close();
   }
 }

@@ -10,6 +10,7 @@ import { HematoError, InvalidImageError } from '../errors.js';
 import { checkInput } from '../imaging/decode.js';
 import { startWorker, WorkerCalls } from '../threads.js';
 import type { PreparedImage, Preprocessing } from './inputs.js';
+import type { BulkHold } from './bulk-hold.js';
 import { PrepareQueue, type PrepareGroup, type PrepareTaskKind } from './prepare-queue.js';
 import type { Priority } from './run-queue.js';
 
@@ -46,8 +47,13 @@ export class PreparePool {
   private readonly queue: PrepareQueue<Task>;
   private closed = false;
 
-  constructor(threads = 2) {
+  /** `hold`: interactive work in flight elsewhere holds back bulk images' decoding (bulk-hold.ts). */
+  constructor(
+    threads = 2,
+    private readonly hold?: BulkHold,
+  ) {
     this.queue = new PrepareQueue(Math.max(1, threads));
+    hold?.onIdle(() => this.pump());
     this.slots = Array.from({ length: Math.max(1, threads) }, () => {
       const worker = startWorker(import.meta.url, 'prepare-worker', null);
       const calls = new WorkerCalls<PrepareRequest, PrepareReply>(worker, {
@@ -87,14 +93,25 @@ export class PreparePool {
   }
 
   private pump(): void {
+    if (this.closed) return;
     for (const slot of this.slots) {
       if (slot.running) continue;
       const running = this.slots.flatMap((s) => (s.running ? [s.running] : []));
-      const task = this.queue.take(running);
-      if (!task) return;
+      const task = this.queue.take(running, this.hold?.mayStartBulk() ?? true);
+      if (!task) break;
+      if (task.bulk) this.hold?.bulkStarted();
       void this.run(slot, task);
     }
+    // Bulk images held back: try again when held too long (the hold's end pumps too).
+    if (this.hold && !this.wakeTimer && this.queue.bulkWaiting && !this.hold.mayStartBulk()) {
+      this.wakeTimer = setTimeout(() => {
+        this.wakeTimer = undefined;
+        this.pump();
+      }, this.hold.waitMs());
+    }
   }
+
+  private wakeTimer?: NodeJS.Timeout;
 
   private async run(slot: Slot, task: Task): Promise<void> {
     slot.running = task;
@@ -115,6 +132,7 @@ export class PreparePool {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.wakeTimer);
     const closed = new HematoError('The analyser was closed.', 'closed', 503);
     for (const t of this.queue.clear()) t.reject(closed);
     await Promise.all(this.slots.map((s) => s.calls.close(closed, 'drop')));

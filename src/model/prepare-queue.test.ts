@@ -89,6 +89,17 @@ describe('PrepareQueue', () => {
     expect(names(fill(q, 2))).toEqual(['p0', 'p1']);
   });
 
+  it('holds bulk images back when told to, not interactive ones', () => {
+    const q = new PrepareQueue<Task>(2);
+    add(q, q.group('bulk'), 'tta0');
+    expect(q.bulkWaiting).toBe(true);
+    expect(q.take([], false)).toBeUndefined();
+    add(q, q.group(), 'photo');
+    expect(q.take([], false)?.name).toBe('photo');
+    expect(q.take([], true)?.name).toBe('tta0');
+    expect(q.bulkWaiting).toBe(false);
+  });
+
   it('with a single thread, restricts nothing it cannot keep free', () => {
     const q = new PrepareQueue<Task>(1);
     const tta = q.group('bulk');

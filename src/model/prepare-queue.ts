@@ -46,14 +46,15 @@ export class PrepareQueue<T extends PrepareTaskKind> {
   /**
    * The first task in turn order that may start next to the `running` ones: interactive groups first; a heavy
    * one only while no heavy one runs; a restricted one (heavy or bulk) only while restricted ones hold fewer
-   * than all threads but one. Its group then goes behind the other groups.
+   * than all threads but one; a bulk one only when `mayBulk` (no interactive work in flight, bulk-hold.ts).
+   * Its group then goes behind the other groups.
    */
-  take(running: readonly PrepareTaskKind[]): T | undefined {
+  take(running: readonly PrepareTaskKind[], mayBulk = true): T | undefined {
     const heavyRunning = running.some((t) => t.heavy);
     const restrictedRunning = running.filter(restricted).length;
     const restrictedFull = this.threads > 1 && restrictedRunning >= this.threads - 1;
     const mayStart = (t: T) => !(t.heavy && heavyRunning) && !(restricted(t) && restrictedFull);
-    for (const priority of ['interactive', 'bulk'] as const) {
+    for (const priority of mayBulk ? (['interactive', 'bulk'] as const) : (['interactive'] as const)) {
       for (const [id, g] of this.groups) {
         if (g.priority !== priority) continue;
         const i = g.tasks.findIndex(mayStart);
@@ -65,6 +66,11 @@ export class PrepareQueue<T extends PrepareTaskKind> {
       }
     }
     return undefined;
+  }
+
+  /** Whether a bulk task waits. */
+  get bulkWaiting(): boolean {
+    return [...this.groups.values()].some((g) => g.priority === 'bulk' && g.tasks.length > 0);
   }
 
   /** Removes and returns every waiting task (closing). */

@@ -108,6 +108,18 @@ describe('RunQueue', () => {
     expect(q.length).toBe(0);
   });
 
+  it('holds bulk turns while told to, but never an interactive call, nor a starved bulk call', () => {
+    const q = new RunQueue<Call>();
+    q.push(call('tta', 50, 'bulk', 8));
+    expect(q.next(false)).toEqual([]);
+    q.push(call('photo', 1, 'interactive'));
+    const slices = q.next(false);
+    expect(slices.map((s) => s.p.name)).toEqual(['photo']);
+    for (const s of slices) s.p.done += s.count;
+    q.served(slices);
+    expect(q.next(true).map((s) => s.p.name)).toEqual(['tta']);
+  });
+
   it('answers calls without rows apart', () => {
     const q = new RunQueue<Call>();
     q.push(call('empty', 0, 'bulk'));

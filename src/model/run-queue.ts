@@ -67,11 +67,15 @@ export class RunQueue<T extends Turnable> {
     return this.calls.splice(0);
   }
 
-  /** The next run's slices, in row order; empty when nothing waits. Does not change `done`. */
-  next(): Slice<T>[] {
+  /**
+   * The next run's slices, in row order; empty when nothing may run now (nothing waits, or only bulk calls
+   * while `mayBulk` is false: interactive work is in flight elsewhere, bulk-hold.ts). Does not change `done`.
+   */
+  next(mayBulk = true): Slice<T>[] {
     const interactive = this.calls.filter((c) => c.priority === 'interactive');
     const bulk = this.calls.filter((c) => c.priority === 'bulk');
-    if (bulk.length > 0 && (interactive.length === 0 || this.streak >= INTERACTIVE_STREAK)) {
+    const starved = interactive.length > 0 && this.streak >= INTERACTIVE_STREAK;
+    if (bulk.length > 0 && (starved || (interactive.length === 0 && mayBulk))) {
       this.streak = 0;
       const p = bulk[0];
       return [{ p, start: p.done, count: Math.min(left(p), BULK_TURN_ROWS) }];

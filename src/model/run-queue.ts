@@ -16,7 +16,7 @@ export const MAX_BATCH = 8;
 /** Largest single network run: the rows of one call waiting alone go in runs of at most this. */
 export const MAX_RUN_ROWS = 16;
 /** Rows of a bulk turn: an interactive call arriving meanwhile waits for at most this many. */
-export const BULK_TURN_ROWS = 8;
+export const BULK_TURN_ROWS = 4;
 /** Interactive turns in a row while a bulk call waits, before the bulk call gets one turn. */
 export const INTERACTIVE_STREAK = 4;
 

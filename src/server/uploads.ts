@@ -51,6 +51,23 @@ export async function predictUploads(
   request: FastifyRequest,
   opts: PredictOptions,
 ): Promise<PredictResponseJson> {
+  // A photo or two: bulk work waits from upload to reply (model/bulk-hold.ts); released below if bulk.
+  let endInteractive = opts.tta ? undefined : opts.vision.interactive?.();
+  try {
+    return await predictAll(request, opts, () => {
+      endInteractive?.();
+      endInteractive = undefined;
+    });
+  } finally {
+    endInteractive?.();
+  }
+}
+
+async function predictAll(
+  request: FastifyRequest,
+  opts: PredictOptions,
+  isBulk: () => void,
+): Promise<PredictResponseJson> {
   const { store, vision, maxFiles, maxFileBytes, batchPixels, tta, specimenId, clinic } = opts;
   const files = await receiveImages(request, store.tmpDir, maxFiles);
   const results: PredictItemJson[] = new Array(files.length);
@@ -80,6 +97,7 @@ export async function predictUploads(
     }
   }
   const priority = tta || sized.length > BULK_IMAGES ? 'bulk' : 'interactive';
+  if (priority === 'bulk') isBulk();
   const predictions: ImagePrediction[] = [];
   const created: string[] = [];
   const release = tta && opts.ttaGate ? await opts.ttaGate.acquire() : undefined;

@@ -74,12 +74,24 @@ describe('service routes', () => {
     expect(bad.json()).toMatchObject({ error: 'invalid_request' });
   });
 
-  it('analyses an upload of more than BULK_IMAGES images as bulk, a photo or two as interactive', async () => {
+  it('analyses an upload of more than BULK_IMAGES images as bulk, a few as interactive, holding bulk work back', async () => {
     const vision = fakeVision();
     const priorities: (string | undefined)[] = [];
+    // Whether the request held bulk work back while it was analysed, and whether it let go by its reply.
+    let holding = 0;
+    const heldDuringAnalysis: boolean[] = [];
+    vision.interactive = () => {
+      holding++;
+      let ended = false;
+      return () => {
+        if (!ended) holding--;
+        ended = true;
+      };
+    };
     const analyzeBatch = vision.analyzeBatch.bind(vision);
     vision.analyzeBatch = (inputs, options) => {
       priorities.push(options?.priority);
+      heldDuringAnalysis.push(holding > 0);
       return analyzeBatch(inputs, options);
     };
     await start({ vision });
@@ -93,6 +105,8 @@ describe('service routes', () => {
       expect(res.statusCode).toBe(200);
     }
     expect(priorities).toEqual(['interactive', 'interactive', 'bulk']);
+    expect(heldDuringAnalysis).toEqual([true, true, false]);
+    expect(holding).toBe(0);
   });
 
   it('?tta=true on a model not calibrated for it: 400 no_tta, nothing stored', async () => {

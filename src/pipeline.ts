@@ -25,6 +25,12 @@ export interface HematoVision {
   analyze(input: Buffer | string, options?: AnalyzeOptions): Promise<ImageAnalysis>;
   /** Several images in one go (faster): each item is its analysis or its own error; one bad image fails alone. */
   analyzeBatch(inputs: (Buffer | string)[], options?: AnalyzeOptions): Promise<BatchItem[]>;
+  /**
+   * Someone waits on this thread's work (a server's single-photo request, from upload to reply): bulk work
+   * (test-time augmentation, many images) starts no new network turn or decoding until the returned function
+   * is called, except one unit per 100 ms (model/bulk-hold.ts). Absent: nothing is held.
+   */
+  interactive?(): () => void;
   /** The heat-map overlay of an earlier analysis (`cams: true`) of the same image. */
   renderHeatmap(input: Buffer | string, data: HeatmapData): Promise<Buffer>;
   close(): Promise<void>;
@@ -44,7 +50,7 @@ export interface PipelineOptions {
 /** Loads a model (default: the bundled one) and returns the analyser. */
 export async function pipeline(options: PipelineOptions = {}): Promise<HematoVision> {
   const classifier = await Classifier.load(options.model ?? DEFAULT_MODEL_PATH, { worker: options.worker });
-  const pool = options.worker ? new PreparePool(2) : undefined;
+  const pool = options.worker ? new PreparePool(2, classifier.hold) : undefined;
   return {
     card: classifier.card,
     hasTta: classifier.hasTta,
@@ -52,6 +58,7 @@ export async function pipeline(options: PipelineOptions = {}): Promise<HematoVis
     analyze: (input, opts) => analyzeImage(classifier, input, opts, pool),
     analyzeBatch: (inputs, opts) => analyzeBatch(classifier, inputs, opts, pool),
     renderHeatmap,
+    interactive: () => classifier.hold.begin(),
     close: async () => {
       await pool?.close();
       await classifier.close();

@@ -3,6 +3,7 @@ import type { Classifier } from './classifier.js';
 import { renderHeatmapPng, type CamRegion } from './heatmap.js';
 import { prepareImage, writeInput, type PreparedImage } from './inputs.js';
 import type { PreparePool } from './prepare-pool.js';
+import type { Priority } from './run-queue.js';
 import { decodeImage } from '../imaging/decode.js';
 import type { Box } from '../imaging/types.js';
 import { imagePrediction } from './predictions.js';
@@ -21,6 +22,13 @@ export interface AnalyzeOptions {
    * time; needs a card with `testTimeAugmentation`).
    */
   tta?: boolean;
+  /**
+   * Interactive work (someone waits for an image or two) runs before bulk work (test-time augmentation, many
+   * images) in the network's queue and may use every preparation thread; bulk preparation keeps one free.
+   * While 'interactive' work is in flight, bulk work waits (bulk-hold.ts). Default: the network decides per
+   * call by its size (run-queue.ts), preparation counts as interactive, and nothing is held back.
+   */
+  priority?: Priority;
 }
 
 /** Where the model looked, as plain JSON-safe data: one 7×7 map per classified region. */
@@ -57,10 +65,15 @@ export async function analyzeImage(
   options: AnalyzeOptions = {},
   pool?: PreparePool,
 ): Promise<ImageAnalysis> {
-  const prep = classifier.card.preprocessing;
-  const opts = { keepImage: options.heatmap === true };
-  const prepared = await (pool ? pool.prepare(input, prep, opts) : prepareImage(input, prep, opts));
-  return (await runPrepared(classifier, [prepared], options))[0];
+  const end = options.priority === 'interactive' ? classifier.hold.begin() : undefined;
+  try {
+    const prep = classifier.card.preprocessing;
+    const opts = { keepImage: options.heatmap === true };
+    const prepared = await (pool ? pool.prepare(input, prep, opts) : prepareImage(input, prep, opts));
+    return (await runPrepared(classifier, [prepared], options))[0];
+  } finally {
+    end?.();
+  }
 }
 
 /**
@@ -75,9 +88,24 @@ export async function analyzeBatch(
   options: AnalyzeOptions & { batchSize?: number } = {},
   pool?: PreparePool,
 ): Promise<BatchItem[]> {
+  // Interactive work holds back bulk work while it runs (bulk-hold.ts).
+  const end = options.priority === 'interactive' ? classifier.hold.begin() : undefined;
+  try {
+    return await analyzeAll(classifier, inputs, options, pool);
+  } finally {
+    end?.();
+  }
+}
+
+async function analyzeAll(
+  classifier: Classifier,
+  inputs: (Buffer | string)[],
+  options: AnalyzeOptions & { batchSize?: number },
+  pool?: PreparePool,
+): Promise<BatchItem[]> {
   const prep = classifier.card.preprocessing;
   const opts = { keepImage: options.heatmap === true };
-  const group = pool?.group();
+  const group = pool?.group(options.priority);
   const settled = await Promise.allSettled(
     inputs.map((input) => (pool ? pool.prepare(input, prep, opts, group) : prepareImage(input, prep, opts))),
   );
@@ -124,7 +152,7 @@ export async function runPrepared(
   for (const p of images) for (const r of p.regions) writeInput(r.pixels, batch, slot++);
   const out =
     total > 0
-      ? await classifier.run(batch, total, { cam: wantCams, tta: options.tta })
+      ? await classifier.run(batch, total, { cam: wantCams, tta: options.tta, priority: options.priority })
       : {
           probabilities: new Float32Array(0),
           views: 1,

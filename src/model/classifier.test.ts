@@ -62,6 +62,43 @@ describe.skipIf(!hasModel)('Classifier.run', () => {
     expect(b.distances?.cell).toHaveLength(bigAlone.distances?.cell.length ?? 0);
     await c.close();
   });
+
+  it('runs an interactive call before bulk calls queued ahead of it, and bulk answers stay right', async () => {
+    const c = await Classifier.load();
+    const one = 3 * 224 * 224;
+    const big = Float32Array.from({ length: 24 * one }, (_, i) => Math.sin(i * 0.003));
+    const few = Float32Array.from({ length: 4 * one }, (_, i) => Math.sin(i * 0.007));
+    const small = Float32Array.from({ length: one }, (_, i) => Math.cos(i * 0.01));
+    const fewAlone = await c.run(few, 4);
+    const order: string[] = [];
+    // The big call's first turn starts at once; the other two are queued while it runs.
+    const bigRun = c.run(big, 24, { priority: 'bulk' }).then(() => order.push('big'));
+    // Four rows would be interactive by size; the caller says bulk (one chunk of a 50-image upload).
+    const fewRun = c.run(few, 4, { priority: 'bulk' }).then((r) => (order.push('few'), r));
+    const smallRun = c.run(small, 1).then(() => order.push('small'));
+    const [, f] = await Promise.all([bigRun, fewRun, smallRun]);
+    // Before: the two small calls shared the next run, in arrival order (few, then small).
+    expect(order).toEqual(['small', 'few', 'big']);
+    f.probabilities.forEach((p, i) => expect(p).toBeCloseTo(fewAlone.probabilities[i], 5));
+    await c.close();
+  });
+
+  it('holds bulk calls back while interactive work is in flight, yet finishes them (no hang)', async () => {
+    const c = await Classifier.load();
+    const one = 3 * 224 * 224;
+    const big = Float32Array.from({ length: 24 * one }, (_, i) => Math.sin(i * 0.003));
+    const alone = await c.run(big, 24, { priority: 'bulk' });
+    // Held for good: bulk turns still start, one per maxHoldMs.
+    const forever = c.hold.begin();
+    const held = await c.run(big, 24, { priority: 'bulk' });
+    held.probabilities.forEach((p, i) => expect(p).toBeCloseTo(alone.probabilities[i], 5));
+    // Held, then released: the release runs what waits.
+    c.hold.bulkStarted();
+    const released = c.run(big, 24, { priority: 'bulk' });
+    setTimeout(forever, 20);
+    expect((await released).probabilities).toHaveLength(alone.probabilities.length);
+    await c.close();
+  });
 });
 
 describe.skipIf(!hasModel)('Classifier with test-time views', () => {

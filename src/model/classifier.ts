@@ -6,9 +6,11 @@ import { HematoError, ModelError } from '../errors.js';
 import { OUTPUTS } from './classifier-graph.js';
 import { OnnxSession, OnnxThreadSession, type InferenceSession } from './onnx/runtime.js';
 import { predictionOf } from './predictions.js';
+import { BulkHold } from './bulk-hold.js';
+import { defaultPriority, MAX_RUN_ROWS, RunQueue, type Priority, type Slice } from './run-queue.js';
 import { softmaxRows } from './softmax.js';
 import type { ModelCard, Prediction } from './types.js';
-import { expandViews, meanMapsOverViews, meanOverViews } from './views.js';
+import { meanMapsOverViews, meanOverViews, writeViewRows } from './views.js';
 
 /** The bundled default model, shipped in the repository's models/ folder. */
 export const DEFAULT_MODEL_PATH = resolve(dirname(fileURLToPath(import.meta.url)), '../../models/model.onnx');
@@ -32,13 +34,6 @@ export function cardPathFor(modelPath: string): string {
   return sibling !== modelPath && existsSync(sibling) ? sibling : join(dirname(modelPath), 'model.json');
 }
 
-/**
- * Largest number of rows coalesced into one network run. onnxruntime-node's run blocks the event loop, so
- * smaller batches keep HTTP latency tails short (16 clients: p99 ~185–197 ms at 8, 206–215 ms at 32).
- */
-const MAX_BATCH = 8;
-/** Largest single network run: a big request (or one image's 8 views, twice) is split into runs of this. */
-const MAX_RUN_ROWS = 16;
 /** Class activation maps are 7×7 (224 / 32). */
 const CAM_SIDE = 7;
 
@@ -50,13 +45,19 @@ export interface RunOptions {
    * `testTimeAugmentation` (more accurate, 8× the network time). Refused for a model without that block.
    */
   tta?: boolean;
+  /**
+   * Interactive calls run before bulk ones (run-queue.ts). Default: bulk for test-time augmentation or more
+   * than a few rows; a server says so per request (all chunks of a 50-image upload are bulk).
+   */
+  priority?: Priority;
 }
 
 interface Pending {
-  /** n images, already expanded to n × views rows */
+  /** n images; with several views, each image's rows are built when a turn runs them (views.ts) */
   input: Float32Array;
   n: number;
   views: number;
+  priority: Priority;
   withCam: boolean;
   resolve: (out: BatchOutput) => void;
   reject: (e: unknown) => void;
@@ -65,13 +66,6 @@ interface Pending {
   /** Its outputs, filled turn by turn. */
   out?: RunRows;
   failed?: boolean;
-}
-
-/** Rows start..start+count of one call, in one run. */
-interface Slice {
-  p: Pending;
-  start: number;
-  count: number;
 }
 
 export interface BatchOutput {
@@ -117,7 +111,15 @@ export class Classifier {
     readonly path: string,
     private readonly session: InferenceSession,
     private readonly hasDistances: boolean,
-  ) {}
+  ) {
+    this.hold.onIdle(() => this.kick());
+  }
+
+  /**
+   * Interactive work in flight (an analyzer call of priority 'interactive', from decoding to answer) holds
+   * back bulk turns here and bulk decoding in the preparation pool (bulk-hold.ts).
+   */
+  readonly hold = new BulkHold();
 
   static async load(modelPath: string = DEFAULT_MODEL_PATH, options: LoadOptions = {}): Promise<Classifier> {
     const path = resolveModelPath(modelPath);
@@ -217,43 +219,45 @@ export class Classifier {
       );
     }
     const views = tta?.views ?? 1;
-    const rows = views > 1 ? expandViews(input, n, 3, this.inputSize, views) : input;
     return new Promise((resolve, reject) => {
-      this.queue.push({ input: rows, n, views, withCam: options.cam === true, resolve, reject, done: 0 });
+      this.queue.push({
+        input,
+        n,
+        views,
+        priority: options.priority ?? defaultPriority(n, views),
+        withCam: options.cam === true,
+        resolve,
+        reject,
+        done: 0,
+      });
       if (!this.busy) void this.drain();
     });
   }
 
-  private readonly queue: Pending[] = [];
+  private readonly queue = new RunQueue<Pending>();
   private busy = false;
 
   /**
-   * Runs the queue in turns: each run takes at most MAX_RUN_ROWS rows of the first waiting call when it is
-   * alone, else at most MAX_BATCH rows, filled from the calls in queue order (concurrent small requests share
-   * a run). A call with rows left goes to the back, so one request's 128 rows of test-time augmentation wait
-   * behind another's single cell instead of the other way round.
+   * Runs the queue in turns (run-queue.ts): interactive calls first, coalesced up to MAX_BATCH rows (or
+   * MAX_RUN_ROWS for a call waiting alone); a bulk call (test-time augmentation, many images) gets small turns
+   * when no interactive call waits. A call with rows left goes behind the others of its priority.
    */
   private async drain(): Promise<void> {
     this.busy = true;
     while (this.queue.length > 0) {
       // Nothing to run for a call without rows: answered at once.
-      for (const p of this.queue.filter((q) => q.n === 0)) {
+      for (const p of this.queue.takeEmpty()) {
         p.out = { scores: new Float32Array(0), cam: p.withCam ? new Float32Array(0) : undefined };
         this.finish(p);
       }
-      this.queue.splice(0, this.queue.length, ...this.queue.filter((q) => q.n > 0));
-      if (this.queue.length === 0) break;
-      const limit = this.queue.length === 1 ? MAX_RUN_ROWS : MAX_BATCH;
-      const views = this.queue[0].views;
-      const slices: Slice[] = [];
-      let rows = 0;
-      for (const p of this.queue) {
-        if (p.views !== views) continue;
-        const count = Math.min(p.n * p.views - p.done, limit - rows);
-        if (count <= 0) break;
-        slices.push({ p, start: p.done, count });
-        rows += count;
+      const slices = this.queue.next(this.hold.mayStartBulk());
+      if (slices.length === 0) {
+        // Only bulk calls wait, held back: run them when the interactive work ends, or when held too long.
+        this.wakeLater();
+        break;
       }
+      if (slices[0].p.priority === 'bulk') this.hold.bulkStarted();
+      const rows = slices.reduce((a, x) => a + x.count, 0);
       try {
         const out = await this.runRows(slices, rows);
         this.collect(slices, out);
@@ -263,27 +267,40 @@ export class Classifier {
           p.reject(e);
         }
       }
-      const served = new Set(slices.map((x) => x.p));
-      const waiting = this.queue.filter((p) => !served.has(p));
-      const unfinished = [...served].filter((p) => !p.failed && p.done < p.n * p.views);
-      for (const p of served) if (!p.failed && p.done === p.n * p.views) this.finish(p);
-      this.queue.splice(0, this.queue.length, ...waiting, ...unfinished);
+      for (const { p } of slices) if (!p.failed && p.done === p.n * p.views) this.finish(p);
+      this.queue.served(slices);
     }
     this.busy = false;
   }
 
+  private wakeTimer?: NodeJS.Timeout;
+
+  private wakeLater(): void {
+    if (this.wakeTimer) return;
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = undefined;
+      this.kick();
+    }, this.hold.waitMs());
+  }
+
+  private kick(): void {
+    if (!this.busy && this.queue.length > 0) void this.drain();
+  }
+
   /** Some calls' rows through the network, in runs of at most MAX_RUN_ROWS. */
-  private async runRows(slices: Slice[], rows: number): Promise<RunRows> {
+  private async runRows(slices: Slice<Pending>[], rows: number): Promise<RunRows> {
     const s = this.inputSize;
     const k = this.classes.length;
     const one = 3 * s * s;
-    const single = slices.length === 1 && slices[0].start === 0 && slices[0].count === rows;
+    const single =
+      slices.length === 1 && slices[0].p.views === 1 && slices[0].start === 0 && slices[0].count === rows;
     const input = single ? slices[0].p.input : new Float32Array(rows * one);
     if (!single) {
       let off = 0;
       for (const { p, start, count } of slices) {
-        input.set(p.input.subarray(start * one, (start + count) * one), off);
-        off += count * one;
+        if (p.views > 1) writeViewRows(p.input, 3, s, p.views, start, count, input, off);
+        else input.set(p.input.subarray(start * one, (start + count) * one), off * one);
+        off += count;
       }
     }
     // One view: the graph's calibrated probabilities. Several: their logits, averaged and calibrated after.
@@ -311,7 +328,7 @@ export class Classifier {
   }
 
   /** Copies each slice's rows of a run into its call's own outputs. */
-  private collect(slices: Slice[], out: RunRows): void {
+  private collect(slices: Slice<Pending>[], out: RunRows): void {
     const k = this.classes.length;
     const camSize = k * CAM_SIDE * CAM_SIDE;
     let row = 0;
@@ -368,6 +385,7 @@ export class Classifier {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.wakeTimer);
     await this.session.close();
   }
 }

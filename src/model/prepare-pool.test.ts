@@ -6,6 +6,7 @@ import { oneBitBmp } from '../testing/bmp.js';
 import { discJpeg } from '../testing/cells.js';
 import { REPO_ROOT } from '../testing/shared.js';
 import { prepareImage } from './inputs.js';
+import { BulkHold } from './bulk-hold.js';
 import { PreparePool } from './prepare-pool.js';
 import type { ModelCard } from './types.js';
 
@@ -68,5 +69,25 @@ describe('PreparePool', () => {
     // On this thread one such decode stalled everything for 1.8 s (issue 15).
     expect(maxGap).toBeLessThan(250);
     expect(smallAt).toBeLessThan(bigAt / 2);
+  });
+
+  it('holds a bulk request’s images back while interactive work runs, and still prepares them all', async () => {
+    const hold = new BulkHold(50);
+    const held = new PreparePool(2, hold);
+    try {
+      const jpeg = await discJpeg(2);
+      const forever = hold.begin();
+      const bulk = held.group('bulk');
+      // Held throughout: one image per 50 ms still starts (no hang).
+      const all = await Promise.all([0, 1, 2].map(() => held.prepare(jpeg, prep, {}, bulk)));
+      expect(all.map((p) => p.regions.length > 0)).toEqual([true, true, true]);
+      // Held, then released: the release starts what waits.
+      hold.bulkStarted();
+      const after = held.prepare(jpeg, prep, {}, held.group('bulk'));
+      setTimeout(forever, 10);
+      expect((await after).width).toBe(all[0].width);
+    } finally {
+      await held.close();
+    }
   });
 });

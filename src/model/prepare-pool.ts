@@ -1,14 +1,20 @@
 /**
  * Decoding and cell location off the caller's thread (issue 15: one 7000² BMP decoded in JavaScript stalled
- * every request for 1.8 s). A few worker threads run prepareImage; the queue is fair between groups (one
- * analyzeBatch call each, i.e. one request) and a large image waits for the one heavy slot, so the other
- * thread always stays free for ordinary images: one client's bombs cannot hold up another's photo.
+ * every request for 1.8 s). A few worker threads run prepareImage in the order of prepare-queue.ts: fair
+ * between groups (one analyzeBatch call each, i.e. one request), interactive groups first, and large images
+ * and bulk requests' images never on every thread, so one thread always stays free for ordinary photos: one
+ * client's bombs or 50-image uploads cannot hold up another's photo.
  */
 import type { Worker } from 'node:worker_threads';
 import { HematoError, InvalidImageError } from '../errors.js';
 import { checkInput } from '../imaging/decode.js';
 import { startWorker, WorkerCalls } from '../threads.js';
 import type { PreparedImage, Preprocessing } from './inputs.js';
+import type { BulkHold } from './bulk-hold.js';
+import { PrepareQueue, type PrepareGroup, type PrepareTaskKind } from './prepare-queue.js';
+import type { Priority } from './run-queue.js';
+
+export type { PrepareGroup };
 
 export interface PrepareRequest {
   input: Uint8Array;
@@ -23,9 +29,8 @@ export type PrepareReply =
 /** Images above this many pixels take the heavy slot (one at a time). */
 export const HEAVY_PIXELS = 8_000_000;
 
-interface Task {
+interface Task extends PrepareTaskKind {
   request: PrepareRequest;
-  heavy: boolean;
   resolve: (p: PreparedImage) => void;
   reject: (e: unknown) => void;
 }
@@ -33,18 +38,22 @@ interface Task {
 interface Slot {
   calls: WorkerCalls<PrepareRequest, PrepareReply>;
   worker: Worker;
-  busy: boolean;
-  heavy: boolean;
+  /** The task it runs. */
+  running?: PrepareTaskKind;
 }
 
 export class PreparePool {
   private readonly slots: Slot[];
-  /** Per group, its waiting tasks; groups take turns in insertion order. */
-  private readonly groups = new Map<number, Task[]>();
-  private nextGroup = 1;
+  private readonly queue: PrepareQueue<Task>;
   private closed = false;
 
-  constructor(threads = 2) {
+  /** `hold`: interactive work in flight elsewhere holds back bulk images' decoding (bulk-hold.ts). */
+  constructor(
+    threads = 2,
+    private readonly hold?: BulkHold,
+  ) {
+    this.queue = new PrepareQueue(Math.max(1, threads));
+    hold?.onIdle(() => this.pump());
     this.slots = Array.from({ length: Math.max(1, threads) }, () => {
       const worker = startWorker(import.meta.url, 'prepare-worker', null);
       const calls = new WorkerCalls<PrepareRequest, PrepareReply>(worker, {
@@ -52,13 +61,13 @@ export class PreparePool {
         died: (reason) => new Error(`The image preparation thread failed: ${reason}`),
         unrefWhenIdle: true,
       });
-      return { calls, worker, busy: false, heavy: false };
+      return { calls, worker };
     });
   }
 
-  /** A group id: tasks of one group wait their turn behind each other, not behind other groups'. */
-  group(): number {
-    return this.nextGroup++;
+  /** A group: tasks of one group wait their turn behind each other, not behind other groups'. */
+  group(priority: Priority = 'interactive'): PrepareGroup {
+    return this.queue.group(priority);
   }
 
   /** prepareImage in a worker thread; the same result and the same errors. */
@@ -71,46 +80,41 @@ export class PreparePool {
     if (this.closed) throw new HematoError('The analyser was closed.', 'closed', 503);
     // The header alone says how large the decoded image will be (and refuses what is not an image at all).
     const head = await checkInput(input);
-    const task = await new Promise<PreparedImage>((resolve, reject) => {
-      const list = this.groups.get(group) ?? [];
-      list.push({
+    return new Promise<PreparedImage>((resolve, reject) => {
+      this.queue.add(group, {
         request: { input: head.buffer, prep, options },
         heavy: head.width * head.height > HEAVY_PIXELS,
+        bulk: group.priority === 'bulk',
         resolve,
         reject,
       });
-      this.groups.set(group, list);
       this.pump();
     });
-    return task;
   }
 
   private pump(): void {
+    if (this.closed) return;
     for (const slot of this.slots) {
-      if (slot.busy) continue;
-      const task = this.take(this.slots.some((s) => s.busy && s.heavy));
-      if (!task) return;
+      if (slot.running) continue;
+      const running = this.slots.flatMap((s) => (s.running ? [s.running] : []));
+      const task = this.queue.take(running, this.hold?.mayStartBulk() ?? true);
+      if (!task) break;
+      if (task.bulk) this.hold?.bulkStarted();
       void this.run(slot, task);
     }
+    // Bulk images held back: try again when held too long (the hold's end pumps too).
+    if (this.hold && !this.wakeTimer && this.queue.bulkWaiting && !this.hold.mayStartBulk()) {
+      this.wakeTimer = setTimeout(() => {
+        this.wakeTimer = undefined;
+        this.pump();
+      }, this.hold.waitMs());
+    }
   }
 
-  /** The first task in turn order that may start now (a heavy one only while no heavy one runs). */
-  private take(heavyRunning: boolean): Task | undefined {
-    for (const [id, list] of this.groups) {
-      const i = list.findIndex((t) => !(t.heavy && heavyRunning));
-      if (i < 0) continue;
-      const [task] = list.splice(i, 1);
-      // This group's next task goes behind every other group's.
-      this.groups.delete(id);
-      if (list.length > 0) this.groups.set(id, list);
-      return task;
-    }
-    return undefined;
-  }
+  private wakeTimer?: NodeJS.Timeout;
 
   private async run(slot: Slot, task: Task): Promise<void> {
-    slot.busy = true;
-    slot.heavy = task.heavy;
+    slot.running = task;
     try {
       const reply = await slot.calls.call(task.request);
       if (reply.ok) task.resolve(reply.prepared);
@@ -121,17 +125,16 @@ export class PreparePool {
     } catch (err) {
       task.reject(err);
     } finally {
-      slot.busy = false;
-      slot.heavy = false;
+      slot.running = undefined;
       this.pump();
     }
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.wakeTimer);
     const closed = new HematoError('The analyser was closed.', 'closed', 503);
-    for (const list of this.groups.values()) for (const t of list) t.reject(closed);
-    this.groups.clear();
+    for (const t of this.queue.clear()) t.reject(closed);
     await Promise.all(this.slots.map((s) => s.calls.close(closed, 'drop')));
   }
 }

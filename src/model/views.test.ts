@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DIHEDRAL_VIEWS, expandViews, meanMapsOverViews, meanOverViews } from './views.js';
+import { DIHEDRAL_VIEWS, expandViews, meanMapsOverViews, meanOverViews, writeViewRows } from './views.js';
 
 /** One s×s plane per channel, every value distinct. */
 const planes = (c: number, s: number, n = 1) => Float32Array.from({ length: n * c * s * s }, (_, i) => i + 1);
@@ -19,6 +19,19 @@ describe('expandViews', () => {
       [3, 1, 4, 2],
       [4, 2, 3, 1],
     ]);
+  });
+
+  it('writes any range of rows, across images, exactly as the whole expansion holds them', () => {
+    const c = 3;
+    const s = 6;
+    const size = c * s * s;
+    const x = planes(c, s, 3);
+    const whole = expandViews(x, 3, c, s, DIHEDRAL_VIEWS);
+    // Rows 5..14 span images 0 and 1, into an output at row 2.
+    const out = new Float32Array(12 * size);
+    writeViewRows(x, c, s, DIHEDRAL_VIEWS, 5, 10, out, 2);
+    expect(Array.from(out.subarray(2 * size))).toEqual(Array.from(whole.subarray(5 * size, 15 * size)));
+    expect(out.subarray(0, 2 * size).every((v) => v === 0)).toBe(true);
   });
 
   it('moves every channel alike and keeps images apart', () => {

@@ -50,11 +50,60 @@ export function expandViews(
   s: number,
   views: number,
 ): Float32Array {
-  const size = c * s * s;
-  const out = new Float32Array(n * views * size);
-  for (let i = 0; i < n; i++)
-    for (let t = 0; t < views; t++) permute(input, i * size, out, (i * views + t) * size, c, s, t, false);
+  const out = new Float32Array(n * views * c * s * s);
+  writeViewRows(input, c, s, views, 0, n * views, out, 0);
   return out;
+}
+
+/** Per side and view: for each pixel of the view, the pixel of the image it shows (computed once). */
+const sourceMaps = new Map<string, Int32Array>();
+
+function sourceMap(s: number, t: number): Int32Array {
+  const key = `${s}:${t}`;
+  let map = sourceMaps.get(key);
+  if (!map) {
+    const identity = Float32Array.from({ length: s * s }, (_, i) => i);
+    const viewed = new Float32Array(s * s);
+    permute(identity, 0, viewed, 0, 1, s, t, false);
+    map = Int32Array.from(viewed);
+    sourceMaps.set(key, map);
+  }
+  return map;
+}
+
+/**
+ * Rows start … start + count − 1 of expandViews(input, …) written into `out` from row `outRow`, without
+ * expanding the rest: the network's turns build only the rows they run (16 images × 8 views is 77 MB and,
+ * expanded at once, held the event loop ~170 ms on the 2-core machine; issue 15).
+ */
+export function writeViewRows(
+  input: Float32Array,
+  c: number,
+  s: number,
+  views: number,
+  start: number,
+  count: number,
+  out: Float32Array,
+  outRow: number,
+): void {
+  const plane = s * s;
+  const size = c * plane;
+  for (let r = 0; r < count; r++) {
+    const row = start + r;
+    const image = Math.floor(row / views);
+    const t = row % views;
+    const src = input.subarray(image * size, (image + 1) * size);
+    const dst = out.subarray((outRow + r) * size, (outRow + r + 1) * size);
+    if (t === 0) {
+      dst.set(src);
+      continue;
+    }
+    const map = sourceMap(s, t);
+    for (let ch = 0; ch < c; ch++) {
+      const o = ch * plane;
+      for (let j = 0; j < plane; j++) dst[o + j] = src[o + map[j]];
+    }
+  }
 }
 
 /** n·views rows of k logits → n rows, each the mean over its image's views. */

@@ -37,6 +37,12 @@ export interface PredictOptions extends UploadLimits {
 }
 
 const MAX_BATCH_IMAGES = 16;
+/**
+ * A request of more images than this, or with test-time augmentation, is bulk: its network rows wait for
+ * interactive ones and its decoding leaves a preparation thread free (run-queue.ts, prepare-queue.ts), so a
+ * client's single photo is not held up by another's 50-image upload.
+ */
+export const BULK_IMAGES = 4;
 /** Upload bytes of one request held in memory between the header check and analysis. */
 const KEEP_UPLOAD_BYTES = 64 * 1024 * 1024;
 
@@ -44,6 +50,23 @@ const KEEP_UPLOAD_BYTES = 64 * 1024 * 1024;
 export async function predictUploads(
   request: FastifyRequest,
   opts: PredictOptions,
+): Promise<PredictResponseJson> {
+  // A photo or two: bulk work waits from upload to reply (model/bulk-hold.ts); released below if bulk.
+  let endInteractive = opts.tta ? undefined : opts.vision.interactive?.();
+  try {
+    return await predictAll(request, opts, () => {
+      endInteractive?.();
+      endInteractive = undefined;
+    });
+  } finally {
+    endInteractive?.();
+  }
+}
+
+async function predictAll(
+  request: FastifyRequest,
+  opts: PredictOptions,
+  isBulk: () => void,
 ): Promise<PredictResponseJson> {
   const { store, vision, maxFiles, maxFileBytes, batchPixels, tta, specimenId, clinic } = opts;
   const files = await receiveImages(request, store.tmpDir, maxFiles);
@@ -73,6 +96,8 @@ export async function predictUploads(
       refuse(index, err);
     }
   }
+  const priority = tta || sized.length > BULK_IMAGES ? 'bulk' : 'interactive';
+  if (priority === 'bulk') isBulk();
   const predictions: ImagePrediction[] = [];
   const created: string[] = [];
   const release = tta && opts.ttaGate ? await opts.ttaGate.acquire() : undefined;
@@ -83,7 +108,7 @@ export async function predictUploads(
       );
       for (const c of chunk) kept.delete(c.index);
       // Maps as data only: the PNG is drawn on first request (most heat maps are never looked at).
-      const items = await vision.analyzeBatch(inputs, { cams: true, tta });
+      const items = await vision.analyzeBatch(inputs, { cams: true, tta, priority });
       for (const [j, item] of items.entries()) {
         const { index } = chunk[j];
         if (!item.ok) {

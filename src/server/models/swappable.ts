@@ -46,6 +46,10 @@ export class SwappableVision implements HematoVision {
     return this.using((v) => v.renderHeatmap(input, data));
   }
 
+  interactive(): () => void {
+    return this.loaded.vision.interactive?.() ?? (() => undefined);
+  }
+
   private async using<T>(f: (v: HematoVision) => Promise<T>): Promise<T> {
     const l = this.loaded;
     l.inFlight++;

@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildApp } from '../app.js';
+import { BULK_IMAGES } from '../uploads.js';
 import { API, app, type CaseBody, dataDir, errorOf, freshAppPerTest, start } from '../../testing/app.js';
 import { FAKE_CARD, FAKE_CLASSES, fakeVision, multipart, solidJpeg } from '../../testing/server.js';
 
@@ -41,9 +42,11 @@ describe('service routes', () => {
     };
     Object.assign(vision, { hasTta: true, card: { ...FAKE_CARD, testTimeAugmentation: block } });
     const asked: (boolean | undefined)[] = [];
+    const priorities: (string | undefined)[] = [];
     const analyzeBatch = vision.analyzeBatch.bind(vision);
     vision.analyzeBatch = (inputs, options) => {
       asked.push(options?.tta);
+      priorities.push(options?.priority);
       return analyzeBatch(inputs, options);
     };
     await start({ vision, tta: true });
@@ -61,12 +64,49 @@ describe('service routes', () => {
     const optedOut = await post('?tta=false');
     expect([byDefault.statusCode, optedOut.statusCode]).toEqual([200, 200]);
     expect(asked).toEqual([true, false]);
+    // Test-time augmentation is bulk work: it waits for other clients' single images (run-queue.ts).
+    expect(priorities).toEqual(['bulk', 'interactive']);
     const stored = [byDefault, optedOut].map((r) => (r.json() as { cases: CaseBody[] }).cases[0]);
     expect(stored.map((c) => c.model.tta)).toEqual([true, false]);
     expect((await app.caseStore.get(stored[0].id))?.model.tta).toBe(true);
     const bad = await post('?tta=maybe');
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toMatchObject({ error: 'invalid_request' });
+  });
+
+  it('analyses an upload of more than BULK_IMAGES images as bulk, a few as interactive, holding bulk work back', async () => {
+    const vision = fakeVision();
+    const priorities: (string | undefined)[] = [];
+    // Whether the request held bulk work back while it was analysed, and whether it let go by its reply.
+    let holding = 0;
+    const heldDuringAnalysis: boolean[] = [];
+    vision.interactive = () => {
+      holding++;
+      let ended = false;
+      return () => {
+        if (!ended) holding--;
+        ended = true;
+      };
+    };
+    const analyzeBatch = vision.analyzeBatch.bind(vision);
+    vision.analyzeBatch = (inputs, options) => {
+      priorities.push(options?.priority);
+      heldDuringAnalysis.push(holding > 0);
+      return analyzeBatch(inputs, options);
+    };
+    await start({ vision });
+    const bytes = await solidJpeg(64, 64, [40, 40, 210]);
+    for (const n of [1, BULK_IMAGES, BULK_IMAGES + 1]) {
+      const res = await app.inject({
+        method: 'POST',
+        url: `${API}/predict`,
+        ...(await multipart(Array.from({ length: n }, (_, i) => ({ name: `${i}.jpg`, bytes })))),
+      });
+      expect(res.statusCode).toBe(200);
+    }
+    expect(priorities).toEqual(['interactive', 'interactive', 'bulk']);
+    expect(heldDuringAnalysis).toEqual([true, true, false]);
+    expect(holding).toBe(0);
   });
 
   it('?tta=true on a model not calibrated for it: 400 no_tta, nothing stored', async () => {

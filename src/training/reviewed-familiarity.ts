@@ -5,12 +5,8 @@
  * (quantiles of its validation images' distances) measure the candidate's inputs exactly as they measured
  * the parent's. They are read back from the parent's file and appended to the candidate's as they are.
  */
-import {
-  appendFamiliarity,
-  readFamiliarity,
-  type FamiliarityReferences,
-} from '../model/familiarity-graph.js';
-import { referenceDistance } from '../model/familiarity.js';
+import { appendFamiliarity, readFamiliarity } from '../model/familiarity-graph.js';
+import { cellDistance, referenceDistance, type FamiliarityReferences } from '../model/familiarity.js';
 import type { FamiliarityRecord, ModelCard } from '../model/types.js';
 
 export interface CarriedFamiliarity {
@@ -58,7 +54,7 @@ function familiarityFlags(
   const out = new Uint8Array(n);
   for (let r = 0; r < n; r++)
     out[r] =
-      referenceDistance(refs.cell, x, d, r) > fam.cell.threshold ||
+      cellDistance(refs, x, d, r) > fam.cell.threshold ||
       referenceDistance(refs.image, x, d, r) > fam.image.threshold
         ? 1
         : 0;

@@ -1,9 +1,19 @@
 // Malformed API calls for the reliability suite (bad-inputs.ts): ids, bodies and queries no client should send.
 import { randomUUID } from 'node:crypto';
 import type { Rng } from '../imaging/random.js';
-import type { BadRequest } from './bad-inputs.js';
 
 const API = '/api/v1';
+
+/** One request of the bad-input suite, sent as it is. */
+export interface BadRequest {
+  kind: string;
+  /** What it is, for a failure message. */
+  label: string;
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  body?: Buffer;
+}
 
 export function apiCalls(rng: Rng): BadRequest[] {
   const out: BadRequest[] = [];

@@ -4,18 +4,10 @@
 import sharp from 'sharp';
 import { createRng, type Rng } from '../imaging/random.js';
 import { writeBmp } from '../imaging/testing.js';
-import { apiCalls } from './bad-api-calls.js';
-import { oneBitBmp } from './bmp.js';
+import { apiCalls, type BadRequest } from './bad-api-calls.js';
 
-export interface BadRequest {
-  kind: string;
-  /** What it is, for a failure message. */
-  label: string;
-  method: string;
-  path: string;
-  headers: Record<string, string>;
-  body?: Buffer;
-}
+export type { BadRequest };
+import { oneBitBmp } from './bmp.js';
 
 const API = '/api/v1';
 const BOUNDARY = '----hvReliability7MA4YWxkTrZu0gW';

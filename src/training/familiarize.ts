@@ -59,6 +59,16 @@ function headConfidences(
   return Float32Array.from({ length: rows.length }, (_, j) => p[j * k + argmax(p, j, k)]);
 }
 
+/** A model folder or model.onnx to update in place, with its card beside it. */
+function modelToUpdate(model: string): { modelPath: string; cardPath: string; card: ModelCard } {
+  let modelPath = resolve(model);
+  if (existsSync(modelPath) && statSync(modelPath).isDirectory()) modelPath = join(modelPath, 'model.onnx');
+  const cardPath = cardPathFor(modelPath);
+  if (!existsSync(modelPath) || !existsSync(cardPath))
+    throw new ModelError(`No model.onnx with its model.json at ${model}.`, 'model_not_found');
+  return { modelPath, cardPath, card: JSON.parse(readFileSync(cardPath, 'utf8')) as ModelCard };
+}
+
 /**
  * Measures only the training statistics `hematovision adapt` aligns to and binds them to the card (the model
  * file is not changed): for a model familiarized before they existed, such as the bundled one.
@@ -66,12 +76,7 @@ function headConfidences(
 export async function addTrainingStats(
   o: Pick<FamiliarizeOptions, 'model' | 'data' | 'onProgress'>,
 ): Promise<ModelCard> {
-  let modelPath = resolve(o.model);
-  if (existsSync(modelPath) && statSync(modelPath).isDirectory()) modelPath = join(modelPath, 'model.onnx');
-  const cardPath = cardPathFor(modelPath);
-  if (!existsSync(modelPath) || !existsSync(cardPath))
-    throw new ModelError(`No model.onnx with its model.json at ${o.model}.`, 'model_not_found');
-  const card = JSON.parse(readFileSync(cardPath, 'utf8')) as ModelCard;
+  const { modelPath, cardPath, card } = modelToUpdate(o.model);
   const ds = await scanDatasets(o.data, { knownClasses: card.classes });
   const activationStats = await trainingStats(
     modelPath,
@@ -109,12 +114,7 @@ async function trainingStats(
 export async function familiarizeModel(
   o: FamiliarizeOptions,
 ): Promise<{ card: ModelCard; record: FamiliarityRecord; failed: number }> {
-  let modelPath = resolve(o.model);
-  if (existsSync(modelPath) && statSync(modelPath).isDirectory()) modelPath = join(modelPath, 'model.onnx');
-  const cardPath = cardPathFor(modelPath);
-  if (!existsSync(modelPath) || !existsSync(cardPath))
-    throw new ModelError(`No model.onnx with its model.json at ${o.model}.`, 'model_not_found');
-  const card = JSON.parse(readFileSync(cardPath, 'utf8')) as ModelCard;
+  const { modelPath, cardPath, card } = modelToUpdate(o.model);
   const ds = await scanDatasets(o.data, { classes: card.classes });
   const missing = card.classes.filter((_, c) => !ds.items.some((it) => it.labelIndex === c));
   if (missing.length > 0)

@@ -44,7 +44,7 @@ export function teachingSourcePanel(info: TeachingInfo): HTMLElement {
       'p',
       { class: 'muted' },
       `From the PBC dataset (Acevedo et al., Data in Brief 2020; CC BY 4.0), file ${info.sourceFile}, ` +
-        'labelled by expert clinical pathologists; resized for HematoVision. ',
+        'labelled by expert clinical pathologists. ',
       'The model’s prediction is not shown for teaching cells: it was trained on part of this dataset.',
     ),
   );

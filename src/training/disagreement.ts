@@ -46,7 +46,11 @@ export function fitDisagreement(
   image: GaussianReference,
   cellScale: number,
   o: Partial<typeof DISAGREEMENT_DEFAULTS> = {},
-): { heads: DisagreementHeads; validation: Float64Array } {
+): {
+  heads: DisagreementHeads;
+  /** 1 for each validation row whose disagreement is over its lab's threshold. */
+  flagged: Uint8Array;
+} {
   const opts = { ...DISAGREEMENT_DEFAULTS, ...o };
   const y = Int32Array.from(train.label);
   const counts = new Map<string, number>();
@@ -72,8 +76,9 @@ export function fitDisagreement(
   const scores = Float64Array.from({ length: val.n }, (_, r) =>
     disagreementOf({ blocks, weights, biases }, val.x, D, r),
   );
+  const labOf = Int32Array.from({ length: val.n }, (_, r) => nearestComponent(image, val.x, D, r));
   const byLab: number[][] = Array.from({ length: labs }, () => []);
-  for (let r = 0; r < val.n; r++) byLab[nearestComponent(image, val.x, D, r)].push(scores[r]);
+  for (let r = 0; r < val.n; r++) byLab[labOf[r]].push(scores[r]);
   const pooled = quantile(scores, opts.quantile);
   if (!(pooled > 0))
     throw new DatasetError('The block heads agree on every validation cell: nothing to fit.');
@@ -81,6 +86,6 @@ export function fitDisagreement(
   const thresholds = Float32Array.from(byLab, (s) => (s.length >= 20 ? quantile(s, opts.quantile) : pooled));
   return {
     heads: { blocks, weights, biases, thresholds, cellScale },
-    validation: scores,
+    flagged: Uint8Array.from(scores, (v, r) => (v > thresholds[labOf[r]] ? 1 : 0)),
   };
 }

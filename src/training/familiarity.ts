@@ -7,7 +7,7 @@
 import { DatasetError } from '../errors.js';
 import { createRng, shuffled } from '../imaging/random.js';
 import type { GaussianReference } from '../model/familiarity.js';
-import { nearestComponent, referenceDistance } from '../model/familiarity.js';
+import { referenceDistance } from '../model/familiarity.js';
 import type { FamiliarityReferences } from '../model/familiarity.js';
 import type { FamiliarityRecord } from '../model/types.js';
 import { topEigen } from './linalg.js';
@@ -237,8 +237,7 @@ export function fitFamiliarity(
   const byReason = { unfamiliar_cell: 0, unfamiliar_image: 0, disagreement: 0 };
   const valFlags = new Uint8Array(val.length);
   for (let j = 0; j < val.length; j++) {
-    const lab = dis ? nearestComponent(image.ref, valX, f.d, j) : 0;
-    const disagrees = dis !== null && dis.validation[j] > dis.heads.thresholds[lab];
+    const disagrees = dis?.flagged[j] === 1;
     const c = cell.distances[j] > cell.threshold || disagrees;
     const i = image.distances[j] > image.threshold;
     if (disagrees) byReason.disagreement++;

@@ -29,6 +29,8 @@ import { Classifier } from '../src/model/classifier.js';
 import { pipeline } from '../src/pipeline.js';
 import { buildApp } from '../src/server/app.js';
 import { SwappableVision } from '../src/server/models/swappable.js';
+import type { AdaptationResult } from '../src/server/models/adaptation.js';
+import type { JobJsonShape } from '../src/api/models.js';
 import { multipart } from '../src/testing/server.js';
 import { evaluateModel } from '../src/training/evaluate.js';
 import { FEW_SHOT_CLASSES, fewShotSplit } from './few-shot.js';
@@ -85,24 +87,8 @@ const app = await buildApp({
   models: { path: modelPath, load },
 });
 
-interface Job {
-  id: string;
-  state: string;
-  progress: number;
-  stage: string | null;
-  error: string | null;
-  result: {
-    candidateVersion: number;
-    candidateSha256: string;
-    baseSha256: string;
-    counts: Record<string, Record<string, number>>;
-    comparison: {
-      heldOut: number;
-      active: { accuracy: number; macroF1: number; reviewRate: number; silentErrorRate: number };
-      candidate: { accuracy: number; macroF1: number; reviewRate: number; silentErrorRate: number };
-    };
-  } | null;
-}
+/** A job as the API returns it, with an adaptation's result (the server's own types). */
+type Job = Omit<JobJsonShape, 'result'> & { result: AdaptationResult | null };
 
 let job: Job;
 let candidatePath: string;

@@ -12,29 +12,14 @@ import { pipeline } from '../pipeline.js';
 import { seedReviewedCells, teachingCells, type Send } from '../testing/reviewed.js';
 import { multipart } from '../testing/server.js';
 import { buildApp } from './app.js';
+import type { JobJsonShape } from '../api/models.js';
+import type { AdaptationResult } from './models/adaptation.js';
 import { SwappableVision } from './models/swappable.js';
 
 const API = '/api/v1';
 
-interface Job {
-  id: string;
-  state: string;
-  progress: number;
-  stage: string | null;
-  error: string | null;
-  result: {
-    baseVersion: number;
-    candidateVersion: number;
-    candidateSha256: string;
-    baseSha256: string;
-    counts: { trained: Record<string, number>; heldOut: Record<string, number> };
-    comparison: {
-      heldOut: number;
-      active: Record<string, unknown>;
-      candidate: { accuracy: number; macroF1: number; reviewRate: number; silentErrors: number };
-    };
-  } | null;
-}
+/** A job as the API returns it, with an adaptation's result (the server's own types). */
+type Job = Omit<JobJsonShape, 'result'> & { result: AdaptationResult | null };
 
 describe('adaptations and model versions (bundled model, SQLite)', () => {
   let app: FastifyInstance;

@@ -9,13 +9,12 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { analyzeImage } from '../src/model/analyzer.js';
 import { Classifier, cardPathFor, resolveModelPath } from '../src/model/classifier.js';
 import type { ModelCard } from '../src/model/types.js';
-import { HematoError } from '../src/errors.js';
 import { scanDatasets } from '../src/training/dataset.js';
 import { reviewStats, type ReviewedAnswer } from '../src/training/review.js';
 import { groupedStratifiedSplit } from '../src/training/split.js';
+import { analyzeItems } from './analyze-items.js';
 
 const { values: args } = parseArgs({
   options: { model: { type: 'string', multiple: true }, data: { type: 'string', multiple: true } },
@@ -37,26 +36,11 @@ console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
 for (const m of models) {
   const classifier = await Classifier.load(m);
   const byLab = new Map<string, ReviewedAnswer[]>();
-  let next = 0;
-  const worker = async () => {
-    while (next < val.length) {
-      const it = val[next++];
-      try {
-        const r = await analyzeImage(classifier, it.path);
-        const lab = ds.sources[it.source].name;
-        if (!byLab.has(lab)) byLab.set(lab, []);
-        byLab.get(lab)!.push({
-          correct: r.label === it.label,
-          needsReview: r.needsReview,
-          reviewReasons: r.reviewReasons,
-          confidence: r.confidence,
-        });
-      } catch (e) {
-        if (!(e instanceof HematoError)) throw e;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: 4 }, worker));
+  await analyzeItems(classifier, val, (it, _, answer) => {
+    const lab = ds.sources[it.source].name;
+    if (!byLab.has(lab)) byLab.set(lab, []);
+    byLab.get(lab)!.push(answer);
+  });
   await classifier.close();
   for (const [lab, answers] of [...byLab].sort()) {
     const s = reviewStats(answers);

@@ -12,17 +12,16 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { analyzeImage } from '../src/model/analyzer.js';
 import { buildBackboneModel } from '../src/model/backbone.js';
 import { Classifier } from '../src/model/classifier.js';
 import { checkDomain } from '../src/model/domain.js';
-import { HematoError } from '../src/errors.js';
 import { scanDatasets, type DatasetItem } from '../src/training/dataset.js';
 import { familiarizeModel } from '../src/training/familiarize.js';
 import { reviewStats, type ReviewedAnswer } from '../src/training/review.js';
 import { groupedStratifiedSplit } from '../src/training/split.js';
 import { writeAtomic } from '../src/training/files.js';
 import { trainModel } from '../src/training/train.js';
+import { analyzeItems } from './analyze-items.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -71,34 +70,18 @@ interface Scored {
   unreadable: number;
 }
 
-/** Every item through the product's own path (locate, crop, classify, flag), four in flight. */
+/** Every item through the product's own path (scripts/analyze-items.ts), tallied per class. */
 async function score(classifier: Classifier, items: Pick<DatasetItem, 'path' | 'label'>[]): Promise<Scored> {
   const s: Scored = { answers: [], images: [], perClass: {}, unreadable: 0 };
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const it = items[next++];
-      try {
-        const r = await analyzeImage(classifier, it.path);
-        const correct = r.label === it.label;
-        s.answers.push({
-          correct,
-          needsReview: r.needsReview,
-          reviewReasons: r.reviewReasons,
-          confidence: r.confidence,
-        });
-        s.images.push(r);
-        const c = (s.perClass[it.label] ??= { n: 0, flagged: 0, correct: 0 });
-        c.n++;
-        if (r.needsReview) c.flagged++;
-        if (correct) c.correct++;
-      } catch (e) {
-        if (!(e instanceof HematoError)) throw e;
-        s.unreadable++;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: 4 }, worker));
+  const { unreadable } = await analyzeItems(classifier, items, (it, r, answer) => {
+    s.answers.push(answer);
+    s.images.push(r);
+    const c = (s.perClass[it.label] ??= { n: 0, flagged: 0, correct: 0 });
+    c.n++;
+    if (r.needsReview) c.flagged++;
+    if (answer.correct) c.correct++;
+  });
+  s.unreadable = unreadable;
   return s;
 }
 

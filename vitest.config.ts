@@ -12,6 +12,9 @@ export default defineConfig({
     // behind (tests close what they open; vi.mock is still reset between files).
     isolate: false,
     testTimeout: 120_000,
+    // expect.poll waits for a page or a server to show a result; its 1 s default was too short for a browser
+    // round trip on a loaded CI machine (a sign-off that renders its PDF in a thread starting up).
+    expect: { poll: { timeout: 10_000 } },
     hookTimeout: 300_000,
   },
 });

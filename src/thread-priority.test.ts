@@ -2,7 +2,7 @@ import { getPriority } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { startWorker } from './threads.js';
-import { lowerThreadPriority, threadNiceValues } from './thread-priority.js';
+import { lowerThreadPriority, threadStats } from './thread-priority.js';
 
 interface Probe {
   lowered: boolean;
@@ -31,9 +31,9 @@ describe.runIf(process.platform === 'linux')('lowerThreadPriority (Linux)', () =
     const { reply, worker } = await probe(target);
     expect(reply).toMatchObject({ lowered: true, nice: target });
     // The kernel's own view, while the worker lives: its thread at `target`, the main thread unchanged.
-    const nices = await threadNiceValues();
-    expect(nices.get(reply.tid)).toBe(target);
-    expect(nices.get(process.pid)).toBe(before);
+    const threads = await threadStats();
+    expect(threads.get(reply.tid)?.nice).toBe(target);
+    expect(threads.get(process.pid)?.nice).toBe(before);
     await worker.terminate();
     expect(getPriority(0)).toBe(before);
   });

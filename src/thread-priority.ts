@@ -43,20 +43,28 @@ export async function lowerThreadPriority(nice = BULK_NICE): Promise<boolean> {
   }
 }
 
+/** One thread as the kernel sees it. */
+export interface ThreadStat {
+  nice: number;
+  /** CPU time used so far (user and system), in clock ticks (usually 1/100 s). */
+  cpuTicks: number;
+}
+
 /**
- * Linux: the nice value of every thread of this process, by thread id (/proc/self/task/<tid>/stat, field 19);
+ * Linux: every thread of this process by thread id, from /proc/self/task/<tid>/stat (fields 14–15 and 19);
  * empty elsewhere. For tests and diagnostics.
  */
-export async function threadNiceValues(): Promise<Map<number, number>> {
-  const out = new Map<number, number>();
+export async function threadStats(): Promise<Map<number, ThreadStat>> {
+  const out = new Map<number, ThreadStat>();
   if (process.platform !== 'linux') return out;
   const { readdir, readFile } = await import('node:fs/promises');
   for (const tid of await readdir('/proc/self/task')) {
     const stat = await readFile(`/proc/self/task/${tid}/stat`, 'utf8').catch(() => '');
     // Field 2 (comm) is in parentheses and may hold spaces: count fields after its closing one.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // fields[0] is field 3 (state), so field 19 (nice) is fields[16].
-    if (fields.length > 16) out.set(Number(tid), Number(fields[16]));
+    // fields[0] is field 3 (state): utime and stime (14, 15) are fields[11] and [12], nice (19) fields[16].
+    if (fields.length > 16)
+      out.set(Number(tid), { nice: Number(fields[16]), cpuTicks: Number(fields[11]) + Number(fields[12]) });
   }
   return out;
 }

@@ -6,7 +6,7 @@ import { InvalidImageError } from '../errors.js';
 import { oneBitBmp } from '../testing/bmp.js';
 import { discJpeg } from '../testing/cells.js';
 import { REPO_ROOT } from '../testing/shared.js';
-import { BULK_NICE, threadNiceValues } from '../thread-priority.js';
+import { BULK_NICE, threadStats } from '../thread-priority.js';
 import { prepareImage } from './inputs.js';
 import { BulkHold } from './bulk-hold.js';
 import { PreparePool } from './prepare-pool.js';
@@ -98,7 +98,7 @@ describe('PreparePool', () => {
     async () => {
       const ours = getPriority(0);
       expect(ours).toBeLessThan(BULK_NICE);
-      const before = await threadNiceValues();
+      const before = await threadStats();
       const fresh = new PreparePool(2);
       try {
         const jpeg = await discJpeg(2);
@@ -108,11 +108,11 @@ describe('PreparePool', () => {
           fresh.prepare(jpeg, prep),
           fresh.prepare(jpeg, prep, {}, fresh.group('bulk')),
         ]);
-        const added = [...(await threadNiceValues())].filter(([tid]) => !before.has(tid));
+        const added = [...(await threadStats())].filter(([tid]) => !before.has(tid));
         // The restricted thread alone (not libuv's or sharp's threads it used meanwhile).
-        const low = added.filter(([, nice]) => nice !== ours);
-        expect(low.map(([, nice]) => nice)).toEqual([BULK_NICE]);
-        expect(added.filter(([, nice]) => nice === ours).length).toBeGreaterThanOrEqual(2);
+        const low = added.filter(([, t]) => t.nice !== ours);
+        expect(low.map(([, t]) => t.nice)).toEqual([BULK_NICE]);
+        expect(added.filter(([, t]) => t.nice === ours).length).toBeGreaterThanOrEqual(2);
         expect(getPriority(0)).toBe(ours);
       } finally {
         await fresh.close();

@@ -12,6 +12,7 @@ import type { HematoVision } from '../pipeline.js';
 import { API_BASE as API } from '../api/index.js';
 import { CellCrops } from './cell-crops.js';
 import { ReportRenderer } from '../report/render-thread.js';
+import { CsvFormatter } from './csv-thread.js';
 import { clientErrorHandler, DEFAULT_MAX_CONNECTIONS, limitConnections } from './connections.js';
 import { lockDataDir, type DataLock } from './data-lock.js';
 import { installGuard } from './auth/guard.js';
@@ -188,9 +189,12 @@ async function assemble(
   let syncTimer: NodeJS.Timeout | undefined;
   // PDF reports off the event loop (one thread, started by the first report).
   const reports = new ReportRenderer();
+  // CSV exports formatted off the event loop, at low priority (one thread, started by the first export).
+  const csv = new CsvFormatter();
   app.addHook('onClose', async () => {
     if (syncTimer) clearInterval(syncTimer);
     await reports.close();
+    await csv.close();
     await jobs.close();
     await registry?.close();
     if (vision !== options.vision) await vision.closeSwapped();
@@ -266,8 +270,8 @@ async function assemble(
     batchPixels,
   });
   const crops = new CellCrops(store);
-  await app.register(caseRoutes, { prefix: API, store, vision, schemas, crops });
-  await app.register(specimenRoutes, { prefix: API, store, vision, schemas, crops, reports });
+  await app.register(caseRoutes, { prefix: API, store, vision, schemas, crops, csv });
+  await app.register(specimenRoutes, { prefix: API, store, vision, schemas, crops, reports, csv });
   await app.register(teachingRoutes, { prefix: API, dir: options.teachingDir });
   await app.register(deviceModelRoutes, {
     modelPath: resolve(options.deviceModel ?? join(REPO_ROOT, 'models/model.int8.onnx')),

@@ -103,11 +103,11 @@ describe.skipIf(!hasModel)('Classifier.run', () => {
 });
 
 describe.skipIf(!hasModel || process.platform !== 'linux')('Classifier in a worker thread (Linux)', () => {
-  it('runs bulk calls in a second session on low-priority threads, started at the first bulk call', async () => {
+  it('runs bulk calls in a second session on low-priority threads, from the first bulk call until idle', async () => {
     const ours = getPriority(0);
     expect(ours).toBeLessThan(BULK_NICE);
     const before = await threadStats();
-    const c = await Classifier.load(DEFAULT_MODEL_PATH, { worker: true });
+    const c = await Classifier.load(DEFAULT_MODEL_PATH, { worker: true, bulkIdleMs: 300 });
     try {
       const one = 3 * 224 * 224;
       const big = Float32Array.from({ length: 24 * one }, (_, i) => Math.sin(i * 0.003));
@@ -128,6 +128,11 @@ describe.skipIf(!hasModel || process.platform !== 'linux')('Classifier in a work
       expect(low.length).toBeGreaterThanOrEqual(2);
       expect(low.reduce((a, [, t]) => a + t.cpuTicks, 0)).toBeGreaterThan(0);
       expect(getPriority(0)).toBe(ours);
+      // Idle: the second session and its threads go; the next bulk call starts it again.
+      await expect.poll(async () => (await lowThreads()).length, { timeout: 10_000 }).toBe(0);
+      const again = await c.run(big, 24, { priority: 'bulk' });
+      again.probabilities.forEach((p, i) => expect(p).toBeCloseTo(interactive.probabilities[i], 5));
+      expect((await lowThreads()).length).toBeGreaterThanOrEqual(2);
     } finally {
       await c.close();
     }

@@ -103,7 +103,15 @@ export interface LoadOptions {
    * second session of their own, on a low-priority thread, started at the first bulk call.
    */
   worker?: boolean;
+  /** The bulk session closes after this long without bulk calls (default BULK_SESSION_IDLE_MS). */
+  bulkIdleMs?: number;
 }
+
+/**
+ * A second session holds about 130 MB more (its thread, ONNX Runtime's copy of the model and buffers): given
+ * back a minute after the last bulk call, started again by the next one (a few hundred ms).
+ */
+export const BULK_SESSION_IDLE_MS = 60_000;
 
 /**
  * One runner of the queue: the calls of its priority (all, without `only`) through its session, one turn at a
@@ -123,6 +131,7 @@ export class Classifier {
     private readonly session: InferenceSession,
     private readonly hasDistances: boolean,
     startBulkSession?: () => Promise<InferenceSession>,
+    private readonly bulkIdleMs = BULK_SESSION_IDLE_MS,
   ) {
     this.hold.onIdle(() => this.kick());
     const main = () => Promise.resolve(session);
@@ -150,6 +159,20 @@ export class Classifier {
 
   private readonly lanes: Lane[];
   private bulkSession?: Promise<InferenceSession>;
+  private bulkIdleTimer?: NodeJS.Timeout;
+
+  /** After the bulk lane ran: its session closes if no bulk turn runs for bulkIdleMs. */
+  private releaseBulkWhenIdle(lane: Lane): void {
+    clearTimeout(this.bulkIdleTimer);
+    this.bulkIdleTimer = setTimeout(() => {
+      // Still in use, or held calls about to use it: the lane's next end starts the wait again.
+      if (lane.busy || this.queue.waiting('bulk') || !this.bulkSession) return;
+      const session = this.bulkSession;
+      this.bulkSession = undefined;
+      void session.then((s) => s.close()).catch(() => undefined);
+    }, this.bulkIdleMs);
+    this.bulkIdleTimer.unref();
+  }
 
   /**
    * Interactive work in flight (an analyzer call of priority 'interactive', from decoding to answer) holds
@@ -214,7 +237,7 @@ export class Classifier {
         'bad_model',
       );
     }
-    return new Classifier(card, path, session, distances.length === 2, startBulkSession);
+    return new Classifier(card, path, session, distances.length === 2, startBulkSession, options.bulkIdleMs);
   }
 
   /** Whether the model file computes familiarity distances and its card holds their thresholds. */
@@ -283,6 +306,7 @@ export class Classifier {
    */
   private async drain(lane: Lane): Promise<void> {
     lane.busy = true;
+    let ran = false;
     for (;;) {
       // Nothing to run for a call without rows: answered at once.
       for (const p of this.queue.takeEmpty()) {
@@ -296,6 +320,7 @@ export class Classifier {
         break;
       }
       if (slices[0].p.priority === 'bulk') this.hold.bulkStarted();
+      ran = true;
       const rows = slices.reduce((a, x) => a + x.count, 0);
       try {
         const out = await this.runRows(await lane.session(), slices, rows);
@@ -310,6 +335,7 @@ export class Classifier {
       this.queue.served(slices);
     }
     lane.busy = false;
+    if (ran && lane.only === 'bulk') this.releaseBulkWhenIdle(lane);
   }
 
   private wakeTimer?: NodeJS.Timeout;
@@ -425,6 +451,7 @@ export class Classifier {
 
   async close(): Promise<void> {
     clearTimeout(this.wakeTimer);
+    clearTimeout(this.bulkIdleTimer);
     const bulk = await this.bulkSession?.catch(() => undefined);
     await Promise.all([this.session.close(), bulk?.close()]);
   }

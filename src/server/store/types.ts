@@ -240,6 +240,13 @@ export interface CaseStore {
   readHeatmapData(id: string): Promise<HeatmapData | null>;
   /** Stores a drawn heat map for the case (the first one wins); undefined if the case is gone. */
   attachHeatmap(id: string, png: Buffer): Promise<StoredCase | undefined>;
+  /**
+   * Stores a file an export job made, where every replica reads it (the data folder's `exports/`, or
+   * PostgreSQL's blobs); its sha256, the key to read it by.
+   */
+  putExportFile(bytes: Buffer): Promise<string>;
+  /** A file putExportFile stored; a `file_missing` error (500) when it is gone. */
+  readExportFile(sha: string): Promise<Buffer>;
   /** Applied schema migrations, oldest first. */
   migrations(): Promise<AppliedMigration[]>;
   /** Rejects when the database cannot take a write now (for GET /ready); writes nothing. */

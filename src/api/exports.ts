@@ -4,7 +4,8 @@
  * once it succeeded.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { nullableString, stringEnum } from './shapes.js';
+import { JobJson } from './models.js';
+import { stringEnum } from './shapes.js';
 
 /** What an export makes: every matching cell as CSV (GET /cases.csv's file), or a specimen's PDF report. */
 export const EXPORT_KINDS = ['cases.csv', 'report.pdf'] as const;
@@ -21,26 +22,20 @@ export const ExportFile = Type.Object(
   { description: 'The file the export made.' },
 );
 
-export const ExportJob = Type.Object({
-  id: Type.String({ description: 'The job id (a UUID).' }),
-  kind: stringEnum(EXPORT_KINDS),
-  state: stringEnum(['queued', 'running', 'succeeded', 'failed'] as const),
-  progress: Type.Number({ minimum: 0, maximum: 1 }),
-  stage: nullableString(),
-  error: nullableString({ description: 'Why it failed, for a person.' }),
-  attempts: Type.Integer({
-    description: 'Runs started; more than one when the replica running it died and another took it over.',
+/** An export is a job (JobJson's state, progress and attempts) whose result is a file. */
+export const ExportJob = Type.Composite([
+  Type.Omit(JobJson, ['kind', 'result']),
+  Type.Object({
+    kind: stringEnum(EXPORT_KINDS),
+    specimen: Type.Optional(Type.String({ description: 'A report’s specimen.' })),
+    revision: Type.Optional(
+      Type.Integer({
+        description: 'A report’s revision: the one asked for, or once made, the one it shows.',
+      }),
+    ),
+    file: Type.Union([ExportFile, Type.Null()], { description: 'Set once the job succeeded.' }),
   }),
-  createdAt: Type.String(),
-  startedAt: nullableString(),
-  updatedAt: Type.String(),
-  finishedAt: nullableString(),
-  specimen: Type.Optional(Type.String({ description: 'A report’s specimen.' })),
-  revision: Type.Optional(
-    Type.Integer({ description: 'A report’s revision: the one asked for, or once made, the one it shows.' }),
-  ),
-  file: Type.Union([ExportFile, Type.Null()], { description: 'Set once the job succeeded.' }),
-});
+]);
 
 /** An export's id: any text up to 100 characters, so a malformed id is simply not found (404). */
 export const ExportParams = Type.Object({

@@ -48,6 +48,7 @@ export function jobContract(open: () => Promise<CaseStore>): void {
     });
     expect((await store.jobs.list({ limit: 10 })).map((j) => j.id)).toEqual([second.id, first.id]);
     expect((await store.jobs.list({ kind: 'export', limit: 10 })).map((j) => j.id)).toEqual([second.id]);
+    expect((await store.jobs.list({ unfinished: true, limit: 10 })).map((j) => j.id)).toEqual([second.id]);
     expect(await store.jobs.failUnfinished(second.id, 'no runner took it')).toBe(true);
     expect(await store.jobs.get(second.id)).toMatchObject({ state: 'failed', error: 'no runner took it' });
     expect(await store.jobs.get('00000000-0000-4000-8000-000000000000')).toBeUndefined();

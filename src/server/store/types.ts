@@ -300,8 +300,8 @@ export type JobOutcome = { state: 'succeeded'; result: unknown } | { state: 'fai
 export interface JobRows {
   create(kind: string, input: unknown): Promise<JobRow>;
   get(id: string): Promise<JobRow | undefined>;
-  /** Newest first. */
-  list(filter: { kind?: string; limit: number }): Promise<JobRow[]>;
+  /** Newest first; `unfinished`: only those queued or running. */
+  list(filter: { kind?: string; unfinished?: boolean; limit: number }): Promise<JobRow[]>;
   /**
    * Takes the job for `owner` (running, one more attempt) unless it has finished: a queued job, or a running
    * one whose runner died (the queue decides that). Undefined when it is finished or gone.

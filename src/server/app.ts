@@ -36,7 +36,9 @@ import { createJobQueue, type JobQueue } from './jobs/index.js';
 import { ModelRegistry, type ModelSource } from './models/registry.js';
 import { SwappableVision } from './models/swappable.js';
 import { modelRoutes } from './routes/models.js';
-import { adaptationRoutes, registerAdaptations } from './routes/adaptations.js';
+import { adaptationRoutes } from './routes/adaptations.js';
+import { exportRoutes } from './routes/exports.js';
+import { registerJobKinds } from './job-kinds.js';
 
 export interface AppOptions {
   vision: HematoVision;
@@ -98,6 +100,8 @@ export interface AppOptions {
     pollSeconds?: number;
     /** Longest adaptation run (default 1800 s); on PostgreSQL also how long a dead replica holds one. */
     adaptationLimitSeconds?: number;
+    /** Longest export run (CSV, PDF report; default 300 s); on PostgreSQL also how long a dead replica holds one. */
+    exportLimitSeconds?: number;
     /** Seconds between looks for a model another replica activated (default 5). */
     modelSyncSeconds?: number;
   };
@@ -268,6 +272,7 @@ async function assemble(
   const crops = new CellCrops(store);
   await app.register(caseRoutes, { prefix: API, store, vision, schemas, crops });
   await app.register(specimenRoutes, { prefix: API, store, vision, schemas, crops, reports });
+  await app.register(exportRoutes, { prefix: API, store, jobs });
   await app.register(teachingRoutes, { prefix: API, dir: options.teachingDir });
   await app.register(deviceModelRoutes, {
     modelPath: resolve(options.deviceModel ?? join(REPO_ROOT, 'models/model.int8.onnx')),
@@ -275,9 +280,19 @@ async function assemble(
   if (registry) {
     await registry.init();
     await app.register(modelRoutes, { prefix: API, registry });
-    registerAdaptations(jobs, { store, registry, limitSeconds: options.jobs?.adaptationLimitSeconds });
     await app.register(adaptationRoutes, { prefix: API, store, jobs, registry });
   }
+  registerJobKinds(jobs, {
+    store,
+    vision,
+    crops,
+    render: (report) => reports.render(report),
+    registry,
+    limits: {
+      adaptationSeconds: options.jobs?.adaptationLimitSeconds,
+      exportSeconds: options.jobs?.exportLimitSeconds,
+    },
+  });
   await app.register(webRoutes, { webDir });
 
   await app.ready();

@@ -23,6 +23,8 @@ export async function casesCsvStream(
   store: CaseStore,
   classes: string[],
   filter: CaseFilter,
+  /** Called with the number of cases written so far, after each one (an export job's progress). */
+  onCase?: (written: number) => void,
 ): Promise<Readable> {
   const known = new Set(classes);
   const probClasses = [...classes, ...(await store.probabilityClasses()).filter((c) => !known.has(c))];
@@ -58,6 +60,7 @@ export async function casesCsvStream(
     let n = 0;
     for await (const c of store.iterate(filter)) {
       yield* rowsOf(c);
+      onCase?.(n + 1);
       // Other requests get the event loop every few cases, not only between the store's pages of 200: each
       // of their steps would otherwise wait behind a whole page.
       if (++n % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));

@@ -13,7 +13,7 @@ import type { ReportRenderer } from '../../report/render-thread.js';
 import { casesCsvStream } from '../cases-csv.js';
 import type { CellCrops } from '../cell-crops.js';
 import type { RouteSchemas } from '../schemas.js';
-import { buildReport, specimenJson, specimenPath, specimenState } from '../specimens.js';
+import { buildReport, reportSource, specimenJson, specimenPath, specimenState } from '../specimens.js';
 import type { CaseStore, Specimen } from '../store/index.js';
 import { specimenReportRoutes } from './specimen-report.js';
 
@@ -200,21 +200,7 @@ export const specimenRoutes: FastifyPluginAsyncTypebox<SpecimenRouteOptions> = a
         s.id,
         `report.pdf${revision !== undefined ? ` revision ${revision}` : ''}`,
       );
-      const signoffs = await store.signoffs(s.id);
-      const frozen =
-        revision ?? (signoffs.at(-1)?.specimenVersion === s.version ? signoffs.at(-1)?.revision : undefined);
-      if (frozen !== undefined) {
-        const o = signoffs.find((x) => x.revision === frozen);
-        const pdf = o ? await store.readSignedReport(s.id, frozen) : null;
-        if (!o || !pdf) return null;
-        return {
-          frozen: pdf,
-          name: { specimenId: s.id, revision: o.revision, reviewer: o.reviewer, signedAt: o.signedAt },
-        };
-      }
-      return {
-        report: await buildReport(await specimenState(store, classes, s), crops, vision.card, undefined),
-      };
+      return reportSource(store, classes, crops, vision.card, s, revision);
     },
     render: (report) => reports.render(report),
   });

@@ -11,6 +11,7 @@ import { Specimen, SpecimenCell } from './specimens.js';
 
 export * from './accounts.js';
 export * from './constants.js';
+export * from './exports.js';
 export * from './cases.js';
 export * from './predict.js';
 export * from './service.js';

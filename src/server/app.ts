@@ -37,7 +37,9 @@ import { createJobQueue, type JobQueue } from './jobs/index.js';
 import { ModelRegistry, type ModelSource } from './models/registry.js';
 import { SwappableVision } from './models/swappable.js';
 import { modelRoutes } from './routes/models.js';
-import { adaptationRoutes, registerAdaptations } from './routes/adaptations.js';
+import { adaptationRoutes } from './routes/adaptations.js';
+import { exportRoutes } from './routes/exports.js';
+import { registerJobKinds } from './job-kinds.js';
 
 export interface AppOptions {
   vision: HematoVision;
@@ -99,6 +101,8 @@ export interface AppOptions {
     pollSeconds?: number;
     /** Longest adaptation run (default 1800 s); on PostgreSQL also how long a dead replica holds one. */
     adaptationLimitSeconds?: number;
+    /** Longest export run (CSV, PDF report; default 300 s); on PostgreSQL also how long a dead replica holds one. */
+    exportLimitSeconds?: number;
     /** Seconds between looks for a model another replica activated (default 5). */
     modelSyncSeconds?: number;
   };
@@ -194,8 +198,9 @@ async function assemble(
   app.addHook('onClose', async () => {
     if (syncTimer) clearInterval(syncTimer);
     await reports.close();
-    await csv.close();
     await jobs.close();
+    // After the jobs: an export job still running formats its last rows there.
+    await csv.close();
     await registry?.close();
     if (vision !== options.vision) await vision.closeSwapped();
     await store.close();
@@ -272,6 +277,7 @@ async function assemble(
   const crops = new CellCrops(store);
   await app.register(caseRoutes, { prefix: API, store, vision, schemas, crops, csv });
   await app.register(specimenRoutes, { prefix: API, store, vision, schemas, crops, reports, csv });
+  await app.register(exportRoutes, { prefix: API, store, jobs });
   await app.register(teachingRoutes, { prefix: API, dir: options.teachingDir });
   await app.register(deviceModelRoutes, {
     modelPath: resolve(options.deviceModel ?? join(REPO_ROOT, 'models/model.int8.onnx')),
@@ -279,9 +285,20 @@ async function assemble(
   if (registry) {
     await registry.init();
     await app.register(modelRoutes, { prefix: API, registry });
-    registerAdaptations(jobs, { store, registry, limitSeconds: options.jobs?.adaptationLimitSeconds });
     await app.register(adaptationRoutes, { prefix: API, store, jobs, registry });
   }
+  registerJobKinds(jobs, {
+    store,
+    vision,
+    crops,
+    render: (report) => reports.render(report),
+    csv,
+    registry,
+    limits: {
+      adaptationSeconds: options.jobs?.adaptationLimitSeconds,
+      exportSeconds: options.jobs?.exportLimitSeconds,
+    },
+  });
   await app.register(webRoutes, { webDir });
 
   await app.ready();

@@ -16,14 +16,18 @@ const BATCH_CASES = 20;
  *
  * Streamed: rows are written as the store yields its pages of cases, so exporting 14k cases
  * never holds the event loop for the whole file (nor the whole file in memory). A failure half-way cuts the
- * download short rather than sending a partial file as complete. `formatter`: the rows become text there (a
- * server's low-priority thread, csv-thread.ts) instead of on this thread.
+ * download short rather than sending a partial file as complete.
  */
 export async function casesCsvStream(
   store: CaseStore,
   classes: string[],
   filter: CaseFilter,
-  formatter?: CsvFormat,
+  o: {
+    /** Called with the number of cases written so far, after each one (an export job's progress). */
+    onCase?: (written: number) => void;
+    /** The rows become text there (a server's low-priority thread, csv-thread.ts), not on this thread. */
+    formatter?: CsvFormat;
+  } = {},
 ): Promise<Readable> {
   const known = new Set(classes);
   const probClasses = [...classes, ...(await store.probabilityClasses()).filter((c) => !known.has(c))];
@@ -55,7 +59,7 @@ export async function casesCsvStream(
   ];
   const textColumns = ['file', 'reviewer', 'note', 'specimen'].map((h) => header.indexOf(h));
   const format = async (rows: CsvValue[][]): Promise<string> => {
-    if (formatter) return formatter.format(rows, textColumns);
+    if (o.formatter) return o.formatter.format(rows, textColumns);
     // Other requests get the event loop between batches, not only between the store's pages of 200: each
     // of their steps would otherwise wait behind a whole page.
     await new Promise<void>((resolve) => setImmediate(resolve));
@@ -66,7 +70,8 @@ export async function casesCsvStream(
     let n = 0;
     for await (const c of store.iterate(filter)) {
       rows.push(...rowsOf(c));
-      if (++n % BATCH_CASES === 0) {
+      o.onCase?.(++n);
+      if (n % BATCH_CASES === 0) {
         yield await format(rows);
         rows = [];
       }

@@ -56,7 +56,7 @@ describe('CsvFormatter', () => {
     try {
       expect(await f.format(rows, [1, 2])).toBe(formatCsvRows(rows, [1, 2]));
       const here = await text(await casesCsvStream(store(101), ['neutrophil'], {}));
-      const there = await text(await casesCsvStream(store(101), ['neutrophil'], {}, f));
+      const there = await text(await casesCsvStream(store(101), ['neutrophil'], {}, { formatter: f }));
       expect(there).toBe(here);
       const parsed = parseCsv(there);
       // A header, two rows per case; user text made inert, server columns left alone.

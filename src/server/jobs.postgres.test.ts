@@ -1,17 +1,21 @@
 /**
  * Two server processes (main.ts) on one PostgreSQL: 16 clients spread over both, `kill -9` of the replica
  * holding an adaptation job mid-load; the other replica completes the job, and every case either replica
- * acknowledged is readable, image and all, from the survivor.
+ * acknowledged is readable, image and all, from the survivor. And a report export held by a replica that died
+ * is made by another.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import PgBoss from 'pg-boss';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freshDatabase, hasPostgres, notePostgresSkip } from '../testing/postgres.js';
 import { seedReviewedCells, teachingCells, type Send } from '../testing/reviewed.js';
 import { multipart } from '../testing/server.js';
+import { EXPORT_JOB_KINDS } from './exports.js';
+import { PostgresCaseStore } from './store/index.js';
 import { REPO_ROOT } from '../testing/shared.js';
 
 notePostgresSkip('two replicas and a job on PostgreSQL');
@@ -29,8 +33,8 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-/** Starts main.ts on the database; resolves once it listens. */
-async function replica(url: string): Promise<Replica> {
+/** Starts main.ts on the database (`env` adds to or overrides its settings); resolves once it listens. */
+async function replica(url: string, env: Record<string, string> = {}): Promise<Replica> {
   const dataDir = mkdtempSync(join(tmpdir(), 'hv-replica-'));
   dirs.push(dataDir);
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server/main.ts'], {
@@ -47,6 +51,7 @@ async function replica(url: string): Promise<Replica> {
       JOBS_SUPERVISE_SECONDS: '1',
       JOBS_POLL_SECONDS: '0.5',
       ADAPTATION_LIMIT_SECONDS: '40',
+      ...env,
     },
   });
   children.push(child);
@@ -152,4 +157,88 @@ describe.skipIf(!hasPostgres)('jobs any replica can run', () => {
       await db.drop();
     }
   }, 400_000);
+
+  it('a report export taken by a replica that then died is retried on another and completes there', async () => {
+    const db = await freshDatabase('jobs_export');
+    // The dead replica: takes the export's delivery from pg-boss and claims its row as a runner would, then
+    // is never heard of again (no completion, no failure: what kill -9 leaves behind).
+    const dead = new PgBoss({ connectionString: db.url, supervise: false, schedule: false, migrate: false });
+    dead.on('error', () => undefined);
+    let store: PostgresCaseStore | undefined;
+    try {
+      // Polls every 3 s, so the dead replica's tight loop below takes the delivery first; an export held by
+      // a dead replica is given to another 4 s after it was taken.
+      const survivor = await replica(db.url, { JOBS_POLL_SECONDS: '3', EXPORT_LIMIT_SECONDS: '4' });
+      const tmpDir = mkdtempSync(join(tmpdir(), 'hv-dead-replica-'));
+      dirs.push(tmpDir);
+      store = await PostgresCaseStore.open({ url: db.url, tmpDir });
+      await dead.start();
+      const json = { 'content-type': 'application/json' };
+      const specimen = await survivor.send({
+        method: 'POST',
+        url: '/api/v1/specimens',
+        payload: JSON.stringify({ id: 'S-1' }),
+        headers: json,
+      });
+      expect(specimen.statusCode).toBe(201);
+      const [cell] = teachingCells(1);
+      const upload = await multipart([{ name: 'c.jpg', bytes: cell.bytes }]);
+      expect(
+        (await survivor.send({ method: 'POST', url: '/api/v1/predict?specimen=S-1', ...upload })).statusCode,
+      ).toBe(200);
+
+      // The dead replica must take the delivery before the survivor's worker polls (a few ms after the
+      // submission at most, against its 3 s): tried again with a new export should the survivor win.
+      let jobId = '';
+      for (let round = 0; round < 3 && !jobId; round++) {
+        const started = await survivor.send({ method: 'POST', url: '/api/v1/exports/specimens/S-1/report' });
+        expect(started.statusCode).toBe(202);
+        const id = (started.json() as { id: string }).id;
+        for (let t = Date.now(); Date.now() - t < 2500;) {
+          const taken = await dead.fetch<{ id: string }>(EXPORT_JOB_KINDS['report.pdf']);
+          if (taken[0]?.data.id === id && (await store.jobs.claim(id, 'dead-replica'))) {
+            jobId = id;
+            break;
+          }
+          if ((await store.jobs.get(id))?.state !== 'queued') break; // the survivor took it first
+          await new Promise((w) => setTimeout(w, 10));
+        }
+      }
+      expect(jobId).not.toBe('');
+      await dead.stop({ graceful: false, close: true, wait: true, timeout: 1000 });
+      expect(await store.jobs.get(jobId)).toMatchObject({
+        state: 'running',
+        owner: 'dead-replica',
+        attempts: 1,
+      });
+
+      let job = {
+        state: '',
+        attempts: 0,
+        error: null as string | null,
+        file: null as { url: string } | null,
+      };
+      for (let t = Date.now(); Date.now() - t < 60_000;) {
+        job = (await survivor.send({ method: 'GET', url: `/api/v1/exports/${jobId}` })).json() as typeof job;
+        if (job.state === 'succeeded' || job.state === 'failed') break;
+        await new Promise((w) => setTimeout(w, 250));
+      }
+      expect(job.error).toBeNull();
+      expect(job).toMatchObject({ state: 'succeeded', attempts: 2 });
+      expect((await store.jobs.get(jobId))?.owner).toContain(`-${survivor.child.pid}-`);
+      const pdf = await fetch(`${survivor.base}${job.file!.url}`);
+      expect(pdf.status).toBe(200);
+      expect(
+        Buffer.from(await pdf.arrayBuffer())
+          .subarray(0, 5)
+          .toString(),
+      ).toBe('%PDF-');
+      survivor.child.kill('SIGTERM');
+      await new Promise((w) => survivor.child.once('exit', w));
+    } finally {
+      await dead.stop({ graceful: false, close: true, wait: true, timeout: 1000 }).catch(() => undefined);
+      await store?.close();
+      await db.drop();
+    }
+  }, 120_000);
 });

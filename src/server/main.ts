@@ -100,7 +100,10 @@ async function main(): Promise<void> {
   }
 }
 
-/** JOBS_SUPERVISE_SECONDS, JOBS_POLL_SECONDS, ADAPTATION_LIMIT_SECONDS, MODEL_SYNC_SECONDS (tests shorten them). */
+/**
+ * JOBS_SUPERVISE_SECONDS, JOBS_POLL_SECONDS, ADAPTATION_LIMIT_SECONDS, EXPORT_LIMIT_SECONDS,
+ * MODEL_SYNC_SECONDS (tests shorten them).
+ */
 function jobTimingFromEnv(env: NodeJS.ProcessEnv) {
   const seconds = (name: string): number | undefined => {
     const v = env[name];
@@ -114,6 +117,7 @@ function jobTimingFromEnv(env: NodeJS.ProcessEnv) {
     superviseSeconds: seconds('JOBS_SUPERVISE_SECONDS'),
     pollSeconds: seconds('JOBS_POLL_SECONDS'),
     adaptationLimitSeconds: seconds('ADAPTATION_LIMIT_SECONDS'),
+    exportLimitSeconds: seconds('EXPORT_LIMIT_SECONDS'),
     modelSyncSeconds: seconds('MODEL_SYNC_SECONDS'),
   };
 }

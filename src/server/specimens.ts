@@ -11,6 +11,7 @@ import { REVIEW_REASON_TEXT, type ImagePrediction } from '../model/types.js';
 import type { ModelCard } from '../model/types.js';
 import type { GalleryCell, SpecimenReport } from '../report/specimen-pdf.js';
 import type { CellCrops } from './cell-crops.js';
+import type { ReportSource } from './routes/specimen-report.js';
 import type { CaseStore, Signoff, Specimen, StoredCase } from './store/index.js';
 
 const UNCLASSIFIED: readonly string[] = EXTRA_REVIEW_LABELS;
@@ -194,4 +195,32 @@ export async function buildReport(
     ...(signoff ? { reviewer: signoff.reviewer, signedAt: signoff.signedAt } : {}),
     revision: detail.revision,
   };
+}
+
+/**
+ * What a report of the specimen is: with `revision`, that signed revision's frozen PDF; without, the last
+ * signed PDF while nothing changed since, else the report to render as the specimen is now. Null when there
+ * is no such signed revision. The synchronous route and the export job both ask here.
+ */
+export async function reportSource(
+  store: CaseStore,
+  classes: readonly string[],
+  crops: CellCrops,
+  card: ModelCard,
+  s: Specimen,
+  revision: number | undefined,
+): Promise<ReportSource | null> {
+  const signoffs = await store.signoffs(s.id);
+  const frozen =
+    revision ?? (signoffs.at(-1)?.specimenVersion === s.version ? signoffs.at(-1)?.revision : undefined);
+  if (frozen !== undefined) {
+    const o = signoffs.find((x) => x.revision === frozen);
+    const pdf = o ? await store.readSignedReport(s.id, frozen) : null;
+    if (!o || !pdf) return null;
+    return {
+      frozen: pdf,
+      name: { specimenId: s.id, revision: o.revision, reviewer: o.reviewer, signedAt: o.signedAt },
+    };
+  }
+  return { report: await buildReport(await specimenState(store, classes, s), crops, card, undefined) };
 }

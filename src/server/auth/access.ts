@@ -55,6 +55,11 @@ export const OPERATION_ACCESS: Record<string, Access> = {
   specimenCsv: 'read',
   specimenReport: 'read',
   signSpecimen: 'review',
+  // As the synchronous exports (cases.csv, report.pdf); a clinic only its own clinic's (maySee).
+  startCasesExport: 'read',
+  startReportExport: 'read',
+  getExport: 'read',
+  downloadExport: 'read',
   listAudit: 'manage',
   listAccounts: 'manage',
   createAccount: 'manage',

@@ -78,6 +78,33 @@ describe('LocalJobQueue (SQLite, one process)', () => {
     await expect(queue.submit('nope', {})).rejects.toThrow(/No job of kind "nope"/);
   });
 
+  it('runs one job of each kind at a time: a short kind is not held up behind a long one', async () => {
+    const { store, queue } = open();
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    queue.register('long', { expireSeconds: 60, handler: () => gate.then(() => 'long done') });
+    queue.register('short', { expireSeconds: 60, handler: async (input) => input });
+    await queue.start();
+    const long = await queue.submit('long', null);
+    const secondLong = await queue.submit('long', null);
+    const short = await queue.submit('short', 7);
+    expect(
+      await until(
+        () => store.jobs.get(short.id),
+        (j) => j?.state === 'succeeded',
+      ),
+    ).toMatchObject({ result: 7 });
+    expect(await store.jobs.get(long.id)).toMatchObject({ state: 'running' });
+    expect(await store.jobs.get(secondLong.id)).toMatchObject({ state: 'queued' }); // its kind's turn waits
+    release();
+    expect(
+      await until(
+        () => store.jobs.get(secondLong.id),
+        (j) => j?.state === 'succeeded',
+      ),
+    ).toMatchObject({ result: 'long done' });
+  });
+
   it('fails a job that was running when the server stopped, on the next start, and runs the next one', async () => {
     const first = open();
     first.queue.register('slow', { expireSeconds: 60, handler: () => new Promise(() => undefined) });

@@ -1,7 +1,8 @@
 /**
- * The single-process queue (SQLite): this server claims its own job rows, one job at a time. A job running
- * when the process died or stopped is failed with a clear message on the next start (its partial work is
- * never used); nothing else is lost.
+ * The single-process queue (SQLite): this server claims its own job rows, one job of each kind at a time (as
+ * pg-boss's one worker per kind does), so a report export never waits behind a half-hour adaptation. A job
+ * running when the process died or stopped is failed with a clear message on the next start (its partial
+ * work is never used); nothing else is lost.
  */
 import { randomUUID } from 'node:crypto';
 import { HematoError } from '../../errors.js';
@@ -18,7 +19,8 @@ export class LocalJobQueue implements JobQueue {
   private readonly kinds = new Map<string, JobKind>();
   private readonly stop = new AbortController();
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  /** The kinds with a job running here, and that run. */
+  private readonly running = new Map<string, Promise<void>>();
   private started = false;
 
   constructor(
@@ -46,22 +48,26 @@ export class LocalJobQueue implements JobQueue {
     this.kick();
   }
 
-  /** Takes the next queued job unless one is running here already. */
+  /** Takes the next queued job of each kind that has none running here already. */
   private kick(): void {
-    if (!this.started || this.running || this.stop.signal.aborted) return;
-    this.running = this.next()
-      .catch(() => undefined)
-      .finally(() => {
-        this.running = undefined;
-      });
+    if (!this.started || this.stop.signal.aborted) return;
+    for (const kind of this.kinds.keys()) {
+      if (this.running.has(kind)) continue;
+      this.running.set(
+        kind,
+        this.next(kind)
+          .catch(() => undefined)
+          .finally(() => this.running.delete(kind)),
+      );
+    }
   }
 
-  private async next(): Promise<void> {
+  private async next(kind: string): Promise<void> {
     for (;;) {
       if (this.stop.signal.aborted) return;
-      const job = await this.store.jobs.claimNext([...this.kinds.keys()], this.owner);
+      const job = await this.store.jobs.claimNext([kind], this.owner);
       if (!job) return;
-      await runClaimed(this.store, this.kinds.get(job.kind) as JobKind, job, this.owner, this.stop.signal);
+      await runClaimed(this.store, this.kinds.get(kind) as JobKind, job, this.owner, this.stop.signal);
     }
   }
 
@@ -69,7 +75,7 @@ export class LocalJobQueue implements JobQueue {
     this.started = false;
     if (this.timer) clearInterval(this.timer);
     this.stop.abort(new Error('The server is stopping.'));
-    await this.running;
+    await Promise.all(this.running.values());
     await this.store.jobs.failRunning(RESTARTED, this.owner).catch(() => undefined);
   }
 }

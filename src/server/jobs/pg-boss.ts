@@ -106,11 +106,11 @@ export class PgBossJobQueue implements JobQueue {
 
   /**
    * Fails the job rows pg-boss no longer delivers (failed after its last retry) though they still say queued
-   * or running, so a follower sees why instead of waiting forever.
+   * or running, so a follower sees why instead of waiting forever. Only unfinished rows are read: exports
+   * make many short jobs, which must not push an old stuck one out of view.
    */
   private async sweep(): Promise<void> {
-    for (const job of await this.store.jobs.list({ limit: 50 })) {
-      if (job.state !== 'running' && job.state !== 'queued') continue;
+    for (const job of await this.store.jobs.list({ unfinished: true, limit: 50 })) {
       if (Date.now() - Date.parse(job.updatedAt) < 60_000) continue;
       const delivery = await this.boss.getJobById(job.kind, job.id, { includeArchive: true });
       if (!delivery || ['failed', 'cancelled', 'completed'].includes(delivery.state))

@@ -13,8 +13,6 @@ import { ADAPTATION, checkAdaptable, type AdaptationInput } from '../models/adap
 import type { ModelRegistry } from '../models/registry.js';
 import type { CaseStore, JobRow } from '../store/index.js';
 
-export { registerAdaptations } from '../models/adaptation.js';
-
 export interface AdaptationRouteOptions {
   store: CaseStore;
   jobs: JobQueue;

@@ -66,7 +66,7 @@ export const caseRoutes: FastifyPluginAsyncTypebox<CaseRouteOptions> = async (
     return reply
       .type('text/csv; charset=utf-8')
       .header('content-disposition', 'attachment; filename="hematovision-cases.csv"')
-      .send(await casesCsvStream(store, vision.card.classes, filter, csv));
+      .send(await casesCsvStream(store, vision.card.classes, filter, { formatter: csv }));
   });
 
   app.get('/cases/:id', { schema: schemas.getCase }, async (request) => {

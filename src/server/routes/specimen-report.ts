@@ -13,7 +13,7 @@ import { ErrorReply, ReportQuery, SpecimenParams } from '../../api/index.js';
 import { ref } from '../../api/shapes.js';
 import type { SpecimenReport } from '../../report/specimen-pdf.js';
 
-type ReportName = Pick<SpecimenReport, 'specimenId' | 'revision' | 'signedAt' | 'reviewer'>;
+export type ReportName = Pick<SpecimenReport, 'specimenId' | 'revision' | 'signedAt' | 'reviewer'>;
 
 /** What a report request gets: a signed revision's PDF as it was signed, or a report to render now. */
 export type ReportSource = { report: SpecimenReport } | { frozen: Buffer; name: ReportName };
@@ -34,6 +34,16 @@ export function reportFileName(report: ReportName) {
   const id = report.specimenId.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80) || 'specimen';
   const draft = report.signedAt && report.reviewer ? '' : '-draft';
   return `hematovision-${id}-r${report.revision}${draft}.pdf`;
+}
+
+/** The PDF of a report source and the name it goes by: a signed revision's frozen bytes, or rendered now. */
+export async function reportPdf(
+  source: ReportSource,
+  render: (report: SpecimenReport) => Promise<Buffer>,
+): Promise<{ pdf: Buffer; name: ReportName }> {
+  return 'frozen' in source
+    ? { pdf: source.frozen, name: source.name }
+    : { pdf: await render(source.report), name: source.report };
 }
 
 export const specimenReportRoutes: FastifyPluginAsyncTypebox<SpecimenReportRoutesOptions> = async (
@@ -73,10 +83,7 @@ export const specimenReportRoutes: FastifyPluginAsyncTypebox<SpecimenReportRoute
             `No specimen ${JSON.stringify(request.params.id)}` +
             (revision !== undefined ? ` with a signed revision ${revision}.` : '.'),
         });
-      const [pdf, name] =
-        'frozen' in source
-          ? [source.frozen, source.name]
-          : [await options.render(source.report), source.report];
+      const { pdf, name } = await reportPdf(source, options.render);
       return reply
         .type('application/pdf')
         .header('content-disposition', `attachment; filename="${reportFileName(name)}"`)

@@ -14,7 +14,7 @@ import { casesCsvStream } from '../cases-csv.js';
 import type { CsvFormat } from '../csv-thread.js';
 import type { CellCrops } from '../cell-crops.js';
 import type { RouteSchemas } from '../schemas.js';
-import { buildReport, specimenJson, specimenPath, specimenState } from '../specimens.js';
+import { buildReport, reportSource, specimenJson, specimenPath, specimenState } from '../specimens.js';
 import type { CaseStore, Specimen } from '../store/index.js';
 import { specimenReportRoutes } from './specimen-report.js';
 
@@ -156,7 +156,7 @@ export const specimenRoutes: FastifyPluginAsyncTypebox<SpecimenRouteOptions> = a
     return reply
       .type('text/csv; charset=utf-8')
       .header('content-disposition', `attachment; filename="hematovision-${name}-cells.csv"`)
-      .send(await casesCsvStream(store, classes, { specimen: s.id, sort: 'oldest' }, csv));
+      .send(await casesCsvStream(store, classes, { specimen: s.id, sort: 'oldest' }, { formatter: csv }));
   });
 
   app.post('/specimens/:id/sign', { schema: schemas.signSpecimen }, async (request, reply) => {
@@ -203,21 +203,7 @@ export const specimenRoutes: FastifyPluginAsyncTypebox<SpecimenRouteOptions> = a
         s.id,
         `report.pdf${revision !== undefined ? ` revision ${revision}` : ''}`,
       );
-      const signoffs = await store.signoffs(s.id);
-      const frozen =
-        revision ?? (signoffs.at(-1)?.specimenVersion === s.version ? signoffs.at(-1)?.revision : undefined);
-      if (frozen !== undefined) {
-        const o = signoffs.find((x) => x.revision === frozen);
-        const pdf = o ? await store.readSignedReport(s.id, frozen) : null;
-        if (!o || !pdf) return null;
-        return {
-          frozen: pdf,
-          name: { specimenId: s.id, revision: o.revision, reviewer: o.reviewer, signedAt: o.signedAt },
-        };
-      }
-      return {
-        report: await buildReport(await specimenState(store, classes, s), crops, vision.card, undefined),
-      };
+      return reportSource(store, classes, crops, vision.card, s, revision);
     },
     render: (report) => reports.render(report),
   });

@@ -1,4 +1,7 @@
-/** Image and heat-map bytes, addressed by their sha256: identical bytes are stored once. */
+/**
+ * Image and heat-map bytes, and the files export jobs make, addressed by their sha256: identical bytes are
+ * stored once.
+ */
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
@@ -6,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { HematoError } from '../../errors.js';
 import type { StoredCase } from './types.js';
 
-export type BlobKind = 'image' | 'heatmap';
+export type BlobKind = 'image' | 'heatmap' | 'export';
 
 export interface BlobStore {
   /** Stores the bytes under `sha` durably: resolves only once they are on disk, complete. */
@@ -31,6 +34,18 @@ export async function readCaseHeatmap(blobs: BlobStore, c: CaseBytes): Promise<B
   return c.heatmapSha256 ? blobs.get('heatmap', c.heatmapSha256, `heat map of case ${c.id}`) : null;
 }
 
+/** Stores a file an export job made (a CSV, a PDF report): content-addressed, so the same bytes once. */
+export async function putExportFile(blobs: BlobStore, bytes: Buffer): Promise<string> {
+  const sha = sha256(bytes);
+  await blobs.put('export', sha, bytes);
+  return sha;
+}
+
+/** A file putExportFile stored; a `file_missing` error when it is gone. */
+export function readExportFile(blobs: BlobStore, sha: string): Promise<Buffer> {
+  return blobs.get('export', sha, `export file ${sha.slice(0, 12)}`);
+}
+
 /** What of a case names its bytes. */
 type CaseBytes = Pick<StoredCase, 'id' | 'imageSha256' | 'heatmapSha256'>;
 
@@ -38,7 +53,7 @@ export function sha256(buf: Buffer): string {
   return createHash('sha256').update(buf).digest('hex');
 }
 
-const FOLDERS: Record<BlobKind, string> = { image: 'images', heatmap: 'heatmaps' };
+const FOLDERS: Record<BlobKind, string> = { image: 'images', heatmap: 'heatmaps', export: 'exports' };
 const STALE_TEMP_MS = 60 * 60 * 1000;
 
 /**

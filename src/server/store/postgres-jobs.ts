@@ -33,11 +33,12 @@ export class PostgresJobRows implements JobRows {
     return rows[0] && rowToJob(rows[0]);
   }
 
-  async list(filter: { kind?: string; limit: number }): Promise<JobRow[]> {
+  async list(filter: { kind?: string; unfinished?: boolean; limit: number }): Promise<JobRow[]> {
     const { rows } = await this.pool.query<JobRecord>(
       `SELECT ${JOB_COLUMNS} FROM jobs WHERE ($1::text IS NULL OR kind = $1)
+         AND (NOT $3::boolean OR state IN ('queued', 'running'))
        ORDER BY jobs.created_at DESC, id DESC LIMIT $2`,
-      [filter.kind ?? null, filter.limit],
+      [filter.kind ?? null, filter.limit, filter.unfinished === true],
     );
     return rows.map(rowToJob);
   }

@@ -3,7 +3,15 @@ import { mkdirSync } from 'node:fs';
 import pg from 'pg';
 import { HematoError } from '../../errors.js';
 import type { HeatmapData } from '../../pipeline.js';
-import { removeStaleTemps, readCaseHeatmap, readCaseImage, sha256, type BlobKind } from './blobs.js';
+import {
+  removeStaleTemps,
+  putExportFile,
+  readCaseHeatmap,
+  readCaseImage,
+  readExportFile,
+  sha256,
+  type BlobKind,
+} from './blobs.js';
 import { casesInPages } from './case-pages.js';
 import { migratePostgres } from './postgres-migrate.js';
 import { isForeignKeyViolation, PostgresBlobStore } from './postgres-blobs.js';
@@ -298,6 +306,14 @@ export class PostgresCaseStore implements CaseStore {
 
   async readHeatmap(c: StoredCase): Promise<Buffer | null> {
     return readCaseHeatmap(this.blobs, c);
+  }
+
+  putExportFile(bytes: Buffer): Promise<string> {
+    return putExportFile(this.blobs, bytes);
+  }
+
+  readExportFile(sha: string): Promise<Buffer> {
+    return readExportFile(this.blobs, sha);
   }
 
   async readHeatmapData(id: string): Promise<HeatmapData | null> {

@@ -32,13 +32,18 @@ export class SqliteJobRows implements JobRows {
     return row && rowToJob(row);
   }
 
-  async list(filter: { kind?: string; limit: number }): Promise<JobRow[]> {
+  async list(filter: { kind?: string; unfinished?: boolean; limit: number }): Promise<JobRow[]> {
     const rows = this.db
       .prepare(
         `SELECT * FROM jobs WHERE (@kind IS NULL OR kind = @kind)
+           AND (@unfinished = 0 OR state IN ('queued', 'running'))
          ORDER BY created_at DESC, rowid DESC LIMIT @limit`,
       )
-      .all({ kind: filter.kind ?? null, limit: filter.limit }) as JobRecord[];
+      .all({
+        kind: filter.kind ?? null,
+        unfinished: filter.unfinished ? 1 : 0,
+        limit: filter.limit,
+      }) as JobRecord[];
     return rows.map(rowToJob);
   }
 

@@ -3,7 +3,15 @@ import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { HeatmapData } from '../../pipeline.js';
-import { FolderBlobStore, readCaseHeatmap, readCaseImage, sha256, type BlobKind } from './blobs.js';
+import {
+  FolderBlobStore,
+  putExportFile,
+  readCaseHeatmap,
+  readCaseImage,
+  readExportFile,
+  sha256,
+  type BlobKind,
+} from './blobs.js';
 import { checkIntegrity, migrate } from './migrations.js';
 import { SqliteJobRows, SqliteModelRows } from './sqlite-jobs.js';
 import { SqliteAccountStore } from './sqlite-accounts.js';
@@ -326,6 +334,14 @@ export class SqliteCaseStore implements CaseStore {
 
   async readHeatmap(c: StoredCase): Promise<Buffer | null> {
     return readCaseHeatmap(this.blobs, c);
+  }
+
+  putExportFile(bytes: Buffer): Promise<string> {
+    return putExportFile(this.blobs, bytes);
+  }
+
+  readExportFile(sha: string): Promise<Buffer> {
+    return readExportFile(this.blobs, sha);
   }
 
   async readHeatmapData(id: string): Promise<HeatmapData | null> {

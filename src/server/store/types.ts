@@ -240,6 +240,13 @@ export interface CaseStore {
   readHeatmapData(id: string): Promise<HeatmapData | null>;
   /** Stores a drawn heat map for the case (the first one wins); undefined if the case is gone. */
   attachHeatmap(id: string, png: Buffer): Promise<StoredCase | undefined>;
+  /**
+   * Stores a file an export job made, where every replica reads it (the data folder's `exports/`, or
+   * PostgreSQL's blobs); its sha256, the key to read it by.
+   */
+  putExportFile(bytes: Buffer): Promise<string>;
+  /** A file putExportFile stored; a `file_missing` error (500) when it is gone. */
+  readExportFile(sha: string): Promise<Buffer>;
   /** Applied schema migrations, oldest first. */
   migrations(): Promise<AppliedMigration[]>;
   /** Rejects when the database cannot take a write now (for GET /ready); writes nothing. */
@@ -293,8 +300,8 @@ export type JobOutcome = { state: 'succeeded'; result: unknown } | { state: 'fai
 export interface JobRows {
   create(kind: string, input: unknown): Promise<JobRow>;
   get(id: string): Promise<JobRow | undefined>;
-  /** Newest first. */
-  list(filter: { kind?: string; limit: number }): Promise<JobRow[]>;
+  /** Newest first; `unfinished`: only those queued or running. */
+  list(filter: { kind?: string; unfinished?: boolean; limit: number }): Promise<JobRow[]>;
   /**
    * Takes the job for `owner` (running, one more attempt) unless it has finished: a queued job, or a running
    * one whose runner died (the queue decides that). Undefined when it is finished or gone.

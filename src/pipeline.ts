@@ -40,7 +40,7 @@ export interface PipelineOptions {
   /** Path to model.onnx (its model.json beside it). Default: the bundled model in models/. */
   model?: string;
   /**
-   * Run the network in a worker thread, and decoding and cell location in a pool of two more, so this
+   * Run the network in a worker thread, and decoding and cell location in a pool of three more, so this
    * thread's event loop stays free while they run: for servers and apps that answer other work meanwhile.
    * Default false (one thread, no start-up cost).
    */

@@ -24,7 +24,8 @@ export interface AnalyzeOptions {
   tta?: boolean;
   /**
    * Interactive work (someone waits for an image or two) runs before bulk work (test-time augmentation, many
-   * images) in the network's queue and may use every preparation thread; bulk preparation keeps one free.
+   * images) in the network's queue and uses the ordinary preparation threads; bulk preparation has a
+   * low-priority thread of its own.
    * While 'interactive' work is in flight, bulk work waits (bulk-hold.ts). Default: the network decides per
    * call by its size (run-queue.ts), preparation counts as interactive, and nothing is held back.
    */

@@ -7,10 +7,11 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { getPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { skipNote } from '../testing/shared.js';
+import { BULK_NICE, threadStats } from '../thread-priority.js';
 import { Classifier, DEFAULT_MODEL_PATH, cardPathFor, type BatchOutput } from './classifier.js';
 import { softmaxRows } from './softmax.js';
 import type { ModelCard } from './types.js';
@@ -98,6 +99,43 @@ describe.skipIf(!hasModel)('Classifier.run', () => {
     setTimeout(forever, 20);
     expect((await released).probabilities).toHaveLength(alone.probabilities.length);
     await c.close();
+  });
+});
+
+describe.skipIf(!hasModel || process.platform !== 'linux')('Classifier in a worker thread (Linux)', () => {
+  it('runs bulk calls in a second session on low-priority threads, from the first bulk call until idle', async () => {
+    const ours = getPriority(0);
+    expect(ours).toBeLessThan(BULK_NICE);
+    const before = await threadStats();
+    const c = await Classifier.load(DEFAULT_MODEL_PATH, { worker: true, bulkIdleMs: 300 });
+    try {
+      const one = 3 * 224 * 224;
+      const big = Float32Array.from({ length: 24 * one }, (_, i) => Math.sin(i * 0.003));
+      const lowThreads = async () =>
+        [...(await threadStats())].filter(([tid, t]) => !before.has(tid) && t.nice === BULK_NICE);
+      // Interactive calls only: no second session yet.
+      const interactive = await c.run(big, 24, { priority: 'interactive' });
+      expect(await lowThreads()).toEqual([]);
+      // A bulk call (beside an interactive one): the same answers, computed on low-priority threads (the
+      // session's thread and ONNX Runtime's intra-op thread it started).
+      const [bulk, photo] = await Promise.all([
+        c.run(big, 24, { priority: 'bulk' }),
+        c.run(big.subarray(0, one), 1, { priority: 'interactive' }),
+      ]);
+      bulk.probabilities.forEach((p, i) => expect(p).toBeCloseTo(interactive.probabilities[i], 5));
+      photo.probabilities.forEach((p, i) => expect(p).toBeCloseTo(interactive.probabilities[i], 5));
+      const low = await lowThreads();
+      expect(low.length).toBeGreaterThanOrEqual(2);
+      expect(low.reduce((a, [, t]) => a + t.cpuTicks, 0)).toBeGreaterThan(0);
+      expect(getPriority(0)).toBe(ours);
+      // Idle: the second session and its threads go; the next bulk call starts it again.
+      await expect.poll(async () => (await lowThreads()).length, { timeout: 10_000 }).toBe(0);
+      const again = await c.run(big, 24, { priority: 'bulk' });
+      again.probabilities.forEach((p, i) => expect(p).toBeCloseTo(interactive.probabilities[i], 5));
+      expect((await lowThreads()).length).toBeGreaterThanOrEqual(2);
+    } finally {
+      await c.close();
+    }
   });
 });
 

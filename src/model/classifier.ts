@@ -99,9 +99,28 @@ interface RunRows {
 export interface LoadOptions {
   /**
    * Run the network in a worker thread, so the caller's event loop stays free while it runs (a server keeps
-   * answering other clients). Costs a thread start and a copy of each input batch.
+   * answering other clients). Costs a thread start and a copy of each input batch. Bulk calls then run in a
+   * second session of their own, on a low-priority thread, started at the first bulk call.
    */
   worker?: boolean;
+  /** The bulk session closes after this long without bulk calls (default BULK_SESSION_IDLE_MS). */
+  bulkIdleMs?: number;
+}
+
+/**
+ * A second session holds about 130 MB more (its thread, ONNX Runtime's copy of the model and buffers): given
+ * back a minute after the last bulk call, started again by the next one (0.5–0.9 s under load).
+ */
+export const BULK_SESSION_IDLE_MS = 60_000;
+
+/**
+ * One runner of the queue: the calls of its priority (all, without `only`) through its session, one turn at a
+ * time.
+ */
+interface Lane {
+  only?: Priority;
+  session: () => Promise<InferenceSession>;
+  busy: boolean;
 }
 
 /** A trained model file with its card, verified against the card's sha256 before it runs. */
@@ -111,8 +130,48 @@ export class Classifier {
     readonly path: string,
     private readonly session: InferenceSession,
     private readonly hasDistances: boolean,
+    startBulkSession?: () => Promise<InferenceSession>,
+    private readonly bulkIdleMs = BULK_SESSION_IDLE_MS,
   ) {
     this.hold.onIdle(() => this.kick());
+    const main = () => Promise.resolve(session);
+    if (!startBulkSession) {
+      this.lanes = [{ session: main, busy: false }];
+      return;
+    }
+    // Bulk rows on a session of their own at low priority, beside the interactive one (issue 15: on 2 cores
+    // a test-time-augmentation turn held a core while another client's photo was served on the other; now the
+    // photo's run starts at once and the kernel gives it the cores first). Started at the first bulk call, so
+    // a server that never sees one does not hold the model twice; a failed start fails that turn's calls and
+    // the next turn tries again.
+    const bulk = () => {
+      this.bulkSession ??= startBulkSession().catch((e: unknown) => {
+        this.bulkSession = undefined;
+        throw e;
+      });
+      return this.bulkSession;
+    };
+    this.lanes = [
+      { only: 'interactive', session: main, busy: false },
+      { only: 'bulk', session: bulk, busy: false },
+    ];
+  }
+
+  private readonly lanes: Lane[];
+  private bulkSession?: Promise<InferenceSession>;
+  private bulkIdleTimer?: NodeJS.Timeout;
+
+  /** After the bulk lane ran: its session closes if no bulk turn runs for bulkIdleMs. */
+  private releaseBulkWhenIdle(lane: Lane): void {
+    clearTimeout(this.bulkIdleTimer);
+    this.bulkIdleTimer = setTimeout(() => {
+      // Still in use, or held calls about to use it: the lane's next end starts the wait again.
+      if (lane.busy || this.queue.waiting('bulk') || !this.bulkSession) return;
+      const session = this.bulkSession;
+      this.bulkSession = undefined;
+      void session.then((s) => s.close()).catch(() => undefined);
+    }, this.bulkIdleMs);
+    this.bulkIdleTimer.unref();
   }
 
   /**
@@ -159,6 +218,9 @@ export class Classifier {
     const session = await (options.worker ? OnnxThreadSession : OnnxSession).create(bytes, 2, {
       spin: false,
     });
+    const startBulkSession = options.worker
+      ? () => OnnxThreadSession.create(bytes, 2, { spin: false, lowPriority: true })
+      : undefined;
     for (const out of [OUTPUTS.probabilities, OUTPUTS.cam]) {
       if (!session.outputNames.includes(out)) {
         await session.close();
@@ -175,7 +237,7 @@ export class Classifier {
         'bad_model',
       );
     }
-    return new Classifier(card, path, session, distances.length === 2);
+    return new Classifier(card, path, session, distances.length === 2, startBulkSession, options.bulkIdleMs);
   }
 
   /** Whether the model file computes familiarity distances and its card holds their thresholds. */
@@ -230,36 +292,38 @@ export class Classifier {
         reject,
         done: 0,
       });
-      if (!this.busy) void this.drain();
+      this.kick();
     });
   }
 
   private readonly queue = new RunQueue<Pending>();
-  private busy = false;
 
   /**
    * Runs the queue in turns (run-queue.ts): interactive calls first, coalesced up to MAX_BATCH rows (or
    * MAX_RUN_ROWS for a call waiting alone); a bulk call (test-time augmentation, many images) gets small turns
-   * when no interactive call waits. A call with rows left goes behind the others of its priority.
+   * when no interactive call waits (one lane), or beside them in its own lane. A call with rows left goes
+   * behind the others of its priority.
    */
-  private async drain(): Promise<void> {
-    this.busy = true;
-    while (this.queue.length > 0) {
+  private async drain(lane: Lane): Promise<void> {
+    lane.busy = true;
+    let ran = false;
+    for (;;) {
       // Nothing to run for a call without rows: answered at once.
       for (const p of this.queue.takeEmpty()) {
         p.out = { scores: new Float32Array(0), cam: p.withCam ? new Float32Array(0) : undefined };
         this.finish(p);
       }
-      const slices = this.queue.next(this.hold.mayStartBulk());
+      const slices = this.queue.next(this.hold.mayStartBulk(), lane.only);
       if (slices.length === 0) {
-        // Only bulk calls wait, held back: run them when the interactive work ends, or when held too long.
-        this.wakeLater();
+        // Bulk calls held back: run them when the interactive work ends, or when held too long.
+        if (lane.only !== 'interactive' && this.queue.waiting('bulk')) this.wakeLater();
         break;
       }
       if (slices[0].p.priority === 'bulk') this.hold.bulkStarted();
+      ran = true;
       const rows = slices.reduce((a, x) => a + x.count, 0);
       try {
-        const out = await this.runRows(slices, rows);
+        const out = await this.runRows(await lane.session(), slices, rows);
         this.collect(slices, out);
       } catch (e) {
         for (const { p } of slices) {
@@ -270,7 +334,8 @@ export class Classifier {
       for (const { p } of slices) if (!p.failed && p.done === p.n * p.views) this.finish(p);
       this.queue.served(slices);
     }
-    this.busy = false;
+    lane.busy = false;
+    if (ran && lane.only === 'bulk') this.releaseBulkWhenIdle(lane);
   }
 
   private wakeTimer?: NodeJS.Timeout;
@@ -284,11 +349,11 @@ export class Classifier {
   }
 
   private kick(): void {
-    if (!this.busy && this.queue.length > 0) void this.drain();
+    for (const lane of this.lanes) if (!lane.busy && this.queue.length > 0) void this.drain(lane);
   }
 
   /** Some calls' rows through the network, in runs of at most MAX_RUN_ROWS. */
-  private async runRows(slices: Slice<Pending>[], rows: number): Promise<RunRows> {
+  private async runRows(session: InferenceSession, slices: Slice<Pending>[], rows: number): Promise<RunRows> {
     const s = this.inputSize;
     const k = this.classes.length;
     const one = 3 * s * s;
@@ -318,7 +383,7 @@ export class Classifier {
     for (let start = 0; start < rows; start += MAX_RUN_ROWS) {
       const m = Math.min(MAX_RUN_ROWS, rows - start);
       const part = input.subarray(start * one, (start + m) * one);
-      const r = await this.session.run({ input: { data: part, dims: [m, 3, s, s] } }, outputs);
+      const r = await session.run({ input: { data: part, dims: [m, 3, s, s] } }, outputs);
       scores.set(r[name].data, start * k);
       cam?.set(r[OUTPUTS.cam].data, start * camSize);
       distances?.cell.set(r[OUTPUTS.cellDistance].data, start);
@@ -386,6 +451,8 @@ export class Classifier {
 
   async close(): Promise<void> {
     clearTimeout(this.wakeTimer);
-    await this.session.close();
+    clearTimeout(this.bulkIdleTimer);
+    const bulk = await this.bulkSession?.catch(() => undefined);
+    await Promise.all([this.session.close(), bulk?.close()]);
   }
 }

@@ -1,10 +1,12 @@
 import { readFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidImageError } from '../errors.js';
 import { oneBitBmp } from '../testing/bmp.js';
 import { discJpeg } from '../testing/cells.js';
 import { REPO_ROOT } from '../testing/shared.js';
+import { BULK_NICE, threadStats } from '../thread-priority.js';
 import { prepareImage } from './inputs.js';
 import { BulkHold } from './bulk-hold.js';
 import { PreparePool } from './prepare-pool.js';
@@ -90,4 +92,31 @@ describe('PreparePool', () => {
       await held.close();
     }
   });
+
+  it.runIf(process.platform === 'linux')(
+    'runs large and bulk images on one thread of its own at low priority, the others at ours',
+    async () => {
+      const ours = getPriority(0);
+      expect(ours).toBeLessThan(BULK_NICE);
+      const before = await threadStats();
+      const fresh = new PreparePool(2);
+      try {
+        const jpeg = await discJpeg(2);
+        // Each of the three threads answers once: two photos and a bulk image.
+        await Promise.all([
+          fresh.prepare(jpeg, prep),
+          fresh.prepare(jpeg, prep),
+          fresh.prepare(jpeg, prep, {}, fresh.group('bulk')),
+        ]);
+        const added = [...(await threadStats())].filter(([tid]) => !before.has(tid));
+        // The restricted thread alone (not libuv's or sharp's threads it used meanwhile).
+        const low = added.filter(([, t]) => t.nice !== ours);
+        expect(low.map(([, t]) => t.nice)).toEqual([BULK_NICE]);
+        expect(added.filter(([, t]) => t.nice === ours).length).toBeGreaterThanOrEqual(2);
+        expect(getPriority(0)).toBe(ours);
+      } finally {
+        await fresh.close();
+      }
+    },
+  );
 });

@@ -1,9 +1,10 @@
 /**
  * Decoding and cell location off the caller's thread (issue 15: one 7000² BMP decoded in JavaScript stalled
  * every request for 1.8 s). A few worker threads run prepareImage in the order of prepare-queue.ts: fair
- * between groups (one analyzeBatch call each, i.e. one request), interactive groups first, and large images
- * and bulk requests' images never on every thread, so one thread always stays free for ordinary photos: one
- * client's bombs or 50-image uploads cannot hold up another's photo.
+ * between groups (one analyzeBatch call each, i.e. one request), interactive groups first. Large images and
+ * bulk requests' images run on one restricted thread of their own, at low priority (thread-priority.ts), the
+ * others on the ordinary threads: one client's bombs or 50-image uploads neither hold up another's photo nor
+ * take a core from it while it is being prepared.
  */
 import type { Worker } from 'node:worker_threads';
 import { HematoError, InvalidImageError } from '../errors.js';
@@ -11,7 +12,7 @@ import { checkInput } from '../imaging/decode.js';
 import { startWorker, WorkerCalls } from '../threads.js';
 import type { PreparedImage, Preprocessing } from './inputs.js';
 import type { BulkHold } from './bulk-hold.js';
-import { PrepareQueue, type PrepareGroup, type PrepareTaskKind } from './prepare-queue.js';
+import { PrepareQueue, type PrepareGroup, type PrepareLane, type PrepareTaskKind } from './prepare-queue.js';
 import type { Priority } from './run-queue.js';
 
 export type { PrepareGroup };
@@ -22,11 +23,16 @@ export interface PrepareRequest {
   options: { keepImage?: boolean; primaryOnly?: boolean };
 }
 
+/** A preparation thread's workerData: the restricted thread lowers its own priority. */
+export interface PrepareWorkerData {
+  lowPriority: boolean;
+}
+
 export type PrepareReply =
   | { ok: true; prepared: PreparedImage }
   | { ok: false; message: string; code: string; status: number; image: boolean };
 
-/** Images above this many pixels take the heavy slot (one at a time). */
+/** Images above this many pixels take the restricted thread (one at a time). */
 export const HEAVY_PIXELS = 8_000_000;
 
 interface Task extends PrepareTaskKind {
@@ -36,6 +42,7 @@ interface Task extends PrepareTaskKind {
 }
 
 interface Slot {
+  lane: PrepareLane;
   calls: WorkerCalls<PrepareRequest, PrepareReply>;
   worker: Worker;
   /** The task it runs. */
@@ -47,21 +54,29 @@ export class PreparePool {
   private readonly queue: PrepareQueue<Task>;
   private closed = false;
 
-  /** `hold`: interactive work in flight elsewhere holds back bulk images' decoding (bulk-hold.ts). */
+  /**
+   * `threads` ordinary threads, plus the restricted one. `hold`: interactive work in flight elsewhere holds
+   * back bulk images' decoding (bulk-hold.ts).
+   */
   constructor(
     threads = 2,
     private readonly hold?: BulkHold,
   ) {
-    this.queue = new PrepareQueue(Math.max(1, threads));
+    this.queue = new PrepareQueue();
     hold?.onIdle(() => this.pump());
-    this.slots = Array.from({ length: Math.max(1, threads) }, () => {
-      const worker = startWorker(import.meta.url, 'prepare-worker', null);
+    const lanes: PrepareLane[] = [
+      ...Array.from({ length: Math.max(1, threads) }, () => 'ordinary' as const),
+      'restricted',
+    ];
+    this.slots = lanes.map((lane) => {
+      const data: PrepareWorkerData = { lowPriority: lane === 'restricted' };
+      const worker = startWorker(import.meta.url, 'prepare-worker', data);
       const calls = new WorkerCalls<PrepareRequest, PrepareReply>(worker, {
         failed: (message) => new Error(`Image preparation failed: ${message}`),
         died: (reason) => new Error(`The image preparation thread failed: ${reason}`),
         unrefWhenIdle: true,
       });
-      return { calls, worker };
+      return { lane, calls, worker };
     });
   }
 
@@ -96,9 +111,8 @@ export class PreparePool {
     if (this.closed) return;
     for (const slot of this.slots) {
       if (slot.running) continue;
-      const running = this.slots.flatMap((s) => (s.running ? [s.running] : []));
-      const task = this.queue.take(running, this.hold?.mayStartBulk() ?? true);
-      if (!task) break;
+      const task = this.queue.take(slot.lane, this.hold?.mayStartBulk() ?? true);
+      if (!task) continue;
       if (task.bulk) this.hold?.bulkStarted();
       void this.run(slot, task);
     }

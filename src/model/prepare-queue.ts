@@ -1,18 +1,22 @@
 /**
  * The order in which the preparation pool's threads take images (prepare-pool.ts). Groups (one analyzeBatch
  * call each, i.e. one request) take turns; interactive groups go before bulk ones (test-time augmentation,
- * many images). A large image (heavy) or a bulk group's image is restricted: restricted tasks never hold every
- * thread, so one thread always stays free for another client's ordinary photo (issue 15: a bulk request's
+ * many images). A large image (heavy) or a bulk group's image is restricted: it runs only on the pool's
+ * restricted thread (one, at low priority), never on the threads that serve ordinary photos, so another
+ * client's photo neither waits for it nor shares a core with it on equal terms (issue 15: a bulk request's
  * decoding on both threads of 2 cores tripled another client's p50). Pure ordering, no threads.
  */
 import type { Priority } from './run-queue.js';
 
 export interface PrepareTaskKind {
-  /** Above the pool's pixel limit: at most one runs at a time. */
+  /** Above the pool's pixel limit. */
   heavy: boolean;
   /** Of a bulk group. */
   bulk: boolean;
 }
+
+/** The kind of thread asking for a task: one serving ordinary photos, or the restricted one. */
+export type PrepareLane = 'ordinary' | 'restricted';
 
 /** Tasks of one group wait their turn behind each other, not behind other groups'. */
 export interface PrepareGroup {
@@ -30,8 +34,6 @@ export class PrepareQueue<T extends PrepareTaskKind> {
   private readonly groups = new Map<number, Group<T>>();
   private nextGroup = 1;
 
-  constructor(private readonly threads: number) {}
-
   group(priority: Priority = 'interactive'): PrepareGroup {
     return { id: this.nextGroup++, priority };
   }
@@ -44,16 +46,12 @@ export class PrepareQueue<T extends PrepareTaskKind> {
   }
 
   /**
-   * The first task in turn order that may start next to the `running` ones: interactive groups first; a heavy
-   * one only while no heavy one runs; a restricted one (heavy or bulk) only while restricted ones hold fewer
-   * than all threads but one; a bulk one only when `mayBulk` (no interactive work in flight, bulk-hold.ts).
-   * Its group then goes behind the other groups.
+   * The first task in turn order for a thread of `lane`: an ordinary thread takes unrestricted tasks only, the
+   * restricted thread restricted ones only (heavy or bulk). Interactive groups first; a bulk one only when
+   * `mayBulk` (no interactive work in flight, bulk-hold.ts). Its group then goes behind the other groups.
    */
-  take(running: readonly PrepareTaskKind[], mayBulk = true): T | undefined {
-    const heavyRunning = running.some((t) => t.heavy);
-    const restrictedRunning = running.filter(restricted).length;
-    const restrictedFull = this.threads > 1 && restrictedRunning >= this.threads - 1;
-    const mayStart = (t: T) => !(t.heavy && heavyRunning) && !(restricted(t) && restrictedFull);
+  take(lane: PrepareLane, mayBulk = true): T | undefined {
+    const mayStart = (t: T) => restricted(t) === (lane === 'restricted');
     for (const priority of mayBulk ? (['interactive', 'bulk'] as const) : (['interactive'] as const)) {
       for (const [id, g] of this.groups) {
         if (g.priority !== priority) continue;
@@ -81,6 +79,7 @@ export class PrepareQueue<T extends PrepareTaskKind> {
   }
 }
 
-function restricted(t: PrepareTaskKind): boolean {
+/** Whether a task runs on the restricted thread. */
+export function restricted(t: PrepareTaskKind): boolean {
   return t.heavy || t.bulk;
 }

@@ -1,10 +1,14 @@
 // A thread of a PreparePool (prepare-pool.ts): decodes images and locates their cells on request, so a
 // server's event loop never runs those pixel loops itself.
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { HematoError, InvalidImageError } from '../errors.js';
 import { answerCalls } from '../threads.js';
 import { prepareImage } from './inputs.js';
-import type { PrepareReply, PrepareRequest } from './prepare-pool.js';
+import type { PrepareReply, PrepareRequest, PrepareWorkerData } from './prepare-pool.js';
+import { lowerThreadPriority } from '../thread-priority.js';
+
+// The restricted thread (bombs, bulk requests) yields the cores to the ordinary ones; before its first call.
+if ((workerData as PrepareWorkerData).lowPriority) await lowerThreadPriority();
 
 answerCalls<PrepareRequest, PrepareReply>(
   parentPort!,

@@ -135,3 +135,38 @@ describe('RunQueue', () => {
     expect(defaultPriority(1, 8)).toBe('bulk');
   });
 });
+
+describe('RunQueue lanes (a runner per priority)', () => {
+  it('gives the interactive lane interactive calls only, never a bulk turn, however long they stream', () => {
+    const q = new RunQueue<Call>();
+    q.push(call('tta', 50, 'bulk', 8));
+    for (let i = 0; i < 2 * INTERACTIVE_STREAK; i++) {
+      q.push(call(`p${i}`, 1, 'interactive'));
+      const slices = q.next(true, 'interactive');
+      expect(slices.map((s) => s.p.name)).toEqual([`p${i}`]);
+      for (const s of slices) s.p.done += s.count;
+      q.served(slices);
+    }
+    expect(q.next(true, 'interactive')).toEqual([]);
+    expect(q.waiting('bulk')).toBe(true);
+    expect(q.waiting('interactive')).toBe(false);
+  });
+
+  it('gives the bulk lane small bulk turns while interactive calls wait, unless held', () => {
+    const q = new RunQueue<Call>();
+    q.push(call('photo', 1, 'interactive'));
+    q.push(call('tta', 50, 'bulk', 8));
+    expect(q.next(false, 'bulk')).toEqual([]);
+    const slices = q.next(true, 'bulk');
+    expect(slices.map((s) => `${s.p.name}:${s.count}`)).toEqual([`tta:${BULK_TURN_ROWS}`]);
+    // The photo is still the interactive lane's, in a run of its own (the bulk call does not count).
+    expect(q.next(true, 'interactive').map((s) => s.p.name)).toEqual(['photo']);
+  });
+
+  it('lets an interactive call waiting alone in its lane run MAX_RUN_ROWS rows beside bulk calls', () => {
+    const q = new RunQueue<Call>();
+    q.push(call('tta', 50, 'bulk', 8));
+    q.push(call('upload', 40, 'interactive'));
+    expect(q.next(true, 'interactive')[0].count).toBe(MAX_RUN_ROWS);
+  });
+});

@@ -6,6 +6,10 @@
  * bulk rows run waits for one small run at most. Bulk calls take turns with each other, and get a turn after a
  * few interactive turns in a row, so a stream of single images cannot starve them.
  *
+ * A classifier with a second, low-priority session for bulk rows (classifier.ts) runs two lanes at once, each
+ * asking for its own priority's turns: bulk rows then never delay an interactive call's run, and they yield the
+ * cores to it (thread-priority.ts).
+ *
  * Pure ordering, no network: the classifier asks for a turn, runs it, then hands the served calls back.
  */
 
@@ -67,14 +71,21 @@ export class RunQueue<T extends Turnable> {
     return this.calls.splice(0);
   }
 
+  /** Whether a call of this priority waits. */
+  waiting(priority: Priority): boolean {
+    return this.calls.some((c) => c.priority === priority && c.n > 0);
+  }
+
   /**
    * The next run's slices, in row order; empty when nothing may run now (nothing waits, or only bulk calls
    * while `mayBulk` is false: interactive work is in flight elsewhere, bulk-hold.ts). Does not change `done`.
+   * `lane`: only calls of that priority, for a runner of its own (then bulk calls wait for no interactive turn
+   * and interactive calls never give one up); absent, one runner takes turns for both.
    */
-  next(mayBulk = true): Slice<T>[] {
-    const interactive = this.calls.filter((c) => c.priority === 'interactive');
-    const bulk = this.calls.filter((c) => c.priority === 'bulk');
-    const starved = interactive.length > 0 && this.streak >= INTERACTIVE_STREAK;
+  next(mayBulk = true, lane?: Priority): Slice<T>[] {
+    const interactive = lane === 'bulk' ? [] : this.calls.filter((c) => c.priority === 'interactive');
+    const bulk = lane === 'interactive' ? [] : this.calls.filter((c) => c.priority === 'bulk');
+    const starved = !lane && interactive.length > 0 && this.streak >= INTERACTIVE_STREAK;
     if (bulk.length > 0 && (starved || (interactive.length === 0 && mayBulk))) {
       this.streak = 0;
       const p = bulk[0];
@@ -82,7 +93,8 @@ export class RunQueue<T extends Turnable> {
     }
     if (interactive.length === 0) return [];
     this.streak = bulk.length > 0 ? this.streak + 1 : 0;
-    const limit = this.calls.length === 1 ? MAX_RUN_ROWS : MAX_BATCH;
+    // Alone: every call waiting, or (a lane of its own) every interactive one.
+    const limit = (lane ? interactive.length : this.calls.length) === 1 ? MAX_RUN_ROWS : MAX_BATCH;
     // One run holds one kind of rows (probabilities or logits to average): the first call's views.
     const views = interactive[0].views;
     const slices: Slice<T>[] = [];

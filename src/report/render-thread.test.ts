@@ -1,9 +1,11 @@
 // Reports rendered in a worker thread: the same bytes as rendering in place, while the caller's event loop
 // stays free (issue 15).
+import { getPriority } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HematoError } from '../errors.js';
 import { sampleReport } from '../testing/specimen-report.js';
+import { BULK_NICE, threadStats } from '../thread-priority.js';
 import { ReportRenderer } from './render-thread.js';
 import { renderSpecimenPdf, type SpecimenReport } from './specimen-pdf.js';
 
@@ -84,6 +86,20 @@ describe('ReportRenderer', () => {
     expect(err).toMatchObject({ code: 'report_failed', status: 500 });
     const ok = await renderer.render(await sampleReport({ gallery: 1 }));
     expect(ok.subarray(0, 5).toString()).toBe('%PDF-');
+  });
+
+  it.runIf(process.platform === 'linux')('renders on a thread of its own at low priority', async () => {
+    const ours = getPriority(0);
+    expect(ours).toBeLessThan(BULK_NICE);
+    const before = await threadStats();
+    const fresh = new ReportRenderer();
+    try {
+      await fresh.render(await sampleReport({ gallery: 2 }));
+      const added = [...(await threadStats())].filter(([tid]) => !before.has(tid));
+      expect(added.filter(([, t]) => t.nice !== ours).map(([, t]) => t.nice)).toEqual([BULK_NICE]);
+    } finally {
+      await fresh.close();
+    }
   });
 
   it('refuses reports once closed', async () => {

@@ -4,7 +4,8 @@
  * and deflate are JavaScript); here the caller only copies the report over and the PDF back.
  *
  * One thread, started on the first report (a server that never renders one pays nothing), whose renders
- * interleave on its own loop. A thread that died is replaced on the next report.
+ * interleave on its own loop, at low priority on Linux (thread-priority.ts). A thread that died is replaced on
+ * the next report.
  */
 import { HematoError } from '../errors.js';
 import { startWorker, WorkerCalls } from '../threads.js';

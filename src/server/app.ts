@@ -12,6 +12,7 @@ import type { HematoVision } from '../pipeline.js';
 import { API_BASE as API } from '../api/index.js';
 import { CellCrops } from './cell-crops.js';
 import { ReportRenderer } from '../report/render-thread.js';
+import { CsvFormatter } from './csv-thread.js';
 import { clientErrorHandler, DEFAULT_MAX_CONNECTIONS, limitConnections } from './connections.js';
 import { lockDataDir, type DataLock } from './data-lock.js';
 import { installGuard } from './auth/guard.js';
@@ -192,10 +193,14 @@ async function assemble(
   let syncTimer: NodeJS.Timeout | undefined;
   // PDF reports off the event loop (one thread, started by the first report).
   const reports = new ReportRenderer();
+  // CSV exports formatted off the event loop, at low priority (one thread, started by the first export).
+  const csv = new CsvFormatter();
   app.addHook('onClose', async () => {
     if (syncTimer) clearInterval(syncTimer);
     await reports.close();
     await jobs.close();
+    // After the jobs: an export job still running formats its last rows there.
+    await csv.close();
     await registry?.close();
     if (vision !== options.vision) await vision.closeSwapped();
     await store.close();
@@ -270,8 +275,8 @@ async function assemble(
     batchPixels,
   });
   const crops = new CellCrops(store);
-  await app.register(caseRoutes, { prefix: API, store, vision, schemas, crops });
-  await app.register(specimenRoutes, { prefix: API, store, vision, schemas, crops, reports });
+  await app.register(caseRoutes, { prefix: API, store, vision, schemas, crops, csv });
+  await app.register(specimenRoutes, { prefix: API, store, vision, schemas, crops, reports, csv });
   await app.register(exportRoutes, { prefix: API, store, jobs });
   await app.register(teachingRoutes, { prefix: API, dir: options.teachingDir });
   await app.register(deviceModelRoutes, {
@@ -287,6 +292,7 @@ async function assemble(
     vision,
     crops,
     render: (report) => reports.render(report),
+    csv,
     registry,
     limits: {
       adaptationSeconds: options.jobs?.adaptationLimitSeconds,

@@ -1,13 +1,12 @@
 import type { Box } from '../imaging/types.js';
 import type { Prediction } from '../model/types.js';
 import { Readable } from 'node:stream';
-import { stringify, type Options } from 'csv-stringify';
+import { formatCsvRows, type CsvValue } from './csv-format.js';
+import type { CsvFormat } from './csv-thread.js';
 import type { CaseFilter, CaseStore, Review, StoredCase } from './store/index.js';
 
-type CsvValue = string | number | boolean | null | undefined;
-
-/** Cases written between two turns of the event loop. */
-const YIELD_EVERY = 20;
+/** Cases formatted per batch: between two turns of the event loop, and per call to the formatting thread. */
+const BATCH_CASES = 20;
 
 /**
  * Every matching case as RFC 4180 CSV (fields quoted when they hold a comma, quote or line break; CRLF rows): one row per located cell (a field's second cell is a row of its own); an image
@@ -23,8 +22,12 @@ export async function casesCsvStream(
   store: CaseStore,
   classes: string[],
   filter: CaseFilter,
-  /** Called with the number of cases written so far, after each one (an export job's progress). */
-  onCase?: (written: number) => void,
+  o: {
+    /** Called with the number of cases written so far, after each one (an export job's progress). */
+    onCase?: (written: number) => void;
+    /** The rows become text there (a server's low-priority thread, csv-thread.ts), not on this thread. */
+    formatter?: CsvFormat;
+  } = {},
 ): Promise<Readable> {
   const known = new Set(classes);
   const probClasses = [...classes, ...(await store.probabilityClasses()).filter((c) => !known.has(c))];
@@ -54,17 +57,26 @@ export async function casesCsvStream(
     'tta',
     'specimen',
   ];
-  const textColumns = new Set(['file', 'reviewer', 'note', 'specimen'].map((h) => header.indexOf(h)));
-  async function* records(): AsyncGenerator<CsvValue[]> {
-    yield header;
+  const textColumns = ['file', 'reviewer', 'note', 'specimen'].map((h) => header.indexOf(h));
+  const format = async (rows: CsvValue[][]): Promise<string> => {
+    if (o.formatter) return o.formatter.format(rows, textColumns);
+    // Other requests get the event loop between batches, not only between the store's pages of 200: each
+    // of their steps would otherwise wait behind a whole page.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    return formatCsvRows(rows, textColumns);
+  };
+  async function* text(): AsyncGenerator<string> {
+    let rows: CsvValue[][] = [header];
     let n = 0;
     for await (const c of store.iterate(filter)) {
-      yield* rowsOf(c);
-      onCase?.(n + 1);
-      // Other requests get the event loop every few cases, not only between the store's pages of 200: each
-      // of their steps would otherwise wait behind a whole page.
-      if (++n % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      rows.push(...rowsOf(c));
+      o.onCase?.(++n);
+      if (n % BATCH_CASES === 0) {
+        yield await format(rows);
+        rows = [];
+      }
     }
+    if (rows.length > 0) yield await format(rows);
   }
   const rowsOf = (c: StoredCase): CsvValue[][] => {
     const out: CsvValue[][] = [];
@@ -108,20 +120,5 @@ export async function casesCsvStream(
     }
     return out;
   };
-  const options: Options = {
-    record_delimiter: 'windows',
-    // A field with a lone CR or LF is quoted too (by default only one holding the whole CRLF is).
-    quote_record_delimiter: true,
-    cast: {
-      boolean: (value) => String(value),
-      // Spreadsheets run a text cell that starts like a formula; a leading apostrophe makes it inert text.
-      // Only the user-supplied columns: the others are the server's own (ids, dates, class names, numbers).
-      string: (value, context) =>
-        !context.header && textColumns.has(context.index) ? { value, escape_formulas: true } : value,
-    },
-  };
-  const csv = stringify(options);
-  const source = Readable.from(records());
-  source.on('error', (err) => csv.destroy(err));
-  return source.pipe(csv);
+  return Readable.from(text(), { objectMode: false });
 }

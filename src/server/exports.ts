@@ -8,6 +8,7 @@ import type { ExportKind } from '../api/index.js';
 import type { HematoVision } from '../pipeline.js';
 import type { SpecimenReport } from '../report/specimen-pdf.js';
 import { casesCsvStream } from './cases-csv.js';
+import type { CsvFormat } from './csv-thread.js';
 import type { CellCrops } from './cell-crops.js';
 import type { JobContext, JobQueue } from './jobs/index.js';
 import { reportFileName, reportPdf } from './routes/specimen-report.js';
@@ -51,6 +52,8 @@ export interface ExportDeps {
   crops: CellCrops;
   /** A report's PDF bytes, off the event loop (the server's report thread). */
   render(report: SpecimenReport): Promise<Buffer>;
+  /** CSV rows to text, off the event loop (the server's CSV thread). */
+  csv: CsvFormat;
   /** Longest export run in seconds (default 300); on PostgreSQL also how long a dead replica holds one. */
   limitSeconds?: number;
 }
@@ -71,15 +74,18 @@ export function registerExports(jobs: JobQueue, deps: ExportDeps): void {
 }
 
 async function casesCsv(
-  { store, vision }: ExportDeps,
+  { store, vision, csv: formatter }: ExportDeps,
   input: { filter: CaseFilter },
   ctx: JobContext,
 ): Promise<ExportResult> {
   const { total } = await store.list({ ...input.filter, limit: 1, offset: 0 });
   await ctx.progress(0, `Writing ${total} case${total === 1 ? '' : 's'}`);
-  const csv = await casesCsvStream(store, vision.card.classes, input.filter, (n) => {
-    if (n % PROGRESS_EVERY === 0)
-      void ctx.progress((0.95 * n) / Math.max(total, n), `${n} of ${total} cases`);
+  const csv = await casesCsvStream(store, vision.card.classes, input.filter, {
+    onCase: (n) => {
+      if (n % PROGRESS_EVERY === 0)
+        void ctx.progress((0.95 * n) / Math.max(total, n), `${n} of ${total} cases`);
+    },
+    formatter,
   });
   const chunks: Buffer[] = [];
   for await (const chunk of csv) {

@@ -39,8 +39,8 @@ export interface PredictOptions extends UploadLimits {
 const MAX_BATCH_IMAGES = 16;
 /**
  * A request of more images than this, or with test-time augmentation, is bulk: its network rows wait for
- * interactive ones and its decoding leaves a preparation thread free (run-queue.ts, prepare-queue.ts), so a
- * client's single photo is not held up by another's 50-image upload.
+ * interactive ones and its decoding runs on the low-priority preparation thread (run-queue.ts,
+ * prepare-queue.ts), so a client's single photo is not held up by another's 50-image upload.
  */
 export const BULK_IMAGES = 4;
 /** Upload bytes of one request held in memory between the header check and analysis. */

@@ -22,6 +22,11 @@ export interface SessionTuning {
    * prefix and a training graph) or JS work alternate on the same two cores.
    */
   spin?: boolean;
+  /**
+   * OnnxThreadSession only: its thread, and ONNX Runtime's threads it starts, run at low priority
+   * (thread-priority.ts): a session for bulk work, which yields the cores to another session's runs.
+   */
+  lowPriority?: boolean;
 }
 
 /**

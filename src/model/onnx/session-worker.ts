@@ -2,6 +2,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { HematoError } from '../../errors.js';
 import { answerCalls } from '../../threads.js';
+import { lowerThreadPriority } from '../../thread-priority.js';
 import {
   OnnxSession,
   type SessionReady,
@@ -14,6 +15,8 @@ const port = parentPort!;
 const { model, threads, tuning } = workerData as SessionWorkerData;
 
 async function load(): Promise<OnnxSession | null> {
+  // Before the session exists: ONNX Runtime's intra-op threads inherit this thread's priority when it starts them.
+  if (tuning.lowPriority) await lowerThreadPriority();
   try {
     return await OnnxSession.create(model, threads, tuning);
   } catch (e) {

@@ -12,6 +12,7 @@ import { actingName, actor } from '../auth/guard.js';
 import type { HematoVision } from '../../pipeline.js';
 import { caseJson } from '../case-json.js';
 import { casesCsvStream } from '../cases-csv.js';
+import type { CsvFormat } from '../csv-thread.js';
 import type { CellCrops } from '../cell-crops.js';
 import { HeatmapRenderer } from '../heatmaps.js';
 import { notFound } from '../http-errors.js';
@@ -23,12 +24,14 @@ export interface CaseRouteOptions {
   vision: HematoVision;
   schemas: RouteSchemas;
   crops: CellCrops;
+  /** Formats CSV exports in a worker thread (the caller closes it). */
+  csv: CsvFormat;
 }
 
 /** Request types come from the route schemas (src/api) through the TypeBox type provider. */
 export const caseRoutes: FastifyPluginAsyncTypebox<CaseRouteOptions> = async (
   app,
-  { store, vision, schemas, crops },
+  { store, vision, schemas, crops, csv },
 ) => {
   const heatmaps = new HeatmapRenderer(store, vision);
   /** A case the account may see and that is not deleted, or 404 (another clinic's case is not found). */
@@ -63,7 +66,7 @@ export const caseRoutes: FastifyPluginAsyncTypebox<CaseRouteOptions> = async (
     return reply
       .type('text/csv; charset=utf-8')
       .header('content-disposition', 'attachment; filename="hematovision-cases.csv"')
-      .send(await casesCsvStream(store, vision.card.classes, filter));
+      .send(await casesCsvStream(store, vision.card.classes, filter, { formatter: csv }));
   });
 
   app.get('/cases/:id', { schema: schemas.getCase }, async (request) => {

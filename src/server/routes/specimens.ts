@@ -11,6 +11,7 @@ import { actingName, actor } from '../auth/guard.js';
 import type { HematoVision } from '../../pipeline.js';
 import type { ReportRenderer } from '../../report/render-thread.js';
 import { casesCsvStream } from '../cases-csv.js';
+import type { CsvFormat } from '../csv-thread.js';
 import type { CellCrops } from '../cell-crops.js';
 import type { RouteSchemas } from '../schemas.js';
 import { buildReport, reportSource, specimenJson, specimenPath, specimenState } from '../specimens.js';
@@ -24,6 +25,8 @@ export interface SpecimenRouteOptions {
   crops: CellCrops;
   /** Renders reports in a worker thread (the caller closes it). */
   reports: ReportRenderer;
+  /** Formats CSV exports in a worker thread (the caller closes it). */
+  csv: CsvFormat;
 }
 
 export function specimenNotFound(id: string): HematoError {
@@ -52,7 +55,7 @@ const blankToNull = (s: string | null | undefined) => (s?.trim() ? s.trim() : nu
 
 export const specimenRoutes: FastifyPluginAsyncTypebox<SpecimenRouteOptions> = async (
   app,
-  { store, vision, schemas, crops, reports },
+  { store, vision, schemas, crops, reports, csv },
 ) => {
   const classes = vision.card.classes;
 
@@ -153,7 +156,7 @@ export const specimenRoutes: FastifyPluginAsyncTypebox<SpecimenRouteOptions> = a
     return reply
       .type('text/csv; charset=utf-8')
       .header('content-disposition', `attachment; filename="hematovision-${name}-cells.csv"`)
-      .send(await casesCsvStream(store, classes, { specimen: s.id, sort: 'oldest' }));
+      .send(await casesCsvStream(store, classes, { specimen: s.id, sort: 'oldest' }, { formatter: csv }));
   });
 
   app.post('/specimens/:id/sign', { schema: schemas.signSpecimen }, async (request, reply) => {

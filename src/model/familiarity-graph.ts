@@ -2,6 +2,7 @@ import { ModelError } from '../errors.js';
 import { OUTPUTS } from './classifier-graph.js';
 import type { DisagreementHeads } from './disagreement.js';
 import type { FamiliarityReferences, GaussianReference } from './familiarity.js';
+import type { NeighbourReference } from './neighbours.js';
 import onnxProto from 'onnx-proto';
 import {
   GraphBuilder,
@@ -46,18 +47,24 @@ export function appendFamiliarity(model: Uint8Array, refs: FamiliarityReferences
     throw new ModelError('A familiarity reference reads past the features.', 'bad_model');
   const labs = appendComponentDistances(g, OUTPUTS.features, refs.image);
   g.op('ReduceMin', [labs], { axes: [1], keepdims: 0 }, OUTPUTS.imageDistance);
-  if (!refs.disagreement) appendReferenceDistance(g, OUTPUTS.features, refs.cell, OUTPUTS.cellDistance);
+  const { disagreement: h, neighbours: nb } = refs;
+  if (!h && !nb) appendReferenceDistance(g, OUTPUTS.features, refs.cell, OUTPUTS.cellDistance);
   else {
-    const h = refs.disagreement;
-    if (h.thresholds.length !== refs.image.components.length)
-      throw new ModelError('Disagreement thresholds do not match the training labs.', 'bad_model');
-    const mahalanobis = appendReferenceDistance(g, OUTPUTS.features, refs.cell, CELL_MAHALANOBIS);
-    // Each crop is judged by the threshold of the lab it looks most like.
+    const labCount = refs.image.components.length;
+    if ((h && h.thresholds.length !== labCount) || (nb && nb.thresholds.length !== labCount))
+      throw new ModelError('Per-lab thresholds do not match the training labs.', 'bad_model');
+    const parts = [appendReferenceDistance(g, OUTPUTS.features, refs.cell, CELL_MAHALANOBIS)];
+    // Each crop is judged by the threshold of the lab it looks most like, put on the Mahalanobis scale.
     const nearest = g.op('ArgMin', [labs], { axis: 1, keepdims: 0 });
-    const threshold = g.op('Gather', [g.constant('dis_thr', h.thresholds, [h.thresholds.length]), nearest]);
-    const ratio = g.op('Div', [appendDisagreement(g, OUTPUTS.features, h), threshold]);
-    const scaled = g.op('Mul', [ratio, g.scalar('dis_scale', h.cellScale)]);
-    g.op('Max', [mahalanobis, scaled], {}, OUTPUTS.cellDistance);
+    const onCellScale = (score: string, name: string, thresholds: Float32Array, scale: number) => {
+      const threshold = g.op('Gather', [g.constant(`${name}_thr`, thresholds, [thresholds.length]), nearest]);
+      return g.op('Mul', [g.op('Div', [score, threshold]), g.scalar(`${name}_scale`, scale)]);
+    };
+    if (h)
+      parts.push(onCellScale(appendDisagreement(g, OUTPUTS.features, h), 'dis', h.thresholds, h.cellScale));
+    if (nb)
+      parts.push(onCellScale(appendNeighbours(g, OUTPUTS.features, nb), 'nb', nb.thresholds, nb.cellScale));
+    g.op('Max', parts, {}, OUTPUTS.cellDistance);
   }
   g.output(OUTPUTS.cellDistance, ['N']);
   g.output(OUTPUTS.imageDistance, ['N']);
@@ -87,6 +94,31 @@ export function appendDisagreement(g: GraphBuilder, features: string, h: Disagre
       );
   const sum = pairs.length === 1 ? pairs[0] : g.op('Sum', pairs);
   return g.op('Div', [sum, g.scalar('pairs2', 2 * pairs.length)]);
+}
+
+/** Appends model/neighbours.ts's `neighbourDistance` on the pooled `features` [N, D]: output [N]. */
+export function appendNeighbours(g: GraphBuilder, features: string, nb: NeighbourReference): string {
+  const r = nb.bias.length;
+  const D = nb.weight.length / r;
+  const m = nb.rows.length / r;
+  // Sliced like the other parts, so shiftFamiliarityMeans finds this projection as it finds the heads.
+  const x = g.op('Slice', [
+    features,
+    g.int64s('nb_start', [0]),
+    g.int64s('nb_end', [D]),
+    g.int64s('axis', [1]),
+  ]);
+  const p = g.op('Gemm', [x, g.constant('nb_w', nb.weight, [r, D]), g.constant('nb_b', nb.bias, [r])], {
+    transB: 1,
+  });
+  const norm = g.op('Sqrt', [g.op('ReduceSumSquare', [p], { axes: [1], keepdims: 1 })]);
+  const unit = g.op('Div', [p, g.op('Max', [norm, g.scalar('nb_eps', 1e-12)])]);
+  const rowsT = new Float32Array(r * m);
+  for (let i = 0; i < m; i++) for (let j = 0; j < r; j++) rowsT[j * m + i] = nb.rows[i * r + j];
+  const similarity = g.op('MatMul', [unit, g.constant('nb_rows', rowsT, [r, m])]); // [N, M]
+  const [top] = g.node('TopK', [similarity, g.int64s('nb_k', [nb.k])], { axis: 1, largest: 1, sorted: 1 }, 2);
+  const kth = g.op('ReduceMin', [top], { axes: [1], keepdims: 0 });
+  return g.op('Sub', [g.scalar('one', 1), kth]);
 }
 
 /**
@@ -243,7 +275,35 @@ export function readFamiliarity(
   const combined = nodes.some((n) => n.outputs.includes(CELL_MAHALANOBIS));
   const cell = read(combined ? CELL_MAHALANOBIS : OUTPUTS.cellDistance, names.cell);
   const image = read(OUTPUTS.imageDistance, names.image);
-  return combined ? { cell, image, disagreement: readDisagreement(floats, ints) } : { cell, image };
+  return {
+    cell,
+    image,
+    ...(floats.has(`${PREFIX}dis_thr`) && { disagreement: readDisagreement(floats, ints) }),
+    ...(floats.has(`${PREFIX}nb_thr`) && { neighbours: readNeighbours(floats, ints) }),
+  };
+}
+
+/** The stored cells appendNeighbours wrote, read back by their constants' names. */
+function readNeighbours(floats: Map<string, Float32Array>, ints: Map<string, number[]>): NeighbourReference {
+  const get = (name: string) => {
+    const v = floats.get(PREFIX + name);
+    if (!v) throw new ModelError(`The model's neighbour reference has no '${name}'.`, 'bad_model');
+    return v;
+  };
+  const bias = get('nb_b');
+  const r = bias.length;
+  const rowsT = get('nb_rows');
+  const m = rowsT.length / r;
+  const rows = new Float32Array(m * r);
+  for (let i = 0; i < m; i++) for (let j = 0; j < r; j++) rows[i * r + j] = rowsT[j * m + i];
+  return {
+    weight: get('nb_w'),
+    bias,
+    rows,
+    k: ints.get(`${PREFIX}nb_k`)?.[0] ?? NaN,
+    thresholds: get('nb_thr'),
+    cellScale: get('nb_scale')[0],
+  };
 }
 
 /** The disagreement heads appendDisagreement wrote, read back by their constants' names. */

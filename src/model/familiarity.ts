@@ -7,6 +7,7 @@
  * Lee et al. 2018 ("A simple unified framework for detecting out-of-distribution samples") is the idea.
  */
 import { disagreementOf, type DisagreementHeads } from './disagreement.js';
+import { neighbourDistance, type NeighbourReference } from './neighbours.js';
 
 /** The references a model uses to flag cells and images unlike its training data. */
 export interface FamiliarityReferences {
@@ -19,6 +20,11 @@ export interface FamiliarityReferences {
    * training lab (the image reference's components); absent in models familiarized before they existed.
    */
   disagreement?: DisagreementHeads;
+  /**
+   * Stored training cells whose k-th nearest also marks a cell unfamiliar (model/neighbours.ts), thresholded
+   * per training lab as the block heads are; absent in models familiarized before it existed.
+   */
+  neighbours?: NeighbourReference;
 }
 
 /** A fitted reference, as stored in the model file (as graph constants) and, in short, in the card. */
@@ -102,10 +108,10 @@ export function componentDistances(
 }
 
 /**
- * The model file's `cell_distance` for one row: the Mahalanobis distance to the nearest class, or, where the
- * block heads disagree more, their disagreement over the threshold of the lab the row looks most like, put on
- * the Mahalanobis threshold's scale (`cellScale`), so one threshold serves both checks. The reference
- * implementation of familiarity-graph.ts's graph.
+ * The model file's `cell_distance` for one row: the Mahalanobis distance to the nearest class or, where one
+ * is higher, the block heads' disagreement or the nearest cells' distance over the threshold of the lab the
+ * row looks most like, put on the Mahalanobis threshold's scale (`cellScale`), so one threshold serves every
+ * check. The reference implementation of familiarity-graph.ts's graph.
  */
 export function cellDistance(
   refs: FamiliarityReferences,
@@ -114,8 +120,11 @@ export function cellDistance(
   row: number,
 ): number {
   const mahalanobis = referenceDistance(refs.cell, features, D, row);
-  const h = refs.disagreement;
-  if (!h) return mahalanobis;
+  const { disagreement: h, neighbours: nb } = refs;
+  if (!h && !nb) return mahalanobis;
   const lab = nearestComponent(refs.image, features, D, row);
-  return Math.max(mahalanobis, (disagreementOf(h, features, D, row) / h.thresholds[lab]) * h.cellScale);
+  let out = mahalanobis;
+  if (h) out = Math.max(out, (disagreementOf(h, features, D, row) / h.thresholds[lab]) * h.cellScale);
+  if (nb) out = Math.max(out, (neighbourDistance(nb, features, D, row) / nb.thresholds[lab]) * nb.cellScale);
+  return out;
 }

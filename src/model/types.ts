@@ -235,6 +235,18 @@ export interface FamiliarityRecord {
     blocks: [number, number][];
     thresholds: Record<string, number>;
   };
+  /**
+   * Stored training cells whose k-th nearest is part of `unfamiliar_cell` (model/neighbours.ts): how many,
+   * on how many directions, and each training lab's threshold.
+   */
+  neighbours?: {
+    method: string;
+    quantile: number;
+    k: number;
+    dims: number;
+    rows: number;
+    thresholds: Record<string, number>;
+  };
   /** Share of validation images the familiarity checks flag, in all and by reason. */
   validation?: { n: number; reviewRate: number; byReason: Record<string, number> };
   /**

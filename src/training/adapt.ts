@@ -274,15 +274,16 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
   if (fam && refs) {
     const d = after.length / n;
     const refit = refitImageReference(refs.image, fam.image, lab, after, n, d);
-    // One lab now, so one disagreement threshold: the parent's loosest, as no labels here can choose one.
+    // One lab now, so one threshold per per-lab check: the parent's loosest, as no labels here can choose one.
+    const loosest = (t: Float32Array) => Float32Array.of(Math.max(...t));
     const adapted: FamiliarityReferences = {
       cell: refs.cell,
       image: refit.ref,
       ...(refs.disagreement && {
-        disagreement: {
-          ...refs.disagreement,
-          thresholds: Float32Array.of(Math.max(...refs.disagreement.thresholds)),
-        },
+        disagreement: { ...refs.disagreement, thresholds: loosest(refs.disagreement.thresholds) },
+      }),
+      ...(refs.neighbours && {
+        neighbours: { ...refs.neighbours, thresholds: loosest(refs.neighbours.thresholds) },
       }),
     };
     model = appendFamiliarity(model, adapted);
@@ -318,14 +319,25 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
           thresholds: { [lab]: Math.max(...Object.values(fam.disagreement.thresholds)) },
         },
       }),
+      ...(fam.neighbours && {
+        neighbours: {
+          ...fam.neighbours,
+          thresholds: { [lab]: Math.max(...Object.values(fam.neighbours.thresholds)) },
+        },
+      }),
     };
     familiarityNote =
       `unfamiliar_image: refitted on the lab's aligned images (one component, the lab; fitted on ` +
       `${n - refit.heldOut.length}, threshold the ${fam.image.quantile} quantile of the other ` +
       `${refit.heldOut.length} images' distances; no labels needed). unfamiliar_cell: the parent's ` +
       'reference and threshold, unchanged (its class centres need labels)' +
-      (refs.disagreement
-        ? "; the block heads' disagreement at the loosest of the parent's lab thresholds."
+      (refs.disagreement || refs.neighbours
+        ? `; ${[
+            refs.disagreement && "the block heads' disagreement",
+            refs.neighbours && 'the nearest stored cells',
+          ]
+            .filter(Boolean)
+            .join(' and ')} at the loosest of the parent's lab thresholds.`
         : '.');
   }
 

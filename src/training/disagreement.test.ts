@@ -5,12 +5,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createRng } from '../imaging/random.js';
-import { OUTPUTS } from '../model/classifier-graph.js';
 import { disagreementOf } from '../model/disagreement.js';
 import { cellDistance, nearestComponent, referenceDistance } from '../model/familiarity.js';
 import { appendFamiliarity, readFamiliarity, shiftFamiliarityMeans } from '../model/familiarity-graph.js';
-import { GraphBuilder } from '../model/onnx/graph-builder.js';
-import { OnnxSession } from '../model/onnx/runtime.js';
+import { featureModel, runFamiliarity } from '../testing/feature-model.js';
 import { disagreementBlocks } from './disagreement.js';
 import { fitFamiliarity } from './familiarity.js';
 
@@ -38,15 +36,6 @@ function rows(n: number, seed: number, o: { unknown?: boolean } = {}) {
     if (source[r] === 1) for (const j of [6, 7]) x[r * D + j] += 3;
   }
   return { x, label, source, n };
-}
-
-/** A stand-in classifier file: its input is the features themselves. */
-function featureModel(): Uint8Array {
-  const g = new GraphBuilder('features_only', 13);
-  g.input('x', ['N', D]);
-  g.op('Identity', ['x'], {}, OUTPUTS.features);
-  g.output(OUTPUTS.features, ['N', D]);
-  return g.toBytes({ metadata: { 'hematovision.feature_dims': DIMS.join(',') } });
 }
 
 describe('block-head disagreement', () => {
@@ -101,22 +90,14 @@ describe('block-head disagreement', () => {
   });
 
   it('is computed in the model file as the reference implementation computes it, and read back', async () => {
-    const model = appendFamiliarity(featureModel(), refs);
+    const model = appendFamiliarity(featureModel(DIMS), refs);
     const probe = new Float32Array([...val.x.subarray(0, 20 * D), ...unknown.x.subarray(0, 20 * D)]);
-    const run = async (bytes: Uint8Array, x: Float32Array) => {
-      const s = await OnnxSession.create(bytes);
-      try {
-        return await s.run({ x: { data: x, dims: [40, D] } }, [OUTPUTS.cellDistance, OUTPUTS.imageDistance]);
-      } finally {
-        await s.close();
-      }
-    };
-    const out = await run(model, probe);
+    const out = await runFamiliarity(model, probe, D);
     for (let r = 0; r < 40; r++) {
       const cell = cellDistance(refs, probe, D, r);
       const image = referenceDistance(refs.image, probe, D, r);
-      expect(Math.abs(out[OUTPUTS.cellDistance].data[r] - cell)).toBeLessThan(1e-3 * Math.max(1, cell));
-      expect(Math.abs(out[OUTPUTS.imageDistance].data[r] - image)).toBeLessThan(1e-3 * Math.max(1, image));
+      expect(Math.abs(out.cell[r] - cell)).toBeLessThan(1e-3 * Math.max(1, cell));
+      expect(Math.abs(out.image[r] - image)).toBeLessThan(1e-3 * Math.max(1, image));
     }
 
     const back = readFamiliarity(model, { cell: ['a', 'b', 'c'], image: ['lab0', 'lab1'] })!;
@@ -130,10 +111,10 @@ describe('block-head disagreement', () => {
     const shift = Float32Array.from({ length: D }, (_, j) => 0.1 * ((j % 5) - 2));
     const shifted = shiftFamiliarityMeans(model, shift);
     const moved = probe.map((v, i) => v + shift[i % D]);
-    const again = await run(shifted, moved);
+    const again = await runFamiliarity(shifted, moved, D);
     for (let r = 0; r < 40; r++) {
-      const a = out[OUTPUTS.cellDistance].data[r];
-      expect(Math.abs(again[OUTPUTS.cellDistance].data[r] - a)).toBeLessThan(2e-3 * Math.max(1, a));
+      const a = out.cell[r];
+      expect(Math.abs(again.cell[r] - a)).toBeLessThan(2e-3 * Math.max(1, a));
     }
   });
 

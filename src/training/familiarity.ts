@@ -13,6 +13,7 @@ import type { FamiliarityRecord } from '../model/types.js';
 import { topEigen } from './linalg.js';
 import { quantile } from './quantile.js';
 import { DISAGREEMENT_DEFAULTS, disagreementBlocks, fitDisagreement } from './disagreement.js';
+import { fitNeighbours, NEIGHBOUR_DEFAULTS } from './neighbours.js';
 
 export interface FitReferenceOptions {
   columns: [number, number];
@@ -144,17 +145,21 @@ export interface LabelledFeatures {
 
 /**
  * The rule, fixed before any run measured it (BENCHMARKS.md reports what it gives): a cell is unfamiliar
- * beyond the 97.5th percentile of validation cells' class distance, an image beyond the 99th percentile of
- * their lab distance; each check alone flags that share of the known labs' own images.
+ * beyond the 99.5th percentile of validation cells' class distance (97.5th until the nearest-cells check
+ * took most of its share of the review budget: it now guards against far-off inputs), an image beyond the
+ * 99th percentile of their lab distance; each check alone flags that share of the known labs' own images.
  */
 export const FAMILIARITY_DEFAULTS = {
-  cellQuantile: 0.975,
+  cellQuantile: 0.995,
   imageQuantile: 0.99,
   cellRank: 128,
   imageRank: 64,
   /** Block-head disagreement as part of the cell check (training/disagreement.ts), where the blocks exist. */
   disagreement: true,
   disagreementQuantile: DISAGREEMENT_DEFAULTS.quantile,
+  /** The nearest stored training cells as part of the cell check too (training/neighbours.ts). */
+  neighbours: true,
+  neighbourQuantile: NEIGHBOUR_DEFAULTS.quantile,
 };
 
 /**
@@ -233,14 +238,31 @@ export function fitFamiliarity(
         { quantile: opts.disagreementQuantile },
       )
     : null;
+  const nb = opts.neighbours
+    ? fitNeighbours(
+        {
+          x: trainX,
+          n: train.length,
+          label: train.map((r) => f.label[r]),
+          source: train.map((r) => f.source[r]),
+        },
+        { x: valX, n: val.length },
+        f.d,
+        image.ref,
+        cell.threshold,
+        { quantile: opts.neighbourQuantile, seed: opts.seed },
+      )
+    : null;
   let flagged = 0;
-  const byReason = { unfamiliar_cell: 0, unfamiliar_image: 0, disagreement: 0 };
+  const byReason = { unfamiliar_cell: 0, unfamiliar_image: 0, disagreement: 0, neighbours: 0 };
   const valFlags = new Uint8Array(val.length);
   for (let j = 0; j < val.length; j++) {
     const disagrees = dis?.flagged[j] === 1;
-    const c = cell.distances[j] > cell.threshold || disagrees;
+    const far = nb?.flagged[j] === 1;
+    const c = cell.distances[j] > cell.threshold || disagrees || far;
     const i = image.distances[j] > image.threshold;
     if (disagrees) byReason.disagreement++;
+    if (far) byReason.neighbours++;
     if (c) byReason.unfamiliar_cell++;
     if (i) byReason.unfamiliar_image++;
     if (c || i) {
@@ -257,9 +279,12 @@ export function fitFamiliarity(
   });
   return {
     val: { rows: val, flagged: valFlags },
-    references: dis
-      ? { cell: cell.ref, image: image.ref, disagreement: dis.heads }
-      : { cell: cell.ref, image: image.ref },
+    references: {
+      cell: cell.ref,
+      image: image.ref,
+      ...(dis && { disagreement: dis.heads }),
+      ...(nb && { neighbours: nb.reference }),
+    },
     record: {
       method:
         'Mahalanobis distance to the nearest class centre (all features) and to the nearest training lab ' +
@@ -278,6 +303,20 @@ export function fitFamiliarity(
           thresholds: Object.fromEntries(image.ref.components.map((c, i) => [c, dis.heads.thresholds[i]])),
         },
       }),
+      ...(nb && {
+        neighbours: {
+          method:
+            `one minus the cosine similarity of the ${nb.reference.k}th nearest of ${nb.reference.rows.length / nb.reference.bias.length} ` +
+            `stored training cells (up to ${NEIGHBOUR_DEFAULTS.perClassAndLab} per class and lab) on the standardised features' ` +
+            `${nb.reference.bias.length} main directions, threshold the ${opts.neighbourQuantile} quantile of each ` +
+            "training lab's validation cells (lab: the nearest image-reference component); part of unfamiliar_cell",
+          quantile: opts.neighbourQuantile,
+          k: nb.reference.k,
+          dims: nb.reference.bias.length,
+          rows: nb.reference.rows.length / nb.reference.bias.length,
+          thresholds: Object.fromEntries(image.ref.components.map((c, i) => [c, nb.reference.thresholds[i]])),
+        },
+      }),
       validation: {
         n: val.length,
         reviewRate: flagged / val.length,
@@ -285,6 +324,7 @@ export function fitFamiliarity(
           unfamiliar_cell: byReason.unfamiliar_cell / val.length,
           unfamiliar_image: byReason.unfamiliar_image / val.length,
           ...(dis && { disagreement: byReason.disagreement / val.length }),
+          ...(nb && { neighbours: byReason.neighbours / val.length }),
         },
       },
     },

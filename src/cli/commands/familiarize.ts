@@ -99,6 +99,15 @@ export function printFamiliarity(f: FamiliarityRecord, reviewThreshold: number, 
           .map(([lab, t]) => `${lab} ${t.toFixed(3)}`)
           .join(', ')}).`,
     );
+  if (f.neighbours)
+    io.out(
+      `And where its ${f.neighbours.k}th nearest of ${f.neighbours.rows} stored training cells is further than ` +
+        `the ${pct(f.neighbours.quantile)} point of its lab's validation cells (${Object.entries(
+          f.neighbours.thresholds,
+        )
+          .map(([lab, t]) => `${lab} ${t.toFixed(3)}`)
+          .join(', ')}).`,
+    );
   if (v)
     io.out(
       `On ${v.n} validation images they flag ${pct(v.reviewRate)} ` +
@@ -106,6 +115,7 @@ export function printFamiliarity(f: FamiliarityRecord, reviewThreshold: number, 
         (v.byReason.disagreement !== undefined
           ? `, of which disagreement ${pct(v.byReason.disagreement)}`
           : '') +
+        (v.byReason.neighbours !== undefined ? `, nearest cells ${pct(v.byReason.neighbours)}` : '') +
         `, unfamiliar image ${pct(v.byReason.unfamiliar_image ?? 0)}).`,
     );
   const b = f.reviewBudget;

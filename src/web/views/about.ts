@@ -125,6 +125,9 @@ function aboutSections(card: ModelCard): HTMLElement[] {
                 `${REASON_TEXT.unfamiliar_cell}: beyond the ${formatPercent(f.cell.quantile)} point of validation cells' distance to their class` +
                   (f.disagreement
                     ? `, or where three views of the cell (early, middle and late features) disagree on its class beyond the ${formatPercent(f.disagreement.quantile)} point of its lab's validation cells`
+                    : '') +
+                  (f.neighbours
+                    ? `, or where it lies further from the model's ${f.neighbours.rows} stored training cells (its ${f.neighbours.k}th nearest) than ${formatPercent(f.neighbours.quantile)} of its lab's validation cells do`
                     : ''),
               ),
               h(

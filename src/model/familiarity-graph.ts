@@ -130,7 +130,8 @@ export function appendComponentDistances(g: GraphBuilder, features: string, ref:
   const principal = g.op('ReduceSumSquare', [scaled], { axes: [2], keepdims: 0 });
   const residual = g.op('Relu', [g.op('Sub', [total, projected])]);
   const sum = g.op('Add', [principal, g.op('Div', [residual, g.scalar('resVar', ref.residualVariance)])]);
-  return g.op('Div', [sum, g.scalar('dim', d)]);
+  const perDim = g.op('Div', [sum, g.scalar('dim', d)]);
+  return ref.scales ? g.op('Mul', [perDim, g.constant('scales', ref.scales, [c])]) : perDim;
 }
 
 /**
@@ -238,6 +239,7 @@ export function readFamiliarity(
       invSqrtEig,
       centerProjections: projectCenters(centers, basis, c, d, m),
       residualVariance: f('resVar')[0],
+      ...(consts.has('scales') ? { scales: f('scales') } : {}),
     };
   };
   const combined = nodes.some((n) => n.outputs.includes(CELL_MAHALANOBIS));

@@ -38,6 +38,12 @@ export interface GaussianReference {
   centerProjections: Float32Array;
   /** Mean variance of the directions outside the basis. */
   residualVariance: number;
+  /**
+   * Per component, a factor on its distance (absent: 1 each). A component fitted on few rows (a lab added from
+   * its reviewed cells, training/familiarity-extend.ts) is put on the scale of the threshold chosen for the
+   * others, so one threshold serves all.
+   */
+  scales?: Float32Array;
 }
 
 /**
@@ -96,7 +102,8 @@ export function componentDistances(
       projected += diff * diff;
       principal += (diff * ref.invSqrtEig[i]) ** 2;
     }
-    out[c] = (principal + Math.max(0, total - projected) / ref.residualVariance) / d;
+    out[c] =
+      ((principal + Math.max(0, total - projected) / ref.residualVariance) / d) * (ref.scales?.[c] ?? 1);
   }
   return out;
 }

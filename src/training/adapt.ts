@@ -275,8 +275,12 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
     const d = after.length / n;
     const refit = refitImageReference(refs.image, fam.image, lab, after, n, d);
     // One lab now, so one disagreement threshold: the parent's loosest, as no labels here can choose one.
+    // One lab now: class centres that measured only one of the parent's labs (a lab added from reviewed
+    // cells) measure every row, as the image reference can no longer tell the labs apart.
+    // eslint-disable-next-line @typescript-eslint/no-unused-vars
+    const { componentLab, ...cellRef } = refs.cell;
     const adapted: FamiliarityReferences = {
-      cell: refs.cell,
+      cell: cellRef,
       image: refit.ref,
       ...(refs.disagreement && {
         disagreement: {

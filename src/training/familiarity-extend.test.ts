@@ -4,8 +4,16 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createRng } from '../imaging/random.js';
-import { appendReferenceDistance } from '../model/familiarity-graph.js';
-import { componentDistances, referenceDistance, type FamiliarityReferences } from '../model/familiarity.js';
+import { OUTPUTS } from '../model/classifier-graph.js';
+import { appendFamiliarity, appendReferenceDistance, readFamiliarity } from '../model/familiarity-graph.js';
+import {
+  cellDistance,
+  cellMahalanobis,
+  componentDistances,
+  nearestComponent,
+  referenceDistance,
+  type FamiliarityReferences,
+} from '../model/familiarity.js';
 import { GraphBuilder } from '../model/onnx/graph-builder.js';
 import { OnnxSession } from '../model/onnx/runtime.js';
 import type { FamiliarityRecord } from '../model/types.js';
@@ -86,6 +94,55 @@ describe('widening familiarity checks to a reviewed lab', () => {
     ]);
     expect(widened.record.image.components).toEqual(['lab A', 'reviewed lab']);
     expect(widened.record.reviewedLab).toMatchObject({ name: 'reviewed lab', cells: 60, scales });
+  });
+
+  it("measures the parent's lab's cells with the parent's class centres only", () => {
+    const wide = widened.references;
+    expect(Array.from(wide.cell.componentLab!)).toEqual([-1, -1, -1, 1, 1, 1]);
+    // Rows nearest lab A are measured by the parent's centres alone; rows nearest lab B by every centre.
+    const b2 = lab(60, 9, 2, 0.7);
+    let ownA = 0;
+    for (const s of [aVal, b2])
+      for (let r = 0; r < s.n; r++) {
+        const all = componentDistances(wide.cell, s.x, D, r);
+        const nearB = nearestComponent(wide.image, s.x, D, r) === 1;
+        expect(cellMahalanobis(wide, s.x, D, r)).toBeCloseTo(Math.min(...all.subarray(0, nearB ? 6 : 3)), 6);
+        if (s === aVal && !nearB) ownA++;
+      }
+    expect(ownA / aVal.n).toBeGreaterThan(0.95);
+  });
+
+  it('is computed in the model file as the reference implementation computes it, and read back', async () => {
+    const g = new GraphBuilder('features_only', 13);
+    g.input('x', ['N', D]);
+    g.op('Identity', ['x'], {}, OUTPUTS.features);
+    g.output(OUTPUTS.features, ['N', D]);
+    const model = appendFamiliarity(
+      g.toBytes({ metadata: { 'hematovision.feature_dims': '6,6,6,6' } }),
+      widened.references,
+    );
+    const a2 = lab(20, 7);
+    const b2 = lab(20, 8, 2, 0.7);
+    const probe = new Float32Array([...a2.x, ...b2.x]);
+    const session = await OnnxSession.create(model);
+    const out = await session.run({ x: { data: probe, dims: [40, D] } }, [
+      OUTPUTS.cellDistance,
+      OUTPUTS.imageDistance,
+    ]);
+    await session.close();
+    for (let r = 0; r < 40; r++) {
+      const cell = cellDistance(widened.references, probe, D, r);
+      const image = referenceDistance(widened.references.image, probe, D, r);
+      expect(Math.abs(out[OUTPUTS.cellDistance].data[r] - cell)).toBeLessThan(1e-3 * Math.max(1, cell));
+      expect(Math.abs(out[OUTPUTS.imageDistance].data[r] - image)).toBeLessThan(1e-3 * Math.max(1, image));
+    }
+    const back = readFamiliarity(model, {
+      cell: widened.record.cell.components,
+      image: widened.record.image.components,
+    })!;
+    expect(Array.from(back.cell.componentLab!)).toEqual([-1, -1, -1, 1, 1, 1]);
+    expect(Array.from(back.cell.scales!)).toEqual(Array.from(widened.references.cell.scales!));
+    expect(Array.from(back.image.scales!)).toEqual(Array.from(widened.references.image.scales!));
   });
 
   it("never moves the parent's lab further from the parent's centres", () => {

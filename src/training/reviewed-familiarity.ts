@@ -4,8 +4,9 @@
  * parent's; but they were fitted on the parent's labs, and a lab whose cells were reviewed is usually another
  * lab (that is why it was adapted to), which the parent's checks flag throughout. So the reviewed cells join
  * the references (training/familiarity-extend.ts): the image reference gets the reviewed lab as a new
- * component, the cell reference one component per class of the reviewed lab, both with the shared covariance
- * widened by the lab's scatter; the parent's components and thresholds stay as they were.
+ * component, the cell reference one component per class of the reviewed lab (measuring only crops whose
+ * nearest lab is the reviewed one), both with the shared covariance widened where the lab varies more than
+ * the parent's labs; the parent's components and thresholds stay as they were.
  *
  * A few dozen cells in 2192 dimensions fit their own rows closely but new cells of the lab poorly, so a new
  * component's distances are scaled (never up) so that the card's threshold flags about the check's quantile
@@ -18,6 +19,7 @@ import { disagreementOf } from '../model/disagreement.js';
 import {
   cellDistance,
   componentDistances,
+  nearestComponent,
   referenceDistance,
   type FamiliarityReferences,
   type GaussianReference,
@@ -80,7 +82,7 @@ function widen(
   const data = cellData(rows, cells, members, k, true);
   const present = classes.flatMap((_, c) => (data.y.includes(c) ? [c] : []));
   const image = extendReference(refs.image, data.x, data.n, rows.d, new Int32Array(data.n), [lab]);
-  const cell = extendReference(
+  const wide = extendReference(
     refs.cell,
     data.x,
     data.n,
@@ -88,7 +90,13 @@ function widen(
     Int32Array.from(data.y, (y) => present.indexOf(y)),
     present.map((c) => `${classes[c]} (${lab})`),
   );
-  return { ...refs, cell, image };
+  // The lab's class centres measure only the rows whose nearest lab is it (the parent's, every row).
+  const parentCount = refs.cell.components.length;
+  const newLab = refs.image.components.length;
+  const componentLab = Int32Array.from(wide.components, (_, c) =>
+    c < parentCount ? (refs.cell.componentLab?.[c] ?? -1) : newLab,
+  );
+  return { ...refs, cell: { ...wide, componentLab }, image };
 }
 
 /** The distances to the nearest of a reference's first components and to the nearest of its last `count`. */
@@ -154,8 +162,12 @@ export function reviewedLabScales(
       classes.length,
       true,
     );
+    const newLab = wide.image.components.length - 1;
     for (let r = 0; r < test.n; r++) {
-      cellD.push(splitDistance(wide.cell, added, test.x, rows.d, r));
+      const split = splitDistance(wide.cell, added, test.x, rows.d, r);
+      // A cell nearer another lab is measured by the parent's components only (cellMahalanobis).
+      if (nearestComponent(wide.image, test.x, rows.d, r) !== newLab) split.added = Infinity;
+      cellD.push(split);
       imageD.push(splitDistance(wide.image, 1, test.x, rows.d, r));
     }
   }
@@ -214,7 +226,8 @@ export function reviewedFamiliarity(
       method:
         "The reviewed cells joined the parent's references: the lab as a new image component, its classes as " +
         "new cell components, the shared covariance the parent's plus the lab's within-component scatter (the " +
-        "parent's components and thresholds unchanged). The new components' distances are multiplied by the " +
+        "parent's components and thresholds unchanged; the lab's class centres measure only crops whose nearest " +
+        "lab is it). The new components' distances are multiplied by the " +
         'scales, chosen so the thresholds flag about their quantile of reviewed cells left out of the fit ' +
         '(3-fold, grouped by image; never above 1). The disagreement threshold of the lab is that quantile of ' +
         "the reviewed cells' disagreement.",

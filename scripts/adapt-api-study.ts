@@ -164,7 +164,14 @@ async function score(path: string) {
   try {
     const e = await evaluateModel(classifier, [rest]);
     log(`scored ${path}: ${e.n} images in ${((Date.now() - t) / 1000).toFixed(0)} s`);
-    return { accuracy: e.accuracy, macroF1: e.macroF1, n: e.n, noCell: e.noCell, perClass: e.perClass };
+    return {
+      accuracy: e.accuracy,
+      macroF1: e.macroF1,
+      n: e.n,
+      noCell: e.noCell,
+      perClass: e.perClass,
+      review: e.review,
+    };
   } finally {
     await classifier.close();
   }
@@ -183,6 +190,7 @@ const result = {
     id: job!.id,
     seconds: apiSeconds,
     counts: r.counts,
+    recipe: r.recipe,
     comparison: c,
     candidateSha256: r.candidateSha256,
   },
@@ -193,6 +201,20 @@ mkdirSync(out, { recursive: true });
 writeFileSync(join(out, `result-${seed}.json`), JSON.stringify(result, null, 2) + '\n');
 writeFileSync(join(out, 'result.json'), JSON.stringify(result, null, 2) + '\n');
 const f = (s: { accuracy: number; macroF1: number }) => `${pct(s.accuracy)} / ${pct(s.macroF1)}`;
+log(`recipe: ${JSON.stringify(r.recipe)}`);
+// Review on the scored rest: whether the candidate's checks, widened to the reviewed lab, still flag it all.
+console.log('\nThe scored rest, review (flagged for any reason; by reason):');
+console.log(
+  '| model | review rate | silent errors | unfamiliar_image | unfamiliar_cell |\n| --- | --- | --- | --- | --- |',
+);
+for (const [name, s] of [
+  ['active', active],
+  ['candidate', candidate],
+] as const)
+  console.log(
+    `| ${name} | ${pct(s.review.rate)} | ${pct(s.review.silentErrorRate)} | ` +
+      `${pct(s.review.byReason.unfamiliar_image)} | ${pct(s.review.byReason.unfamiliar_cell)} |`,
+  );
 console.log(
   '\n| lab, few reviewed | draw | active model (Kaggle only) as it is | candidate from the API |\n| --- | --- | --- | --- |',
 );

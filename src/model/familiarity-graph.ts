@@ -26,6 +26,8 @@ const BASE_OUTPUTS = [
 const PREFIX = 'familiarity/';
 /** The Mahalanobis part of `cell_distance` when disagreement shares the output (read back by readFamiliarity). */
 const CELL_MAHALANOBIS = `${PREFIX}cell_mahalanobis`;
+/** Added to the distance of a cell component that does not measure a row's lab: never the minimum. */
+const LAB_MASKED = 1e30;
 
 /** The same model without its familiarity outputs (what they cost is measured against it: scripts/bench.ts). */
 export function withoutFamiliarity(model: Uint8Array): Uint8Array {
@@ -45,21 +47,45 @@ export function appendFamiliarity(model: Uint8Array, refs: FamiliarityReferences
   const columns = [refs.cell.columns, refs.image.columns, ...(refs.disagreement?.blocks ?? [])];
   if (!columns.every((c) => c[1] <= d))
     throw new ModelError('A familiarity reference reads past the features.', 'bad_model');
-  const labs = appendComponentDistances(g, OUTPUTS.features, refs.image);
+  // The labs' plain distances choose a row's lab (model/familiarity.ts nearestComponent); scaled, their minimum
+  // is the image distance.
+  const rawLabs = appendComponentDistances(g, OUTPUTS.features, refs.image, false);
+  const labs = refs.image.scales
+    ? g.op('Mul', [rawLabs, g.constant('scales', refs.image.scales, [refs.image.scales.length])])
+    : rawLabs;
   g.op('ReduceMin', [labs], { axes: [1], keepdims: 0 }, OUTPUTS.imageDistance);
   const { disagreement: h, neighbours: nb } = refs;
-  if (!h && !nb) appendReferenceDistance(g, OUTPUTS.features, refs.cell, OUTPUTS.cellDistance);
+  const nearest =
+    h || nb || refs.cell.componentLab ? g.op('ArgMin', [rawLabs], { axis: 1, keepdims: 0 }) : '';
+  const mahalanobisOut = h || nb ? CELL_MAHALANOBIS : OUTPUTS.cellDistance;
+  if (!refs.cell.componentLab) appendReferenceDistance(g, OUTPUTS.features, refs.cell, mahalanobisOut);
   else {
+    // Components of one lab measure only that lab's rows: the others get a distance too large to be the min.
+    const own = refs.cell.componentLab;
+    const nLabs = refs.image.components.length;
+    if (own.some((l) => l >= nLabs))
+      throw new ModelError('A cell component belongs to a lab the image reference lacks.', 'bad_model');
+    const mask = Float32Array.from({ length: nLabs * own.length }, (_, i) => {
+      const l = own[i % own.length];
+      return l < 0 || l === Math.floor(i / own.length) ? 0 : LAB_MASKED;
+    });
+    const perComponent = appendComponentDistances(g, OUTPUTS.features, refs.cell);
+    const masked = g.op('Add', [
+      perComponent,
+      g.op('Gather', [g.constant('labMask', mask, [nLabs, own.length]), nearest]),
+    ]);
+    g.op('ReduceMin', [masked], { axes: [1], keepdims: 0 }, mahalanobisOut);
+  }
+  if (h || nb) {
     const labCount = refs.image.components.length;
     if ((h && h.thresholds.length !== labCount) || (nb && nb.thresholds.length !== labCount))
       throw new ModelError('Per-lab thresholds do not match the training labs.', 'bad_model');
-    const parts = [appendReferenceDistance(g, OUTPUTS.features, refs.cell, CELL_MAHALANOBIS)];
     // Each crop is judged by the threshold of the lab it looks most like, put on the Mahalanobis scale.
-    const nearest = g.op('ArgMin', [labs], { axis: 1, keepdims: 0 });
     const onCellScale = (score: string, name: string, thresholds: Float32Array, scale: number) => {
       const threshold = g.op('Gather', [g.constant(`${name}_thr`, thresholds, [thresholds.length]), nearest]);
       return g.op('Mul', [g.op('Div', [score, threshold]), g.scalar(`${name}_scale`, scale)]);
     };
+    const parts = [CELL_MAHALANOBIS];
     if (h)
       parts.push(onCellScale(appendDisagreement(g, OUTPUTS.features, h), 'dis', h.thresholds, h.cellScale));
     if (nb)
@@ -137,8 +163,13 @@ export function appendReferenceDistance(
   return g.op('ReduceMin', [perComponent], { axes: [1], keepdims: 0 }, output);
 }
 
-/** The distance to every centre, [N, c] (model/familiarity.ts's `componentDistances`). */
-export function appendComponentDistances(g: GraphBuilder, features: string, ref: GaussianReference): string {
+/** The distance to every centre, [N, c] (model/familiarity.ts's `componentDistances`, scaled or not). */
+export function appendComponentDistances(
+  g: GraphBuilder,
+  features: string,
+  ref: GaussianReference,
+  withScales = true,
+): string {
   const [start, end] = ref.columns;
   const d = end - start;
   const c = ref.components.length;
@@ -162,7 +193,8 @@ export function appendComponentDistances(g: GraphBuilder, features: string, ref:
   const principal = g.op('ReduceSumSquare', [scaled], { axes: [2], keepdims: 0 });
   const residual = g.op('Relu', [g.op('Sub', [total, projected])]);
   const sum = g.op('Add', [principal, g.op('Div', [residual, g.scalar('resVar', ref.residualVariance)])]);
-  return g.op('Div', [sum, g.scalar('dim', d)]);
+  const perDim = g.op('Div', [sum, g.scalar('dim', d)]);
+  return withScales && ref.scales ? g.op('Mul', [perDim, g.constant('scales', ref.scales, [c])]) : perDim;
 }
 
 /**
@@ -243,7 +275,8 @@ export function readFamiliarity(
       if (t.startsWith(PREFIX) && (floats.has(t) || ints.has(t)))
         consts.set(t.slice(PREFIX.length).replace(/_\d+$/, ''), t);
       const n = nodes.find((x) => x.outputs.includes(t));
-      if (n && (t === output || t.startsWith(PREFIX))) todo.push(...n.inputs);
+      // The nearest lab (ArgMin) is the image reference's: its constants are not this reference's.
+      if (n && n.opType !== 'ArgMin' && (t === output || t.startsWith(PREFIX))) todo.push(...n.inputs);
     }
     const f = (k: string) => {
       const v = floats.get(consts.get(k) ?? '');
@@ -270,6 +303,8 @@ export function readFamiliarity(
       invSqrtEig,
       centerProjections: projectCenters(centers, basis, c, d, m),
       residualVariance: f('resVar')[0],
+      ...(consts.has('scales') ? { scales: f('scales') } : {}),
+      ...(consts.has('labMask') ? { componentLab: labsOfMask(f('labMask'), c) } : {}),
     };
   };
   const combined = nodes.some((n) => n.outputs.includes(CELL_MAHALANOBIS));
@@ -341,4 +376,13 @@ export function projectCenters(
       out[i * m + k] = s;
     }
   return out;
+}
+
+/** The componentLab of a cell reference from its graph mask ([labs, c]: 0 where a component measures a lab). */
+function labsOfMask(mask: Float32Array, c: number): Int32Array {
+  const labs = mask.length / c;
+  return Int32Array.from({ length: c }, (_, j) => {
+    const open = Array.from({ length: labs }, (_, l) => l).filter((l) => mask[l * c + j] === 0);
+    return open.length === labs ? -1 : (open[0] ?? -1);
+  });
 }

@@ -44,6 +44,18 @@ export interface GaussianReference {
   centerProjections: Float32Array;
   /** Mean variance of the directions outside the basis. */
   residualVariance: number;
+  /**
+   * Per component, a factor on its distance (absent: 1 each). A component fitted on few rows (a lab added from
+   * its reviewed cells, training/familiarity-extend.ts) is put on the scale of the threshold chosen for the
+   * others, so one threshold serves all.
+   */
+  scales?: Float32Array;
+  /**
+   * Cell references only: per component, the image-reference component (lab) whose rows it measures, or −1
+   * for rows of any lab (absent: −1 each). A lab's class centres fitted on few of its cells are loose (scaled
+   * down), and would pass another lab's outliers if they measured every row.
+   */
+  componentLab?: Int32Array;
 }
 
 /**
@@ -67,7 +79,8 @@ export function nearestComponent(
   D: number,
   row: number,
 ): number {
-  const d = componentDistances(ref, features, D, row);
+  // Unscaled: a lab whose distances are scaled down must not draw the rows of the others.
+  const d = componentDistances(ref, features, D, row, false);
   let best = 0;
   for (let c = 1; c < d.length; c++) if (d[c] < d[best]) best = c;
   return best;
@@ -79,6 +92,8 @@ export function componentDistances(
   features: Float32Array,
   D: number,
   row: number,
+  /** Multiply by the components' `scales` (false: the plain distances, as for choosing the nearest lab). */
+  scaled = true,
 ): Float64Array {
   const [start, end] = ref.columns;
   const d = end - start;
@@ -102,7 +117,8 @@ export function componentDistances(
       projected += diff * diff;
       principal += (diff * ref.invSqrtEig[i]) ** 2;
     }
-    out[c] = (principal + Math.max(0, total - projected) / ref.residualVariance) / d;
+    const scale = scaled ? (ref.scales?.[c] ?? 1) : 1;
+    out[c] = ((principal + Math.max(0, total - projected) / ref.residualVariance) / d) * scale;
   }
   return out;
 }
@@ -119,7 +135,7 @@ export function cellDistance(
   D: number,
   row: number,
 ): number {
-  const mahalanobis = referenceDistance(refs.cell, features, D, row);
+  const mahalanobis = cellMahalanobis(refs, features, D, row);
   const { disagreement: h, neighbours: nb } = refs;
   if (!h && !nb) return mahalanobis;
   const lab = nearestComponent(refs.image, features, D, row);
@@ -127,4 +143,23 @@ export function cellDistance(
   if (h) out = Math.max(out, (disagreementOf(h, features, D, row) / h.thresholds[lab]) * h.cellScale);
   if (nb) out = Math.max(out, (neighbourDistance(nb, features, D, row) / nb.thresholds[lab]) * nb.cellScale);
   return out;
+}
+
+/**
+ * The Mahalanobis part of `cell_distance`: the distance to the nearest class centre among those that measure
+ * the row's lab (componentLab; the image reference's nearest component, unscaled).
+ */
+export function cellMahalanobis(
+  refs: Pick<FamiliarityReferences, 'cell' | 'image'>,
+  features: Float32Array,
+  D: number,
+  row: number,
+): number {
+  const labs = refs.cell.componentLab;
+  if (!labs) return referenceDistance(refs.cell, features, D, row);
+  const lab = nearestComponent(refs.image, features, D, row);
+  const all = componentDistances(refs.cell, features, D, row);
+  let best = Infinity;
+  for (let c = 0; c < all.length; c++) if (labs[c] < 0 || labs[c] === lab) best = Math.min(best, all[c]);
+  return best;
 }

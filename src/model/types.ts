@@ -255,6 +255,11 @@ export interface FamiliarityRecord {
    * threshold the accuracy target chose, `reviewRate` each lab's rate at the card's threshold.
    */
   reviewBudget?: { budget: number; before: number; reviewRate: Record<string, number> };
+  /**
+   * A model learned from reviewed cells (training/reviewed-familiarity.ts): the lab of those cells joined the
+   * references under `name`, from `cells` cells, its new components' distances multiplied by `scales`.
+   */
+  reviewedLab?: { name: string; cells: number; scales: { cell: number; image: number }; method: string };
 }
 
 export interface ActivationStatsRecord {
@@ -298,7 +303,13 @@ export interface ReviewedCellsRecord {
   /** Reviewed cells per class used to train the head, and held back (grouped by image) to score it. */
   trained: Record<string, number>;
   heldOut: Record<string, number>;
+  /** Reviewed cells per class the model's own head was trained on (all of them; absent in older cards). */
+  final?: Record<string, number>;
   l2: number;
+  /** l2's cross-validated NLL and accuracy on the training part, per candidate l2 (absent in older cards). */
+  l2Cv?: { l2: number; nll: number; accuracy: number }[];
+  /** Views per cell (the original and augmented ones; absent in older cards: 1). */
+  views?: number;
   seed: number;
   /** What was kept from the base model and what was dropped, in words. */
   note: string;

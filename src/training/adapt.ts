@@ -276,8 +276,12 @@ export async function adaptModel(o: AdaptOptions): Promise<AdaptResult> {
     const refit = refitImageReference(refs.image, fam.image, lab, after, n, d);
     // One lab now, so one threshold per per-lab check: the parent's loosest, as no labels here can choose one.
     const loosest = (t: Float32Array) => Float32Array.of(Math.max(...t));
+    // One lab now: class centres that measured only one of the parent's labs (a lab added from reviewed
+    // cells) measure every row, as the image reference can no longer tell the labs apart.
+    // eslint-disable-next-line @typescript-eslint/no-unused-vars
+    const { componentLab, ...cellRef } = refs.cell;
     const adapted: FamiliarityReferences = {
-      cell: refs.cell,
+      cell: cellRef,
       image: refit.ref,
       ...(refs.disagreement && {
         disagreement: { ...refs.disagreement, thresholds: loosest(refs.disagreement.thresholds) },

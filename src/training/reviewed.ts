@@ -1,11 +1,14 @@
 /**
  * Learning from reviewed cells: a new head on the active model's own (frozen) backbone features of the cells
- * reviewers confirmed or corrected, trained on most of them and scored, beside the active model, on the rest
- * (held back whole images at a time, so no image's cells sit on both sides). The backbone, preprocessing,
- * temperature and review threshold are the base model's, and so are its familiarity checks: the backbone is
- * frozen, so they measure the candidate's features as they measured the base's (reviewed-familiarity.ts).
- * Its test-time calibration was fitted on the old head's averaged logits and is left out.
+ * reviewers confirmed or corrected, three views a cell (as `train` augments), l2 chosen by cross-validation
+ * grouped by image (reviewed-recipe.ts). Whole images are held back to score it beside the active model: the
+ * head scored is trained, l2 chosen and familiarity widened on the training part only; the head stored is then
+ * trained the same way on every reviewed cell (as `train` refits on all after choosing), and the result and
+ * card say so. The backbone, preprocessing, temperature and review threshold are the base model's; its
+ * familiarity checks are the base's widened to the reviewed cells' lab (reviewed-familiarity.ts). Its
+ * test-time calibration was fitted on the old head's averaged logits and is left out.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatasetError } from '../errors.js';
@@ -14,16 +17,30 @@ import { cropSquare, resizeRgb } from '../imaging/preprocess.js';
 import type { Box } from '../imaging/types.js';
 import { cardPathFor } from '../model/classifier.js';
 import { buildClassifierModel } from '../model/classifier-graph.js';
+import { appendFamiliarity } from '../model/familiarity-graph.js';
 import { FeatureExtractor } from '../model/feature-extractor.js';
+import { augmentedViews } from '../model/inputs.js';
 import { readFloatInitializers } from '../model/onnx/graph-builder.js';
 import { argmax, softmaxRows } from '../model/softmax.js';
 import { writeInput } from '../model/tensor.js';
 import type { ModelCard } from '../model/types.js';
 import { writeAtomic } from './files.js';
-import { fitSoftmaxHead, foldStandardisation } from './head.js';
+import { foldStandardisation } from './head.js';
 import { evaluatePredictions } from './metrics.js';
 import { cardHeader } from './model-card.js';
-import { carryFamiliarity } from './reviewed-familiarity.js';
+import {
+  familiarityFlags,
+  parentFamiliarity,
+  reviewedFamiliarity,
+  reviewedLabScales,
+} from './reviewed-familiarity.js';
+import {
+  cellData,
+  REVIEWED_L2_GRID,
+  trainReviewedHeads,
+  type CellRows,
+  type L2CvScore,
+} from './reviewed-recipe.js';
 import { groupedStratifiedSplit } from './split.js';
 
 export interface ReviewedCell {
@@ -64,14 +81,27 @@ export interface ReviewedResult {
   modelPath: string;
   card: ModelCard;
   counts: {
+    /** Cells the scored head was trained on (the training part). */
     trained: Record<string, number>;
+    /** Cells held back to score it (whole images). */
     heldOut: Record<string, number>;
+    /** Cells the stored candidate's head was trained on: every usable reviewed cell. */
+    final: Record<string, number>;
     ignored: Record<string, number>;
   };
+  /** How the head was trained: l2 and its cross-validation, views per cell. */
+  recipe: { l2: number; l2Cv: L2CvScore[]; folds: number; views: number };
   comparison: { heldOut: number; active: HeldOutScore; candidate: HeldOutScore };
 }
 
 const BATCH = 16;
+/** Views per reviewed cell: the original and two augmented, as `train` uses by default (--views 3). */
+export const REVIEWED_VIEWS = 3;
+
+/** The augmentation seed of a cell's views: its image, its box and the job's seed. */
+function viewSeed(cell: ReviewedCell, seed: number): number {
+  return (seed ^ parseInt(createHash('sha256').update(cellKey(cell)).digest('hex').slice(0, 8), 16)) >>> 0;
+}
 
 /** The checks before any work: enough reviewed cells of every class the model knows, none of other classes. */
 export function checkReviewed(
@@ -159,77 +189,99 @@ export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedRes
   const extractor = await FeatureExtractor.load(o.modelPath);
   const d = extractor.featureDim;
   const size = base.preprocessing.inputSize;
-  const x = new Float32Array(items.length * d);
+  // Every cell in REVIEWED_VIEWS views (view 0 as it is, the rest augmented as `train` augments by default):
+  // row r is view r % REVIEWED_VIEWS of item ⌊r / REVIEWED_VIEWS⌋.
+  const views = REVIEWED_VIEWS;
+  const x = new Float32Array(items.length * views * d);
   try {
     for (let start = 0; start < items.length; start += BATCH) {
       const rows = usable.slice(start, start + BATCH);
-      const input = new Float32Array(rows.length * 3 * size * size);
+      const input = new Float32Array(rows.length * views * 3 * size * size);
       for (const [slot, i] of rows.entries()) {
         const cell = o.cells[i];
         const image = await decodeImage(Buffer.from(cell.image));
         const crop = cell.box ? cropSquare(image, cell.box, base.preprocessing.cropPadding) : image;
-        writeInput(await resizeRgb(crop, size, size), input, slot);
+        const pixels = await resizeRgb(crop, size, size);
+        augmentedViews(pixels, views, viewSeed(cell, o.seed)).forEach((im, v) =>
+          writeInput(im, input, slot * views + v),
+        );
       }
-      x.set(await extractor.extract(input, rows.length, size), start * d);
+      x.set(await extractor.extract(input, rows.length * views, size), start * views * d);
       progress(
-        0.02 + (0.8 * (start + rows.length)) / items.length,
+        0.02 + (0.6 * (start + rows.length)) / items.length,
         'Backbone features of the reviewed cells',
       );
     }
   } finally {
     await extractor.close();
   }
-
-  const pick = (keep: (i: number) => boolean) => {
-    const idx = items.flatMap((_, i) => (keep(i) ? [i] : []));
-    const xs = new Float32Array(idx.length * d);
-    idx.forEach((r, j) => xs.set(x.subarray(r * d, (r + 1) * d), j * d));
-    return { idx, x: xs, y: Int32Array.from(idx, (i) => items[i].labelIndex) };
+  const cellRows: CellRows = {
+    x,
+    d,
+    cell: Int32Array.from({ length: items.length * views }, (_, r) => Math.floor(r / views)),
+    view: Int32Array.from({ length: items.length * views }, (_, r) => r % views),
   };
-  const train = pick((i) => !held.has(i));
-  const test = pick((i) => held.has(i));
+  const trainIdx = items.flatMap((_, i) => (held.has(i) ? [] : [i]));
+  const allIdx = items.map((_, i) => i);
+  const test = cellData(cellRows, items, split.val, k, true);
 
-  progress(0.85, 'Training the head');
-  // Classes weigh the same however many cells of each were reviewed.
-  const perClass = new Array<number>(k).fill(0);
-  for (const y of train.y) perClass[y]++;
-  const weights = Float32Array.from(train.y, (y) => train.y.length / (k * perClass[y]));
-  const l2 = base.head.l2;
-  const fit = fitSoftmaxHead(train.x, train.idx.length, d, train.y, k, {
-    l2,
-    sampleWeights: weights,
-    tol: 1e-3,
-  });
-  const folded = foldStandardisation(fit.head);
+  progress(0.65, 'Choosing l2 by cross-validation and training the head');
+  const { cv, scored, final } = trainReviewedHeads(cellRows, items, trainIdx, k, o.seed);
+  const l2 = cv.l2;
+  const scoredHead = foldStandardisation(scored.head);
+  const folded = foldStandardisation(final.head);
 
-  progress(0.9, 'Scoring the candidate beside the active model on the held-back cells');
+  progress(0.75, 'Widening the familiarity checks to the reviewed lab');
   const name = `${base.name}-reviewed`;
   const headOnly = buildClassifierModel(
     bytes,
     { weight: folded.weight, bias: folded.bias, k, d },
     { temperature: base.temperature, classes, metadata: { 'hematovision.name': name } },
   );
-  const familiarity = carryFamiliarity(bytes, base, headOnly);
-  // Both models flag the same held-back cells as unfamiliar (same features, same references).
-  const unfamiliar = familiarity?.flags(test.x, test.idx.length, d);
+  // The checks the candidate is scored with are widened by the training part only (held-back cells are
+  // new to them, as they are to its head); the stored candidate's by every reviewed cell, at the same scales.
+  const parentChecks = parentFamiliarity(bytes, base);
+  const scales = parentChecks
+    ? reviewedLabScales(parentChecks.refs, parentChecks.fam, cellRows, items, trainIdx, classes, o.seed)
+    : null;
+  const widened = (members: number[]) =>
+    parentChecks && scales
+      ? reviewedFamiliarity(parentChecks, classes, cellRows, items, members, scales)
+      : null;
+  const scoredChecks = widened(trainIdx);
+  const familiarity = widened(allIdx);
+  progress(0.9, 'Scoring the candidate beside the active model on the held-back cells');
+  const activeFlags =
+    parentChecks && familiarityFlags(parentChecks.refs, parentChecks.fam, test.x, test.n, d);
+  const candidateFlags = scoredChecks?.flags(test.x, test.n, d);
   const init = readFloatInitializers(bytes);
   const activeW = init.get('head/W');
   const activeB = init.get('head/b');
   if (!activeW || !activeB || activeW.length !== k * d)
     throw new DatasetError('The active model has no head this version can read.', 'bad_model');
-  const score = (w: Float32Array, b: Float32Array) =>
-    heldOutScore(test.x, test.y, w, b, d, classes, base.temperature, base.reviewThreshold, unfamiliar);
+  const score = (w: Float32Array, b: Float32Array, flags?: Uint8Array | null) =>
+    heldOutScore(
+      test.x,
+      test.y,
+      w,
+      b,
+      d,
+      classes,
+      base.temperature,
+      base.reviewThreshold,
+      flags ?? undefined,
+    );
   const comparison = {
-    heldOut: test.idx.length,
-    active: score(activeW, activeB),
-    candidate: score(folded.weight, folded.bias),
+    heldOut: test.n,
+    active: score(activeW, activeB, activeFlags),
+    candidate: score(scoredHead.weight, scoredHead.bias, candidateFlags),
   };
 
   progress(0.95, 'Writing the candidate model');
-  const onnx = familiarity?.onnx ?? headOnly;
+  const onnx = familiarity ? appendFamiliarity(headOnly, familiarity.references) : headOnly;
   const count = (idx: number[]) =>
     Object.fromEntries(classes.map((c, ci) => [c, idx.filter((i) => items[i].labelIndex === ci).length]));
-  const counts = { trained: count(train.idx), heldOut: count(test.idx), ignored };
+  const counts = { trained: count(trainIdx), heldOut: count(split.val), final: count(allIdx), ignored };
   /* eslint-disable @typescript-eslint/no-unused-vars */
   const { familiarity: _, testTimeAugmentation, activationStats, quantization, ...kept } = base;
   /* eslint-enable @typescript-eslint/no-unused-vars */
@@ -240,8 +292,12 @@ export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedRes
     head: {
       ...base.head,
       kind: 'softmax regression on standardised pooled features (folded into one Gemm), retrained on reviewed cells',
-      optimizer: 'L-BFGS, full batch, class-balanced',
-      iterations: fit.iterations,
+      l2,
+      l2Grid: REVIEWED_L2_GRID,
+      optimizer:
+        `L-BFGS, full batch, class-balanced, ${views} views per cell; l2 chosen by ${cv.folds}-fold ` +
+        'cross-validation grouped by image on the training part, then refit on every reviewed cell',
+      iterations: final.iterations,
       fineTuning: undefined,
     },
     validation: {
@@ -257,14 +313,20 @@ export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedRes
       from: { name: base.name, version: base.version, modelSha256: base.modelSha256 },
       trained: counts.trained,
       heldOut: counts.heldOut,
+      final: counts.final,
       l2,
+      l2Cv: cv.table,
+      views,
       seed: o.seed,
       note:
+        `The held-back score (validation) is of the head trained on the training part only (${trainIdx.length} ` +
+        `cells), with l2 chosen on that part: the held-back cells took no part in it. This model's head was ` +
+        `then trained on all ${allIdx.length} reviewed cells with the same l2, so it has not been scored on ` +
+        'cells it never saw. ' +
         "Backbone, preprocessing, temperature and review threshold are the base model's. " +
         (familiarity
-          ? 'Its familiarity checks (unfamiliar_cell, unfamiliar_image) are carried over as they are: the ' +
-            "backbone is frozen, so their references and thresholds measure this model's features as they " +
-            "measured the base's. "
+          ? "Its familiarity checks (unfamiliar_cell, unfamiliar_image) are the base's, widened to the " +
+            "reviewed cells' lab (familiarity.reviewedLab): the base's components and thresholds are kept. "
           : 'The base model has no familiarity checks, so this one has none. ') +
         'Its test-time augmentation calibration is not carried over (it was fitted on the old head).',
     },
@@ -273,7 +335,7 @@ export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedRes
   writeAtomic(modelPath, onnx);
   writeAtomic(join(o.outDir, 'model.json'), Buffer.from(JSON.stringify(card, null, 2) + '\n'));
   progress(1, 'Done');
-  return { modelPath, card, counts, comparison };
+  return { modelPath, card, counts, comparison, recipe: { l2, l2Cv: cv.table, folds: cv.folds, views } };
 }
 
 /**

@@ -24,6 +24,8 @@ export interface AdaptationResult {
   counts: {
     trained: Record<string, number>;
     heldOut: Record<string, number>;
+    /** Cells the stored candidate was trained on: all usable reviewed cells (absent from older jobs). */
+    final?: Record<string, number>;
     ignored: Record<string, number>;
   };
   comparison: { heldOut: number; active: HeldOutScore; candidate: HeldOutScore };

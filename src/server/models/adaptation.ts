@@ -29,6 +29,7 @@ export interface AdaptationResult {
   candidateSha256: string;
   counts: ReviewedResult['counts'];
   comparison: ReviewedResult['comparison'];
+  recipe: ReviewedResult['recipe'];
 }
 
 /** The reviewed cells of a stored case: each cell's latest review label (an image without cells: the image). */
@@ -111,6 +112,7 @@ export function registerAdaptations(
           candidateSha256: stored.sha256,
           counts: learned.counts,
           comparison: learned.comparison,
+          recipe: learned.recipe,
         };
         return result;
       } finally {

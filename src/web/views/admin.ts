@@ -9,6 +9,8 @@ import { announce, errorMessage } from '../status.js';
 
 const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
 const when = (iso: string) => iso.slice(0, 19).replace('T', ' ');
+/** Cells over every class of a per-class count. */
+const total = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
 
 /** Tells the header (main.ts) that the served model changed, so it shows the new one's name. */
 export const MODEL_CHANGED = 'hv:model-changed';
@@ -164,7 +166,12 @@ export function renderAdmin(main: HTMLElement, _ctx: AppContext): ViewHandle {
             h(
               'p',
               null,
-              `Scored on ${result.comparison.heldOut} held-back reviewed cells (whole images held back).`,
+              `Scored on ${result.comparison.heldOut} held-back reviewed cells (whole images held back), ` +
+                'trained without them. ' +
+                (result.counts.final
+                  ? `The candidate stored was then trained the same way on all ${total(result.counts.final)} ` +
+                    'reviewed cells, so it has seen these too.'
+                  : ''),
             ),
             h(
               'table',

@@ -6,6 +6,7 @@ import type { NeighbourReference } from './neighbours.js';
 import onnxProto from 'onnx-proto';
 import {
   GraphBuilder,
+  halveFloatInitializers,
   readFloatInitializers,
   readInt64Initializers,
   readMetadata,
@@ -120,6 +121,19 @@ export function appendDisagreement(g: GraphBuilder, features: string, h: Disagre
       );
   const sum = pairs.length === 1 ? pairs[0] : g.op('Sum', pairs);
   return g.op('Div', [sum, g.scalar('pairs2', 2 * pairs.length)]);
+}
+
+/**
+ * The same model with the nearest-cells check's stored cells and projection at half precision (cosines move
+ * by about 1e-3, far below its thresholds' spacing): an int8 copy, whose file size matters, carries them so.
+ * Apply after shiftFamiliarityMeans, which edits float constants. A model without the check is returned as is.
+ */
+export function halveNeighbours(model: Uint8Array): Uint8Array {
+  const names = [`${PREFIX}nb_rows`, `${PREFIX}nb_w`];
+  const floats = readFloatInitializers(model);
+  return names.every((n) => floats.has(n)) && readNodes(model).every((n) => !n.outputs.includes(names[0]))
+    ? halveFloatInitializers(model, names)
+    : model;
 }
 
 /** Appends model/neighbours.ts's `neighbourDistance` on the pooled `features` [N, D]: output [N]. */

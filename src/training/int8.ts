@@ -14,7 +14,7 @@ import { calibrateRanges, DEFAULT_PERCENTILE, type CalibrationMethod } from '../
 import { planQuantization, quantizeModel, type ActivationType } from '../model/onnx/quantize.js';
 import { OnnxSession, type FloatTensor } from '../model/onnx/runtime.js';
 import { OUTPUTS } from '../model/classifier-graph.js';
-import { shiftFamiliarityMeans } from '../model/familiarity-graph.js';
+import { halveNeighbours, shiftFamiliarityMeans } from '../model/familiarity-graph.js';
 import type { ModelCard, QuantizationRecord } from '../model/types.js';
 import { IMAGE_EXTENSIONS } from './dataset.js';
 import { writeAtomic } from './files.js';
@@ -138,9 +138,12 @@ async function adaptFamiliarity(
   const fb = b[OUTPUTS.features].data;
   for (let i = 0; i < fa.length; i++) shift[i % d] += fb[i] - fa[i];
   const rows = fa.length / d;
-  const bytes = shiftFamiliarityMeans(
-    int8,
-    Float32Array.from(shift, (v) => v / rows),
+  // The stored cells at half precision keep the int8 file small; the thresholds below are measured on it.
+  const bytes = halveNeighbours(
+    shiftFamiliarityMeans(
+      int8,
+      Float32Array.from(shift, (v) => v / rows),
+    ),
   );
   const c = await outputsOver(bytes, [OUTPUTS.cellDistance, OUTPUTS.imageDistance], batches);
   const scaled = (name: string, ref: { threshold: number; quantile: number }) =>

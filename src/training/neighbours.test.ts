@@ -7,7 +7,12 @@
 import { describe, expect, it } from 'vitest';
 import { createRng } from '../imaging/random.js';
 import { cellDistance, nearestComponent, referenceDistance } from '../model/familiarity.js';
-import { appendFamiliarity, readFamiliarity, shiftFamiliarityMeans } from '../model/familiarity-graph.js';
+import {
+  appendFamiliarity,
+  halveNeighbours,
+  readFamiliarity,
+  shiftFamiliarityMeans,
+} from '../model/familiarity-graph.js';
 import { neighbourDistance } from '../model/neighbours.js';
 import { featureModel, runFamiliarity } from '../testing/feature-model.js';
 import { fitFamiliarity } from './familiarity.js';
@@ -100,6 +105,17 @@ describe('nearest stored cells', () => {
     expect(back.neighbours!.weight).toEqual(nb.weight);
     expect(Array.from(back.neighbours!.thresholds)).toEqual(Array.from(nb.thresholds));
     expect(back.neighbours!.cellScale).toBeCloseTo(nb.cellScale, 5);
+
+    // At half precision (the int8 copy's storage): a smaller file, the same distances within rounding.
+    const halved = halveNeighbours(model);
+    expect(halved.length).toBeLessThan(model.length - nb.rows.length * 2 + 200);
+    expect(halveNeighbours(halved)).toBe(halved);
+    const half = await runFamiliarity(halved, probe, D);
+    for (let r = 0; r < 40; r++)
+      expect(Math.abs(half.cell[r] - out.cell[r])).toBeLessThan(1e-2 * Math.max(1, out.cell[r]));
+    const halfBack = readFamiliarity(halved, { cell: ['a', 'b', 'c'], image: ['lab0', 'lab1'] })!;
+    for (let i = 0; i < nb.rows.length; i++)
+      expect(Math.abs(halfBack.neighbours!.rows[i] - nb.rows[i])).toBeLessThan(1e-3);
 
     const shift = Float32Array.from({ length: D }, (_, j) => 0.1 * ((j % 5) - 2));
     const again = await runFamiliarity(

@@ -1,9 +1,10 @@
 import onnxProto from 'onnx-proto';
+import { fromFloat16, toFloat16 } from './float16.js';
 
 const { onnx } = onnxProto;
 
 /** ONNX element types this project writes. */
-export const DType = { float: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9 } as const;
+export const DType = { float: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float16: 10 } as const;
 export type DTypeName = keyof typeof DType;
 
 /** Marks a number attribute as FLOAT even when it happens to be whole (e.g. alpha = 1). */
@@ -191,17 +192,59 @@ export function readMetadata(bytes: Uint8Array): Record<string, string> {
   return Object.fromEntries((model.metadataProps ?? []).map((p) => [p.key ?? '', p.value ?? '']));
 }
 
-/** The float32 initializers of a model we wrote (raw little-endian data), by name; other tensors are skipped. */
+/**
+ * The float initializers of a model we wrote (raw little-endian data), by name, as float32; a half-precision
+ * constant that a Cast node turns into float (halveFloatInitializers) is read under the Cast's output name.
+ * Other tensors are skipped.
+ */
 export function readFloatInitializers(bytes: Uint8Array): Map<string, Float32Array> {
   const model = onnx.ModelProto.decode(bytes);
   const out = new Map<string, Float32Array>();
+  const castTo = new Map(
+    (model.graph?.node ?? []).filter((n) => n.opType === 'Cast').map((n) => [n.input?.[0], n.output?.[0]]),
+  );
   for (const t of model.graph?.initializer ?? []) {
     const raw = t.rawData;
-    if (t.dataType !== DType.float || !t.name || !raw || raw.byteLength % 4 !== 0) continue;
+    if (!t.name || !raw) continue;
     // Copied into its own buffer: raw_data is a view of the file at any alignment (a Buffer's slice() is too).
-    out.set(t.name, new Float32Array(new Uint8Array(raw).buffer));
+    if (t.dataType === DType.float && raw.byteLength % 4 === 0)
+      out.set(t.name, new Float32Array(new Uint8Array(raw).buffer));
+    else if (t.dataType === DType.float16 && raw.byteLength % 2 === 0 && castTo.get(t.name))
+      out.set(castTo.get(t.name)!, fromFloat16(new Uint16Array(new Uint8Array(raw).buffer)));
   }
   return out;
+}
+
+/**
+ * The model with the named float32 initializers stored at half precision, each followed by a Cast back to
+ * float under its old name, so the graph computes as before on values rounded to half precision: for large
+ * constants whose precision matters less than the file's size.
+ */
+export function halveFloatInitializers(bytes: Uint8Array, names: string[]): Uint8Array {
+  const model = onnx.ModelProto.decode(bytes);
+  const graph = model.graph!;
+  const casts: InstanceType<typeof onnx.NodeProto>[] = [];
+  for (const t of graph.initializer ?? []) {
+    if (!t.name || !names.includes(t.name)) continue;
+    if (t.dataType !== DType.float || !t.rawData) throw new Error(`Initializer ${t.name} is not float32.`);
+    const half = toFloat16(new Float32Array(new Uint8Array(t.rawData).buffer));
+    const name = t.name;
+    t.name = `${name}/f16`;
+    t.dataType = DType.float16;
+    t.rawData = new Uint8Array(half.buffer);
+    casts.push(
+      onnx.NodeProto.create({
+        opType: 'Cast',
+        input: [t.name],
+        output: [name],
+        name: `${name}/cast`,
+        attribute: [attribute('to', DType.float)],
+      }),
+    );
+  }
+  if (casts.length !== names.length) throw new Error(`No float initializer named ${names.join(', ')}.`);
+  graph.node = [...casts, ...(graph.node ?? [])];
+  return onnx.ModelProto.encode(model).finish();
 }
 
 /**

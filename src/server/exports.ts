@@ -127,5 +127,5 @@ async function stored(
   file: Omit<ExportResult, 'sha256' | 'bytes'>,
 ): Promise<ExportResult> {
   await ctx.progress(0.97, 'Storing the file');
-  return { sha256: await store.putExportFile(bytes), bytes: bytes.length, ...file };
+  return { sha256: await store.putExportFile(ctx.job.id, bytes), bytes: bytes.length, ...file };
 }

@@ -1,0 +1,78 @@
+/**
+ * Export files in PostgreSQL's blobs and the job that names each one (jobs.file_sha256, migration 11): the
+ * same contract as sqlite-exports.ts, across replicas. The bytes and the job's reference commit in one
+ * statement, and the foreign key from jobs to blobs is the guard: a sweep's delete of bytes that any job
+ * references, also one whose transaction has not committed yet (it holds a key-share lock on the row), is
+ * refused, and that refusal means "still in use".
+ */
+import type pg from 'pg';
+import { HematoError } from '../../errors.js';
+import { sha256 } from './blobs.js';
+import { isForeignKeyViolation } from './postgres-blobs.js';
+
+/**
+ * Stores the bytes (unless there) and points the job at them; the job's earlier file, if it named another.
+ * The bytes are stored only for a job that exists, so none are left that no job names.
+ */
+const PUT = `WITH stored AS (
+    INSERT INTO blobs (sha256, bytes) SELECT $2, $3::bytea WHERE EXISTS (SELECT 1 FROM jobs WHERE id = $1)
+    ON CONFLICT (sha256) DO NOTHING
+  )
+  UPDATE jobs j SET file_sha256 = $2 FROM (SELECT id, file_sha256 FROM jobs WHERE id = $1 FOR UPDATE) old
+  WHERE j.id = old.id RETURNING old.file_sha256 AS old`;
+
+/** Removes bytes no job and no case names; the foreign keys refuse it if one does after all (uncommitted). */
+const REMOVE_UNREFERENCED = `DELETE FROM blobs WHERE sha256 = $1
+  AND NOT EXISTS (SELECT 1 FROM jobs WHERE file_sha256 = $1)
+  AND NOT EXISTS (SELECT 1 FROM cases WHERE image_sha256 = $1 OR heatmap_sha256 = $1)`;
+
+/** Attempts of a put that lost a race to a sweep (see put). */
+const ATTEMPTS = 3;
+
+export class PostgresExportFiles {
+  constructor(private readonly pool: pg.Pool) {}
+
+  async put(jobId: string, bytes: Buffer): Promise<string> {
+    const sha = sha256(bytes);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const { rows } = await this.pool.query<{ old: string | null }>(PUT, [jobId, sha, bytes]);
+        if (rows.length === 0)
+          throw new HematoError(
+            `No job ${JSON.stringify(jobId)} to store an export file for.`,
+            'not_found',
+            404,
+          );
+        if (rows[0].old && rows[0].old !== sha) await this.removeUnreferenced(rows[0].old);
+        return sha;
+      } catch (err) {
+        // A sweep removed the bytes between our INSERT … DO NOTHING (which found them) and the foreign-key
+        // check of our UPDATE: the statement failed whole, and is run again, storing them again.
+        if (attempt >= ATTEMPTS || !isForeignKeyViolation(err, 'jobs')) throw err;
+      }
+    }
+  }
+
+  async sweep(kinds: string[], finishedBefore: Date): Promise<{ jobs: number; files: number }> {
+    const { rows } = await this.pool.query<{ file_sha256: string | null }>(
+      `DELETE FROM jobs WHERE kind = ANY($1) AND state IN ('succeeded', 'failed') AND finished_at < $2
+       RETURNING file_sha256`,
+      [kinds, finishedBefore],
+    );
+    let files = 0;
+    for (const sha of new Set(rows.map((r) => r.file_sha256))) {
+      if (sha && (await this.removeUnreferenced(sha))) files++;
+    }
+    return { jobs: rows.length, files };
+  }
+
+  private async removeUnreferenced(sha: string): Promise<boolean> {
+    try {
+      const { rowCount } = await this.pool.query(REMOVE_UNREFERENCED, [sha]);
+      return rowCount === 1;
+    } catch (err) {
+      if (isForeignKeyViolation(err)) return false;
+      throw err;
+    }
+  }
+}

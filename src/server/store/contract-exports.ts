@@ -4,9 +4,11 @@
  * then each of their files no remaining job names, also keeping one that a job still running has just stored
  * (identical bytes: the same signed revision exported twice).
  */
+import { createHash } from 'node:crypto';
 import { expect, it } from 'vitest';
 import type { CaseStore } from './types.js';
 
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const KINDS = ['export-cases', 'export-report'];
 const later = () => new Date(Date.now() + 60_000);
 const earlier = () => new Date(Date.now() - 60_000);
@@ -15,7 +17,7 @@ const earlier = () => new Date(Date.now() - 60_000);
 async function running(store: CaseStore, kind: string, bytes?: Buffer) {
   const job = await store.jobs.create(kind, { kind });
   await store.jobs.claim(job.id, 'r');
-  const sha = bytes ? await store.putExportFile(job.id, bytes) : undefined;
+  const sha = bytes ? await store.putExportFile(job.id, 'r', bytes) : undefined;
   return { id: job.id, sha };
 }
 
@@ -35,14 +37,16 @@ export function exportFileContract(open: () => Promise<CaseStore>): void {
     const { id, sha } = await running(store, 'export-cases', csv);
     expect(sha).toMatch(/^[0-9a-f]{64}$/);
     const other = await store.jobs.create('export-cases', null);
-    expect(await store.putExportFile(other.id, Buffer.from(csv))).toBe(sha); // the same bytes: the same file
+    await store.jobs.claim(other.id, 'r');
+    expect(await store.putExportFile(other.id, 'r', Buffer.from(csv))).toBe(sha); // the same bytes: the same file
     expect((await store.readExportFile(sha!)).equals(csv)).toBe(true);
     await expect(store.readExportFile('0'.repeat(64))).rejects.toMatchObject({ code: 'file_missing' });
     // No job, nothing stored (no file that no job names and no sweep would ever remove).
     const stray = Buffer.from('for nobody');
-    await expect(store.putExportFile('00000000-0000-4000-8000-000000000000', stray)).rejects.toMatchObject({
-      code: 'not_found',
-    });
+    await expect(
+      store.putExportFile('00000000-0000-4000-8000-000000000000', 'r', stray),
+    ).rejects.toMatchObject({ code: 'job_not_held' });
+    await expect(store.readExportFile(sha256(stray))).rejects.toMatchObject({ code: 'file_missing' });
     expect(await store.jobs.get(id)).toMatchObject({ state: 'running' });
   });
 
@@ -94,14 +98,30 @@ export function exportFileContract(open: () => Promise<CaseStore>): void {
     await gone(store, again.sha!);
   });
 
+  it('refuses the file of a runner that lost its job (taken over, or finished): the holder’s file stays', async () => {
+    const store = await open();
+    const job = await store.jobs.create('export-cases', null);
+    await store.jobs.claim(job.id, 'a');
+    await store.jobs.claim(job.id, 'b'); // a's replica was taken for dead
+    const mine = await store.putExportFile(job.id, 'b', Buffer.from('id\r\nb made this\r\n'));
+    const late = Buffer.from('id\r\na made this, later\r\n');
+    await expect(store.putExportFile(job.id, 'a', late)).rejects.toMatchObject({ code: 'job_not_held' });
+    await expect(store.readExportFile(sha256(late))).rejects.toMatchObject({ code: 'file_missing' });
+    expect((await store.readExportFile(mine)).toString()).toBe('id\r\nb made this\r\n');
+    await store.jobs.finish(job.id, 'b', { state: 'succeeded', result: { sha256: mine } });
+    await expect(store.putExportFile(job.id, 'b', late)).rejects.toMatchObject({ code: 'job_not_held' });
+    // The file is still the job's: swept with it.
+    expect(await store.sweepExports(KINDS, later())).toEqual({ jobs: 1, files: 1 });
+  });
+
   it('removes the earlier file of a job that stored other bytes on a retry, unless another job names it', async () => {
     const store = await open();
     const job = await running(store, 'export-cases', Buffer.from('id\r\nfirst attempt\r\n'));
-    const retried = await store.putExportFile(job.id, Buffer.from('id\r\nsecond attempt\r\n'));
+    const retried = await store.putExportFile(job.id, 'r', Buffer.from('id\r\nsecond attempt\r\n'));
     await gone(store, job.sha!);
     expect((await store.readExportFile(retried)).toString()).toBe('id\r\nsecond attempt\r\n');
     const keeper = await running(store, 'export-cases', Buffer.from('id\r\nsecond attempt\r\n'));
-    await store.putExportFile(job.id, Buffer.from('id\r\nthird attempt\r\n'));
+    await store.putExportFile(job.id, 'r', Buffer.from('id\r\nthird attempt\r\n'));
     expect((await store.readExportFile(keeper.sha!)).toString()).toBe('id\r\nsecond attempt\r\n');
   });
 }

@@ -6,19 +6,23 @@
  * refused, and that refusal means "still in use".
  */
 import type pg from 'pg';
-import { HematoError } from '../../errors.js';
 import { sha256 } from './blobs.js';
+import { notHeld } from './job-rows.js';
 import { isForeignKeyViolation } from './postgres-blobs.js';
+
+/** The job, while this runner ($4) holds it. */
+const HELD = `SELECT id, file_sha256 FROM jobs WHERE id = $1 AND owner = $4 AND state = 'running'`;
 
 /**
  * Stores the bytes (unless there) and points the job at them; the job's earlier file, if it named another.
- * The bytes are stored only for a job that exists, so none are left that no job names.
+ * The bytes are stored only for a job this runner holds, so none are left that no job names, and a runner
+ * that lost the job (another took it over) changes nothing of it.
  */
 const PUT = `WITH stored AS (
-    INSERT INTO blobs (sha256, bytes) SELECT $2, $3::bytea WHERE EXISTS (SELECT 1 FROM jobs WHERE id = $1)
+    INSERT INTO blobs (sha256, bytes) SELECT $2, $3::bytea WHERE EXISTS (${HELD})
     ON CONFLICT (sha256) DO NOTHING
   )
-  UPDATE jobs j SET file_sha256 = $2 FROM (SELECT id, file_sha256 FROM jobs WHERE id = $1 FOR UPDATE) old
+  UPDATE jobs j SET file_sha256 = $2 FROM (${HELD} FOR UPDATE) old
   WHERE j.id = old.id RETURNING old.file_sha256 AS old`;
 
 /** Removes bytes no job and no case names; the foreign keys refuse it if one does after all (uncommitted). */
@@ -32,17 +36,12 @@ const ATTEMPTS = 3;
 export class PostgresExportFiles {
   constructor(private readonly pool: pg.Pool) {}
 
-  async put(jobId: string, bytes: Buffer): Promise<string> {
+  async put(jobId: string, owner: string, bytes: Buffer): Promise<string> {
     const sha = sha256(bytes);
     for (let attempt = 1; ; attempt++) {
       try {
-        const { rows } = await this.pool.query<{ old: string | null }>(PUT, [jobId, sha, bytes]);
-        if (rows.length === 0)
-          throw new HematoError(
-            `No job ${JSON.stringify(jobId)} to store an export file for.`,
-            'not_found',
-            404,
-          );
+        const { rows } = await this.pool.query<{ old: string | null }>(PUT, [jobId, sha, bytes, owner]);
+        if (rows.length === 0) throw notHeld(jobId, owner);
         if (rows[0].old && rows[0].old !== sha) await this.removeUnreferenced(rows[0].old);
         return sha;
       } catch (err) {

@@ -159,7 +159,7 @@ describe.skipIf(!hasPostgres)('PostgresCaseStore (its own: replicas, locks, fore
       const pdf = Buffer.from('%PDF exported twice');
       const old = await store.jobs.create('export-report', null);
       await store.jobs.claim(old.id, 'r');
-      const sha = await store.putExportFile(old.id, pdf);
+      const sha = await store.putExportFile(old.id, 'r', pdf);
       await store.jobs.finish(old.id, 'r', { state: 'succeeded', result: { sha256: sha } });
       const again = await store.jobs.create('export-report', null);
       // Another replica's job storing the same bytes, half done: it references them, uncommitted.
@@ -183,16 +183,17 @@ describe.skipIf(!hasPostgres)('PostgresCaseStore (its own: replicas, locks, fore
       const pdf = Buffer.from('%PDF taken away');
       const old = await store.jobs.create('export-report', null);
       await store.jobs.claim(old.id, 'r');
-      const sha = await store.putExportFile(old.id, pdf);
+      const sha = await store.putExportFile(old.id, 'r', pdf);
       await store.jobs.finish(old.id, 'r', { state: 'succeeded', result: { sha256: sha } });
       const again = await store.jobs.create('paused', null);
+      await store.jobs.claim(again.id, 'r');
       // Hold the next put after its ON CONFLICT DO NOTHING found the bytes and before its foreign key is
       // checked (triggers fire by name: "A…" before the "RI_…" constraint triggers).
       await db.pool.query(`
         CREATE FUNCTION pause_put() RETURNS trigger LANGUAGE plpgsql AS $$
           BEGIN IF NEW.kind = 'paused' THEN PERFORM pg_sleep(0.5); END IF; RETURN NULL; END $$;
         CREATE TRIGGER "A_pause" AFTER UPDATE ON jobs FOR EACH ROW EXECUTE FUNCTION pause_put();`);
-      const pending = store.putExportFile(again.id, pdf);
+      const pending = store.putExportFile(again.id, 'r', pdf);
       await waitFor(db.pool, "wait_event = 'PgSleep'");
       // The only committed job naming the bytes goes, and they with it.
       expect(await store.sweepExports(['export-report'], new Date(Date.now() + 60_000))).toEqual({

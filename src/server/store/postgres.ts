@@ -310,8 +310,8 @@ export class PostgresCaseStore implements CaseStore {
     return readCaseHeatmap(this.blobs, c);
   }
 
-  putExportFile(jobId: string, bytes: Buffer): Promise<string> {
-    return this.exportFiles.put(jobId, bytes);
+  putExportFile(jobId: string, owner: string, bytes: Buffer): Promise<string> {
+    return this.exportFiles.put(jobId, owner, bytes);
   }
 
   async sweepExports(kinds: string[], finishedBefore: Date): Promise<{ jobs: number; files: number }> {

@@ -5,8 +5,8 @@
  * checks and unlinks without an await in between, so no job can take a file between the check and the unlink.
  */
 import type Database from 'better-sqlite3';
-import { HematoError } from '../../errors.js';
 import { sha256, type FolderBlobStore } from './blobs.js';
+import { notHeld } from './job-rows.js';
 
 export class SqliteExportFiles {
   constructor(
@@ -14,12 +14,12 @@ export class SqliteExportFiles {
     private readonly blobs: FolderBlobStore,
   ) {}
 
-  async put(jobId: string, bytes: Buffer): Promise<string> {
+  async put(jobId: string, owner: string, bytes: Buffer): Promise<string> {
     const sha = sha256(bytes);
-    const job = this.db.prepare('SELECT file_sha256 FROM jobs WHERE id = ?').get(jobId) as
-      { file_sha256: string | null } | undefined;
-    if (!job)
-      throw new HematoError(`No job ${JSON.stringify(jobId)} to store an export file for.`, 'not_found', 404);
+    const job = this.db
+      .prepare(`SELECT file_sha256 FROM jobs WHERE id = ? AND owner = ? AND state = 'running'`)
+      .get(jobId, owner) as { file_sha256: string | null } | undefined;
+    if (!job) throw notHeld(jobId, owner);
     // Before the first await: from here on a sweep sees the reference and leaves the file (or the one it
     // removed a moment ago is written again below).
     this.db.prepare('UPDATE jobs SET file_sha256 = ? WHERE id = ?').run(sha, jobId);

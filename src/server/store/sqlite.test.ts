@@ -157,7 +157,7 @@ describe('SqliteCaseStore (its own: files, WAL, the in-memory guard)', () => {
     store = SqliteCaseStore.open(dir);
     const job = await store.jobs.create('export-report', null);
     await store.jobs.claim(job.id, 'r');
-    const sha = await store.putExportFile(job.id, Buffer.from('%PDF made by schema 10'));
+    const sha = await store.putExportFile(job.id, 'r', Buffer.from('%PDF made by schema 10'));
     await store.jobs.finish(job.id, 'r', { state: 'succeeded', result: { sha256: sha } });
     await store.close();
     store = undefined;
@@ -170,7 +170,7 @@ describe('SqliteCaseStore (its own: files, WAL, the in-memory guard)', () => {
     // Another export of the same bytes, swept: the migrated job's file stays.
     const again = await store.jobs.create('export-report', null);
     await store.jobs.claim(again.id, 'r');
-    await store.putExportFile(again.id, Buffer.from('%PDF made by schema 10'));
+    await store.putExportFile(again.id, 'r', Buffer.from('%PDF made by schema 10'));
     await store.jobs.finish(again.id, 'r', { state: 'succeeded', result: { sha256: sha } });
     const raw2 = new Database(join(dir, 'hematovision.db'));
     raw2.prepare("UPDATE jobs SET finished_at = '2000-01-01T00:00:00.000Z' WHERE id = ?").run(again.id);

@@ -243,10 +243,11 @@ export interface CaseStore {
   /**
    * Stores a file export job `jobId` made, where every replica reads it (the data folder's `exports/`, or
    * PostgreSQL's blobs), and records it as that job's file in the same step (migration 11), so that no sweep
-   * removes it while the job has not finished yet; its sha256, the key to read it by. A `not_found` error
-   * when there is no such job (nothing stored).
+   * removes it while the job has not finished yet; its sha256, the key to read it by. A `job_not_held` error
+   * (nothing stored, the job unchanged) unless the job is running under `owner`: a runner that lost the job
+   * must not replace the file of the runner that took it over.
    */
-  putExportFile(jobId: string, bytes: Buffer): Promise<string>;
+  putExportFile(jobId: string, owner: string, bytes: Buffer): Promise<string>;
   /** A file putExportFile stored; a `file_missing` error (500) when it is gone. */
   readExportFile(sha: string): Promise<Buffer>;
   /**

@@ -8,7 +8,7 @@
 import type pg from 'pg';
 import { sha256 } from './blobs.js';
 import { notHeld } from './job-rows.js';
-import { isForeignKeyViolation } from './postgres-blobs.js';
+import { isForeignKeyViolation, type Queryable } from './postgres-blobs.js';
 
 /** The job, while this runner ($4) holds it. */
 const HELD = `SELECT id, file_sha256 FROM jobs WHERE id = $1 AND owner = $4 AND state = 'running'`;
@@ -52,26 +52,51 @@ export class PostgresExportFiles {
     }
   }
 
+  /**
+   * One transaction, so the jobs and their files go together: a replica that dies half way leaves both for
+   * the next sweep, never files that no job names (which no sweep would find again). Each file's delete is
+   * under a savepoint: the foreign key's refusal (a job naming it after all) undoes only that delete.
+   */
   async sweep(kinds: string[], finishedBefore: Date): Promise<{ jobs: number; files: number }> {
-    const { rows } = await this.pool.query<{ file_sha256: string | null }>(
-      `DELETE FROM jobs WHERE kind = ANY($1) AND state IN ('succeeded', 'failed') AND finished_at < $2
-       RETURNING file_sha256`,
-      [kinds, finishedBefore],
-    );
-    let files = 0;
-    for (const sha of new Set(rows.map((r) => r.file_sha256))) {
-      if (sha && (await this.removeUnreferenced(sha))) files++;
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      try {
+        const { rows } = await client.query<{ file_sha256: string | null }>(
+          `DELETE FROM jobs WHERE kind = ANY($1) AND state IN ('succeeded', 'failed') AND finished_at < $2
+           RETURNING file_sha256`,
+          [kinds, finishedBefore],
+        );
+        let files = 0;
+        for (const sha of new Set(rows.map((r) => r.file_sha256))) {
+          if (sha && (await removeUnreferenced(client, sha, true))) files++;
+        }
+        await client.query('COMMIT');
+        return { jobs: rows.length, files };
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    } finally {
+      client.release();
     }
-    return { jobs: rows.length, files };
   }
 
-  private async removeUnreferenced(sha: string): Promise<boolean> {
-    try {
-      const { rowCount } = await this.pool.query(REMOVE_UNREFERENCED, [sha]);
-      return rowCount === 1;
-    } catch (err) {
-      if (isForeignKeyViolation(err)) return false;
-      throw err;
-    }
+  private removeUnreferenced(sha: string): Promise<boolean> {
+    return removeUnreferenced(this.pool, sha, false);
+  }
+}
+
+/** Whether it removed the bytes; `savepoint`: inside the caller's transaction, which a refusal must not end. */
+async function removeUnreferenced(db: Queryable, sha: string, savepoint: boolean): Promise<boolean> {
+  if (savepoint) await db.query('SAVEPOINT remove_file');
+  try {
+    const { rowCount } = await db.query(REMOVE_UNREFERENCED, [sha]);
+    if (savepoint) await db.query('RELEASE SAVEPOINT remove_file');
+    return rowCount === 1;
+  } catch (err) {
+    if (!isForeignKeyViolation(err)) throw err;
+    if (savepoint) await db.query('ROLLBACK TO SAVEPOINT remove_file');
+    return false;
   }
 }

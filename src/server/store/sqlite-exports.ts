@@ -31,20 +31,24 @@ export class SqliteExportFiles {
 
   sweep(kinds: string[], finishedBefore: Date): { jobs: number; files: number } {
     if (kinds.length === 0) return { jobs: 0, files: 0 };
-    const gone = this.db
-      .prepare(
-        `DELETE FROM jobs WHERE kind IN (${kinds.map(() => '?').join(',')})
-           AND state IN ('succeeded', 'failed') AND finished_at < ?
-         RETURNING file_sha256`,
-      )
-      .all(...kinds, finishedBefore.toISOString()) as { file_sha256: string | null }[];
-    // Committed before anything is unlinked (a failed delete removes no file), and no await since: nothing
-    // can reference a file between these checks and the unlinks.
-    let files = 0;
-    for (const sha of new Set(gone.map((r) => r.file_sha256))) {
-      if (sha && this.removeUnreferenced(sha)) files++;
-    }
-    return { jobs: gone.length, files };
+    // Files are unlinked inside the transaction that deletes their jobs, and no await anywhere: nothing can
+    // reference a file between these checks and the unlinks. Should the commit fail (or the process die)
+    // after an unlink, the jobs stay and the next sweep deletes them (a file gone already is fine); the
+    // other order could leave files that no job names, which no sweep would ever find.
+    return this.db.transaction(() => {
+      const gone = this.db
+        .prepare(
+          `DELETE FROM jobs WHERE kind IN (${kinds.map(() => '?').join(',')})
+             AND state IN ('succeeded', 'failed') AND finished_at < ?
+           RETURNING file_sha256`,
+        )
+        .all(...kinds, finishedBefore.toISOString()) as { file_sha256: string | null }[];
+      let files = 0;
+      for (const sha of new Set(gone.map((r) => r.file_sha256))) {
+        if (sha && this.removeUnreferenced(sha)) files++;
+      }
+      return { jobs: gone.length, files };
+    })();
   }
 
   /** Removes the file unless a job names it; whether it did. */

@@ -19,7 +19,10 @@ export const ExportFile = Type.Object(
     bytes: Type.Integer({ minimum: 0 }),
     sha256: Type.String({ description: 'Of the bytes: the file is stored content-addressed.' }),
   },
-  { description: 'The file the export made.' },
+  {
+    description:
+      'The file the export made; removed with the export EXPORT_RETENTION_HOURS (default 24) after it finished.',
+  },
 );
 
 /** An export is a job (JobJson's state, progress and attempts) whose result is a file. */

@@ -39,6 +39,7 @@ import { SwappableVision } from './models/swappable.js';
 import { modelRoutes } from './routes/models.js';
 import { adaptationRoutes } from './routes/adaptations.js';
 import { exportRoutes } from './routes/exports.js';
+import { DEFAULT_EXPORT_RETENTION_HOURS, exportSweeper } from './export-retention.js';
 import { registerJobKinds } from './job-kinds.js';
 
 export interface AppOptions {
@@ -105,6 +106,8 @@ export interface AppOptions {
     exportLimitSeconds?: number;
     /** Seconds between looks for a model another replica activated (default 5). */
     modelSyncSeconds?: number;
+    /** Seconds between sweeps of exports past their retention (default 900; one also at start). */
+    exportSweepSeconds?: number;
   };
   /**
    * Accounts (default 'on'): every case, specimen, model and audit route needs a signed-in account or an
@@ -113,6 +116,11 @@ export interface AppOptions {
   auth?: 'on' | 'off';
   /** Open connections at most (default 512); one more is closed at once and logged. */
   maxConnections?: number;
+  /**
+   * Hours a finished export job and its file (patient data) are kept (default 24); then a sweep removes them
+   * and GET /exports/{id} answers 404.
+   */
+  exportRetentionHours?: number;
 }
 
 declare module 'fastify' {
@@ -191,12 +199,19 @@ async function assemble(
   app.decorate('jobQueue', jobs);
   app.decorate('modelRegistry', registry);
   let syncTimer: NodeJS.Timeout | undefined;
+  const exportRetentionHours = options.exportRetentionHours ?? DEFAULT_EXPORT_RETENTION_HOURS;
+  // Finished exports (patient data) past their retention go, with their files (started with the jobs).
+  const exportSweeps = exportSweeper(store, app.log, {
+    retentionHours: exportRetentionHours,
+    sweepSeconds: options.jobs?.exportSweepSeconds,
+  });
   // PDF reports off the event loop (one thread, started by the first report).
   const reports = new ReportRenderer();
   // CSV exports formatted off the event loop, at low priority (one thread, started by the first export).
   const csv = new CsvFormatter();
   app.addHook('onClose', async () => {
     if (syncTimer) clearInterval(syncTimer);
+    await exportSweeps.close();
     await reports.close();
     await jobs.close();
     // After the jobs: an export job still running formats its last rows there.
@@ -277,7 +292,7 @@ async function assemble(
   const crops = new CellCrops(store);
   await app.register(caseRoutes, { prefix: API, store, vision, schemas, crops, csv });
   await app.register(specimenRoutes, { prefix: API, store, vision, schemas, crops, reports, csv });
-  await app.register(exportRoutes, { prefix: API, store, jobs });
+  await app.register(exportRoutes, { prefix: API, store, jobs, retentionHours: exportRetentionHours });
   await app.register(teachingRoutes, { prefix: API, dir: options.teachingDir });
   await app.register(deviceModelRoutes, {
     modelPath: resolve(options.deviceModel ?? join(REPO_ROOT, 'models/model.int8.onnx')),
@@ -303,6 +318,7 @@ async function assemble(
 
   await app.ready();
   await jobs.start();
+  exportSweeps.start();
   if (registry && options.databaseUrl) {
     // Another replica's activation reaches this one within this interval.
     syncTimer = setInterval(

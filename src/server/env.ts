@@ -2,6 +2,7 @@
 import { HematoError } from '../errors.js';
 import type { AppOptions } from './app.js';
 import { DEFAULT_MAX_CONNECTIONS } from './connections.js';
+import { DEFAULT_EXPORT_RETENTION_HOURS } from './export-retention.js';
 import { DEFAULT_RATE_LIMITS } from './rate-limits.js';
 
 type Env = Record<string, string | undefined>;
@@ -15,6 +16,7 @@ export type HardeningOptions = Pick<
   | 'minFreeBytes'
   | 'trustProxy'
   | 'maxConnections'
+  | 'exportRetentionHours'
 >;
 
 /**
@@ -22,7 +24,8 @@ export type HardeningOptions = Pick<
  * minute per signed-in account, or per client IP when anonymous), SIGN_IN_LIMIT and SIGN_IN_ADDRESS_LIMIT
  * (sign-in attempts per 15 min per login name and client IP, and per client IP; RATE_LIMIT=0 turns all
  * off), MAX_REQUEST_MB, REQUEST_TIMEOUT (seconds), MIN_FREE_MB,
- * TRUST_PROXY=1, MAX_CONNECTIONS.
+ * TRUST_PROXY=1, MAX_CONNECTIONS, EXPORT_RETENTION_HOURS (how long a finished export and its file, patient
+ * data, are kept; default 24).
  */
 export function hardeningFromEnv(env: Env): HardeningOptions {
   const hosts = env.ALLOWED_HOSTS?.split(',')
@@ -43,6 +46,7 @@ export function hardeningFromEnv(env: Env): HardeningOptions {
     minFreeBytes: number(env, 'MIN_FREE_MB', 512, 0) * 1024 * 1024,
     trustProxy: trust === '1',
     maxConnections: number(env, 'MAX_CONNECTIONS', DEFAULT_MAX_CONNECTIONS, 1),
+    exportRetentionHours: number(env, 'EXPORT_RETENTION_HOURS', DEFAULT_EXPORT_RETENTION_HOURS, 1),
   };
 }
 

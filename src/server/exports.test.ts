@@ -42,16 +42,22 @@ beforeEach(async () => {
       await client.end();
     }
   }
-  app = await buildApp({
+  app = await build();
+});
+
+/** The app on this test's data folder or database (again: a restart with other settings). */
+function build(extra: { exportRetentionHours?: number; exportSweepSeconds?: number } = {}) {
+  return buildApp({
     vision: fakeVision(),
     dataDir,
     databaseUrl,
     webDir: join(dataDir, 'no-web'),
     rateLimits: false,
+    exportRetentionHours: extra.exportRetentionHours,
     // pg-boss polls at most every 0.5 s.
-    jobs: { pollSeconds: databaseUrl ? 0.5 : 0.05 },
+    jobs: { pollSeconds: databaseUrl ? 0.5 : 0.05, exportSweepSeconds: extra.exportSweepSeconds },
   });
-});
+}
 afterEach(async () => {
   await app?.close();
   rmSync(dataDir, { recursive: true, force: true });
@@ -260,6 +266,42 @@ describe.each(BACKENDS)('exports as jobs on $name', ({ postgres }) => {
       targetType: 'cases',
       targetId: 'cases.csv',
       detail: `label=neutrophil&sort=newest (export ${red.id})`, // as the synchronous route writes it
+    });
+  });
+
+  it('removes an export and its file once past EXPORT_RETENTION_HOURS: then 404, saying why', async () => {
+    const north = await signedIn('north', 'clinic', 'North');
+    await upload(north, [200, 30, 30]);
+    const start = async () =>
+      finished(((await post(`${API}/exports/cases`, north)).json() as ExportJobJson).id, north);
+    // Swept between the route finding the job and reading its file: 404 as a moment later, not 500.
+    const raced = await start();
+    const store = app.caseStore;
+    const read = store.readExportFile.bind(store);
+    store.readExportFile = async (sha) => {
+      await store.sweepExports(['export-cases'], new Date(Date.now() + 60_000));
+      return read(sha);
+    };
+    expect((await get(raced.file!.url, north)).statusCode).toBe(404);
+    store.readExportFile = read;
+
+    const done = await start();
+    expect((await get(done.file!.url, north)).statusCode).toBe(200); // within the default 24 hours: kept
+    // Restarted keeping exports for 2 seconds, swept every 0.2 s.
+    await app.close();
+    app = await build({ exportRetentionHours: 2 / 3600, exportSweepSeconds: 0.2 });
+    let res = await get(`${API}/exports/${done.id}`, north);
+    for (let i = 0; i < 100 && res.statusCode === 200; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      res = await get(`${API}/exports/${done.id}`, north);
+    }
+    expect(res.statusCode).toBe(404);
+    expect(res.json()).toMatchObject({ error: 'not_found' });
+    expect(res.json().message).toContain('finished more than 0.000');
+    expect(res.json().message).toContain('EXPORT_RETENTION_HOURS');
+    expect((await get(done.file!.url, north)).statusCode).toBe(404);
+    await expect(app.caseStore.readExportFile(done.file!.sha256)).rejects.toMatchObject({
+      code: 'file_missing',
     });
   });
 

@@ -127,5 +127,7 @@ async function stored(
   file: Omit<ExportResult, 'sha256' | 'bytes'>,
 ): Promise<ExportResult> {
   await ctx.progress(0.97, 'Storing the file');
-  return { sha256: await store.putExportFile(bytes), bytes: bytes.length, ...file };
+  // ctx.job is the row as this runner claimed it: its owner is this runner.
+  const sha = await store.putExportFile(ctx.job.id, ctx.job.owner ?? '', bytes);
+  return { sha256: sha, bytes: bytes.length, ...file };
 }

@@ -3,7 +3,8 @@
  * HOST (default 127.0.0.1), PORT (3000), DATA_DIR (./data), MODEL (model.onnx or model.int8.onnx, or their folder; default the bundled model),
  * TTA=1 (test-time augmentation: each cell's 8 flips and turns averaged; more accurate, 8× the network time),
  * DATABASE_URL=postgres://… (cases, reviews and images in PostgreSQL; DATA_DIR then holds only upload temp files);
- * the hardening settings of env.ts (ALLOWED_HOSTS, rate limits, request size and timeout, MIN_FREE_MB),
+ * the hardening settings of env.ts (ALLOWED_HOSTS, rate limits, request size and timeout, MIN_FREE_MB,
+ * EXPORT_RETENTION_HOURS),
  * job timing (JOBS_SUPERVISE_SECONDS, JOBS_POLL_SECONDS, ADAPTATION_LIMIT_SECONDS, MODEL_SYNC_SECONDS).
  * AUTH=off (no accounts: only on a loopback HOST; accounts are on by default and the first start prints a
  * one-time link to create the admin).

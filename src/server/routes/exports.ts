@@ -29,6 +29,8 @@ import { findSpecimen } from './specimens.js';
 export interface ExportRouteOptions {
   store: CaseStore;
   jobs: JobQueue;
+  /** Hours a finished export is kept (export-retention.ts): named in the 404 of one swept since. */
+  retentionHours: number;
 }
 
 const errors = { '4xx': ref(ErrorReply), '5xx': ref(ErrorReply) };
@@ -68,8 +70,18 @@ export function exportJson(job: JobRow): ExportJobJson {
 
 const jobReply = (description: string) => ({ description, ...ExportJob });
 
-export const exportRoutes: FastifyPluginAsyncTypebox<ExportRouteOptions> = async (app, { store, jobs }) => {
-  const notFound = (id: string) => new HematoError(`No export ${JSON.stringify(id)}.`, 'not_found', 404);
+export const exportRoutes: FastifyPluginAsyncTypebox<ExportRouteOptions> = async (
+  app,
+  { store, jobs, retentionHours },
+) => {
+  // A swept export is gone without a trace (no tombstone: the point is to keep nothing), so one 404 for both.
+  const notFound = (id: string) =>
+    new HematoError(
+      `No export ${JSON.stringify(id)}: there never was one, or it finished more than ${retentionHours} ` +
+        'hours ago and was removed with its file (EXPORT_RETENTION_HOURS); start it again.',
+      'not_found',
+      404,
+    );
 
   /**
    * An export job the account may see: one of its clinic's (any for a reviewer or admin); a report's only
@@ -155,6 +167,8 @@ export const exportRoutes: FastifyPluginAsyncTypebox<ExportRouteOptions> = async
         operationId: 'getExport',
         tags: ['exports'],
         summary: 'An export’s state and progress; once it succeeded, its file',
+        description:
+          'Kept EXPORT_RETENTION_HOURS (default 24) after it finished; then removed with its file (404).',
         params: ExportParams,
         response: { 200: jobReply('The export job'), ...errors },
       },
@@ -170,7 +184,8 @@ export const exportRoutes: FastifyPluginAsyncTypebox<ExportRouteOptions> = async
         tags: ['exports'],
         summary: 'The file an export made (CSV or PDF)',
         description:
-          '409 `export_not_ready` while the job is queued or running, `export_failed` if it failed.',
+          '409 `export_not_ready` while the job is queued or running, `export_failed` if it failed; 404 once ' +
+          'it finished more than EXPORT_RETENTION_HOURS (default 24) ago: the job and its file are removed.',
         params: ExportParams,
         response: {
           200: {
@@ -195,7 +210,12 @@ export const exportRoutes: FastifyPluginAsyncTypebox<ExportRouteOptions> = async
           409,
         );
       const result = job.result as ExportResult;
-      const bytes = await store.readExportFile(result.sha256);
+      const bytes = await store.readExportFile(result.sha256).catch(async (err: unknown) => {
+        // Swept between finding the job and reading its file: gone, as it would have been a moment later.
+        if ((err as HematoError).code === 'file_missing' && !(await store.jobs.get(job.id)))
+          throw notFound(request.params.id);
+        throw err;
+      });
       await store.accounts.audit({
         actor: actor(request),
         action: 'export',

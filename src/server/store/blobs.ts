@@ -34,14 +34,7 @@ export async function readCaseHeatmap(blobs: BlobStore, c: CaseBytes): Promise<B
   return c.heatmapSha256 ? blobs.get('heatmap', c.heatmapSha256, `heat map of case ${c.id}`) : null;
 }
 
-/** Stores a file an export job made (a CSV, a PDF report): content-addressed, so the same bytes once. */
-export async function putExportFile(blobs: BlobStore, bytes: Buffer): Promise<string> {
-  const sha = sha256(bytes);
-  await blobs.put('export', sha, bytes);
-  return sha;
-}
-
-/** A file putExportFile stored; a `file_missing` error when it is gone. */
+/** A file an export job stored (CaseStore.putExportFile: sqlite-exports.ts, postgres-exports.ts); a `file_missing` error when it is gone. */
 export function readExportFile(blobs: BlobStore, sha: string): Promise<Buffer> {
   return blobs.get('export', sha, `export file ${sha.slice(0, 12)}`);
 }

@@ -1,7 +1,7 @@
 /**
  * The jobs and model-versions half of the CaseStore contract (contract.ts runs it in every store's suite): a
  * job is held by one runner at a time, a runner that lost it can no longer write to it, a restart fails what
- * ran; an export's file is stored by its content; model versions are numbered from 1, stored once per
+ * ran (export files: contract-exports.ts); model versions are numbered from 1, stored once per
  * sha256, activated through a log.
  */
 import { expect, it } from 'vitest';
@@ -52,16 +52,6 @@ export function jobContract(open: () => Promise<CaseStore>): void {
     expect(await store.jobs.failUnfinished(second.id, 'no runner took it')).toBe(true);
     expect(await store.jobs.get(second.id)).toMatchObject({ state: 'failed', error: 'no runner took it' });
     expect(await store.jobs.get('00000000-0000-4000-8000-000000000000')).toBeUndefined();
-  });
-
-  it('stores an export job’s file once by its content, for any runner to read; a missing one is file_missing', async () => {
-    const store = await open();
-    const csv = Buffer.from('id,label\r\na,neutrophil\r\n');
-    const sha = await store.putExportFile(csv);
-    expect(sha).toMatch(/^[0-9a-f]{64}$/);
-    expect(await store.putExportFile(Buffer.from(csv))).toBe(sha); // the same bytes: the same file
-    expect((await store.readExportFile(sha)).equals(csv)).toBe(true);
-    await expect(store.readExportFile('0'.repeat(64))).rejects.toMatchObject({ code: 'file_missing' });
   });
 
   it('numbers model versions from 1, stores each model once, and logs activations', async () => {

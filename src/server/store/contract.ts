@@ -11,6 +11,7 @@ import type { HeatmapData } from '../../pipeline.js';
 import type { BlobKind } from './blobs.js';
 import { accountsContract } from './contract-accounts.js';
 import { specimenContract } from './contract-specimens.js';
+import { exportFileContract } from './contract-exports.js';
 import { jobContract } from './contract-jobs.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import type { CaseStore, NewCase } from './types.js';
@@ -106,6 +107,7 @@ export function describeStoreContract(name: string, makeBackend: () => Promise<S
 
     specimenContract(open, newCase);
     jobContract(open);
+    exportFileContract(open);
     accountsContract(open, newCase, (sql) => backend.runSql(sql));
 
     it('records every migration, once, however often it is opened', async () => {

@@ -2,6 +2,7 @@
  * Job and model-version rows as both stores select them (sqlite-jobs.ts, postgres-jobs.ts): ISO-8601 text
  * times and JSON as text, so one function per table owns turning a row into what the server sees.
  */
+import { HematoError } from '../../errors.js';
 import type { JobRow, JobState, ModelVersion } from './types.js';
 
 /** A `jobs` row. */
@@ -39,6 +40,15 @@ export function rowToJob(r: JobRecord): JobRow {
     updatedAt: r.updated_at,
     finishedAt: r.finished_at,
   };
+}
+
+/** putExportFile for a job that is not running under this runner (taken over, finished, or never was). */
+export function notHeld(jobId: string, owner: string): HematoError {
+  return new HematoError(
+    `Job ${JSON.stringify(jobId)} is not running under ${JSON.stringify(owner)}: its file is not stored.`,
+    'job_not_held',
+    409,
+  );
 }
 
 /** A `model_versions` row without its ONNX bytes (read apart, only when a model is loaded). */

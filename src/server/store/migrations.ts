@@ -413,6 +413,31 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX rate_limits_expiry ON rate_limits (expires_at);
     `,
   },
+  {
+    version: 11,
+    // Export files are swept with their jobs (export-retention.ts): each export job names the file it stored,
+    // recorded in the same step that stores it, so a sweep never removes a file a job still needs, also one a
+    // job is storing right now (identical bytes of another export). On PostgreSQL the reference is a foreign
+    // key to blobs: a delete of bytes any job (committed or not) references is refused. On SQLite the files
+    // are in the data folder's exports/ and one process orders the writes. Jobs that finished before this
+    // step get their file's sha256 from their result.
+    name: 'export files referenced by their jobs',
+    sqlite: `
+      ALTER TABLE jobs ADD COLUMN file_sha256 TEXT;
+      UPDATE jobs SET file_sha256 = json_extract(result, '$.sha256')
+        WHERE kind LIKE 'export-%' AND state = 'succeeded';
+      CREATE INDEX jobs_file ON jobs (file_sha256) WHERE file_sha256 IS NOT NULL;
+      CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+    `,
+    postgres: `
+      ALTER TABLE jobs ADD COLUMN file_sha256 text REFERENCES blobs (sha256);
+      UPDATE jobs SET file_sha256 = result->>'sha256'
+        WHERE kind LIKE 'export-%' AND state = 'succeeded'
+          AND EXISTS (SELECT 1 FROM blobs WHERE sha256 = jobs.result->>'sha256');
+      CREATE INDEX jobs_file ON jobs (file_sha256) WHERE file_sha256 IS NOT NULL;
+      CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

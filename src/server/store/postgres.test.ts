@@ -152,6 +152,84 @@ describe.skipIf(!hasPostgres)('PostgresCaseStore (its own: replicas, locks, fore
     }
   });
 
+  it('keeps an export file that another connection is pointing a job at (not yet committed) when a sweep removes its old job', async () => {
+    const store = await db.open();
+    const other = await db.pool.connect();
+    try {
+      const pdf = Buffer.from('%PDF exported twice');
+      const old = await store.jobs.create('export-report', null);
+      await store.jobs.claim(old.id, 'r');
+      const sha = await store.putExportFile(old.id, 'r', pdf);
+      await store.jobs.finish(old.id, 'r', { state: 'succeeded', result: { sha256: sha } });
+      const again = await store.jobs.create('export-report', null);
+      // Another replica's job storing the same bytes, half done: it references them, uncommitted.
+      await other.query('BEGIN');
+      await other.query('UPDATE jobs SET file_sha256 = $1 WHERE id = $2', [sha, again.id]);
+      const sweeping = store.sweepExports(['export-report'], new Date(Date.now() + 60_000));
+      await waitFor(db.pool, "wait_event_type = 'Lock'");
+      await other.query('COMMIT');
+      // The delete of the bytes waited for that lock, then the foreign key refused it.
+      expect(await sweeping).toEqual({ jobs: 1, files: 0 });
+      expect(await store.readExportFile(sha)).toEqual(pdf);
+    } finally {
+      other.release(true); // never back to the pool mid-transaction
+      await store.close();
+    }
+  });
+
+  it('stores an export file again when a sweep took it between its insert finding it and the job naming it', async () => {
+    const store = await db.open();
+    try {
+      const pdf = Buffer.from('%PDF taken away');
+      const old = await store.jobs.create('export-report', null);
+      await store.jobs.claim(old.id, 'r');
+      const sha = await store.putExportFile(old.id, 'r', pdf);
+      await store.jobs.finish(old.id, 'r', { state: 'succeeded', result: { sha256: sha } });
+      const again = await store.jobs.create('paused', null);
+      await store.jobs.claim(again.id, 'r');
+      // Hold the next put after its ON CONFLICT DO NOTHING found the bytes and before its foreign key is
+      // checked (triggers fire by name: "A…" before the "RI_…" constraint triggers).
+      await db.pool.query(`
+        CREATE FUNCTION pause_put() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN IF NEW.kind = 'paused' THEN PERFORM pg_sleep(0.5); END IF; RETURN NULL; END $$;
+        CREATE TRIGGER "A_pause" AFTER UPDATE ON jobs FOR EACH ROW EXECUTE FUNCTION pause_put();`);
+      const pending = store.putExportFile(again.id, 'r', pdf);
+      await waitFor(db.pool, "wait_event = 'PgSleep'");
+      // The only committed job naming the bytes goes, and they with it.
+      expect(await store.sweepExports(['export-report'], new Date(Date.now() + 60_000))).toEqual({
+        jobs: 1,
+        files: 1,
+      });
+      expect(await pending).toBe(sha);
+      expect(await store.readExportFile(sha)).toEqual(pdf);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('migrates export jobs that finished before migration 11 to name their files (when the bytes are there)', async () => {
+    await migratePostgres(db.pool, 10);
+    await db.pool.query("INSERT INTO blobs VALUES ('f1', 'old export')");
+    const job = (id: string, sha: string) =>
+      db.pool.query(
+        `INSERT INTO jobs (id, kind, state, input, result, created_at, updated_at, finished_at)
+         VALUES ($1, 'export-cases', 'succeeded', 'null', $2, now(), now(), now())`,
+        [id, JSON.stringify({ sha256: sha })],
+      );
+    await job('kept', 'f1');
+    await job('lost', 'f2'); // its bytes are not there: no reference the foreign key would refuse
+    const store = await db.open();
+    try {
+      const { rows } = await db.pool.query('SELECT id, file_sha256 FROM jobs ORDER BY id');
+      expect(rows).toEqual([
+        { id: 'kept', file_sha256: 'f1' },
+        { id: 'lost', file_sha256: null },
+      ]);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('migrates a schema-1 database, keeping its cases', async () => {
     await migratePostgres(db.pool, 1);
     await db.pool.query("INSERT INTO blobs VALUES ('abc', 'old image')");
@@ -216,3 +294,14 @@ describe.skipIf(!hasPostgres)('PostgresCaseStore (its own: replicas, locks, fore
     expect((error as Error).message).not.toContain('s3cret');
   });
 });
+
+/** Until another connection of this database waits as `condition` (pg_stat_activity) says, for up to 2 s. */
+async function waitFor(pool: pg.Pool, condition: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const { rows } = await pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE ${condition} AND datname = current_database()`,
+    );
+    if (rows[0].n > 0) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -5,7 +5,6 @@ import { HematoError } from '../../errors.js';
 import type { HeatmapData } from '../../pipeline.js';
 import {
   removeStaleTemps,
-  putExportFile,
   readCaseHeatmap,
   readCaseImage,
   readExportFile,
@@ -26,6 +25,7 @@ import {
   whereClause,
 } from './postgres-rows.js';
 import * as specimens from './postgres-specimens.js';
+import { PostgresExportFiles } from './postgres-exports.js';
 import { PostgresJobRows, PostgresModelRows } from './postgres-jobs.js';
 import { PostgresAccountStore } from './postgres-accounts.js';
 import { PostgresRateCounters } from './postgres-rate-counters.js';
@@ -70,6 +70,7 @@ export class PostgresCaseStore implements CaseStore {
   readonly models: PostgresModelRows;
   readonly accounts: PostgresAccountStore;
   readonly rateCounters: PostgresRateCounters;
+  private readonly exportFiles: PostgresExportFiles;
   private readonly blobs: PostgresBlobStore;
   private closed = false;
 
@@ -79,6 +80,7 @@ export class PostgresCaseStore implements CaseStore {
   ) {
     this.tmpDir = tmpDir;
     this.blobs = new PostgresBlobStore(pool);
+    this.exportFiles = new PostgresExportFiles(pool);
     this.jobs = new PostgresJobRows(pool);
     this.models = new PostgresModelRows(pool);
     this.accounts = new PostgresAccountStore(pool);
@@ -308,8 +310,12 @@ export class PostgresCaseStore implements CaseStore {
     return readCaseHeatmap(this.blobs, c);
   }
 
-  putExportFile(bytes: Buffer): Promise<string> {
-    return putExportFile(this.blobs, bytes);
+  putExportFile(jobId: string, owner: string, bytes: Buffer): Promise<string> {
+    return this.exportFiles.put(jobId, owner, bytes);
+  }
+
+  async sweepExports(kinds: string[], finishedBefore: Date): Promise<{ jobs: number; files: number }> {
+    return this.exportFiles.sweep(kinds, finishedBefore);
   }
 
   readExportFile(sha: string): Promise<Buffer> {

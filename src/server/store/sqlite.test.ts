@@ -35,7 +35,9 @@ describeStoreContract('SQLite', async () => {
     },
     open: async () => SqliteCaseStore.open(root),
     hasBlob: async (kind, sha) =>
-      existsSync(join(root, kind === 'image' ? 'images' : 'heatmaps', sha.slice(0, 2), sha)),
+      existsSync(
+        join(root, { image: 'images', heatmap: 'heatmaps', export: 'exports' }[kind], sha.slice(0, 2), sha),
+      ),
     recordMigration: async (version) =>
       write("INSERT INTO schema_migrations VALUES (?, 'future', '2099-01-01')", version),
     makeLegacyReasons: async (id, cells) =>
@@ -149,6 +151,35 @@ describe('SqliteCaseStore (its own: files, WAL, the in-memory guard)', () => {
     store = SqliteCaseStore.open(dir);
     expect((await store.migrations()).map((m) => m.version)).toEqual(MIGRATIONS.map((m) => m.version));
     expect((await store.get(id))?.heatmapSha256).toBe(heatmapSha256);
+  });
+
+  it('migrates export jobs that finished before migration 11 to name their files, so a sweep keeps a shared one', async () => {
+    store = SqliteCaseStore.open(dir);
+    const job = await store.jobs.create('export-report', null);
+    await store.jobs.claim(job.id, 'r');
+    const sha = await store.putExportFile(job.id, 'r', Buffer.from('%PDF made by schema 10'));
+    await store.jobs.finish(job.id, 'r', { state: 'succeeded', result: { sha256: sha } });
+    await store.close();
+    store = undefined;
+    // Back to schema 10: the job's result names the file, no reference column yet.
+    const raw = new Database(join(dir, 'hematovision.db'));
+    raw.exec(`DROP INDEX jobs_file; DROP INDEX jobs_finished; ALTER TABLE jobs DROP COLUMN file_sha256;
+      DELETE FROM schema_migrations WHERE version = 11;`);
+    raw.close();
+    store = SqliteCaseStore.open(dir);
+    // Another export of the same bytes, swept: the migrated job's file stays.
+    const again = await store.jobs.create('export-report', null);
+    await store.jobs.claim(again.id, 'r');
+    await store.putExportFile(again.id, 'r', Buffer.from('%PDF made by schema 10'));
+    await store.jobs.finish(again.id, 'r', { state: 'succeeded', result: { sha256: sha } });
+    const raw2 = new Database(join(dir, 'hematovision.db'));
+    raw2.prepare("UPDATE jobs SET finished_at = '2000-01-01T00:00:00.000Z' WHERE id = ?").run(again.id);
+    raw2.close();
+    expect(await store.sweepExports(['export-report'], new Date(Date.now() - 60_000))).toEqual({
+      jobs: 1,
+      files: 0,
+    });
+    expect((await store.readExportFile(sha)).toString()).toBe('%PDF made by schema 10');
   });
 
   it('migrates to specimens and per-cell reviews: older rows and their reviews survive as cell 0', async () => {

@@ -5,7 +5,6 @@ import Database from 'better-sqlite3';
 import type { HeatmapData } from '../../pipeline.js';
 import {
   FolderBlobStore,
-  putExportFile,
   readCaseHeatmap,
   readCaseImage,
   readExportFile,
@@ -13,6 +12,7 @@ import {
   type BlobKind,
 } from './blobs.js';
 import { checkIntegrity, migrate } from './migrations.js';
+import { SqliteExportFiles } from './sqlite-exports.js';
 import { SqliteJobRows, SqliteModelRows } from './sqlite-jobs.js';
 import { SqliteAccountStore } from './sqlite-accounts.js';
 import { casesInPages } from './case-pages.js';
@@ -58,6 +58,7 @@ export class SqliteCaseStore implements CaseStore {
   readonly models: SqliteModelRows;
   readonly accounts: SqliteAccountStore;
   private readonly db: Database.Database;
+  private readonly exportFiles: SqliteExportFiles;
   private readonly blobs: FolderBlobStore;
   private readonly specimens: SqliteSpecimens;
   /** sha256 → inserts in flight that will reference it; delete must not remove those files. */
@@ -71,6 +72,7 @@ export class SqliteCaseStore implements CaseStore {
     this.dataDir = blobs.dataDir;
     this.tmpDir = blobs.tmpDir;
     this.blobs = blobs;
+    this.exportFiles = new SqliteExportFiles(db, blobs);
     this.db = db;
     this.jobs = new SqliteJobRows(db);
     this.models = new SqliteModelRows(db);
@@ -336,8 +338,12 @@ export class SqliteCaseStore implements CaseStore {
     return readCaseHeatmap(this.blobs, c);
   }
 
-  putExportFile(bytes: Buffer): Promise<string> {
-    return putExportFile(this.blobs, bytes);
+  putExportFile(jobId: string, owner: string, bytes: Buffer): Promise<string> {
+    return this.exportFiles.put(jobId, owner, bytes);
+  }
+
+  async sweepExports(kinds: string[], finishedBefore: Date): Promise<{ jobs: number; files: number }> {
+    return this.exportFiles.sweep(kinds, finishedBefore);
   }
 
   readExportFile(sha: string): Promise<Buffer> {

@@ -241,12 +241,21 @@ export interface CaseStore {
   /** Stores a drawn heat map for the case (the first one wins); undefined if the case is gone. */
   attachHeatmap(id: string, png: Buffer): Promise<StoredCase | undefined>;
   /**
-   * Stores a file an export job made, where every replica reads it (the data folder's `exports/`, or
-   * PostgreSQL's blobs); its sha256, the key to read it by.
+   * Stores a file export job `jobId` made, where every replica reads it (the data folder's `exports/`, or
+   * PostgreSQL's blobs), and records it as that job's file in the same step (migration 11), so that no sweep
+   * removes it while the job has not finished yet; its sha256, the key to read it by. A `job_not_held` error
+   * (nothing stored, the job unchanged) unless the job is running under `owner`: a runner that lost the job
+   * must not replace the file of the runner that took it over.
    */
-  putExportFile(bytes: Buffer): Promise<string>;
+  putExportFile(jobId: string, owner: string, bytes: Buffer): Promise<string>;
   /** A file putExportFile stored; a `file_missing` error (500) when it is gone. */
   readExportFile(sha: string): Promise<Buffer>;
+  /**
+   * Deletes the finished jobs (succeeded or failed) of these kinds that finished before `finishedBefore`,
+   * then each of their files that no remaining job names (another export of the same bytes keeps it, also
+   * one still running that has stored it already). How many jobs and files it removed.
+   */
+  sweepExports(kinds: string[], finishedBefore: Date): Promise<{ jobs: number; files: number }>;
   /** Applied schema migrations, oldest first. */
   migrations(): Promise<AppliedMigration[]>;
   /** Rejects when the database cannot take a write now (for GET /ready); writes nothing. */

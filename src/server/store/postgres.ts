@@ -3,15 +3,7 @@ import { mkdirSync } from 'node:fs';
 import pg from 'pg';
 import { HematoError } from '../../errors.js';
 import type { HeatmapData } from '../../pipeline.js';
-import {
-  removeStaleTemps,
-  putExportFile,
-  readCaseHeatmap,
-  readCaseImage,
-  readExportFile,
-  sha256,
-  type BlobKind,
-} from './blobs.js';
+import { CaseBlobs, removeStaleTemps, sha256, type BlobKind } from './blobs.js';
 import { casesInPages } from './case-pages.js';
 import { migratePostgres } from './postgres-migrate.js';
 import { isForeignKeyViolation, PostgresBlobStore } from './postgres-blobs.js';
@@ -64,19 +56,20 @@ const BLOB_RACE_ATTEMPTS = 3;
  * bytes that any case (on any replica, committed or not) uses, where the SQLite store needs an in-memory
  * guard.
  */
-export class PostgresCaseStore implements CaseStore {
+export class PostgresCaseStore extends CaseBlobs implements CaseStore {
   readonly tmpDir: string;
   readonly jobs: PostgresJobRows;
   readonly models: PostgresModelRows;
   readonly accounts: PostgresAccountStore;
   readonly rateCounters: PostgresRateCounters;
-  private readonly blobs: PostgresBlobStore;
+  protected readonly blobs: PostgresBlobStore;
   private closed = false;
 
   private constructor(
     private readonly pool: pg.Pool,
     tmpDir: string,
   ) {
+    super();
     this.tmpDir = tmpDir;
     this.blobs = new PostgresBlobStore(pool);
     this.jobs = new PostgresJobRows(pool);
@@ -298,22 +291,6 @@ export class PostgresCaseStore implements CaseStore {
     await this.removeIfUnused('image', rows[0].image_sha256);
     if (rows[0].heatmap_sha256) await this.removeIfUnused('heatmap', rows[0].heatmap_sha256);
     return true;
-  }
-
-  async readImage(c: StoredCase): Promise<Buffer> {
-    return readCaseImage(this.blobs, c);
-  }
-
-  async readHeatmap(c: StoredCase): Promise<Buffer | null> {
-    return readCaseHeatmap(this.blobs, c);
-  }
-
-  putExportFile(bytes: Buffer): Promise<string> {
-    return putExportFile(this.blobs, bytes);
-  }
-
-  readExportFile(sha: string): Promise<Buffer> {
-    return readExportFile(this.blobs, sha);
   }
 
   async readHeatmapData(id: string): Promise<HeatmapData | null> {

@@ -3,15 +3,7 @@ import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { HeatmapData } from '../../pipeline.js';
-import {
-  FolderBlobStore,
-  putExportFile,
-  readCaseHeatmap,
-  readCaseImage,
-  readExportFile,
-  sha256,
-  type BlobKind,
-} from './blobs.js';
+import { CaseBlobs, FolderBlobStore, sha256, type BlobKind } from './blobs.js';
 import { checkIntegrity, migrate } from './migrations.js';
 import { SqliteJobRows, SqliteModelRows } from './sqlite-jobs.js';
 import { SqliteAccountStore } from './sqlite-accounts.js';
@@ -50,7 +42,7 @@ import type {
  * the PNG rendered from them is stored on first use (older cases have only the PNG), never recomputed.
  * One process per data folder: the guard that keeps a blob a concurrent insert still needs is in memory.
  */
-export class SqliteCaseStore implements CaseStore {
+export class SqliteCaseStore extends CaseBlobs implements CaseStore {
   readonly dataDir: string;
   /** Same file system as the blobs, so a rename into place is atomic. */
   readonly tmpDir: string;
@@ -58,7 +50,7 @@ export class SqliteCaseStore implements CaseStore {
   readonly models: SqliteModelRows;
   readonly accounts: SqliteAccountStore;
   private readonly db: Database.Database;
-  private readonly blobs: FolderBlobStore;
+  protected readonly blobs: FolderBlobStore;
   private readonly specimens: SqliteSpecimens;
   /** sha256 → inserts in flight that will reference it; delete must not remove those files. */
   private readonly pending = new Map<string, number>();
@@ -68,6 +60,7 @@ export class SqliteCaseStore implements CaseStore {
     [];
 
   private constructor(blobs: FolderBlobStore, db: Database.Database) {
+    super();
     this.dataDir = blobs.dataDir;
     this.tmpDir = blobs.tmpDir;
     this.blobs = blobs;
@@ -326,22 +319,6 @@ export class SqliteCaseStore implements CaseStore {
     if (found.image) this.removeUnheld('image', found.image);
     if (found.heatmap) this.removeUnheld('heatmap', found.heatmap);
     return true;
-  }
-
-  async readImage(c: StoredCase): Promise<Buffer> {
-    return readCaseImage(this.blobs, c);
-  }
-
-  async readHeatmap(c: StoredCase): Promise<Buffer | null> {
-    return readCaseHeatmap(this.blobs, c);
-  }
-
-  putExportFile(bytes: Buffer): Promise<string> {
-    return putExportFile(this.blobs, bytes);
-  }
-
-  readExportFile(sha: string): Promise<Buffer> {
-    return readExportFile(this.blobs, sha);
   }
 
   async readHeatmapData(id: string): Promise<HeatmapData | null> {

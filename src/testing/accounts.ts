@@ -4,6 +4,17 @@ import { expect } from 'vitest';
 import type { Role } from '../api/constants.js';
 import { createAccount } from '../server/auth/users.js';
 
+/** The operations anyone may call without an account (sorted); every other one needs a session or a token. */
+export const OPEN_OPERATIONS = [
+  'getHealth',
+  'getOpenApi',
+  'getReady',
+  'getSession',
+  'setUp',
+  'signIn',
+  'signOut',
+];
+
 /** Every test account's password. */
 export const PASSWORD = 'correct horse battery';
 

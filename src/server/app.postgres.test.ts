@@ -7,7 +7,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, hasPostgres, notePostgresSkip } from '../testing/postgres.js';
 import { fakeVision, multipart, parseCsv, solidJpeg } from '../testing/server.js';
-import { buildApp } from './app.js';
+import { buildApp, type AppOptions } from './app.js';
 import { createAccount, createApiToken } from './auth/users.js';
 
 notePostgresSkip('server on PostgreSQL');
@@ -19,16 +19,19 @@ describe.skipIf(!hasPostgres)('the server on PostgreSQL', () => {
   const dirs: string[] = [];
   const apps: FastifyInstance[] = [];
 
-  /** A replica: its own (empty) data folder, the shared database. */
-  async function replica(): Promise<FastifyInstance> {
+  /**
+   * A replica: its own (empty) data folder, the shared database; accounts off unless `options` say otherwise
+   * ({} for the server's defaults, accounts on).
+   */
+  async function replica(options: Partial<AppOptions> = { auth: 'off' }): Promise<FastifyInstance> {
     const dataDir = mkdtempSync(join(tmpdir(), 'hv-pg-app-'));
     dirs.push(dataDir);
     const app = await buildApp({
-      auth: 'off',
       vision: fakeVision(),
       dataDir,
       databaseUrl: db.url,
       webDir: join(dataDir, 'no-web'),
+      ...options,
     });
     apps.push(app);
     return app;
@@ -110,19 +113,7 @@ describe.skipIf(!hasPostgres)('the server on PostgreSQL', () => {
   });
 
   it('shares sessions and tokens between replicas: signed in on one, served by the other', async () => {
-    const replicaWithAccounts = async () => {
-      const dataDir = mkdtempSync(join(tmpdir(), 'hv-pg-app-'));
-      dirs.push(dataDir);
-      const app = await buildApp({
-        vision: fakeVision(),
-        dataDir,
-        databaseUrl: db.url,
-        webDir: join(dataDir, 'no-web'),
-      });
-      apps.push(app);
-      return app;
-    };
-    const [a, b] = [await replicaWithAccounts(), await replicaWithAccounts()];
+    const [a, b] = [await replica({}), await replica({})];
     await createAccount(a.caseStore.accounts, {
       name: 'rev',
       role: 'reviewer',

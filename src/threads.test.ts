@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { HematoError } from './errors.js';
-import { WorkerCalls } from './threads.js';
+import { LazyWorker, WorkerCalls } from './threads.js';
 
 // A worker speaking the WorkerCalls protocol by hand: doubles a number, fails on 'bad', dies on 'die'.
 const source = `
@@ -51,5 +51,47 @@ describe('WorkerCalls', () => {
     await c.close(new HematoError('closed', 'closed'));
     await inFlight;
     await expect(c.call(1)).rejects.toMatchObject({ code: 'closed' });
+  });
+});
+
+describe('LazyWorker', () => {
+  function lazy(): { thread: LazyWorker<number | string, number>; started: () => number } {
+    let started = 0;
+    const thread = new LazyWorker<number | string, number>(
+      () => {
+        started++;
+        return new Worker(source, { eval: true });
+      },
+      {
+        failed: (message, code) => new HematoError(`failed: ${message}`, code ?? 'x'),
+        died: (reason) => new HematoError(`died: ${reason}`, 'died'),
+        closed: () => new HematoError('closed', 'closed'),
+      },
+    );
+    return { thread, started: () => started };
+  }
+
+  it('starts its thread on the first call and shares it between calls', async () => {
+    const { thread, started } = lazy();
+    expect(started()).toBe(0);
+    expect(await Promise.all([1, 2].map((n) => thread.call(n)))).toEqual([2, 4]);
+    expect(await thread.call(3)).toBe(6);
+    expect(started()).toBe(1);
+    await thread.close();
+  });
+
+  it('replaces a thread that died on the next call', async () => {
+    const { thread, started } = lazy();
+    await expect(thread.call('die')).rejects.toMatchObject({ code: 'died' });
+    expect(await thread.call(4)).toBe(8);
+    expect(started()).toBe(2);
+    await thread.close();
+  });
+
+  it('refuses calls once closed, and a closed thread that was never started stays unstarted', async () => {
+    const { thread, started } = lazy();
+    await thread.close();
+    await expect(thread.call(1)).rejects.toMatchObject({ code: 'closed' });
+    expect(started()).toBe(0);
   });
 });

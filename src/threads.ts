@@ -81,6 +81,53 @@ export class WorkerCalls<Request, Result> {
   }
 }
 
+/**
+ * One worker thread for a service that may never be used: started by the first call (a process that never
+ * calls pays nothing), shared by all calls (they interleave on its loop), replaced by the next call after it
+ * died (the calls in flight fail, WorkerCalls), and idle it does not keep a CLI or a test process alive.
+ */
+export class LazyWorker<Request, Result> {
+  private calls: WorkerCalls<Request, Result> | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly start: () => Worker,
+    private readonly o: {
+      failed: (message: string, code?: string) => Error;
+      died: (reason: string) => Error;
+      /** The error for every call after close(). */
+      closed: () => Error;
+    },
+  ) {}
+
+  async call(request: Request): Promise<Result> {
+    if (this.closed) throw this.o.closed();
+    return this.thread().call(request);
+  }
+
+  private thread(): WorkerCalls<Request, Result> {
+    if (this.calls) return this.calls;
+    const worker = this.start();
+    const calls = new WorkerCalls<Request, Result>(worker, {
+      failed: this.o.failed,
+      died: this.o.died,
+      unrefWhenIdle: true,
+    });
+    worker.on('exit', () => {
+      if (this.calls === calls) this.calls = undefined;
+    });
+    this.calls = calls;
+    return calls;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const calls = this.calls;
+    this.calls = undefined;
+    await calls?.close(this.o.closed());
+  }
+}
+
 /** The worker's side: answers each call with `handle`'s result (transferring `transfer(result)`) or its error. */
 export function answerCalls<Request, Result>(
   port: MessagePort,

@@ -2,7 +2,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { REVIEW_REASONS } from '../model/types.js';
 import { CASE_SORTS, EXTRA_REVIEW_LABELS, UUID_PATTERN } from './constants.js';
-import { nullableString, numberMap, pageQuery, ref, stringEnum } from './shapes.js';
+import { accountlessActor, nullableString, numberMap, pageQuery, ref, stringEnum } from './shapes.js';
 
 const probabilities = () =>
   numberMap({ description: 'Calibrated probability of every class, in the model card order.' });
@@ -215,16 +215,7 @@ export const CellParams = Type.Object({
 export function ReviewBody(classes: readonly string[]) {
   return Type.Object({
     reviewLabel: stringEnum([...classes, ...EXTRA_REVIEW_LABELS]),
-    reviewer: Type.Optional(
-      Type.String({
-        minLength: 1,
-        maxLength: 200,
-        pattern: '\\S',
-        description:
-          'Only when accounts are off (AUTH=off): who reviews. With accounts the reviewer is the signed-in ' +
-          'account and this field is refused.',
-      }),
-    ),
+    reviewer: accountlessActor('reviews', 'reviewer'),
     note: Type.Optional(Type.Unsafe<string | null>({ type: ['string', 'null'], maxLength: 4000 })),
   });
 }

@@ -40,3 +40,20 @@ export function pageQuery() {
     offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1, default: LIST_DEFAULTS.offset })),
   };
 }
+
+/**
+ * Who reviews or signs, named in the body: only when accounts are off (AUTH=off); with accounts it is the
+ * signed-in account. `does` and `who` fill in the description ("reviews", "reviewer").
+ */
+export function accountlessActor(does: string, who: string) {
+  return Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 200,
+      pattern: '\\S',
+      description:
+        `Only when accounts are off (AUTH=off): who ${does}. With accounts the ${who} is the signed-in ` +
+        'account and this field is refused.',
+    }),
+  );
+}

@@ -4,7 +4,7 @@ import { REVIEW_REASONS } from '../model/types.js';
 import { Box, Review } from './cases.js';
 import { SPECIMEN_ID_MAX, SPECIMEN_SORTS, SPECIMEN_TARGETS } from './constants.js';
 import { Differential } from './predict.js';
-import { nullableString, pageQuery, ref, stringEnum } from './shapes.js';
+import { accountlessActor, nullableString, pageQuery, ref, stringEnum } from './shapes.js';
 
 const nullableRef = <T extends { $id?: string }>(schema: T, description: string) =>
   Type.Unsafe<Static<typeof Review> | null>({
@@ -151,16 +151,7 @@ export const SpecimenList = Type.Object({
 
 export const SignBody = Type.Object(
   {
-    reviewer: Type.Optional(
-      Type.String({
-        minLength: 1,
-        maxLength: 200,
-        pattern: '\\S',
-        description:
-          'Only when accounts are off (AUTH=off): who signs. With accounts the signer is the signed-in ' +
-          'account and this field is refused.',
-      }),
-    ),
+    reviewer: accountlessActor('signs', 'signer'),
   },
   { additionalProperties: false },
 );

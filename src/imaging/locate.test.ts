@@ -79,17 +79,23 @@ function rbcField(width: number, height: number, avoid: Disc[]): Disc[] {
 // A nucleus of radius 60 in a 640×480 field makes a cell box of ~160 px (the BCCD fit), so bodies are r = 80.
 const cellAt = (x: number, y: number): Cell => ({ body: { x, y, r: 80 }, lobes: [{ x, y, r: 60 }] });
 
+/** A 640×480 field of two white cells crowded with red cells. */
+function twoCellField() {
+  const cells = [cellAt(200, 180), cellAt(480, 330)];
+  const img = smear(640, 480, {
+    cells,
+    rbcs: rbcField(
+      640,
+      480,
+      cells.map((c) => c.body),
+    ),
+  });
+  return { cells, img };
+}
+
 describe('locateCells on synthetic smears', () => {
   it('boxes each drawn white cell (IoU > 0.7) among red cells, best first', () => {
-    const cells = [cellAt(200, 180), cellAt(480, 330)];
-    const img = smear(640, 480, {
-      cells,
-      rbcs: rbcField(
-        640,
-        480,
-        cells.map((c) => c.body),
-      ),
-    });
+    const { cells, img } = twoCellField();
     const boxes = locateCells(img);
     expect(boxes).toHaveLength(2);
     for (const c of cells) {
@@ -196,15 +202,7 @@ describe('locateCells on synthetic smears', () => {
 
   // Its speed (target ≤ 10 ms per 640×480 field) is measured by `npm run bench`, not asserted here.
   it('finds both white cells of a 640×480 field crowded with red cells, and nothing else', () => {
-    const cells = [cellAt(200, 180), cellAt(480, 330)];
-    const img = smear(640, 480, {
-      cells,
-      rbcs: rbcField(
-        640,
-        480,
-        cells.map((c) => c.body),
-      ),
-    });
+    const { cells, img } = twoCellField();
     const found = locateCells(img);
     expect(found).toHaveLength(2);
     for (const c of cells) {

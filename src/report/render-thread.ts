@@ -3,12 +3,11 @@
  * keeps the caller's event loop busy for 0.3–0.7 s when rendered in place (pdfkit's layout, font subsetting
  * and deflate are JavaScript); here the caller only copies the report over and the PDF back.
  *
- * One thread, started on the first report (a server that never renders one pays nothing), whose renders
- * interleave on its own loop, at low priority on Linux (thread-priority.ts). A thread that died is replaced on
- * the next report.
+ * One thread (LazyWorker: started by the first report, replaced after it died), at low priority on Linux
+ * (thread-priority.ts).
  */
 import { HematoError } from '../errors.js';
-import { startWorker, WorkerCalls } from '../threads.js';
+import { LazyWorker, startWorker } from '../threads.js';
 import type { GalleryCell, RenderOptions, SpecimenReport } from './specimen-pdf.js';
 
 /** A report as it crosses to the thread: structured clone turns Buffers into Uint8Arrays. */
@@ -18,44 +17,29 @@ export interface RenderRequest {
 }
 
 export class ReportRenderer {
-  private calls: WorkerCalls<RenderRequest, Uint8Array> | undefined;
-  private closed = false;
+  private readonly thread = new LazyWorker<RenderRequest, Uint8Array>(
+    () => startWorker(import.meta.url, 'render-worker', null),
+    {
+      failed: (message) => new HematoError(`The report could not be made: ${message}`, 'report_failed', 500),
+      died: (reason) => new HematoError(`The report thread failed: ${reason}`, 'report_failed', 500),
+      closed: () => new HematoError('The report renderer was closed.', 'closed', 503),
+    },
+  );
 
   /** renderSpecimenPdf's bytes, made in the thread. */
   async render(report: SpecimenReport, options: RenderOptions = {}): Promise<Buffer> {
-    if (this.closed) throw new HematoError('The report renderer was closed.', 'closed', 503);
     const request: RenderRequest = {
       // Each crop as a compact copy: a Buffer that is a slice of a larger one (a pooled or read buffer) would
       // otherwise carry its whole backing memory across.
       report: { ...report, gallery: report.gallery.map((g) => ({ ...g, crop: compact(g.crop) })) },
       options,
     };
-    const pdf = await this.thread().call(request);
+    const pdf = await this.thread.call(request);
     return Buffer.from(pdf.buffer, pdf.byteOffset, pdf.byteLength);
   }
 
-  private thread(): WorkerCalls<RenderRequest, Uint8Array> {
-    if (this.calls) return this.calls;
-    const worker = startWorker(import.meta.url, 'render-worker', null);
-    const calls = new WorkerCalls<RenderRequest, Uint8Array>(worker, {
-      failed: (message) => new HematoError(`The report could not be made: ${message}`, 'report_failed', 500),
-      died: (reason) => new HematoError(`The report thread failed: ${reason}`, 'report_failed', 500),
-      // An idle thread must not keep a CLI or a test process alive.
-      unrefWhenIdle: true,
-    });
-    // Its calls in flight fail (WorkerCalls); the next report starts a new thread.
-    worker.on('exit', () => {
-      if (this.calls === calls) this.calls = undefined;
-    });
-    this.calls = calls;
-    return calls;
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    const calls = this.calls;
-    this.calls = undefined;
-    await calls?.close(new HematoError('The report renderer was closed.', 'closed', 503));
+  close(): Promise<void> {
+    return this.thread.close();
   }
 }
 

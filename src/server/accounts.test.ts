@@ -7,10 +7,11 @@ import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp, type AppOptions } from './app.js';
 import { createAccount, createApiToken } from './auth/users.js';
+import type { Role } from '../api/constants.js';
+import { OPEN_OPERATIONS, PASSWORD, signIn } from '../testing/accounts.js';
 import { fakeVision, multipart, solidJpeg } from '../testing/server.js';
 
 const API = '/api/v1';
-const PASSWORD = 'correct horse battery';
 
 let dataDir: string;
 let app: FastifyInstance;
@@ -28,27 +29,8 @@ async function start(opts: Partial<AppOptions> = {}) {
   return app;
 }
 
-type Role = 'clinic' | 'reviewer' | 'admin';
-
 /** Creates the account and signs in through the API; the session cookie to send. */
-async function signedIn(name: string, role: Role, clinic: string | null = null): Promise<string> {
-  await createAccount(app.caseStore.accounts, {
-    name,
-    displayName: `Dr ${name}`,
-    role,
-    clinic,
-    password: PASSWORD,
-  });
-  const res = await app.inject({
-    method: 'POST',
-    url: `${API}/session`,
-    payload: { name, password: PASSWORD },
-  });
-  expect(res.statusCode).toBe(200);
-  const cookie = res.cookies.find((c) => c.name === 'hv_session');
-  expect(cookie).toBeDefined();
-  return `hv_session=${cookie!.value}`;
-}
+const signedIn = (name: string, role: Role, clinic: string | null = null) => signIn(app, name, role, clinic);
 
 const as = (cookie: string) => ({ headers: { cookie } });
 
@@ -89,15 +71,7 @@ describe('accounts on', () => {
       }
     }
     expect(refused).toBeGreaterThanOrEqual(20);
-    expect(open.sort()).toEqual([
-      'getHealth',
-      'getOpenApi',
-      'getReady',
-      'getSession',
-      'setUp',
-      'signIn',
-      'signOut',
-    ]);
+    expect(open.sort()).toEqual(OPEN_OPERATIONS);
     // Off the API document too: the model file the browser downloads.
     expect((await app.inject('/models/model.int8.onnx')).statusCode).toBe(401);
     // A wrong token or cookie is no one.

@@ -1,13 +1,12 @@
 /** The whole server on PostgreSQL (AppOptions.databaseUrl): what a user does, end to end, on two replicas. */
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Replicas } from '../testing/backends.js';
 import { freshDatabase, hasPostgres, notePostgresSkip } from '../testing/postgres.js';
-import { fakeVision, multipart, parseCsv, solidJpeg } from '../testing/server.js';
-import { buildApp } from './app.js';
+import { multipart, parseCsv, solidJpeg } from '../testing/server.js';
+import type { AppOptions } from './app.js';
 import { createAccount, createApiToken } from './auth/users.js';
 
 notePostgresSkip('server on PostgreSQL');
@@ -16,31 +15,18 @@ const API = '/api/v1';
 
 describe.skipIf(!hasPostgres)('the server on PostgreSQL', () => {
   let db: Awaited<ReturnType<typeof freshDatabase>>;
-  const dirs: string[] = [];
-  const apps: FastifyInstance[] = [];
-
-  /** A replica: its own (empty) data folder, the shared database. */
-  async function replica(): Promise<FastifyInstance> {
-    const dataDir = mkdtempSync(join(tmpdir(), 'hv-pg-app-'));
-    dirs.push(dataDir);
-    const app = await buildApp({
-      auth: 'off',
-      vision: fakeVision(),
-      dataDir,
-      databaseUrl: db.url,
-      webDir: join(dataDir, 'no-web'),
-    });
-    apps.push(app);
-    return app;
-  }
+  const replicas = new Replicas(() => db.url, 'hv-pg-app-');
+  const dirs = replicas.dirs;
+  /** A replica; accounts off unless `options` say otherwise ({} for the server's defaults, accounts on). */
+  const replica = (options: Partial<AppOptions> = { auth: 'off' }) => replicas.start(options);
 
   beforeAll(async () => {
     db = await freshDatabase('app_pg');
   });
   afterAll(async () => {
-    for (const app of apps) await app.close();
+    await replicas.close();
     await db?.drop();
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    await replicas.remove();
   });
 
   it('predicts, lists, reviews, exports and deletes a case, any replica answering', async () => {
@@ -110,19 +96,7 @@ describe.skipIf(!hasPostgres)('the server on PostgreSQL', () => {
   });
 
   it('shares sessions and tokens between replicas: signed in on one, served by the other', async () => {
-    const replicaWithAccounts = async () => {
-      const dataDir = mkdtempSync(join(tmpdir(), 'hv-pg-app-'));
-      dirs.push(dataDir);
-      const app = await buildApp({
-        vision: fakeVision(),
-        dataDir,
-        databaseUrl: db.url,
-        webDir: join(dataDir, 'no-web'),
-      });
-      apps.push(app);
-      return app;
-    };
-    const [a, b] = [await replicaWithAccounts(), await replicaWithAccounts()];
+    const [a, b] = [await replica({}), await replica({})];
     await createAccount(a.caseStore.accounts, {
       name: 'rev',
       role: 'reviewer',

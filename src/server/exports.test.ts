@@ -6,42 +6,26 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import pg from 'pg';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ExportJobJson } from '../api/index.js';
 import { buildApp } from './app.js';
-import { createAccount } from './auth/users.js';
-import { freshDatabase, hasPostgres, notePostgresSkip } from '../testing/postgres.js';
+import type { Role } from '../api/constants.js';
+import { signIn } from '../testing/accounts.js';
+import { BACKENDS, databasePerDescribe, databaseUrl, emptyDatabase } from '../testing/backends.js';
+import { notePostgresSkip } from '../testing/postgres.js';
 import { fakeVision, multipart, parseCsv, solidJpeg } from '../testing/server.js';
 
 const API = '/api/v1';
-const PASSWORD = 'correct horse battery';
 const MISSING = '00000000-0000-4000-8000-000000000000';
 
 notePostgresSkip('exports as jobs on PostgreSQL');
 
-const BACKENDS = [
-  { name: 'SQLite', postgres: false },
-  ...(hasPostgres ? [{ name: 'PostgreSQL', postgres: true }] : []),
-];
-
 let dataDir: string;
 let app: FastifyInstance;
-/** The PostgreSQL database of the running describe, or undefined on SQLite. */
-let databaseUrl: string | undefined;
 
 beforeEach(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'hv-exports-'));
-  if (databaseUrl) {
-    // Each test starts from an empty database, as each starts from an empty data folder on SQLite.
-    const client = new pg.Client({ connectionString: databaseUrl });
-    await client.connect();
-    try {
-      await client.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public');
-    } finally {
-      await client.end();
-    }
-  }
+  await emptyDatabase();
   app = await build();
 });
 
@@ -64,22 +48,8 @@ afterEach(async () => {
 });
 
 /** Creates the account and signs in; the headers its requests carry. */
-async function signedIn(name: string, role: 'clinic' | 'reviewer' | 'admin', clinic: string | null = null) {
-  await createAccount(app.caseStore.accounts, {
-    name,
-    displayName: `Dr ${name}`,
-    role,
-    clinic,
-    password: PASSWORD,
-  });
-  const res = await app.inject({
-    method: 'POST',
-    url: `${API}/session`,
-    payload: { name, password: PASSWORD },
-  });
-  expect(res.statusCode).toBe(200);
-  const cookie = res.cookies.find((c) => c.name === 'hv_session');
-  return { cookie: `hv_session=${cookie!.value}` };
+async function signedIn(name: string, role: Role, clinic: string | null = null) {
+  return { cookie: await signIn(app, name, role, clinic) };
 }
 type Who = Awaited<ReturnType<typeof signedIn>>;
 
@@ -120,15 +90,7 @@ async function auditOf(admin: Who) {
 }
 
 describe.each(BACKENDS)('exports as jobs on $name', ({ postgres }) => {
-  let db: Awaited<ReturnType<typeof freshDatabase>> | undefined;
-  beforeAll(async () => {
-    db = postgres ? await freshDatabase('exports_api') : undefined;
-    databaseUrl = db?.url;
-  });
-  afterAll(async () => {
-    databaseUrl = undefined;
-    await db?.drop();
-  });
+  databasePerDescribe(postgres, 'exports_api');
 
   it('makes a specimen’s PDF report off the request: followed, downloaded, the synchronous route’s bytes for a signed revision', async () => {
     const north = await signedIn('north', 'clinic', 'North');

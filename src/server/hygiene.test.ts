@@ -1,42 +1,17 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
-import type { FastifyInstance } from 'fastify';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { buildApp, type AppOptions } from './app.js';
-import { fakeVision, multipart, solidJpeg } from '../testing/server.js';
+import { describe, expect, it } from 'vitest';
+import { API, app, dataDir, freshAppPerTest, start } from '../testing/app.js';
+import { multipart, solidJpeg } from '../testing/server.js';
 
-const API = '/api/v1';
-
-let dataDir: string;
-let app: FastifyInstance | undefined;
-
-beforeEach(() => {
-  dataDir = mkdtempSync(join(tmpdir(), 'hv-hygiene-'));
-});
-afterEach(async () => {
-  await app?.close();
-  app = undefined;
-  rmSync(dataDir, { recursive: true, force: true });
-});
-
-async function start(opts: Partial<AppOptions> = {}): Promise<FastifyInstance> {
-  app = await buildApp({
-    auth: 'off',
-    vision: fakeVision(),
-    dataDir,
-    webDir: join(dataDir, 'no-web'),
-    ...opts,
-  });
-  return app;
-}
+freshAppPerTest();
 
 async function upload(headers: Record<string, string> = {}) {
   const body = await multipart([{ name: 'a.jpg', bytes: await solidJpeg(40, 40, [200, 30, 30]) }]);
-  return app!.inject({
+  return app.inject({
     method: 'POST',
     url: `${API}/predict`,
     payload: body.payload,
@@ -84,14 +59,14 @@ function getWithHost(port: number, host: string): Promise<number> {
 describe('Host and Origin', () => {
   it('refuses a foreign Host (DNS rebinding) with 403, on every route but the probes', async () => {
     await start();
-    const evil = await app!.inject({ url: `${API}/cases`, headers: { host: 'evil.example' } });
+    const evil = await app.inject({ url: `${API}/cases`, headers: { host: 'evil.example' } });
     expect(evil.statusCode).toBe(403);
     expect(evil.json()).toMatchObject({ error: 'forbidden_host' });
-    expect((await app!.inject({ url: '/', headers: { host: 'evil.example:3000' } })).statusCode).toBe(403);
+    expect((await app.inject({ url: '/', headers: { host: 'evil.example:3000' } })).statusCode).toBe(403);
     for (const host of ['localhost', '127.0.0.1:3000', '[::1]:3000'])
-      expect((await app!.inject({ url: `${API}/cases`, headers: { host } })).statusCode, host).toBe(200);
+      expect((await app.inject({ url: `${API}/cases`, headers: { host } })).statusCode, host).toBe(200);
     // A load balancer probes by IP: health and readiness answer whatever the Host.
-    expect((await app!.inject({ url: `${API}/health`, headers: { host: '10.1.2.3:3000' } })).statusCode).toBe(
+    expect((await app.inject({ url: `${API}/health`, headers: { host: '10.1.2.3:3000' } })).statusCode).toBe(
       200,
     );
   });
@@ -99,7 +74,7 @@ describe('Host and Origin', () => {
   it('takes ALLOWED_HOSTS as configured: a name with any port or a name:port exactly', async () => {
     await start({ allowedHosts: ['hv.example.org', 'lab.local:8443'] });
     const status = async (host: string) =>
-      (await app!.inject({ url: `${API}/cases`, headers: { host } })).statusCode;
+      (await app.inject({ url: `${API}/cases`, headers: { host } })).statusCode;
     expect(await status('hv.example.org')).toBe(200);
     expect(await status('HV.example.org:443')).toBe(200);
     expect(await status('lab.local:8443')).toBe(200);
@@ -109,8 +84,8 @@ describe('Host and Origin', () => {
 
   it('on a real socket, the default list is localhost and the listen address on the listening port', async () => {
     await start();
-    await app!.listen({ host: '127.0.0.1', port: 0 });
-    const { port } = app!.server.address() as AddressInfo;
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
     expect(await getWithHost(port, `localhost:${port}`)).toBe(200);
     expect(await getWithHost(port, `127.0.0.1:${port}`)).toBe(200);
     expect(await getWithHost(port, `127.0.0.1:${port + 1}`)).toBe(403);
@@ -124,14 +99,14 @@ describe('Host and Origin', () => {
     expect(cross.json()).toMatchObject({ error: 'cross_origin' });
     expect((await upload({ origin: 'null' })).statusCode).toBe(403);
     expect((await upload({ 'sec-fetch-site': 'cross-site' })).statusCode).toBe(403);
-    expect((await app!.inject({ url: `${API}/cases` })).json()).toMatchObject({ total: 0 });
+    expect((await app.inject({ url: `${API}/cases` })).json()).toMatchObject({ total: 0 });
 
     const ok = await upload({ origin: 'http://localhost:3000', 'sec-fetch-site': 'same-origin' });
     expect(ok.statusCode).toBe(200);
     const id = (ok.json() as { cases: { id: string }[] }).cases[0].id;
     const review = { reviewLabel: 'lymphocyte', reviewer: 'Dr Ana' };
     const patch = (origin?: string) =>
-      app!.inject({
+      app.inject({
         method: 'PATCH',
         url: `${API}/cases/${id}`,
         payload: review,
@@ -139,7 +114,7 @@ describe('Host and Origin', () => {
       });
     expect((await patch('https://evil.example')).statusCode).toBe(403);
     expect((await patch()).statusCode).toBe(200); // a script or curl: no Origin
-    const del = await app!.inject({
+    const del = await app.inject({
       method: 'DELETE',
       url: `${API}/cases/${id}`,
       headers: { origin: 'http://evil.example' },
@@ -147,7 +122,7 @@ describe('Host and Origin', () => {
     expect(del.statusCode).toBe(403);
     // A cross-origin GET is not refused by the Origin check (it changes nothing; the browser withholds the reply).
     expect(
-      (await app!.inject({ url: `${API}/cases/${id}`, headers: { origin: 'http://evil.example' } }))
+      (await app.inject({ url: `${API}/cases/${id}`, headers: { origin: 'http://evil.example' } }))
         .statusCode,
     ).toBe(200);
   });
@@ -167,17 +142,15 @@ describe('rate limits', () => {
     expect(Number(second.headers['retry-after'])).toBeGreaterThan(0);
     expect(second.json()).toMatchObject({ error: 'too_many_requests' });
     // Reads are counted apart from uploads.
-    for (let i = 0; i < 3; i++) expect((await app!.inject({ url: `${API}/cases` })).statusCode).toBe(200);
-    const over = await app!.inject({ url: `${API}/cases` });
+    for (let i = 0; i < 3; i++) expect((await app.inject({ url: `${API}/cases` })).statusCode).toBe(200);
+    const over = await app.inject({ url: `${API}/cases` });
     expect(over.statusCode).toBe(429);
     expect(over.headers['retry-after']).toBeDefined();
   });
 
   it('the defaults are far above what the UI and the tests send', async () => {
     await start();
-    const replies = await Promise.all(
-      Array.from({ length: 300 }, () => app!.inject({ url: `${API}/cases` })),
-    );
+    const replies = await Promise.all(Array.from({ length: 300 }, () => app.inject({ url: `${API}/cases` })));
     expect(replies.every((r) => r.statusCode === 200)).toBe(true);
   });
 });
@@ -188,8 +161,8 @@ describe('whole-request limit', () => {
     const big = await upload();
     expect(big.statusCode).toBe(413);
     expect(big.json()).toMatchObject({ error: 'request_too_large' });
-    await app!.listen({ host: '127.0.0.1', port: 0 });
-    const { port } = app!.server.address() as AddressInfo;
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
     // 1 GB declared, none of it sent: refused at once and the connection closed, nothing waited for.
     const declared = await rawExchange(
       port,
@@ -212,8 +185,8 @@ describe('whole-request limit', () => {
 describe('refusals on a real socket', () => {
   it('closes the connection of a refused upload at once instead of waiting for its body (429)', async () => {
     await start({ rateLimits: { max: 100, predictMax: 1, windowMs: 60_000 }, requestTimeoutMs: 60_000 });
-    await app!.listen({ host: '127.0.0.1', port: 0 });
-    const { port } = app!.server.address() as AddressInfo;
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
     const head = `POST ${API}/predict HTTP/1.1\r\nHost: localhost:${port}\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: 100000\r\n\r\n`;
     const first = rawExchange(port, head, '--x\r\n', 1500);
     await new Promise((r) => setTimeout(r, 200));
@@ -230,8 +203,8 @@ describe('timeouts (real sockets)', () => {
   it('cuts off a stalled body and a Content-Length larger than the body, and serves others meanwhile', async () => {
     const timeout = 600;
     await start({ requestTimeoutMs: timeout });
-    await app!.listen({ host: '127.0.0.1', port: 0 });
-    const { port } = app!.server.address() as AddressInfo;
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
     const head = (length: number) =>
       `POST ${API}/predict HTTP/1.1\r\nHost: localhost:${port}\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: ${length}\r\n\r\n`;
     const part =
@@ -260,9 +233,9 @@ describe('timeouts (injected requests)', () => {
     const timeout = 100;
     await start({ requestTimeoutMs: timeout });
     expect((await upload()).statusCode).toBe(200);
-    expect((await app!.inject(`${API}/cases`)).statusCode).toBe(200);
+    expect((await app.inject(`${API}/cases`)).statusCode).toBe(200);
     await new Promise((r) => setTimeout(r, 3 * timeout));
-    expect((await app!.inject(`${API}/health`)).statusCode).toBe(200);
+    expect((await app.inject(`${API}/health`)).statusCode).toBe(200);
   });
 });
 
@@ -271,7 +244,7 @@ describe('uploads in flight (injected requests)', () => {
     await start({ requestTimeoutMs: 100 });
     const body = await multipart([{ name: 'a.jpg', bytes: await solidJpeg(40, 40, [200, 30, 30]) }]);
     const payload = new PassThrough();
-    const reply = app!.inject({
+    const reply = app.inject({
       method: 'POST',
       url: `${API}/predict`,
       payload,
@@ -280,7 +253,7 @@ describe('uploads in flight (injected requests)', () => {
     payload.write(body.payload.subarray(0, 100));
     await new Promise((r) => setTimeout(r, 300)); // past its deadline
     // A shutdown aborts the uploads of real connections only (the stand-in socket has no destroy).
-    expect(app!.abortUploads()).toBe(0);
+    expect(app.abortUploads()).toBe(0);
     payload.end(body.payload.subarray(100));
     expect((await reply).statusCode).toBe(200);
   });
@@ -296,15 +269,15 @@ describe('replies and logs', () => {
       },
     });
     await start({ logger: { level: 'info', stream } });
-    const bad = await app!.inject({
+    const bad = await app.inject({
       method: 'POST',
       url: `${API}/predict`,
       payload: '--x\r\nbroken',
       headers: { 'content-type': 'multipart/form-data; boundary=x' },
     });
     expect(bad.statusCode).toBe(400);
-    await app!.inject({ url: `${API}/cases/not-a-uuid` });
-    await app!.inject({ url: `${API}/cases`, headers: { host: 'evil.example' } });
+    await app.inject({ url: `${API}/cases/not-a-uuid` });
+    await app.inject({ url: `${API}/cases`, headers: { host: 'evil.example' } });
     await new Promise((r) => setImmediate(r));
     expect(lines).toHaveLength(3);
     for (const line of lines) {
@@ -316,9 +289,9 @@ describe('replies and logs', () => {
 
   it('sends HSTS only to a client that came over TLS (behind a trusted proxy)', async () => {
     await start({ trustProxy: true });
-    const plain = await app!.inject({ url: `${API}/health` });
+    const plain = await app.inject({ url: `${API}/health` });
     expect(plain.headers['strict-transport-security']).toBeUndefined();
-    const tls = await app!.inject({ url: `${API}/health`, headers: { 'x-forwarded-proto': 'https' } });
+    const tls = await app.inject({ url: `${API}/health`, headers: { 'x-forwarded-proto': 'https' } });
     expect(tls.headers['strict-transport-security']).toMatch(/max-age=\d+/);
   });
 

@@ -7,9 +7,9 @@ import { Writable } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { Replicas } from '../testing/backends.js';
 import { freshDatabase, hasPostgres, notePostgresSkip } from '../testing/postgres.js';
-import { fakeVision } from '../testing/server.js';
-import { buildApp, type AppOptions } from './app.js';
+import type { AppOptions } from './app.js';
 import { createAccount } from './auth/users.js';
 import { sweepPeriodically } from './shared-rate-limits.js';
 import { PostgresCaseStore } from './store/index.js';
@@ -23,23 +23,8 @@ const CLIENT = '198.51.100.20';
 describe.skipIf(!hasPostgres)('rate limits on PostgreSQL', () => {
   let db: Awaited<ReturnType<typeof freshDatabase>>;
   let admin: pg.Client;
-  const dirs: string[] = [];
-  const apps: FastifyInstance[] = [];
-
-  /** A replica: its own data folder (upload temp files), the shared database. */
-  async function replica(options: Partial<AppOptions> = {}): Promise<FastifyInstance> {
-    const dataDir = mkdtempSync(join(tmpdir(), 'hv-pg-limits-'));
-    dirs.push(dataDir);
-    const app = await buildApp({
-      vision: fakeVision(),
-      dataDir,
-      databaseUrl: db.url,
-      webDir: join(dataDir, 'no-web'),
-      ...options,
-    });
-    apps.push(app);
-    return app;
-  }
+  const replicas = new Replicas(() => db.url, 'hv-pg-limits-');
+  const replica = (options: Partial<AppOptions> = {}) => replicas.start(options);
 
   const health = (app: FastifyInstance, remoteAddress = CLIENT) =>
     app.inject({ url: `${API}/health`, remoteAddress });
@@ -57,15 +42,15 @@ describe.skipIf(!hasPostgres)('rate limits on PostgreSQL', () => {
     await admin.connect();
   });
   beforeEach(async () => {
-    while (apps.length > 0) await apps.pop()!.close();
+    await replicas.close();
     // The first replica of the file creates the table (migration 10).
     await admin.query('TRUNCATE rate_limits').catch(() => undefined);
   });
   afterAll(async () => {
-    for (const app of apps) await app.close();
+    await replicas.close();
     await admin?.end();
     await db?.drop();
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    await replicas.remove();
   });
 
   it('gives two replicas one budget per client: two requests on each, the fourth is refused', async () => {

@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import sharp from 'sharp';
-import pg from 'pg';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CaseJson, SpecimenDetailJson } from '../api/index.js';
 import { buildApp } from './app.js';
-import { freshDatabase, hasPostgres, notePostgresSkip } from '../testing/postgres.js';
+import { BACKENDS, databasePerDescribe, databaseUrl, emptyDatabase } from '../testing/backends.js';
+import { notePostgresSkip } from '../testing/postgres.js';
 import { fakeVision, multipart, parseCsv, solidJpeg, solidPng, type UploadFile } from '../testing/server.js';
 import { hasTool } from '../testing/tools.js';
 
@@ -30,29 +30,13 @@ function pdfText(pdf: Buffer): string {
 
 notePostgresSkip('specimens API on PostgreSQL');
 
-/** Every test runs on SQLite, and again on PostgreSQL when a test server answers (HV_TEST_DATABASE_URL). */
-const BACKENDS = [
-  { name: 'SQLite', postgres: false },
-  ...(hasPostgres ? [{ name: 'PostgreSQL', postgres: true }] : []),
-];
-
+/** Every test runs on SQLite, and again on PostgreSQL when a test server answers (testing/backends.ts). */
 let dataDir: string;
 let app: FastifyInstance;
-/** The PostgreSQL database of the running describe, or undefined on SQLite. */
-let databaseUrl: string | undefined;
 
 beforeEach(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'hv-specimens-'));
-  if (databaseUrl) {
-    // Each test starts from an empty database, as each starts from an empty data folder on SQLite.
-    const client = new pg.Client({ connectionString: databaseUrl });
-    await client.connect();
-    try {
-      await client.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public');
-    } finally {
-      await client.end();
-    }
-  }
+  await emptyDatabase();
   app = await buildApp({
     auth: 'off',
     vision: fakeVision(),
@@ -105,15 +89,7 @@ async function review(caseId: string, cell: number, label: string, reviewer = 'D
 }
 
 describe.each(BACKENDS)('specimens API on $name', ({ postgres }) => {
-  let db: Awaited<ReturnType<typeof freshDatabase>> | undefined;
-  beforeAll(async () => {
-    db = postgres ? await freshDatabase('specimens_api') : undefined;
-    databaseUrl = db?.url;
-  });
-  afterAll(async () => {
-    databaseUrl = undefined;
-    await db?.drop();
-  });
+  databasePerDescribe(postgres, 'specimens_api');
 
   it('creates a specimen (trimmed id, 409 for a duplicate whatever its case) and lists and searches them', async () => {
     const res = await createSpecimen({ id: '  SPEC-001 ', source: 'Ward 7', targetCount: 200 });

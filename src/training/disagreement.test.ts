@@ -4,11 +4,10 @@
  * the reference implementation computes it, read back, and moved with the features by shiftFamiliarityMeans.
  */
 import { describe, expect, it } from 'vitest';
-import { createRng } from '../imaging/random.js';
 import { disagreementOf } from '../model/disagreement.js';
 import { cellDistance, nearestComponent, referenceDistance } from '../model/familiarity.js';
 import { appendFamiliarity, readFamiliarity, shiftFamiliarityMeans } from '../model/familiarity-graph.js';
-import { featureModel, runFamiliarity } from '../testing/feature-model.js';
+import { featureModel, runFamiliarity, syntheticRows, trainAndVal } from '../testing/feature-model.js';
 import { disagreementBlocks } from './disagreement.js';
 import { fitFamiliarity } from './familiarity.js';
 
@@ -22,33 +21,19 @@ const BLOCKS = disagreementBlocks(DIMS)!;
  * last two columns (stain). An `unknown` row's three blocks each say a different class.
  */
 function rows(n: number, seed: number, o: { unknown?: boolean } = {}) {
-  const rng = createRng(seed);
-  const gauss = () => Math.sqrt(-2 * Math.log(rng() + 1e-12)) * Math.cos(2 * Math.PI * rng());
-  const x = new Float32Array(n * D);
-  const label = new Int32Array(n);
-  const source = new Int32Array(n);
-  for (let r = 0; r < n; r++) {
+  return syntheticRows(n, seed, D, 0.6, (r, x, at) => {
     const c = r % K;
-    label[r] = c;
-    source[r] = Math.floor(r / K) % 2;
-    for (let j = 0; j < D; j++) x[r * D + j] = 0.6 * gauss();
-    BLOCKS.forEach(([start], b) => (x[r * D + start + (o.unknown ? (c + b) % K : c)] += 2.5));
-    if (source[r] === 1) for (const j of [6, 7]) x[r * D + j] += 3;
-  }
-  return { x, label, source, n };
+    const source = Math.floor(r / K) % 2;
+    BLOCKS.forEach(([start], b) => (x[at + start + (o.unknown ? (c + b) % K : c)] += 2.5));
+    if (source === 1) for (const j of [6, 7]) x[at + j] += 3;
+    return { label: c, source };
+  });
 }
 
 describe('block-head disagreement', () => {
   const train = rows(1200, 1);
   const val = rows(600, 2);
-  const all = {
-    x: new Float32Array([...train.x, ...val.x]),
-    n: train.n + val.n,
-    d: D,
-    label: [...train.label, ...val.label],
-    source: [...train.source, ...val.source],
-    isVal: Uint8Array.from({ length: train.n + val.n }, (_, r) => (r >= train.n ? 1 : 0)),
-  };
+  const all = trainAndVal(train, val, D);
   const fitted = fitFamiliarity(all, ['a', 'b', 'c'], ['lab0', 'lab1'], DIMS, { seed: 3 });
   const refs = fitted.references;
   const h = refs.disagreement!;

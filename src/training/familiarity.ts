@@ -219,39 +219,26 @@ export function fitFamiliarity(
     opts.imageRank,
     opts.imageQuantile,
   );
+  // The training and validation rows as the disagreement and nearest-cells fits take them.
+  const trainSet = {
+    x: trainX,
+    n: train.length,
+    label: train.map((r) => f.label[r]),
+    source: train.map((r) => f.source[r]),
+  };
+  const valSet = { x: valX, n: val.length };
   // The block heads' disagreement joins the cell check where the backbone has the blocks (model/disagreement.ts).
   const blocks = opts.disagreement ? disagreementBlocks(featureDims) : null;
   const dis = blocks
-    ? fitDisagreement(
-        {
-          x: trainX,
-          n: train.length,
-          label: train.map((r) => f.label[r]),
-          source: train.map((r) => f.source[r]),
-        },
-        { x: valX, n: val.length },
-        f.d,
-        classes.length,
-        blocks,
-        image.ref,
-        cell.threshold,
-        { quantile: opts.disagreementQuantile },
-      )
+    ? fitDisagreement(trainSet, valSet, f.d, classes.length, blocks, image.ref, cell.threshold, {
+        quantile: opts.disagreementQuantile,
+      })
     : null;
   const nb = opts.neighbours
-    ? fitNeighbours(
-        {
-          x: trainX,
-          n: train.length,
-          label: train.map((r) => f.label[r]),
-          source: train.map((r) => f.source[r]),
-        },
-        { x: valX, n: val.length },
-        f.d,
-        image.ref,
-        cell.threshold,
-        { quantile: opts.neighbourQuantile, seed: opts.seed },
-      )
+    ? fitNeighbours(trainSet, valSet, f.d, image.ref, cell.threshold, {
+        quantile: opts.neighbourQuantile,
+        seed: opts.seed,
+      })
     : null;
   let flagged = 0;
   const byReason = { unfamiliar_cell: 0, unfamiliar_image: 0, disagreement: 0, neighbours: 0 };

@@ -5,7 +5,6 @@
  * file as the reference implementation computes it, read back, and moved with the features.
  */
 import { describe, expect, it } from 'vitest';
-import { createRng } from '../imaging/random.js';
 import { cellDistance, nearestComponent, referenceDistance } from '../model/familiarity.js';
 import {
   appendFamiliarity,
@@ -14,7 +13,7 @@ import {
   shiftFamiliarityMeans,
 } from '../model/familiarity-graph.js';
 import { neighbourDistance } from '../model/neighbours.js';
-import { featureModel, runFamiliarity } from '../testing/feature-model.js';
+import { featureModel, runFamiliarity, syntheticRows, trainAndVal } from '../testing/feature-model.js';
 import { fitFamiliarity } from './familiarity.js';
 
 const DIMS = [4, 4, 8, 8];
@@ -23,36 +22,22 @@ const K = 3;
 
 /** Class c: bumps on columns 8 + c and 11 + c; class 0 also ±4 on columns 16–23 (two clouds). Lab 1 lifts columns 2–3. */
 function rows(n: number, seed: number, o: { between?: boolean } = {}) {
-  const rng = createRng(seed);
-  const gauss = () => Math.sqrt(-2 * Math.log(rng() + 1e-12)) * Math.cos(2 * Math.PI * rng());
-  const x = new Float32Array(n * D);
-  const label = new Int32Array(n);
-  const source = new Int32Array(n);
-  for (let r = 0; r < n; r++) {
+  return syntheticRows(n, seed, D, 0.2, (r, x, at) => {
     const c = o.between ? 0 : r % K;
-    label[r] = c;
-    source[r] = o.between ? 0 : Math.floor(r / K) % 2;
-    for (let j = 0; j < D; j++) x[r * D + j] = 0.2 * gauss();
-    x[r * D + 8 + c] += 3;
-    x[r * D + 11 + c] += 3;
+    const source = o.between ? 0 : Math.floor(r / K) % 2;
+    x[at + 8 + c] += 3;
+    x[at + 11 + c] += 3;
     const cloud = Math.floor(r / (2 * K)) % 2 === 0 ? 4 : -4;
-    if (c === 0 && !o.between) for (let j = 16; j < 24; j++) x[r * D + j] += cloud;
-    if (source[r] === 1) for (const j of [2, 3]) x[r * D + j] += 3;
-  }
-  return { x, label, source, n };
+    if (c === 0 && !o.between) for (let j = 16; j < 24; j++) x[at + j] += cloud;
+    if (source === 1) for (const j of [2, 3]) x[at + j] += 3;
+    return { label: c, source };
+  });
 }
 
 describe('nearest stored cells', () => {
   const train = rows(1200, 1);
   const val = rows(600, 2);
-  const all = {
-    x: new Float32Array([...train.x, ...val.x]),
-    n: train.n + val.n,
-    d: D,
-    label: [...train.label, ...val.label],
-    source: [...train.source, ...val.source],
-    isVal: Uint8Array.from({ length: train.n + val.n }, (_, r) => (r >= train.n ? 1 : 0)),
-  };
+  const all = trainAndVal(train, val, D);
   const fitted = fitFamiliarity(all, ['a', 'b', 'c'], ['lab0', 'lab1'], DIMS, { seed: 3 });
   const refs = fitted.references;
   const nb = refs.neighbours!;

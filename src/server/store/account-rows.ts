@@ -1,8 +1,9 @@
 /**
  * Account rows as both stores select them (sqlite-accounts.ts, postgres-accounts.ts; PostgreSQL reads its
- * times as ISO-8601 text, like SQLite stores them), and the audit filter's columns: one owner each.
+ * times as ISO-8601 text, like SQLite stores them), the values both insert, and the audit filter's columns:
+ * one owner each.
  */
-import type { Account, AuditFilter } from './accounts.js';
+import type { Account, AuditFilter, NewAccount, NewAuditEntry } from './accounts.js';
 
 /** A `users` row; `password_hash` only when the query asked for it (sign-in). */
 export interface UserRow {
@@ -48,4 +49,30 @@ export function auditConditions(filter: AuditFilter): { column: string; value: s
   if (filter.targetId !== undefined) conds.push({ column: 'target_id', value: filter.targetId });
   if (filter.action !== undefined) conds.push({ column: 'action', value: filter.action });
   return conds;
+}
+
+/** A new `users` row's values: id, name, display_name, role, clinic, password_hash, created_at. */
+export function userValues(id: string, user: NewAccount): (string | null)[] {
+  return [
+    id,
+    user.name,
+    user.displayName,
+    user.role,
+    user.clinic,
+    user.passwordHash,
+    new Date().toISOString(),
+  ];
+}
+
+/** A new `audit_log` row's values: at, actor, action, target_type, target_id, detail, ip. */
+export function auditValues(entry: NewAuditEntry): (string | null)[] {
+  return [
+    new Date().toISOString(),
+    entry.actor,
+    entry.action,
+    entry.targetType,
+    entry.targetId,
+    entry.detail ?? '',
+    entry.ip ?? null,
+  ];
 }

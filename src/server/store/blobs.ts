@@ -24,19 +24,27 @@ export interface BlobStore {
   remove(kind: BlobKind, sha: string): Promise<void>;
 }
 
-/** A case's image bytes; a `file_missing` error when they are gone. */
-export function readCaseImage(blobs: BlobStore, c: CaseBytes): Promise<Buffer> {
-  return blobs.get('image', c.imageSha256, `image of case ${c.id}`);
-}
+/**
+ * The bytes side of a case store (CaseStore's readImage, readHeatmap, putExportFile, readExportFile): the same
+ * over any BlobStore, so both stores inherit it and keep only their rows.
+ */
+export abstract class CaseBlobs {
+  protected abstract readonly blobs: BlobStore;
 
-/** A case's stored heat map (PNG), or null when none has been drawn yet. */
-export async function readCaseHeatmap(blobs: BlobStore, c: CaseBytes): Promise<Buffer | null> {
-  return c.heatmapSha256 ? blobs.get('heatmap', c.heatmapSha256, `heat map of case ${c.id}`) : null;
-}
+  /** A case's image bytes; a `file_missing` error when they are gone. */
+  async readImage(c: CaseBytes): Promise<Buffer> {
+    return this.blobs.get('image', c.imageSha256, `image of case ${c.id}`);
+  }
 
-/** A file an export job stored (CaseStore.putExportFile: sqlite-exports.ts, postgres-exports.ts); a `file_missing` error when it is gone. */
-export function readExportFile(blobs: BlobStore, sha: string): Promise<Buffer> {
-  return blobs.get('export', sha, `export file ${sha.slice(0, 12)}`);
+  /** A case's stored heat map (PNG), or null when none has been drawn yet. */
+  async readHeatmap(c: CaseBytes): Promise<Buffer | null> {
+    return c.heatmapSha256 ? this.blobs.get('heatmap', c.heatmapSha256, `heat map of case ${c.id}`) : null;
+  }
+
+  /** A file an export job stored (putExportFile: sqlite-exports.ts, postgres-exports.ts); `file_missing` when gone. */
+  async readExportFile(sha: string): Promise<Buffer> {
+    return this.blobs.get('export', sha, `export file ${sha.slice(0, 12)}`);
+  }
 }
 
 /** What of a case names its bytes. */

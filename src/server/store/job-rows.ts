@@ -1,9 +1,10 @@
 /**
  * Job and model-version rows as both stores select them (sqlite-jobs.ts, postgres-jobs.ts): ISO-8601 text
- * times and JSON as text, so one function per table owns turning a row into what the server sees.
+ * times and JSON as text, so one function per table owns turning a row into what the server sees (and
+ * the values of a new row).
  */
 import { HematoError } from '../../errors.js';
-import type { JobRow, JobState, ModelVersion } from './types.js';
+import type { JobRow, JobState, ModelRows, ModelVersion } from './types.js';
 
 /** A `jobs` row. */
 export interface JobRecord {
@@ -72,4 +73,16 @@ export function rowToModel(r: ModelRecord): ModelVersion {
     jobId: r.job_id,
     createdAt: r.created_at,
   };
+}
+
+/** A new `model_versions` row's values: sha256, name, card, onnx, source, job_id (each store adds its time). */
+export function modelValues(input: Parameters<ModelRows['add']>[0]): unknown[] {
+  return [
+    input.sha256,
+    input.name,
+    JSON.stringify(input.card),
+    input.onnx,
+    input.source,
+    input.jobId ?? null,
+  ];
 }

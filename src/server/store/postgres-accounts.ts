@@ -7,8 +7,10 @@ import type pg from 'pg';
 import {
   accountWithHash,
   auditConditions,
+  auditValues,
   maybeAccount,
   rowToAccount,
+  userValues,
   type UserRow,
 } from './account-rows.js';
 import type {
@@ -36,15 +38,7 @@ export class PostgresAccountStore implements AccountStore {
   }
 
   async addUser(user: NewAccount, options: { onlyIfNone?: boolean } = {}): Promise<Account | undefined> {
-    const params = [
-      randomUUID(),
-      user.name,
-      user.displayName,
-      user.role,
-      user.clinic,
-      user.passwordHash,
-      new Date().toISOString(),
-    ];
+    const params = userValues(randomUUID(), user);
     if (!options.onlyIfNone) {
       const { rows } = await this.pool.query<UserRow>(
         `INSERT INTO users AS u (id, name, display_name, role, clinic, password_hash, created_at)
@@ -171,15 +165,7 @@ export class PostgresAccountStore implements AccountStore {
     await this.pool.query(
       `INSERT INTO audit_log (at, actor, action, target_type, target_id, detail, ip)
        VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-      [
-        new Date().toISOString(),
-        entry.actor,
-        entry.action,
-        entry.targetType,
-        entry.targetId,
-        entry.detail ?? '',
-        entry.ip ?? null,
-      ],
+      auditValues(entry),
     );
   }
 

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { rowToJob, rowToModel, type JobRecord, type ModelRecord } from './job-rows.js';
+import { modelValues, rowToJob, rowToModel, type JobRecord, type ModelRecord } from './job-rows.js';
 import { isoText } from './postgres-rows.js';
 import type { JobOutcome, JobRow, JobRows, ModelRows, ModelVersion } from './types.js';
 
@@ -130,14 +130,7 @@ export class PostgresModelRows implements ModelRows {
                VALUES ((SELECT coalesce(max(version), 0) + 1 FROM model_versions), $1, $2, $3, $4, $5, $6,
                  now())
                RETURNING ${MODEL_COLUMNS}`,
-              [
-                input.sha256,
-                input.name,
-                JSON.stringify(input.card),
-                input.onnx,
-                input.source,
-                input.jobId ?? null,
-              ],
+              modelValues(input),
             );
         await client.query('COMMIT');
         return rowToModel(rows[0]);

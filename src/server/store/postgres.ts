@@ -3,14 +3,7 @@ import { mkdirSync } from 'node:fs';
 import pg from 'pg';
 import { HematoError } from '../../errors.js';
 import type { HeatmapData } from '../../pipeline.js';
-import {
-  removeStaleTemps,
-  readCaseHeatmap,
-  readCaseImage,
-  readExportFile,
-  sha256,
-  type BlobKind,
-} from './blobs.js';
+import { CaseBlobs, removeStaleTemps, sha256, type BlobKind } from './blobs.js';
 import { casesInPages } from './case-pages.js';
 import { migratePostgres } from './postgres-migrate.js';
 import { isForeignKeyViolation, PostgresBlobStore } from './postgres-blobs.js';
@@ -64,20 +57,21 @@ const BLOB_RACE_ATTEMPTS = 3;
  * bytes that any case (on any replica, committed or not) uses, where the SQLite store needs an in-memory
  * guard.
  */
-export class PostgresCaseStore implements CaseStore {
+export class PostgresCaseStore extends CaseBlobs implements CaseStore {
   readonly tmpDir: string;
   readonly jobs: PostgresJobRows;
   readonly models: PostgresModelRows;
   readonly accounts: PostgresAccountStore;
   readonly rateCounters: PostgresRateCounters;
   private readonly exportFiles: PostgresExportFiles;
-  private readonly blobs: PostgresBlobStore;
+  protected readonly blobs: PostgresBlobStore;
   private closed = false;
 
   private constructor(
     private readonly pool: pg.Pool,
     tmpDir: string,
   ) {
+    super();
     this.tmpDir = tmpDir;
     this.blobs = new PostgresBlobStore(pool);
     this.exportFiles = new PostgresExportFiles(pool);
@@ -302,24 +296,12 @@ export class PostgresCaseStore implements CaseStore {
     return true;
   }
 
-  async readImage(c: StoredCase): Promise<Buffer> {
-    return readCaseImage(this.blobs, c);
-  }
-
-  async readHeatmap(c: StoredCase): Promise<Buffer | null> {
-    return readCaseHeatmap(this.blobs, c);
-  }
-
   putExportFile(jobId: string, owner: string, bytes: Buffer): Promise<string> {
     return this.exportFiles.put(jobId, owner, bytes);
   }
 
   async sweepExports(kinds: string[], finishedBefore: Date): Promise<{ jobs: number; files: number }> {
     return this.exportFiles.sweep(kinds, finishedBefore);
-  }
-
-  readExportFile(sha: string): Promise<Buffer> {
-    return readExportFile(this.blobs, sha);
   }
 
   async readHeatmapData(id: string): Promise<HeatmapData | null> {

@@ -4,8 +4,10 @@ import type Database from 'better-sqlite3';
 import {
   accountWithHash,
   auditConditions,
+  auditValues,
   maybeAccount,
   rowToAccount,
+  userValues,
   type UserRow,
 } from './account-rows.js';
 import type {
@@ -44,16 +46,7 @@ export class SqliteAccountStore implements AccountStore {
          SELECT ?, ?, ?, ?, ?, ?, ? WHERE ? = 0 OR NOT EXISTS (SELECT 1 FROM users)
          ON CONFLICT (name) DO NOTHING`,
       )
-      .run(
-        id,
-        user.name,
-        user.displayName,
-        user.role,
-        user.clinic,
-        user.passwordHash,
-        new Date().toISOString(),
-        options.onlyIfNone ? 1 : 0,
-      );
+      .run(...userValues(id, user), options.onlyIfNone ? 1 : 0);
     return info.changes === 0 ? undefined : this.byId(id);
   }
 
@@ -163,15 +156,7 @@ export class SqliteAccountStore implements AccountStore {
         `INSERT INTO audit_log (at, actor, action, target_type, target_id, detail, ip)
          VALUES (?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(
-        new Date().toISOString(),
-        entry.actor,
-        entry.action,
-        entry.targetType,
-        entry.targetId,
-        entry.detail ?? '',
-        entry.ip ?? null,
-      );
+      .run(...auditValues(entry));
   }
 
   async auditEntries(filter: AuditFilter): Promise<{ entries: AuditEntry[]; total: number }> {

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import { rowToJob, rowToModel, type JobRecord, type ModelRecord } from './job-rows.js';
+import { modelValues, rowToJob, rowToModel, type JobRecord, type ModelRecord } from './job-rows.js';
 import type { JobOutcome, JobRow, JobRows, ModelRows, ModelVersion } from './types.js';
 
 const now = () => new Date().toISOString();
@@ -142,15 +142,7 @@ export class SqliteModelRows implements ModelRows {
              VALUES ((SELECT coalesce(max(version), 0) + 1 FROM model_versions), ?, ?, ?, ?, ?, ?, ?)
              RETURNING ${MODEL_COLUMNS}`,
           )
-          .get(
-            input.sha256,
-            input.name,
-            JSON.stringify(input.card),
-            input.onnx,
-            input.source,
-            input.jobId ?? null,
-            now(),
-          ) as ModelRecord;
+          .get(...modelValues(input), now()) as ModelRecord;
         return rowToModel(row);
       })
       .immediate();

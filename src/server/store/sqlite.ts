@@ -3,14 +3,7 @@ import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { HeatmapData } from '../../pipeline.js';
-import {
-  FolderBlobStore,
-  readCaseHeatmap,
-  readCaseImage,
-  readExportFile,
-  sha256,
-  type BlobKind,
-} from './blobs.js';
+import { CaseBlobs, FolderBlobStore, sha256, type BlobKind } from './blobs.js';
 import { checkIntegrity, migrate } from './migrations.js';
 import { SqliteExportFiles } from './sqlite-exports.js';
 import { SqliteJobRows, SqliteModelRows } from './sqlite-jobs.js';
@@ -50,7 +43,7 @@ import type {
  * the PNG rendered from them is stored on first use (older cases have only the PNG), never recomputed.
  * One process per data folder: the guard that keeps a blob a concurrent insert still needs is in memory.
  */
-export class SqliteCaseStore implements CaseStore {
+export class SqliteCaseStore extends CaseBlobs implements CaseStore {
   readonly dataDir: string;
   /** Same file system as the blobs, so a rename into place is atomic. */
   readonly tmpDir: string;
@@ -59,7 +52,7 @@ export class SqliteCaseStore implements CaseStore {
   readonly accounts: SqliteAccountStore;
   private readonly db: Database.Database;
   private readonly exportFiles: SqliteExportFiles;
-  private readonly blobs: FolderBlobStore;
+  protected readonly blobs: FolderBlobStore;
   private readonly specimens: SqliteSpecimens;
   /** sha256 → inserts in flight that will reference it; delete must not remove those files. */
   private readonly pending = new Map<string, number>();
@@ -69,6 +62,7 @@ export class SqliteCaseStore implements CaseStore {
     [];
 
   private constructor(blobs: FolderBlobStore, db: Database.Database) {
+    super();
     this.dataDir = blobs.dataDir;
     this.tmpDir = blobs.tmpDir;
     this.blobs = blobs;
@@ -330,24 +324,12 @@ export class SqliteCaseStore implements CaseStore {
     return true;
   }
 
-  async readImage(c: StoredCase): Promise<Buffer> {
-    return readCaseImage(this.blobs, c);
-  }
-
-  async readHeatmap(c: StoredCase): Promise<Buffer | null> {
-    return readCaseHeatmap(this.blobs, c);
-  }
-
   putExportFile(jobId: string, owner: string, bytes: Buffer): Promise<string> {
     return this.exportFiles.put(jobId, owner, bytes);
   }
 
   async sweepExports(kinds: string[], finishedBefore: Date): Promise<{ jobs: number; files: number }> {
     return this.exportFiles.sweep(kinds, finishedBefore);
-  }
-
-  readExportFile(sha: string): Promise<Buffer> {
-    return readExportFile(this.blobs, sha);
   }
 
   async readHeatmapData(id: string): Promise<HeatmapData | null> {

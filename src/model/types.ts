@@ -298,7 +298,7 @@ export interface AdaptationRecord {
 
 /** How a model was retrained on reviewed cells from the case store (training/reviewed.ts). */
 export interface ReviewedCellsRecord {
-  /** The model it was made from (its backbone and calibration are kept). */
+  /** The model it was made from (its backbone and preprocessing are kept). */
   from: { name: string; version: string; modelSha256: string };
   /** Reviewed cells per class used to train the head, and held back (grouped by image) to score it. */
   trained: Record<string, number>;
@@ -310,6 +310,17 @@ export interface ReviewedCellsRecord {
   l2Cv?: { l2: number; nll: number; accuracy: number }[];
   /** Views per cell (the original and augmented ones; absent in older cards: 1). */
   views?: number;
+  /**
+   * The temperature and review threshold fitted on the training part's out-of-fold logits (absent in older
+   * cards: those kept the base model's).
+   */
+  calibration?: {
+    cells: number;
+    temperature: number;
+    reviewThreshold: number;
+    accuracyThreshold: number;
+    reviewRate: number;
+  };
   seed: number;
   /** What was kept from the base model and what was dropped, in words. */
   note: string;

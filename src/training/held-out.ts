@@ -8,6 +8,9 @@ import { fitTemperature, softmax } from './calibration.js';
 import type { Dataset } from './dataset.js';
 import { evaluatePredictions, type Metrics } from './metrics.js';
 
+/** Accuracy wanted among results not flagged for review, unless told otherwise (`train --review-accuracy`). */
+export const DEFAULT_REVIEW_ACCURACY = 0.95;
+
 /** What held-out logits say once calibrated: the temperature, the metrics and the review threshold. */
 export interface HeldOutScore {
   temperature: number;

@@ -4,6 +4,7 @@
  * checks and the recipe, it flags an input unlike anything it learned as the parent does, and the reviewed
  * cells lie no further from its references than from the parent's.
  */
+import { readFloatInitializers } from '../model/onnx/graph-builder.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -66,7 +67,19 @@ describe('a candidate from reviewed cells keeps the familiarity checks, widened 
     expect(fam.reviewedLab!.scales.cell).toBeLessThanOrEqual(1);
     // The review budget described the parent's head's confidences, not the candidate's.
     expect(fam.reviewBudget).toBeUndefined();
-    expect(result.card.reviewThreshold).toBe(parent.card.reviewThreshold);
+    // Its own calibration instead, fitted on the training part's out-of-fold logits, within the budget.
+    const cal = result.card.reviewedCells!.calibration!;
+    expect(cal.cells).toBe(Object.values(result.counts.trained).reduce((a, b) => a + b, 0));
+    expect(result.card.reviewThreshold).toBe(cal.reviewThreshold);
+    expect(result.card.temperature).toBe(cal.temperature);
+    expect(readFloatInitializers(readFileSync(result.modelPath)).get('head/T')?.[0]).toBeCloseTo(
+      cal.temperature,
+      5,
+    );
+    expect(cal.reviewThreshold).toBeLessThanOrEqual(cal.accuracyThreshold);
+    // Within the budget, unless the familiarity checks alone take more of it (then no confidence line at all).
+    if (cal.reviewRate > 0.1) expect(cal.reviewThreshold).toBe(0);
+    expect(result.card.reviewedCells?.note).toMatch(/out-of-fold logits/);
     expect(result.card.reviewedCells?.note).toMatch(/widened to the reviewed cells' lab/);
     // The file holds what the card says, the new components' scales included.
     const refs = readFamiliarity(readFileSync(result.modelPath), {

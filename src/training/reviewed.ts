@@ -4,7 +4,8 @@
  * grouped by image (reviewed-recipe.ts). Whole images are held back to score it beside the active model: the
  * head scored is trained, l2 chosen and familiarity widened on the training part only; the head stored is then
  * trained the same way on every reviewed cell (as `train` refits on all after choosing), and the result and
- * card say so. The backbone, preprocessing, temperature and review threshold are the base model's; its
+ * card say so. The backbone and preprocessing are the base model's; temperature and review threshold are
+ * fitted on the training part's out-of-fold logits (reviewed-recipe.ts, calibrateReviewedHead); its
  * familiarity checks are the base's widened to the reviewed cells' lab (reviewed-familiarity.ts). Its
  * test-time calibration was fitted on the old head's averaged logits and is left out.
  */
@@ -34,7 +35,10 @@ import {
   reviewedFamiliarity,
   reviewedLabScales,
 } from './reviewed-familiarity.js';
+import { DEFAULT_REVIEW_ACCURACY } from './held-out.js';
+import { REVIEW_BUDGET } from './review-budget.js';
 import {
+  calibrateReviewedHead,
   cellData,
   REVIEWED_L2_GRID,
   trainReviewedHeads,
@@ -233,11 +237,6 @@ export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedRes
 
   progress(0.75, 'Widening the familiarity checks to the reviewed lab');
   const name = `${base.name}-reviewed`;
-  const headOnly = buildClassifierModel(
-    bytes,
-    { weight: folded.weight, bias: folded.bias, k, d },
-    { temperature: base.temperature, classes, metadata: { 'hematovision.name': name } },
-  );
   // The checks the candidate is scored with are widened by the training part only (held-back cells are
   // new to them, as they are to its head); the stored candidate's by every reviewed cell, at the same scales.
   const parentChecks = parentFamiliarity(bytes, base);
@@ -250,6 +249,19 @@ export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedRes
       : null;
   const scoredChecks = widened(trainIdx);
   const familiarity = widened(allIdx);
+
+  // Calibrated on the out-of-fold logits of the training part. The familiarity flags of those cells come
+  // from checks widened by the same cells, so they flag a little less than they would new cells: the budget's
+  // cap is, if anything, loose.
+  const oof = cv.outOfFold;
+  const oofX = new Float32Array(oof.cells.length * d);
+  oof.cells.forEach((i, j) => oofX.set(x.subarray(i * views * d, (i * views + 1) * d), j * d));
+  const calibration = calibrateReviewedHead(oof, k, scoredChecks?.flags(oofX, oof.cells.length, d));
+  const headOnly = buildClassifierModel(
+    bytes,
+    { weight: folded.weight, bias: folded.bias, k, d },
+    { temperature: calibration.temperature, classes, metadata: { 'hematovision.name': name } },
+  );
   progress(0.9, 'Scoring the candidate beside the active model on the held-back cells');
   const activeFlags =
     parentChecks && familiarityFlags(parentChecks.refs, parentChecks.fam, test.x, test.n, d);
@@ -259,22 +271,17 @@ export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedRes
   const activeB = init.get('head/b');
   if (!activeW || !activeB || activeW.length !== k * d)
     throw new DatasetError('The active model has no head this version can read.', 'bad_model');
-  const score = (w: Float32Array, b: Float32Array, flags?: Uint8Array | null) =>
-    heldOutScore(
-      test.x,
-      test.y,
-      w,
-      b,
-      d,
-      classes,
-      base.temperature,
-      base.reviewThreshold,
-      flags ?? undefined,
-    );
+  const score = (
+    w: Float32Array,
+    b: Float32Array,
+    cal: { temperature: number; reviewThreshold: number },
+    flags?: Uint8Array | null,
+  ) =>
+    heldOutScore(test.x, test.y, w, b, d, classes, cal.temperature, cal.reviewThreshold, flags ?? undefined);
   const comparison = {
     heldOut: test.n,
-    active: score(activeW, activeB, activeFlags),
-    candidate: score(scoredHead.weight, scoredHead.bias, candidateFlags),
+    active: score(activeW, activeB, base, activeFlags),
+    candidate: score(scoredHead.weight, scoredHead.bias, calibration, candidateFlags),
   };
 
   progress(0.95, 'Writing the candidate model');
@@ -289,6 +296,8 @@ export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedRes
     ...kept,
     ...(familiarity ? { familiarity: familiarity.record } : {}),
     ...cardHeader(name, classes, onnx),
+    temperature: calibration.temperature,
+    reviewThreshold: calibration.reviewThreshold,
     head: {
       ...base.head,
       kind: 'softmax regression on standardised pooled features (folded into one Gemm), retrained on reviewed cells',
@@ -317,13 +326,17 @@ export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedRes
       l2,
       l2Cv: cv.table,
       views,
+      calibration,
       seed: o.seed,
       note:
         `The held-back score (validation) is of the head trained on the training part only (${trainIdx.length} ` +
         `cells), with l2 chosen on that part: the held-back cells took no part in it. This model's head was ` +
         `then trained on all ${allIdx.length} reviewed cells with the same l2, so it has not been scored on ` +
         'cells it never saw. ' +
-        "Backbone, preprocessing, temperature and review threshold are the base model's. " +
+        "Backbone and preprocessing are the base model's. Temperature and review threshold were fitted on " +
+        `the training part's out-of-fold logits (${calibration.cells} cells, each scored by a head that never ` +
+        `saw it): the threshold is the ${DEFAULT_REVIEW_ACCURACY * 100} % accuracy line, lowered where needed ` +
+        `to a ${REVIEW_BUDGET * 100} % review budget. ` +
         (familiarity
           ? "Its familiarity checks (unfamiliar_cell, unfamiliar_image) are the base's, widened to the " +
             "reviewed cells' lab (familiarity.reviewedLab): the base's components and thresholds are kept. "

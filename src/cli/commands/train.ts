@@ -13,6 +13,7 @@ import {
 } from '../../training/finetune.js';
 import type { ModelCard } from '../../model/types.js';
 import type { Metrics } from '../../training/metrics.js';
+import { DEFAULT_REVIEW_ACCURACY } from '../../training/held-out.js';
 import { trainModel } from '../../training/train.js';
 import type { Io } from '../io.js';
 import { pct, perClassTable, progressBar, table } from '../progress.js';
@@ -48,7 +49,7 @@ export function registerTrain(program: Command, io: Io): void {
     .option('--val-fraction <f>', 'share of each class (grouped) held out for validation', '0.2')
     .option('--seed <n>', 'seed for the split and augmentation', '42')
     .option('--source-weight <name=w>', 'relative weight of a source in the loss; repeatable', collect, [])
-    .option('--review-accuracy <f>', 'accuracy wanted among results not flagged for review', '0.95')
+    .option('--review-accuracy <f>', 'accuracy wanted among results not flagged for review', String(DEFAULT_REVIEW_ACCURACY))
     .option('--name <name>', 'model name for the card', 'hematovision-wbc')
     .option('--cache <dir>', 'feature cache folder', '.cache/features')
     .option('--no-refit', 'keep the head trained on the training split only')

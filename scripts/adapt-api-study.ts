@@ -178,6 +178,18 @@ async function score(path: string) {
 }
 const active = await score(modelPath);
 const candidate = await score(candidatePath!);
+// How the candidate was calibrated (absent from cards made before candidates fitted their own).
+const candidateCard = JSON.parse(readFileSync(candidatePath!.replace(/\.onnx$/, '.json'), 'utf8')) as {
+  temperature: number;
+  reviewThreshold: number;
+  reviewedCells?: { calibration?: unknown };
+};
+const calibration = {
+  temperature: candidateCard.temperature,
+  reviewThreshold: candidateCard.reviewThreshold,
+  ...(candidateCard.reviewedCells?.calibration ?? {}),
+};
+console.log(`candidate calibration: ${JSON.stringify(calibration)}`);
 rmSync(dataDir, { recursive: true, force: true });
 
 const result = {
@@ -193,6 +205,7 @@ const result = {
     recipe: r.recipe,
     comparison: c,
     candidateSha256: r.candidateSha256,
+    calibration,
   },
   rest: { active, candidate },
   machine: { cores: cpus().length, loadavg: loadavg() },

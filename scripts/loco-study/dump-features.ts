@@ -4,6 +4,8 @@
  * draws it), for the leave-one-class-out score study (scores.py). Kaggle TEST is never read.
  *
  * Usage: npx tsx scripts/loco-study/dump-features.ts   → .cache/loco/features.{bin,json}
+ *   BACKBONE=models/model.onnx OUT=.cache/loco-ft: the same rows through another model's backbone (the
+ *   bundled fine-tuned one: it saw every class, so a left-out class's figures are an upper bound).
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -16,7 +18,8 @@ import { preprocessingFor } from '../../src/training/model-card.js';
 import { groupedStratifiedSplit } from '../../src/training/split.js';
 
 const SHARED = resolve(process.env.SHARED ?? '../shared');
-const backbone = resolve('.cache/backbone.onnx');
+const backbone = resolve(process.env.BACKBONE ?? '.cache/backbone.onnx');
+const OUT = process.env.OUT ?? '.cache/loco';
 if (!existsSync(backbone))
   writeAtomic(
     backbone,
@@ -36,15 +39,15 @@ await extractor.close();
 const split = groupedStratifiedSplit(ds.items, { valFraction: 0.2, seed: 42 });
 const isVal = new Uint8Array(ds.items.length);
 for (const i of split.val) isVal[i] = 1;
-mkdirSync('.cache/loco', { recursive: true });
-writeFileSync('.cache/loco/features.bin', Buffer.from(f.x.buffer, f.x.byteOffset, f.x.byteLength));
+mkdirSync(OUT, { recursive: true });
+writeFileSync(join(OUT, 'features.bin'), Buffer.from(f.x.buffer, f.x.byteOffset, f.x.byteLength));
 const rows = Array.from(f.item, (i) => ({
   label: ds.items[i].label,
   source: ds.sources[ds.items[i].source].name,
   val: isVal[i],
 }));
 writeFileSync(
-  '.cache/loco/features.json',
+  join(OUT, 'features.json'),
   JSON.stringify({ n: f.n, d: f.d, dims: extractor.blockDims, rows, failed: f.failed.length }),
 );
 console.error(`${f.n} rows of ${f.d} features; ${f.failed.length} images gave no cell`);

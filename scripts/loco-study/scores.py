@@ -2,7 +2,8 @@
 Leave-one-class-out: how well post-hoc scores on frozen MobileNetV2 features flag a cell type the model never
 learned. For each left-out class L (basophil, ig, erythroblast, platelet): fit on the training rows of the
 other seven classes (both labs), set the threshold on their validation rows at a false-alarm rate, and
-report the share of every PBC cell of L above it. Reads .cache/loco/features.{bin,json} (dump-features.ts).
+report the share of every PBC cell of L above it. Reads .cache/loco/features.{bin,json} (dump-features.ts), or
+the folder LOCO names (LOCO=.cache/loco-ft: the bundled fine-tuned backbone's features).
 
 Usage: python3 scripts/loco-study/scores.py    (numpy only; about 10 min on 2 quiet cores)
 Scores:
@@ -17,11 +18,14 @@ Thresholds: on the validation rows of both labs ('both') or of PBC alone ('PBC';
 PBC's, and a per-lab threshold is what a product could apply to images its lab check places in PBC).
 """
 import json
+import os
 import numpy as np
 
-meta = json.load(open('.cache/loco/features.json'))
+LOCO = os.environ.get('LOCO', '.cache/loco')
+
+meta = json.load(open(os.path.join(LOCO, 'features.json')))
 n, d = meta['n'], meta['d']
-X = np.fromfile('.cache/loco/features.bin', dtype=np.float32).reshape(n, d).astype(np.float64)
+X = np.fromfile(os.path.join(LOCO, 'features.bin'), dtype=np.float32).reshape(n, d).astype(np.float64)
 lab = np.array([r['label'] for r in meta['rows']])
 src = np.array([r['source'] for r in meta['rows']])
 val = np.array([r['val'] for r in meta['rows']]).astype(bool)

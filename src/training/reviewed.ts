@@ -35,12 +35,12 @@ import {
   reviewedFamiliarity,
   reviewedLabScales,
 } from './reviewed-familiarity.js';
-import { DEFAULT_REVIEW_ACCURACY } from './held-out.js';
 import { REVIEW_BUDGET } from './review-budget.js';
 import {
   calibrateReviewedHead,
   cellData,
   REVIEWED_L2_GRID,
+  REVIEWED_REVIEW_ACCURACY,
   trainReviewedHeads,
   type CellRows,
   type L2CvScore,
@@ -335,7 +335,7 @@ export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedRes
         'cells it never saw. ' +
         "Backbone and preprocessing are the base model's. Temperature and review threshold were fitted on " +
         `the training part's out-of-fold logits (${calibration.cells} cells, each scored by a head that never ` +
-        `saw it): the threshold is the ${DEFAULT_REVIEW_ACCURACY * 100} % accuracy line, lowered where needed ` +
+        `saw it): the threshold is the ${REVIEWED_REVIEW_ACCURACY * 100} % accuracy line, lowered where needed ` +
         `to a ${REVIEW_BUDGET * 100} % review budget. ` +
         (familiarity
           ? "Its familiarity checks (unfamiliar_cell, unfamiliar_image) are the base's, widened to the " +

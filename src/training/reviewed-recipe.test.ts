@@ -153,7 +153,7 @@ describe('calibrateReviewedHead', () => {
       logits[2 * i + predicted] = (m * scale) / 2;
       logits[2 * i + (1 - predicted)] = (-m * scale) / 2;
     }
-    return { cells: Array.from({ length: n }, (_, i) => i), logits, y };
+    return { cells: Array.from({ length: n }, (_, i) => i), fold: new Int32Array(n), logits, y };
   }
 
   it('fits the temperature the head needs: overconfident logits are cooled', () => {

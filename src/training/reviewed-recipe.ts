@@ -93,6 +93,8 @@ export function cellData(
 export interface OutOfFold {
   /** Indices into the cells, in the order of the rows below. */
   cells: number[];
+  /** Each cell's fold (its head was trained on the other folds' cells). */
+  fold: Int32Array;
   /** cells.length × k logits (raw features through the head: standardisation included). */
   logits: Float32Array;
   y: Int32Array;
@@ -124,6 +126,7 @@ export function chooseL2ByCv(
   const foldOf = groupedFolds(cells, members, folds, o.seed);
   const sums = grid.map(() => ({ nll: 0, accuracy: 0, weight: 0 }));
   const oofCells: number[] = [];
+  const oofFold: number[] = [];
   const oofLogits = grid.map(() => [] as Float32Array[]);
   for (let f = 0; f < folds; f++) {
     const train = cellData(
@@ -141,6 +144,7 @@ export function chooseL2ByCv(
     );
     if (test.n === 0) continue;
     oofCells.push(...test.rows.map((r) => rows.cell[r]));
+    oofFold.push(...test.rows.map(() => f));
     let prev: LinearHead | undefined;
     grid.forEach((l2, g) => {
       // Warm-started from the stronger l2's head, as selectL2 does: much faster than starting cold.
@@ -172,7 +176,12 @@ export function chooseL2ByCv(
     logits.set(part, at);
     at += part.length;
   }
-  const outOfFold = { cells: oofCells, logits, y: Int32Array.from(oofCells, (i) => cells[i].labelIndex) };
+  const outOfFold = {
+    cells: oofCells,
+    fold: Int32Array.from(oofFold),
+    logits,
+    y: Int32Array.from(oofCells, (i) => cells[i].labelIndex),
+  };
   return { l2: table[best].l2, table, folds, outOfFold };
 }
 

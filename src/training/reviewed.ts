@@ -31,6 +31,7 @@ import { evaluatePredictions } from './metrics.js';
 import { cardHeader } from './model-card.js';
 import {
   familiarityFlags,
+  outOfFoldFlags,
   parentFamiliarity,
   reviewedFamiliarity,
   reviewedLabScales,
@@ -250,13 +251,15 @@ export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedRes
   const scoredChecks = widened(trainIdx);
   const familiarity = widened(allIdx);
 
-  // Calibrated on the out-of-fold logits of the training part. The familiarity flags of those cells come
-  // from checks widened by the same cells, so they flag a little less than they would new cells: the budget's
-  // cap is, if anything, loose.
+  // Calibrated on the out-of-fold logits of the training part, the familiarity flags of those cells out of
+  // fold too (checks widened by the other folds' cells), so the budget left to the confidence line is what
+  // new cells of the lab would leave.
   const oof = cv.outOfFold;
-  const oofX = new Float32Array(oof.cells.length * d);
-  oof.cells.forEach((i, j) => oofX.set(x.subarray(i * views * d, (i * views + 1) * d), j * d));
-  const calibration = calibrateReviewedHead(oof, k, scoredChecks?.flags(oofX, oof.cells.length, d));
+  const calibration = calibrateReviewedHead(
+    oof,
+    k,
+    parentChecks && scales ? outOfFoldFlags(parentChecks, classes, cellRows, items, oof, scales) : undefined,
+  );
   const headOnly = buildClassifierModel(
     bytes,
     { weight: folded.weight, bias: folded.bias, k, d },

@@ -135,11 +135,11 @@ export function cellDistance(
   D: number,
   row: number,
 ): number {
-  const mahalanobis = cellMahalanobis(refs, features, D, row);
   const { disagreement: h, neighbours: nb } = refs;
-  if (!h && !nb) return mahalanobis;
+  if (!h && !nb) return cellMahalanobis(refs, features, D, row);
+  // The row's lab, found once for the lab-specific class centres and the per-lab thresholds alike.
   const lab = nearestComponent(refs.image, features, D, row);
-  let out = mahalanobis;
+  let out = cellMahalanobis(refs, features, D, row, lab);
   if (h) out = Math.max(out, (disagreementOf(h, features, D, row) / h.thresholds[lab]) * h.cellScale);
   if (nb) out = Math.max(out, (neighbourDistance(nb, features, D, row) / nb.thresholds[lab]) * nb.cellScale);
   return out;
@@ -154,10 +154,12 @@ export function cellMahalanobis(
   features: Float32Array,
   D: number,
   row: number,
+  /** The row's lab where the caller has found it already (else found here, when it matters). */
+  lab?: number,
 ): number {
   const labs = refs.cell.componentLab;
   if (!labs) return referenceDistance(refs.cell, features, D, row);
-  const lab = nearestComponent(refs.image, features, D, row);
+  lab ??= nearestComponent(refs.image, features, D, row);
   const all = componentDistances(refs.cell, features, D, row);
   let best = Infinity;
   for (let c = 0; c < all.length; c++) if (labs[c] < 0 || labs[c] === lab) best = Math.min(best, all[c]);

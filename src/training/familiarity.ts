@@ -7,7 +7,7 @@
 import { DatasetError } from '../errors.js';
 import { createRng, shuffled } from '../imaging/random.js';
 import type { GaussianReference } from '../model/familiarity.js';
-import { referenceDistance } from '../model/familiarity.js';
+import { nearestComponent, referenceDistance } from '../model/familiarity.js';
 import type { FamiliarityReferences } from '../model/familiarity.js';
 import type { FamiliarityRecord } from '../model/types.js';
 import { topEigen } from './linalg.js';
@@ -226,16 +226,25 @@ export function fitFamiliarity(
     label: train.map((r) => f.label[r]),
     source: train.map((r) => f.source[r]),
   };
-  const valSet = { x: valX, n: val.length };
   // The block heads' disagreement joins the cell check where the backbone has the blocks (model/disagreement.ts).
   const blocks = opts.disagreement ? disagreementBlocks(featureDims) : null;
+  // Both are thresholded per training lab: each validation row's lab is found once, for both.
+  const valSet = {
+    x: valX,
+    n: val.length,
+    lab:
+      blocks || opts.neighbours
+        ? Int32Array.from(valRows, (r) => nearestComponent(image.ref, valX, f.d, r))
+        : new Int32Array(0),
+    labs: image.ref.components.length,
+  };
   const dis = blocks
-    ? fitDisagreement(trainSet, valSet, f.d, classes.length, blocks, image.ref, cell.threshold, {
+    ? fitDisagreement(trainSet, valSet, f.d, classes.length, blocks, cell.threshold, {
         quantile: opts.disagreementQuantile,
       })
     : null;
   const nb = opts.neighbours
-    ? fitNeighbours(trainSet, valSet, f.d, image.ref, cell.threshold, {
+    ? fitNeighbours(trainSet, valSet, f.d, cell.threshold, {
         quantile: opts.neighbourQuantile,
         seed: opts.seed,
       })

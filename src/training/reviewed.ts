@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { AdaptationComparisonJson, HeldOutScore } from '../api/models.js';
 import { DatasetError } from '../errors.js';
 import { decodeImage } from '../imaging/decode.js';
 import { cropSquare, resizeRgb } from '../imaging/preprocess.js';
@@ -65,18 +66,6 @@ export interface ReviewedOptions {
   onProgress?: (fraction: number, stage: string) => void;
 }
 
-/** One model on the held-back cells. */
-export interface HeldOutScore {
-  accuracy: number;
-  macroF1: number;
-  /** Share of cells flagged for review (confidence below the review threshold, or unfamiliar). */
-  reviewRate: number;
-  /** Wrong and not flagged: the errors nobody is asked to look at. */
-  silentErrors: number;
-  silentErrorRate: number;
-  perClass: Record<string, { support: number; precision: number; recall: number; f1: number }>;
-}
-
 export interface ReviewedResult {
   modelPath: string;
   card: ModelCard;
@@ -91,7 +80,8 @@ export interface ReviewedResult {
   };
   /** How the head was trained: l2 and its cross-validation, views per cell. */
   recipe: { l2: number; l2Cv: L2CvScore[]; folds: number; views: number };
-  comparison: { heldOut: number; active: HeldOutScore; candidate: HeldOutScore };
+  /** The scored head beside the active model on the held-back cells (api/models.ts, the one shape). */
+  comparison: AdaptationComparisonJson;
 }
 
 const BATCH = 16;

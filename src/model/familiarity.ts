@@ -59,6 +59,27 @@ export interface GaussianReference {
 }
 
 /**
+ * Centres (c×d) projected on the basis (d×m): a reference's `centerProjections` (c×m), summed in double
+ * precision whatever the inputs' precision, as every fit and the model file's reader compute them.
+ */
+export function projectCenters(
+  centers: ArrayLike<number>,
+  basis: ArrayLike<number>,
+  c: number,
+  d: number,
+  m: number,
+): Float32Array {
+  const out = new Float32Array(c * m);
+  for (let i = 0; i < c; i++)
+    for (let k = 0; k < m; k++) {
+      let s = 0;
+      for (let j = 0; j < d; j++) s += centers[i * d + j] * basis[j * m + k];
+      out[i * m + k] = s;
+    }
+  return out;
+}
+
+/**
  * Squared Mahalanobis distance, divided by the dimension (so about 1 for a typical training row), from row
  * `row` of n×D features to the nearest centre. The reference implementation: the model file computes the
  * same in its graph (familiarity-graph.ts).

@@ -7,7 +7,7 @@
 import { DatasetError } from '../errors.js';
 import { createRng, shuffled } from '../imaging/random.js';
 import type { GaussianReference } from '../model/familiarity.js';
-import { nearestComponent, referenceDistance } from '../model/familiarity.js';
+import { nearestComponent, projectCenters, referenceDistance } from '../model/familiarity.js';
 import type { FamiliarityReferences } from '../model/familiarity.js';
 import type { FamiliarityRecord } from '../model/types.js';
 import { topEigen } from './linalg.js';
@@ -99,14 +99,7 @@ export function fitReference(
   const floor = 1e-3 * (trace / d);
   const residualVariance = Math.max((trace - kept) / Math.max(1, d - rank), floor);
   const invSqrtEig = Float32Array.from(eig.values, (v) => 1 / Math.sqrt(Math.max(v, residualVariance)));
-  const m = eig.values.length;
-  const centerProjections = new Float32Array(c * m);
-  for (let i = 0; i < c; i++)
-    for (let k = 0; k < m; k++) {
-      let s = 0;
-      for (let j = 0; j < d; j++) s += centers[i * d + j] * eig.vectors[j * m + k];
-      centerProjections[i * m + k] = s;
-    }
+  const centerProjections = projectCenters(centers, eig.vectors, c, d, eig.values.length);
   return {
     columns: [start, end],
     mean: Float32Array.from(mean),

@@ -4,10 +4,9 @@
  * added to the model file as two more outputs; the card records the thresholds and what they flag on
  * validation. Run after training, by `train` itself and by `hematovision familiarize` for an older model.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { DatasetError, ModelError } from '../errors.js';
-import { cardPathFor } from '../model/classifier.js';
+import { floatModelWithCard } from '../model/classifier.js';
 import { appendFamiliarity } from '../model/familiarity-graph.js';
 import { readFloatInitializers } from '../model/onnx/graph-builder.js';
 import { argmax, softmaxRows } from '../model/softmax.js';
@@ -59,16 +58,6 @@ function headConfidences(
   return Float32Array.from({ length: rows.length }, (_, j) => p[j * k + argmax(p, j, k)]);
 }
 
-/** A model folder or model.onnx to update in place, with its card beside it. */
-function modelToUpdate(model: string): { modelPath: string; cardPath: string; card: ModelCard } {
-  let modelPath = resolve(model);
-  if (existsSync(modelPath) && statSync(modelPath).isDirectory()) modelPath = join(modelPath, 'model.onnx');
-  const cardPath = cardPathFor(modelPath);
-  if (!existsSync(modelPath) || !existsSync(cardPath))
-    throw new ModelError(`No model.onnx with its model.json at ${model}.`, 'model_not_found');
-  return { modelPath, cardPath, card: JSON.parse(readFileSync(cardPath, 'utf8')) as ModelCard };
-}
-
 /**
  * Measures only the training statistics `hematovision adapt` aligns to and binds them to the card (the model
  * file is not changed): for a model familiarized before they existed, such as the bundled one.
@@ -76,7 +65,7 @@ function modelToUpdate(model: string): { modelPath: string; cardPath: string; ca
 export async function addTrainingStats(
   o: Pick<FamiliarizeOptions, 'model' | 'data' | 'onProgress'>,
 ): Promise<ModelCard> {
-  const { modelPath, cardPath, card } = modelToUpdate(o.model);
+  const { modelPath, cardPath, card } = floatModelWithCard(o.model);
   const ds = await scanDatasets(o.data, { knownClasses: card.classes });
   const activationStats = await trainingStats(
     modelPath,
@@ -114,7 +103,7 @@ async function trainingStats(
 export async function familiarizeModel(
   o: FamiliarizeOptions,
 ): Promise<{ card: ModelCard; record: FamiliarityRecord; failed: number }> {
-  const { modelPath, cardPath, card } = modelToUpdate(o.model);
+  const { modelPath, cardPath, card } = floatModelWithCard(o.model);
   const ds = await scanDatasets(o.data, { classes: card.classes });
   const missing = card.classes.filter((_, c) => !ds.items.some((it) => it.labelIndex === c));
   if (missing.length > 0)

@@ -2,7 +2,7 @@
 import { api, ApiError, EXTRA_REVIEW_LABELS, type CaseResult, type Review } from '../api.js';
 import { probabilityTable } from '../components/probabilities.js';
 import { deleteWithReason } from '../components/delete-dialog.js';
-import { confidenceLine, reviewAttribution, reviewBadge } from '../components/review.js';
+import { confidenceLine, predictionLabel, reviewAttribution, reviewBadge } from '../components/review.js';
 import { reviewerField } from '../components/reviewer.js';
 import { specimen } from '../components/specimen.js';
 import type { AppContext, ViewHandle } from '../context.js';
@@ -204,15 +204,7 @@ export function renderCase(main: HTMLElement, ctx: AppContext, id: string): View
           'section',
           { class: 'panel case-prediction', 'aria-labelledby': 'prediction-heading' },
           h('h2', { id: 'prediction-heading' }, 'Model prediction'),
-          h(
-            'p',
-            { class: 'prediction' },
-            h(
-              'span',
-              { class: `prediction__label${found ? '' : ' prediction__label--none'}` },
-              displayLabel(c.label),
-            ),
-          ),
+          h('p', { class: 'prediction' }, predictionLabel(c.label)),
           found ? confidenceLine(c) : null,
           c.message ? h('p', { class: 'notice' }, c.message) : null,
           Object.keys(c.probabilities).length ? probabilityTable(c.probabilities, classes, c.label) : null,

@@ -15,6 +15,7 @@ import type { FamiliarityRecord, ModelCard } from '../model/types.js';
 import { scanDatasets } from './dataset.js';
 import { computeFeatures } from './feature-cache.js';
 import { fitFamiliarity } from './familiarity.js';
+import { foldedLogits } from './head.js';
 import { measureTrainingStats, writeStats } from './activation-stats.js';
 import { capReviewThreshold, REVIEW_BUDGET } from './review-budget.js';
 import { groupedStratifiedSplit } from './split.js';
@@ -46,15 +47,7 @@ function headConfidences(
   const b = init.get('head/b');
   if (!w || !b || w.length !== k * d)
     throw new ModelError('The model has no head this version can read.', 'bad_model');
-  const logits = new Float32Array(rows.length * k);
-  rows.forEach((r, j) => {
-    for (let c = 0; c < k; c++) {
-      let s = b[c];
-      for (let i = 0; i < d; i++) s += w[c * d + i] * x[r * d + i];
-      logits[j * k + c] = s;
-    }
-  });
-  const p = softmaxRows(logits, k, temperature);
+  const p = softmaxRows(foldedLogits(w, b, x, d, rows), k, temperature);
   return Float32Array.from({ length: rows.length }, (_, j) => p[j * k + argmax(p, j, k)]);
 }
 

@@ -26,7 +26,7 @@ import { argmax, softmaxRows } from '../model/softmax.js';
 import { writeInput } from '../model/tensor.js';
 import type { ModelCard } from '../model/types.js';
 import { writeAtomic } from './files.js';
-import { foldStandardisation } from './head.js';
+import { foldedLogits, foldStandardisation } from './head.js';
 import { evaluatePredictions } from './metrics.js';
 import { cardHeader } from './model-card.js';
 import {
@@ -346,13 +346,13 @@ export function heldOutScore(
 ): HeldOutScore {
   const k = classes.length;
   const n = y.length;
-  const logits = new Float32Array(n * k);
-  for (let r = 0; r < n; r++)
-    for (let c = 0; c < k; c++) {
-      let s = b[c];
-      for (let j = 0; j < d; j++) s += w[c * d + j] * x[r * d + j];
-      logits[r * k + c] = s;
-    }
+  const logits = foldedLogits(
+    w,
+    b,
+    x,
+    d,
+    Array.from({ length: n }, (_, r) => r),
+  );
   const p = softmaxRows(logits, k, temperature);
   const m = evaluatePredictions(y, p, classes);
   let flagged = 0;

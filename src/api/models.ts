@@ -1,6 +1,6 @@
 /** Admin shapes: model versions, their activation, adaptation jobs and what a candidate scored. */
 import { Type, type Static } from '@sinclair/typebox';
-import { nullableString, stringEnum } from './shapes.js';
+import { nullableString, numberMap, schemaMap, stringEnum } from './shapes.js';
 
 export const ModelVersionJson = Type.Object({
   version: Type.Integer({
@@ -73,7 +73,83 @@ export const AdaptationRequest = Type.Object(
   { additionalProperties: false },
 );
 
+/** One model's score on the reviewed cells an adaptation held back (training/reviewed.ts heldOutScore). */
+export const HeldOutScore = Type.Object({
+  accuracy: Type.Number(),
+  macroF1: Type.Number(),
+  reviewRate: Type.Number({
+    description: 'Share of cells flagged for review (confidence below the review threshold, or unfamiliar).',
+  }),
+  silentErrors: Type.Integer({
+    description: 'Wrong and not flagged: the errors nobody is asked to look at.',
+  }),
+  silentErrorRate: Type.Number(),
+  perClass: schemaMap(
+    Type.Object({
+      precision: Type.Number(),
+      recall: Type.Number(),
+      f1: Type.Number(),
+      support: Type.Integer(),
+    }),
+    { description: 'Per class the model knows.' },
+  ),
+});
+
+/** The candidate beside the active model on the same held-back cells. */
+export const AdaptationComparison = Type.Object({
+  heldOut: Type.Integer({ description: 'Held-back cells scored (whole images held back).' }),
+  active: HeldOutScore,
+  candidate: HeldOutScore,
+});
+
+/** What a succeeded adaptation job made (server/models/adaptation.ts). */
+export const AdaptationResult = Type.Object({
+  baseVersion: Type.Integer(),
+  baseSha256: Type.String(),
+  candidateVersion: Type.Integer(),
+  candidateSha256: Type.String(),
+  counts: Type.Object({
+    trained: numberMap({ integer: true, description: 'Cells the scored head was trained on, per class.' }),
+    heldOut: numberMap({ integer: true, description: 'Cells held back to score it (whole images).' }),
+    final: Type.Optional(
+      numberMap({
+        integer: true,
+        description:
+          "Cells the stored candidate's head was trained on: every usable reviewed cell (absent from older jobs).",
+      }),
+    ),
+    ignored: numberMap({ integer: true, description: 'Reviewed cells of classes the model does not know.' }),
+  }),
+  comparison: AdaptationComparison,
+  recipe: Type.Optional(
+    Type.Object(
+      {
+        l2: Type.Number(),
+        l2Cv: Type.Array(Type.Object({ l2: Type.Number(), nll: Type.Number(), accuracy: Type.Number() })),
+        folds: Type.Integer(),
+        views: Type.Integer(),
+      },
+      {
+        description:
+          'How the head was trained: l2 and its cross-validation, views per cell (absent from older jobs).',
+      },
+    ),
+  ),
+});
+
+/** An adaptation is a job whose result, once it succeeded, is what it made. */
+export const AdaptationJob = Type.Composite([
+  Type.Omit(JobJson, ['result']),
+  Type.Object({
+    result: Type.Union([AdaptationResult, Type.Null()], { description: 'Set once the job succeeded.' }),
+  }),
+]);
+
 export type ModelVersionJson = Static<typeof ModelVersionJson>;
 export type ModelVersionListJson = Static<typeof ModelVersionList>;
 export type JobJsonShape = Static<typeof JobJson>;
 export type AdaptationRequestJson = Static<typeof AdaptationRequest>;
+export type HeldOutScore = Static<typeof HeldOutScore>;
+export type AdaptationComparisonJson = Static<typeof AdaptationComparison>;
+export type AdaptationResultJson = Static<typeof AdaptationResult>;
+export type AdaptationJobJson = Static<typeof AdaptationJob>;

@@ -26,6 +26,14 @@ export function numberMap(
   });
 }
 
+/** A map from names to values of one schema (`additionalProperties`, as numberMap). */
+export function schemaMap<T extends TSchema>(
+  value: T,
+  options: SchemaOptions = {},
+): TUnsafe<Record<string, Static<T>>> {
+  return Type.Unsafe<Record<string, Static<T>>>({ type: 'object', ...options, additionalProperties: value });
+}
+
 export function stringEnum<const T extends readonly string[]>(values: T, options: SchemaOptions = {}) {
   return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
 }

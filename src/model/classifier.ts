@@ -27,6 +27,20 @@ export function resolveModelPath(modelPath: string): string {
   return !existsSync(float) && existsSync(int8) ? int8 : float;
 }
 
+/**
+ * The model a command reads to make another or rewrites in place (familiarize, adapt): a model folder or its
+ * model.onnx, with its card beside it. Always the float model: a folder's int8 copy is made from it, never
+ * the other way (unlike resolveModelPath, which takes the int8 copy where the float one is missing).
+ */
+export function floatModelWithCard(model: string): { modelPath: string; cardPath: string; card: ModelCard } {
+  let modelPath = resolve(model);
+  if (existsSync(modelPath) && statSync(modelPath).isDirectory()) modelPath = join(modelPath, 'model.onnx');
+  const cardPath = cardPathFor(modelPath);
+  if (!existsSync(modelPath) || !existsSync(cardPath))
+    throw new ModelError(`No model.onnx with its model.json at ${model}.`, 'model_not_found');
+  return { modelPath, cardPath, card: JSON.parse(readFileSync(cardPath, 'utf8')) as ModelCard };
+}
+
 /** model.json beside model.onnx (or `<name>.json` beside `<name>.onnx`). */
 export function cardPathFor(modelPath: string): string {
   const sibling = modelPath.replace(/\.onnx$/i, '.json');

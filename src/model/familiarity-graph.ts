@@ -1,7 +1,7 @@
 import { ModelError } from '../errors.js';
 import { OUTPUTS } from './classifier-graph.js';
 import type { DisagreementHeads } from './disagreement.js';
-import type { FamiliarityReferences, GaussianReference } from './familiarity.js';
+import { projectCenters, type FamiliarityReferences, type GaussianReference } from './familiarity.js';
 import type { NeighbourReference } from './neighbours.js';
 import onnxProto from 'onnx-proto';
 import {
@@ -372,24 +372,6 @@ function readDisagreement(floats: Map<string, Float32Array>, ints: Map<string, n
     thresholds: get('dis_thr'),
     cellScale: get('dis_scale')[0],
   };
-}
-
-/** Centres (c×d) projected on the basis (d×m): c×m. */
-export function projectCenters(
-  centers: Float32Array,
-  basis: Float32Array,
-  c: number,
-  d: number,
-  m: number,
-): Float32Array {
-  const out = new Float32Array(c * m);
-  for (let i = 0; i < c; i++)
-    for (let k = 0; k < m; k++) {
-      let s = 0;
-      for (let j = 0; j < d; j++) s += centers[i * d + j] * basis[j * m + k];
-      out[i * m + k] = s;
-    }
-  return out;
 }
 
 /** The componentLab of a cell reference from its graph mask ([labs, c]: 0 where a component measures a lab). */

@@ -59,6 +59,27 @@ export interface GaussianReference {
 }
 
 /**
+ * Centres (c×d) projected on the basis (d×m): a reference's `centerProjections` (c×m), summed in double
+ * precision whatever the inputs' precision, as every fit and the model file's reader compute them.
+ */
+export function projectCenters(
+  centers: ArrayLike<number>,
+  basis: ArrayLike<number>,
+  c: number,
+  d: number,
+  m: number,
+): Float32Array {
+  const out = new Float32Array(c * m);
+  for (let i = 0; i < c; i++)
+    for (let k = 0; k < m; k++) {
+      let s = 0;
+      for (let j = 0; j < d; j++) s += centers[i * d + j] * basis[j * m + k];
+      out[i * m + k] = s;
+    }
+  return out;
+}
+
+/**
  * Squared Mahalanobis distance, divided by the dimension (so about 1 for a typical training row), from row
  * `row` of n×D features to the nearest centre. The reference implementation: the model file computes the
  * same in its graph (familiarity-graph.ts).
@@ -135,11 +156,11 @@ export function cellDistance(
   D: number,
   row: number,
 ): number {
-  const mahalanobis = cellMahalanobis(refs, features, D, row);
   const { disagreement: h, neighbours: nb } = refs;
-  if (!h && !nb) return mahalanobis;
+  if (!h && !nb) return cellMahalanobis(refs, features, D, row);
+  // The row's lab, found once for the lab-specific class centres and the per-lab thresholds alike.
   const lab = nearestComponent(refs.image, features, D, row);
-  let out = mahalanobis;
+  let out = cellMahalanobis(refs, features, D, row, lab);
   if (h) out = Math.max(out, (disagreementOf(h, features, D, row) / h.thresholds[lab]) * h.cellScale);
   if (nb) out = Math.max(out, (neighbourDistance(nb, features, D, row) / nb.thresholds[lab]) * nb.cellScale);
   return out;
@@ -154,10 +175,12 @@ export function cellMahalanobis(
   features: Float32Array,
   D: number,
   row: number,
+  /** The row's lab where the caller has found it already (else found here, when it matters). */
+  lab?: number,
 ): number {
   const labs = refs.cell.componentLab;
   if (!labs) return referenceDistance(refs.cell, features, D, row);
-  const lab = nearestComponent(refs.image, features, D, row);
+  lab ??= nearestComponent(refs.image, features, D, row);
   const all = componentDistances(refs.cell, features, D, row);
   let best = Infinity;
   for (let c = 0; c < all.length; c++) if (labs[c] < 0 || labs[c] === lab) best = Math.min(best, all[c]);

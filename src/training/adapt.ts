@@ -5,7 +5,7 @@
  * count as familiar. The result is a normal model folder (model.onnx, model.json, the statistics file).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { DatasetError, ModelError } from '../errors.js';
 import { createRng, shuffled } from '../imaging/random.js';
@@ -17,7 +17,7 @@ import {
   type LayerStats,
   type StatsMismatch,
 } from '../model/alignment.js';
-import { cardPathFor } from '../model/classifier.js';
+import { floatModelWithCard } from '../model/classifier.js';
 import {
   cellDistance,
   referenceDistance,
@@ -88,12 +88,7 @@ export interface AdaptResult {
 }
 
 function loadParent(model: string): { path: string; card: ModelCard; bytes: Buffer } {
-  let path = resolve(model);
-  if (existsSync(path) && statSync(path).isDirectory()) path = join(path, 'model.onnx');
-  const cardPath = cardPathFor(path);
-  if (!existsSync(path) || !existsSync(cardPath))
-    throw new ModelError(`No model.onnx with its model.json at ${model}.`, 'model_not_found');
-  const card = JSON.parse(readFileSync(cardPath, 'utf8')) as ModelCard;
+  const { modelPath: path, card } = floatModelWithCard(model);
   const bytes = readFileSync(path);
   if (createHash('sha256').update(bytes).digest('hex') !== card.modelSha256)
     throw new ModelError(`${path} does not match its card (sha256): refusing to adapt it.`, 'bad_model');

@@ -2,17 +2,12 @@
  * Fits the block heads whose disagreement marks a cell of a type the model never learned
  * (model/disagreement.ts): three softmax heads on the training rows, each reading other backbone blocks
  * (the early two together, the middle one, the last one), and one threshold per training lab, the given
- * quantile of the disagreement of that lab's validation rows. Which lab a row belongs to is the image
- * reference's nearest component, exactly as the model file picks the threshold, so the thresholds are chosen
- * the way they are applied.
+ * quantile of the disagreement of that lab's validation rows (training/lab-thresholds.ts).
  */
-import { DatasetError } from '../errors.js';
 import type { DisagreementHeads } from '../model/disagreement.js';
 import { disagreementOf } from '../model/disagreement.js';
-import type { GaussianReference } from '../model/familiarity.js';
-import { nearestComponent } from '../model/familiarity.js';
 import { fitSoftmaxHead, foldStandardisation } from './head.js';
-import { quantile } from './quantile.js';
+import { labThresholds, type LabelledValidation } from './lab-thresholds.js';
 
 /**
  * Fixed before the run that measured it (BENCHMARKS.md, "What the model knows and flags"): a strong penalty,
@@ -35,15 +30,14 @@ export function disagreementBlocks(featureDims: number[]): [number, number][] | 
 
 /**
  * Fits the heads on n training rows of n×D features (labels in [0, k), rows weighted so every class of every
- * source weighs the same) and their per-lab thresholds on the validation rows.
+ * source weighs the same) and their per-lab thresholds on the validation rows (each with its lab).
  */
 export function fitDisagreement(
   train: { x: Float32Array; n: number; label: ArrayLike<number>; source: ArrayLike<number> },
-  val: { x: Float32Array; n: number },
+  val: LabelledValidation,
   D: number,
   k: number,
   blocks: [number, number][],
-  image: GaussianReference,
   cellScale: number,
   o: Partial<typeof DISAGREEMENT_DEFAULTS> = {},
 ): {
@@ -72,20 +66,14 @@ export function fitDisagreement(
     weights.push(folded.weight);
     biases.push(folded.bias);
   }
-  const labs = image.components.length;
   const scores = Float64Array.from({ length: val.n }, (_, r) =>
     disagreementOf({ blocks, weights, biases }, val.x, D, r),
   );
-  const labOf = Int32Array.from({ length: val.n }, (_, r) => nearestComponent(image, val.x, D, r));
-  const byLab: number[][] = Array.from({ length: labs }, () => []);
-  for (let r = 0; r < val.n; r++) byLab[labOf[r]].push(scores[r]);
-  const pooled = quantile(scores, opts.quantile);
-  if (!(pooled > 0))
-    throw new DatasetError('The block heads agree on every validation cell: nothing to fit.');
-  // A lab with too few validation rows of its own takes the pooled threshold.
-  const thresholds = Float32Array.from(byLab, (s) => (s.length >= 20 ? quantile(s, opts.quantile) : pooled));
-  return {
-    heads: { blocks, weights, biases, thresholds, cellScale },
-    flagged: Uint8Array.from(scores, (v, r) => (v > thresholds[labOf[r]] ? 1 : 0)),
-  };
+  const { thresholds, flagged } = labThresholds(
+    scores,
+    val,
+    opts.quantile,
+    'The block heads agree on every validation cell: nothing to fit.',
+  );
+  return { heads: { blocks, weights, biases, thresholds, cellScale }, flagged };
 }

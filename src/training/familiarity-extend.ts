@@ -15,7 +15,7 @@
  * that span: (m + rows)-square problems instead of d-square ones.
  */
 import { DatasetError } from '../errors.js';
-import type { GaussianReference } from '../model/familiarity.js';
+import { projectCenters, type GaussianReference } from '../model/familiarity.js';
 import { orthonormaliseColumns, symmetricEigen } from './linalg.js';
 
 /**
@@ -128,17 +128,11 @@ export function extendReference(
       vectors[j * m + k] = s;
     }
   const invSqrtEig = Float32Array.from(top, (i) => 1 / Math.sqrt(Math.max(eig.values[i], residualVariance)));
-  const allCenters = new Float32Array((ref.components.length + c) * d);
+  const total = ref.components.length + c;
+  const allCenters = new Float32Array(total * d);
   allCenters.set(ref.centers);
   allCenters.set(centers, ref.centers.length);
-  const total = ref.components.length + c;
-  const centerProjections = new Float32Array(total * m);
-  for (let i = 0; i < total; i++)
-    for (let k = 0; k < m; k++) {
-      let s = 0;
-      for (let j = 0; j < d; j++) s += allCenters[i * d + j] * vectors[j * m + k];
-      centerProjections[i * m + k] = s;
-    }
+  const centerProjections = projectCenters(allCenters, vectors, total, d, m);
   return {
     columns: [start, end],
     mean: ref.mean,

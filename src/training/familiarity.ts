@@ -7,7 +7,7 @@
 import { DatasetError } from '../errors.js';
 import { createRng, shuffled } from '../imaging/random.js';
 import type { GaussianReference } from '../model/familiarity.js';
-import { referenceDistance } from '../model/familiarity.js';
+import { nearestComponent, projectCenters, referenceDistance } from '../model/familiarity.js';
 import type { FamiliarityReferences } from '../model/familiarity.js';
 import type { FamiliarityRecord } from '../model/types.js';
 import { topEigen } from './linalg.js';
@@ -99,14 +99,7 @@ export function fitReference(
   const floor = 1e-3 * (trace / d);
   const residualVariance = Math.max((trace - kept) / Math.max(1, d - rank), floor);
   const invSqrtEig = Float32Array.from(eig.values, (v) => 1 / Math.sqrt(Math.max(v, residualVariance)));
-  const m = eig.values.length;
-  const centerProjections = new Float32Array(c * m);
-  for (let i = 0; i < c; i++)
-    for (let k = 0; k < m; k++) {
-      let s = 0;
-      for (let j = 0; j < d; j++) s += centers[i * d + j] * eig.vectors[j * m + k];
-      centerProjections[i * m + k] = s;
-    }
+  const centerProjections = projectCenters(centers, eig.vectors, c, d, eig.values.length);
   return {
     columns: [start, end],
     mean: Float32Array.from(mean),
@@ -226,16 +219,25 @@ export function fitFamiliarity(
     label: train.map((r) => f.label[r]),
     source: train.map((r) => f.source[r]),
   };
-  const valSet = { x: valX, n: val.length };
   // The block heads' disagreement joins the cell check where the backbone has the blocks (model/disagreement.ts).
   const blocks = opts.disagreement ? disagreementBlocks(featureDims) : null;
+  // Both are thresholded per training lab: each validation row's lab is found once, for both.
+  const valSet = {
+    x: valX,
+    n: val.length,
+    lab:
+      blocks || opts.neighbours
+        ? Int32Array.from(valRows, (r) => nearestComponent(image.ref, valX, f.d, r))
+        : new Int32Array(0),
+    labs: image.ref.components.length,
+  };
   const dis = blocks
-    ? fitDisagreement(trainSet, valSet, f.d, classes.length, blocks, image.ref, cell.threshold, {
+    ? fitDisagreement(trainSet, valSet, f.d, classes.length, blocks, cell.threshold, {
         quantile: opts.disagreementQuantile,
       })
     : null;
   const nb = opts.neighbours
-    ? fitNeighbours(trainSet, valSet, f.d, image.ref, cell.threshold, {
+    ? fitNeighbours(trainSet, valSet, f.d, cell.threshold, {
         quantile: opts.neighbourQuantile,
         seed: opts.seed,
       })

@@ -4,10 +4,9 @@
  * added to the model file as two more outputs; the card records the thresholds and what they flag on
  * validation. Run after training, by `train` itself and by `hematovision familiarize` for an older model.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { DatasetError, ModelError } from '../errors.js';
-import { cardPathFor } from '../model/classifier.js';
+import { floatModelWithCard } from '../model/classifier.js';
 import { appendFamiliarity } from '../model/familiarity-graph.js';
 import { readFloatInitializers } from '../model/onnx/graph-builder.js';
 import { argmax, softmaxRows } from '../model/softmax.js';
@@ -16,6 +15,7 @@ import type { FamiliarityRecord, ModelCard } from '../model/types.js';
 import { scanDatasets } from './dataset.js';
 import { computeFeatures } from './feature-cache.js';
 import { fitFamiliarity } from './familiarity.js';
+import { foldedLogits } from './head.js';
 import { measureTrainingStats, writeStats } from './activation-stats.js';
 import { capReviewThreshold, REVIEW_BUDGET } from './review-budget.js';
 import { groupedStratifiedSplit } from './split.js';
@@ -47,26 +47,8 @@ function headConfidences(
   const b = init.get('head/b');
   if (!w || !b || w.length !== k * d)
     throw new ModelError('The model has no head this version can read.', 'bad_model');
-  const logits = new Float32Array(rows.length * k);
-  rows.forEach((r, j) => {
-    for (let c = 0; c < k; c++) {
-      let s = b[c];
-      for (let i = 0; i < d; i++) s += w[c * d + i] * x[r * d + i];
-      logits[j * k + c] = s;
-    }
-  });
-  const p = softmaxRows(logits, k, temperature);
+  const p = softmaxRows(foldedLogits(w, b, x, d, rows), k, temperature);
   return Float32Array.from({ length: rows.length }, (_, j) => p[j * k + argmax(p, j, k)]);
-}
-
-/** A model folder or model.onnx to update in place, with its card beside it. */
-function modelToUpdate(model: string): { modelPath: string; cardPath: string; card: ModelCard } {
-  let modelPath = resolve(model);
-  if (existsSync(modelPath) && statSync(modelPath).isDirectory()) modelPath = join(modelPath, 'model.onnx');
-  const cardPath = cardPathFor(modelPath);
-  if (!existsSync(modelPath) || !existsSync(cardPath))
-    throw new ModelError(`No model.onnx with its model.json at ${model}.`, 'model_not_found');
-  return { modelPath, cardPath, card: JSON.parse(readFileSync(cardPath, 'utf8')) as ModelCard };
 }
 
 /**
@@ -76,7 +58,7 @@ function modelToUpdate(model: string): { modelPath: string; cardPath: string; ca
 export async function addTrainingStats(
   o: Pick<FamiliarizeOptions, 'model' | 'data' | 'onProgress'>,
 ): Promise<ModelCard> {
-  const { modelPath, cardPath, card } = modelToUpdate(o.model);
+  const { modelPath, cardPath, card } = floatModelWithCard(o.model);
   const ds = await scanDatasets(o.data, { knownClasses: card.classes });
   const activationStats = await trainingStats(
     modelPath,
@@ -114,7 +96,7 @@ async function trainingStats(
 export async function familiarizeModel(
   o: FamiliarizeOptions,
 ): Promise<{ card: ModelCard; record: FamiliarityRecord; failed: number }> {
-  const { modelPath, cardPath, card } = modelToUpdate(o.model);
+  const { modelPath, cardPath, card } = floatModelWithCard(o.model);
   const ds = await scanDatasets(o.data, { classes: card.classes });
   const missing = card.classes.filter((_, c) => !ds.items.some((it) => it.labelIndex === c));
   if (missing.length > 0)

@@ -20,6 +20,7 @@ export {
   DEFAULT_MAX_ITER,
   DEFAULT_TOL,
   fitSoftmaxHead,
+  foldedLogits,
   foldStandardisation,
   headLogits,
   trainSoftmaxHead,

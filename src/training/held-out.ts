@@ -12,7 +12,7 @@ import { evaluatePredictions, type Metrics } from './metrics.js';
 export const DEFAULT_REVIEW_ACCURACY = 0.95;
 
 /** What held-out logits say once calibrated: the temperature, the metrics and the review threshold. */
-export interface HeldOutScore {
+export interface CalibratedHeldOut {
   temperature: number;
   probabilities: Float32Array;
   metrics: Metrics;
@@ -27,7 +27,7 @@ export function calibrateHeldOut(
   items: readonly number[],
   ds: Dataset,
   reviewTargetAccuracy: number,
-): HeldOutScore {
+): CalibratedHeldOut {
   const k = ds.classes.length;
   const y = Int32Array.from(items, (i) => ds.items[i].labelIndex);
   const temperature = fitTemperature(logits, y, k);

@@ -1,16 +1,14 @@
 /**
  * Fits the nearest-cells check (model/neighbours.ts): the features' main directions (PCA of the standardised
  * training rows), a few hundred training cells per class and lab stored on them at unit length, and one
- * threshold per training lab, the given quantile of that lab's validation cells' score. As for the block
- * heads, which lab a row belongs to is the image reference's nearest component, as the model file picks it.
+ * threshold per training lab, the given quantile of that lab's validation cells' score, chosen as the block
+ * heads' are (training/lab-thresholds.ts).
  */
 import { DatasetError } from '../errors.js';
 import { createRng, shuffled } from '../imaging/random.js';
-import type { GaussianReference } from '../model/familiarity.js';
-import { nearestComponent } from '../model/familiarity.js';
 import { neighbourDistance, projectUnit, type NeighbourReference } from '../model/neighbours.js';
+import { labThresholds, type LabelledValidation } from './lab-thresholds.js';
 import { topEigen } from './linalg.js';
-import { quantile } from './quantile.js';
 
 /**
  * Fixed before the product measured it, from the leave-one-class-out study on cached features
@@ -29,9 +27,8 @@ export const NEIGHBOUR_DEFAULTS = {
 
 export function fitNeighbours(
   train: { x: Float32Array; n: number; label: ArrayLike<number>; source: ArrayLike<number> },
-  val: { x: Float32Array; n: number },
+  val: LabelledValidation,
   D: number,
-  image: GaussianReference,
   cellScale: number,
   o: Partial<typeof NEIGHBOUR_DEFAULTS> & { seed?: number } = {},
 ): {
@@ -98,17 +95,12 @@ export function fitNeighbours(
 
   const reference = { weight, bias, rows: stored, k: opts.k, cellScale, thresholds: new Float32Array(0) };
   const scores = Float64Array.from({ length: val.n }, (_, r) => neighbourDistance(reference, val.x, D, r));
-  const labOf = Int32Array.from({ length: val.n }, (_, r) => nearestComponent(image, val.x, D, r));
-  const byLab: number[][] = image.components.map(() => []);
-  for (let r = 0; r < val.n; r++) byLab[labOf[r]].push(scores[r]);
-  const pooled = quantile(scores, opts.quantile);
-  if (!(pooled > 0)) throw new DatasetError('Every validation cell has stored twins: nothing to fit.');
-  // A lab with too few validation rows of its own takes the pooled threshold.
-  reference.thresholds = Float32Array.from(byLab, (s) =>
-    s.length >= 20 ? quantile(s, opts.quantile) : pooled,
+  const { thresholds, flagged } = labThresholds(
+    scores,
+    val,
+    opts.quantile,
+    'Every validation cell has stored twins: nothing to fit.',
   );
-  return {
-    reference,
-    flagged: Uint8Array.from(scores, (v, r) => (v > reference.thresholds[labOf[r]] ? 1 : 0)),
-  };
+  reference.thresholds = thresholds;
+  return { reference, flagged };
 }

@@ -12,6 +12,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { AdaptationComparisonJson, HeldOutScore } from '../api/models.js';
 import { DatasetError } from '../errors.js';
 import { decodeImage } from '../imaging/decode.js';
 import { cropSquare, resizeRgb } from '../imaging/preprocess.js';
@@ -26,7 +27,7 @@ import { argmax, softmaxRows } from '../model/softmax.js';
 import { writeInput } from '../model/tensor.js';
 import type { ModelCard } from '../model/types.js';
 import { writeAtomic } from './files.js';
-import { foldStandardisation } from './head.js';
+import { foldedLogits, foldStandardisation } from './head.js';
 import { evaluatePredictions } from './metrics.js';
 import { cardHeader } from './model-card.js';
 import {
@@ -70,18 +71,6 @@ export interface ReviewedOptions {
   onProgress?: (fraction: number, stage: string) => void;
 }
 
-/** One model on the held-back cells. */
-export interface HeldOutScore {
-  accuracy: number;
-  macroF1: number;
-  /** Share of cells flagged for review (confidence below the review threshold, or unfamiliar). */
-  reviewRate: number;
-  /** Wrong and not flagged: the errors nobody is asked to look at. */
-  silentErrors: number;
-  silentErrorRate: number;
-  perClass: Record<string, { support: number; precision: number; recall: number; f1: number }>;
-}
-
 export interface ReviewedResult {
   modelPath: string;
   card: ModelCard;
@@ -96,7 +85,8 @@ export interface ReviewedResult {
   };
   /** How the head was trained: l2 and its cross-validation, views per cell. */
   recipe: { l2: number; l2Cv: L2CvScore[]; folds: number; views: number };
-  comparison: { heldOut: number; active: HeldOutScore; candidate: HeldOutScore };
+  /** The scored head beside the active model on the held-back cells (api/models.ts, the one shape). */
+  comparison: AdaptationComparisonJson;
 }
 
 const BATCH = 16;
@@ -372,13 +362,13 @@ export function heldOutScore(
 ): HeldOutScore {
   const k = classes.length;
   const n = y.length;
-  const logits = new Float32Array(n * k);
-  for (let r = 0; r < n; r++)
-    for (let c = 0; c < k; c++) {
-      let s = b[c];
-      for (let j = 0; j < d; j++) s += w[c * d + j] * x[r * d + j];
-      logits[r * k + c] = s;
-    }
+  const logits = foldedLogits(
+    w,
+    b,
+    x,
+    d,
+    Array.from({ length: n }, (_, r) => r),
+  );
   const p = softmaxRows(logits, k, temperature);
   const m = evaluatePredictions(y, p, classes);
   let flagged = 0;

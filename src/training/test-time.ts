@@ -9,7 +9,7 @@ import { OnnxSession } from '../model/onnx/runtime.js';
 import type { TestTimeAugmentation } from '../model/types.js';
 import { DIHEDRAL_VIEWS, expandViews, meanOverViews } from '../model/views.js';
 import type { Dataset } from './dataset.js';
-import { calibrateHeldOut, type HeldOutScore } from './held-out.js';
+import { calibrateHeldOut, type CalibratedHeldOut } from './held-out.js';
 
 export const TEST_TIME_TRANSFORMS =
   'the crop, mirrored, flipped and turned by quarter turns (the 8 symmetries of a square); logits averaged';
@@ -33,7 +33,7 @@ export async function calibrateTestTimeViews(
   crop: (item: number) => RgbImage | Promise<RgbImage>,
   ds: Dataset,
   o: TestTimeOptions,
-): Promise<{ card: TestTimeAugmentation; score: HeldOutScore }> {
+): Promise<{ card: TestTimeAugmentation; score: CalibratedHeldOut }> {
   const k = ds.classes.length;
   const views = DIHEDRAL_VIEWS;
   const session = await OnnxSession.create(model, o.threads ?? 2);

@@ -1,37 +1,14 @@
 /** Typed client for the admin routes: model versions and adaptations (src/api/models.ts). */
 import type {
+  AdaptationJobJson,
   AdaptationRequestJson,
-  JobJsonShape,
   ModelVersionJson,
   ModelVersionListJson,
 } from '../api/index.js';
 import { request } from './api.js';
 
-export interface HeldOutScore {
-  accuracy: number;
-  macroF1: number;
-  reviewRate: number;
-  silentErrors: number;
-  silentErrorRate: number;
-  perClass: Record<string, { support: number; precision: number; recall: number; f1: number }>;
-}
-
-/** An adaptation's result (server/models/adaptation.ts AdaptationResult). */
-export interface AdaptationResult {
-  baseVersion: number;
-  candidateVersion: number;
-  candidateSha256: string;
-  counts: {
-    trained: Record<string, number>;
-    heldOut: Record<string, number>;
-    /** Cells the stored candidate was trained on: all usable reviewed cells (absent from older jobs). */
-    final?: Record<string, number>;
-    ignored: Record<string, number>;
-  };
-  comparison: { heldOut: number; active: HeldOutScore; candidate: HeldOutScore };
-}
-
-export type Job = JobJsonShape;
+export type { AdaptationResultJson as AdaptationResult, HeldOutScore } from '../api/index.js';
+export type Job = AdaptationJobJson;
 export type ModelVersion = ModelVersionJson;
 
 const post = <T>(path: string, body?: unknown) =>

@@ -5,9 +5,10 @@
  */
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import type { AdaptationResultJson } from '../../api/models.js';
 import type { Box } from '../../imaging/types.js';
 import type { ModelCard } from '../../model/types.js';
-import { checkReviewed, type ReviewedCell, type ReviewedResult } from '../../training/reviewed.js';
+import { checkReviewed, type ReviewedCell } from '../../training/reviewed.js';
 import { learnFromReviewedInThread } from '../../training/reviewed-thread.js';
 import type { JobQueue } from '../jobs/index.js';
 import type { CaseStore, StoredCase } from '../store/index.js';
@@ -22,15 +23,8 @@ export interface AdaptationInput {
   seed: number;
 }
 
-export interface AdaptationResult {
-  baseVersion: number;
-  baseSha256: string;
-  candidateVersion: number;
-  candidateSha256: string;
-  counts: ReviewedResult['counts'];
-  comparison: ReviewedResult['comparison'];
-  recipe: ReviewedResult['recipe'];
-}
+/** What the job stores as its result: the API's shape (api/models.ts). */
+export type AdaptationResult = AdaptationResultJson;
 
 /** The reviewed cells of a stored case: each cell's latest review label (an image without cells: the image). */
 function reviewedOf(c: StoredCase): { box: Box | null; label: string }[] {

@@ -5,7 +5,7 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { AdaptationRequest, JobJson } from '../../api/index.js';
+import { AdaptationJob, AdaptationRequest, type AdaptationJobJson } from '../../api/index.js';
 import { HematoError } from '../../errors.js';
 import type { ModelCard } from '../../model/types.js';
 import type { JobQueue } from '../jobs/index.js';
@@ -21,11 +21,12 @@ export interface AdaptationRouteOptions {
 
 const ErrorRef = Type.Ref('Error#');
 
-export function jobJson(j: JobRow) {
+/** An adaptation job as the API shows it: its result is what the job stored (server/models/adaptation.ts). */
+export function jobJson(j: JobRow): AdaptationJobJson {
   const { input: _input, owner: _owner, ...shown } = j;
   void _input;
   void _owner;
-  return shown;
+  return { ...shown, result: shown.result as AdaptationJobJson['result'] };
 }
 
 export const adaptationRoutes: FastifyPluginAsyncTypebox<AdaptationRouteOptions> = async (app, o) => {
@@ -38,7 +39,7 @@ export const adaptationRoutes: FastifyPluginAsyncTypebox<AdaptationRouteOptions>
         summary:
           'Starts training a candidate model on the reviewed cells (a job; the active model is untouched)',
         body: Type.Optional(AdaptationRequest),
-        response: { 202: JobJson, 400: ErrorRef },
+        response: { 202: AdaptationJob, 400: ErrorRef },
       },
     },
     async (request, reply) => {
@@ -64,7 +65,7 @@ export const adaptationRoutes: FastifyPluginAsyncTypebox<AdaptationRouteOptions>
         operationId: 'listAdaptations',
         tags: ['admin'],
         summary: 'Adaptation jobs, newest first',
-        response: { 200: Type.Object({ jobs: Type.Array(JobJson) }) },
+        response: { 200: Type.Object({ jobs: Type.Array(AdaptationJob) }) },
       },
     },
     async () => ({ jobs: (await o.store.jobs.list({ kind: ADAPTATION, limit: 50 })).map(jobJson) }),
@@ -78,7 +79,7 @@ export const adaptationRoutes: FastifyPluginAsyncTypebox<AdaptationRouteOptions>
         tags: ['admin'],
         summary: "An adaptation's state and progress; when done, its candidate beside the active model",
         params: Type.Object({ id: Type.String({ maxLength: 100 }) }),
-        response: { 200: JobJson, 404: ErrorRef },
+        response: { 200: AdaptationJob, 404: ErrorRef },
       },
     },
     async (request) => {

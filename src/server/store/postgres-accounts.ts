@@ -23,6 +23,7 @@ import type {
   NewAuditEntry,
 } from './accounts.js';
 import { isoText } from './postgres-rows.js';
+import { inTransaction } from './postgres-transaction.js';
 
 const USER_COLUMNS = `u.id, u.name, u.display_name, u.role, u.clinic, u.disabled,
   ${isoText('u.created_at')} AS created_at`;
@@ -48,9 +49,7 @@ export class PostgresAccountStore implements AccountStore {
       return maybeAccount(rows[0]);
     }
     // The first user: a lock on the table makes "none yet" and the insert one step across replicas.
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    return inTransaction(this.pool, async (client) => {
       await client.query('LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE');
       const { rows } = await client.query<UserRow>(
         `INSERT INTO users AS u (id, name, display_name, role, clinic, password_hash, created_at)
@@ -58,14 +57,8 @@ export class PostgresAccountStore implements AccountStore {
          ON CONFLICT DO NOTHING RETURNING ${USER_COLUMNS}`,
         params,
       );
-      await client.query('COMMIT');
       return maybeAccount(rows[0]);
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async findUser(name: string): Promise<(Account & { passwordHash: string | null }) | undefined> {

@@ -9,6 +9,7 @@ import type pg from 'pg';
 import { sha256 } from './blobs.js';
 import { notHeld } from './job-rows.js';
 import { isForeignKeyViolation, type Queryable } from './postgres-blobs.js';
+import { inTransaction } from './postgres-transaction.js';
 
 /** The job, while this runner ($4) holds it. */
 const HELD = `SELECT id, file_sha256 FROM jobs WHERE id = $1 AND owner = $4 AND state = 'running'`;
@@ -58,28 +59,18 @@ export class PostgresExportFiles {
    * under a savepoint: the foreign key's refusal (a job naming it after all) undoes only that delete.
    */
   async sweep(kinds: string[], finishedBefore: Date): Promise<{ jobs: number; files: number }> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
-      try {
-        const { rows } = await client.query<{ file_sha256: string | null }>(
-          `DELETE FROM jobs WHERE kind = ANY($1) AND state IN ('succeeded', 'failed') AND finished_at < $2
-           RETURNING file_sha256`,
-          [kinds, finishedBefore],
-        );
-        let files = 0;
-        for (const sha of new Set(rows.map((r) => r.file_sha256))) {
-          if (sha && (await removeUnreferenced(client, sha, true))) files++;
-        }
-        await client.query('COMMIT');
-        return { jobs: rows.length, files };
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
+    return inTransaction(this.pool, async (client) => {
+      const { rows } = await client.query<{ file_sha256: string | null }>(
+        `DELETE FROM jobs WHERE kind = ANY($1) AND state IN ('succeeded', 'failed') AND finished_at < $2
+         RETURNING file_sha256`,
+        [kinds, finishedBefore],
+      );
+      let files = 0;
+      for (const sha of new Set(rows.map((r) => r.file_sha256))) {
+        if (sha && (await removeUnreferenced(client, sha, true))) files++;
       }
-    } finally {
-      client.release();
-    }
+      return { jobs: rows.length, files };
+    });
   }
 
   private removeUnreferenced(sha: string): Promise<boolean> {

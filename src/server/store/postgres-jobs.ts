@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { modelValues, rowToJob, rowToModel, type JobRecord, type ModelRecord } from './job-rows.js';
 import { isoText } from './postgres-rows.js';
+import { inTransaction } from './postgres-transaction.js';
 import type { JobOutcome, JobRow, JobRows, ModelRows, ModelVersion } from './types.js';
 
 const JOB_COLUMNS = `id, kind, state, progress, stage, input::text AS input, result::text AS result, error,
@@ -113,34 +114,24 @@ export class PostgresModelRows implements ModelRows {
   constructor(private readonly pool: pg.Pool) {}
 
   async add(input: Parameters<ModelRows['add']>[0]): Promise<ModelVersion> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
-      try {
-        // Numbers are handed out one at a time: two replicas adding at once get 2 and 3, not a conflict.
-        await client.query('LOCK TABLE model_versions IN SHARE ROW EXCLUSIVE MODE');
-        const found = await client.query<ModelRecord>(
-          `SELECT ${MODEL_COLUMNS} FROM model_versions WHERE sha256 = $1`,
-          [input.sha256],
-        );
-        const { rows } = found.rows[0]
-          ? found
-          : await client.query<ModelRecord>(
-              `INSERT INTO model_versions (version, sha256, name, card, onnx, source, job_id, created_at)
-               VALUES ((SELECT coalesce(max(version), 0) + 1 FROM model_versions), $1, $2, $3, $4, $5, $6,
-                 now())
-               RETURNING ${MODEL_COLUMNS}`,
-              modelValues(input),
-            );
-        await client.query('COMMIT');
-        return rowToModel(rows[0]);
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      }
-    } finally {
-      client.release();
-    }
+    return inTransaction(this.pool, async (client) => {
+      // Numbers are handed out one at a time: two replicas adding at once get 2 and 3, not a conflict.
+      await client.query('LOCK TABLE model_versions IN SHARE ROW EXCLUSIVE MODE');
+      const found = await client.query<ModelRecord>(
+        `SELECT ${MODEL_COLUMNS} FROM model_versions WHERE sha256 = $1`,
+        [input.sha256],
+      );
+      const { rows } = found.rows[0]
+        ? found
+        : await client.query<ModelRecord>(
+            `INSERT INTO model_versions (version, sha256, name, card, onnx, source, job_id, created_at)
+             VALUES ((SELECT coalesce(max(version), 0) + 1 FROM model_versions), $1, $2, $3, $4, $5, $6,
+               now())
+             RETURNING ${MODEL_COLUMNS}`,
+            modelValues(input),
+          );
+      return rowToModel(rows[0]);
+    });
   }
 
   async list(): Promise<ModelVersion[]> {

@@ -1,6 +1,7 @@
 /** Applies migrations.ts's PostgreSQL steps, one replica at a time. */
 import type pg from 'pg';
 import { databaseTooNew, MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
+import { inTransaction } from './postgres-transaction.js';
 
 /**
  * The advisory lock key of schema changes ("HVmg"). Replicas that start together queue on it: the first
@@ -15,36 +16,26 @@ export const MIGRATION_LOCK = 0x48566d67;
  * database of a newer schema without touching it.
  */
 export async function migratePostgres(pool: pg.Pool, upTo = SCHEMA_VERSION): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    try {
-      // Released by COMMIT or ROLLBACK, so a replica that dies here never leaves it held.
-      await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
-      await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
-        version    integer PRIMARY KEY,
-        name       text NOT NULL,
-        applied_at timestamptz NOT NULL
-      )`);
-      const { rows } = await client.query<{ v: number | null }>(
-        'SELECT max(version) AS v FROM schema_migrations',
-      );
-      const current = rows[0].v ?? 0;
-      if (current > SCHEMA_VERSION) throw databaseTooNew(current);
-      for (const m of MIGRATIONS) {
-        if (m.version <= current || m.version > upTo) continue;
-        await client.query(m.postgres);
-        await client.query(
-          'INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())',
-          [m.version, m.name],
-        );
-      }
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
+  await inTransaction(pool, async (client) => {
+    // Released by COMMIT or ROLLBACK, so a replica that dies here never leaves it held.
+    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version    integer PRIMARY KEY,
+      name       text NOT NULL,
+      applied_at timestamptz NOT NULL
+    )`);
+    const { rows } = await client.query<{ v: number | null }>(
+      'SELECT max(version) AS v FROM schema_migrations',
+    );
+    const current = rows[0].v ?? 0;
+    if (current > SCHEMA_VERSION) throw databaseTooNew(current);
+    for (const m of MIGRATIONS) {
+      if (m.version <= current || m.version > upTo) continue;
+      await client.query(m.postgres);
+      await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())', [
+        m.version,
+        m.name,
+      ]);
     }
-  } finally {
-    client.release();
-  }
+  });
 }

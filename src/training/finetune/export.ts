@@ -12,7 +12,7 @@ import type { FineTuningRecord, ModelCard, TestTimeAugmentation } from '../../mo
 import { cropAt } from '../batches.js';
 import type { Dataset } from '../dataset.js';
 import { writeAtomic } from '../files.js';
-import type { HeldOutScore } from '../held-out.js';
+import type { CalibratedHeldOut } from '../held-out.js';
 import { cardHeader, INTENDED_USE, MODEL_LICENSE, trainingRecord } from '../model-card.js';
 import { calibrateTestTimeViews } from '../test-time.js';
 import type { CheckpointHeader, LoopState } from './checkpoint.js';
@@ -35,7 +35,7 @@ export interface ExportInputs {
   keptEpoch: number;
   initial: CheckpointHeader['initial'];
   /** The kept weights calibrated on validation (temperature, review threshold, the card's metrics). */
-  held: HeldOutScore;
+  held: CalibratedHeldOut;
   outDir: string;
   /** Calibrates the exported network for test-time views (none: one view only). */
   testTime?: (onnx: Uint8Array) => Promise<TestTimeAugmentation>;

@@ -205,3 +205,27 @@ export function foldStandardisation(head: LinearHead): { weight: Float32Array; b
   }
   return { weight, bias };
 }
+
+/**
+ * Logits (rows.length×k) of the given rows of raw n×d features under a folded head (foldStandardisation's
+ * weight, k×d, and bias): the model file's Gemm, row by row. All n rows when `rows` is omitted.
+ */
+export function foldedLogits(
+  weight: ArrayLike<number>,
+  bias: ArrayLike<number>,
+  x: Float32Array,
+  d: number,
+  rows: ArrayLike<number> = Array.from({ length: x.length / d }, (_, r) => r),
+): Float32Array {
+  const k = bias.length;
+  const logits = new Float32Array(rows.length * k);
+  for (let j = 0; j < rows.length; j++) {
+    const r = rows[j];
+    for (let c = 0; c < k; c++) {
+      let s = bias[c];
+      for (let i = 0; i < d; i++) s += weight[c * d + i] * x[r * d + i];
+      logits[j * k + c] = s;
+    }
+  }
+  return logits;
+}

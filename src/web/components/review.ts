@@ -1,7 +1,7 @@
 import type { Review } from '../api.js';
 import { REVIEW_REASON_TEXT, type ReviewReason } from '../../model/types.js';
 import { h } from '../dom.js';
-import { formatConfidence, formatDateTime } from '../format.js';
+import { displayLabel, formatConfidence, formatDateTime } from '../format.js';
 
 /** "by <reviewer> on <time>" and the reviewer's note, as the case page and practice mode show them. */
 export function reviewAttribution(review: Review, reviewerClass: string): (HTMLElement | null)[] {
@@ -40,6 +40,15 @@ export function reviewBadge(p: { needsReview: boolean; reviewReasons?: ReviewRea
 }
 
 /** The confidence line of a prediction, with the needs-review badge when it applies. */
+/** The predicted class as the analyse card, the case page and practice mode show it (dimmed when none). */
+export function predictionLabel(label: string | null): HTMLElement {
+  return h(
+    'span',
+    { class: `prediction__label${label !== null ? '' : ' prediction__label--none'}` },
+    displayLabel(label),
+  );
+}
+
 export function confidenceLine(p: {
   confidence: number;
   needsReview: boolean;

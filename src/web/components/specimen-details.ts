@@ -6,6 +6,7 @@
 import { api, type Specimen } from '../api.js';
 import type { AppContext } from '../context.js';
 import { h } from '../dom.js';
+import { deleteWithReason } from './delete-dialog.js';
 import { announce, errorMessage } from '../status.js';
 
 export function specimenDetails(s: Specimen, ctx: AppContext, saved: () => Promise<void>): HTMLElement {
@@ -70,54 +71,16 @@ function deleteControl(s: Specimen): HTMLElement {
       { class: 'muted' },
       `To delete this specimen, delete its ${s.imageCount === 1 ? 'image' : `${s.imageCount} images`} first.`,
     );
-  const dialog = h(
-    'dialog',
-    { class: 'confirm-dialog', 'aria-labelledby': 'delete-specimen-title' },
-    h(
-      'form',
-      { method: 'dialog' },
-      h('h2', { id: 'delete-specimen-title' }, `Delete specimen ${s.id}?`),
-      h(
-        'p',
-        null,
-        'It leaves the list of specimens. Nothing is erased: an admin can restore it from the audit trail, ' +
-          'which keeps who deleted it and why.',
-      ),
-      h(
-        'div',
-        { class: 'field' },
-        h('label', { for: 'delete-specimen-reason' }, 'Reason'),
-        h('textarea', { id: 'delete-specimen-reason', rows: '2', maxlength: '1000', required: true }),
-      ),
-      h(
-        'div',
-        { class: 'form-actions' },
-        h(
-          'button',
-          { value: 'cancel', class: 'btn btn--secondary', autofocus: true, formnovalidate: true },
-          'Cancel',
-        ),
-        h('button', { value: 'delete', class: 'btn btn--danger' }, 'Delete specimen'),
-      ),
-    ),
-  );
-  dialog.addEventListener('close', () => {
-    if (dialog.returnValue !== 'delete') return;
-    void (async () => {
-      try {
-        const reason = (dialog.querySelector('#delete-specimen-reason') as HTMLTextAreaElement).value.trim();
-        await api.deleteSpecimen(s.id, reason || 'no reason given');
-        announce(`Specimen ${s.id} deleted.`, 'success');
-        location.hash = '#/specimens';
-      } catch (err) {
-        announce(`Specimen not deleted: ${errorMessage(err)}`, 'error');
-      }
-    })();
-  });
-  const open = h('button', { type: 'button', class: 'btn btn--danger-outline' }, 'Delete specimen…');
-  open.addEventListener('click', () => {
-    dialog.returnValue = '';
-    dialog.showModal();
+  const [open, dialog] = deleteWithReason({
+    id: 'delete-specimen',
+    what: 'specimen',
+    title: `Delete specimen ${s.id}?`,
+    description:
+      'It leaves the list of specimens. Nothing is erased: an admin can restore it from the audit trail, ' +
+      'which keeps who deleted it and why.',
+    remove: (reason) => api.deleteSpecimen(s.id, reason),
+    deleted: `Specimen ${s.id} deleted.`,
+    after: '#/specimens',
   });
   return h('div', { class: 'form-actions' }, open, dialog);
 }

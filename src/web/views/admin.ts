@@ -2,7 +2,7 @@
  * Admin: model versions (activate, roll back) and learning from reviewed cells (start an adaptation, follow
  * it, compare its candidate with the active model on the held-back cells, activate it on request).
  */
-import { adminApi, type AdaptationResult, type HeldOutScore, type Job } from '../admin-api.js';
+import { adminApi, type HeldOutScore, type Job } from '../admin-api.js';
 import type { AppContext, ViewHandle } from '../context.js';
 import { h, replaceChildren } from '../dom.js';
 import { announce, errorMessage } from '../status.js';
@@ -152,7 +152,7 @@ export function renderAdmin(main: HTMLElement, _ctx: AppContext): ViewHandle {
 
   function renderJob(job: Job): void {
     shown = job;
-    const result = job.result as AdaptationResult | null;
+    const result = job.result;
     const busy = job.state === 'queued' || job.state === 'running';
     // The stage is what it is doing now: once it has ended, the last one would read as still going on.
     replaceChildren(

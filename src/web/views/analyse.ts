@@ -10,7 +10,7 @@ import {
 } from '../api.js';
 import { differentialSection } from '../components/differential.js';
 import { probabilityTable } from '../components/probabilities.js';
-import { confidenceLine } from '../components/review.js';
+import { confidenceLine, predictionLabel } from '../components/review.js';
 import { screenUploads } from '../upload.js';
 import { specimen } from '../components/specimen.js';
 import type { AppContext, ViewHandle } from '../context.js';
@@ -42,11 +42,7 @@ function resultCard(c: CaseResult, classes: string[]): HTMLElement {
           'p',
           { class: 'prediction' },
           h('span', { class: 'prediction__caption' }, found ? 'Predicted type' : 'Result'),
-          h(
-            'span',
-            { class: `prediction__label${found ? '' : ' prediction__label--none'}` },
-            displayLabel(c.label),
-          ),
+          predictionLabel(c.label),
         ),
         found ? confidenceLine(c) : null,
         c.message ? h('p', { class: 'notice' }, c.message) : null,

@@ -1,7 +1,8 @@
 /** Case page: the image and the model's prediction, with the reviewer's form beside it. */
 import { api, ApiError, EXTRA_REVIEW_LABELS, type CaseResult, type Review } from '../api.js';
 import { probabilityTable } from '../components/probabilities.js';
-import { confidenceLine, reviewAttribution, reviewBadge } from '../components/review.js';
+import { deleteWithReason } from '../components/delete-dialog.js';
+import { confidenceLine, predictionLabel, reviewAttribution, reviewBadge } from '../components/review.js';
 import { reviewerField } from '../components/reviewer.js';
 import { specimen } from '../components/specimen.js';
 import type { AppContext, ViewHandle } from '../context.js';
@@ -157,55 +158,16 @@ export function renderCase(main: HTMLElement, ctx: AppContext, id: string): View
       }
     });
 
-    const dialog = h(
-      'dialog',
-      { class: 'confirm-dialog', 'aria-labelledby': 'delete-title', 'aria-describedby': 'delete-desc' },
-      h(
-        'form',
-        { method: 'dialog' },
-        h('h2', { id: 'delete-title' }, 'Delete this case?'),
-        h(
-          'p',
-          { id: 'delete-desc' },
-          `${c.file} leaves the history, its specimen and exports. Nothing is erased: an admin can ` +
-            'restore it from the audit trail, which keeps who deleted it and why.',
-        ),
-        h(
-          'div',
-          { class: 'field' },
-          h('label', { for: 'delete-reason' }, 'Reason'),
-          h('textarea', { id: 'delete-reason', rows: '2', maxlength: '1000', required: true }),
-        ),
-        h(
-          'div',
-          { class: 'form-actions' },
-          h(
-            'button',
-            { value: 'cancel', class: 'btn btn--secondary', autofocus: true, formnovalidate: true },
-            'Cancel',
-          ),
-          h('button', { value: 'delete', class: 'btn btn--danger' }, 'Delete case'),
-        ),
-      ),
-    );
-    dialog.addEventListener('close', () => {
-      if (dialog.returnValue !== 'delete') return;
-      void (async () => {
-        announce('Deleting case…', 'busy');
-        try {
-          const reason = (dialog.querySelector('#delete-reason') as HTMLTextAreaElement).value.trim();
-          await api.deleteCase(c.id, reason || 'no reason given');
-          announce(`Case ${c.file} deleted.`, 'success');
-          location.hash = '#/history';
-        } catch (err) {
-          announce(`Case not deleted: ${errorMessage(err)}`, 'error');
-        }
-      })();
-    });
-    const deleteBtn = h('button', { type: 'button', class: 'btn btn--danger-outline' }, 'Delete case…');
-    deleteBtn.addEventListener('click', () => {
-      dialog.returnValue = '';
-      dialog.showModal();
+    const [deleteBtn, dialog] = deleteWithReason({
+      id: 'delete',
+      what: 'case',
+      title: 'Delete this case?',
+      description:
+        `${c.file} leaves the history, its specimen and exports. Nothing is erased: an admin can ` +
+        'restore it from the audit trail, which keeps who deleted it and why.',
+      remove: (reason) => api.deleteCase(c.id, reason),
+      deleted: `Case ${c.file} deleted.`,
+      after: '#/history',
     });
 
     const found = c.label !== null;
@@ -242,15 +204,7 @@ export function renderCase(main: HTMLElement, ctx: AppContext, id: string): View
           'section',
           { class: 'panel case-prediction', 'aria-labelledby': 'prediction-heading' },
           h('h2', { id: 'prediction-heading' }, 'Model prediction'),
-          h(
-            'p',
-            { class: 'prediction' },
-            h(
-              'span',
-              { class: `prediction__label${found ? '' : ' prediction__label--none'}` },
-              displayLabel(c.label),
-            ),
-          ),
+          h('p', { class: 'prediction' }, predictionLabel(c.label)),
           found ? confidenceLine(c) : null,
           c.message ? h('p', { class: 'notice' }, c.message) : null,
           Object.keys(c.probabilities).length ? probabilityTable(c.probabilities, classes, c.label) : null,

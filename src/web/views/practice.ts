@@ -5,7 +5,7 @@
  */
 import { api } from '../api.js';
 import { probabilityTable } from '../components/probabilities.js';
-import { reviewAttribution } from '../components/review.js';
+import { predictionLabel, reviewAttribution } from '../components/review.js';
 import { specimen } from '../components/specimen.js';
 import { teachingNotePanel, teachingSourcePanel } from '../components/teaching.js';
 import type { AppContext, ViewHandle } from '../context.js';
@@ -245,15 +245,7 @@ export function renderPractice(main: HTMLElement, ctx: AppContext): ViewHandle {
               'div',
               { class: 'practice-model' },
               h('h3', { id: 'model-heading' }, 'Model prediction'),
-              h(
-                'p',
-                { class: 'prediction' },
-                h(
-                  'span',
-                  { class: `prediction__label${found ? '' : ' prediction__label--none'}` },
-                  displayLabel(c.label),
-                ),
-              ),
+              h('p', { class: 'prediction' }, predictionLabel(c.label)),
               h(
                 'p',
                 { class: 'prediction__meta' },

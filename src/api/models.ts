@@ -1,6 +1,6 @@
 /** Admin shapes: model versions, their activation, adaptation jobs and what a candidate scored. */
 import { Type, type Static } from '@sinclair/typebox';
-import { nullableString, stringEnum } from './shapes.js';
+import { nullableString, numberMap, stringEnum } from './shapes.js';
 
 export const ModelVersionJson = Type.Object({
   version: Type.Integer({
@@ -73,7 +73,78 @@ export const AdaptationRequest = Type.Object(
   { additionalProperties: false },
 );
 
+/** One model on the held-back reviewed cells (training/reviewed.ts HeldOutScore). */
+export const HeldOutScoreJson = Type.Object({
+  accuracy: Type.Number(),
+  macroF1: Type.Number(),
+  reviewRate: Type.Number({
+    description: 'Share of cells flagged for review (low confidence or unfamiliar).',
+  }),
+  silentErrors: Type.Integer({
+    description: 'Wrong and not flagged: the errors nobody is asked to look at.',
+  }),
+  silentErrorRate: Type.Number(),
+  perClass: Type.Unsafe<Record<string, { support: number; precision: number; recall: number; f1: number }>>({
+    type: 'object',
+    additionalProperties: Type.Object({
+      support: Type.Integer(),
+      precision: Type.Number(),
+      recall: Type.Number(),
+      f1: Type.Number(),
+    }),
+  }),
+});
+
+const cellCounts = (description: string) => numberMap({ integer: true, description });
+
+/** A succeeded adaptation job's `result` (server/models/adaptation.ts). */
+export const AdaptationResultJson = Type.Object({
+  baseVersion: Type.Integer(),
+  baseSha256: Type.String(),
+  candidateVersion: Type.Integer(),
+  candidateSha256: Type.String(),
+  counts: Type.Object({
+    trained: cellCounts('Reviewed cells per class the scored candidate was trained on.'),
+    heldOut: cellCounts('Held back (whole images) to score it.'),
+    final: Type.Optional(cellCounts("Reviewed cells per class the stored candidate's weights learned from.")),
+    calibration: Type.Optional(
+      cellCounts(
+        'Fine-tuned: cells of the training part that calibrated its temperature and review threshold.',
+      ),
+    ),
+    ignored: cellCounts('Reviewed cells of classes the model does not know (not used).'),
+  }),
+  comparison: Type.Object({ heldOut: Type.Integer(), active: HeldOutScoreJson, candidate: HeldOutScoreJson }),
+  recipe: Type.Optional(
+    Type.Object(
+      {
+        kind: stringEnum(['head', 'fine-tune'] as const, {
+          description:
+            "'head': a new head on the active model's frozen backbone; 'fine-tune': the whole network " +
+            'fine-tuned from the active model (chosen when every class has enough reviewed cells).',
+        }),
+        reason: Type.Optional(Type.String({ description: 'Why this recipe, in words.' })),
+        l2: Type.Number(),
+        l2Cv: Type.Optional(
+          Type.Array(Type.Object({ l2: Type.Number(), nll: Type.Number(), accuracy: Type.Number() })),
+        ),
+        folds: Type.Optional(Type.Integer()),
+        views: Type.Optional(Type.Integer()),
+        epochs: Type.Optional(Type.Integer()),
+        trainFromBlock: Type.Optional(Type.Integer()),
+        lr: Type.Optional(Type.Number()),
+        headLr: Type.Optional(Type.Number()),
+        batchSize: Type.Optional(Type.Integer()),
+        steps: Type.Optional(Type.Integer()),
+      },
+      { description: 'How the candidate learned (absent in results of older jobs: a new head).' },
+    ),
+  ),
+});
+
 export type ModelVersionJson = Static<typeof ModelVersionJson>;
+export type HeldOutScoreJson = Static<typeof HeldOutScoreJson>;
+export type AdaptationResultJson = Static<typeof AdaptationResultJson>;
 export type ModelVersionListJson = Static<typeof ModelVersionList>;
 export type JobJsonShape = Static<typeof JobJson>;
 export type AdaptationRequestJson = Static<typeof AdaptationRequest>;

@@ -1,35 +1,18 @@
 /** Typed client for the admin routes: model versions and adaptations (src/api/models.ts). */
 import type {
   AdaptationRequestJson,
+  AdaptationResultJson,
+  HeldOutScoreJson,
   JobJsonShape,
   ModelVersionJson,
   ModelVersionListJson,
 } from '../api/index.js';
 import { request } from './api.js';
 
-export interface HeldOutScore {
-  accuracy: number;
-  macroF1: number;
-  reviewRate: number;
-  silentErrors: number;
-  silentErrorRate: number;
-  perClass: Record<string, { support: number; precision: number; recall: number; f1: number }>;
-}
-
-/** An adaptation's result (server/models/adaptation.ts AdaptationResult). */
-export interface AdaptationResult {
-  baseVersion: number;
-  candidateVersion: number;
-  candidateSha256: string;
-  counts: {
-    trained: Record<string, number>;
-    heldOut: Record<string, number>;
-    /** Cells the stored candidate was trained on: all usable reviewed cells (absent from older jobs). */
-    final?: Record<string, number>;
-    ignored: Record<string, number>;
-  };
-  comparison: { heldOut: number; active: HeldOutScore; candidate: HeldOutScore };
-}
+/** One model on the held-back reviewed cells. */
+export type HeldOutScore = HeldOutScoreJson;
+/** A succeeded adaptation's result (server/models/adaptation.ts). */
+export type AdaptationResult = AdaptationResultJson;
 
 export type Job = JobJsonShape;
 export type ModelVersion = ModelVersionJson;

@@ -207,11 +207,20 @@ describe.skipIf(!hasShared)('an adaptation that fine-tunes (every class has enou
     expect(Object.values(result.counts.calibration!).every((n) => n >= 1)).toBe(true);
     const list = (await app.inject(`${API}/admin/models`)).json() as {
       active: number;
-      versions: { version: number; sha256: string; card: { reviewedCells: { recipe: string } } }[];
+      versions: {
+        version: number;
+        sha256: string;
+        card: { reviewedCells: { recipe: string; note: string }; familiarity?: unknown };
+      }[];
     };
     expect(list.active).toBe(1);
     expect(list.versions[1]).toMatchObject({ version: 2, sha256: result.candidateSha256 });
     expect(list.versions[1].card.reviewedCells.recipe).toBe('fine-tune');
+    // 8 calibration cells are too few to fit familiarity checks of its own (20): it says so, and has none.
+    expect(list.versions[1].card.familiarity).toBeUndefined();
+    expect(list.versions[1].card.reviewedCells.note).toContain(
+      'it has no familiarity checks (fitting them needs at least 20 calibration cells, it had 8)',
+    );
     expect(result.baseSha256).toBe(vision.card.modelSha256);
     // The job's working folder is gone.
     expect(readdirSync(join(dataDir, 'tmp')).filter((f) => f.startsWith('adaptation-'))).toEqual([]);

@@ -1,6 +1,7 @@
 /**
  * The fine-tune path of learning from reviewed cells, end to end on a short run (blocks ≥ 16, one epoch) from
- * the bundled model on 5 teaching cells a class: a candidate model file and card, held-back scores beside the
+ * the bundled model on 7 teaching cells a class, with a large calibration part (enough cells to fit familiarity
+ * checks of its own, at low ranks to be quick): a candidate model file and card, held-back scores beside the
  * active model, the active model untouched.
  */
 import { createHash } from 'node:crypto';
@@ -13,6 +14,7 @@ import { readFloatInitializers } from '../model/onnx/graph-builder.js';
 import { pipeline } from '../pipeline.js';
 import { teachingCells } from '../testing/reviewed.js';
 import { hasShared, skipNote, TFLITE } from '../testing/shared.js';
+import { parentFamiliarity } from './reviewed-familiarity.js';
 import { fineTuneFromReviewed, type ReviewedFineTuneResult } from './reviewed-finetune.js';
 import type { ReviewedCell } from './reviewed.js';
 
@@ -38,7 +40,7 @@ describe.skipIf(!hasShared)('fineTuneFromReviewed on 5 reviewed cells a class', 
     const hv = await pipeline({ model: active });
     const cells: ReviewedCell[] = [];
     try {
-      for (const c of teachingCells(5)) {
+      for (const c of teachingCells(7)) {
         const found = await hv.analyze(c.bytes);
         cells.push({
           image: c.bytes,
@@ -54,7 +56,9 @@ describe.skipIf(!hasShared)('fineTuneFromReviewed on 5 reviewed cells a class', 
       modelPath: active,
       cells,
       outDir: join(root, 'out'),
-      minCellsPerClass: 5,
+      minCellsPerClass: 7,
+      calibrationFraction: 0.6,
+      familiarity: { cellRank: 8, imageRank: 8, neighbours: false },
       holdOutFraction: 0.3,
       seed: 1,
       tflite: TFLITE,
@@ -73,8 +77,8 @@ describe.skipIf(!hasShared)('fineTuneFromReviewed on 5 reviewed cells a class', 
     const classes = Object.keys(r.counts.heldOut);
     expect(classes).toHaveLength(8);
     for (const c of classes) {
-      // 5 images a class: 2 held back (0.3), 1 of the other 3 calibrates (0.2), 2 train.
-      expect([r.counts.trained[c], r.counts.calibration[c], r.counts.heldOut[c]]).toEqual([2, 1, 2]);
+      // 7 images a class: 2 held back (0.3), 3 of the other 5 calibrate (0.6), 2 train.
+      expect([r.counts.trained[c], r.counts.calibration[c], r.counts.heldOut[c]]).toEqual([2, 3, 2]);
     }
     expect(r.counts.final).toEqual(r.counts.trained);
     expect(r.recipe).toMatchObject({ kind: 'fine-tune', epochs: 1, trainFromBlock: 16, lr: 1e-4, steps: 2 });
@@ -93,9 +97,13 @@ describe.skipIf(!hasShared)('fineTuneFromReviewed on 5 reviewed cells a class', 
     });
     expect(card.reviewedCells.note).toContain('Fine-tuned from hematovision-wbc8');
     expect(card.reviewedCells.note).toContain('on 16 reviewed cells of 8 classes from the reviewed lab');
-    expect(card.reviewedCells.note).toContain('no familiarity checks');
+    expect(card.reviewedCells.note).toContain('its own (unfamiliar_cell, unfamiliar_image) were fitted');
     expect(card.head.fineTuning).toMatchObject({ fromBlock: 16, startedFrom: { sha256: before.model } });
-    expect(card.familiarity).toBeUndefined();
+    // Familiarity checks of its own, on the reviewed lab alone, in the model file as in the card.
+    expect(card.familiarity.image.components).toEqual(['reviewed lab']);
+    expect(card.familiarity.cell.components).toEqual(Object.keys(r.counts.heldOut));
+    expect(card.familiarity.reviewBudget.before).toBeGreaterThanOrEqual(card.reviewThreshold);
+    expect(parentFamiliarity(readFileSync(r.modelPath), card)).not.toBeNull();
     expect(card.preprocessing).toEqual(JSON.parse(readFileSync(cardPathFor(active), 'utf8')).preprocessing);
     expect(card.validation).toMatchObject({ n: 16, accuracy: r.comparison.candidate.accuracy });
     // Nothing of the run is left beside the model.

@@ -14,10 +14,10 @@
  * in training, calibration or the choice of weights (the schedule runs to its end, `keep: 'last'`). The model
  * stored is the one scored: fine-tuning again on every cell would double the job's time.
  *
- * Familiarity: the parent's checks measure distances in the parent's feature space, fitted on its training
- * images, which a server does not hold; a fine-tuned backbone computes other features, so those references no
- * longer apply and cannot be refitted here. The candidate has no familiarity checks (it flags low confidence
- * only), its card says so, and its held-back review rate and silent errors are counted that way.
+ * Familiarity: the parent's checks measure the parent's features and cannot be carried over; the candidate's
+ * own are fitted on its training cells (reviewed-finetune-familiarity.ts), or, with fewer than 20 calibration
+ * cells, it has none (it flags low confidence only) and its card says so. Its held-back review rate and silent
+ * errors count whatever checks it has.
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -32,11 +32,17 @@ import type { Preprocessing } from '../model/inputs.js';
 import { readFloatInitializers } from '../model/onnx/graph-builder.js';
 import { writeInput } from '../model/tensor.js';
 import type { ModelCard } from '../model/types.js';
-import { createCropStore } from './batches.js';
+import { createCropStore, cropAt, type CropStore } from './batches.js';
 import type { Dataset } from './dataset.js';
 import { writeAtomic } from './files.js';
 import { fineTuneModel, type FineTuneOptions } from './finetune/index.js';
+import { appendFamiliarity } from '../model/familiarity-graph.js';
+import { cardHeader } from './model-card.js';
 import { familiarityFlags, parentFamiliarity } from './reviewed-familiarity.js';
+import {
+  fitFineTunedFamiliarity,
+  MIN_FAMILIARITY_CALIBRATION_CELLS,
+} from './reviewed-finetune-familiarity.js';
 import {
   heldOutScore,
   splitReviewed,
@@ -44,6 +50,7 @@ import {
   type ReviewedCell,
   type ReviewedOptions,
 } from './reviewed.js';
+import type { FAMILIARITY_DEFAULTS } from './familiarity.js';
 import { groupedStratifiedSplit } from './split.js';
 
 /**
@@ -78,6 +85,10 @@ export interface ReviewedFineTuneOptions extends ReviewedOptions {
   workers?: 0 | 1;
   threads?: number;
   signal?: AbortSignal;
+  /** Part of the training part's images that calibrates (default REVIEWED_FINE_TUNE.calibrationFraction). */
+  calibrationFraction?: number;
+  /** Changes to the familiarity checks' fit (FAMILIARITY_DEFAULTS; tests fit lower ranks, to be quick). */
+  familiarity?: Partial<typeof FAMILIARITY_DEFAULTS>;
 }
 
 /** What the fine-tune path returns: the frozen path's shape, with its own recipe. */
@@ -115,7 +126,7 @@ async function cropOf(cell: ReviewedCell, prep: Preprocessing): Promise<RgbImage
   return resizeRgb(crop, prep.inputSize, prep.inputSize);
 }
 
-/** Features (view 0) of the given cells through a model's backbone. */
+/** Features (view 0) of the given cells through a model's backbone, and its blocks' widths. */
 async function featuresOf(modelPath: string, crops: RgbImage[], size: number) {
   const extractor = await FeatureExtractor.load(modelPath);
   try {
@@ -127,7 +138,7 @@ async function featuresOf(modelPath: string, crops: RgbImage[], size: number) {
       part.forEach((im, j) => writeInput(im, input, j));
       x.set(await extractor.extract(input, part.length, size), start * d);
     }
-    return { x, d };
+    return { x, d, blockDims: extractor.blockDims };
   } finally {
     await extractor.close();
   }
@@ -151,10 +162,11 @@ export async function fineTuneFromReviewed(o: ReviewedFineTuneOptions): Promise<
   const prep = base.preprocessing;
   const { usable, items, split, ignored } = splitReviewed(classes, o.cells, o);
   const trainPart = split.train;
+  const calibrationFraction = o.calibrationFraction ?? REVIEWED_FINE_TUNE.calibrationFraction;
   // The calibration images: a grouped, stratified part of the training part (never the held-back cells).
   const cal = groupedStratifiedSplit(
     trainPart.map((i) => items[i]),
-    { valFraction: REVIEWED_FINE_TUNE.calibrationFraction, seed: o.seed, order: 'hashed' },
+    { valFraction: calibrationFraction, seed: o.seed, order: 'hashed' },
   );
   const missing = classes.filter((_, c) => !cal.val.some((j) => items[trainPart[j]].labelIndex === c));
   if (missing.length > 0)
@@ -189,6 +201,7 @@ export async function fineTuneFromReviewed(o: ReviewedFineTuneOptions): Promise<
     skipped: { nonImage: 0, unknownClass: {} },
   };
   const keys: string[] = [];
+  let cropStore: CropStore | null = null;
   const memory = {
     key: (j: number) => keys[j],
     crops: async (p: Preprocessing) => {
@@ -200,6 +213,7 @@ export async function fineTuneFromReviewed(o: ReviewedFineTuneOptions): Promise<
         keys[j] = createHash('sha256').update(im.data).digest('hex');
         progress((0.08 * (j + 1)) / ds.items.length, 'Cropping the reviewed cells');
       }
+      cropStore = store;
       return { store, failed: [] };
     },
   };
@@ -217,7 +231,7 @@ export async function fineTuneFromReviewed(o: ReviewedFineTuneOptions): Promise<
     crop: prep.crop,
     cropPadding: prep.cropPadding,
     seed: o.seed,
-    valFraction: s.calibrationFraction,
+    valFraction: calibrationFraction,
     reviewTargetAccuracy: s.reviewTargetAccuracy,
     cacheDir: join(work, 'features'),
     name: `${base.name}-reviewed`,
@@ -253,20 +267,43 @@ export async function fineTuneFromReviewed(o: ReviewedFineTuneOptions): Promise<
   rmSync(join(o.outDir, 'checkpoint'), { recursive: true, force: true });
   rmSync(work, { recursive: true, force: true });
 
-  progress(0.9, 'Scoring the candidate beside the active model on the held-back cells');
+  progress(0.88, "Features of the reviewed cells through the candidate's backbone");
   const heldCells = split.val.map((i) => o.cells[usable[i]]);
   const heldCrops: RgbImage[] = [];
   for (const c of heldCells) heldCrops.push(await cropOf(c, prep));
   const y = Int32Array.from(split.val, (i) => items[i].labelIndex);
-  const activeBytes = readFileSync(o.modelPath);
+  const nTrain = trainPart.length;
+  const trainCrops = trainPart.map((_, j) => cropAt(cropStore!, j));
+  const both = await featuresOf(tuned.modelPath, [...trainCrops, ...heldCrops], prep.inputSize);
+  const cand = { x: both.x.subarray(nTrain * both.d), d: both.d };
   const candidateBytes = readFileSync(tuned.modelPath);
+  const candidateHead = headOf(candidateBytes, k, cand.d);
+
+  progress(0.9, "Fitting the candidate's familiarity checks on the reviewed lab");
+  const isCalibration = new Uint8Array(nTrain);
+  for (const j of cal.val) isCalibration[j] = 1;
+  const familiarity = fitFineTunedFamiliarity(
+    {
+      x: both.x.subarray(0, nTrain * both.d),
+      n: nTrain,
+      d: both.d,
+      label: Int32Array.from(trainPart, (i) => items[i].labelIndex),
+      isVal: isCalibration,
+    },
+    classes,
+    both.blockDims,
+    { ...candidateHead, temperature: tuned.card.temperature, reviewThreshold: tuned.card.reviewThreshold },
+    { ...o.familiarity, seed: o.seed },
+  );
+  const reviewThreshold = familiarity?.reviewThreshold ?? tuned.card.reviewThreshold;
+
+  progress(0.94, 'Scoring the candidate beside the active model on the held-back cells');
+  const activeBytes = readFileSync(o.modelPath);
   const act = await featuresOf(o.modelPath, heldCrops, prep.inputSize);
-  const cand = await featuresOf(tuned.modelPath, heldCrops, prep.inputSize);
   const parentChecks = parentFamiliarity(activeBytes, base);
   const activeFlags =
     parentChecks && familiarityFlags(parentChecks.refs, parentChecks.fam, act.x, y.length, act.d);
   const activeHead = headOf(activeBytes, k, act.d);
-  const candidateHead = headOf(candidateBytes, k, cand.d);
   const comparison = {
     heldOut: y.length,
     active: heldOutScore(
@@ -288,7 +325,8 @@ export async function fineTuneFromReviewed(o: ReviewedFineTuneOptions): Promise<
       cand.d,
       classes,
       tuned.card.temperature,
-      tuned.card.reviewThreshold,
+      reviewThreshold,
+      familiarity?.flags(cand.x, y.length, cand.d),
     ),
   };
 
@@ -305,8 +343,12 @@ export async function fineTuneFromReviewed(o: ReviewedFineTuneOptions): Promise<
   };
   const ft = tuned.card.head.fineTuning!;
   const l2 = tuned.card.head.l2;
+  const onnx = familiarity ? appendFamiliarity(candidateBytes, familiarity.references) : candidateBytes;
   const card: ModelCard = {
     ...tuned.card,
+    modelSha256: cardHeader(tuned.card.name, classes, onnx).modelSha256,
+    reviewThreshold,
+    ...(familiarity ? { familiarity: familiarity.record } : {}),
     validation: {
       n: comparison.heldOut,
       accuracy: comparison.candidate.accuracy,
@@ -335,11 +377,19 @@ export async function fineTuneFromReviewed(o: ReviewedFineTuneOptions): Promise<
           )}). Its temperature and review threshold were fitted on ${cal.val.length} other reviewed ` +
         `cells of the training part; the ${comparison.heldOut} held-back cells (validation) took no part in ` +
         'training or calibration, and this model is the one they scored. ' +
-        "It has no familiarity checks (unfamiliar_cell, unfamiliar_image): the base's were fitted on the " +
-        "base's features of its training images, which the fine-tuned backbone no longer computes and this " +
-        'server does not hold; it flags low confidence only. Test-time augmentation is not calibrated.',
+        "The base's familiarity checks measure the base's features, fitted on its training images, which the " +
+        'fine-tuned backbone no longer computes and this server does not hold: ' +
+        (familiarity
+          ? `its own (unfamiliar_cell, unfamiliar_image) were fitted on its features of the ${cal.train.length} ` +
+            `training cells (one lab, the reviewed lab), thresholds on the ${cal.val.length} calibration cells, ` +
+            'so it flags what is unlike the reviewed lab, not unlike the base’s labs. '
+          : `it has no familiarity checks (fitting them needs at least ${MIN_FAMILIARITY_CALIBRATION_CELLS} ` +
+            `calibration cells, it had ${cal.val.length}), so it flags low confidence only. `) +
+        'Test-time augmentation is not calibrated.',
     },
   };
+  // The model first, then the card: a card never points at a half-written model.
+  if (familiarity) writeAtomic(tuned.modelPath, onnx);
   writeAtomic(cardPathFor(tuned.modelPath), Buffer.from(JSON.stringify(card, null, 2) + '\n'));
   progress(1, 'Done');
   return {

@@ -118,21 +118,42 @@ export const AdaptationResult = Type.Object({
           "Cells the stored candidate's head was trained on: every usable reviewed cell (absent from older jobs).",
       }),
     ),
+    calibration: Type.Optional(
+      numberMap({
+        integer: true,
+        description:
+          'Fine-tuned: cells of the training part that calibrated its temperature and review threshold.',
+      }),
+    ),
     ignored: numberMap({ integer: true, description: 'Reviewed cells of classes the model does not know.' }),
   }),
   comparison: AdaptationComparison,
   recipe: Type.Optional(
     Type.Object(
       {
+        kind: Type.Optional(
+          stringEnum(['head', 'fine-tune'] as const, {
+            description:
+              "'head': a new head on the active model's frozen backbone; 'fine-tune': the whole network " +
+              'fine-tuned from the active model (chosen when every class has enough reviewed cells). ' +
+              "Absent from older jobs: 'head'.",
+          }),
+        ),
+        reason: Type.Optional(Type.String({ description: 'Why this recipe, in words.' })),
         l2: Type.Number(),
-        l2Cv: Type.Array(Type.Object({ l2: Type.Number(), nll: Type.Number(), accuracy: Type.Number() })),
-        folds: Type.Integer(),
-        views: Type.Integer(),
+        l2Cv: Type.Optional(
+          Type.Array(Type.Object({ l2: Type.Number(), nll: Type.Number(), accuracy: Type.Number() })),
+        ),
+        folds: Type.Optional(Type.Integer()),
+        views: Type.Optional(Type.Integer()),
+        epochs: Type.Optional(Type.Integer()),
+        trainFromBlock: Type.Optional(Type.Integer()),
+        lr: Type.Optional(Type.Number()),
+        headLr: Type.Optional(Type.Number()),
+        batchSize: Type.Optional(Type.Integer()),
+        steps: Type.Optional(Type.Integer()),
       },
-      {
-        description:
-          'How the head was trained: l2 and its cross-validation, views per cell (absent from older jobs).',
-      },
+      { description: 'How the candidate learned (absent from older jobs: a new head).' },
     ),
   ),
 });

@@ -298,21 +298,28 @@ export interface AdaptationRecord {
 
 /** How a model was retrained on reviewed cells from the case store (training/reviewed.ts). */
 export interface ReviewedCellsRecord {
-  /** The model it was made from (its backbone and preprocessing are kept). */
+  /**
+   * How it learned: a new head on the base's frozen backbone, or the whole network fine-tuned from the base
+   * (absent in older cards: 'head').
+   */
+  recipe?: 'head' | 'fine-tune';
+  /** The model it was made from (a new head keeps its backbone and preprocessing). */
   from: { name: string; version: string; modelSha256: string };
   /** Reviewed cells per class used to train the head, and held back (grouped by image) to score it. */
   trained: Record<string, number>;
   heldOut: Record<string, number>;
   /** Reviewed cells per class the model's own head was trained on (all of them; absent in older cards). */
   final?: Record<string, number>;
+  /** Fine-tuned: reviewed cells per class of the training part that calibrated temperature and threshold. */
+  calibrationCells?: Record<string, number>;
   l2: number;
   /** l2's cross-validated NLL and accuracy on the training part, per candidate l2 (absent in older cards). */
   l2Cv?: { l2: number; nll: number; accuracy: number }[];
   /** Views per cell (the original and augmented ones; absent in older cards: 1). */
   views?: number;
   /**
-   * The temperature and review threshold fitted on the training part's out-of-fold logits (absent in older
-   * cards: those kept the base model's).
+   * A new head's temperature and review threshold, fitted on the training part's out-of-fold logits (absent in
+   * older cards: those kept the base model's).
    */
   calibration?: {
     cells: number;

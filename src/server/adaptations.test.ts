@@ -11,6 +11,7 @@ import { DEFAULT_MODEL_PATH } from '../model/classifier.js';
 import { pipeline } from '../pipeline.js';
 import { seedReviewedCells, teachingCells, type Send } from '../testing/reviewed.js';
 import { multipart } from '../testing/server.js';
+import { hasShared, skipNote, TFLITE } from '../testing/shared.js';
 import { buildApp } from './app.js';
 import type { JobJsonShape } from '../api/models.js';
 import type { AdaptationResult } from './models/adaptation.js';
@@ -109,6 +110,13 @@ describe('adaptations and model versions (bundled model, SQLite)', () => {
         ['accuracy', 'macroF1', 'perClass', 'reviewRate', 'silentErrorRate', 'silentErrors'].sort(),
       );
     expect(result.comparison.candidate.accuracy).toBeGreaterThan(0.5);
+    // Fewer than 200 reviewed cells a class (and no TFLite weights configured here): a new head.
+    expect(result.recipe).toMatchObject({
+      kind: 'head',
+      reason: expect.stringMatching(
+        /^A new head on the frozen backbone: \w+ has \d+ reviewed cells, fewer than the 200/,
+      ),
+    });
 
     // Stored, not active: the server still serves version 1.
     let list = await models();
@@ -135,4 +143,86 @@ describe('adaptations and model versions (bundled model, SQLite)', () => {
       404,
     );
   }, 300_000);
+});
+
+if (!hasShared) skipNote('adaptation by fine-tuning', TFLITE);
+
+describe.skipIf(!hasShared)('an adaptation that fine-tunes (every class has enough reviewed cells)', () => {
+  let app: FastifyInstance;
+  let vision: SwappableVision;
+  const dataDir = mkdtempSync(join(tmpdir(), 'hv-adapt-ft-'));
+
+  beforeAll(async () => {
+    const load = (model: string) => pipeline({ model, worker: true });
+    vision = new SwappableVision(await load(DEFAULT_MODEL_PATH));
+    app = await buildApp({
+      auth: 'off',
+      vision,
+      dataDir,
+      webDir: join(dataDir, 'no-web'),
+      rateLimits: false,
+      models: {
+        path: DEFAULT_MODEL_PATH,
+        load,
+        // The threshold lowered to the cells reviewed here, and a short run (one epoch of the top blocks).
+        fineTune: {
+          tflite: TFLITE,
+          minCellsPerClass: 5,
+          overrides: { epochs: 1, trainFromBlock: 16, batchSize: 8, lr: 1e-4, headLr: 1e-3 },
+        },
+      },
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await app?.close();
+    await vision?.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('fine-tunes a candidate from the active model, says so, and leaves the active model serving', async () => {
+    await seedReviewedCells((req) => app.inject(req), teachingCells(5));
+    const started = await app.inject({
+      method: 'POST',
+      url: `${API}/adaptations`,
+      payload: { minCellsPerClass: 5, holdOutFraction: 0.3 },
+    });
+    expect(started.statusCode).toBe(202);
+    const id = (started.json() as Job).id;
+    let done = started.json() as Job;
+    const end = Date.now() + 120_000;
+    while (Date.now() < end && done.state !== 'succeeded' && done.state !== 'failed') {
+      await new Promise((r) => setTimeout(r, 200));
+      done = (await app.inject(`${API}/adaptations/${id}`)).json() as Job;
+    }
+    expect(done.error).toBeNull();
+    expect(done.state).toBe('succeeded');
+    const result = done.result!;
+    expect(result.recipe).toMatchObject({
+      kind: 'fine-tune',
+      reason: expect.stringContaining('Fine-tuned from the active model: every class has at least 5'),
+      epochs: 1,
+      trainFromBlock: 16,
+    });
+    expect(result.comparison.heldOut).toBe(Object.values(result.counts.heldOut).reduce((a, b) => a + b, 0));
+    expect(Object.values(result.counts.calibration!).every((n) => n >= 1)).toBe(true);
+    const list = (await app.inject(`${API}/admin/models`)).json() as {
+      active: number;
+      versions: {
+        version: number;
+        sha256: string;
+        card: { reviewedCells: { recipe: string; note: string }; familiarity?: unknown };
+      }[];
+    };
+    expect(list.active).toBe(1);
+    expect(list.versions[1]).toMatchObject({ version: 2, sha256: result.candidateSha256 });
+    expect(list.versions[1].card.reviewedCells.recipe).toBe('fine-tune');
+    // 8 calibration cells are too few to fit familiarity checks of its own (20): it says so, and has none.
+    expect(list.versions[1].card.familiarity).toBeUndefined();
+    expect(list.versions[1].card.reviewedCells.note).toContain(
+      'it has no familiarity checks (fitting them needs at least 20 calibration cells, it had 8)',
+    );
+    expect(result.baseSha256).toBe(vision.card.modelSha256);
+    // The job's working folder is gone.
+    expect(readdirSync(join(dataDir, 'tmp')).filter((f) => f.startsWith('adaptation-'))).toEqual([]);
+  }, 180_000);
 });

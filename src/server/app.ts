@@ -309,6 +309,7 @@ async function assemble(
     render: (report) => reports.render(report),
     csv,
     registry,
+    fineTune: options.models?.fineTune,
     limits: {
       adaptationSeconds: options.jobs?.adaptationLimitSeconds,
       exportSeconds: options.jobs?.exportLimitSeconds,

@@ -5,18 +5,25 @@
  */
 import type { JobQueue } from './jobs/index.js';
 import { registerExports, type ExportDeps } from './exports.js';
-import { registerAdaptations } from './models/adaptation.js';
+import { registerAdaptations, type FineTuneSettings } from './models/adaptation.js';
 import type { ModelRegistry } from './models/registry.js';
 
 export interface JobKindDeps extends Omit<ExportDeps, 'limitSeconds'> {
   /** Model versions: adaptations run only with them. */
   registry?: ModelRegistry;
+  /** When adaptations fine-tune rather than train a new head. */
+  fineTune?: FineTuneSettings;
   limits?: { adaptationSeconds?: number; exportSeconds?: number };
 }
 
 export function registerJobKinds(jobs: JobQueue, deps: JobKindDeps): void {
-  const { registry, limits, ...exports } = deps;
+  const { registry, limits, fineTune, ...exports } = deps;
   if (registry)
-    registerAdaptations(jobs, { store: deps.store, registry, limitSeconds: limits?.adaptationSeconds });
+    registerAdaptations(jobs, {
+      store: deps.store,
+      registry,
+      limitSeconds: limits?.adaptationSeconds,
+      fineTune,
+    });
   registerExports(jobs, { ...exports, limitSeconds: limits?.exportSeconds });
 }

@@ -5,7 +5,9 @@
  * DATABASE_URL=postgres://… (cases, reviews and images in PostgreSQL; DATA_DIR then holds only upload temp files);
  * the hardening settings of env.ts (ALLOWED_HOSTS, rate limits, request size and timeout, MIN_FREE_MB,
  * EXPORT_RETENTION_HOURS),
- * job timing (JOBS_SUPERVISE_SECONDS, JOBS_POLL_SECONDS, ADAPTATION_LIMIT_SECONDS, MODEL_SYNC_SECONDS).
+ * job timing (JOBS_SUPERVISE_SECONDS, JOBS_POLL_SECONDS, ADAPTATION_LIMIT_SECONDS, MODEL_SYNC_SECONDS),
+ * adaptations' fine-tuning (BACKBONE_TFLITE: the MobileNetV2 TFLite weights, default ../shared/weights beside
+ * the repository when present; ADAPTATION_FINE_TUNE_MIN_CELLS: fewest reviewed cells of every class, default 200).
  * AUTH=off (no accounts: only on a loopback HOST; accounts are on by default and the first start prints a
  * one-time link to create the admin).
  */
@@ -16,6 +18,7 @@ import { pipeline } from '../pipeline.js';
 import { buildApp } from './app.js';
 import { AUTH_OFF_WARNING, authFromEnv } from './auth/env.js';
 import { hardeningFromEnv } from './env.js';
+import { fineTuneFromEnv } from './models/fine-tune-env.js';
 import { SwappableVision } from './models/swappable.js';
 import { installShutdown } from './shutdown.js';
 import { redactUrl } from './store/index.js';
@@ -68,7 +71,7 @@ async function main(): Promise<void> {
       logger: true,
       tta,
       auth,
-      models: { path: modelPath, load },
+      models: { path: modelPath, load, fineTune: fineTuneFromEnv(process.env) },
       jobs: jobTimingFromEnv(process.env),
       ...hardening,
     });

@@ -25,6 +25,11 @@ export interface FeatureOptions {
    * cache miss augments it instead of decoding and locating the image again.
    */
   crops?: (index: number) => RgbImage | null;
+  /**
+   * The cache key of item `index` in place of its file's sha256, for items that are no file (reviewed cells
+   * held in memory, with `crops`): nothing is read from `path` then.
+   */
+  keys?: (index: number) => string;
 }
 
 /** Rows of features; `item[r]` is the index of the dataset item row r came from, `view[r]` its view. */
@@ -68,8 +73,8 @@ export async function computeFeatures(
   const prepareOne = async (index: number): Promise<Pending> => {
     const path = items[index].path;
     try {
-      const bytes = await readFile(path);
-      const hash = createHash('sha256').update(bytes).digest('hex');
+      const bytes = options.keys ? null : await readFile(path);
+      const hash = options.keys?.(index) ?? createHash('sha256').update(bytes!).digest('hex');
       const file = join(dir, hash.slice(0, 2), `${hash}-v${views}.f32`);
       if (existsSync(file)) {
         const buf = await readFile(file);
@@ -77,7 +82,7 @@ export async function computeFeatures(
         cached++;
         return null;
       }
-      const pixels = options.crops ? options.crops(index) : await primaryCrop(bytes, prep);
+      const pixels = options.crops ? options.crops(index) : await primaryCrop(bytes!, prep);
       if (!pixels) {
         failed.push({ index, path, reason: options.crops ? 'no crop' : 'no white cell found' });
         return null;

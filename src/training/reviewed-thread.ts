@@ -1,15 +1,40 @@
-/** Runs learnFromReviewed in a worker thread: the caller's event loop (a server's) stays free meanwhile. */
+/**
+ * Runs learning from reviewed cells in a worker thread, by the recipe chosen for them (reviewed-choice.ts):
+ * learnFromReviewed (a new head) or, with `fineTune`, fineTuneFromReviewed. The caller's event loop (a
+ * server's) stays free meanwhile; stopping terminates the thread, with whatever it was computing.
+ */
 import { HematoError } from '../errors.js';
 import { startWorker } from '../threads.js';
+import type { ReviewedFineTuneOptions, ReviewedFineTuneResult } from './reviewed-finetune.js';
 import type { ReviewedOptions, ReviewedResult } from './reviewed.js';
 
-type Message =
-  { progress: number; stage: string } | { result: ReviewedResult } | { error: string; code?: string };
+export interface ReviewedThreadOptions extends ReviewedOptions {
+  /**
+   * Fine-tune from the model instead of training a new head: the MobileNetV2 TFLite file it was built on, and
+   * any overrides of the recipe (REVIEWED_FINE_TUNE).
+   */
+  fineTune?: FineTuneRecipe;
+}
 
-export function learnFromReviewedInThread(o: ReviewedOptions, signal?: AbortSignal): Promise<ReviewedResult> {
+export type FineTuneRecipe = Pick<ReviewedFineTuneOptions, 'tflite'> & FineTuneOverrides;
+
+/** What a caller may change of the fine-tuning recipe (tests run a short one). */
+export type FineTuneOverrides = Partial<
+  Pick<ReviewedFineTuneOptions, 'epochs' | 'trainFromBlock' | 'batchSize' | 'lr' | 'headLr'>
+>;
+
+export type LearnedResult = ReviewedResult | ReviewedFineTuneResult;
+
+type Message =
+  { progress: number; stage: string } | { result: LearnedResult } | { error: string; code?: string };
+
+export function learnFromReviewedInThread(
+  o: ReviewedThreadOptions,
+  signal?: AbortSignal,
+): Promise<LearnedResult> {
   const { onProgress, ...data } = o;
   const worker = startWorker(import.meta.url, 'reviewed-worker', data);
-  return new Promise<ReviewedResult>((resolve, reject) => {
+  return new Promise<LearnedResult>((resolve, reject) => {
     let settled = false;
     const settle = (f: () => void) => {
       if (settled) return;

@@ -84,7 +84,7 @@ export interface ReviewedResult {
     ignored: Record<string, number>;
   };
   /** How the head was trained: l2 and its cross-validation, views per cell. */
-  recipe: { l2: number; l2Cv: L2CvScore[]; folds: number; views: number };
+  recipe: { kind: 'head'; l2: number; l2Cv: L2CvScore[]; folds: number; views: number };
   /** The scored head beside the active model on the held-back cells (api/models.ts, the one shape). */
   comparison: AdaptationComparisonJson;
 }
@@ -312,6 +312,7 @@ export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedRes
       },
     },
     reviewedCells: {
+      recipe: 'head',
       from: { name: base.name, version: base.version, modelSha256: base.modelSha256 },
       trained: counts.trained,
       heldOut: counts.heldOut,
@@ -341,7 +342,13 @@ export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedRes
   writeAtomic(modelPath, onnx);
   writeAtomic(join(o.outDir, 'model.json'), Buffer.from(JSON.stringify(card, null, 2) + '\n'));
   progress(1, 'Done');
-  return { modelPath, card, counts, comparison, recipe: { l2, l2Cv: cv.table, folds: cv.folds, views } };
+  return {
+    modelPath,
+    card,
+    counts,
+    comparison,
+    recipe: { kind: 'head', l2, l2Cv: cv.table, folds: cv.folds, views },
+  };
 }
 
 /**

@@ -145,6 +145,8 @@ describe.skipIf(!haveChromium || !haveModel)('admin page end to end (Chromium, b
       expect(rows.some((r) => r.startsWith(name))).toBe(true);
     expect(rows.filter((r) => r.startsWith('Recall:'))).toHaveLength(8);
     expect(await page.locator('#adaptation-follow').textContent()).toMatch(/Scored on \d+ held-back/);
+    // How it learned, in one line: too few reviewed cells for fine-tuning, so a new head.
+    expect(await page.locator('#recipe').textContent()).toMatch(/^A new head on the frozen backbone: /);
     await row(2).waitFor();
     expect(await row(2).textContent()).toContain('adaptation');
     expect(await row(1).getAttribute('aria-current')).toBe('true');

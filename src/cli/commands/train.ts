@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { DatasetError, ModelError } from '../../errors.js';
 import { AUGMENT_PRESETS, type AugmentPreset } from '../../imaging/augment.js';
@@ -9,6 +8,7 @@ import {
   FINE_TUNE_LIMITS,
   fineTuneModel,
   LAST_BLOCK,
+  SHARED_TFLITE,
   type FineTuneResult,
 } from '../../training/finetune.js';
 import type { ModelCard } from '../../model/types.js';
@@ -21,11 +21,6 @@ import { familiarizeCli } from './familiarize.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
-/** ../shared beside the repository, where development and CI keep the MobileNetV2 weights. */
-const SHARED_TFLITE = resolve(
-  fileURLToPath(import.meta.url),
-  '../../../../../shared/weights/mobilenet_v2_1.0_224_quant.tflite',
-);
 const FT = FINE_TUNE_DEFAULTS;
 
 export function registerTrain(program: Command, io: Io): void {

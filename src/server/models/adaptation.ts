@@ -1,15 +1,21 @@
 /**
- * The adaptation job: a candidate model from the active one, trained on the reviewed cells in the store
- * (training/reviewed.ts, in a worker thread), stored as a new model version but not activated — a person
- * compares and activates it (routes/models.ts). On any failure nothing is stored and the active model stays.
+ * The adaptation job: a candidate model from the active one, trained on the reviewed cells in the store (in a
+ * worker thread) by the recipe their numbers call for (training/reviewed-choice.ts: a new head,
+ * training/reviewed.ts, or fine-tuning, training/reviewed-finetune.ts), stored as a new model version but not
+ * activated — a person compares and activates it (routes/models.ts). On any failure nothing is stored and the
+ * active model stays.
  */
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AdaptationResultJson } from '../../api/models.js';
+import type { AdaptationResultJson } from '../../api/index.js';
 import type { Box } from '../../imaging/types.js';
 import type { ModelCard } from '../../model/types.js';
+import { chooseReviewedRecipe } from '../../training/reviewed-choice.js';
 import { checkReviewed, type ReviewedCell } from '../../training/reviewed.js';
-import { learnFromReviewedInThread } from '../../training/reviewed-thread.js';
+import {
+  learnFromReviewedInThread,
+  type FineTuneOverrides,
+} from '../../training/reviewed-thread.js';
 import type { JobQueue } from '../jobs/index.js';
 import type { CaseStore, StoredCase } from '../store/index.js';
 import type { ModelRegistry } from './registry.js';
@@ -23,8 +29,18 @@ export interface AdaptationInput {
   seed: number;
 }
 
-/** What the job stores as its result: the API's shape (api/models.ts). */
+/** The job's result: its shape is the API's (src/api/models.ts). */
 export type AdaptationResult = AdaptationResultJson;
+
+/** When adaptations fine-tune rather than train a new head (reviewed-choice.ts). */
+export interface FineTuneSettings {
+  /** The MobileNetV2 TFLite weights the models were built on (null: never fine-tune). */
+  tflite: string | null;
+  /** Fewest reviewed cells of every class for fine-tuning (default FINE_TUNE_MIN_CELLS_PER_CLASS). */
+  minCellsPerClass?: number;
+  /** Changes to the fine-tuning recipe (REVIEWED_FINE_TUNE): tests run a short one. */
+  overrides?: FineTuneOverrides;
+}
 
 /** The reviewed cells of a stored case: each cell's latest review label (an image without cells: the image). */
 function reviewedOf(c: StoredCase): { box: Box | null; label: string }[] {
@@ -63,7 +79,7 @@ export async function checkAdaptable(store: CaseStore, card: ModelCard, minCells
 
 export function registerAdaptations(
   jobs: JobQueue,
-  o: { store: CaseStore; registry: ModelRegistry; limitSeconds?: number },
+  o: { store: CaseStore; registry: ModelRegistry; limitSeconds?: number; fineTune?: FineTuneSettings },
 ): void {
   jobs.register(ADAPTATION, {
     expireSeconds: o.limitSeconds ?? 1800,
@@ -75,7 +91,10 @@ export function registerAdaptations(
       const card = base.card as ModelCard;
       await ctx.progress(0, 'Reading the reviewed cells');
       const cells = await reviewedCells(o.store, card);
+      const choice = chooseReviewedRecipe(card.classes, cells, o.fineTune ?? { tflite: null });
       const outDir = join(o.store.tmpDir, `adaptation-${ctx.job.id}`);
+      // A run of this job stopped midway (a replica's restart) may have left its files: start clean.
+      rmSync(outDir, { recursive: true, force: true });
       mkdirSync(outDir, { recursive: true });
       try {
         const learned = await learnFromReviewedInThread(
@@ -86,6 +105,9 @@ export function registerAdaptations(
             minCellsPerClass: input.minCellsPerClass,
             holdOutFraction: input.holdOutFraction,
             seed: input.seed,
+            ...(choice.kind === 'fine-tune' && o.fineTune?.tflite
+              ? { fineTune: { ...o.fineTune.overrides, tflite: o.fineTune.tflite } }
+              : {}),
             onProgress: (fraction, stage) => void ctx.progress(0.05 + 0.9 * fraction, stage),
           },
           ctx.signal,
@@ -106,7 +128,7 @@ export function registerAdaptations(
           candidateSha256: stored.sha256,
           counts: learned.counts,
           comparison: learned.comparison,
-          recipe: learned.recipe,
+          recipe: { ...learned.recipe, reason: choice.reason },
         };
         return result;
       } finally {

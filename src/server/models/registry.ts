@@ -14,6 +14,7 @@ import type { ModelCard } from '../../model/types.js';
 import type { HematoVision } from '../../pipeline.js';
 import { writeAtomic } from '../../training/files.js';
 import type { CaseStore, ModelVersion } from '../store/index.js';
+import type { FineTuneSettings } from './adaptation.js';
 import { rollbackTarget } from './rollback.js';
 import type { SwappableVision } from './swappable.js';
 
@@ -27,6 +28,8 @@ export interface ModelSource {
   path: string;
   /** Loads a model file as the server runs models (a worker thread). */
   load: (modelPath: string) => Promise<HematoVision>;
+  /** When adaptations fine-tune (default: never; they train a new head). */
+  fineTune?: FineTuneSettings;
 }
 
 export class ModelRegistry {

@@ -17,6 +17,17 @@ export interface CropFailure {
   reason: string;
 }
 
+/**
+ * Items held in memory rather than as files (reviewed cells: training/reviewed-finetune.ts): their crops,
+ * made by the caller, and each one's cache key for the starting head's features (nothing is read from disk).
+ */
+export interface MemoryCrops {
+  /** Crops of every item (slot i: item i), and the items that gave none. */
+  crops: (prep: Preprocessing) => Promise<{ store: CropStore; failed: CropFailure[] }>;
+  /** A stable key of item i's crop (its content), in place of a file's sha256. */
+  key: (index: number) => string;
+}
+
 /** What the stages after cropping work on. */
 export interface FineTuneData {
   prep: Preprocessing;
@@ -30,16 +41,24 @@ export interface FineTuneData {
   valItems: number[];
   /** The loss weight of every item (sources and classes balanced). */
   itemWeights: Float32Array;
+  /** Items held in memory: each one's feature-cache key (files: their content's sha256). */
+  keys?: (index: number) => string;
 }
 
-/** Crops every image once and keeps the usable items of each side of the split. */
+/**
+ * Crops every image once (or takes the crops of items held in memory) and keeps the usable items of each
+ * side of the split.
+ */
 export async function prepareData(
   ds: Dataset,
   split: { train: number[]; val: number[] },
   prep: Preprocessing,
   o: { sourceWeights?: Record<string, number>; onPrepare?: (done: number, total: number) => void },
+  memory?: MemoryCrops,
 ): Promise<FineTuneData> {
-  const { store, failed } = await prepareCrops(ds.items, prep, o.onPrepare);
+  const { store, failed } = memory
+    ? await memory.crops(prep)
+    : await prepareCrops(ds.items, prep, o.onPrepare);
   const usable = new Uint8Array(ds.items.length).fill(1);
   for (const f of failed) usable[f.index] = 0;
   const trainItems = split.train.filter((i) => usable[i]);
@@ -47,7 +66,7 @@ export async function prepareData(
   if (trainItems.length === 0 || valItems.length === 0)
     throw new DatasetError('No usable images on one side of the split.');
   const itemWeights = balanceWeights(ds.items, { sourceWeights: o.sourceWeights });
-  return { prep, store, failed, usable, trainItems, valItems, itemWeights };
+  return { prep, store, failed, usable, trainItems, valItems, itemWeights, keys: memory?.key };
 }
 
 /** Decodes, locates and crops every image once (the serving path, primary cell only); slot i holds items[i]. */

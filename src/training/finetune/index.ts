@@ -13,6 +13,7 @@
  */
 import { resolve } from 'node:path';
 import { DatasetError } from '../../errors.js';
+import type { Preprocessing } from '../../model/inputs.js';
 import type { NetSpec } from '../../model/net/spec.js';
 import type { ModelCard } from '../../model/types.js';
 import { scanDatasets, type Dataset } from '../dataset.js';
@@ -22,7 +23,7 @@ import type { Metrics } from '../metrics.js';
 import { preprocessingFor } from '../model-card.js';
 import { groupedStratifiedSplit } from '../split.js';
 import { markFinished, type EpochSummary } from './checkpoint.js';
-import { prepareData, type CropFailure } from './crops.js';
+import { prepareData, type CropFailure, type MemoryCrops } from './crops.js';
 import { testTimeCalibrator, writeFineTuned } from './export.js';
 import { trainEpochs } from './loop.js';
 import { checkpointPaths, findCheckpoint, fingerprint } from './resume.js';
@@ -30,7 +31,7 @@ import { settingsOf, type FineTuneOptions } from './settings.js';
 import { readTflite, startingModel, startingNetwork } from './starting.js';
 
 export type { EpochSummary } from './checkpoint.js';
-export { prepareCrops, type CropFailure } from './crops.js';
+export { prepareCrops, type CropFailure, type MemoryCrops } from './crops.js';
 export { augmentationNote, backboneWeightsSha256 } from './export.js';
 export {
   FINE_TUNE_DEFAULTS,
@@ -39,6 +40,7 @@ export {
   type FineTuneOptions,
   type StepProgress,
 } from './settings.js';
+export { SHARED_TFLITE } from './starting.js';
 export type { ValidationScore } from './validator.js';
 
 export interface FineTuneResult {
@@ -61,8 +63,22 @@ export interface FineTuneResult {
   seconds: { prepare: number; init: number; train: number; total: number };
 }
 
-/** Fine-tunes blocks ≥ trainFromBlock and the head, then calibrates and writes model.onnx + model.json. */
-export async function fineTuneModel(o: FineTuneOptions): Promise<FineTuneResult> {
+/**
+ * Items held in memory instead of `o.data`'s folders (reviewed cells): the dataset they form, its split
+ * (the caller's: `o.valFraction` is not used to draw it), their crops and the preprocessing those follow.
+ */
+export interface FineTuneSource {
+  ds: Dataset;
+  split: { train: number[]; val: number[] };
+  memory: MemoryCrops;
+  prep: Preprocessing;
+}
+
+/**
+ * Fine-tunes blocks ≥ trainFromBlock and the head, then calibrates and writes model.onnx + model.json. The
+ * data is `o.data`'s folders, or `source`'s items when given (`o.data` is then not read).
+ */
+export async function fineTuneModel(o: FineTuneOptions, source?: FineTuneSource): Promise<FineTuneResult> {
   const t0 = performance.now();
   const stage = o.onStage ?? (() => {});
   const s = settingsOf(o);
@@ -70,8 +86,8 @@ export async function fineTuneModel(o: FineTuneOptions): Promise<FineTuneResult>
   const start = o.from ? startingModel(o.from, tflite.graph) : null;
 
   stage('Scanning data');
-  const { ds, split } = await scanAndSplit(o);
-  const prep = preprocessingFor(o.crop, o.cropPadding);
+  const { ds, split } = source ?? (await scanAndSplit(o));
+  const prep = source?.prep ?? preprocessingFor(o.crop, o.cropPadding);
 
   const outDir = resolve(o.out);
   const ckptPaths = checkpointPaths(outDir);
@@ -80,7 +96,7 @@ export async function fineTuneModel(o: FineTuneOptions): Promise<FineTuneResult>
 
   stage('Cropping every image once');
   const tp = performance.now();
-  const data = await prepareData(ds, split, prep, o);
+  const data = await prepareData(ds, split, prep, o, source?.memory);
   const prepareSeconds = (performance.now() - tp) / 1000;
 
   const ti = performance.now();

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ModelError } from '../../errors.js';
 import {
   buildBackboneModel,
@@ -24,6 +25,15 @@ import { foldStandardisation, selectL2 } from '../head.js';
 import type { Checkpoint, CheckpointHeader } from './checkpoint.js';
 import type { FineTuneData } from './crops.js';
 import type { FineTuneOptions, Settings } from './settings.js';
+
+/**
+ * ../shared beside the repository, where development and CI keep the MobileNetV2 weights: the default of
+ * `train --fine-tune` and of a server's adaptations when no file is named.
+ */
+export const SHARED_TFLITE = resolve(
+  fileURLToPath(import.meta.url),
+  '../../../../../shared/weights/mobilenet_v2_1.0_224_quant.tflite',
+);
 
 /** The MobileNetV2 TFLite file the backbone comes from, read and checked. */
 export function readTflite(path: string): { bytes: Buffer; graph: TfliteGraph } {
@@ -130,6 +140,7 @@ async function startingHead(
         cacheDir: o.cacheDir,
         onProgress: o.onFeatures,
         crops: (i) => (data.usable[i] ? cropAt(store, i) : null),
+        keys: data.keys,
       });
     } finally {
       await extractor.close();

@@ -163,15 +163,27 @@ export function renderAdmin(main: HTMLElement, _ctx: AppContext): ViewHandle {
       job.error ? h('p', { className: 'error', role: 'alert' }, job.error) : null,
       result
         ? [
+            // How it learned, in one line (results of older jobs have no recipe: a new head).
+            h(
+              'p',
+              { id: 'recipe' },
+              result.recipe?.reason ??
+                (result.recipe?.kind === 'fine-tune'
+                  ? 'Fine-tuned from the active model.'
+                  : 'A new head on the frozen backbone.'),
+            ),
             h(
               'p',
               null,
               `Scored on ${result.comparison.heldOut} held-back reviewed cells (whole images held back), ` +
                 'trained without them. ' +
-                (result.counts.final
-                  ? `The candidate stored was then trained the same way on all ${total(result.counts.final)} ` +
-                    'reviewed cells, so it has seen these too.'
-                  : ''),
+                (result.recipe?.kind === 'fine-tune'
+                  ? `The candidate stored is the one scored: fine-tuned on ${total(result.counts.trained)} ` +
+                    `reviewed cells, calibrated on ${total(result.counts.calibration ?? {})} others.`
+                  : result.counts.final
+                    ? `The candidate stored was then trained the same way on all ${total(result.counts.final)} ` +
+                      'reviewed cells, so it has seen these too.'
+                    : ''),
             ),
             h(
               'table',

@@ -84,6 +84,9 @@ export const HeldOutScore = Type.Object({
     description: 'Wrong and not flagged: the errors nobody is asked to look at.',
   }),
   silentErrorRate: Type.Number(),
+  ece: Type.Optional(
+    Type.Number({ description: 'Expected calibration error of its probabilities (absent from older jobs).' }),
+  ),
   perClass: schemaMap(
     Type.Object({
       precision: Type.Number(),

@@ -77,8 +77,13 @@ describe('a candidate from reviewed cells keeps the familiarity checks, widened 
       5,
     );
     expect(cal.reviewThreshold).toBeLessThanOrEqual(cal.accuracyThreshold);
-    // Within the budget, unless the familiarity checks alone take more of it (then no confidence line at all).
-    if (cal.reviewRate > 0.1) expect(cal.reviewThreshold).toBe(0);
+    // Within the budget, unless the familiarity checks alone take more of it: never below the parent's line.
+    expect(cal.reviewThreshold).toBeGreaterThanOrEqual(parent.card.reviewThreshold);
+    if (cal.reviewRate > 0.1) expect(cal.reviewThreshold).toBe(parent.card.reviewThreshold);
+    // Its calibration error on the held-back cells, measured (not a placeholder).
+    expect(result.card.validation.ece).toBe(result.comparison.candidate.ece);
+    expect(result.card.validation.ece).toBeGreaterThan(0);
+    expect(result.card.validation.ece).toBeLessThan(1);
     expect(result.card.reviewedCells?.note).toMatch(/out-of-fold logits/);
     expect(result.card.reviewedCells?.note).toMatch(/widened to the reviewed cells' lab/);
     // The file holds what the card says, the new components' scales included.

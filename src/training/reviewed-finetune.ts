@@ -348,7 +348,7 @@ export async function fineTuneFromReviewed(o: ReviewedFineTuneOptions): Promise<
       n: comparison.heldOut,
       accuracy: comparison.candidate.accuracy,
       macroF1: comparison.candidate.macroF1,
-      ece: 0,
+      ece: comparison.candidate.ece ?? NaN,
       perSource: {
         'held-back reviewed cells': { n: comparison.heldOut, accuracy: comparison.candidate.accuracy },
       },

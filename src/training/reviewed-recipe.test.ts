@@ -165,19 +165,23 @@ describe('calibrateReviewedHead', () => {
 
   it('raises the line to the accuracy target but never past the review budget, other flags counted first', () => {
     const oof = outOfFold(1000, 1, 2);
-    const free = calibrateReviewedHead(oof, 2, undefined, 0.8);
+    const free = calibrateReviewedHead(oof, 2, undefined, { target: 0.8 });
     // A modest target: the accuracy line alone flags less than the budget, and is kept.
     expect(free.reviewThreshold).toBe(free.accuracyThreshold);
     expect(free.reviewRate).toBeLessThanOrEqual(0.1);
     // A target this data cannot reach within 10 %: the line is lowered to the budget.
-    const strict = calibrateReviewedHead(oof, 2, undefined, 0.99);
+    const strict = calibrateReviewedHead(oof, 2, undefined, { target: 0.99 });
     expect(strict.accuracyThreshold).toBeGreaterThan(strict.reviewThreshold);
     expect(strict.reviewRate).toBeGreaterThan(0.08);
     expect(strict.reviewRate).toBeLessThanOrEqual(0.1);
     // Cells flagged as unfamiliar spend the budget first: the confidence line drops further.
     const flagged = Uint8Array.from({ length: 1000 }, (_, i) => (i % 20 === 0 ? 1 : 0));
-    const shared = calibrateReviewedHead(oof, 2, flagged, 0.99);
+    const shared = calibrateReviewedHead(oof, 2, flagged, { target: 0.99 });
     expect(shared.reviewThreshold).toBeLessThan(strict.reviewThreshold);
     expect(shared.reviewRate).toBeLessThanOrEqual(0.1);
+    // Never below the floor (the base model's line), even when that spends more than the budget.
+    const floored = calibrateReviewedHead(oof, 2, flagged, { target: 0.99, floor: 0.9 });
+    expect(floored.reviewThreshold).toBe(0.9);
+    expect(floored.reviewRate).toBeGreaterThan(0.1);
   });
 });

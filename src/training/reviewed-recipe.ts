@@ -258,23 +258,27 @@ export function calibrateReviewedHead(
   outOfFold: OutOfFold,
   k: number,
   flagged?: Uint8Array,
-  target = REVIEWED_REVIEW_ACCURACY,
+  o: {
+    target?: number;
+    /**
+     * The lowest line allowed: the base model's. With a few dozen reviewed cells the out-of-fold familiarity
+     * flags alone may fill the budget (they are widened by a fifth fewer cells than the candidate's), which
+     * would leave the candidate no low-confidence flag at all (eval:adapt-api: silent errors then rose).
+     */
+    floor?: number;
+  } = {},
 ): ReviewedCalibration {
   const { logits, y } = outOfFold;
   const temperature = fitTemperature(logits, y, k);
   const p = softmax(logits, k, temperature);
-  const accuracyThreshold = chooseReviewThreshold(p, y, k, target);
+  const accuracyThreshold = chooseReviewThreshold(p, y, k, o.target ?? REVIEWED_REVIEW_ACCURACY);
   const rows = Array.from(y, (_, i) => ({
     confidence: p[i * k + argmax(p, i, k)],
     flagged: flagged?.[i] === 1,
     source: 0,
   }));
   const capped = capReviewThreshold(rows, ['reviewed'], accuracyThreshold, REVIEW_BUDGET);
-  return {
-    temperature,
-    reviewThreshold: capped.threshold,
-    accuracyThreshold,
-    reviewRate: capped.reviewRate.reviewed,
-    cells: y.length,
-  };
+  const reviewThreshold = Math.max(o.floor ?? 0, capped.threshold);
+  const reviewRate = rows.filter((r) => r.flagged || r.confidence < reviewThreshold).length / rows.length;
+  return { temperature, reviewThreshold, accuracyThreshold, reviewRate, cells: y.length };
 }

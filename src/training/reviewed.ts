@@ -249,6 +249,7 @@ export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedRes
     oof,
     k,
     parentChecks && scales ? outOfFoldFlags(parentChecks, classes, cellRows, items, oof, scales) : undefined,
+    { floor: base.reviewThreshold },
   );
   const headOnly = buildClassifierModel(
     bytes,
@@ -306,7 +307,7 @@ export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedRes
       n: comparison.heldOut,
       accuracy: comparison.candidate.accuracy,
       macroF1: comparison.candidate.macroF1,
-      ece: 0,
+      ece: comparison.candidate.ece ?? NaN,
       perSource: {
         'held-back reviewed cells': { n: comparison.heldOut, accuracy: comparison.candidate.accuracy },
       },
@@ -392,6 +393,7 @@ export function heldOutScore(
     reviewRate: n > 0 ? flagged / n : 0,
     silentErrors: silent,
     silentErrorRate: n > 0 ? silent / n : 0,
+    ece: m.ece,
     perClass: m.perClass,
   };
 }

@@ -107,7 +107,7 @@ describe('adaptations and model versions (bundled model, SQLite)', () => {
     expect(result.comparison.heldOut).toBe(Object.values(result.counts.heldOut).reduce((a, b) => a + b, 0));
     for (const side of [result.comparison.active, result.comparison.candidate])
       expect(Object.keys(side).sort()).toEqual(
-        ['accuracy', 'macroF1', 'perClass', 'reviewRate', 'silentErrorRate', 'silentErrors'].sort(),
+        ['accuracy', 'ece', 'macroF1', 'perClass', 'reviewRate', 'silentErrorRate', 'silentErrors'].sort(),
       );
     expect(result.comparison.candidate.accuracy).toBeGreaterThan(0.5);
     // Fewer than 200 reviewed cells a class (and no TFLite weights configured here): a new head.

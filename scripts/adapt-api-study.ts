@@ -167,6 +167,7 @@ async function score(path: string) {
     return {
       accuracy: e.accuracy,
       macroF1: e.macroF1,
+      ece: e.ece,
       n: e.n,
       noCell: e.noCell,
       perClass: e.perClass,
@@ -190,6 +191,7 @@ const calibration = {
   ...(candidateCard.reviewedCells?.calibration ?? {}),
 };
 console.log(`candidate calibration: ${JSON.stringify(calibration)}`);
+console.log(`ECE on the scored rest: active ${active.ece.toFixed(3)}, candidate ${candidate.ece.toFixed(3)}`);
 rmSync(dataDir, { recursive: true, force: true });
 
 const result = {

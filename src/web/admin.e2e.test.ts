@@ -141,7 +141,7 @@ describe.skipIf(!haveChromium || !haveModel)('admin page end to end (Chromium, b
     await comparison.waitFor();
     expect(await comparison.locator('thead').textContent()).toMatch(/Version 1.*Candidate 2/);
     const rows = await comparison.locator('tbody tr').allTextContents();
-    for (const name of ['Accuracy', 'Macro-F1', 'Review rate', 'Silent errors'])
+    for (const name of ['Accuracy', 'Macro-F1', 'Review rate', 'Silent errors', 'Calibration error (ECE)'])
       expect(rows.some((r) => r.startsWith(name))).toBe(true);
     expect(rows.filter((r) => r.startsWith('Recall:'))).toHaveLength(8);
     expect(await page.locator('#adaptation-follow').textContent()).toMatch(/Scored on \d+ held-back/);

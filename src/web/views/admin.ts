@@ -144,6 +144,10 @@ export function renderAdmin(main: HTMLElement, _ctx: AppContext): ViewHandle {
       row('Macro-F1', pct(a.macroF1), pct(c.macroF1)),
       row('Review rate', pct(a.reviewRate), pct(c.reviewRate)),
       row('Silent errors', String(a.silentErrors), String(c.silentErrors)),
+      // Older jobs' results have no calibration error.
+      ...(a.ece !== undefined && c.ece !== undefined
+        ? [row('Calibration error (ECE)', a.ece.toFixed(3), c.ece.toFixed(3))]
+        : []),
       ...Object.keys(a.perClass).map((k) =>
         row(`Recall: ${k} (${a.perClass[k].support})`, pct(a.perClass[k].recall), pct(c.perClass[k].recall)),
       ),

@@ -317,17 +317,6 @@ export interface ReviewedCellsRecord {
   l2Cv?: { l2: number; nll: number; accuracy: number }[];
   /** Views per cell (the original and augmented ones; absent in older cards: 1). */
   views?: number;
-  /**
-   * A new head's temperature and review threshold, fitted on the training part's out-of-fold logits (absent in
-   * older cards: those kept the base model's).
-   */
-  calibration?: {
-    cells: number;
-    temperature: number;
-    reviewThreshold: number;
-    accuracyThreshold: number;
-    reviewRate: number;
-  };
   seed: number;
   /** What was kept from the base model and what was dropped, in words. */
   note: string;

@@ -20,13 +20,8 @@ import type { FamiliarityRecord } from '../model/types.js';
 import { extendReference, scaleNewComponents } from './familiarity-extend.js';
 import { fitReference, referenceDistances } from './familiarity.js';
 import { quantile } from './quantile.js';
-import {
-  familiarityFlags,
-  outOfFoldFlags,
-  reviewedFamiliarity,
-  reviewedLabScales,
-} from './reviewed-familiarity.js';
-import { groupedFolds, type CellInfo, type CellRows } from './reviewed-recipe.js';
+import { familiarityFlags, reviewedFamiliarity, reviewedLabScales } from './reviewed-familiarity.js';
+import type { CellInfo, CellRows } from './reviewed-recipe.js';
 
 const D = 24;
 const K = 3;
@@ -99,23 +94,6 @@ describe('widening familiarity checks to a reviewed lab', () => {
     ]);
     expect(widened.record.image.components).toEqual(['lab A', 'reviewed lab']);
     expect(widened.record.reviewedLab).toMatchObject({ name: 'reviewed lab', cells: 60, scales });
-  });
-
-  it('flags each reviewed cell out of fold as checks widened by the other folds flag it', () => {
-    const foldOf = groupedFolds(cells, rowsOf(60), 5, 1);
-    const oof = { cells: rowsOf(60), fold: Int32Array.from(rowsOf(60), (i) => foldOf.get(i)!) };
-    const flags = outOfFoldFlags({ refs, fam }, CLASSES, rows, cells, oof, scales);
-    for (let f = 0; f < 5; f++) {
-      const mine = rowsOf(60).filter((i) => foldOf.get(i) === f);
-      const others = rowsOf(60).filter((i) => foldOf.get(i) !== f);
-      const checks = reviewedFamiliarity({ refs, fam }, CLASSES, rows, cells, others, scales);
-      const x = new Float32Array(mine.length * D);
-      mine.forEach((i, t) => x.set(reviewed.x.subarray(i * D, (i + 1) * D), t * D));
-      expect(Array.from(checks.flags(x, mine.length, D))).toEqual(mine.map((i) => flags[i]));
-    }
-    // Widened by the cells themselves, the checks flag them less than out of fold: what a budget shared with
-    // them must not count on.
-    expect(rate(flags)).toBeGreaterThanOrEqual(rate(widened.flags(reviewed.x, reviewed.n, D)));
   });
 
   it("measures the parent's lab's cells with the parent's class centres only", () => {

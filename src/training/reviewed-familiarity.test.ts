@@ -67,24 +67,17 @@ describe('a candidate from reviewed cells keeps the familiarity checks, widened 
     expect(fam.reviewedLab!.scales.cell).toBeLessThanOrEqual(1);
     // The review budget described the parent's head's confidences, not the candidate's.
     expect(fam.reviewBudget).toBeUndefined();
-    // Its own calibration instead, fitted on the training part's out-of-fold logits, within the budget.
-    const cal = result.card.reviewedCells!.calibration!;
-    expect(cal.cells).toBe(Object.values(result.counts.trained).reduce((a, b) => a + b, 0));
-    expect(result.card.reviewThreshold).toBe(cal.reviewThreshold);
-    expect(result.card.temperature).toBe(cal.temperature);
+    // The parent's calibration is kept (one fitted on the out-of-fold logits was measured worse).
+    expect(result.card.reviewThreshold).toBe(parent.card.reviewThreshold);
+    expect(result.card.temperature).toBe(parent.card.temperature);
     expect(readFloatInitializers(readFileSync(result.modelPath)).get('head/T')?.[0]).toBeCloseTo(
-      cal.temperature,
+      parent.card.temperature,
       5,
     );
-    expect(cal.reviewThreshold).toBeLessThanOrEqual(cal.accuracyThreshold);
-    // Within the budget, unless the familiarity checks alone take more of it: never below the parent's line.
-    expect(cal.reviewThreshold).toBeGreaterThanOrEqual(parent.card.reviewThreshold);
-    if (cal.reviewRate > 0.1) expect(cal.reviewThreshold).toBe(parent.card.reviewThreshold);
     // Its calibration error on the held-back cells, measured (not a placeholder).
     expect(result.card.validation.ece).toBe(result.comparison.candidate.ece);
     expect(result.card.validation.ece).toBeGreaterThan(0);
     expect(result.card.validation.ece).toBeLessThan(1);
-    expect(result.card.reviewedCells?.note).toMatch(/out-of-fold logits/);
     expect(result.card.reviewedCells?.note).toMatch(/widened to the reviewed cells' lab/);
     // The file holds what the card says, the new components' scales included.
     const refs = readFamiliarity(readFileSync(result.modelPath), {

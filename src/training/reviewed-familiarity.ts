@@ -28,7 +28,7 @@ import {
 import type { FamiliarityRecord, ModelCard } from '../model/types.js';
 import { extendReference, scaleNewComponents } from './familiarity-extend.js';
 import { quantile } from './quantile.js';
-import { cellData, groupedFolds, type CellInfo, type CellRows, type OutOfFold } from './reviewed-recipe.js';
+import { cellData, groupedFolds, type CellInfo, type CellRows } from './reviewed-recipe.js';
 
 /** Folds of the scales' cross-validation (fewer when a class has fewer reviewed images). */
 const SCALE_FOLDS = 3;
@@ -316,37 +316,4 @@ function withReviewedCells(
     reference: { ...nb, rows: stored, thresholds: Float32Array.from([...nb.thresholds, threshold]) },
     threshold,
   };
-}
-
-/**
- * The widened checks' flags on each out-of-fold cell as they would meet a new cell of the lab: widened by the
- * other folds' cells only. Widened by a cell itself, the checks flag it less than its quantile (the nearest-cells
- * check finds the cell's own stored row), so a review budget shared with them would be overspent on new cells.
- * Returns one flag per `oof.cells` entry, in that order.
- */
-export function outOfFoldFlags(
-  parent: { refs: FamiliarityReferences; fam: FamiliarityRecord },
-  classes: string[],
-  rows: CellRows,
-  cells: CellInfo[],
-  oof: Pick<OutOfFold, 'cells' | 'fold'>,
-  scales: ReviewedLabScales,
-): Uint8Array {
-  const { d } = rows;
-  const firstRow = new Map<number, number>();
-  for (let r = 0; r < rows.cell.length; r++) if (rows.view[r] === 0) firstRow.set(rows.cell[r], r);
-  const flags = new Uint8Array(oof.cells.length);
-  for (const f of new Set(oof.fold)) {
-    const others = oof.cells.filter((_, j) => oof.fold[j] !== f);
-    const mine = oof.cells.flatMap((_, j) => (oof.fold[j] === f ? [j] : []));
-    const checks = reviewedFamiliarity(parent, classes, rows, cells, others, scales);
-    const x = new Float32Array(mine.length * d);
-    mine.forEach((j, t) => {
-      const r = firstRow.get(oof.cells[j])!;
-      x.set(rows.x.subarray(r * d, (r + 1) * d), t * d);
-    });
-    const got = checks.flags(x, mine.length, d);
-    mine.forEach((j, t) => (flags[j] = got[t]));
-  }
-  return flags;
 }

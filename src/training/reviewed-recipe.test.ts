@@ -1,15 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { createRng } from '../imaging/random.js';
-import { fitSoftmaxHead, headLogits } from './head.js';
+import { headLogits } from './head.js';
 import {
-  calibrateReviewedHead,
-  cellData,
   chooseL2ByCv,
   groupedFolds,
   trainReviewedHeads,
   type CellInfo,
   type CellRows,
-  type OutOfFold,
 } from './reviewed-recipe.js';
 
 const gauss = (rng: () => number) => Math.sqrt(-2 * Math.log(rng() + 1e-12)) * Math.cos(2 * Math.PI * rng());
@@ -101,87 +98,5 @@ describe('trainReviewedHeads', () => {
     };
     expect(Math.abs(margin(scored.head))).toBeLessThan(1e-6);
     expect(margin(final.head)).toBeGreaterThan(0.5);
-  });
-});
-
-describe('out-of-fold logits', () => {
-  it("are each cell's first view scored by the head of the other folds, at the chosen l2", () => {
-    const { rows, cells } = cellsOf(10, 8, 3, { signal: 3, seed: 4 });
-    const members = cells.map((_, i) => i).filter((i) => i !== 5);
-    const cv = chooseL2ByCv(rows, cells, members, 2, { seed: 7 });
-    const oof = cv.outOfFold;
-    expect([...oof.cells].sort((a, b) => a - b)).toEqual(members);
-    expect(Array.from(oof.y)).toEqual(oof.cells.map((i) => cells[i].labelIndex));
-    // Re-derive one cell's row: the head of the folds it was not in, trained down the grid as chooseL2ByCv does.
-    const fold = groupedFolds(cells, members, cv.folds, 7);
-    const j = 3;
-    const i = oof.cells[j];
-    const train = cellData(
-      rows,
-      cells,
-      members.filter((m) => fold.get(m) !== fold.get(i)),
-      2,
-    );
-    let head: ReturnType<typeof fitSoftmaxHead>['head'] | undefined;
-    for (const l2 of [1, 0.1, 0.01, 0.001]) {
-      head = fitSoftmaxHead(train.x, train.n, rows.d, train.y, 2, {
-        l2,
-        sampleWeights: train.sampleWeights,
-        tol: 1e-3,
-        init: head ? { weight: head.weight, bias: head.bias } : undefined,
-      }).head;
-      if (l2 === cv.l2) break;
-    }
-    const first = rows.x.subarray(i * 3 * rows.d, (i * 3 + 1) * rows.d);
-    const z = headLogits(head!, Float32Array.from(first), 1);
-    expect(oof.logits[j * 2]).toBeCloseTo(z[0], 4);
-    expect(oof.logits[j * 2 + 1]).toBeCloseTo(z[1], 4);
-  });
-});
-
-describe('calibrateReviewedHead', () => {
-  /** n cells of 2 classes whose true margin m is drawn so that P(correct) = sigmoid(m); logits are m × scale. */
-  function outOfFold(n: number, scale: number, seed: number): OutOfFold {
-    const rng = createRng(seed);
-    const logits = new Float32Array(2 * n);
-    const y = new Int32Array(n);
-    for (let i = 0; i < n; i++) {
-      const m = 0.5 + 3 * rng();
-      const correct = rng() < 1 / (1 + Math.exp(-m));
-      y[i] = i % 2;
-      const predicted = correct ? y[i] : 1 - y[i];
-      logits[2 * i + predicted] = (m * scale) / 2;
-      logits[2 * i + (1 - predicted)] = (-m * scale) / 2;
-    }
-    return { cells: Array.from({ length: n }, (_, i) => i), fold: new Int32Array(n), logits, y };
-  }
-
-  it('fits the temperature the head needs: overconfident logits are cooled', () => {
-    const cal = calibrateReviewedHead(outOfFold(2000, 4, 1), 2);
-    expect(cal.temperature).toBeGreaterThan(3);
-    expect(cal.temperature).toBeLessThan(5);
-    expect(cal.cells).toBe(2000);
-  });
-
-  it('raises the line to the accuracy target but never past the review budget, other flags counted first', () => {
-    const oof = outOfFold(1000, 1, 2);
-    const free = calibrateReviewedHead(oof, 2, undefined, { target: 0.8 });
-    // A modest target: the accuracy line alone flags less than the budget, and is kept.
-    expect(free.reviewThreshold).toBe(free.accuracyThreshold);
-    expect(free.reviewRate).toBeLessThanOrEqual(0.1);
-    // A target this data cannot reach within 10 %: the line is lowered to the budget.
-    const strict = calibrateReviewedHead(oof, 2, undefined, { target: 0.99 });
-    expect(strict.accuracyThreshold).toBeGreaterThan(strict.reviewThreshold);
-    expect(strict.reviewRate).toBeGreaterThan(0.08);
-    expect(strict.reviewRate).toBeLessThanOrEqual(0.1);
-    // Cells flagged as unfamiliar spend the budget first: the confidence line drops further.
-    const flagged = Uint8Array.from({ length: 1000 }, (_, i) => (i % 20 === 0 ? 1 : 0));
-    const shared = calibrateReviewedHead(oof, 2, flagged, { target: 0.99 });
-    expect(shared.reviewThreshold).toBeLessThan(strict.reviewThreshold);
-    expect(shared.reviewRate).toBeLessThanOrEqual(0.1);
-    // Never below the floor (the base model's line), even when that spends more than the budget.
-    const floored = calibrateReviewedHead(oof, 2, flagged, { target: 0.99, floor: 0.9 });
-    expect(floored.reviewThreshold).toBe(0.9);
-    expect(floored.reviewRate).toBeGreaterThan(0.1);
   });
 });

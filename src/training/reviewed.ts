@@ -4,9 +4,9 @@
  * grouped by image (reviewed-recipe.ts). Whole images are held back to score it beside the active model: the
  * head scored is trained, l2 chosen and familiarity widened on the training part only; the head stored is then
  * trained the same way on every reviewed cell (as `train` refits on all after choosing), and the result and
- * card say so. The backbone and preprocessing are the base model's; temperature and review threshold are
- * fitted on the training part's out-of-fold logits (reviewed-recipe.ts, calibrateReviewedHead); its
- * familiarity checks are the base's widened to the reviewed cells' lab (reviewed-familiarity.ts). Its
+ * card say so. The backbone, preprocessing, temperature and review threshold are the base model's (a
+ * temperature and line fitted on the training part's out-of-fold logits were measured worse: BENCHMARKS.md,
+ * "Adapting to a lab from a few of its cells"); its familiarity checks are the base's widened to the reviewed cells' lab (reviewed-familiarity.ts). Its
  * test-time calibration was fitted on the old head's averaged logits and is left out.
  */
 import { createHash } from 'node:crypto';
@@ -32,17 +32,13 @@ import { evaluatePredictions } from './metrics.js';
 import { cardHeader } from './model-card.js';
 import {
   familiarityFlags,
-  outOfFoldFlags,
   parentFamiliarity,
   reviewedFamiliarity,
   reviewedLabScales,
 } from './reviewed-familiarity.js';
-import { REVIEW_BUDGET } from './review-budget.js';
 import {
-  calibrateReviewedHead,
   cellData,
   REVIEWED_L2_GRID,
-  REVIEWED_REVIEW_ACCURACY,
   trainReviewedHeads,
   type CellRows,
   type L2CvScore,
@@ -241,20 +237,10 @@ export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedRes
   const scoredChecks = widened(trainIdx);
   const familiarity = widened(allIdx);
 
-  // Calibrated on the out-of-fold logits of the training part, the familiarity flags of those cells out of
-  // fold too (checks widened by the other folds' cells), so the budget left to the confidence line is what
-  // new cells of the lab would leave.
-  const oof = cv.outOfFold;
-  const calibration = calibrateReviewedHead(
-    oof,
-    k,
-    parentChecks && scales ? outOfFoldFlags(parentChecks, classes, cellRows, items, oof, scales) : undefined,
-    { floor: base.reviewThreshold },
-  );
   const headOnly = buildClassifierModel(
     bytes,
     { weight: folded.weight, bias: folded.bias, k, d },
-    { temperature: calibration.temperature, classes, metadata: { 'hematovision.name': name } },
+    { temperature: base.temperature, classes, metadata: { 'hematovision.name': name } },
   );
   progress(0.9, 'Scoring the candidate beside the active model on the held-back cells');
   const activeFlags =
@@ -275,7 +261,7 @@ export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedRes
   const comparison = {
     heldOut: test.n,
     active: score(activeW, activeB, base, activeFlags),
-    candidate: score(scoredHead.weight, scoredHead.bias, calibration, candidateFlags),
+    candidate: score(scoredHead.weight, scoredHead.bias, base, candidateFlags),
   };
 
   progress(0.95, 'Writing the candidate model');
@@ -290,8 +276,6 @@ export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedRes
     ...kept,
     ...(familiarity ? { familiarity: familiarity.record } : {}),
     ...cardHeader(name, classes, onnx),
-    temperature: calibration.temperature,
-    reviewThreshold: calibration.reviewThreshold,
     head: {
       ...base.head,
       kind: 'softmax regression on standardised pooled features (folded into one Gemm), retrained on reviewed cells',
@@ -321,17 +305,13 @@ export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedRes
       l2,
       l2Cv: cv.table,
       views,
-      calibration,
       seed: o.seed,
       note:
         `The held-back score (validation) is of the head trained on the training part only (${trainIdx.length} ` +
         `cells), with l2 chosen on that part: the held-back cells took no part in it. This model's head was ` +
         `then trained on all ${allIdx.length} reviewed cells with the same l2, so it has not been scored on ` +
         'cells it never saw. ' +
-        "Backbone and preprocessing are the base model's. Temperature and review threshold were fitted on " +
-        `the training part's out-of-fold logits (${calibration.cells} cells, each scored by a head that never ` +
-        `saw it): the threshold is the ${REVIEWED_REVIEW_ACCURACY * 100} % accuracy line, lowered where needed ` +
-        `to a ${REVIEW_BUDGET * 100} % review budget. ` +
+        "Backbone, preprocessing, temperature and review threshold are the base model's. " +
         (familiarity
           ? "Its familiarity checks (unfamiliar_cell, unfamiliar_image) are the base's, widened to the " +
             "reviewed cells' lab (familiarity.reviewedLab): the base's components and thresholds are kept. "

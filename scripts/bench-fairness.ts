@@ -141,7 +141,9 @@ async function main(): Promise<void> {
     running = false;
     await Promise.all(abusers);
     loaded.push({ name: mix.name, times, abusive });
-    console.error(`${mix.name}: p50 ${percentile(times, 50).toFixed(0)} ms, p99 ${percentile(times, 99).toFixed(0)} ms`);
+    console.error(
+      `${mix.name}: p50 ${percentile(times, 50).toFixed(0)} ms, p99 ${percentile(times, 99).toFixed(0)} ms`,
+    );
   }
   const after = await victim();
   const base99 = percentile([...before, ...after], 99);

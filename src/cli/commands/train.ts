@@ -44,7 +44,11 @@ export function registerTrain(program: Command, io: Io): void {
     .option('--val-fraction <f>', 'share of each class (grouped) held out for validation', '0.2')
     .option('--seed <n>', 'seed for the split and augmentation', '42')
     .option('--source-weight <name=w>', 'relative weight of a source in the loss; repeatable', collect, [])
-    .option('--review-accuracy <f>', 'accuracy wanted among results not flagged for review', String(DEFAULT_REVIEW_ACCURACY))
+    .option(
+      '--review-accuracy <f>',
+      'accuracy wanted among results not flagged for review',
+      String(DEFAULT_REVIEW_ACCURACY),
+    )
     .option('--name <name>', 'model name for the card', 'hematovision-wbc')
     .option('--cache <dir>', 'feature cache folder', '.cache/features')
     .option('--no-refit', 'keep the head trained on the training split only')

@@ -241,6 +241,9 @@ describe.skipIf(!canRunWebE2e())('web UI end to end (Chromium): practice', () =>
       expect((await note.locator('.practice-note__text').textContent())?.length).toBeGreaterThan(40);
       await page.screenshot({ path: path.join(SHOT_DIR, 'practice-teaching.png'), fullPage: true });
     } finally {
+      // Leave the fresh server's page first: a connection the page still holds would keep close() waiting,
+      // and a failed wait above would then be reported as this test's timeout instead of its own error.
+      await page.goto('about:blank').catch(() => undefined);
       await fresh.close();
     }
   });

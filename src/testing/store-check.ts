@@ -59,15 +59,16 @@ export function checkStore(dataDir: string, options: { ignoreTmp?: RegExp } = {}
 
 /**
  * checkStore once the server has finished with the last reply: an upload's temp files are removed after its
- * reply is sent (onResponse), so a client can see the reply a moment before the last one is gone. Waits up to
- * 5 s for tmp/ to empty before calling a file left over.
+ * reply is sent (onResponse, or the connection's close for a client that hung up), so a client can see the reply
+ * a moment before the last one is gone. Waits up to 15 s for tmp/ to empty before calling a file left over (5 s
+ * was once too short on a loaded 2-core machine).
  */
 export async function checkSettledStore(
   dataDir: string,
   options: { ignoreTmp?: RegExp } = {},
 ): Promise<StoreCheck> {
   let store = checkStore(dataDir, options);
-  for (let t = 0; t < 50 && store.tmpFiles.length > 0; t++) {
+  for (let t = 0; t < 150 && store.tmpFiles.length > 0; t++) {
     await new Promise((r) => setTimeout(r, 100));
     store = checkStore(dataDir, options);
   }

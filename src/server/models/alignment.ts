@@ -1,7 +1,8 @@
 /**
  * The alignment job: the active model aligned to the lab's own stored images, without labels
- * (training/adapt.ts, as `hematovision adapt` does it), stored as a new model version but not activated — a
- * person activates it (routes/models.ts). On any failure nothing is stored and the active model stays.
+ * (training/adapt.ts, as `hematovision adapt` does it, in a worker thread), stored as a new model version but
+ * not activated — a person activates it (routes/models.ts). On any failure nothing is stored and the active
+ * model stays.
  *
  * adaptModel reads folders, so the job writes the chosen images to a folder of its own under the store's tmp
  * folder and deletes it afterwards: the command line and the app then run the very same code (file listing,
@@ -13,7 +14,8 @@ import { dirname, join } from 'node:path';
 import type { AlignmentResultJson } from '../../api/index.js';
 import { HematoError } from '../../errors.js';
 import type { ModelCard } from '../../model/types.js';
-import { adaptModel, MIN_ADAPT_IMAGES } from '../../training/adapt.js';
+import { MIN_ADAPT_IMAGES } from '../../training/adapt.js';
+import { adaptModelInThread } from '../../training/adapt-thread.js';
 import type { JobQueue } from '../jobs/index.js';
 import type { CaseStore, StoredCase } from '../store/index.js';
 import type { ModelRegistry } from './registry.js';
@@ -114,23 +116,26 @@ export function registerAlignments(
         let stage = 'Aligning';
         let stages = 0;
         let shown = 0;
-        const aligned = await adaptModel({
-          model: modelPath,
-          data: [imagesDir],
-          out: join(work, 'out'),
-          lab: 'this lab',
-          onStage: (s) => {
-            stage = s;
-            stages++;
-            void ctx.progress(shown, s);
+        const aligned = await adaptModelInThread(
+          {
+            model: modelPath,
+            data: [imagesDir],
+            out: join(work, 'out'),
+            lab: 'this lab',
+            onStage: (s) => {
+              stage = s;
+              stages++;
+              void ctx.progress(shown, s);
+            },
+            onProgress: (done, total) => {
+              const f = 0.05 + 0.9 * Math.min(1, Math.max(0, stages - 1 + done / Math.max(total, 1)) / STAGES);
+              if (Math.abs(f - shown) < 0.01) return;
+              shown = f;
+              void ctx.progress(f, stage);
+            },
           },
-          onProgress: (done, total) => {
-            const f = 0.05 + 0.9 * Math.min(1, Math.max(0, stages - 1 + done / Math.max(total, 1)) / STAGES);
-            if (Math.abs(f - shown) < 0.01) return;
-            shown = f;
-            void ctx.progress(f, stage);
-          },
-        });
+          ctx.signal,
+        );
         await ctx.progress(0.97, 'Storing the aligned model as a new model version');
         const stored = await o.store.models.add({
           sha256: aligned.card.modelSha256,

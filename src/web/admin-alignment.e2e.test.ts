@@ -94,7 +94,7 @@ describe.skipIf(!haveChromium || !haveModel)('alignment on the admin page (Chrom
       )
       .toBe(true);
     expect(await result.textContent()).toMatch(
-      /^Version 2 aligned on \d+ images: activate it above after checking it\./,
+      /^Version 2 aligned on \d+ images: activate it above after checking it\. Images flagged unfamiliar: [\d.]+ % by the active model, [\d.]+ % by the aligned one/,
     );
     await expect
       .poll(() => page.locator('#status').textContent(), { timeout: 10_000 })

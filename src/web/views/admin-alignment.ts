@@ -25,10 +25,12 @@ export function alignmentSection(onDone: () => Promise<void>): AlignmentSection 
   function render(job: AlignmentJob): void {
     const busy = job.state === 'queued' || job.state === 'running';
     const r = job.result;
+    // "After" is measured on images held out of the refit, its threshold the active model's quantile: a few
+    // per cent are flagged by design, so the line says where each share comes from.
     const flagged =
       r?.flagged.before && r.flagged.after
-        ? ` Images flagged unfamiliar: ${pct(r.flagged.before.unfamiliarImage)} → ` +
-          `${pct(r.flagged.after.unfamiliarImage)}.`
+        ? ` Images flagged unfamiliar: ${pct(r.flagged.before.unfamiliarImage)} by the active model, ` +
+          `${pct(r.flagged.after.unfamiliarImage)} by the aligned one (on images held out of its refit).`
         : '';
     replaceChildren(
       status,

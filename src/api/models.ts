@@ -169,6 +169,57 @@ export const AdaptationJob = Type.Composite([
   }),
 ]);
 
+/** Starts an alignment (POST /api/v1/alignments): the active model aligned to the lab's stored images. */
+export const AlignmentRequest = Type.Object(
+  {
+    images: Type.Optional(
+      Type.Integer({
+        minimum: 50,
+        maximum: 2000,
+        description:
+          'The most recent stored images (not deleted, one per distinct image) to align on (default 500); ' +
+          'at least 50 must be stored.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** Shares of the lab's images an unfamiliar-image check flags. */
+const FlaggedShares = Type.Union([
+  Type.Object({ unfamiliarImage: Type.Number(), unfamiliarCell: Type.Number() }),
+  Type.Null(),
+]);
+
+/** What a succeeded alignment job made (server/models/alignment.ts). */
+export const AlignmentResult = Type.Object({
+  baseVersion: Type.Integer(),
+  baseSha256: Type.String(),
+  alignedVersion: Type.Integer({
+    description: 'The new model version; not active until a person activates it.',
+  }),
+  alignedSha256: Type.String(),
+  images: Type.Integer({ description: 'Stored images whose cells were used.' }),
+  skipped: Type.Integer({ description: 'Images read but unusable (unreadable, or no white cell found).' }),
+  familiarity: Type.String({ description: "The card's note on the refitted unfamiliar-image check." }),
+  flagged: Type.Object(
+    { before: FlaggedShares, after: FlaggedShares },
+    {
+      description:
+        "Shares of the lab's images flagged unfamiliar by the active model, then by the aligned one.",
+    },
+  ),
+  seconds: Type.Number(),
+});
+
+/** An alignment is a job whose result, once it succeeded, is what it made. */
+export const AlignmentJob = Type.Composite([
+  Type.Omit(JobJson, ['result']),
+  Type.Object({
+    result: Type.Union([AlignmentResult, Type.Null()], { description: 'Set once the job succeeded.' }),
+  }),
+]);
+
 export type ModelVersionJson = Static<typeof ModelVersionJson>;
 export type ModelVersionListJson = Static<typeof ModelVersionList>;
 export type JobJsonShape = Static<typeof JobJson>;
@@ -177,3 +228,6 @@ export type HeldOutScore = Static<typeof HeldOutScore>;
 export type AdaptationComparisonJson = Static<typeof AdaptationComparison>;
 export type AdaptationResultJson = Static<typeof AdaptationResult>;
 export type AdaptationJobJson = Static<typeof AdaptationJob>;
+export type AlignmentRequestJson = Static<typeof AlignmentRequest>;
+export type AlignmentResultJson = Static<typeof AlignmentResult>;
+export type AlignmentJobJson = Static<typeof AlignmentJob>;

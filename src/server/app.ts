@@ -38,6 +38,7 @@ import { ModelRegistry, type ModelSource } from './models/registry.js';
 import { SwappableVision } from './models/swappable.js';
 import { modelRoutes } from './routes/models.js';
 import { adaptationRoutes } from './routes/adaptations.js';
+import { alignmentRoutes } from './routes/alignments.js';
 import { exportRoutes } from './routes/exports.js';
 import { DEFAULT_EXPORT_RETENTION_HOURS, exportSweeper } from './export-retention.js';
 import { registerJobKinds } from './job-kinds.js';
@@ -301,6 +302,7 @@ async function assemble(
     await registry.init();
     await app.register(modelRoutes, { prefix: API, registry });
     await app.register(adaptationRoutes, { prefix: API, store, jobs, registry });
+    await app.register(alignmentRoutes, { prefix: API, store, jobs, registry });
   }
   registerJobKinds(jobs, {
     store,

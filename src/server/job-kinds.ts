@@ -1,11 +1,12 @@
 /**
- * Every kind of job the server runs, registered in one place: adaptations (with model versions) and exports
+ * Every kind of job the server runs, registered in one place: adaptations and alignments (with model versions) and exports
  * (a large CSV of cases, a specimen's PDF report). The queue (jobs/) runs them all the same way: on SQLite in
  * this process, on PostgreSQL on whichever replica takes them, retried elsewhere when that replica dies.
  */
 import type { JobQueue } from './jobs/index.js';
 import { registerExports, type ExportDeps } from './exports.js';
 import { registerAdaptations, type FineTuneSettings } from './models/adaptation.js';
+import { registerAlignments } from './models/alignment.js';
 import type { ModelRegistry } from './models/registry.js';
 
 export interface JobKindDeps extends Omit<ExportDeps, 'limitSeconds'> {
@@ -25,5 +26,7 @@ export function registerJobKinds(jobs: JobQueue, deps: JobKindDeps): void {
       limitSeconds: limits?.adaptationSeconds,
       fineTune,
     });
+  if (registry)
+    registerAlignments(jobs, { store: deps.store, registry, limitSeconds: limits?.adaptationSeconds });
   registerExports(jobs, { ...exports, limitSeconds: limits?.exportSeconds });
 }

@@ -1,7 +1,9 @@
-/** Typed client for the admin routes: model versions and adaptations (src/api/models.ts). */
+/** Typed client for the admin routes: model versions, adaptations and alignments (src/api/models.ts). */
 import type {
   AdaptationJobJson,
   AdaptationRequestJson,
+  AlignmentJobJson,
+  AlignmentRequestJson,
   ModelVersionJson,
   ModelVersionListJson,
 } from '../api/index.js';
@@ -10,6 +12,7 @@ import { request } from './api.js';
 export type { AdaptationResultJson as AdaptationResult, HeldOutScore } from '../api/index.js';
 export type Job = AdaptationJobJson;
 export type ModelVersion = ModelVersionJson;
+export type AlignmentJob = AlignmentJobJson;
 
 const post = <T>(path: string, body?: unknown) =>
   request<T>(path, {
@@ -25,4 +28,7 @@ export const adminApi = {
   adaptations: () => request<{ jobs: Job[] }>('/adaptations'),
   adaptation: (id: string) => request<Job>(`/adaptations/${encodeURIComponent(id)}`),
   startAdaptation: (body: AdaptationRequestJson) => post<Job>('/adaptations', body),
+  alignment: (id: string) => request<AlignmentJob>(`/alignments/${encodeURIComponent(id)}`),
+  alignments: () => request<{ jobs: AlignmentJob[] }>('/alignments'),
+  startAlignment: (body: AlignmentRequestJson) => post<AlignmentJob>('/alignments', body),
 };

@@ -70,6 +70,9 @@ export const OPERATION_ACCESS: Record<string, Access> = {
   startAdaptation: 'manage',
   listAdaptations: 'manage',
   getAdaptation: 'manage',
+  startAlignment: 'manage',
+  listAlignments: 'manage',
+  getAlignment: 'manage',
 };
 
 /** Routes without an operationId (not in the API document): the UI's files, the API docs, the device model. */

@@ -47,6 +47,11 @@ export class ModelRegistry {
     this.dir = join(dataDir, 'models');
   }
 
+  /** The model file the server started with: its folder holds files a stored version lacks (training statistics). */
+  get startupModelPath(): string {
+    return resolveModelPath(this.source.path);
+  }
+
   /**
    * Registers the startup model (version 1 on a new database) and makes the recorded active version the one
    * served; a startup model never seen before becomes active (an operator deployed it).

@@ -1,8 +1,10 @@
 /**
- * Admin: model versions (activate, roll back) and learning from reviewed cells (start an adaptation, follow
- * it, compare its candidate with the active model on the held-back cells, activate it on request).
+ * Admin: model versions (activate, roll back), alignment to the lab's images without labels
+ * (admin-alignment.ts) and learning from reviewed cells (start an adaptation, follow it, compare its candidate
+ * with the active model on the held-back cells, activate it on request).
  */
 import { adminApi, type HeldOutScore, type Job } from '../admin-api.js';
+import { alignmentSection } from './admin-alignment.js';
 import type { AppContext, ViewHandle } from '../context.js';
 import { h, replaceChildren } from '../dom.js';
 import { announce, errorMessage } from '../status.js';
@@ -258,10 +260,12 @@ export function renderAdmin(main: HTMLElement, _ctx: AppContext): ViewHandle {
     }
   }
 
+  const alignment = alignmentSection(() => loadVersions());
   replaceChildren(
     main,
     h('h1', { id: 'page-heading', tabindex: '-1' }, 'Model versions and adaptation'),
     h('section', null, h('h2', null, 'Versions'), versions),
+    alignment.element,
     h(
       'section',
       null,
@@ -302,6 +306,7 @@ export function renderAdmin(main: HTMLElement, _ctx: AppContext): ViewHandle {
     destroy() {
       destroyed = true;
       window.clearTimeout(timer);
+      alignment.destroy();
     },
   };
 }

@@ -16,6 +16,53 @@ export function startWorker(from: string, name: string, workerData: unknown): Wo
   return new Worker(new URL(`data:text/javascript,${encodeURIComponent(code)}`), { workerData });
 }
 
+/**
+ * Runs a one-shot job in its own worker thread (the module `name` beside `from`, given `workerData`): messages
+ * other than `{ result }` and `{ error, code? }` are progress, passed to `onProgress`; the first result or error
+ * settles it, as do stopping through `signal` and the thread's death. The thread is terminated however it ends,
+ * with whatever it was computing.
+ */
+export function runJobThread<Progress extends object, Result>(
+  from: string,
+  name: string,
+  workerData: unknown,
+  o: {
+    onProgress: (m: Progress) => void;
+    signal?: AbortSignal;
+    /** The error code of a job the worker reports as failed without one of its own. */
+    failCode: string;
+    /** The job, in the message of a thread that died ("the alignment's thread stopped"). */
+    what: string;
+  },
+): Promise<Result> {
+  const { signal } = o;
+  const worker = startWorker(from, name, workerData);
+  return new Promise<Result>((resolve, reject) => {
+    let settled = false;
+    const settle = (f: () => void) => {
+      if (settled) return;
+      settled = true;
+      signal?.removeEventListener('abort', stop);
+      void worker.terminate();
+      f();
+    };
+    const stop = () => settle(() => reject(signal?.reason ?? new Error('Stopped.')));
+    if (signal?.aborted) return stop();
+    signal?.addEventListener('abort', stop, { once: true });
+    worker.on('message', (m: Progress | { result: Result } | { error: string; code?: string }) => {
+      if ('result' in m) settle(() => resolve(m.result));
+      else if ('error' in m) settle(() => reject(new HematoError(m.error, m.code ?? o.failCode)));
+      else o.onProgress(m);
+    });
+    worker.on('error', (e) => settle(() => reject(e)));
+    worker.on('exit', (code) =>
+      settle(() =>
+        reject(new HematoError(`The ${o.what}'s thread stopped (exit code ${code}).`, 'worker_failed', 500)),
+      ),
+    );
+  });
+}
+
 /** A worker's answer to one call: its result, or why it failed (`code` for the error to rethrow). */
 export type WorkerReply<T> = { id: number; result: T } | { id: number; error: string; code?: string };
 

@@ -44,7 +44,13 @@ import {
   fitFineTunedFamiliarity,
   MIN_FAMILIARITY_CALIBRATION_CELLS,
 } from './reviewed-finetune-familiarity.js';
-import { heldOutScore, splitReviewed, type ReviewedCell, type ReviewedOptions } from './reviewed.js';
+import {
+  heldBackValidation,
+  heldOutScore,
+  splitReviewed,
+  type ReviewedCell,
+  type ReviewedOptions,
+} from './reviewed.js';
 import type { FAMILIARITY_DEFAULTS } from './familiarity.js';
 import { groupedStratifiedSplit } from './split.js';
 
@@ -344,15 +350,7 @@ export async function fineTuneFromReviewed(o: ReviewedFineTuneOptions): Promise<
     modelSha256: cardHeader(tuned.card.name, classes, onnx).modelSha256,
     reviewThreshold,
     ...(familiarity ? { familiarity: familiarity.record } : {}),
-    validation: {
-      n: comparison.heldOut,
-      accuracy: comparison.candidate.accuracy,
-      macroF1: comparison.candidate.macroF1,
-      ece: comparison.candidate.ece ?? NaN,
-      perSource: {
-        'held-back reviewed cells': { n: comparison.heldOut, accuracy: comparison.candidate.accuracy },
-      },
-    },
+    validation: heldBackValidation(comparison),
     reviewedCells: {
       recipe: 'fine-tune',
       from: { name: base.name, version: base.version, modelSha256: base.modelSha256 },

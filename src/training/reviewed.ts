@@ -287,15 +287,7 @@ export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedRes
       iterations: final.iterations,
       fineTuning: undefined,
     },
-    validation: {
-      n: comparison.heldOut,
-      accuracy: comparison.candidate.accuracy,
-      macroF1: comparison.candidate.macroF1,
-      ece: comparison.candidate.ece ?? NaN,
-      perSource: {
-        'held-back reviewed cells': { n: comparison.heldOut, accuracy: comparison.candidate.accuracy },
-      },
-    },
+    validation: heldBackValidation(comparison),
     reviewedCells: {
       recipe: 'head',
       from: { name: base.name, version: base.version, modelSha256: base.modelSha256 },
@@ -375,5 +367,17 @@ export function heldOutScore(
     silentErrorRate: n > 0 ? silent / n : 0,
     ece: m.ece,
     perClass: m.perClass,
+  };
+}
+
+/** A candidate card's `validation`: its score on the held-back reviewed cells (both recipes). */
+export function heldBackValidation(comparison: AdaptationComparisonJson): ModelCard['validation'] {
+  const { heldOut: n, candidate } = comparison;
+  return {
+    n,
+    accuracy: candidate.accuracy,
+    macroF1: candidate.macroF1,
+    ece: candidate.ece ?? NaN,
+    perSource: { 'held-back reviewed cells': { n, accuracy: candidate.accuracy } },
   };
 }

@@ -13,7 +13,7 @@ export interface DecodeOptions {
 }
 
 export const DEFAULT_MAX_BYTES = 20 * 1024 * 1024;
-export const DEFAULT_MAX_PIXELS = 50_000_000;
+const DEFAULT_MAX_PIXELS = 50_000_000;
 
 const SHARP_FORMATS = new Set(['jpeg', 'png', 'tiff', 'webp']);
 const FORMAT_LIST = 'JPEG, PNG, TIFF, WebP or BMP';
@@ -86,7 +86,7 @@ function checkPixels(width: number, height: number, maxPixels: number): void {
 }
 
 /** Maps any sharp/libvips failure to a user-facing error; never lets the raw error through. */
-export function toInvalidImageError(err: unknown): InvalidImageError {
+function toInvalidImageError(err: unknown): InvalidImageError {
   if (err instanceof InvalidImageError) return err;
   const message = err instanceof Error ? err.message : String(err);
   if (/unsupported image format/i.test(message)) {
@@ -104,7 +104,7 @@ export function toInvalidImageError(err: unknown): InvalidImageError {
 
 /**
  * Reads the input and checks size, format and pixel count from the header only.
- * Shared by decodeImage and loadResized so both refuse the same files.
+ * Shared by decodeImage and the upload and preparation checks, so all refuse the same files.
  */
 export async function checkInput(input: Buffer | string, options: DecodeOptions = {}): Promise<CheckedInput> {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
@@ -145,7 +145,7 @@ export async function checkInput(input: Buffer | string, options: DecodeOptions 
  * Starts a sharp pipeline that yields oriented 8-bit sRGB without alpha.
  * failOn 'error' rejects truncated JPEG/PNG/TIFF yet tolerates the harmless warnings common in camera files.
  */
-export function sharpRgb(checked: CheckedInput, maxPixels: number): Sharp {
+function sharpRgb(checked: CheckedInput, maxPixels: number): Sharp {
   return sharp(checked.buffer, { failOn: 'error', limitInputPixels: Math.max(1, Math.floor(maxPixels)) })
     .autoOrient()
     .removeAlpha()
@@ -153,7 +153,7 @@ export function sharpRgb(checked: CheckedInput, maxPixels: number): Sharp {
 }
 
 /** Checks that sharp gave 3 interleaved uchar channels and wraps the buffer without copying. */
-export function wrapRaw(data: Buffer, info: OutputInfo): RgbImage {
+function wrapRaw(data: Buffer, info: OutputInfo): RgbImage {
   if (info.channels !== 3 || data.length !== info.width * info.height * 3) {
     throw new InvalidImageError(
       `The image could not be converted to RGB (${info.channels} channels).`,

@@ -2,7 +2,7 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { InvalidImageError } from '../errors.js';
 import { decodeImage } from '../imaging/decode.js';
-import { resizeRgb } from '../imaging/preprocess.js';
+import { resizeLinear } from '../imaging/preprocess.js';
 import { makeImage } from '../imaging/testing.js';
 import { prepareImage, writeInput, type Preprocessing } from './inputs.js';
 
@@ -31,7 +31,7 @@ describe('prepareImage, whole image', () => {
       expect([kept.width, kept.height]).toEqual(size);
       expect(fast.regions).toHaveLength(1);
       expect(fast.regions[0].square).toEqual({ x: 0, y: 0, size: 60 });
-      const expected = await resizeRgb(await decodeImage(jpeg), 32, 32);
+      const expected = resizeLinear(await decodeImage(jpeg), 32, 32);
       expect(Buffer.compare(fast.regions[0].pixels.data, expected.data)).toBe(0);
       expect(Buffer.compare(kept.regions[0].pixels.data, expected.data)).toBe(0);
     }

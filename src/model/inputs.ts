@@ -2,7 +2,7 @@ import { augment, type AugmentOptions } from '../imaging/augment.js';
 import { decodeImage } from '../imaging/decode.js';
 import { damageOf } from '../imaging/quality.js';
 import { locateCells, primaryCell } from '../imaging/locate.js';
-import { cropSquare, loadResized, resizeRgb } from '../imaging/preprocess.js';
+import { cropSquare, resizeLinear } from '../imaging/preprocess.js';
 import { createRng } from '../imaging/random.js';
 import type { Box, RgbImage } from '../imaging/types.js';
 import type { ModelCard } from './types.js';
@@ -40,14 +40,6 @@ export async function prepareImage(
   options: { keepImage?: boolean; primaryOnly?: boolean } = {},
 ): Promise<PreparedImage> {
   const size = prep.inputSize;
-  if (prep.crop === 'whole' && !options.keepImage) {
-    const { pixels, width, height } = await loadResized(input, size);
-    return {
-      width,
-      height,
-      regions: [{ box: null, square: { x: 0, y: 0, size: Math.max(width, height) }, pixels }],
-    };
-  }
   const image = await decodeImage(input);
   const base = {
     width: image.width,
@@ -56,25 +48,23 @@ export async function prepareImage(
     damage: damageOf(image),
   };
   if (prep.crop === 'whole') {
-    const pixels = await resizeRgb(image, size, size);
+    const pixels = resizeLinear(image, size, size);
     const side = Math.max(image.width, image.height);
     return { ...base, regions: [{ box: null, square: { x: 0, y: 0, size: side }, pixels }] };
   }
   const boxes = options.primaryOnly
     ? [primaryCell(image)].filter((b): b is Box => b !== null)
     : locateCells(image);
-  const regions = await Promise.all(
-    boxes.map(async (box) => {
-      const crop = cropSquare(image, box, prep.cropPadding);
-      const side = crop.width;
-      const square = {
-        x: Math.round(box.x + box.width / 2 - side / 2),
-        y: Math.round(box.y + box.height / 2 - side / 2),
-        size: side,
-      };
-      return { box, square, pixels: await resizeRgb(crop, size, size) };
-    }),
-  );
+  const regions = boxes.map((box) => {
+    const crop = cropSquare(image, box, prep.cropPadding);
+    const side = crop.width;
+    const square = {
+      x: Math.round(box.x + box.width / 2 - side / 2),
+      y: Math.round(box.y + box.height / 2 - side / 2),
+      size: side,
+    };
+    return { box, square, pixels: resizeLinear(crop, size, size) };
+  });
   return { ...base, regions };
 }
 

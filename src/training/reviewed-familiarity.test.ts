@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeImage } from '../imaging/decode.js';
-import { resizeRgb } from '../imaging/preprocess.js';
+import { resizeLinear } from '../imaging/preprocess.js';
 import { readFileSync } from 'node:fs';
 import { analyzeImage } from '../model/analyzer.js';
 import { Classifier, DEFAULT_MODEL_PATH } from '../model/classifier.js';
@@ -117,7 +117,7 @@ describe('a candidate from reviewed cells keeps the familiarity checks, widened 
       .png()
       .toBuffer();
     const input = new Float32Array(3 * size * size);
-    writeInput(await resizeRgb(await decodeImage(magenta), size, size), input, 0);
+    writeInput(resizeLinear(await decodeImage(magenta), size, size), input, 0);
     const [a, b] = [await parent.run(input, 1), await candidate.run(input, 1)];
     // Nearer than to the parent's references (they are wider), still flagged.
     expect(b.distances!.cell[0]).toBeLessThanOrEqual(a.distances!.cell[0] * 1.02);

@@ -24,7 +24,7 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatasetError } from '../errors.js';
 import { decodeImage } from '../imaging/decode.js';
-import { cropSquare, resizeRgb } from '../imaging/preprocess.js';
+import { cropSquare, resizeLinear } from '../imaging/preprocess.js';
 import type { RgbImage } from '../imaging/types.js';
 import { cardPathFor } from '../model/classifier.js';
 import { FeatureExtractor } from '../model/feature-extractor.js';
@@ -124,7 +124,7 @@ export interface ReviewedFineTuneResult {
 async function cropOf(cell: ReviewedCell, prep: Preprocessing): Promise<RgbImage> {
   const image = await decodeImage(Buffer.from(cell.image));
   const crop = cell.box ? cropSquare(image, cell.box, prep.cropPadding) : image;
-  return resizeRgb(crop, prep.inputSize, prep.inputSize);
+  return resizeLinear(crop, prep.inputSize, prep.inputSize);
 }
 
 /** Features (view 0) of the given cells through a model's backbone, and its blocks' widths. */

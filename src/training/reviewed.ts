@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import type { AdaptationComparisonJson, HeldOutScore } from '../api/models.js';
 import { DatasetError } from '../errors.js';
 import { decodeImage } from '../imaging/decode.js';
-import { cropSquare, resizeRgb } from '../imaging/preprocess.js';
+import { cropSquare, resizeLinear } from '../imaging/preprocess.js';
 import type { Box } from '../imaging/types.js';
 import { cardPathFor } from '../model/classifier.js';
 import { buildClassifierModel } from '../model/classifier-graph.js';
@@ -192,7 +192,7 @@ export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedRes
         const cell = o.cells[i];
         const image = await decodeImage(Buffer.from(cell.image));
         const crop = cell.box ? cropSquare(image, cell.box, base.preprocessing.cropPadding) : image;
-        const pixels = await resizeRgb(crop, size, size);
+        const pixels = resizeLinear(crop, size, size);
         augmentedViews(pixels, views, viewSeed(cell, o.seed)).forEach((im, v) =>
           writeInput(im, input, slot * views + v),
         );

@@ -177,7 +177,7 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
         const stages = await stagesOf(page, vision, file);
         pairs.push({ name: path.relative(dataDir, file), server, local, stages });
       }
-      // wasm and native int8 kernels differ a little (the known gap below), so a cell lying on a review line
+      // wasm and native int8 kernels differ a little (the runtimes test below), so a cell lying on a review line
       // may fall on either side: a reason may differ only where the server's value is within 10 % of its line
       // (a distance of 0.9–1.1 in threshold units, a confidence within 0.03 of the review threshold), and on
       // at most two images; anything else is a real difference.
@@ -233,10 +233,10 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
   );
 
   // Stage by stage, what is ours: the browser decodes to sharp's very pixels (colour management off on both
-  // sides, files without ICC profiles), and resizeLinear follows libvips' fixed point (exact when reducing,
-  // one level on ~0.2 % of enlarged cell values).
+  // sides, files without ICC profiles), and the crops go through the one resize both sides share
+  // (resizeLinear, imaging/resize.ts), so they must be the server's exactly.
   it.skipIf(!haveData)(
-    'decodes to the server\u2019s exact pixels and crops within one level of sharp',
+    'decodes to the server\u2019s exact pixels and crops to the server\u2019s exact pixels',
     () => {
       expect(pairs.length).toBeGreaterThan(0);
       const sum = (f: (s: Stages) => number) => pairs.reduce((t, p) => t + f(p.stages), 0);
@@ -247,14 +247,14 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
           `${Math.max(...pairs.map((p) => p.stages.resizeMax))}`,
       );
       expect(sum((s) => s.decodeOff)).toBe(0);
-      expect(Math.max(...pairs.map((p) => p.stages.resizeMax))).toBeLessThanOrEqual(1);
-      expect(resizeShare).toBeLessThan(0.005);
+      expect(Math.max(...pairs.map((p) => p.stages.resizeMax))).toBe(0);
+      expect(resizeShare).toBe(0);
     },
   );
 
   // The runtimes alone: the server's own crops through onnxruntime-web give the same labels and review
-  // reasons; the probabilities differ by the int8 kernels (wasm against native: p90 ~3e-5, one cell of 50
-  // at 2.2e-3 when measured). Not ours to fix; the bound guards against a regression of the device path.
+  // reasons; the probabilities differ only by the int8 kernels (wasm against native, BENCHMARKS.md). The
+  // bound separates a runtime's rounding from a broken device path.
   it.skipIf(!haveData)(
     'runs the network like the server: same answers on the server\u2019s own crops',
     () => {
@@ -276,11 +276,9 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
     },
   );
 
-  // KNOWN GAP (issue 18 asks for 1e-3 end to end): the int8 network amplifies the crops' last one-level
-  // differences (see above) into up to ~7e-2 on some cells (the same pixels in both runtimes: 2.2e-3), so the
-  // target needs bit-identical crops and runtimes. `it.fails` keeps it in view: this starts failing, and must
-  // become `it`, when both hold.
-  it.skipIf(!haveData).fails('gives the server\u2019s probabilities within 1e-3 (known gap)', () => {
+  // Issue 18's parity target: the same image gives the server's probabilities within 1e-3 in the browser
+  // (the same crops by construction; what is left is wasm against native int8 kernels).
+  it.skipIf(!haveData)('gives the server\u2019s probabilities within 1e-3', () => {
     expect(pairs.length).toBeGreaterThan(0);
     const gaps: number[] = [];
     for (const { server, local } of pairs) {

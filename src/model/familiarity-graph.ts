@@ -266,6 +266,29 @@ export function shiftFamiliarityMeans(model: Uint8Array, shift: Float32Array): U
 }
 
 /**
+ * The same model with the block heads' and the nearest cells' `cellScale` set anew (each given, the check
+ * present): what puts their values on the Mahalanobis threshold's scale when that threshold moves (an int8
+ * copy, training/int8.ts).
+ */
+export function setCellScales(
+  model: Uint8Array,
+  scales: { disagreement?: number; neighbours?: number },
+): Uint8Array {
+  const m = onnx.ModelProto.decode(model);
+  const inits = new Map((m.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
+  for (const [name, value] of [
+    ['dis_scale', scales.disagreement],
+    ['nb_scale', scales.neighbours],
+  ] as const) {
+    if (value === undefined) continue;
+    const t = inits.get(PREFIX + name);
+    if (!t?.rawData) throw new ModelError(`The model has no familiarity constant '${name}'.`, 'bad_model');
+    t.rawData = new Uint8Array(Float32Array.of(value).buffer);
+  }
+  return onnx.ModelProto.encode(m).finish();
+}
+
+/**
  * The references a model file holds, read back from the constants appendReferenceDistance wrote (names are
  * the card's: the file keeps numbers only); null for a model without familiarity outputs.
  */

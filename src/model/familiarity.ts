@@ -144,6 +144,31 @@ export function componentDistances(
   return out;
 }
 
+/** The three parts of `cell_distance` for one row, the block heads' and nearest cells' over their lab's threshold. */
+export interface CellDistanceParts {
+  mahalanobis: number;
+  /** Over the row's lab's threshold (1 = on the line); absent without the check. */
+  disagreement?: number;
+  neighbours?: number;
+}
+
+export function cellDistanceParts(
+  refs: FamiliarityReferences,
+  features: Float32Array,
+  D: number,
+  row: number,
+): CellDistanceParts {
+  const { disagreement: h, neighbours: nb } = refs;
+  if (!h && !nb) return { mahalanobis: cellMahalanobis(refs, features, D, row) };
+  // The row's lab, found once for the lab-specific class centres and the per-lab thresholds alike.
+  const lab = nearestComponent(refs.image, features, D, row);
+  return {
+    mahalanobis: cellMahalanobis(refs, features, D, row, lab),
+    ...(h && { disagreement: disagreementOf(h, features, D, row) / h.thresholds[lab] }),
+    ...(nb && { neighbours: neighbourDistance(nb, features, D, row) / nb.thresholds[lab] }),
+  };
+}
+
 /**
  * The model file's `cell_distance` for one row: the Mahalanobis distance to the nearest class or, where one
  * is higher, the block heads' disagreement or the nearest cells' distance over the threshold of the lab the
@@ -156,13 +181,10 @@ export function cellDistance(
   D: number,
   row: number,
 ): number {
-  const { disagreement: h, neighbours: nb } = refs;
-  if (!h && !nb) return cellMahalanobis(refs, features, D, row);
-  // The row's lab, found once for the lab-specific class centres and the per-lab thresholds alike.
-  const lab = nearestComponent(refs.image, features, D, row);
-  let out = cellMahalanobis(refs, features, D, row, lab);
-  if (h) out = Math.max(out, (disagreementOf(h, features, D, row) / h.thresholds[lab]) * h.cellScale);
-  if (nb) out = Math.max(out, (neighbourDistance(nb, features, D, row) / nb.thresholds[lab]) * nb.cellScale);
+  const p = cellDistanceParts(refs, features, D, row);
+  let out = p.mahalanobis;
+  if (p.disagreement !== undefined) out = Math.max(out, p.disagreement * refs.disagreement!.cellScale);
+  if (p.neighbours !== undefined) out = Math.max(out, p.neighbours * refs.neighbours!.cellScale);
   return out;
 }
 

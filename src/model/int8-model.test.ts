@@ -39,16 +39,22 @@ describe('the shipped int8 model (models/model.int8.onnx)', () => {
     async () => {
       const [f, q] = [await Classifier.load(DEFAULT_MODEL_PATH), await Classifier.load(INT8)];
       try {
-        const files = f.classes.flatMap((c) => pbcFiles(c, 2, 40));
+        const files = f.classes.flatMap((c) => pbcFiles(c, 5, 40));
         let same = 0;
+        const cellGaps: number[] = [];
         for (const file of files) {
           const [a, b] = [await analyzeImage(f, file), await analyzeImage(q, file)];
           if (a.label === b.label) same++;
+          cellGaps.push(Math.abs(a.distance!.cell - b.distance!.cell));
           expect(Math.abs(a.confidence - b.confidence)).toBeLessThan(0.25);
           expect(Math.abs(a.distance!.cell - b.distance!.cell)).toBeLessThan(0.6);
           expect(Math.abs(a.distance!.image - b.distance!.image)).toBeLessThan(0.6);
         }
         expect(same).toBeGreaterThanOrEqual(files.length - 1);
+        // Each part of the cell check is put back on the float scale apart (training/int8.ts): with one
+        // ratio for all three, the block heads' and nearest cells' values came out a tenth or more too low.
+        cellGaps.sort((x, y) => x - y);
+        expect(cellGaps[cellGaps.length >> 1]).toBeLessThan(0.08);
       } finally {
         await Promise.all([f.close(), q.close()]);
       }

@@ -14,7 +14,13 @@ import { calibrateRanges, DEFAULT_PERCENTILE, type CalibrationMethod } from '../
 import { planQuantization, quantizeModel, type ActivationType } from '../model/onnx/quantize.js';
 import { OnnxSession, type FloatTensor } from '../model/onnx/runtime.js';
 import { OUTPUTS } from '../model/classifier-graph.js';
-import { halveNeighbours, shiftFamiliarityMeans } from '../model/familiarity-graph.js';
+import {
+  halveNeighbours,
+  readFamiliarity,
+  setCellScales,
+  shiftFamiliarityMeans,
+} from '../model/familiarity-graph.js';
+import { cellDistanceParts, type CellDistanceParts } from '../model/familiarity.js';
 import type { ModelCard, QuantizationRecord } from '../model/types.js';
 import { IMAGE_EXTENSIONS } from './dataset.js';
 import { writeAtomic } from './files.js';
@@ -118,9 +124,11 @@ function quantileOf(values: Float32Array, q: number): number {
  * The familiarity checks of an int8 copy, brought back to the float model's scale. Rounding moves the pooled
  * features a little, mostly alike on every image, but the distances standardise each feature by its spread
  * over the training images, which for many features is smaller than that move: first the references' means
- * move by the mean int8 − float feature difference on the calibration images; then each threshold scales by
- * how the remaining noise stretches the distances there (the ratio of int8 to float distances at the
- * threshold's own quantile).
+ * move by the mean int8 − float feature difference on the calibration images; then each check's threshold
+ * scales by how the remaining noise stretches its values there (the ratio of int8 to float values at the
+ * check's own quantile). The parts of the cell check stretch differently (the Mahalanobis distance over
+ * thousands of standardised features far more than the block heads' disagreement or the nearest cells'
+ * cosine), so each is scaled on its own: one ratio for the combined distance loosened the other two.
  */
 async function adaptFamiliarity(
   float: Uint8Array,
@@ -129,8 +137,7 @@ async function adaptFamiliarity(
   batches: () => Iterable<FloatTensor>,
 ): Promise<{ bytes: Uint8Array; familiarity: NonNullable<ModelCard['familiarity']> }> {
   const f = card.familiarity!;
-  const distances = [OUTPUTS.features, OUTPUTS.cellDistance, OUTPUTS.imageDistance];
-  const a = await outputsOver(float, distances, batches);
+  const a = await outputsOver(float, [OUTPUTS.features, OUTPUTS.imageDistance], batches);
   const b = await outputsOver(int8, [OUTPUTS.features], batches);
   const d = a[OUTPUTS.features].width;
   const shift = new Float64Array(d);
@@ -139,21 +146,50 @@ async function adaptFamiliarity(
   for (let i = 0; i < fa.length; i++) shift[i % d] += fb[i] - fa[i];
   const rows = fa.length / d;
   // The stored cells at half precision keep the int8 file small; the thresholds below are measured on it.
-  const bytes = halveNeighbours(
+  const shifted = halveNeighbours(
     shiftFamiliarityMeans(
       int8,
       Float32Array.from(shift, (v) => v / rows),
     ),
   );
-  const c = await outputsOver(bytes, [OUTPUTS.cellDistance, OUTPUTS.imageDistance], batches);
-  const scaled = (name: string, ref: { threshold: number; quantile: number }) =>
-    ref.threshold * (quantileOf(c[name].data, ref.quantile) / quantileOf(a[name].data, ref.quantile));
+  const names = { cell: f.cell.components, image: f.image.components };
+  const parts = (model: Uint8Array, features: Float32Array) => {
+    const refs = readFamiliarity(model, names);
+    if (!refs) throw new ModelError('The model has no familiarity references.', 'bad_model');
+    return { refs, rows: Array.from({ length: rows }, (_, r) => cellDistanceParts(refs, features, d, r)) };
+  };
+  const pf = parts(float, fa);
+  const pi = parts(shifted, fb);
+  const ratio = (key: keyof CellDistanceParts, q: number) => {
+    const of = (p: typeof pf) =>
+      quantileOf(
+        Float32Array.from(p.rows, (r) => r[key] ?? 0),
+        q,
+      );
+    return of(pi) / of(pf);
+  };
+  const cellRatio = ratio('mahalanobis', f.cell.quantile);
+  // A part flags where its value over its lab's threshold, times cellScale, passes the cell threshold: the
+  // new scale keeps that line where the part's own int8 values put the float one.
+  const scaleOf = (key: 'disagreement' | 'neighbours', q: number | undefined) => {
+    const ref = pf.refs[key];
+    return ref && q !== undefined ? (ref.cellScale * cellRatio) / ratio(key, q) : undefined;
+  };
+  const bytes = setCellScales(shifted, {
+    disagreement: scaleOf('disagreement', f.disagreement?.quantile),
+    neighbours: scaleOf('neighbours', f.neighbours?.quantile),
+  });
+  const c = await outputsOver(bytes, [OUTPUTS.imageDistance], batches);
+  const image =
+    f.image.threshold *
+    (quantileOf(c[OUTPUTS.imageDistance].data, f.image.quantile) /
+      quantileOf(a[OUTPUTS.imageDistance].data, f.image.quantile));
   return {
     bytes,
     familiarity: {
       ...f,
-      cell: { ...f.cell, threshold: scaled(OUTPUTS.cellDistance, f.cell) },
-      image: { ...f.image, threshold: scaled(OUTPUTS.imageDistance, f.image) },
+      cell: { ...f.cell, threshold: f.cell.threshold * cellRatio },
+      image: { ...f.image, threshold: image },
     },
   };
 }
@@ -239,7 +275,8 @@ export async function exportInt8(o: ExportInt8Options): Promise<ExportInt8Result
       ? {
           familiarity:
             "the references' feature means moved by the mean int8 − float feature difference on the " +
-            'calibration images; thresholds scaled by the int8 / float distance ratio at their quantile there',
+            'calibration images; each check\u2019s threshold (each part of the cell check apart) scaled by ' +
+            'the int8 / float ratio of its values at its quantile there',
           floatThresholds: { cell: card.familiarity.cell.threshold, image: card.familiarity.image.threshold },
         }
       : {}),

@@ -135,7 +135,9 @@ try {
   }
   if (job.state !== 'succeeded' || !job.result) throw new Error(`adaptation failed: ${job.error}`);
   // Written out under DATA_DIR/models/<sha256>/ as activating it would.
-  candidatePath = await app.modelRegistry!.materialize(job.result.candidateVersion);
+  const candidate = await app.modelRegistry!.materialize(job.result.candidateVersion);
+  if (!candidate) throw new Error(`model version ${job.result.candidateVersion} is not stored`);
+  candidatePath = candidate.modelPath;
 } finally {
   await app.close();
   await vision.close();

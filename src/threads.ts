@@ -63,6 +63,21 @@ export function runJobThread<Progress extends object, Result>(
   });
 }
 
+/**
+ * The worker's side of runJobThread: posts the job's outcome to `port` once `job` settles, `{ result }` or
+ * `{ error, code }` (code: a HematoError's, else none and the parent uses its failCode).
+ */
+export function postJobOutcome<Result>(port: MessagePort, job: Promise<Result>): void {
+  job.then(
+    (result) => port.postMessage({ result }),
+    (err: unknown) =>
+      port.postMessage({
+        error: err instanceof Error ? err.message : String(err),
+        code: err instanceof HematoError ? err.code : undefined,
+      }),
+  );
+}
+
 /** A worker's answer to one call: its result, or why it failed (`code` for the error to rethrow). */
 export type WorkerReply<T> = { id: number; result: T } | { id: number; error: string; code?: string };
 

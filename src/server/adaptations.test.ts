@@ -2,84 +2,53 @@
  * Learning from reviewed cells and model versions, end to end through the API on the bundled model: refuse
  * too few reviews, run the job off the request, compare, activate (new cases carry the new sha256), roll back.
  */
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_MODEL_PATH } from '../model/classifier.js';
-import { pipeline } from '../pipeline.js';
-import { seedReviewedCells, teachingCells, type Send } from '../testing/reviewed.js';
-import { multipart } from '../testing/server.js';
-import { hasShared, skipNote, TFLITE } from '../testing/shared.js';
-import { buildApp } from './app.js';
 import type { JobJsonShape } from '../api/models.js';
+import { API, newCaseSha, startBundledApp, waitForJob, type BundledApp } from '../testing/bundled-app.js';
+import { seedReviewedCells, teachingCells } from '../testing/reviewed.js';
+import { hasShared, skipNote, TFLITE } from '../testing/shared.js';
 import type { AdaptationResult } from './models/adaptation.js';
-import { SwappableVision } from './models/swappable.js';
-
-const API = '/api/v1';
 
 /** A job as the API returns it, with an adaptation's result (the server's own types). */
 type Job = Omit<JobJsonShape, 'result'> & { result: AdaptationResult | null };
 
 describe('adaptations and model versions (bundled model, SQLite)', () => {
-  let app: FastifyInstance;
-  let vision: SwappableVision;
-  const dataDir = mkdtempSync(join(tmpdir(), 'hv-adapt-'));
-  const send: Send = (req) => app.inject(req);
+  let b: BundledApp;
 
   beforeAll(async () => {
-    const load = (model: string) => pipeline({ model, worker: true });
-    vision = new SwappableVision(await load(DEFAULT_MODEL_PATH));
-    app = await buildApp({
-      auth: 'off',
-      vision,
-      dataDir,
-      webDir: join(dataDir, 'no-web'),
-      rateLimits: false,
-      models: { path: DEFAULT_MODEL_PATH, load },
-    });
+    b = await startBundledApp();
   }, 60_000);
-  afterAll(async () => {
-    await app?.close();
-    await vision?.close();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
+  afterAll(() => b?.close());
 
   const models = async () =>
-    (await app.inject(`${API}/admin/models`)).json() as {
+    (await b.app.inject(`${API}/admin/models`)).json() as {
       active: number;
       versions: { version: number; sha256: string; source: string; active: boolean }[];
       activations: { version: number }[];
     };
-  const predictOne = async () => {
-    const [cell] = teachingCells(1);
-    const res = await app.inject({
-      method: 'POST',
-      url: `${API}/predict`,
-      ...(await multipart([{ name: 'one.jpg', bytes: cell.bytes }])),
-    });
-    return (res.json() as { cases: { model: { sha256: string } }[] }).cases[0].model.sha256;
-  };
+  const predictOne = () => newCaseSha(b.send);
 
   it('starts with the bundled model as version 1, active, and refuses to adapt without reviews', async () => {
     const list = await models();
     expect(list.active).toBe(1);
     expect(list.versions).toEqual([expect.objectContaining({ version: 1, source: 'bundled', active: true })]);
-    expect(list.versions[0].sha256).toBe(vision.card.modelSha256);
-    expect(existsSync(join(dataDir, 'models'))).toBe(false); // written out only when loaded from the store
-    const res = await app.inject({ method: 'POST', url: `${API}/adaptations`, payload: {} });
+    expect(list.versions[0].sha256).toBe(b.vision.card.modelSha256);
+    expect(existsSync(join(b.dataDir, 'models'))).toBe(false); // written out only when loaded from the store
+    const res = await b.app.inject({ method: 'POST', url: `${API}/adaptations`, payload: {} });
     expect(res.statusCode).toBe(400);
     expect(res.json()).toMatchObject({ error: 'too_few_reviewed_cells' });
     expect(res.json().message).toMatch(/each class needs at least 10; eosinophil has 0/);
     // Every new case records the model file that made it.
-    expect(await predictOne()).toBe(vision.card.modelSha256);
+    expect(await predictOne()).toBe(b.vision.card.modelSha256);
   });
 
   it('trains a candidate on reviewed cells, shows it beside the active model, activates it, rolls back', async () => {
-    const seeded = await seedReviewedCells(send, teachingCells(15));
-    expect(seeded.reviewed).toBeGreaterThan(80);
-    const started = await app.inject({
+    // 10 teaching images of each class, each with its one cell reviewed: twice the fewest the job is given.
+    const seeded = await seedReviewedCells(b.send, teachingCells(10));
+    expect(seeded.reviewed).toBeGreaterThan(60);
+    const started = await b.app.inject({
       method: 'POST',
       url: `${API}/adaptations`,
       payload: { minCellsPerClass: 5, holdOutFraction: 0.3 },
@@ -88,20 +57,23 @@ describe('adaptations and model versions (bundled model, SQLite)', () => {
     const job = started.json() as Job;
     expect(job.state).toBe('queued');
 
-    // Predictions go on while it runs (the heavy part is in a worker thread).
+    // Predictions go on while it runs (the heavy part is in a worker thread): a few are enough to show it,
+    // and each one takes CPU from the job.
     const seen = new Set<string>();
-    let done: Job = job;
-    const end = Date.now() + 180_000;
-    while (Date.now() < end) {
-      done = (await app.inject(`${API}/adaptations/${job.id}`)).json() as Job;
-      seen.add(done.state);
-      if (done.state === 'succeeded' || done.state === 'failed') break;
-      expect(await predictOne()).toBe(vision.card.modelSha256);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    let predictedWhileRunning = 0;
+    const done = await waitForJob<Job>(b.send, `${API}/adaptations/${job.id}`, {
+      timeoutMs: 180_000,
+      onPoll: async (j) => {
+        seen.add(j.state);
+        if (j.state !== 'running' || predictedWhileRunning >= 3) return;
+        expect(await predictOne()).toBe(b.vision.card.modelSha256);
+        predictedWhileRunning++;
+      },
+    });
     expect(done.error).toBeNull();
     expect(done.state).toBe('succeeded');
     expect(seen.has('running')).toBe(true);
+    expect(predictedWhileRunning).toBeGreaterThan(0);
     const result = done.result as NonNullable<Job['result']>;
     expect(result).toMatchObject({ baseVersion: 1, candidateVersion: 2 });
     expect(result.comparison.heldOut).toBe(Object.values(result.counts.heldOut).reduce((a, b) => a + b, 0));
@@ -127,19 +99,19 @@ describe('adaptations and model versions (bundled model, SQLite)', () => {
     ]);
     expect(await predictOne()).toBe(result.baseSha256);
 
-    const activated = await app.inject({ method: 'POST', url: `${API}/admin/models/2/activate` });
+    const activated = await b.app.inject({ method: 'POST', url: `${API}/admin/models/2/activate` });
     expect(activated.statusCode).toBe(200);
     expect(await predictOne()).toBe(result.candidateSha256); // swapped without a restart
     list = await models();
     expect(list.active).toBe(2);
-    expect(readdirSync(join(dataDir, 'models'))).toContain(result.candidateSha256);
+    expect(readdirSync(join(b.dataDir, 'models'))).toContain(result.candidateSha256);
     if (process.env.HV_PRINT_ADAPTATION) console.log(JSON.stringify(result, null, 1));
 
-    const back = await app.inject({ method: 'POST', url: `${API}/admin/models/rollback` });
+    const back = await b.app.inject({ method: 'POST', url: `${API}/admin/models/rollback` });
     expect(back.statusCode).toBe(200);
     expect(await predictOne()).toBe(result.baseSha256);
     expect((await models()).activations.map((a) => a.version)).toEqual([1, 2, 1]);
-    expect((await app.inject({ method: 'POST', url: `${API}/admin/models/9/activate` })).statusCode).toBe(
+    expect((await b.app.inject({ method: 'POST', url: `${API}/admin/models/9/activate` })).statusCode).toBe(
       404,
     );
   }, 300_000);
@@ -148,52 +120,30 @@ describe('adaptations and model versions (bundled model, SQLite)', () => {
 if (!hasShared) skipNote('adaptation by fine-tuning', TFLITE);
 
 describe.skipIf(!hasShared)('an adaptation that fine-tunes (every class has enough reviewed cells)', () => {
-  let app: FastifyInstance;
-  let vision: SwappableVision;
-  const dataDir = mkdtempSync(join(tmpdir(), 'hv-adapt-ft-'));
+  let b: BundledApp;
 
   beforeAll(async () => {
-    const load = (model: string) => pipeline({ model, worker: true });
-    vision = new SwappableVision(await load(DEFAULT_MODEL_PATH));
-    app = await buildApp({
-      auth: 'off',
-      vision,
-      dataDir,
-      webDir: join(dataDir, 'no-web'),
-      rateLimits: false,
-      models: {
-        path: DEFAULT_MODEL_PATH,
-        load,
-        // The threshold lowered to the cells reviewed here, and a short run (one epoch of the top blocks).
-        fineTune: {
-          tflite: TFLITE,
-          minCellsPerClass: 5,
-          overrides: { epochs: 1, trainFromBlock: 16, batchSize: 8, lr: 1e-4, headLr: 1e-3 },
-        },
+    b = await startBundledApp({
+      // The threshold lowered to the cells reviewed here, and a short run (one epoch of the top blocks).
+      fineTune: {
+        tflite: TFLITE,
+        minCellsPerClass: 5,
+        overrides: { epochs: 1, trainFromBlock: 16, batchSize: 8, lr: 1e-4, headLr: 1e-3 },
       },
     });
   }, 60_000);
-  afterAll(async () => {
-    await app?.close();
-    await vision?.close();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
+  afterAll(() => b?.close());
 
   it('fine-tunes a candidate from the active model, says so, and leaves the active model serving', async () => {
-    await seedReviewedCells((req) => app.inject(req), teachingCells(5));
-    const started = await app.inject({
+    await seedReviewedCells(b.send, teachingCells(5));
+    const started = await b.app.inject({
       method: 'POST',
       url: `${API}/adaptations`,
       payload: { minCellsPerClass: 5, holdOutFraction: 0.3 },
     });
     expect(started.statusCode).toBe(202);
     const id = (started.json() as Job).id;
-    let done = started.json() as Job;
-    const end = Date.now() + 120_000;
-    while (Date.now() < end && done.state !== 'succeeded' && done.state !== 'failed') {
-      await new Promise((r) => setTimeout(r, 200));
-      done = (await app.inject(`${API}/adaptations/${id}`)).json() as Job;
-    }
+    const done = await waitForJob<Job>(b.send, `${API}/adaptations/${id}`, { timeoutMs: 120_000 });
     expect(done.error).toBeNull();
     expect(done.state).toBe('succeeded');
     const result = done.result!;
@@ -205,7 +155,7 @@ describe.skipIf(!hasShared)('an adaptation that fine-tunes (every class has enou
     });
     expect(result.comparison.heldOut).toBe(Object.values(result.counts.heldOut).reduce((a, b) => a + b, 0));
     expect(Object.values(result.counts.calibration!).every((n) => n >= 1)).toBe(true);
-    const list = (await app.inject(`${API}/admin/models`)).json() as {
+    const list = (await b.app.inject(`${API}/admin/models`)).json() as {
       active: number;
       versions: {
         version: number;
@@ -221,8 +171,8 @@ describe.skipIf(!hasShared)('an adaptation that fine-tunes (every class has enou
     expect(list.versions[1].card.reviewedCells.note).toContain(
       'it has no familiarity checks (fitting them needs at least 20 calibration cells, it had 8)',
     );
-    expect(result.baseSha256).toBe(vision.card.modelSha256);
+    expect(result.baseSha256).toBe(b.vision.card.modelSha256);
     // The job's working folder is gone.
-    expect(readdirSync(join(dataDir, 'tmp')).filter((f) => f.startsWith('adaptation-'))).toEqual([]);
+    expect(readdirSync(join(b.dataDir, 'tmp')).filter((f) => f.startsWith('adaptation-'))).toEqual([]);
   }, 180_000);
 });

@@ -3,62 +3,30 @@
  * images (deleted cases do not count), run the job off the request and off the event loop, store the aligned
  * model as a new version that is not active.
  */
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobJsonShape } from '../api/models.js';
-import { DEFAULT_MODEL_PATH } from '../model/classifier.js';
-import { pipeline } from '../pipeline.js';
-import { teachingCells, type TeachingCell } from '../testing/reviewed.js';
-import { multipart } from '../testing/server.js';
-import { buildApp } from './app.js';
+import { API, startBundledApp, waitForJob, type BundledApp } from '../testing/bundled-app.js';
+import { teachingCells, uploadCells, type TeachingCell } from '../testing/reviewed.js';
 import type { AlignmentResult } from './models/alignment.js';
-import { SwappableVision } from './models/swappable.js';
-
-const API = '/api/v1';
 
 type Job = Omit<JobJsonShape, 'result'> & { result: AlignmentResult | null };
 
 describe('alignment to the stored images (bundled model, SQLite)', () => {
-  let app: FastifyInstance;
-  let vision: SwappableVision;
-  const dataDir = mkdtempSync(join(tmpdir(), 'hv-align-'));
+  let b: BundledApp;
   // 7 teaching images of each of the 8 classes: 56 distinct stored images.
   const cells = teachingCells(7);
 
   beforeAll(async () => {
-    const load = (model: string) => pipeline({ model, worker: true });
-    vision = new SwappableVision(await load(DEFAULT_MODEL_PATH));
-    app = await buildApp({
-      auth: 'off',
-      vision,
-      dataDir,
-      webDir: join(dataDir, 'no-web'),
-      rateLimits: false,
-      models: { path: DEFAULT_MODEL_PATH, load },
-    });
+    b = await startBundledApp();
   }, 60_000);
-  afterAll(async () => {
-    await app?.close();
-    await vision?.close();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
+  afterAll(() => b?.close());
 
-  const upload = async (part: TeachingCell[]): Promise<string[]> => {
-    const ids: string[] = [];
-    for (let i = 0; i < part.length; i += 20) {
-      const files = part.slice(i, i + 20).map((c) => ({ name: c.file.split('/').pop()!, bytes: c.bytes }));
-      const res = await app.inject({ method: 'POST', url: `${API}/predict`, ...(await multipart(files)) });
-      expect(res.statusCode).toBe(200);
-      ids.push(...(res.json() as { cases: { id: string }[] }).cases.map((c) => c.id));
-    }
-    return ids;
-  };
+  const upload = async (part: TeachingCell[]) => (await uploadCells(b.send, part)).map((c) => c.id);
   const models = async () =>
-    (await app.inject(`${API}/admin/models`)).json() as {
+    (await b.app.inject(`${API}/admin/models`)).json() as {
       active: number;
       versions: {
         version: number;
@@ -68,31 +36,31 @@ describe('alignment to the stored images (bundled model, SQLite)', () => {
         card: { adaptation?: { images: number; parent: { modelSha256: string } } };
       }[];
     };
-  const alignments = async () => (await app.inject(`${API}/alignments`)).json() as { jobs: Job[] };
+  const alignments = async () => (await b.app.inject(`${API}/alignments`)).json() as { jobs: Job[] };
 
   it('refuses with fewer than 50 stored images, counting no deleted case, and starts nothing', async () => {
     expect(cells.length).toBe(56);
     const ids = await upload(cells.slice(0, 51));
     for (const id of ids.slice(0, 2)) {
-      const del = await app.inject({
+      const del = await b.app.inject({
         method: 'DELETE',
         url: `${API}/cases/${id}`,
         payload: { reason: 'test' },
       });
       expect(del.statusCode).toBe(204);
     }
-    const res = await app.inject({ method: 'POST', url: `${API}/alignments`, payload: {} });
+    const res = await b.app.inject({ method: 'POST', url: `${API}/alignments`, payload: {} });
     expect(res.statusCode).toBe(409);
     expect(res.json()).toMatchObject({ error: 'too_few_images' });
     expect(res.json().message).toBe('Aligning needs at least 50 stored images of this lab; there are 49.');
     expect((await alignments()).jobs).toEqual([]);
-    const bad = await app.inject({ method: 'POST', url: `${API}/alignments`, payload: { images: 10 } });
+    const bad = await b.app.inject({ method: 'POST', url: `${API}/alignments`, payload: { images: 10 } });
     expect(bad.statusCode).toBe(400);
   }, 60_000);
 
   it('aligns the active model on the stored images into a new version that is not active', async () => {
     await upload(cells.slice(51));
-    const started = await app.inject({ method: 'POST', url: `${API}/alignments`, payload: { images: 60 } });
+    const started = await b.app.inject({ method: 'POST', url: `${API}/alignments`, payload: { images: 60 } });
     expect(started.statusCode).toBe(202);
     const job = started.json() as Job;
     expect(job).toMatchObject({ kind: 'alignment', state: 'queued', result: null });
@@ -100,21 +68,24 @@ describe('alignment to the stored images (bundled model, SQLite)', () => {
     // The server's event loop stays free while it runs (a worker thread): in this thread it paused up to 2.7 s.
     const loop = monitorEventLoopDelay({ resolution: 10 });
     loop.enable();
-    let done: Job = job;
     const seen = new Set<string>();
-    const end = Date.now() + 150_000;
-    while (Date.now() < end && done.state !== 'succeeded' && done.state !== 'failed') {
-      await new Promise((r) => setTimeout(r, 200));
-      done = (await app.inject(`${API}/alignments/${job.id}`)).json() as Job;
-      if (done.stage) seen.add(done.stage);
-    }
+    const done = await waitForJob<Job>(b.send, `${API}/alignments/${job.id}`, {
+      timeoutMs: 150_000,
+      onPoll: (j) => {
+        if (j.stage) seen.add(j.stage);
+      },
+    });
     loop.disable();
     expect(done.error).toBeNull();
     expect(done.state).toBe('succeeded');
     expect(seen.size).toBeGreaterThan(0);
     expect(loop.max / 1e6).toBeLessThan(1500);
     const result = done.result!;
-    expect(result).toMatchObject({ baseVersion: 1, baseSha256: vision.card.modelSha256, alignedVersion: 2 });
+    expect(result).toMatchObject({
+      baseVersion: 1,
+      baseSha256: b.vision.card.modelSha256,
+      alignedVersion: 2,
+    });
     // 54 distinct images not deleted; those where no white cell is found are skipped.
     expect(result.images + result.skipped).toBe(54);
     expect(result.images).toBeGreaterThanOrEqual(50);
@@ -127,15 +98,15 @@ describe('alignment to the stored images (bundled model, SQLite)', () => {
       [2, 'alignment', false],
     ]);
     expect(list.versions[1].sha256).toBe(result.alignedSha256);
-    expect(list.versions[1].sha256).not.toBe(vision.card.modelSha256);
+    expect(list.versions[1].sha256).not.toBe(b.vision.card.modelSha256);
     expect(list.versions[1].card.adaptation).toMatchObject({
       images: result.images,
-      parent: { modelSha256: vision.card.modelSha256 },
+      parent: { modelSha256: b.vision.card.modelSha256 },
     });
-    expect(vision.card.modelSha256).toBe(list.versions[0].sha256); // still serving the bundled model
+    expect(b.vision.card.modelSha256).toBe(list.versions[0].sha256); // still serving the bundled model
     expect((await alignments()).jobs.map((j) => j.id)).toEqual([job.id]);
-    expect((await app.inject(`${API}/alignments/nope`)).statusCode).toBe(404);
+    expect((await b.app.inject(`${API}/alignments/nope`)).statusCode).toBe(404);
     // The job's working folder is gone.
-    expect(readdirSync(join(dataDir, 'tmp')).filter((f) => f.startsWith('alignment-'))).toEqual([]);
+    expect(readdirSync(join(b.dataDir, 'tmp')).filter((f) => f.startsWith('alignment-'))).toEqual([]);
   }, 200_000);
 });

@@ -37,6 +37,24 @@ export type Send = (req: {
   headers?: Record<string, string>;
 }) => Promise<{ statusCode: number; json: () => unknown }>;
 
+/** Predicts the cells through the API in batches of `batch` images; returns the cases, in the cells' order. */
+export async function uploadCells(
+  send: Send,
+  cells: TeachingCell[],
+  batch = 20,
+): Promise<{ id: string; cells: unknown[] }[]> {
+  const cases: { id: string; cells: unknown[] }[] = [];
+  for (let i = 0; i < cells.length; i += batch) {
+    const body = await multipart(
+      cells.slice(i, i + batch).map((c) => ({ name: c.file.split('/').pop() as string, bytes: c.bytes })),
+    );
+    const res = await send({ method: 'POST', url: '/api/v1/predict', ...body });
+    if (res.statusCode !== 200) throw new Error(`predict answered ${res.statusCode}`);
+    cases.push(...(res.json() as { cases: { id: string; cells: unknown[] }[] }).cases);
+  }
+  return cases;
+}
+
 /**
  * Predicts the cells in batches and reviews the one cell of every image where exactly one was found; returns
  * the case ids and how many cells were reviewed.
@@ -46,28 +64,18 @@ export async function seedReviewedCells(
   cells: TeachingCell[],
   batch = 20,
 ): Promise<{ caseIds: string[]; reviewed: number }> {
-  const caseIds: string[] = [];
+  const cases = await uploadCells(send, cells, batch);
   let reviewed = 0;
-  for (let i = 0; i < cells.length; i += batch) {
-    const part = cells.slice(i, i + batch);
-    const body = await multipart(
-      part.map((c) => ({ name: c.file.split('/').pop() as string, bytes: c.bytes })),
-    );
-    const res = await send({ method: 'POST', url: '/api/v1/predict', ...body });
-    if (res.statusCode !== 200) throw new Error(`predict answered ${res.statusCode}`);
-    const cases = (res.json() as { cases: { id: string; cells: unknown[] }[] }).cases;
-    for (const [j, c] of cases.entries()) {
-      caseIds.push(c.id);
-      if (c.cells.length !== 1) continue;
-      const r = await send({
-        method: 'POST',
-        url: `/api/v1/cases/${c.id}/cells/0/review`,
-        payload: JSON.stringify({ reviewLabel: part[j].label, reviewer: 'Dr Test' }),
-        headers: { 'content-type': 'application/json' },
-      });
-      if (r.statusCode !== 200) throw new Error(`review answered ${r.statusCode}`);
-      reviewed++;
-    }
+  for (const [j, c] of cases.entries()) {
+    if (c.cells.length !== 1) continue;
+    const r = await send({
+      method: 'POST',
+      url: `/api/v1/cases/${c.id}/cells/0/review`,
+      payload: JSON.stringify({ reviewLabel: cells[j].label, reviewer: 'Dr Test' }),
+      headers: { 'content-type': 'application/json' },
+    });
+    if (r.statusCode !== 200) throw new Error(`review answered ${r.statusCode}`);
+    reviewed++;
   }
-  return { caseIds, reviewed };
+  return { caseIds: cases.map((c) => c.id), reviewed };
 }

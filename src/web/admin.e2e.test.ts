@@ -4,92 +4,37 @@
  * an adaptation, follow its progress, read the candidate beside the active model, activate it, roll back.
  * New cases carry the active model's sha256 (API). Screenshots go to test-results/screenshots/admin-*.png.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
-import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_MODEL_PATH } from '../model/classifier.js';
-import { pipeline } from '../pipeline.js';
-import { buildApp } from '../server/app.js';
-import { SwappableVision } from '../server/models/swappable.js';
-import { builtWeb, CHROMIUM, haveChromium, openBrowser, SHOT_DIR } from '../testing/browser.js';
-import { seedReviewedCells, teachingCells, type Send } from '../testing/reviewed.js';
-import { multipart } from '../testing/server.js';
-
-const API = '/api/v1';
-const haveModel = existsSync(DEFAULT_MODEL_PATH);
-if (!haveChromium) {
-  console.warn(`[e2e admin] skipped: no Chromium at ${CHROMIUM} (Debian: apt-get install -y chromium).`);
-} else if (!haveModel) {
-  console.warn(
-    `[e2e admin] skipped: no bundled model at ${DEFAULT_MODEL_PATH} (train it: npm run train:default).`,
-  );
-}
+import { SHOT_DIR, type BrowserSession } from '../testing/browser.js';
+import { API, newCaseSha, startAdminPage, type BundledApp } from '../testing/bundled-app.js';
+import { seedReviewedCells, teachingCells } from '../testing/reviewed.js';
+import { canRunWebE2e } from '../testing/web-e2e.js';
 
 interface ModelList {
   active: number;
   versions: { version: number; sha256: string; source: string; active: boolean }[];
 }
 
-describe.skipIf(!haveChromium || !haveModel)('admin page end to end (Chromium, bundled model)', () => {
-  let tmp: string;
-  let vision: SwappableVision;
-  let app: FastifyInstance;
-  let browser: Browser;
-  let page: Page;
-  let base: string;
-  let errors: string[];
-  // The listening app serves only its own host: injected requests say they came to it.
-  const host = () => new URL(base).host;
-  const send: Send = (req) => app.inject({ ...req, headers: { ...req.headers, host: host() } });
-  const get = (url: string) => app.inject({ url, headers: { host: host() } });
+describe.skipIf(!canRunWebE2e())('admin page end to end (Chromium, bundled model)', () => {
+  let e: BundledApp & BrowserSession;
   const shot = (name: string) =>
-    page.screenshot({ path: path.join(SHOT_DIR, `admin-${name}.png`), fullPage: true });
+    e.page.screenshot({ path: path.join(SHOT_DIR, `admin-${name}.png`), fullPage: true });
 
-  const models = async () => (await get(`${API}/admin/models`)).json() as ModelList;
-  /** The sha256 a new case records: one teaching cell predicted through the API. */
-  const newCaseSha = async () => {
-    const [cell] = teachingCells(1);
-    const res = await send({
-      method: 'POST',
-      url: `${API}/predict`,
-      ...(await multipart([{ name: 'one.jpg', bytes: cell.bytes }])),
-    });
-    expect(res.statusCode).toBe(200);
-    return (res.json() as { cases: { model: { sha256: string } }[] }).cases[0].model.sha256;
-  };
+  const models = async () =>
+    (await e.send({ method: 'GET', url: `${API}/admin/models` })).json() as ModelList;
   /** Waits for the page (activating a version loads its model into a new worker: seconds, not the 1 s default). */
   const poll = <T>(f: () => Promise<T>) => expect.poll(f, { timeout: 60_000 });
-  const row = (version: number) => page.locator(`#model-versions tr[data-version="${version}"]`);
+  const row = (version: number) => e.page.locator(`#model-versions tr[data-version="${version}"]`);
 
   beforeAll(async () => {
-    tmp = mkdtempSync(path.join(tmpdir(), 'hv-e2e-admin-'));
-    const webDir = await builtWeb();
-    // As the server runs it: the network in a worker thread, swappable when a version is activated.
-    const load = (model: string) => pipeline({ model, worker: true });
-    vision = new SwappableVision(await load(DEFAULT_MODEL_PATH));
-    app = await buildApp({
-      auth: 'off',
-      vision,
-      dataDir: path.join(tmp, 'data'),
-      webDir,
-      rateLimits: false,
-      models: { path: DEFAULT_MODEL_PATH, load },
-    });
-    base = await app.listen({ port: 0, host: '127.0.0.1' });
-    ({ browser, page, errors } = await openBrowser());
+    e = await startAdminPage();
   }, 180_000);
-
-  afterAll(async () => {
-    await browser?.close();
-    await app?.close();
-    await vision?.close();
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
-  });
+  afterAll(() => e?.close());
 
   it('adapts on reviewed cells from the page, activates the candidate and rolls back', async () => {
+    const { page, base, send, errors } = e;
     // Too few reviews: the page says so instead of starting.
     await page.goto(`${base}/#/admin`);
     await row(1).waitFor();
@@ -101,9 +46,10 @@ describe.skipIf(!haveChromium || !haveModel)('admin page end to end (Chromium, b
     await poll(() => page.locator('#alert').textContent()).toMatch(/each class needs at least 10/);
     await shot('1-too-few-reviews');
 
-    // Reviewers' work, through the API: 10 teaching images of each class, each cell reviewed.
-    const seeded = await seedReviewedCells(send, teachingCells(10));
-    expect(seeded.reviewed).toBeGreaterThan(60);
+    // Reviewers' work, through the API: 5 teaching images of each class, each cell reviewed (the page's
+    // smallest setting below needs no more).
+    const seeded = await seedReviewedCells(send, teachingCells(5));
+    expect(seeded.reviewed).toBe(40);
     const bundledSha = (await models()).versions[0].sha256;
 
     // The admin starts it on the page with the smallest setting the seeded cells allow, and follows it.
@@ -151,7 +97,7 @@ describe.skipIf(!haveChromium || !haveModel)('admin page end to end (Chromium, b
     expect(await row(2).textContent()).toContain('adaptation');
     expect(await row(1).getAttribute('aria-current')).toBe('true');
     expect(await page.locator('#adaptation-jobs').textContent()).toContain('succeeded');
-    expect(await newCaseSha()).toBe(bundledSha);
+    expect(await newCaseSha(send)).toBe(bundledSha);
     // A candidate scoring lower than the active model is said so in words.
     const acc = async (col: number) =>
       parseFloat(
@@ -174,7 +120,7 @@ describe.skipIf(!haveChromium || !haveModel)('admin page end to end (Chromium, b
     const candidateSha = list.versions.find((v) => v.version === 2)?.sha256;
     expect(candidateSha).toMatch(/^[0-9a-f]{64}$/);
     expect(candidateSha).not.toBe(bundledSha);
-    expect(await newCaseSha()).toBe(candidateSha);
+    expect(await newCaseSha(send)).toBe(candidateSha);
     expect(await row(2).locator('code').getAttribute('title')).toBe(candidateSha);
     expect(await page.locator('#rollback').textContent()).toBe('Roll back to version 1');
     await shot('4-activated');
@@ -185,13 +131,13 @@ describe.skipIf(!haveChromium || !haveModel)('admin page end to end (Chromium, b
     expect(await row(2).getAttribute('aria-current')).toBeNull();
     await poll(() => page.locator('#status').textContent()).toContain('Rolled back.');
     expect((await models()).active).toBe(1);
-    expect(await newCaseSha()).toBe(bundledSha);
+    expect(await newCaseSha(send)).toBe(bundledSha);
     await poll(() => page.locator('#model-info').textContent()).not.toMatch(/reviewed/);
     expect(await page.locator('#activate-candidate').textContent()).toBe('Activate candidate 2');
     // An undo, not a toggle: nothing is left to roll back to (it no longer goes forward to version 2).
     await poll(() => page.locator('#rollback').textContent()).toBe('Nothing to roll back to');
     expect(await page.locator('#rollback').isDisabled()).toBe(true);
     await shot('5-rolled-back');
-    expect(errors.filter((e) => !/status of 400/.test(e))).toEqual([]);
+    expect(errors.filter((m) => !/status of 400/.test(m))).toEqual([]);
   }, 420_000);
 });

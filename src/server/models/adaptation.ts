@@ -85,9 +85,9 @@ export function registerAdaptations(
     expireSeconds: o.limitSeconds ?? 1800,
     handler: async (raw, ctx) => {
       const input = raw as AdaptationInput;
-      const base = await o.store.models.get(input.baseVersion);
-      if (!base) throw new Error(`Model version ${input.baseVersion} is gone.`);
-      const modelPath = await o.registry.materialize(input.baseVersion);
+      const materialized = await o.registry.materialize(input.baseVersion);
+      if (!materialized) throw new Error(`Model version ${input.baseVersion} is gone.`);
+      const { model: base, modelPath } = materialized;
       const card = base.card as ModelCard;
       await ctx.progress(0, 'Reading the reviewed cells');
       const cells = await reviewedCells(o.store, card);

@@ -97,9 +97,9 @@ export function registerAlignments(
     expireSeconds: o.limitSeconds ?? 1800,
     handler: async (raw, ctx) => {
       const input = raw as AlignmentInput;
-      const base = await o.store.models.get(input.baseVersion);
-      if (!base) throw new Error(`Model version ${input.baseVersion} is gone.`);
-      const modelPath = await o.registry.materialize(input.baseVersion);
+      const materialized = await o.registry.materialize(input.baseVersion);
+      if (!materialized) throw new Error(`Model version ${input.baseVersion} is gone.`);
+      const { model: base, modelPath } = materialized;
       provideStats(modelPath, base.card as ModelCard, o.registry.startupModelPath);
       const work = join(o.store.tmpDir, `alignment-${ctx.job.id}`);
       // A run of this job stopped midway (a replica's restart) may have left its files: start clean.

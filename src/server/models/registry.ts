@@ -101,15 +101,22 @@ export class ModelRegistry {
     return this.store.models.activations(ACTIVATION_LOG_MAX);
   }
 
-  /** Writes a stored version's files under DATA_DIR/models/<sha256>/ (once) and returns its model.onnx. */
-  async materialize(version: number): Promise<string> {
+  /**
+   * A stored version written out to be run: its row (card, sha256) and its model.onnx under
+   * DATA_DIR/models/<sha256>/; undefined when no such version is stored.
+   */
+  async materialize(version: number): Promise<{ model: ModelVersion; modelPath: string } | undefined> {
     const m = await this.store.models.get(version);
-    if (!m) throw new HematoError(`There is no model version ${version}.`, 'not_found', 404);
+    return m && { model: m, modelPath: await this.writeOut(m) };
+  }
+
+  /** Writes a stored version's files under DATA_DIR/models/<sha256>/ (once) and returns its model.onnx. */
+  private async writeOut(m: ModelVersion): Promise<string> {
     const folder = join(this.dir, m.sha256);
     const modelPath = join(folder, 'model.onnx');
     if (!existsSync(modelPath) || !existsSync(join(folder, 'model.json'))) {
-      const onnx = await this.store.models.readOnnx(version);
-      if (!onnx) throw new HematoError(`Model version ${version} has no bytes.`, 'not_found', 404);
+      const onnx = await this.store.models.readOnnx(m.version);
+      if (!onnx) throw new HematoError(`Model version ${m.version} has no bytes.`, 'not_found', 404);
       mkdirSync(folder, { recursive: true, mode: 0o750 });
       // Model first, card second: a card never stands beside a half-written model.
       writeAtomic(modelPath, onnx);
@@ -127,7 +134,7 @@ export class ModelRegistry {
     const m = await this.store.models.get(version);
     if (!m) throw new HematoError(`There is no model version ${version}.`, 'not_found', 404);
     this.checkClasses(m);
-    await this.load(version);
+    await this.load(m);
     await this.store.models.activate(version);
     return m;
   }
@@ -165,7 +172,7 @@ export class ModelRegistry {
     const m = await this.store.models.get(version);
     if (!m) return;
     this.checkClasses(m);
-    await this.load(version);
+    await this.load(m);
   }
 
   private checkClasses(m: ModelVersion): void {
@@ -180,10 +187,10 @@ export class ModelRegistry {
       );
   }
 
-  private async load(version: number): Promise<void> {
-    if (version === this.activeVersion) return;
-    const next = await this.source.load(await this.materialize(version));
-    this.activeVersion = version;
+  private async load(m: ModelVersion): Promise<void> {
+    if (m.version === this.activeVersion) return;
+    const next = await this.source.load(await this.writeOut(m));
+    this.activeVersion = m.version;
     await this.vision.swap(next);
   }
 

@@ -11,7 +11,8 @@ import type { ModelCard } from '../../model/types.js';
 import type { JobQueue } from '../jobs/index.js';
 import { ADAPTATION, checkAdaptable, type AdaptationInput } from '../models/adaptation.js';
 import type { ModelRegistry } from '../models/registry.js';
-import type { CaseStore, JobRow } from '../store/index.js';
+import type { CaseStore } from '../store/index.js';
+import { jobJson, jobReadRoutes } from './job-routes.js';
 
 export interface AdaptationRouteOptions {
   store: CaseStore;
@@ -20,14 +21,6 @@ export interface AdaptationRouteOptions {
 }
 
 const ErrorRef = Type.Ref('Error#');
-
-/** An adaptation job as the API shows it: its result is what the job stored (server/models/adaptation.ts). */
-export function jobJson(j: JobRow): AdaptationJobJson {
-  const { input: _input, owner: _owner, ...shown } = j;
-  void _input;
-  void _owner;
-  return { ...shown, result: shown.result as AdaptationJobJson['result'] };
-}
 
 export const adaptationRoutes: FastifyPluginAsyncTypebox<AdaptationRouteOptions> = async (app, o) => {
   app.post(
@@ -54,39 +47,19 @@ export const adaptationRoutes: FastifyPluginAsyncTypebox<AdaptationRouteOptions>
       };
       await checkAdaptable(o.store, base.card as ModelCard, input.minCellsPerClass);
       const job = await o.jobs.submit(ADAPTATION, input);
-      return reply.code(202).send(jobJson(job));
+      return reply.code(202).send(jobJson<AdaptationJobJson['result']>(job));
     },
   );
 
-  app.get(
-    '/adaptations',
-    {
-      schema: {
-        operationId: 'listAdaptations',
-        tags: ['admin'],
-        summary: 'Adaptation jobs, newest first',
-        response: { 200: Type.Object({ jobs: Type.Array(AdaptationJob) }) },
-      },
+  jobReadRoutes(app, o.store, {
+    kind: ADAPTATION,
+    path: 'adaptations',
+    schema: AdaptationJob,
+    what: 'adaptation',
+    list: { operationId: 'listAdaptations', summary: 'Adaptation jobs, newest first' },
+    get: {
+      operationId: 'getAdaptation',
+      summary: "An adaptation's state and progress; when done, its candidate beside the active model",
     },
-    async () => ({ jobs: (await o.store.jobs.list({ kind: ADAPTATION, limit: 50 })).map(jobJson) }),
-  );
-
-  app.get(
-    '/adaptations/:id',
-    {
-      schema: {
-        operationId: 'getAdaptation',
-        tags: ['admin'],
-        summary: "An adaptation's state and progress; when done, its candidate beside the active model",
-        params: Type.Object({ id: Type.String({ maxLength: 100 }) }),
-        response: { 200: AdaptationJob, 404: ErrorRef },
-      },
-    },
-    async (request) => {
-      const job = await o.store.jobs.get(request.params.id);
-      if (!job || job.kind !== ADAPTATION)
-        throw new HematoError(`No adaptation ${request.params.id}.`, 'not_found', 404);
-      return jobJson(job);
-    },
-  );
+  });
 };

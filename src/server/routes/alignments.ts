@@ -10,7 +10,8 @@ import { HematoError } from '../../errors.js';
 import type { JobQueue } from '../jobs/index.js';
 import { ALIGNMENT, checkAlignable, type AlignmentInput } from '../models/alignment.js';
 import type { ModelRegistry } from '../models/registry.js';
-import type { CaseStore, JobRow } from '../store/index.js';
+import type { CaseStore } from '../store/index.js';
+import { jobJson, jobReadRoutes } from './job-routes.js';
 
 export interface AlignmentRouteOptions {
   store: CaseStore;
@@ -19,14 +20,6 @@ export interface AlignmentRouteOptions {
 }
 
 const ErrorRef = Type.Ref('Error#');
-
-/** An alignment job as the API shows it: its result is what the job stored (server/models/alignment.ts). */
-function jobJson(j: JobRow): AlignmentJobJson {
-  const { input: _input, owner: _owner, ...shown } = j;
-  void _input;
-  void _owner;
-  return { ...shown, result: shown.result as AlignmentJobJson['result'] };
-}
 
 export const alignmentRoutes: FastifyPluginAsyncTypebox<AlignmentRouteOptions> = async (app, o) => {
   app.post(
@@ -48,39 +41,19 @@ export const alignmentRoutes: FastifyPluginAsyncTypebox<AlignmentRouteOptions> =
       await checkAlignable(o.store);
       const input: AlignmentInput = { baseVersion: base.version, images: request.body?.images ?? 500 };
       const job = await o.jobs.submit(ALIGNMENT, input);
-      return reply.code(202).send(jobJson(job));
+      return reply.code(202).send(jobJson<AlignmentJobJson['result']>(job));
     },
   );
 
-  app.get(
-    '/alignments',
-    {
-      schema: {
-        operationId: 'listAlignments',
-        tags: ['admin'],
-        summary: 'Alignment jobs, newest first',
-        response: { 200: Type.Object({ jobs: Type.Array(AlignmentJob) }) },
-      },
+  jobReadRoutes(app, o.store, {
+    kind: ALIGNMENT,
+    path: 'alignments',
+    schema: AlignmentJob,
+    what: 'alignment',
+    list: { operationId: 'listAlignments', summary: 'Alignment jobs, newest first' },
+    get: {
+      operationId: 'getAlignment',
+      summary: "An alignment's state and progress; when done, the aligned version it stored",
     },
-    async () => ({ jobs: (await o.store.jobs.list({ kind: ALIGNMENT, limit: 50 })).map(jobJson) }),
-  );
-
-  app.get(
-    '/alignments/:id',
-    {
-      schema: {
-        operationId: 'getAlignment',
-        tags: ['admin'],
-        summary: "An alignment's state and progress; when done, the aligned version it stored",
-        params: Type.Object({ id: Type.String({ maxLength: 100 }) }),
-        response: { 200: AlignmentJob, 404: ErrorRef },
-      },
-    },
-    async (request) => {
-      const job = await o.store.jobs.get(request.params.id);
-      if (!job || job.kind !== ALIGNMENT)
-        throw new HematoError(`No alignment ${request.params.id}.`, 'not_found', 404);
-      return jobJson(job);
-    },
-  );
+  });
 };

@@ -4,32 +4,31 @@
  * acknowledged is readable, image and all, from the survivor. And a report export held by a replica that died
  * is made by another.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import PgBoss from 'pg-boss';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freshDatabase, hasPostgres, notePostgresSkip } from '../testing/postgres.js';
-import { seedReviewedCells, teachingCells, type Send } from '../testing/reviewed.js';
-import { multipart } from '../testing/server.js';
-import { EXPORT_JOB_KINDS } from './exports.js';
-import { PostgresCaseStore } from './store/index.js';
-import { REPO_ROOT } from '../testing/shared.js';
+import { freshDatabase, hasPostgres, notePostgresSkip } from '../../testing/postgres.js';
+import { seedReviewedCells, teachingCells, type Send } from '../../testing/reviewed.js';
+import { killHard, startServerProcess, type ServerProcess } from '../../testing/server-process.js';
+import { multipart } from '../../testing/server.js';
+import { EXPORT_JOB_KINDS } from '../exports.js';
+import { PostgresCaseStore } from '../store/index.js';
 
 notePostgresSkip('two replicas and a job on PostgreSQL');
 
 interface Replica {
-  child: ChildProcess;
+  child: ServerProcess['child'];
   base: string;
   send: Send;
 }
 
 const dirs: string[] = [];
-const children: ChildProcess[] = [];
-afterAll(() => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+const servers: ServerProcess[] = [];
+afterAll(async () => {
+  for (const s of servers) await killHard(s);
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
@@ -37,35 +36,18 @@ afterAll(() => {
 async function replica(url: string, env: Record<string, string> = {}): Promise<Replica> {
   const dataDir = mkdtempSync(join(tmpdir(), 'hv-replica-'));
   dirs.push(dataDir);
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server/main.ts'], {
-    cwd: REPO_ROOT,
-    env: {
-      ...process.env,
-      PORT: '0',
-      DATA_DIR: dataDir,
-      DATABASE_URL: url,
-      RATE_LIMIT: '0',
-      AUTH: 'off',
-      // Short enough for a test: pg-boss looks for expired jobs every second, and an adaptation held by a
-      // dead replica is given to another after 40 s.
-      JOBS_SUPERVISE_SECONDS: '1',
-      JOBS_POLL_SECONDS: '0.5',
-      ADAPTATION_LIMIT_SECONDS: '40',
-      ...env,
-    },
+  const server = startServerProcess(dataDir, {
+    DATABASE_URL: url,
+    RATE_LIMIT: '0',
+    // Short enough for a test: pg-boss looks for expired jobs every second, and an adaptation held by a
+    // dead replica is given to another once ADAPTATION_LIMIT_SECONDS have passed.
+    JOBS_SUPERVISE_SECONDS: '1',
+    JOBS_POLL_SECONDS: '0.5',
+    ADAPTATION_LIMIT_SECONDS: '40',
+    ...env,
   });
-  children.push(child);
-  let out = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    const check = () => {
-      const m = /at http:\/\/127\.0\.0\.1:(\d+)\//.exec(out);
-      if (m) resolve(Number(m[1]));
-    };
-    child.stdout?.on('data', (d: Buffer) => ((out += d.toString()), check()));
-    child.stderr?.on('data', (d: Buffer) => ((out += d.toString()), check()));
-    child.on('exit', (code) => reject(new Error(`replica exited (${code}): ${out.slice(-2000)}`)));
-  });
-  const base = `http://127.0.0.1:${port}`;
+  servers.push(server);
+  const base = `http://127.0.0.1:${await server.port()}`;
   const send: Send = async (req) => {
     const res = await fetch(base + req.url, {
       method: req.method,
@@ -75,7 +57,7 @@ async function replica(url: string, env: Record<string, string> = {}): Promise<R
     const text = await res.text();
     return { statusCode: res.status, json: () => JSON.parse(text) as unknown };
   };
-  return { child, base, send };
+  return { child: server.child, base, send };
 }
 
 describe.skipIf(!hasPostgres)('jobs any replica can run', () => {

@@ -322,6 +322,22 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
     expect(await card.locator('table.probs tbody tr').count()).toBeGreaterThan(0);
     await page.screenshot({ path: path.join(SHOT_DIR, 'local-analyse.png'), fullPage: true });
     expect(uploads).toEqual([]);
+    const cases = async () =>
+      (await app.inject({ url: '/api/v1/cases', headers: { host: new URL(base).host } })).json() as {
+        total: number;
+        cases: { id: string }[];
+      };
+    expect(await cases()).toMatchObject({ total: 0 });
+    // Saved only when asked: then the image goes to the server, which stores its own analysis as a case.
+    await card.getByRole('button', { name: 'Save to the server' }).click();
+    await expect.poll(() => card.locator('.result-card__local').textContent()).toContain('Saved');
+    expect(uploads).toHaveLength(1);
+    const stored = await cases();
+    expect(stored.total).toBe(1);
+    expect(await card.getByRole('link', { name: 'Open case and review' }).getAttribute('href')).toContain(
+      stored.cases[0].id,
+    );
+    await page.screenshot({ path: path.join(SHOT_DIR, 'local-saved.png'), fullPage: true });
     // Remembered on the next visit.
     await page.reload();
     expect(await page.getByLabel('Analyse on this device').isChecked()).toBe(true);
@@ -392,6 +408,12 @@ describe.skipIf(!haveChromium || !haveModel)('analyse on this device (Chromium)'
       expect(
         offlineErrors.filter((e) => !/ERR_INTERNET_DISCONNECTED|Failed to load resource/.test(e)),
       ).toEqual([]);
+      // Saving needs the server: offline it says so, and the result stays on the page.
+      await card.getByRole('button', { name: 'Save to the server' }).click();
+      await expect
+        .poll(() => card.locator('.result-card__save-status').textContent())
+        .toContain('Not saved: The server cannot be reached');
+      expect(await card.getByRole('button', { name: 'Save to the server' }).isEnabled()).toBe(true);
       await offline.screenshot({ path: path.join(SHOT_DIR, 'local-offline.png'), fullPage: true });
     } finally {
       await context.setOffline(false);

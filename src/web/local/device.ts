@@ -1,9 +1,9 @@
 /**
  * "Analyse on this device": the switch on the analyse page (remembered in localStorage), and the batch
  * analysis that answers in the server's response shape so the page shows the same result cards. Nothing is
- * uploaded; a case analysed here is not stored (saving it to the server is not built yet).
+ * uploaded; a case analysed here is stored only if the user saves it to the server afterwards.
  */
-import type { CaseResult, PredictResponse } from '../api.js';
+import { api, isCaseError, type CaseResult, type PredictResponse } from '../api.js';
 import type { AppContext } from '../context.js';
 import { h } from '../dom.js';
 import { differential } from '../../model/differential.js';
@@ -74,7 +74,7 @@ export function deviceSwitch(onChange: (on: boolean) => void = () => undefined):
     h(
       'span',
       { class: 'muted', id: 'on-device-hint' },
-      ' — the images never leave this browser and nothing is stored; works offline after the first visit.',
+      ' — the images stay in this browser unless you save a result to the server; works offline after the first visit.',
     ),
   );
 }
@@ -84,10 +84,29 @@ export function isDeviceCase(c: { id: string }): boolean {
 }
 
 let counter = 0;
+/** The files of the last batch analysed here, by case id: what "save to the server" sends, if asked. */
+const files = new Map<string, File>();
+
+/**
+ * Sends a case analysed here to the server, which analyses the image again with its own model and stores
+ * that (its answer may differ from this device's where the two models do). Resolves to the stored case.
+ */
+export async function saveDeviceCase(id: string): Promise<CaseResult> {
+  const file = files.get(id);
+  if (!file) throw new Error('This image is no longer held by the page: analyse it again to save it.');
+  const sent = await api.predict([file]);
+  const stored = sent.cases[0];
+  if (!stored) throw new Error('The server stored nothing.');
+  if (isCaseError(stored)) throw new Error(stored.message);
+  files.delete(id);
+  return stored;
+}
 
 function toCase(file: File, a: LocalAnalysis, model: LocalModel): CaseResult {
+  const id = `${DEVICE_CASE_PREFIX}${++counter}`;
+  files.set(id, file);
   return {
-    id: `${DEVICE_CASE_PREFIX}${++counter}`,
+    id,
     file: file.name,
     createdAt: new Date().toISOString(),
     label: a.label,
@@ -109,12 +128,14 @@ function toCase(file: File, a: LocalAnalysis, model: LocalModel): CaseResult {
 }
 
 /** Analyses files one by one in this page; a file that cannot be read fails alone, as on the server. */
-export async function predictOnDevice(files: File[], ctx: AppContext): Promise<PredictResponse> {
+export async function predictOnDevice(chosen: File[], ctx: AppContext): Promise<PredictResponse> {
   const model = await deviceModel();
   if (ctx.classes.length === 0) ctx.classes = model.card.classes;
   const cases: PredictResponse['cases'] = [];
   const analysed: LocalAnalysis[] = [];
-  for (const file of files) {
+  // Only the shown batch can be saved: the page lets go of the files of earlier ones.
+  files.clear();
+  for (const file of chosen) {
     try {
       const a = await analyseFile(model, file);
       analysed.push(a);

@@ -17,7 +17,13 @@ import type { AppContext, ViewHandle } from '../context.js';
 import { h, replaceChildren } from '../dom.js';
 import { displayLabel, formatConfidence } from '../format.js';
 import { caseHref, specimenHref } from '../router.js';
-import { deviceModeOn, deviceSwitch, isDeviceCase, predictOnDevice } from '../local/device.js';
+import {
+  deviceModeOn,
+  deviceSwitch,
+  isDeviceCase,
+  predictOnDevice,
+  saveDeviceCase,
+} from '../local/device.js';
 import { announce, errorMessage } from '../status.js';
 
 // The last batch survives navigation so "back" from a case page returns to the results.
@@ -61,15 +67,46 @@ function resultCard(c: CaseResult, classes: string[]): HTMLElement {
           : null,
         Object.keys(c.probabilities).length ? probabilityTable(c.probabilities, classes, c.label) : null,
         isDeviceCase(c)
-          ? h(
-              'p',
-              { class: 'muted result-card__local' },
-              'Analysed on this device; not stored on the server.',
-            )
+          ? deviceNote(c.id)
           : h('p', { class: 'result-card__link' }, h('a', { href: caseHref(c.id) }, 'Open case and review')),
       ),
     ),
   );
+}
+
+/**
+ * A device result says it is not stored, and offers to store it: the image is sent then, and only then, and
+ * the server's own analysis of it becomes a case like any other.
+ */
+function deviceNote(id: string): HTMLElement {
+  const status = h('span', { class: 'result-card__save-status', role: 'status' });
+  const save = h('button', { type: 'button', class: 'btn result-card__save' }, 'Save to the server');
+  const note = h(
+    'p',
+    { class: 'muted result-card__local' },
+    'Analysed on this device; not stored on the server. ',
+    save,
+    ' ',
+    status,
+  );
+  save.addEventListener('click', () => {
+    save.disabled = true;
+    status.textContent = 'Sending the image…';
+    saveDeviceCase(id).then(
+      (stored) =>
+        replaceChildren(
+          note,
+          'Saved: the server analysed the image again and stored its answer',
+          stored.label ? ` (${displayLabel(stored.label)} ${formatConfidence(stored.confidence)}). ` : '. ',
+          h('a', { href: caseHref(stored.id) }, 'Open case and review'),
+        ),
+      (err: unknown) => {
+        save.disabled = false;
+        status.textContent = `Not saved: ${errorMessage(err)}`;
+      },
+    );
+  });
+  return note;
 }
 
 function errorCard(e: CaseError): HTMLElement {
@@ -130,7 +167,7 @@ export function renderAnalyse(
     dropHint.textContent =
       `JPEG, PNG, BMP or TIFF; up to ${MAX_FILES} images per batch. ` +
       (on
-        ? 'Each image is analysed in this browser; nothing is uploaded or stored.'
+        ? 'Each image is analysed in this browser; nothing is uploaded or stored unless you save a result.'
         : 'Each image is analysed and stored as a case.');
     specimenField.hidden = on;
   };

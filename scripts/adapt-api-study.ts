@@ -135,9 +135,7 @@ try {
   }
   if (job.state !== 'succeeded' || !job.result) throw new Error(`adaptation failed: ${job.error}`);
   // Written out under DATA_DIR/models/<sha256>/ as activating it would.
-  const candidate = await app.modelRegistry!.materialize(job.result.candidateVersion);
-  if (!candidate) throw new Error(`model version ${job.result.candidateVersion} is not stored`);
-  candidatePath = candidate.modelPath;
+  candidatePath = (await app.modelRegistry!.materialize(job.result.candidateVersion)).modelPath;
 } finally {
   await app.close();
   await vision.close();

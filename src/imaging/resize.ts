@@ -1,8 +1,8 @@
 import type { RgbImage } from './types.js';
 
 /**
- * sharp's `kernel: 'linear'` resize (libvips 8.18) in pure TypeScript, so a browser computes the pixels the
- * server computes with sharp. The arithmetic follows libvips' fixed point, measured against sharp stage by
+ * sharp's `kernel: 'linear'` resize (libvips 8.18) in pure TypeScript: the one resize the network's pixels go
+ * through in training, on the server and in the browser, so all three compute the same crops. The arithmetic follows libvips' fixed point, measured against sharp stage by
  * stage (resize.test.ts): reducing an axis is a tent filter widened by the shrink factor, its sub-pixel
  * offset quantised to 1/64, 12-bit integer weights, edges repeated, rounded to 8 bits after each axis
  * (vertical first); enlarging is one bilinear pass over both axes with 12-bit weights.

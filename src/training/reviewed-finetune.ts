@@ -23,8 +23,6 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatasetError } from '../errors.js';
-import { decodeImage } from '../imaging/decode.js';
-import { cropSquare, resizeLinear } from '../imaging/preprocess.js';
 import type { RgbImage } from '../imaging/types.js';
 import { cardPathFor } from '../model/classifier.js';
 import { FeatureExtractor } from '../model/feature-extractor.js';
@@ -47,8 +45,8 @@ import {
 import {
   heldBackValidation,
   heldOutScore,
+  reviewedCrop,
   splitReviewed,
-  type ReviewedCell,
   type ReviewedOptions,
 } from './reviewed.js';
 import type { FAMILIARITY_DEFAULTS } from './familiarity.js';
@@ -118,13 +116,6 @@ export interface ReviewedFineTuneResult {
     l2: number;
   };
   comparison: AdaptationComparisonJson;
-}
-
-/** A reviewed cell's crop as serving makes it: the box squared with the card's padding, resized. */
-async function cropOf(cell: ReviewedCell, prep: Preprocessing): Promise<RgbImage> {
-  const image = await decodeImage(Buffer.from(cell.image));
-  const crop = cell.box ? cropSquare(image, cell.box, prep.cropPadding) : image;
-  return resizeLinear(crop, prep.inputSize, prep.inputSize);
 }
 
 /** Features (view 0) of the given cells through a model's backbone, and its blocks' widths. */
@@ -209,7 +200,7 @@ export async function fineTuneFromReviewed(o: ReviewedFineTuneOptions): Promise<
       const store = createCropStore(ds.items.length, p.inputSize);
       const bytes = p.inputSize * p.inputSize * 3;
       for (let j = 0; j < ds.items.length; j++) {
-        const im = await cropOf(cellOf(j), p);
+        const im = await reviewedCrop(cellOf(j), p);
         store.data.set(im.data, j * bytes);
         keys[j] = createHash('sha256').update(im.data).digest('hex');
         progress((0.08 * (j + 1)) / ds.items.length, 'Cropping the reviewed cells');
@@ -271,7 +262,7 @@ export async function fineTuneFromReviewed(o: ReviewedFineTuneOptions): Promise<
   progress(0.88, "Features of the reviewed cells through the candidate's backbone");
   const heldCells = split.val.map((i) => o.cells[usable[i]]);
   const heldCrops: RgbImage[] = [];
-  for (const c of heldCells) heldCrops.push(await cropOf(c, prep));
+  for (const c of heldCells) heldCrops.push(await reviewedCrop(c, prep));
   const y = Int32Array.from(split.val, (i) => items[i].labelIndex);
   const nTrain = trainPart.length;
   const trainCrops = trainPart.map((_, j) => cropAt(cropStore!, j));

@@ -16,7 +16,7 @@ import type { AdaptationComparisonJson, HeldOutScore } from '../api/models.js';
 import { DatasetError } from '../errors.js';
 import { decodeImage } from '../imaging/decode.js';
 import { cropSquare, resizeLinear } from '../imaging/preprocess.js';
-import type { Box } from '../imaging/types.js';
+import type { Box, RgbImage } from '../imaging/types.js';
 import { cardPathFor } from '../model/classifier.js';
 import { buildClassifierModel } from '../model/classifier-graph.js';
 import { appendFamiliarity } from '../model/familiarity-graph.js';
@@ -122,6 +122,13 @@ export function checkReviewed(
 }
 
 /** A cell's place in a fixed order of the cells: image (group), then box, then label. */
+/** A reviewed cell's crop as serving makes it: its stored box squared with the card's padding, resized. */
+export async function reviewedCrop(cell: ReviewedCell, prep: ModelCard['preprocessing']): Promise<RgbImage> {
+  const image = await decodeImage(Buffer.from(cell.image));
+  const crop = cell.box ? cropSquare(image, cell.box, prep.cropPadding) : image;
+  return resizeLinear(crop, prep.inputSize, prep.inputSize);
+}
+
 function cellKey(c: ReviewedCell): string {
   const b = c.box;
   const box = b ? [b.x, b.y, b.width, b.height].map((v) => v.toFixed(3).padStart(12, '0')).join(',') : '';
@@ -190,9 +197,7 @@ export async function learnFromReviewed(o: ReviewedOptions): Promise<ReviewedRes
       const input = new Float32Array(rows.length * views * 3 * size * size);
       for (const [slot, i] of rows.entries()) {
         const cell = o.cells[i];
-        const image = await decodeImage(Buffer.from(cell.image));
-        const crop = cell.box ? cropSquare(image, cell.box, base.preprocessing.cropPadding) : image;
-        const pixels = resizeLinear(crop, size, size);
+        const pixels = await reviewedCrop(cell, base.preprocessing);
         augmentedViews(pixels, views, viewSeed(cell, o.seed)).forEach((im, v) =>
           writeInput(im, input, slot * views + v),
         );

@@ -92,11 +92,11 @@ interface Stages {
   /** Decoded values (browser vs sharp) that differ, of `decoded`. */
   decodeOff: number;
   decoded: number;
-  /** resizeLinear's crops against sharp's, same cells. */
+  /** The crops resizeLinear makes of the decoded image against the server's (prepareImage), same cells. */
   resizeOff: number;
   resizeMax: number;
   resized: number;
-  /** The server's own (sharp) crops run through the browser's runtime. */
+  /** The server's own crops run through the browser's runtime. */
   sameCrops: Prediction[];
 }
 

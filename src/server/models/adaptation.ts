@@ -85,9 +85,7 @@ export function registerAdaptations(
     expireSeconds: o.limitSeconds ?? 1800,
     handler: async (raw, ctx) => {
       const input = raw as AdaptationInput;
-      const materialized = await o.registry.materialize(input.baseVersion);
-      if (!materialized) throw new Error(`Model version ${input.baseVersion} is gone.`);
-      const { model: base, modelPath } = materialized;
+      const { model: base, modelPath } = await o.registry.materialize(input.baseVersion);
       const card = base.card as ModelCard;
       await ctx.progress(0, 'Reading the reviewed cells');
       const cells = await reviewedCells(o.store, card);

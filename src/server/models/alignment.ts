@@ -97,9 +97,7 @@ export function registerAlignments(
     expireSeconds: o.limitSeconds ?? 1800,
     handler: async (raw, ctx) => {
       const input = raw as AlignmentInput;
-      const materialized = await o.registry.materialize(input.baseVersion);
-      if (!materialized) throw new Error(`Model version ${input.baseVersion} is gone.`);
-      const { model: base, modelPath } = materialized;
+      const { model: base, modelPath } = await o.registry.materialize(input.baseVersion);
       provideStats(modelPath, base.card as ModelCard, o.registry.startupModelPath);
       const work = join(o.store.tmpDir, `alignment-${ctx.job.id}`);
       // A run of this job stopped midway (a replica's restart) may have left its files: start clean.

@@ -103,11 +103,12 @@ export class ModelRegistry {
 
   /**
    * A stored version written out to be run: its row (card, sha256) and its model.onnx under
-   * DATA_DIR/models/<sha256>/; undefined when no such version is stored.
+   * DATA_DIR/models/<sha256>/. Throws when no such version is stored (deleted since a job naming it began).
    */
-  async materialize(version: number): Promise<{ model: ModelVersion; modelPath: string } | undefined> {
+  async materialize(version: number): Promise<{ model: ModelVersion; modelPath: string }> {
     const m = await this.store.models.get(version);
-    return m && { model: m, modelPath: await this.writeOut(m) };
+    if (!m) throw new Error(`Model version ${version} is gone.`);
+    return { model: m, modelPath: await this.writeOut(m) };
   }
 
   /** Writes a stored version's files under DATA_DIR/models/<sha256>/ (once) and returns its model.onnx. */

@@ -6,23 +6,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { AdaptationJob, AdaptationRequest, type AdaptationJobJson } from '../../api/index.js';
-import { HematoError } from '../../errors.js';
 import type { ModelCard } from '../../model/types.js';
-import type { JobQueue } from '../jobs/index.js';
 import { ADAPTATION, checkAdaptable, type AdaptationInput } from '../models/adaptation.js';
-import type { ModelRegistry } from '../models/registry.js';
-import type { CaseStore } from '../store/index.js';
-import { jobJson, jobReadRoutes } from './job-routes.js';
-
-export interface AdaptationRouteOptions {
-  store: CaseStore;
-  jobs: JobQueue;
-  registry: ModelRegistry;
-}
+import { activeBase, jobJson, jobReadRoutes, type AdminJobRouteOptions } from './job-routes.js';
 
 const ErrorRef = Type.Ref('Error#');
 
-export const adaptationRoutes: FastifyPluginAsyncTypebox<AdaptationRouteOptions> = async (app, o) => {
+export const adaptationRoutes: FastifyPluginAsyncTypebox<AdminJobRouteOptions> = async (app, o) => {
   app.post(
     '/adaptations',
     {
@@ -37,8 +27,7 @@ export const adaptationRoutes: FastifyPluginAsyncTypebox<AdaptationRouteOptions>
     },
     async (request, reply) => {
       const body = request.body ?? {};
-      const base = await o.store.models.get(o.registry.active);
-      if (!base) throw new HematoError('No active model version.', 'conflict', 409);
+      const base = await activeBase(o);
       const input: AdaptationInput = {
         baseVersion: base.version,
         minCellsPerClass: body.minCellsPerClass ?? 10,

@@ -6,22 +6,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { AlignmentJob, AlignmentRequest, type AlignmentJobJson } from '../../api/index.js';
-import { HematoError } from '../../errors.js';
-import type { JobQueue } from '../jobs/index.js';
 import { ALIGNMENT, checkAlignable, type AlignmentInput } from '../models/alignment.js';
-import type { ModelRegistry } from '../models/registry.js';
-import type { CaseStore } from '../store/index.js';
-import { jobJson, jobReadRoutes } from './job-routes.js';
-
-export interface AlignmentRouteOptions {
-  store: CaseStore;
-  jobs: JobQueue;
-  registry: ModelRegistry;
-}
+import { activeBase, jobJson, jobReadRoutes, type AdminJobRouteOptions } from './job-routes.js';
 
 const ErrorRef = Type.Ref('Error#');
 
-export const alignmentRoutes: FastifyPluginAsyncTypebox<AlignmentRouteOptions> = async (app, o) => {
+export const alignmentRoutes: FastifyPluginAsyncTypebox<AdminJobRouteOptions> = async (app, o) => {
   app.post(
     '/alignments',
     {
@@ -36,8 +26,7 @@ export const alignmentRoutes: FastifyPluginAsyncTypebox<AlignmentRouteOptions> =
       },
     },
     async (request, reply) => {
-      const base = await o.store.models.get(o.registry.active);
-      if (!base) throw new HematoError('No active model version.', 'conflict', 409);
+      const base = await activeBase(o);
       await checkAlignable(o.store);
       const input: AlignmentInput = { baseVersion: base.version, images: request.body?.images ?? 500 };
       const job = await o.jobs.submit(ALIGNMENT, input);

@@ -5,11 +5,27 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type TSchema } from '@sinclair/typebox';
 import { HematoError } from '../../errors.js';
-import type { CaseStore, JobRow } from '../store/index.js';
+import type { JobQueue } from '../jobs/index.js';
+import type { ModelRegistry } from '../models/registry.js';
+import type { CaseStore, JobRow, ModelVersion } from '../store/index.js';
 
 type App = Parameters<FastifyPluginAsyncTypebox>[0];
 
 const ErrorRef = Type.Ref('Error#');
+
+/** What an admin job kind's routes need: where jobs and versions are stored, the queue, the active model. */
+export interface AdminJobRouteOptions {
+  store: CaseStore;
+  jobs: JobQueue;
+  registry: ModelRegistry;
+}
+
+/** The stored active version a new job starts from; 409 when there is none. */
+export async function activeBase(o: AdminJobRouteOptions): Promise<ModelVersion> {
+  const base = await o.store.models.get(o.registry.active);
+  if (!base) throw new HematoError('No active model version.', 'conflict', 409);
+  return base;
+}
 
 /** A job as the API shows it (neither its input nor the replica holding it): its result is what the job stored. */
 export function jobJson<Result>(j: JobRow): Omit<JobRow, 'input' | 'owner' | 'result'> & { result: Result } {
